@@ -1,0 +1,411 @@
+/*-------------------------------------------------------------------------
+ *
+ * batch.c
+ *	  The micro-batch engine and streaming.run().
+ *
+ * One micro-batch runs inside one transaction (the caller's, for run();
+ * its own, in a query worker):
+ *
+ *	lock the query's catalog row (no two runners process the same input)
+ *	read the committed offsets, plan the batch's input, decode it
+ *	run the batch statement: batch plan -> merge into state -> emit
+ *	write the new offsets, dead letters, batch id and a progress row
+ *
+ * so the state, the result table and the offsets commit or roll back
+ * together, and a crash replays exactly the uncommitted input.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/json.h"
+#include "utils/timestamp.h"
+
+#include "batch.h"
+#include "query.h"
+#include "source.h"
+#include "streaming.h"
+
+PG_FUNCTION_INFO_V1(streaming_run);
+
+static double
+ms_between(TimestampTz start, TimestampTz stop)
+{
+	return (double) (stop - start) / 1000.0;
+}
+
+/*
+ * decode_batch reads the planned input into batch->rows.  The fast path
+ * decodes everything in one subtransaction; if any record raises an error
+ * the subtransaction is rolled back and the input decoded again record by
+ * record, so that bad records become dead letters and good ones are kept.
+ */
+static void
+decode_batch(SourceBatch *batch)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	bool		failed = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		batch->routine->read_batch(batch, false);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+
+		/* cancellation and the like are not about the input */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
+			edata->sqlerrcode == ERRCODE_OUT_OF_MEMORY)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		failed = true;
+	}
+	PG_END_TRY();
+
+	if (failed)
+	{
+		SourceBatchReset(batch);
+		batch->routine->read_batch(batch, true);
+	}
+}
+
+/*
+ * text_array builds a text[] from C strings.
+ */
+static Datum
+text_array(List *strings)
+{
+	Datum	   *elems = palloc(sizeof(Datum) * Max(list_length(strings), 1));
+	ListCell   *lc;
+
+	foreach(lc, strings)
+		elems[foreach_current_index(lc)] = CStringGetTextDatum(lfirst(lc));
+	return PointerGetDatum(construct_array(elems, list_length(strings), TEXTOID,
+										   -1, false, TYPALIGN_INT));
+}
+
+/*
+ * commit_batch writes what the batch consumed and what it did, in the
+ * batch's transaction: offsets, dead letters, the query's row, progress.
+ */
+static void
+commit_batch(QueryDef *q, SourceBatch *sb, int64 batch_id, int64 updated,
+			 int64 inserted, int64 sink_rows, TimestampTz t_start,
+			 TimestampTz t_planned, TimestampTz t_decoded, TimestampTz t_executed)
+{
+	ListCell   *lc;
+	List	   *partitions = NIL;
+	Datum	   *offsets;
+	TimestampTz t_end;
+	double		total_ms;
+	double		in_rate = -1;
+	StringInfoData durations;
+	StringInfoData sources;
+	Oid			argtypes[14];
+	Datum		args[14];
+	char		nulls[14];
+
+	SPI_connect();
+
+	/* offsets */
+	offsets = palloc(sizeof(Datum) * Max(list_length(sb->offsets), 1));
+	foreach(lc, sb->offsets)
+	{
+		SourceOffset *off = lfirst(lc);
+
+		partitions = lappend(partitions, off->partition);
+		offsets[foreach_current_index(lc)] = Int64GetDatum(off->offset);
+	}
+	if (sb->offsets != NIL)
+	{
+		argtypes[0] = TEXTOID;
+		argtypes[1] = OIDOID;
+		argtypes[2] = TEXTARRAYOID;
+		argtypes[3] = INT8ARRAYOID;
+		argtypes[4] = INT8OID;
+		args[0] = CStringGetTextDatum(q->name);
+		args[1] = ObjectIdGetDatum(sb->relid);
+		args[2] = text_array(partitions);
+		args[3] = PointerGetDatum(construct_array(offsets, list_length(sb->offsets), INT8OID,
+												  sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		args[4] = Int64GetDatum(batch_id);
+		if (SPI_execute_with_args("INSERT INTO streaming.offsets AS o "
+								  "(query, source, partition, \"offset\", batch_id) "
+								  "SELECT $1, $2, p, n, $5 FROM unnest($3, $4) AS u(p, n) "
+								  "ON CONFLICT (query, source, partition) DO UPDATE "
+								  "SET \"offset\" = EXCLUDED.\"offset\", batch_id = EXCLUDED.batch_id, "
+								  "committed_at = now()",
+								  5, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write streaming.offsets");
+	}
+
+	/* dead letters */
+	foreach(lc, sb->dead_letters)
+	{
+		DeadLetter *dl = lfirst(lc);
+
+		argtypes[0] = TEXTOID;
+		argtypes[1] = OIDOID;
+		argtypes[2] = INT8OID;
+		argtypes[3] = TEXTOID;
+		argtypes[4] = BYTEAOID;
+		argtypes[5] = TEXTOID;
+		args[0] = CStringGetTextDatum(q->name);
+		args[1] = ObjectIdGetDatum(sb->relid);
+		args[2] = Int64GetDatum(batch_id);
+		args[3] = CStringGetTextDatum(dl->position);
+		args[4] = PointerGetDatum(dl->payload);
+		args[5] = CStringGetTextDatum(dl->error);
+		memset(nulls, ' ', sizeof(nulls));
+		nulls[4] = dl->payload ? ' ' : 'n';
+		if (SPI_execute_with_args("INSERT INTO streaming.dead_letters "
+								  "(query, source, batch_id, position, payload, error) "
+								  "VALUES ($1, $2, $3, $4, $5, $6)",
+								  6, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write streaming.dead_letters");
+	}
+
+	/* progress, in Spark's StreamingQueryProgress terms */
+	t_end = GetCurrentTimestamp();
+	total_ms = ms_between(t_start, t_end);
+	if (q->last_progress_at != 0 && t_start > q->last_progress_at)
+		in_rate = sb->input_rows / (ms_between(q->last_progress_at, t_start) / 1000.0);
+
+	initStringInfo(&durations);
+	appendStringInfo(&durations,
+					 "{\"latest_offset\": %.3f, \"get_batch\": %.3f, \"add_batch\": %.3f, "
+					 "\"commit_offsets\": %.3f, \"trigger_execution\": %.3f}",
+					 ms_between(t_start, t_planned), ms_between(t_planned, t_decoded),
+					 ms_between(t_decoded, t_executed), ms_between(t_executed, t_end),
+					 total_ms);
+	initStringInfo(&sources);
+	appendStringInfoString(&sources, "[{\"source\": ");
+	escape_json(&sources, sb->name);
+	appendStringInfoString(&sources, ", \"kind\": ");
+	escape_json(&sources, sb->routine->kind);
+	appendStringInfo(&sources, ", \"start_offset\": %s, \"end_offset\": %s, "
+					 "\"input_rows\": " INT64_FORMAT ", \"dead_letters\": " INT64_FORMAT "}]",
+					 sb->start_offset ? JsonbToCString(NULL, &sb->start_offset->root, 0) : "null",
+					 sb->end_offset ? JsonbToCString(NULL, &sb->end_offset->root, 0) : "null",
+					 sb->input_rows, sb->n_dead_letters);
+
+	memset(nulls, ' ', sizeof(nulls));
+	argtypes[0] = TEXTOID;
+	args[0] = CStringGetTextDatum(q->name);
+	argtypes[1] = INT8OID;
+	args[1] = Int64GetDatum(batch_id);
+	argtypes[2] = TIMESTAMPTZOID;
+	args[2] = TimestampTzGetDatum(t_start);
+	argtypes[3] = INT8OID;
+	args[3] = Int64GetDatum(sb->input_rows);
+	argtypes[4] = FLOAT8OID;
+	args[4] = Float8GetDatum(in_rate);
+	nulls[4] = in_rate < 0 ? 'n' : ' ';
+	argtypes[5] = FLOAT8OID;
+	args[5] = Float8GetDatum(total_ms > 0 ? sb->input_rows / (total_ms / 1000.0) : 0);
+	argtypes[6] = TEXTOID;
+	args[6] = CStringGetTextDatum(durations.data);
+	argtypes[7] = INT8OID;
+	args[7] = Int64GetDatum(q->state_rows + inserted);
+	nulls[7] = OidIsValid(q->state_table) ? ' ' : 'n';
+	argtypes[8] = INT8OID;
+	args[8] = Int64GetDatum(updated);
+	nulls[8] = OidIsValid(q->state_table) ? ' ' : 'n';
+	argtypes[9] = INT8OID;
+	args[9] = Int64GetDatum(sb->n_dead_letters);
+	argtypes[10] = TEXTOID;
+	args[10] = CStringGetTextDatum(sources.data);
+	argtypes[11] = INT8OID;
+	args[11] = Int64GetDatum(sink_rows);
+	argtypes[12] = INT8OID;
+	args[12] = Int64GetDatum(inserted);
+	if (SPI_execute_with_args("INSERT INTO streaming.progress (query, batch_id, \"timestamp\", "
+							  "input_rows, input_rows_per_second, processed_rows_per_second, "
+							  "duration_ms, state_rows_total, state_rows_updated, dead_letters, "
+							  "sources, sink_rows) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11::jsonb, $12)",
+							  12, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write streaming.progress");
+
+	if (SPI_execute_with_args("UPDATE streaming.queries SET last_batch_id = $2, "
+							  "last_progress_at = $3, state_rows = state_rows + $13 "
+							  "WHERE name = $1",
+							  13, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update streaming.queries");
+
+	SPI_finish();
+}
+
+/*
+ * RunMicroBatch runs the next micro-batch of a query in the current
+ * transaction.  It returns false, having changed nothing, when no new
+ * input is available.
+ */
+bool
+RunMicroBatch(const char *query_name, BatchResult *result)
+{
+	MemoryContext batchcxt;
+	MemoryContext oldcxt;
+	QueryDef   *q;
+	SourceBatch sb;
+	char	   *kind;
+	char	   *sql;
+	int64		batch_id;
+	int64		updated = 0;
+	int64		inserted = 0;
+	int64		sink_rows = 0;
+	TimestampTz t_start;
+	TimestampTz t_planned;
+	TimestampTz t_decoded;
+	TimestampTz t_executed;
+
+	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "streaming micro-batch",
+									 ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(batchcxt);
+	t_start = GetCurrentTimestamp();
+
+	q = QueryDefLoad(query_name, true, false);
+	batch_id = q->last_batch_id + 1;
+	if (get_rel_name(q->result_table) == NULL ||
+		(q->plan->shape == SHAPE_AGGREGATE && get_rel_name(q->state_table) == NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the result or state table of continuous query \"%s\" does not exist", q->name),
+				 errhint("Drop the query with streaming.drop_query() and create it again.")));
+
+	memset(&sb, 0, sizeof(sb));
+	sb.query = q->name;
+	sb.relid = linitial_oid(q->plan->sources);
+	if (!SourceLookup(sb.relid, &sb.name, &kind, &sb.options))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the source of continuous query \"%s\" does not exist", q->name)));
+	sb.routine = SourceRoutineByKind(kind);
+	sb.rel = table_open(sb.relid, AccessShareLock);
+	sb.mcxt = batchcxt;
+	sb.keep_dead_letters = strcmp(q->on_error, "skip") != 0;
+	SourceBatchReset(&sb);
+
+	if (!sb.routine->plan_batch(&sb))
+	{
+		table_close(sb.rel, AccessShareLock);
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextDelete(batchcxt);
+		return false;
+	}
+	t_planned = GetCurrentTimestamp();
+
+	decode_batch(&sb);
+	if (sb.n_dead_letters > 0 && strcmp(q->on_error, "fail") == 0)
+	{
+		DeadLetter *dl = linitial(sb.dead_letters);
+
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_EXCEPTION),
+				 errmsg("could not decode record at %s: %s", dl->position, dl->error),
+				 errdetail("Continuous query \"%s\" has on_error = 'fail'.", q->name),
+				 errhint("Fix or remove the input, or create the query with on_error => 'dead_letter'.")));
+	}
+	t_decoded = GetCurrentTimestamp();
+
+	/* the batch statement: the FDW scan of the source returns sb.rows */
+	sql = BuildBatchStatement(q->plan, q->result_table, q->state_table);
+	FdwSetBatchInput(sb.relid, sb.rows);
+	PG_TRY();
+	{
+		int			nestlevel = PushCatalogSearchPath();
+		bool		isnull;
+
+		SPI_connect();
+		if (SPI_execute(sql, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "batch statement of query \"%s\" failed", q->name);
+		updated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		sink_rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		SPI_finish();
+		PopCatalogSearchPath(nestlevel);
+	}
+	PG_FINALLY();
+	{
+		FdwClearBatchInput();
+	}
+	PG_END_TRY();
+	t_executed = GetCurrentTimestamp();
+
+	commit_batch(q, &sb, batch_id, updated, inserted, sink_rows,
+				 t_start, t_planned, t_decoded, t_executed);
+
+	if (result != NULL)
+	{
+		result->batch_id = batch_id;
+		result->input_rows = sb.input_rows;
+		result->state_rows_updated = updated;
+		result->sink_rows = sink_rows;
+	}
+
+	tuplestore_end(sb.rows);
+	table_close(sb.rel, AccessShareLock);
+	MemoryContextSwitchTo(oldcxt);
+	MemoryContextDelete(batchcxt);
+	return true;
+}
+
+/*
+ * streaming_run implements streaming.run(name, max_batches): runs
+ * micro-batches in the calling session until no new input is available or
+ * max_batches have run, and returns how many ran.  They run inside the
+ * caller's transaction and commit with it.
+ */
+Datum
+streaming_run(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	int64		max_batches = -1;
+	int64		n = 0;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("query name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (!PG_ARGISNULL(1))
+	{
+		max_batches = PG_GETARG_INT32(1);
+		if (max_batches < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("max_batches must not be negative")));
+	}
+
+	while (max_batches < 0 || n < max_batches)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!RunMicroBatch(name, NULL))
+			break;
+		n++;
+	}
+	PG_RETURN_INT64(n);
+}

@@ -1,0 +1,23 @@
+/*-------------------------------------------------------------------------
+ *
+ * batch.h
+ *	  The micro-batch engine: one batch of one continuous query.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STREAMING_BATCH_H
+#define STREAMING_BATCH_H
+
+#include "postgres.h"
+
+typedef struct BatchResult
+{
+	int64		batch_id;
+	int64		input_rows;
+	int64		state_rows_updated;
+	int64		sink_rows;
+} BatchResult;
+
+extern bool RunMicroBatch(const char *query_name, BatchResult *result);
+
+#endif							/* STREAMING_BATCH_H */

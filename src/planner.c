@@ -1,0 +1,732 @@
+/*-------------------------------------------------------------------------
+ *
+ * planner.c
+ *	  Analysis of a continuous query and generation of the SQL that keeps
+ *	  its result incrementally.
+ *
+ * The user's SELECT is parsed and analysed once, at create_query.  For an
+ * aggregation the engine derives, from the analysed Query:
+ *
+ *	- the batch plan: the user's FROM/WHERE over the batch only, projected
+ *	  to the group keys and the aggregates' arguments (deparsed by
+ *	  PostgreSQL itself), grouped once more to one partial state per group;
+ *	- the state table: the batch plan's columns, unique on the keys;
+ *	- the merge: INSERT ... ON CONFLICT (keys) DO UPDATE SET s = combine;
+ *	- the finalizers: result column values computed from merged state;
+ *	- the emit: the finalized rows of the groups this batch touched,
+ *	  upserted into the result table.
+ *
+ * All of it runs as one statement per batch, so a batch costs what its
+ * input and the groups it touches cost, never a rescan of history.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_aggregate.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/analyze.h"
+#include "parser/parser.h"
+#include "optimizer/clauses.h"
+#include "utils/builtins.h"
+#include "utils/regproc.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/ruleutils.h"
+#include "utils/syscache.h"
+
+#include "planner.h"
+#include "source.h"
+#include "streaming.h"
+
+typedef enum AggKind
+{
+	AGG_COUNT_STAR,
+	AGG_COUNT,
+	AGG_SUM,
+	AGG_AVG,
+	AGG_MIN,
+	AGG_MAX
+} AggKind;
+
+/*
+ * OutputModeFromString parses output_mode, with the valid choices in the
+ * hint.
+ */
+OutputMode
+OutputModeFromString(const char *mode)
+{
+	if (strcmp(mode, "append") == 0)
+		return OUTPUT_APPEND;
+	if (strcmp(mode, "update") == 0)
+		return OUTPUT_UPDATE;
+	if (strcmp(mode, "complete") == 0)
+		return OUTPUT_COMPLETE;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid output mode \"%s\"", mode),
+			 errhint("Valid output modes are append, update and complete.")));
+	return OUTPUT_APPEND;		/* keep compiler quiet */
+}
+
+const char *
+OutputModeName(OutputMode mode)
+{
+	switch (mode)
+	{
+		case OUTPUT_APPEND:
+			return "append";
+		case OUTPUT_UPDATE:
+			return "update";
+		case OUTPUT_COMPLETE:
+			return "complete";
+	}
+	return "?";
+}
+
+/*
+ * analyze_query parses and analyses the text of a continuous query.  An
+ * unknown relation gets a hint about sources.
+ */
+static Query *
+analyze_query(const char *sql)
+{
+	List	   *raw;
+	RawStmt    *rs;
+	Query	   *query = NULL;
+	MemoryContext ctx = CurrentMemoryContext;
+
+	raw = raw_parser(sql, RAW_PARSE_DEFAULT);
+	if (list_length(raw) != 1 ||
+		!IsA(linitial_node(RawStmt, raw)->stmt, SelectStmt))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("a continuous query must be a single SELECT statement"),
+				 errhint("Pass the query as text, e.g. 'SELECT name, count(*) FROM src GROUP BY name'.")));
+	rs = linitial_node(RawStmt, raw);
+
+	PG_TRY();
+	{
+#if PG_VERSION_NUM >= 150000
+		query = parse_analyze_fixedparams(rs, sql, NULL, 0, NULL);
+#else
+		query = parse_analyze(rs, sql, NULL, 0, NULL);
+#endif
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(ctx);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode == ERRCODE_UNDEFINED_TABLE && edata->hint == NULL)
+		{
+			FlushErrorState();
+			edata->hint = pstrdup("Create the source with streaming.create_source() first, or check the name and search_path.");
+			ReThrowError(edata);
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	return query;
+}
+
+typedef struct SourceWalk
+{
+	List	   *sources;
+	int			references;
+} SourceWalk;
+
+/*
+ * find_sources_walker collects the streaming sources a query reads, in
+ * subqueries too.
+ */
+static bool
+find_sources_walker(Node *node, SourceWalk *walk)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		if (rte->rtekind == RTE_RELATION && IsStreamingSource(rte->relid))
+		{
+			walk->references++;
+			walk->sources = list_append_unique_oid(walk->sources, rte->relid);
+		}
+		return false;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, find_sources_walker, walk,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, find_sources_walker, walk);
+}
+
+static void
+reject(const char *what, const char *hint)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s", what),
+			 errhint("%s", hint)));
+}
+
+/*
+ * check_query_shape rejects what a continuous query cannot do.
+ */
+static void
+check_query_shape(Query *query)
+{
+	if (query->setOperations != NULL)
+		reject("UNION, INTERSECT and EXCEPT are not supported in continuous queries",
+			   "Create one query per branch.");
+	if (query->sortClause != NIL)
+		reject("ORDER BY is not supported in continuous queries",
+			   "Order the rows when reading the result table.");
+	if (query->limitCount != NULL || query->limitOffset != NULL)
+		reject("LIMIT and OFFSET are not supported in continuous queries",
+			   "Apply them when reading the result table.");
+	if (query->distinctClause != NIL)
+		reject("SELECT DISTINCT is not supported in continuous queries",
+			   "Use GROUP BY over the distinct columns instead.");
+	if (query->hasWindowFuncs)
+		reject("window functions are not supported in continuous queries",
+			   "Use streaming.window() for event-time windows, or a view over the result table.");
+	if (query->groupingSets != NIL)
+		reject("GROUPING SETS, ROLLUP and CUBE are not supported in continuous queries",
+			   "Create one query per grouping.");
+	if (query->havingQual != NULL)
+		reject("HAVING is not supported in continuous queries",
+			   "Filter the result table in a view instead.");
+	if (query->hasRecursive || query->cteList != NIL)
+		reject("WITH is not supported in continuous queries",
+			   "Write the common table expression as a subquery in FROM.");
+	if (query->rowMarks != NIL)
+		reject("FOR UPDATE and FOR SHARE are not supported in continuous queries",
+			   "Remove the locking clause.");
+}
+
+static AggKind
+classify_aggregate(Aggref *agg, Oid *argtype)
+{
+	HeapTuple	tup;
+	Form_pg_aggregate aggform;
+	Oid			combinefn;
+	char	   *name = get_func_name(agg->aggfnoid);
+	bool		builtin = get_func_namespace(agg->aggfnoid) == PG_CATALOG_NAMESPACE;
+
+	*argtype = list_length(agg->aggargtypes) == 1 ? linitial_oid(agg->aggargtypes) : InvalidOid;
+
+	if (agg->aggdistinct != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s(DISTINCT ...) has no incremental form", name),
+				 errdetail("Distinct values of separate batches cannot be merged without keeping every value."),
+				 errhint("Group by the value instead, or use an approximate distinct-count aggregate that has a combine function.")));
+
+	tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(agg->aggfnoid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for aggregate %u", agg->aggfnoid);
+	aggform = (Form_pg_aggregate) GETSTRUCT(tup);
+	combinefn = aggform->aggcombinefn;
+	ReleaseSysCache(tup);
+
+	if (agg->aggkind != AGGKIND_NORMAL || !OidIsValid(combinefn))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("aggregate function %s has no incremental form", name),
+				 errdetail("It has no combine function, so the partial results of separate batches cannot be merged."),
+				 errhint("Use an aggregate that has one (pg_aggregate.aggcombinefn), such as count, sum, avg, min or max.")));
+	if (agg->aggorder != NIL)
+		reject(psprintf("ORDER BY inside aggregate %s is not supported in continuous queries", name),
+			   "Remove the ORDER BY from the aggregate's arguments.");
+
+	if (builtin && strcmp(name, "count") == 0)
+		return agg->aggstar ? AGG_COUNT_STAR : AGG_COUNT;
+	if (builtin && (strcmp(name, "min") == 0 || strcmp(name, "max") == 0))
+		return name[1] == 'i' ? AGG_MIN : AGG_MAX;
+	if (builtin && strcmp(name, "sum") == 0)
+	{
+		switch (*argtype)
+		{
+			case INT2OID:
+			case INT4OID:
+			case INT8OID:
+			case FLOAT4OID:
+			case FLOAT8OID:
+			case NUMERICOID:
+			case CASHOID:
+			case INTERVALOID:
+				return AGG_SUM;
+		}
+	}
+	if (builtin && strcmp(name, "avg") == 0)
+	{
+		switch (*argtype)
+		{
+			case INT2OID:
+			case INT4OID:
+			case INT8OID:
+			case FLOAT4OID:
+			case FLOAT8OID:
+			case NUMERICOID:
+			case INTERVALOID:
+				return AGG_AVG;
+		}
+	}
+	reject(psprintf("aggregate function %s is not supported yet", format_procedure(agg->aggfnoid)),
+		   "This version keeps count, sum, avg, min and max incrementally.");
+	return AGG_COUNT;			/* keep compiler quiet */
+}
+
+static char *
+deparse_query(Query *query)
+{
+	int			nestlevel = PushCatalogSearchPath();
+	char	   *sql = pg_get_querydef(query, false);
+
+	PopCatalogSearchPath(nestlevel);
+	return sql;
+}
+
+/*
+ * plan_aggregate derives the batch plan, merge and finalizers of an
+ * aggregation.
+ */
+static void
+plan_aggregate(Query *query, ContinuousPlan *plan)
+{
+	Query	   *inner = copyObject(query);
+	List	   *inner_tlist = NIL;
+	int			resno = 1;
+	int			nkeys = 0;
+	int			nstate = 0;
+	int			nargs = 0;
+	StringInfoData outer;
+	StringInfoData groupby;
+	StringInfoData merge;
+	ListCell   *lc;
+
+	initStringInfo(&outer);
+	initStringInfo(&groupby);
+	initStringInfo(&merge);
+
+	/* group keys: every GROUP BY expression must be a result column */
+	foreach(lc, query->groupClause)
+	{
+		SortGroupClause *sgc = lfirst(lc);
+		TargetEntry *tle = get_sortgroupclause_tle(sgc, query->targetList);
+		char	   *k = psprintf("k%d", ++nkeys);
+
+		if (tle->resjunk)
+			reject("every GROUP BY expression must appear in the select list of a continuous query",
+				   "Add the expression to the select list; it becomes a key column of the result table.");
+		inner_tlist = lappend(inner_tlist,
+							  makeTargetEntry(copyObject(tle->expr), resno++, k, false));
+		appendStringInfo(&outer, "%sb.%s", nkeys > 1 ? ", " : "", k);
+		appendStringInfo(&groupby, "%sb.%s", nkeys > 1 ? ", " : "", k);
+		plan->state_keys = lappend(plan->state_keys, k);
+	}
+	if (nkeys == 0)
+	{
+		/* a global aggregate keeps one state row, keyed by a constant */
+		appendStringInfoString(&outer, "true AS k0");
+		plan->state_keys = lappend(plan->state_keys, "k0");
+	}
+
+	/* result columns: keys as they are, aggregates finalized from state */
+	foreach(lc, query->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+		char	   *colname = tle->resname ? tle->resname : "?column?";
+		Aggref	   *agg;
+		AggKind		kind;
+		Oid			argtype;
+		char	   *arg = NULL;
+		char	   *filter = "";
+		char	   *s1;
+		char	   *s2;
+		char	   *restype;
+
+		if (tle->resjunk)
+			continue;
+		plan->result_columns = lappend(plan->result_columns, colname);
+
+		if (tle->ressortgroupref != 0 &&
+			get_sortgroupref_clause_noerr(tle->ressortgroupref, query->groupClause) != NULL)
+		{
+			int			k = 0;
+			ListCell   *lc2;
+
+			foreach(lc2, query->groupClause)
+			{
+				k++;
+				if (((SortGroupClause *) lfirst(lc2))->tleSortGroupRef == tle->ressortgroupref)
+					break;
+			}
+			plan->result_keys = lappend(plan->result_keys, colname);
+			plan->finalizers = lappend(plan->finalizers, psprintf("m.k%d", k));
+			continue;
+		}
+
+		if (!IsA(tle->expr, Aggref))
+		{
+			if (contain_agg_clause((Node *) tle->expr))
+				reject(psprintf("result column \"%s\" computes an expression over aggregates", colname),
+					   "Select each aggregate as a column of its own and compute the expression in a view over the result table.");
+			reject(psprintf("result column \"%s\" is neither a GROUP BY expression nor an aggregate", colname),
+				   "Select only group keys and aggregates in an aggregating continuous query.");
+		}
+		agg = (Aggref *) tle->expr;
+		kind = classify_aggregate(agg, &argtype);
+		restype = format_type_be_qualified(agg->aggtype);
+
+		if (agg->args != NIL)
+		{
+			TargetEntry *argtle = linitial_node(TargetEntry, agg->args);
+			char	   *a = psprintf("a%d", ++nargs);
+
+			inner_tlist = lappend(inner_tlist,
+								  makeTargetEntry(copyObject(argtle->expr), resno++, a, false));
+			arg = psprintf("b.%s::%s", a, format_type_be_qualified(argtype));
+		}
+		if (agg->aggfilter != NULL)
+		{
+			char	   *f = psprintf("f%d", nargs + 1);
+
+			inner_tlist = lappend(inner_tlist,
+								  makeTargetEntry(copyObject(agg->aggfilter), resno++, f, false));
+			filter = psprintf(" FILTER (WHERE b.%s)", f);
+		}
+
+		s1 = psprintf("s%d", ++nstate);
+		switch (kind)
+		{
+			case AGG_COUNT_STAR:
+			case AGG_COUNT:
+				appendStringInfo(&outer, ", count(%s)%s AS %s",
+								 kind == AGG_COUNT_STAR ? "*" : arg, filter, s1);
+				appendStringInfo(&merge, "%s%s = s.%s + EXCLUDED.%s",
+								 merge.len > 0 ? ", " : "", s1, s1, s1);
+				plan->finalizers = lappend(plan->finalizers, psprintf("m.%s", s1));
+				plan->aggregates = lappend(plan->aggregates,
+										   psprintf("%s: count in bigint column %s, merged by addition", colname, s1));
+				break;
+			case AGG_SUM:
+				appendStringInfo(&outer, ", sum(%s)%s AS %s", arg, filter, s1);
+				appendStringInfo(&merge, "%s%s = coalesce(s.%s + EXCLUDED.%s, s.%s, EXCLUDED.%s)",
+								 merge.len > 0 ? ", " : "", s1, s1, s1, s1, s1);
+				plan->finalizers = lappend(plan->finalizers, psprintf("m.%s", s1));
+				plan->aggregates = lappend(plan->aggregates,
+										   psprintf("%s: sum in %s column %s, merged by addition", colname, restype, s1));
+				break;
+			case AGG_MIN:
+			case AGG_MAX:
+				appendStringInfo(&outer, ", %s(%s)%s AS %s",
+								 kind == AGG_MIN ? "min" : "max", arg, filter, s1);
+				appendStringInfo(&merge, "%s%s = %s(s.%s, EXCLUDED.%s)",
+								 merge.len > 0 ? ", " : "", s1,
+								 kind == AGG_MIN ? "LEAST" : "GREATEST", s1, s1);
+				plan->finalizers = lappend(plan->finalizers, psprintf("m.%s", s1));
+				plan->aggregates = lappend(plan->aggregates,
+										   psprintf("%s: %s in column %s, merged by %s", colname,
+													kind == AGG_MIN ? "min" : "max", s1,
+													kind == AGG_MIN ? "LEAST" : "GREATEST"));
+				break;
+			case AGG_AVG:
+				{
+					const char *divisor;
+
+					s2 = psprintf("s%d", ++nstate);
+					/* float4 is summed in float8, as avg(float4) itself does */
+					appendStringInfo(&outer, ", sum(%s%s)%s AS %s, count(%s)%s AS %s",
+									 arg, argtype == FLOAT4OID ? "::double precision" : "",
+									 filter, s1, arg, filter, s2);
+					appendStringInfo(&merge, "%s%s = coalesce(s.%s + EXCLUDED.%s, s.%s, EXCLUDED.%s), %s = s.%s + EXCLUDED.%s",
+									 merge.len > 0 ? ", " : "", s1, s1, s1, s1, s1, s2, s2, s2);
+					if (argtype == FLOAT4OID || argtype == FLOAT8OID || argtype == INTERVALOID)
+						divisor = "double precision";
+					else
+						divisor = "numeric";
+					plan->finalizers = lappend(plan->finalizers,
+											   psprintf("CAST(m.%s%s / NULLIF(m.%s, 0)::%s AS %s)",
+														s1, strcmp(divisor, "numeric") == 0 ? "::numeric" : "",
+														s2, divisor, restype));
+					plan->aggregates = lappend(plan->aggregates,
+											   psprintf("%s: avg as sum %s and count %s, each merged by addition, finalized as sum / count",
+														colname, s1, s2));
+					break;
+				}
+		}
+	}
+
+	inner->targetList = inner_tlist;
+	inner->groupClause = NIL;
+	inner->hasAggs = false;
+	inner->havingQual = NULL;
+
+	plan->batch_sql = psprintf("SELECT %s FROM (%s) AS b%s%s",
+							   outer.data, deparse_query(inner),
+							   nkeys > 0 ? " GROUP BY " : "", groupby.data);
+	plan->merge_set = merge.data;
+}
+
+/*
+ * PlanContinuousQuery analyses a continuous query and derives its plan, or
+ * raises an error that says what is wrong and what to do instead.
+ */
+ContinuousPlan *
+PlanContinuousQuery(const char *sql, OutputMode mode, bool has_watermark)
+{
+	Query	   *query = analyze_query(sql);
+	ContinuousPlan *plan = palloc0(sizeof(ContinuousPlan));
+	SourceWalk	walk = {NIL, 0};
+
+	(void) query_tree_walker(query, find_sources_walker, &walk, QTW_EXAMINE_RTES_BEFORE);
+	if (walk.sources == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a continuous query must read a streaming source"),
+				 errhint("Create one with streaming.create_source() and name it in the FROM clause.")));
+	if (walk.references > 1)
+		reject("a continuous query can read only one streaming source, once",
+			   "Join a stream with ordinary tables, not with another stream.");
+	plan->sources = walk.sources;
+
+	check_query_shape(query);
+	plan->shape = (query->hasAggs || query->groupClause != NIL) ? SHAPE_AGGREGATE : SHAPE_STATELESS;
+
+	if (plan->shape == SHAPE_STATELESS && mode == OUTPUT_COMPLETE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("complete output mode requires an aggregation"),
+				 errdetail("Complete mode rewrites the whole result each trigger, which is only bounded for aggregates."),
+				 errhint("Use append or update mode for a query without GROUP BY or aggregates.")));
+	if (plan->shape == SHAPE_AGGREGATE && mode == OUTPUT_APPEND)
+	{
+		if (!has_watermark)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("append output mode requires a watermark for an aggregation"),
+					 errdetail("In append mode each result row is written once, when final; without a watermark no group is ever final."),
+					 errhint("Use update or complete mode, or give event_time and watermark and group by an event-time window.")));
+		reject("append output mode for aggregations is not supported yet",
+			   "Use update or complete mode.");
+	}
+
+	plan->query_sql = deparse_query(query);
+	if (plan->shape == SHAPE_AGGREGATE)
+		plan_aggregate(query, plan);
+	else
+	{
+		ListCell   *lc;
+
+		foreach(lc, query->targetList)
+		{
+			TargetEntry *tle = lfirst(lc);
+
+			if (!tle->resjunk)
+				plan->result_columns = lappend(plan->result_columns,
+											   tle->resname ? tle->resname : "?column?");
+		}
+	}
+	return plan;
+}
+
+/* ------------------------------------------------------------------------
+ * Serialization: the plan is stored in streaming.queries.plan
+ * ------------------------------------------------------------------------ */
+
+static void
+append_string_array(StringInfo buf, const char *key, List *items)
+{
+	ListCell   *lc;
+
+	appendStringInfo(buf, ", \"%s\": [", key);
+	foreach(lc, items)
+	{
+		if (foreach_current_index(lc) > 0)
+			appendStringInfoString(buf, ", ");
+		escape_json(buf, lfirst(lc));
+	}
+	appendStringInfoChar(buf, ']');
+}
+
+static void
+append_string(StringInfo buf, const char *key, const char *value)
+{
+	appendStringInfo(buf, ", \"%s\": ", key);
+	if (value)
+		escape_json(buf, value);
+	else
+		appendStringInfoString(buf, "null");
+}
+
+Jsonb *
+ContinuousPlanToJsonb(ContinuousPlan *plan)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"shape\": \"%s\"",
+					 plan->shape == SHAPE_AGGREGATE ? "aggregate" : "stateless");
+	appendStringInfoString(&buf, ", \"sources\": [");
+	foreach(lc, plan->sources)
+		appendStringInfo(&buf, "%s%u", foreach_current_index(lc) > 0 ? ", " : "", lfirst_oid(lc));
+	appendStringInfoChar(&buf, ']');
+	append_string(&buf, "query", plan->query_sql);
+	append_string(&buf, "batch", plan->batch_sql);
+	append_string(&buf, "merge_set", plan->merge_set);
+	append_string_array(&buf, "state_keys", plan->state_keys);
+	append_string_array(&buf, "aggregates", plan->aggregates);
+	append_string_array(&buf, "result_columns", plan->result_columns);
+	append_string_array(&buf, "result_keys", plan->result_keys);
+	append_string_array(&buf, "finalizers", plan->finalizers);
+	appendStringInfoChar(&buf, '}');
+
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+static List *
+jsonb_string_array(Jsonb *obj, const char *key)
+{
+	JsonbValue *v = JsonbGetKey(obj, key);
+	List	   *result = NIL;
+	JsonbIterator *it;
+	JsonbValue	elem;
+	JsonbIteratorToken tok;
+
+	if (v == NULL || v->type != jbvBinary)
+		return NIL;
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+	{
+		if (tok == WJB_ELEM)
+			result = lappend(result, JsonbValueAsText(&elem));
+	}
+	return result;
+}
+
+ContinuousPlan *
+ContinuousPlanFromJsonb(Jsonb *obj)
+{
+	ContinuousPlan *plan = palloc0(sizeof(ContinuousPlan));
+	char	   *shape = JsonbGetString(obj, "shape");
+	ListCell   *lc;
+
+	plan->shape = strcmp(shape, "aggregate") == 0 ? SHAPE_AGGREGATE : SHAPE_STATELESS;
+	foreach(lc, jsonb_string_array(obj, "sources"))
+		plan->sources = lappend_oid(plan->sources, (Oid) strtoul(lfirst(lc), NULL, 10));
+	plan->query_sql = JsonbGetString(obj, "query");
+	plan->batch_sql = JsonbGetString(obj, "batch");
+	plan->merge_set = JsonbGetString(obj, "merge_set");
+	plan->state_keys = jsonb_string_array(obj, "state_keys");
+	plan->aggregates = jsonb_string_array(obj, "aggregates");
+	plan->result_columns = jsonb_string_array(obj, "result_columns");
+	plan->result_keys = jsonb_string_array(obj, "result_keys");
+	plan->finalizers = jsonb_string_array(obj, "finalizers");
+	return plan;
+}
+
+static bool
+string_list_member(List *names, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+		if (strcmp(lfirst(lc), name) == 0)
+			return true;
+	return false;
+}
+
+static char *
+quoted_list(List *names, const char *prefix)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, names)
+		appendStringInfo(&buf, "%s%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 prefix, quote_identifier(lfirst(lc)));
+	return buf.data;
+}
+
+/*
+ * BuildBatchStatement assembles the one statement a micro-batch runs.  It
+ * returns three counts: state rows updated, state rows inserted (new
+ * groups) and rows written to the result table.
+ */
+char *
+BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table)
+{
+	char	   *result = RelationQualifiedName(result_table);
+	char	   *columns = quoted_list(plan->result_columns, "");
+	StringInfoData sql;
+	ListCell   *lc;
+
+	initStringInfo(&sql);
+	if (plan->shape == SHAPE_STATELESS)
+	{
+		appendStringInfo(&sql,
+						 "WITH emitted AS (INSERT INTO %s (%s) %s RETURNING 1)\n"
+						 "SELECT 0::bigint, 0::bigint, count(*) FROM emitted",
+						 result, columns, plan->query_sql);
+		return sql.data;
+	}
+
+	appendStringInfo(&sql, "WITH batch AS (%s),\n", plan->batch_sql);
+	appendStringInfo(&sql,
+					 "merged AS (INSERT INTO %s AS s SELECT * FROM batch ON CONFLICT (%s) DO ",
+					 RelationQualifiedName(state_table), quoted_list(plan->state_keys, ""));
+	if (plan->merge_set != NULL && plan->merge_set[0] != '\0')
+		appendStringInfo(&sql, "UPDATE SET %s", plan->merge_set);
+	else
+		appendStringInfoString(&sql, "NOTHING");
+	appendStringInfoString(&sql, " RETURNING s.*, (s.xmax = 0) AS streaming_new_group),\n");
+
+	if (plan->result_keys == NIL)
+	{
+		/* a global aggregate: its single result row is replaced */
+		appendStringInfo(&sql, "cleared AS (DELETE FROM %s),\n", result);
+		appendStringInfo(&sql, "emitted AS (INSERT INTO %s (%s) SELECT ", result, columns);
+	}
+	else
+		appendStringInfo(&sql, "emitted AS (INSERT INTO %s AS r (%s) SELECT ", result, columns);
+	foreach(lc, plan->finalizers)
+		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 (char *) lfirst(lc));
+	appendStringInfoString(&sql, " FROM merged m");
+	if (plan->result_keys != NIL)
+	{
+		bool		first = true;
+
+		appendStringInfo(&sql, " ON CONFLICT (%s) DO ", quoted_list(plan->result_keys, ""));
+		foreach(lc, plan->result_columns)
+		{
+			char	   *col = lfirst(lc);
+
+			if (string_list_member(plan->result_keys, col))
+				continue;
+			appendStringInfo(&sql, "%s%s = EXCLUDED.%s", first ? "UPDATE SET " : ", ",
+							 quote_identifier(col), quote_identifier(col));
+			first = false;
+		}
+		if (first)
+			appendStringInfoString(&sql, "NOTHING");
+	}
+	appendStringInfoString(&sql, " RETURNING 1)\n");
+	appendStringInfoString(&sql,
+						   "SELECT (SELECT count(*) FROM merged), "
+						   "(SELECT count(*) FROM merged WHERE streaming_new_group), "
+						   "(SELECT count(*) FROM emitted)");
+	return sql.data;
+}

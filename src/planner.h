@@ -1,0 +1,55 @@
+/*-------------------------------------------------------------------------
+ *
+ * planner.h
+ *	  Analysis of a continuous query and the SQL the engine derives from it:
+ *	  the batch plan, the state table, the merge, the finalizers and the
+ *	  emit statement.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STREAMING_PLANNER_H
+#define STREAMING_PLANNER_H
+
+#include "postgres.h"
+
+#include "nodes/parsenodes.h"
+#include "utils/jsonb.h"
+
+typedef enum OutputMode
+{
+	OUTPUT_APPEND,
+	OUTPUT_UPDATE,
+	OUTPUT_COMPLETE
+} OutputMode;
+
+typedef enum QueryShape
+{
+	SHAPE_STATELESS,			/* projection, filter, joins with tables */
+	SHAPE_AGGREGATE				/* GROUP BY and/or aggregates */
+} QueryShape;
+
+typedef struct ContinuousPlan
+{
+	QueryShape	shape;
+	List	   *sources;		/* OIDs of the source relations read */
+	char	   *query_sql;		/* the user's query, deparsed */
+	char	   *batch_sql;		/* aggregate: partial state per group */
+	List	   *state_keys;		/* aggregate: key columns of the state table */
+	char	   *merge_set;		/* aggregate: SET list of ON CONFLICT DO UPDATE */
+	List	   *aggregates;		/* aggregate: how each aggregate is kept, text */
+	List	   *result_columns; /* names of the result columns, in order */
+	List	   *result_keys;	/* aggregate: result columns that are keys */
+	List	   *finalizers;		/* aggregate: per result column, over "m" */
+} ContinuousPlan;
+
+extern OutputMode OutputModeFromString(const char *mode);
+extern const char *OutputModeName(OutputMode mode);
+
+extern ContinuousPlan *PlanContinuousQuery(const char *sql, OutputMode mode,
+										   bool has_watermark);
+extern Jsonb *ContinuousPlanToJsonb(ContinuousPlan *plan);
+extern ContinuousPlan *ContinuousPlanFromJsonb(Jsonb *plan);
+extern char *BuildBatchStatement(ContinuousPlan *plan, Oid result_table,
+								 Oid state_table);
+
+#endif							/* STREAMING_PLANNER_H */

@@ -1,0 +1,404 @@
+/*-------------------------------------------------------------------------
+ *
+ * query.c
+ *	  Continuous queries: streaming.create_query(), drop_query() and
+ *	  explain(), and the loading of a query's catalog row.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/timestamp.h"
+
+#include "planner.h"
+#include "query.h"
+#include "source.h"
+#include "streaming.h"
+
+PG_FUNCTION_INFO_V1(streaming_create_query);
+PG_FUNCTION_INFO_V1(streaming_drop_query);
+PG_FUNCTION_INFO_V1(streaming_explain);
+
+#define QUERY_COLUMNS \
+	"name, id, query, output_mode, trigger, on_error, result_table, " \
+	"state_table, plan, last_batch_id, last_progress_at, state_rows"
+
+/*
+ * QueryDefLoad reads a query's catalog row.  With lock_for_batch the row is
+ * locked FOR UPDATE until the end of the transaction: that lock is what
+ * keeps two runners of one query from processing the same input.
+ */
+QueryDef *
+QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	MemoryContext caller = CurrentMemoryContext;
+	QueryDef   *q = NULL;
+	char	   *sql;
+
+	sql = psprintf("SELECT " QUERY_COLUMNS " FROM streaming.queries WHERE name = $1%s",
+				   lock_for_batch ? " FOR UPDATE" : "");
+	SPI_connect();
+	if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, !lock_for_batch, 1) < 0)
+		elog(ERROR, "could not read streaming.queries");
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		Datum		d;
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		q = palloc0(sizeof(QueryDef));
+		q->name = SPI_getvalue(tup, desc, 1);
+		q->id = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+		q->query = SPI_getvalue(tup, desc, 3);
+		q->mode = OutputModeFromString(SPI_getvalue(tup, desc, 4));
+		q->trigger = SPI_getvalue(tup, desc, 5);
+		q->on_error = SPI_getvalue(tup, desc, 6);
+		d = SPI_getbinval(tup, desc, 7, &isnull);
+		q->result_table = isnull ? InvalidOid : DatumGetObjectId(d);
+		d = SPI_getbinval(tup, desc, 8, &isnull);
+		q->state_table = isnull ? InvalidOid : DatumGetObjectId(d);
+		q->plan = ContinuousPlanFromJsonb(DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 9, &isnull)));
+		q->last_batch_id = DatumGetInt64(SPI_getbinval(tup, desc, 10, &isnull));
+		d = SPI_getbinval(tup, desc, 11, &isnull);
+		q->last_progress_at = isnull ? 0 : DatumGetTimestampTz(d);
+		q->state_rows = DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+
+	if (q == NULL && !missing_ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("continuous query \"%s\" does not exist", name),
+				 errhint("See streaming.queries for the queries that exist.")));
+	return q;
+}
+
+static void
+exec_ddl(const char *sql)
+{
+	if (SPI_execute(sql, false, 0) < 0)
+		elog(ERROR, "could not execute: %s", sql);
+}
+
+static char *
+quoted_columns(List *names)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, names)
+		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 quote_identifier(lfirst(lc)));
+	return buf.data;
+}
+
+/*
+ * check_trigger validates a trigger: an interval ('0' = as fast as
+ * possible), 'once' or 'available_now'.
+ */
+static void
+check_trigger(const char *trigger)
+{
+	if (strcmp(trigger, "once") == 0 || strcmp(trigger, "available_now") == 0)
+		return;
+	PG_TRY();
+	{
+		Interval   *iv = DatumGetIntervalP(DirectFunctionCall3(interval_in,
+															   CStringGetDatum(trigger),
+															   ObjectIdGetDatum(InvalidOid),
+															   Int32GetDatum(-1)));
+
+		if (iv->month != 0 || iv->day != 0 || iv->time < 0)
+			elog(ERROR, "bad trigger");
+	}
+	PG_CATCH();
+	{
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid trigger \"%s\"", trigger),
+				 errhint("Use an interval such as '0' or '10 seconds', 'once' or 'available_now'.")));
+	}
+	PG_END_TRY();
+}
+
+/*
+ * record_depends_on_sources makes a table derived from the sources depend
+ * on them, so that DROP of a source that a query reads is refused.
+ */
+static void
+record_depends_on_sources(Oid relid, List *sources)
+{
+	ObjectAddress depender;
+	ListCell   *lc;
+
+	ObjectAddressSet(depender, RelationRelationId, relid);
+	foreach(lc, sources)
+	{
+		ObjectAddress referenced;
+
+		ObjectAddressSet(referenced, RelationRelationId, lfirst_oid(lc));
+		recordDependencyOn(&depender, &referenced, DEPENDENCY_NORMAL);
+	}
+}
+
+/*
+ * streaming_create_query implements streaming.create_query(): analyses the
+ * query, creates its result table (and state table), and records it.
+ */
+Datum
+streaming_create_query(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	char	   *sql;
+	OutputMode	mode;
+	char	   *trigger;
+	char	   *on_error;
+	char	   *sink;
+	Jsonb	   *sink_options;
+	bool		start;
+	ContinuousPlan *plan;
+	List	   *names;
+	char	   *result_name;
+	Oid			result_oid;
+	Oid			state_oid = InvalidOid;
+	int32		id;
+	bool		isnull;
+	Oid			argtypes[11] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTOID, REGCLASSOID, REGCLASSOID, JSONBOID, BOOLOID, OIDARRAYOID};
+	Datum		args[11];
+	char		nulls[11];
+	Datum	   *source_datums;
+	ListCell   *lc;
+
+	for (int i = 0; i < 4; i++)
+		if (PG_ARGISNULL(i))
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("name, query, output_mode and trigger must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	mode = OutputModeFromString(text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	trigger = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	sink = PG_ARGISNULL(6) ? "table" : text_to_cstring(PG_GETARG_TEXT_PP(6));
+	sink_options = PG_ARGISNULL(7) ? NULL : PG_GETARG_JSONB_P(7);
+	on_error = PG_ARGISNULL(8) ? "dead_letter" : text_to_cstring(PG_GETARG_TEXT_PP(8));
+	start = PG_ARGISNULL(9) ? true : PG_GETARG_BOOL(9);
+
+	check_trigger(trigger);
+	if (strcmp(on_error, "dead_letter") != 0 && strcmp(on_error, "skip") != 0 &&
+		strcmp(on_error, "fail") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for on_error: \"%s\"", on_error),
+				 errhint("Valid values are dead_letter, skip and fail.")));
+	if (!PG_ARGISNULL(4) || !PG_ARGISNULL(5))
+	{
+		if (PG_ARGISNULL(4) || PG_ARGISNULL(5))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("event_time and watermark must be given together")));
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("event_time and watermark are not supported yet"),
+				 errhint("Use update or complete mode without a watermark.")));
+	}
+	if (strcmp(sink, "console") == 0 || strcmp(sink, "notify") == 0 ||
+		strcmp(sink, "file") == 0 || strcmp(sink, "kafka") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("sink \"%s\" is not supported yet", sink),
+				 errhint("This version writes to the result table (sink => 'table').")));
+	if (strcmp(sink, "table") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown sink \"%s\"", sink),
+				 errhint("Valid sinks are table, console, notify, file and kafka.")));
+	if (sink_options != NULL && JsonbObjectKeys(sink_options) != NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown sink option \"%s\"", (char *) linitial(JsonbObjectKeys(sink_options))),
+				 errhint("The table sink takes no options in this version.")));
+
+	if (QueryDefLoad(name, false, true) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("continuous query \"%s\" already exists", name),
+				 errhint("Choose another name, or drop the query first with streaming.drop_query().")));
+
+	plan = PlanContinuousQuery(sql, mode, false);
+
+	names = stringToQualifiedNameList(name);
+	result_name = NameListToQuotedString(names);
+
+	SPI_connect();
+	if (SPI_execute("SELECT nextval(pg_get_serial_sequence('streaming.queries', 'id'))::int4",
+					false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not allocate a query id");
+	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	/* the result table: named and typed as the SELECT's columns */
+	exec_ddl(psprintf("CREATE TABLE %s AS %s WITH NO DATA", result_name, plan->query_sql));
+	result_oid = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, false);
+	record_depends_on_sources(result_oid, plan->sources);
+
+	if (plan->shape == SHAPE_AGGREGATE)
+	{
+		char	   *state_name = psprintf("streaming.%s", quote_identifier(psprintf("state_%d", id)));
+
+		if (plan->result_keys != NIL)
+			exec_ddl(psprintf("CREATE UNIQUE INDEX ON %s (%s) NULLS NOT DISTINCT",
+							  result_name, quoted_columns(plan->result_keys)));
+		exec_ddl(psprintf("CREATE TABLE %s AS %s WITH NO DATA", state_name, plan->batch_sql));
+		exec_ddl(psprintf("CREATE UNIQUE INDEX ON %s (%s) NULLS NOT DISTINCT",
+						  state_name, quoted_columns(plan->state_keys)));
+		state_oid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(state_name)),
+									 NoLock, false);
+		record_depends_on_sources(state_oid, plan->sources);
+	}
+
+	source_datums = palloc(sizeof(Datum) * list_length(plan->sources));
+	foreach(lc, plan->sources)
+		source_datums[foreach_current_index(lc)] = ObjectIdGetDatum(lfirst_oid(lc));
+
+	memset(nulls, ' ', sizeof(nulls));
+	args[0] = CStringGetTextDatum(name);
+	args[1] = Int32GetDatum(id);
+	args[2] = CStringGetTextDatum(sql);
+	args[3] = CStringGetTextDatum(OutputModeName(mode));
+	args[4] = CStringGetTextDatum(trigger);
+	args[5] = CStringGetTextDatum(on_error);
+	args[6] = ObjectIdGetDatum(result_oid);
+	args[7] = ObjectIdGetDatum(state_oid);
+	nulls[7] = OidIsValid(state_oid) ? ' ' : 'n';
+	args[8] = JsonbPGetDatum(ContinuousPlanToJsonb(plan));
+	args[9] = BoolGetDatum(start);
+	args[10] = PointerGetDatum(construct_array(source_datums, list_length(plan->sources),
+											   OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	if (SPI_execute_with_args("INSERT INTO streaming.queries (name, id, query, output_mode, trigger, "
+							  "on_error, result_table, state_table, plan, enabled, sources, shape) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::regclass[], $9->>'shape')",
+							  11, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into streaming.queries");
+	SPI_finish();
+
+	PG_RETURN_OID(result_oid);
+}
+
+static void
+drop_relation_if_exists(Oid relid)
+{
+	ObjectAddress obj;
+
+	if (!OidIsValid(relid) || get_rel_name(relid) == NULL)
+		return;
+	ObjectAddressSet(obj, RelationRelationId, relid);
+	performDeletion(&obj, DROP_RESTRICT, 0);
+}
+
+/*
+ * streaming_drop_query implements streaming.drop_query(name, if_exists,
+ * keep_result): waits for a running batch, then drops the query's catalog
+ * rows, its state table and (unless keep_result) its result table.
+ */
+Datum
+streaming_drop_query(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		if_exists = PG_GETARG_BOOL(1);
+	bool		keep_result = PG_GETARG_BOOL(2);
+	QueryDef   *q = QueryDefLoad(name, true, if_exists);
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+
+	if (q == NULL)
+	{
+		ereport(NOTICE,
+				(errmsg("continuous query \"%s\" does not exist, skipping", name)));
+		PG_RETURN_VOID();
+	}
+
+	SPI_connect();
+	if (SPI_execute_with_args("DELETE FROM streaming.queries WHERE name = $1",
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete from streaming.queries");
+	SPI_finish();
+
+	drop_relation_if_exists(q->state_table);
+	if (!keep_result)
+		drop_relation_if_exists(q->result_table);
+
+	PG_RETURN_VOID();
+}
+
+/*
+ * streaming_explain implements streaming.explain(name): the statements the
+ * engine derived from the query, one row per step.
+ */
+Datum
+streaming_explain(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	QueryDef   *q;
+	ContinuousPlan *plan;
+	ListCell   *lc;
+	ListCell   *lc2;
+
+#define EMIT(step, text) \
+	do { \
+		Datum values[2] = {CStringGetTextDatum(step), CStringGetTextDatum(text)}; \
+		bool nulls[2] = {false, false}; \
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls); \
+	} while (0)
+
+	InitMaterializedSRF(fcinfo, 0);
+	q = QueryDefLoad(name, false, false);
+	plan = q->plan;
+
+	EMIT("query", plan->query_sql);
+	EMIT("shape", psprintf("%s, %s mode",
+						   plan->shape == SHAPE_AGGREGATE ? "incremental aggregation" : "stateless (rows appended)",
+						   OutputModeName(q->mode)));
+	foreach(lc, plan->sources)
+		EMIT("source", RelationQualifiedName(lfirst_oid(lc)));
+	EMIT("result table", RelationQualifiedName(q->result_table));
+	if (plan->shape == SHAPE_AGGREGATE)
+	{
+		EMIT("batch plan", plan->batch_sql);
+		EMIT("state table", psprintf("%s, unique on (%s)",
+									 RelationQualifiedName(q->state_table),
+									 quoted_columns(plan->state_keys)));
+		foreach(lc, plan->aggregates)
+			EMIT("aggregate", (char *) lfirst(lc));
+		EMIT("merge", plan->merge_set && plan->merge_set[0] ? psprintf("ON CONFLICT DO UPDATE SET %s", plan->merge_set)
+			 : "ON CONFLICT DO NOTHING");
+		forboth(lc, plan->result_columns, lc2, plan->finalizers)
+			EMIT("finalizer", psprintf("%s = %s", quote_identifier(lfirst(lc)), (char *) lfirst(lc2)));
+		EMIT("emit", plan->result_keys != NIL
+			 ? psprintf("upsert the finalized rows of the groups the batch touched into %s on (%s)",
+						RelationQualifiedName(q->result_table), quoted_columns(plan->result_keys))
+			 : psprintf("replace the single row of %s", RelationQualifiedName(q->result_table)));
+	}
+	else
+		EMIT("emit", psprintf("append the query's rows over the batch to %s",
+							  RelationQualifiedName(q->result_table)));
+	EMIT("statement", BuildBatchStatement(plan, q->result_table, q->state_table));
+
+	return (Datum) 0;
+}

@@ -1,0 +1,34 @@
+/*-------------------------------------------------------------------------
+ *
+ * query.h
+ *	  Continuous queries: their catalog rows and the SQL functions that
+ *	  create, drop and explain them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STREAMING_QUERY_H
+#define STREAMING_QUERY_H
+
+#include "postgres.h"
+
+#include "planner.h"
+
+typedef struct QueryDef
+{
+	char	   *name;
+	int32		id;
+	char	   *query;
+	OutputMode	mode;
+	char	   *trigger;
+	char	   *on_error;
+	Oid			result_table;
+	Oid			state_table;	/* InvalidOid for stateless queries */
+	ContinuousPlan *plan;
+	int64		last_batch_id;
+	TimestampTz last_progress_at;	/* 0 if no batch yet */
+	int64		state_rows;
+} QueryDef;
+
+extern QueryDef *QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok);
+
+#endif							/* STREAMING_QUERY_H */

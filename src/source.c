@@ -1,0 +1,471 @@
+/*-------------------------------------------------------------------------
+ *
+ * source.c
+ *	  Sources: the registry of source kinds, streaming.create_source() and
+ *	  streaming.drop_source(), and the helpers sources use to hand rows and
+ *	  dead letters to a micro-batch.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/table.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/objectaddress.h"
+#include "catalog/pg_class.h"
+#include "executor/spi.h"
+#include "foreign/foreign.h"
+#include "miscadmin.h"
+#include "funcapi.h"
+#include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
+#include "parser/parser.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/regproc.h"
+#include "utils/rel.h"
+
+#include "formats/format.h"
+#include "source.h"
+#include "streaming.h"
+
+PG_FUNCTION_INFO_V1(streaming_create_source);
+PG_FUNCTION_INFO_V1(streaming_drop_source);
+
+static const SourceRoutine KafkaSourceRoutine = {
+	.kind = "kafka",
+	.implemented = false,
+	.default_schema = "key bytea, value bytea, topic text, partition int, "
+	"\"offset\" bigint, \"timestamp\" timestamptz, timestamp_type int",
+};
+
+static const SourceRoutine SocketSourceRoutine = {
+	.kind = "socket",
+	.implemented = false,
+	.default_schema = "value text",
+};
+
+static const SourceRoutine RateSourceRoutine = {
+	.kind = "rate",
+	.implemented = false,
+	.default_schema = "\"timestamp\" timestamptz, value bigint",
+};
+
+static const SourceRoutine *const source_routines[] = {
+	&FileSourceRoutine,
+	&KafkaSourceRoutine,
+	&SocketSourceRoutine,
+	&RateSourceRoutine,
+};
+
+/*
+ * SourceRoutineByKind returns the routine of a kind, or NULL if unknown.
+ */
+const SourceRoutine *
+SourceRoutineByKind(const char *kind)
+{
+	for (int i = 0; i < lengthof(source_routines); i++)
+		if (strcmp(source_routines[i]->kind, kind) == 0)
+			return source_routines[i];
+	return NULL;
+}
+
+/*
+ * IsStreamingSource tells whether a relation is a foreign table of the
+ * streaming FDW.
+ */
+bool
+IsStreamingSource(Oid relid)
+{
+	ForeignTable *ft;
+	ForeignServer *server;
+	ForeignDataWrapper *fdw;
+
+	if (get_rel_relkind(relid) != RELKIND_FOREIGN_TABLE)
+		return false;
+	ft = GetForeignTable(relid);
+	server = GetForeignServer(ft->serverid);
+	fdw = GetForeignDataWrapper(server->fdwid);
+	return strcmp(fdw->fdwname, "streaming") == 0;
+}
+
+/*
+ * SourceLookup reads a source's catalog row; false if there is none.
+ * The results are allocated in the caller's memory context.
+ */
+bool
+SourceLookup(Oid relid, char **name, char **kind, Jsonb **options)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	bool		found = false;
+	MemoryContext caller = CurrentMemoryContext;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT name, kind, options FROM streaming.sources "
+							  "WHERE relid = $1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streaming.sources");
+	if (SPI_processed == 1)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[0];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		if (name)
+			*name = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		if (kind)
+			*kind = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		if (options)
+			*options = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
+		MemoryContextSwitchTo(old);
+		found = true;
+	}
+	SPI_finish();
+	return found;
+}
+
+/*
+ * SourceCheckOptionKeys rejects any key of options that is neither in the
+ * NULL-terminated list valid nor accepted by also().
+ */
+void
+SourceCheckOptionKeys(Jsonb *options, const char *kind,
+					  const char *const *valid, bool (*also) (const char *))
+{
+	ListCell   *lc;
+
+	foreach(lc, JsonbObjectKeys(options))
+	{
+		char	   *key = lfirst(lc);
+		bool		ok = also != NULL && also(key);
+
+		for (int i = 0; !ok && valid[i] != NULL; i++)
+			ok = strcmp(valid[i], key) == 0;
+		if (!ok)
+		{
+			StringInfoData names;
+
+			initStringInfo(&names);
+			for (int i = 0; valid[i] != NULL; i++)
+				appendStringInfo(&names, "%s%s", i > 0 ? ", " : "", valid[i]);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("unknown option \"%s\" for source kind \"%s\"", key, kind),
+					 errhint("Valid options are: %s.", names.data)));
+		}
+	}
+}
+
+/*
+ * SourceBatchAddRow appends one decoded row to the batch input.
+ */
+void
+SourceBatchAddRow(SourceBatch *batch, Datum *values, bool *nulls)
+{
+	MemoryContext old = MemoryContextSwitchTo(batch->mcxt);
+
+	tuplestore_putvalues(batch->rows, RelationGetDescr(batch->rel), values, nulls);
+	MemoryContextSwitchTo(old);
+	batch->input_rows++;
+}
+
+/*
+ * SourceBatchAddDeadLetter records a record that could not be decoded.
+ */
+void
+SourceBatchAddDeadLetter(SourceBatch *batch, const char *position,
+						 const char *payload, int payload_len,
+						 const char *error)
+{
+	MemoryContext old;
+	DeadLetter *dl;
+
+	batch->n_dead_letters++;
+	if (!batch->keep_dead_letters)
+		return;
+
+	old = MemoryContextSwitchTo(batch->mcxt);
+	dl = palloc(sizeof(DeadLetter));
+	dl->position = pstrdup(position);
+	dl->payload = NULL;
+	if (payload != NULL)
+	{
+		dl->payload = palloc(VARHDRSZ + payload_len);
+		SET_VARSIZE(dl->payload, VARHDRSZ + payload_len);
+		memcpy(VARDATA(dl->payload), payload, payload_len);
+	}
+	dl->error = pstrdup(error ? error : "unknown error");
+	batch->dead_letters = lappend(batch->dead_letters, dl);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * SourceBatchReset forgets what read_batch produced, before a retry.
+ */
+void
+SourceBatchReset(SourceBatch *batch)
+{
+	MemoryContext old = MemoryContextSwitchTo(batch->mcxt);
+
+	batch->rows = tuplestore_begin_heap(true, false, work_mem);
+	batch->input_rows = 0;
+	batch->dead_letters = NIL;
+	batch->n_dead_letters = 0;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * add_hint_and_rethrow re-raises the error being handled with a hint.
+ */
+static void
+add_hint_and_rethrow(MemoryContext ctx, const char *hint)
+{
+	ErrorData  *edata;
+
+	MemoryContextSwitchTo(ctx);
+	edata = CopyErrorData();
+	FlushErrorState();
+	if (edata->hint == NULL)
+		edata->hint = pstrdup(hint);
+	ReThrowError(edata);
+}
+
+/*
+ * parse_schema turns a column list such as "id int, name text" into the
+ * ColumnDefs of a CREATE FOREIGN TABLE.  The text is parsed, never pasted
+ * into a statement: anything but plain column definitions is rejected.
+ */
+static List *
+parse_schema(const char *schema)
+{
+	StringInfoData sql;
+	List	   *raw = NIL;
+	MemoryContext ctx = CurrentMemoryContext;
+	CreateForeignTableStmt *stmt;
+	ListCell   *lc;
+	const char *hint = "A schema is a column list such as 'id int, name text, value float8'.";
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE FOREIGN TABLE s (%s) SERVER streaming", schema);
+
+	PG_TRY();
+	{
+		raw = raw_parser(sql.data, RAW_PARSE_DEFAULT);
+	}
+	PG_CATCH();
+	{
+		add_hint_and_rethrow(ctx, hint);
+	}
+	PG_END_TRY();
+
+	if (list_length(raw) != 1 ||
+		!IsA(linitial_node(RawStmt, raw)->stmt, CreateForeignTableStmt))
+		ereport(ERROR,
+				(errcode(ERRCODE_SYNTAX_ERROR),
+				 errmsg("malformed source schema: \"%s\"", schema),
+				 errhint("%s", hint)));
+	stmt = (CreateForeignTableStmt *) linitial_node(RawStmt, raw)->stmt;
+
+	if (stmt->base.tableElts == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("source schema has no columns"),
+				 errhint("%s", hint)));
+	foreach(lc, stmt->base.tableElts)
+	{
+		Node	   *elt = lfirst(lc);
+
+		if (!IsA(elt, ColumnDef) || ((ColumnDef *) elt)->constraints != NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+					 errmsg("malformed source schema: \"%s\"", schema),
+					 errdetail("A source schema holds only column names and types, without constraints or defaults."),
+					 errhint("%s", hint)));
+	}
+	return stmt->base.tableElts;
+}
+
+/*
+ * run_utility executes a utility statement built as a parse tree.
+ */
+static void
+run_utility(Node *stmt, const char *source_text)
+{
+	PlannedStmt *pstmt = makeNode(PlannedStmt);
+
+	pstmt->commandType = CMD_UTILITY;
+	pstmt->canSetTag = false;
+	pstmt->utilityStmt = stmt;
+	pstmt->stmt_location = -1;
+	pstmt->stmt_len = 0;
+
+	ProcessUtility(pstmt, source_text, false, PROCESS_UTILITY_SUBCOMMAND,
+				   NULL, NULL, None_Receiver, NULL);
+	CommandCounterIncrement();
+}
+
+/*
+ * streaming_create_source implements
+ *	 streaming.create_source(name, kind, schema, options) RETURNS regclass:
+ * validates kind, options and schema, creates the foreign table and
+ * records the source.
+ */
+Datum
+streaming_create_source(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	char	   *kind;
+	char	   *schema;
+	Jsonb	   *options;
+	const SourceRoutine *routine;
+	CreateForeignTableStmt *stmt;
+	RangeVar   *rv;
+	Oid			relid;
+	Relation	rel;
+	MemoryContext ctx = CurrentMemoryContext;
+	Oid			argtypes[4] = {OIDOID, TEXTOID, TEXTOID, JSONBOID};
+	Datum		args[4];
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("source name and kind must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	kind = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	schema = PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2));
+	options = PG_ARGISNULL(3) ? DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")))
+		: PG_GETARG_JSONB_P(3);
+
+	routine = SourceRoutineByKind(kind);
+	if (routine == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown source kind \"%s\"", kind),
+				 errhint("Valid kinds are file, kafka, socket and rate.")));
+	if (!routine->implemented)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("source kind \"%s\" is not supported yet", kind),
+				 errhint("This version reads the file source only.")));
+	if (!JB_ROOT_IS_OBJECT(options))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options must be a JSON object")));
+
+	routine->validate(options);
+
+	if (schema == NULL && routine == &FileSourceRoutine)
+	{
+		FormatOptions fmt;
+
+		/* a text file source has Spark's default schema: one value column */
+		FormatParseOptions(options, &fmt);
+		if (fmt.kind == STREAMING_FORMAT_TEXT)
+			schema = pstrdup("value text");
+	}
+	if (schema == NULL)
+	{
+		if (routine->default_schema == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("source kind \"%s\" needs a schema", kind),
+					 errhint("Pass the columns to read, e.g. schema => 'id int, name text'.")));
+		schema = pstrdup(routine->default_schema);
+	}
+
+	/* CREATE FOREIGN TABLE name (schema) SERVER streaming */
+	rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
+	stmt = makeNode(CreateForeignTableStmt);
+	stmt->base.relation = rv;
+	stmt->base.tableElts = parse_schema(schema);
+	stmt->base.oncommit = ONCOMMIT_NOOP;
+	stmt->servername = "streaming";
+	stmt->options = NIL;
+
+	PG_TRY();
+	{
+		run_utility((Node *) stmt, "streaming.create_source()");
+	}
+	PG_CATCH();
+	{
+		add_hint_and_rethrow(ctx, "Check the column types of the schema and the source name.");
+	}
+	PG_END_TRY();
+
+	relid = RangeVarGetRelid(rv, AccessExclusiveLock, false);
+	rel = table_open(relid, AccessShareLock);
+	routine->check_schema(options, RelationGetDescr(rel));
+	table_close(rel, AccessShareLock);
+
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = CStringGetTextDatum(name);
+	args[2] = CStringGetTextDatum(kind);
+	args[3] = JsonbPGetDatum(options);
+	SPI_connect();
+	if (SPI_execute_with_args("INSERT INTO streaming.sources (relid, name, kind, options) "
+							  "VALUES ($1, $2, $3, $4)",
+							  4, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not insert into streaming.sources");
+	SPI_finish();
+
+	PG_RETURN_OID(relid);
+}
+
+/*
+ * streaming_drop_source implements streaming.drop_source(name, if_exists):
+ * refuses while a query reads the source, else drops the foreign table
+ * (the catalog row goes with it, see the sql_drop event trigger).
+ */
+Datum
+streaming_drop_source(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		if_exists = PG_GETARG_BOOL(1);
+	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
+	Oid			relid;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	ObjectAddress obj;
+
+	relid = RangeVarGetRelid(rv, AccessExclusiveLock, true);
+	if (!OidIsValid(relid) || !IsStreamingSource(relid))
+	{
+		if (if_exists)
+		{
+			ereport(NOTICE,
+					(errmsg("source \"%s\" does not exist, skipping", name)));
+			PG_RETURN_VOID();
+		}
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("source \"%s\" does not exist", name)));
+	}
+
+	args[0] = ObjectIdGetDatum(relid);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT name FROM streaming.queries "
+							  "WHERE $1::regclass = ANY (sources) ORDER BY name LIMIT 1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streaming.queries");
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop source \"%s\" because query \"%s\" reads it",
+						name, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+				 errhint("Drop the query first with streaming.drop_query().")));
+
+	if (SPI_execute_with_args("DELETE FROM streaming.sources WHERE relid = $1",
+							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "could not delete from streaming.sources");
+	SPI_finish();
+
+	ObjectAddressSet(obj, RelationRelationId, relid);
+	performDeletion(&obj, DROP_RESTRICT, 0);
+
+	PG_RETURN_VOID();
+}

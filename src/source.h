@@ -1,0 +1,102 @@
+/*-------------------------------------------------------------------------
+ *
+ * source.h
+ *	  The source interface: what every kind of source (file, kafka, socket,
+ *	  rate) provides to the micro-batch engine and to the FDW.
+ *
+ * A source is a foreign table of the extension's FDW plus a row of
+ * streaming.sources naming its kind and options.  During a micro-batch the
+ * engine asks the source to plan the batch (choose its input after the
+ * committed offsets) and to read it into a tuplestore; the FDW scan of the
+ * source relation then returns exactly those rows to the user's query.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STREAMING_SOURCE_H
+#define STREAMING_SOURCE_H
+
+#include "postgres.h"
+
+#include "utils/jsonb.h"
+#include "utils/relcache.h"
+#include "utils/tuplestore.h"
+
+typedef struct SourceBatch SourceBatch;
+
+typedef struct SourceRoutine
+{
+	const char *kind;
+	bool		implemented;
+	/* column list used when create_source gets no schema, or NULL */
+	const char *default_schema;
+
+	/* SourceValidate: reject unknown or ill-typed options (create_source) */
+	void		(*validate) (Jsonb *options);
+	/* SourceCheckSchema: reject columns the source cannot fill */
+	void		(*check_schema) (Jsonb *options, TupleDesc tupdesc);
+	/* plan_batch: choose the input after the committed offsets; false if none */
+	bool		(*plan_batch) (SourceBatch *batch);
+	/* read_batch: decode the planned input with SourceBatchAddRow */
+	void		(*read_batch) (SourceBatch *batch, bool careful);
+	/* peek: add up to max_rows rows of the input present now (no offsets) */
+	void		(*peek) (SourceBatch *batch, int64 max_rows);
+} SourceRoutine;
+
+/* a position to commit to streaming.offsets with the batch */
+typedef struct SourceOffset
+{
+	char	   *partition;
+	int64		offset;
+} SourceOffset;
+
+typedef struct DeadLetter
+{
+	char	   *position;
+	bytea	   *payload;
+	char	   *error;
+} DeadLetter;
+
+struct SourceBatch
+{
+	/* filled by the engine */
+	const char *query;			/* the query's name; NULL when peeking */
+	Oid			relid;
+	char	   *name;			/* the source's name */
+	Relation	rel;
+	Jsonb	   *options;
+	const SourceRoutine *routine;
+	MemoryContext mcxt;			/* lives as long as the batch */
+	Tuplestorestate *rows;		/* the decoded input */
+	int64		input_rows;
+	List	   *dead_letters;	/* DeadLetter, kept when on_error = dead_letter */
+	int64		n_dead_letters;
+	bool		keep_dead_letters;
+
+	/* filled by the source */
+	void	   *private;
+	List	   *offsets;		/* SourceOffset */
+	Jsonb	   *start_offset;	/* for streaming.progress */
+	Jsonb	   *end_offset;
+};
+
+/* source.c */
+extern const SourceRoutine *SourceRoutineByKind(const char *kind);
+extern bool SourceLookup(Oid relid, char **name, char **kind, Jsonb **options);
+extern bool IsStreamingSource(Oid relid);
+extern void SourceBatchAddRow(SourceBatch *batch, Datum *values, bool *nulls);
+extern void SourceBatchAddDeadLetter(SourceBatch *batch, const char *position,
+									 const char *payload, int payload_len,
+									 const char *error);
+extern void SourceCheckOptionKeys(Jsonb *options, const char *kind,
+								  const char *const *valid, bool (*also) (const char *));
+extern void SourceBatchReset(SourceBatch *batch);
+
+/* sources/file_source.c */
+extern const SourceRoutine FileSourceRoutine;
+
+/* fdw.c: what the FDW scan of a source returns during a batch */
+extern void FdwSetBatchInput(Oid relid, Tuplestorestate *rows);
+extern void FdwClearBatchInput(void);
+extern Tuplestorestate *FdwGetBatchInput(Oid relid);
+
+#endif							/* STREAMING_SOURCE_H */

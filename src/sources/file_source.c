@@ -1,0 +1,317 @@
+/*-------------------------------------------------------------------------
+ *
+ * file_source.c
+ *	  The file source: new files in a directory, each processed once, in
+ *	  modification-time order, decoded by the csv, text or json format.
+ *
+ * The offsets of a file source are the files themselves: each processed
+ * file is a row of streaming.offsets (partition = path, offset = size),
+ * committed in the batch's transaction.  A file is expected to be complete
+ * when it appears: writers create it under a name starting with "." or "_"
+ * (which the source ignores) and rename it into place.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <sys/stat.h>
+
+#include "catalog/pg_authid.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+
+#include "formats/format.h"
+#include "source.h"
+#include "streaming.h"
+
+typedef struct FileEntry
+{
+	char	   *path;
+	off_t		size;
+	struct timespec mtime;
+} FileEntry;
+
+typedef struct FilePlan
+{
+	FormatOptions format;
+	List	   *files;			/* FileEntry of this batch */
+	int64		processed_before;
+} FilePlan;
+
+static const char *const file_options[] = {
+	"path", "max_files_per_trigger", "latest_first", NULL
+};
+
+/*
+ * file_validate checks the options of a file source: a readable absolute
+ * directory, the format options, the batch limits.  Reading server files
+ * is a privilege, as for COPY FROM a file.
+ */
+static void
+file_validate(Jsonb *options)
+{
+	char	   *path;
+	struct stat st;
+	FormatOptions fmt;
+
+	SourceCheckOptionKeys(options, "file", file_options, FormatIsOption);
+
+	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to create a file source"),
+				 errdetail("Only roles with privileges of the \"pg_read_server_files\" role may read server files.")));
+
+	path = JsonbGetString(options, "path");
+	if (path == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("file source needs option \"path\""),
+				 errhint("Name the directory to read, e.g. options => '{\"path\": \"/data/in\"}'.")));
+	if (!is_absolute_path(path))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"path\": \"%s\"", path),
+				 errhint("Use an absolute path of a directory.")));
+	if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"path\": \"%s\" is not a directory", path),
+				 errhint("Create the directory first; the server must be able to read it.")));
+
+	(void) JsonbGetInt64(options, "max_files_per_trigger", 0, 1);
+	(void) JsonbGetBool(options, "latest_first", false);
+	FormatParseOptions(options, &fmt);
+}
+
+static void
+file_check_schema(Jsonb *options, TupleDesc tupdesc)
+{
+	FormatOptions fmt;
+
+	FormatParseOptions(options, &fmt);
+	FormatCheckSchema(&fmt, tupdesc);
+}
+
+static int
+file_entry_cmp(const ListCell *a, const ListCell *b)
+{
+	FileEntry  *fa = lfirst(a);
+	FileEntry  *fb = lfirst(b);
+
+	if (fa->mtime.tv_sec != fb->mtime.tv_sec)
+		return fa->mtime.tv_sec < fb->mtime.tv_sec ? -1 : 1;
+	if (fa->mtime.tv_nsec != fb->mtime.tv_nsec)
+		return fa->mtime.tv_nsec < fb->mtime.tv_nsec ? -1 : 1;
+	return strcmp(fa->path, fb->path);
+}
+
+static int
+file_entry_cmp_desc(const ListCell *a, const ListCell *b)
+{
+	return file_entry_cmp(b, a);
+}
+
+/*
+ * list_files returns the regular files of the directory, oldest first
+ * (newest first with latest_first), skipping names that start with "." or
+ * "_", as files being written are expected to carry such names.
+ */
+static List *
+list_files(const char *dirpath, bool latest_first)
+{
+	DIR		   *dir;
+	struct dirent *de;
+	List	   *files = NIL;
+
+	dir = AllocateDir(dirpath);
+	while ((de = ReadDir(dir, dirpath)) != NULL)
+	{
+		char	   *path;
+		struct stat st;
+		FileEntry  *fe;
+
+		CHECK_FOR_INTERRUPTS();
+		if (de->d_name[0] == '.' || de->d_name[0] == '_')
+			continue;
+		path = psprintf("%s/%s", dirpath, de->d_name);
+		if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+		{
+			pfree(path);
+			continue;
+		}
+		fe = palloc(sizeof(FileEntry));
+		fe->path = path;
+		fe->size = st.st_size;
+		fe->mtime = st.st_mtim;
+		files = lappend(files, fe);
+	}
+	FreeDir(dir);
+
+	list_sort(files, latest_first ? file_entry_cmp_desc : file_entry_cmp);
+	return files;
+}
+
+/*
+ * processed_files reads the paths this query has already consumed from
+ * this source into a hash set.
+ */
+static HTAB *
+processed_files(SourceBatch *batch)
+{
+	HASHCTL		ctl;
+	HTAB	   *seen;
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		args[2];
+
+	ctl.keysize = MAXPGPATH;
+	ctl.entrysize = MAXPGPATH;
+	ctl.hcxt = CurrentMemoryContext;
+	seen = hash_create("streaming processed files", 256, &ctl,
+					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+
+	/*
+	 * Not read-only: after waiting for the query's row lock, this must see
+	 * the offsets that the runner we waited for committed.
+	 */
+	args[0] = CStringGetTextDatum(batch->query);
+	args[1] = ObjectIdGetDatum(batch->relid);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT partition FROM streaming.offsets "
+							  "WHERE query = $1 AND source = $2",
+							  2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streaming.offsets");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *p = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		char		key[MAXPGPATH];
+
+		strlcpy(key, p, MAXPGPATH);
+		(void) hash_search(seen, key, HASH_ENTER, NULL);
+	}
+	SPI_finish();
+	return seen;
+}
+
+static Jsonb *
+files_offset_jsonb(int64 nfiles)
+{
+	char	   *s = psprintf("{\"files\": " INT64_FORMAT "}", nfiles);
+
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
+}
+
+/*
+ * file_plan_batch chooses the files of the next batch: those not yet
+ * processed, in order, up to max_files_per_trigger.
+ */
+static bool
+file_plan_batch(SourceBatch *batch)
+{
+	MemoryContext old = MemoryContextSwitchTo(batch->mcxt);
+	FilePlan   *plan = palloc0(sizeof(FilePlan));
+	char	   *dirpath = JsonbGetString(batch->options, "path");
+	int64		max_files = JsonbGetInt64(batch->options, "max_files_per_trigger", 0, 1);
+	bool		latest_first = JsonbGetBool(batch->options, "latest_first", false);
+	HTAB	   *seen = processed_files(batch);
+	ListCell   *lc;
+
+	FormatParseOptions(batch->options, &plan->format);
+	plan->processed_before = hash_get_num_entries(seen);
+
+	foreach(lc, list_files(dirpath, latest_first))
+	{
+		FileEntry  *fe = lfirst(lc);
+		char		key[MAXPGPATH];
+		SourceOffset *off;
+
+		strlcpy(key, fe->path, MAXPGPATH);
+		if (hash_search(seen, key, HASH_FIND, NULL) != NULL)
+			continue;
+		plan->files = lappend(plan->files, fe);
+		off = palloc(sizeof(SourceOffset));
+		off->partition = fe->path;
+		off->offset = fe->size;
+		batch->offsets = lappend(batch->offsets, off);
+		if (max_files > 0 && list_length(plan->files) >= max_files)
+			break;
+	}
+	hash_destroy(seen);
+
+	batch->private = plan;
+	batch->start_offset = files_offset_jsonb(plan->processed_before);
+	batch->end_offset = files_offset_jsonb(plan->processed_before + list_length(plan->files));
+	MemoryContextSwitchTo(old);
+
+	return plan->files != NIL;
+}
+
+static void
+file_row(void *arg, Datum *values, bool *nulls)
+{
+	SourceBatchAddRow((SourceBatch *) arg, values, nulls);
+}
+
+static void
+file_error(void *arg, const char *position, const char *payload, int len,
+		   const char *message)
+{
+	SourceBatchAddDeadLetter((SourceBatch *) arg, position, payload, len, message);
+}
+
+/*
+ * file_read_batch decodes the planned files, in order.
+ */
+static void
+file_read_batch(SourceBatch *batch, bool careful)
+{
+	FilePlan   *plan = batch->private;
+	ListCell   *lc;
+
+	foreach(lc, plan->files)
+	{
+		FileEntry  *fe = lfirst(lc);
+
+		CHECK_FOR_INTERRUPTS();
+		FormatDecodeFile(&plan->format, batch->rel, fe->path, careful,
+						 file_row, file_error, batch, -1);
+	}
+}
+
+/*
+ * file_peek returns the first rows of the files present now, oldest first.
+ */
+static void
+file_peek(SourceBatch *batch, int64 max_rows)
+{
+	FormatOptions fmt;
+	ListCell   *lc;
+
+	FormatParseOptions(batch->options, &fmt);
+	foreach(lc, list_files(JsonbGetString(batch->options, "path"), false))
+	{
+		FileEntry  *fe = lfirst(lc);
+
+		if (batch->input_rows >= max_rows)
+			break;
+		FormatDecodeFile(&fmt, batch->rel, fe->path, true,
+						 file_row, file_error, batch, max_rows - batch->input_rows);
+	}
+}
+
+const SourceRoutine FileSourceRoutine = {
+	.kind = "file",
+	.implemented = true,
+	.default_schema = NULL,
+	.validate = file_validate,
+	.check_schema = file_check_schema,
+	.plan_batch = file_plan_batch,
+	.read_batch = file_read_batch,
+	.peek = file_peek,
+};

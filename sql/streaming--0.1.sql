@@ -73,6 +73,7 @@ CREATE TABLE streaming.progress (
     state_rows_total             bigint,
     state_rows_updated           bigint,
     state_rows_dropped_by_watermark bigint   NOT NULL DEFAULT 0,
+    state_rows_removed           bigint      NOT NULL DEFAULT 0,
     dead_letters                 bigint      NOT NULL DEFAULT 0,
     sources                      jsonb       NOT NULL,
     sink_rows                    bigint      NOT NULL,
@@ -200,3 +201,21 @@ $$;
 
 CREATE EVENT TRIGGER streaming_sql_drop ON sql_drop
     EXECUTE FUNCTION streaming.on_sql_drop();
+
+/* ------------------------------------------------------------------------
+ * Event-time windows
+ * ------------------------------------------------------------------------ */
+
+-- the tumbling window [start, start + size) that contains ts
+CREATE FUNCTION streaming."window"(ts timestamptz, size interval)
+RETURNS tstzrange
+AS 'MODULE_PATHNAME', 'streaming_window_tumbling'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- every sliding window that contains ts (tumbling when slide is NULL)
+CREATE FUNCTION streaming."window"(ts timestamptz, size interval, slide interval,
+                                   origin timestamptz DEFAULT '1970-01-01 00:00:00+00')
+RETURNS SETOF tstzrange
+AS 'MODULE_PATHNAME', 'streaming_window_sliding'
+LANGUAGE C IMMUTABLE PARALLEL SAFE
+ROWS 4;

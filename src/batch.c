@@ -36,6 +36,22 @@
 
 PG_FUNCTION_INFO_V1(streaming_run);
 
+/* what one batch did, for its progress row */
+typedef struct BatchStats
+{
+	int64		batch_id;
+	int64		updated;		/* state rows inserted or updated */
+	int64		inserted;		/* of which new groups */
+	int64		removed;		/* state rows closed by the watermark */
+	int64		sink_rows;
+	bool		watermark_valid;
+	TimestampTz watermark;		/* after this batch */
+	TimestampTz t_start;
+	TimestampTz t_planned;
+	TimestampTz t_decoded;
+	TimestampTz t_executed;
+} BatchStats;
+
 static double
 ms_between(TimestampTz start, TimestampTz stop)
 {
@@ -53,7 +69,7 @@ decode_batch(SourceBatch *batch)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
-	bool		failed = false;
+	volatile bool failed = false;
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcontext);
@@ -112,9 +128,7 @@ text_array(List *strings)
  * batch's transaction: offsets, dead letters, the query's row, progress.
  */
 static void
-commit_batch(QueryDef *q, SourceBatch *sb, int64 batch_id, int64 updated,
-			 int64 inserted, int64 sink_rows, TimestampTz t_start,
-			 TimestampTz t_planned, TimestampTz t_decoded, TimestampTz t_executed)
+commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 {
 	ListCell   *lc;
 	List	   *partitions = NIL;
@@ -124,9 +138,11 @@ commit_batch(QueryDef *q, SourceBatch *sb, int64 batch_id, int64 updated,
 	double		in_rate = -1;
 	StringInfoData durations;
 	StringInfoData sources;
-	Oid			argtypes[14];
-	Datum		args[14];
-	char		nulls[14];
+	Oid			argtypes[16];
+	Datum		args[16];
+	char		nulls[16];
+	int64		batch_id = st->batch_id;
+	TimestampTz t_start = st->t_start;
 
 	SPI_connect();
 
@@ -198,8 +214,8 @@ commit_batch(QueryDef *q, SourceBatch *sb, int64 batch_id, int64 updated,
 	appendStringInfo(&durations,
 					 "{\"latest_offset\": %.3f, \"get_batch\": %.3f, \"add_batch\": %.3f, "
 					 "\"commit_offsets\": %.3f, \"trigger_execution\": %.3f}",
-					 ms_between(t_start, t_planned), ms_between(t_planned, t_decoded),
-					 ms_between(t_decoded, t_executed), ms_between(t_executed, t_end),
+					 ms_between(t_start, st->t_planned), ms_between(st->t_planned, st->t_decoded),
+					 ms_between(st->t_decoded, st->t_executed), ms_between(st->t_executed, t_end),
 					 total_ms);
 	initStringInfo(&sources);
 	appendStringInfoString(&sources, "[{\"source\": ");
@@ -229,33 +245,76 @@ commit_batch(QueryDef *q, SourceBatch *sb, int64 batch_id, int64 updated,
 	argtypes[6] = TEXTOID;
 	args[6] = CStringGetTextDatum(durations.data);
 	argtypes[7] = INT8OID;
-	args[7] = Int64GetDatum(q->state_rows + inserted);
+	args[7] = Int64GetDatum(q->state_rows + st->inserted - st->removed);
 	nulls[7] = OidIsValid(q->state_table) ? ' ' : 'n';
 	argtypes[8] = INT8OID;
-	args[8] = Int64GetDatum(updated);
+	args[8] = Int64GetDatum(st->updated);
 	nulls[8] = OidIsValid(q->state_table) ? ' ' : 'n';
 	argtypes[9] = INT8OID;
 	args[9] = Int64GetDatum(sb->n_dead_letters);
 	argtypes[10] = TEXTOID;
 	args[10] = CStringGetTextDatum(sources.data);
 	argtypes[11] = INT8OID;
-	args[11] = Int64GetDatum(sink_rows);
+	args[11] = Int64GetDatum(st->sink_rows);
 	argtypes[12] = INT8OID;
-	args[12] = Int64GetDatum(inserted);
+	args[12] = Int64GetDatum(st->inserted - st->removed);
+	argtypes[13] = TIMESTAMPTZOID;
+	args[13] = TimestampTzGetDatum(st->watermark);
+	nulls[13] = st->watermark_valid ? ' ' : 'n';
+	argtypes[14] = INT8OID;
+	args[14] = Int64GetDatum(sb->drop_late ? sb->late_rows : 0);
+	argtypes[15] = INT8OID;
+	args[15] = Int64GetDatum(st->removed);
 	if (SPI_execute_with_args("INSERT INTO streaming.progress (query, batch_id, \"timestamp\", "
 							  "input_rows, input_rows_per_second, processed_rows_per_second, "
 							  "duration_ms, state_rows_total, state_rows_updated, dead_letters, "
-							  "sources, sink_rows) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11::jsonb, $12)",
-							  12, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
+							  "sources, sink_rows, watermark, state_rows_dropped_by_watermark, "
+							  "state_rows_removed) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11::jsonb, $12, "
+							  "$14, $15, $16)",
+							  16, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write streaming.progress");
 
 	if (SPI_execute_with_args("UPDATE streaming.queries SET last_batch_id = $2, "
-							  "last_progress_at = $3, state_rows = state_rows + $13 "
+							  "last_progress_at = $3, state_rows = state_rows + $13, "
+							  "watermark = $14 "
 							  "WHERE name = $1",
-							  13, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
+							  14, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update streaming.queries");
 
+	SPI_finish();
+}
+
+/*
+ * execute_batch runs the batch statement (batch plan, merge, emit) and,
+ * when the watermark has advanced, the close statement (emit and evict the
+ * windows it closed).  Their text names every object with its schema, so
+ * they mean the same under any search_path; the session's own search_path
+ * stays in force for the user's functions and triggers.
+ */
+static void
+execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sql)
+{
+	bool		isnull;
+
+	SPI_connect();
+	if (SPI_execute(sql, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "batch statement of query \"%s\" failed", q->name);
+	st->updated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	st->inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	st->sink_rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+
+	if (close_sql != NULL)
+	{
+		Oid			argtypes[1] = {TIMESTAMPTZOID};
+		Datum		args[1] = {TimestampTzGetDatum(st->watermark)};
+
+		if (SPI_execute_with_args(close_sql, 1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT ||
+			SPI_processed != 1)
+			elog(ERROR, "close statement of query \"%s\" failed", q->name);
+		st->removed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		st->sink_rows += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
 	SPI_finish();
 }
 
@@ -271,24 +330,19 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	MemoryContext oldcxt;
 	QueryDef   *q;
 	SourceBatch sb;
+	BatchStats	st;
 	char	   *kind;
 	char	   *sql;
-	int64		batch_id;
-	int64		updated = 0;
-	int64		inserted = 0;
-	int64		sink_rows = 0;
-	TimestampTz t_start;
-	TimestampTz t_planned;
-	TimestampTz t_decoded;
-	TimestampTz t_executed;
+	char	   *close_sql;
 
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "streaming micro-batch",
 									 ALLOCSET_DEFAULT_SIZES);
 	oldcxt = MemoryContextSwitchTo(batchcxt);
-	t_start = GetCurrentTimestamp();
+	memset(&st, 0, sizeof(st));
+	st.t_start = GetCurrentTimestamp();
 
 	q = QueryDefLoad(query_name, true, false);
-	batch_id = q->last_batch_id + 1;
+	st.batch_id = q->last_batch_id + 1;
 	if (get_rel_name(q->result_table) == NULL ||
 		(q->plan->shape == SHAPE_AGGREGATE && get_rel_name(q->state_table) == NULL))
 		ereport(ERROR,
@@ -307,6 +361,20 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	sb.rel = table_open(sb.relid, AccessShareLock);
 	sb.mcxt = batchcxt;
 	sb.keep_dead_letters = strcmp(q->on_error, "skip") != 0;
+	if (q->event_time != NULL)
+	{
+		sb.event_time_attno = get_attnum(sb.relid, q->event_time);
+		if (sb.event_time_attno == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("event_time column \"%s\" of continuous query \"%s\" does not exist",
+							q->event_time, q->name)));
+		sb.has_watermark = q->watermark_valid;
+		sb.watermark = q->watermark;
+		/* complete mode keeps every group, so late rows still count there */
+		sb.drop_late = q->has_watermark && q->plan->shape == SHAPE_AGGREGATE &&
+			q->mode != OUTPUT_COMPLETE;
+	}
 	SourceBatchReset(&sb);
 
 	if (!sb.routine->plan_batch(&sb))
@@ -316,7 +384,7 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 		MemoryContextDelete(batchcxt);
 		return false;
 	}
-	t_planned = GetCurrentTimestamp();
+	st.t_planned = GetCurrentTimestamp();
 
 	decode_batch(&sb);
 	if (sb.n_dead_letters > 0 && strcmp(q->on_error, "fail") == 0)
@@ -329,41 +397,42 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 				 errdetail("Continuous query \"%s\" has on_error = 'fail'.", q->name),
 				 errhint("Fix or remove the input, or create the query with on_error => 'dead_letter'.")));
 	}
-	t_decoded = GetCurrentTimestamp();
+
+	/* the watermark after this batch: max event time - delay, never back */
+	st.watermark_valid = q->watermark_valid;
+	st.watermark = q->watermark;
+	if (q->has_watermark && sb.has_max_event_time &&
+		(!st.watermark_valid || sb.max_event_time - q->watermark_delay > st.watermark))
+	{
+		st.watermark = sb.max_event_time - q->watermark_delay;
+		st.watermark_valid = true;
+	}
+	st.t_decoded = GetCurrentTimestamp();
 
 	/* the batch statement: the FDW scan of the source returns sb.rows */
 	sql = BuildBatchStatement(q->plan, q->result_table, q->state_table);
+	close_sql = st.watermark_valid
+		? BuildCloseStatement(q->plan, q->result_table, q->state_table) : NULL;
 	FdwSetBatchInput(sb.relid, sb.rows);
 	PG_TRY();
 	{
-		int			nestlevel = PushCatalogSearchPath();
-		bool		isnull;
-
-		SPI_connect();
-		if (SPI_execute(sql, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "batch statement of query \"%s\" failed", q->name);
-		updated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		sink_rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-		SPI_finish();
-		PopCatalogSearchPath(nestlevel);
+		execute_batch(q, &st, sql, close_sql);
 	}
 	PG_FINALLY();
 	{
 		FdwClearBatchInput();
 	}
 	PG_END_TRY();
-	t_executed = GetCurrentTimestamp();
+	st.t_executed = GetCurrentTimestamp();
 
-	commit_batch(q, &sb, batch_id, updated, inserted, sink_rows,
-				 t_start, t_planned, t_decoded, t_executed);
+	commit_batch(q, &sb, &st);
 
 	if (result != NULL)
 	{
-		result->batch_id = batch_id;
+		result->batch_id = st.batch_id;
 		result->input_rows = sb.input_rows;
-		result->state_rows_updated = updated;
-		result->sink_rows = sink_rows;
+		result->state_rows_updated = st.updated;
+		result->sink_rows = st.sink_rows;
 	}
 
 	tuplestore_end(sb.rows);

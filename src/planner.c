@@ -24,6 +24,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_aggregate.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
@@ -32,6 +33,7 @@
 #include "optimizer/optimizer.h"
 #include "parser/analyze.h"
 #include "parser/parser.h"
+#include "parser/parsetree.h"
 #include "optimizer/clauses.h"
 #include "utils/builtins.h"
 #include "utils/regproc.h"
@@ -286,6 +288,38 @@ classify_aggregate(Aggref *agg, Oid *argtype)
 	return AGG_COUNT;			/* keep compiler quiet */
 }
 
+/*
+ * is_event_time_window tells whether a group key is streaming.window() of
+ * the query's event-time column: the key that the watermark closes.
+ */
+static bool
+is_event_time_window(Query *query, Node *expr, const char *event_time)
+{
+	FuncExpr   *fexpr;
+	Node	   *arg;
+	Var		   *var;
+	RangeTblEntry *rte;
+	char	   *attname;
+
+	if (event_time == NULL || !IsA(expr, FuncExpr))
+		return false;
+	fexpr = (FuncExpr *) expr;
+	if (strcmp(get_func_name(fexpr->funcid), "window") != 0 ||
+		get_func_namespace(fexpr->funcid) != get_namespace_oid(STREAMING_SCHEMA, false))
+		return false;
+	arg = linitial(fexpr->args);
+	if (!IsA(arg, Var))
+		return false;
+	var = (Var *) arg;
+	if (var->varlevelsup != 0 || var->varno < 1 || var->varno > list_length(query->rtable))
+		return false;
+	rte = rt_fetch(var->varno, query->rtable);
+	if (rte->rtekind != RTE_RELATION || !IsStreamingSource(rte->relid))
+		return false;
+	attname = get_attname(rte->relid, var->varattno, true);
+	return attname != NULL && strcmp(attname, event_time) == 0;
+}
+
 static char *
 deparse_query(Query *query)
 {
@@ -330,6 +364,8 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 				   "Add the expression to the select list; it becomes a key column of the result table.");
 		inner_tlist = lappend(inner_tlist,
 							  makeTargetEntry(copyObject(tle->expr), resno++, k, false));
+		if (plan->window_key == NULL && is_event_time_window(query, (Node *) tle->expr, plan->event_time))
+			plan->window_key = k;
 		appendStringInfo(&outer, "%sb.%s", nkeys > 1 ? ", " : "", k);
 		appendStringInfo(&groupby, "%sb.%s", nkeys > 1 ? ", " : "", k);
 		plan->state_keys = lappend(plan->state_keys, k);
@@ -411,7 +447,7 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 		{
 			case AGG_COUNT_STAR:
 			case AGG_COUNT:
-				appendStringInfo(&outer, ", count(%s)%s AS %s",
+				appendStringInfo(&outer, ", pg_catalog.count(%s)%s AS %s",
 								 kind == AGG_COUNT_STAR ? "*" : arg, filter, s1);
 				appendStringInfo(&merge, "%s%s = s.%s + EXCLUDED.%s",
 								 merge.len > 0 ? ", " : "", s1, s1, s1);
@@ -420,7 +456,7 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 										   psprintf("%s: count in bigint column %s, merged by addition", colname, s1));
 				break;
 			case AGG_SUM:
-				appendStringInfo(&outer, ", sum(%s)%s AS %s", arg, filter, s1);
+				appendStringInfo(&outer, ", pg_catalog.sum(%s)%s AS %s", arg, filter, s1);
 				appendStringInfo(&merge, "%s%s = coalesce(s.%s + EXCLUDED.%s, s.%s, EXCLUDED.%s)",
 								 merge.len > 0 ? ", " : "", s1, s1, s1, s1, s1);
 				plan->finalizers = lappend(plan->finalizers, psprintf("m.%s", s1));
@@ -429,7 +465,7 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 				break;
 			case AGG_MIN:
 			case AGG_MAX:
-				appendStringInfo(&outer, ", %s(%s)%s AS %s",
+				appendStringInfo(&outer, ", pg_catalog.%s(%s)%s AS %s",
 								 kind == AGG_MIN ? "min" : "max", arg, filter, s1);
 				appendStringInfo(&merge, "%s%s = %s(s.%s, EXCLUDED.%s)",
 								 merge.len > 0 ? ", " : "", s1,
@@ -446,7 +482,7 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 
 					s2 = psprintf("s%d", ++nstate);
 					/* float4 is summed in float8, as avg(float4) itself does */
-					appendStringInfo(&outer, ", sum(%s%s)%s AS %s, count(%s)%s AS %s",
+					appendStringInfo(&outer, ", pg_catalog.sum(%s%s)%s AS %s, pg_catalog.count(%s)%s AS %s",
 									 arg, argtype == FLOAT4OID ? "::double precision" : "",
 									 filter, s1, arg, filter, s2);
 					appendStringInfo(&merge, "%s%s = coalesce(s.%s + EXCLUDED.%s, s.%s, EXCLUDED.%s), %s = s.%s + EXCLUDED.%s",
@@ -483,7 +519,8 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
  * raises an error that says what is wrong and what to do instead.
  */
 ContinuousPlan *
-PlanContinuousQuery(const char *sql, OutputMode mode, bool has_watermark)
+PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
+					bool has_watermark)
 {
 	Query	   *query = analyze_query(sql);
 	ContinuousPlan *plan = palloc0(sizeof(ContinuousPlan));
@@ -499,6 +536,26 @@ PlanContinuousQuery(const char *sql, OutputMode mode, bool has_watermark)
 		reject("a continuous query can read only one streaming source, once",
 			   "Join a stream with ordinary tables, not with another stream.");
 	plan->sources = walk.sources;
+	plan->mode = mode;
+
+	if (event_time != NULL)
+	{
+		Oid			relid = linitial_oid(plan->sources);
+		AttrNumber	attnum = get_attnum(relid, event_time);
+
+		if (attnum == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("event_time column \"%s\" does not exist in source \"%s\"",
+							event_time, get_rel_name(relid)),
+					 errhint("Name a timestamptz column of the source.")));
+		if (get_atttype(relid, attnum) != TIMESTAMPTZOID)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("event_time column \"%s\" must be of type timestamp with time zone", event_time),
+					 errhint("Declare the column as timestamptz in the source's schema.")));
+		plan->event_time = pstrdup(event_time);
+	}
 
 	check_query_shape(query);
 	plan->shape = (query->hasAggs || query->groupClause != NIL) ? SHAPE_AGGREGATE : SHAPE_STATELESS;
@@ -509,21 +566,25 @@ PlanContinuousQuery(const char *sql, OutputMode mode, bool has_watermark)
 				 errmsg("complete output mode requires an aggregation"),
 				 errdetail("Complete mode rewrites the whole result each trigger, which is only bounded for aggregates."),
 				 errhint("Use append or update mode for a query without GROUP BY or aggregates.")));
-	if (plan->shape == SHAPE_AGGREGATE && mode == OUTPUT_APPEND)
-	{
-		if (!has_watermark)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("append output mode requires a watermark for an aggregation"),
-					 errdetail("In append mode each result row is written once, when final; without a watermark no group is ever final."),
-					 errhint("Use update or complete mode, or give event_time and watermark and group by an event-time window.")));
-		reject("append output mode for aggregations is not supported yet",
-			   "Use update or complete mode.");
-	}
+	if (plan->shape == SHAPE_AGGREGATE && mode == OUTPUT_APPEND && !has_watermark)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("append output mode requires a watermark for an aggregation"),
+				 errdetail("In append mode each result row is written once, when final; without a watermark no group is ever final."),
+				 errhint("Use update or complete mode, or give event_time and watermark and group by streaming.window() of the event time.")));
 
 	plan->query_sql = deparse_query(query);
 	if (plan->shape == SHAPE_AGGREGATE)
+	{
 		plan_aggregate(query, plan);
+		if (mode == OUTPUT_APPEND && plan->window_key == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("append output mode requires grouping by a window of the event time"),
+					 errdetail("A group is final when the watermark passes the end of its window, so one group key must be streaming.window(%s, ...).",
+							   event_time),
+					 errhint("Group by streaming.window(%s, size), or use update or complete mode.", event_time)));
+	}
 	else
 	{
 		ListCell   *lc;
@@ -582,6 +643,9 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 	foreach(lc, plan->sources)
 		appendStringInfo(&buf, "%s%u", foreach_current_index(lc) > 0 ? ", " : "", lfirst_oid(lc));
 	appendStringInfoChar(&buf, ']');
+	append_string(&buf, "mode", OutputModeName(plan->mode));
+	append_string(&buf, "event_time", plan->event_time);
+	append_string(&buf, "window_key", plan->window_key);
 	append_string(&buf, "query", plan->query_sql);
 	append_string(&buf, "batch", plan->batch_sql);
 	append_string(&buf, "merge_set", plan->merge_set);
@@ -625,6 +689,9 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	plan->shape = strcmp(shape, "aggregate") == 0 ? SHAPE_AGGREGATE : SHAPE_STATELESS;
 	foreach(lc, jsonb_string_array(obj, "sources"))
 		plan->sources = lappend_oid(plan->sources, (Oid) strtoul(lfirst(lc), NULL, 10));
+	plan->mode = OutputModeFromString(JsonbGetString(obj, "mode"));
+	plan->event_time = JsonbGetString(obj, "event_time");
+	plan->window_key = JsonbGetString(obj, "window_key");
 	plan->query_sql = JsonbGetString(obj, "query");
 	plan->batch_sql = JsonbGetString(obj, "batch");
 	plan->merge_set = JsonbGetString(obj, "merge_set");
@@ -635,6 +702,8 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	plan->finalizers = jsonb_string_array(obj, "finalizers");
 	return plan;
 }
+
+static void append_upsert(StringInfo sql, ContinuousPlan *plan);
 
 static bool
 string_list_member(List *names, const char *name)
@@ -691,7 +760,17 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table)
 		appendStringInfo(&sql, "UPDATE SET %s", plan->merge_set);
 	else
 		appendStringInfoString(&sql, "NOTHING");
-	appendStringInfoString(&sql, " RETURNING s.*, (s.xmax = 0) AS streaming_new_group),\n");
+	appendStringInfoString(&sql, " RETURNING s.*, (s.xmax = 0) AS streaming_new_group)");
+
+	/* append mode writes a group once, when the watermark closes it */
+	if (plan->mode == OUTPUT_APPEND)
+	{
+		appendStringInfoString(&sql,
+							   "\nSELECT (SELECT count(*) FROM merged), "
+							   "(SELECT count(*) FROM merged WHERE streaming_new_group), 0::bigint");
+		return sql.data;
+	}
+	appendStringInfoString(&sql, ",\n");
 
 	if (plan->result_keys == NIL)
 	{
@@ -705,28 +784,75 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table)
 		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
 						 (char *) lfirst(lc));
 	appendStringInfoString(&sql, " FROM merged m");
-	if (plan->result_keys != NIL)
-	{
-		bool		first = true;
-
-		appendStringInfo(&sql, " ON CONFLICT (%s) DO ", quoted_list(plan->result_keys, ""));
-		foreach(lc, plan->result_columns)
-		{
-			char	   *col = lfirst(lc);
-
-			if (string_list_member(plan->result_keys, col))
-				continue;
-			appendStringInfo(&sql, "%s%s = EXCLUDED.%s", first ? "UPDATE SET " : ", ",
-							 quote_identifier(col), quote_identifier(col));
-			first = false;
-		}
-		if (first)
-			appendStringInfoString(&sql, "NOTHING");
-	}
+	append_upsert(&sql, plan);
 	appendStringInfoString(&sql, " RETURNING 1)\n");
 	appendStringInfoString(&sql,
 						   "SELECT (SELECT count(*) FROM merged), "
 						   "(SELECT count(*) FROM merged WHERE streaming_new_group), "
 						   "(SELECT count(*) FROM emitted)");
 	return sql.data;
+}
+
+/*
+ * BuildCloseStatement assembles the statement that runs after the batch
+ * statement when the watermark has advanced: it removes the state of the
+ * windows that end at or before the watermark ($1) and, in append mode,
+ * writes their final rows.  It returns the rows removed and the rows
+ * written.  NULL if the query has no window to close.
+ */
+char *
+BuildCloseStatement(ContinuousPlan *plan, Oid result_table, Oid state_table)
+{
+	StringInfoData sql;
+	ListCell   *lc;
+
+	if (plan->window_key == NULL || plan->mode == OUTPUT_COMPLETE)
+		return NULL;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql,
+					 "WITH closed AS (DELETE FROM %s AS s WHERE pg_catalog.upper(s.%s) <= $1 RETURNING s.*)",
+					 RelationQualifiedName(state_table), quote_identifier(plan->window_key));
+	if (plan->mode == OUTPUT_UPDATE)
+	{
+		appendStringInfoString(&sql, "\nSELECT count(*), 0::bigint FROM closed");
+		return sql.data;
+	}
+	appendStringInfo(&sql, ",\nemitted AS (INSERT INTO %s (%s) SELECT ",
+					 RelationQualifiedName(result_table), quoted_list(plan->result_columns, ""));
+	foreach(lc, plan->finalizers)
+		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 (char *) lfirst(lc));
+	appendStringInfoString(&sql, " FROM closed m RETURNING 1)\n"
+						   "SELECT (SELECT count(*) FROM closed), (SELECT count(*) FROM emitted)");
+	return sql.data;
+}
+
+/*
+ * append_upsert adds the ON CONFLICT clause that makes an emitted row
+ * replace the previous row of its group in the result table.
+ */
+static void
+append_upsert(StringInfo sql, ContinuousPlan *plan)
+{
+	ListCell   *lc;
+
+	if (plan->result_keys != NIL)
+	{
+		bool		first = true;
+
+		appendStringInfo(sql, " ON CONFLICT (%s) DO ", quoted_list(plan->result_keys, ""));
+		foreach(lc, plan->result_columns)
+		{
+			char	   *col = lfirst(lc);
+
+			if (string_list_member(plan->result_keys, col))
+				continue;
+			appendStringInfo(sql, "%s%s = EXCLUDED.%s", first ? "UPDATE SET " : ", ",
+							 quote_identifier(col), quote_identifier(col));
+			first = false;
+		}
+		if (first)
+			appendStringInfoString(sql, "NOTHING");
+	}
 }

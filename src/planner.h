@@ -31,6 +31,9 @@ typedef enum QueryShape
 typedef struct ContinuousPlan
 {
 	QueryShape	shape;
+	OutputMode	mode;
+	char	   *event_time;		/* event-time column of the source, or NULL */
+	char	   *window_key;		/* state key holding window(event_time, ...) */
 	List	   *sources;		/* OIDs of the source relations read */
 	char	   *query_sql;		/* the user's query, deparsed */
 	char	   *batch_sql;		/* aggregate: partial state per group */
@@ -46,10 +49,12 @@ extern OutputMode OutputModeFromString(const char *mode);
 extern const char *OutputModeName(OutputMode mode);
 
 extern ContinuousPlan *PlanContinuousQuery(const char *sql, OutputMode mode,
-										   bool has_watermark);
+										   const char *event_time, bool has_watermark);
 extern Jsonb *ContinuousPlanToJsonb(ContinuousPlan *plan);
 extern ContinuousPlan *ContinuousPlanFromJsonb(Jsonb *plan);
 extern char *BuildBatchStatement(ContinuousPlan *plan, Oid result_table,
+								 Oid state_table);
+extern char *BuildCloseStatement(ContinuousPlan *plan, Oid result_table,
 								 Oid state_table);
 
 #endif							/* STREAMING_PLANNER_H */

@@ -16,6 +16,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/numeric.h"
 #include "utils/regproc.h"
 #include "utils/timestamp.h"
 
@@ -30,7 +31,8 @@ PG_FUNCTION_INFO_V1(streaming_explain);
 
 #define QUERY_COLUMNS \
 	"name, id, query, output_mode, trigger, on_error, result_table, " \
-	"state_table, plan, last_batch_id, last_progress_at, state_rows"
+	"state_table, plan, last_batch_id, last_progress_at, state_rows, " \
+	"event_time, extract(epoch FROM watermark_delay) * 1000000, watermark"
 
 /*
  * QueryDefLoad reads a query's catalog row.  With lock_for_batch the row is
@@ -75,6 +77,14 @@ QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok)
 		d = SPI_getbinval(tup, desc, 11, &isnull);
 		q->last_progress_at = isnull ? 0 : DatumGetTimestampTz(d);
 		q->state_rows = DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
+		q->event_time = SPI_getvalue(tup, desc, 13);
+		d = SPI_getbinval(tup, desc, 14, &isnull);
+		q->has_watermark = !isnull;
+		if (!isnull)
+			q->watermark_delay = DatumGetInt64(DirectFunctionCall1(numeric_int8, d));
+		d = SPI_getbinval(tup, desc, 15, &isnull);
+		q->watermark_valid = !isnull;
+		q->watermark = isnull ? 0 : DatumGetTimestampTz(d);
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
@@ -172,6 +182,7 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	char	   *sink;
 	Jsonb	   *sink_options;
 	bool		start;
+	char	   *event_time = NULL;
 	ContinuousPlan *plan;
 	List	   *names;
 	char	   *result_name;
@@ -179,10 +190,10 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	Oid			state_oid = InvalidOid;
 	int32		id;
 	bool		isnull;
-	Oid			argtypes[11] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
-	TEXTOID, REGCLASSOID, REGCLASSOID, JSONBOID, BOOLOID, OIDARRAYOID};
-	Datum		args[11];
-	char		nulls[11];
+	Oid			argtypes[13] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
+		TEXTOID, REGCLASSOID, REGCLASSOID, JSONBOID, BOOLOID, OIDARRAYOID, TEXTOID, INTERVALOID};
+	Datum		args[13];
+	char		nulls[13];
 	Datum	   *source_datums;
 	ListCell   *lc;
 
@@ -207,16 +218,21 @@ streaming_create_query(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid value for on_error: \"%s\"", on_error),
 				 errhint("Valid values are dead_letter, skip and fail.")));
-	if (!PG_ARGISNULL(4) || !PG_ARGISNULL(5))
+	if (PG_ARGISNULL(4) != PG_ARGISNULL(5))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("event_time and watermark must be given together"),
+				 errhint("The watermark is a delay behind the largest event time seen, e.g. event_time => 'ts', watermark => '10 minutes'.")));
+	if (!PG_ARGISNULL(4))
 	{
-		if (PG_ARGISNULL(4) || PG_ARGISNULL(5))
+		Interval   *delay = PG_GETARG_INTERVAL_P(5);
+
+		event_time = text_to_cstring(PG_GETARG_TEXT_PP(4));
+		if (delay->month != 0 || delay->day < 0 || delay->time < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("event_time and watermark must be given together")));
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("event_time and watermark are not supported yet"),
-				 errhint("Use update or complete mode without a watermark.")));
+					 errmsg("watermark delay must be a non-negative interval without months"),
+					 errhint("Use e.g. '10 seconds' or '1 hour'.")));
 	}
 	if (strcmp(sink, "console") == 0 || strcmp(sink, "notify") == 0 ||
 		strcmp(sink, "file") == 0 || strcmp(sink, "kafka") == 0)
@@ -241,7 +257,7 @@ streaming_create_query(PG_FUNCTION_ARGS)
 				 errmsg("continuous query \"%s\" already exists", name),
 				 errhint("Choose another name, or drop the query first with streaming.drop_query().")));
 
-	plan = PlanContinuousQuery(sql, mode, false);
+	plan = PlanContinuousQuery(sql, mode, event_time, !PG_ARGISNULL(5));
 
 	names = stringToQualifiedNameList(name);
 	result_name = NameListToQuotedString(names);
@@ -267,6 +283,10 @@ streaming_create_query(PG_FUNCTION_ARGS)
 		exec_ddl(psprintf("CREATE TABLE %s AS %s WITH NO DATA", state_name, plan->batch_sql));
 		exec_ddl(psprintf("CREATE UNIQUE INDEX ON %s (%s) NULLS NOT DISTINCT",
 						  state_name, quoted_columns(plan->state_keys)));
+		/* closing windows finds them by their end, without a scan */
+		if (plan->window_key != NULL)
+			exec_ddl(psprintf("CREATE INDEX ON %s (pg_catalog.upper(%s))",
+							  state_name, quote_identifier(plan->window_key)));
 		state_oid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(state_name)),
 									 NoLock, false);
 		record_depends_on_sources(state_oid, plan->sources);
@@ -290,10 +310,16 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	args[9] = BoolGetDatum(start);
 	args[10] = PointerGetDatum(construct_array(source_datums, list_length(plan->sources),
 											   OIDOID, sizeof(Oid), true, TYPALIGN_INT));
+	args[11] = event_time ? CStringGetTextDatum(event_time) : (Datum) 0;
+	nulls[11] = event_time ? ' ' : 'n';
+	args[12] = PG_ARGISNULL(5) ? (Datum) 0 : PG_GETARG_DATUM(5);
+	nulls[12] = PG_ARGISNULL(5) ? 'n' : ' ';
 	if (SPI_execute_with_args("INSERT INTO streaming.queries (name, id, query, output_mode, trigger, "
-							  "on_error, result_table, state_table, plan, enabled, sources, shape) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::regclass[], $9->>'shape')",
-							  11, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
+							  "on_error, result_table, state_table, plan, enabled, sources, shape, "
+							  "event_time, watermark_delay) "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::regclass[], $9->>'shape', "
+							  "$12, $13)",
+							  13, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into streaming.queries");
 	SPI_finish();
 

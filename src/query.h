@@ -27,6 +27,11 @@ typedef struct QueryDef
 	int64		last_batch_id;
 	TimestampTz last_progress_at;	/* 0 if no batch yet */
 	int64		state_rows;
+	char	   *event_time;		/* NULL without event time */
+	bool		has_watermark;
+	int64		watermark_delay;	/* microseconds */
+	bool		watermark_valid;	/* false until the first event time */
+	TimestampTz watermark;
 } QueryDef;
 
 extern QueryDef *QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok);

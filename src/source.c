@@ -167,7 +167,30 @@ SourceCheckOptionKeys(Jsonb *options, const char *kind,
 void
 SourceBatchAddRow(SourceBatch *batch, Datum *values, bool *nulls)
 {
-	MemoryContext old = MemoryContextSwitchTo(batch->mcxt);
+	MemoryContext old;
+
+	if (batch->event_time_attno > 0 && !nulls[batch->event_time_attno - 1])
+	{
+		TimestampTz ts = DatumGetTimestampTz(values[batch->event_time_attno - 1]);
+
+		/* a row at or before the watermark is late */
+		if (batch->has_watermark && ts <= batch->watermark)
+		{
+			batch->late_rows++;
+			if (batch->drop_late)
+			{
+				batch->input_rows++;	/* read, counted, not passed on */
+				return;
+			}
+		}
+		if (!batch->has_max_event_time || ts > batch->max_event_time)
+		{
+			batch->max_event_time = ts;
+			batch->has_max_event_time = true;
+		}
+	}
+
+	old = MemoryContextSwitchTo(batch->mcxt);
 
 	tuplestore_putvalues(batch->rows, RelationGetDescr(batch->rel), values, nulls);
 	MemoryContextSwitchTo(old);
@@ -216,6 +239,8 @@ SourceBatchReset(SourceBatch *batch)
 	batch->input_rows = 0;
 	batch->dead_letters = NIL;
 	batch->n_dead_letters = 0;
+	batch->has_max_event_time = false;
+	batch->late_rows = 0;
 	MemoryContextSwitchTo(old);
 }
 

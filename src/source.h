@@ -17,6 +17,7 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 #include "utils/relcache.h"
 #include "utils/tuplestore.h"
@@ -71,6 +72,15 @@ struct SourceBatch
 	List	   *dead_letters;	/* DeadLetter, kept when on_error = dead_letter */
 	int64		n_dead_letters;
 	bool		keep_dead_letters;
+
+	/* event time: late rows are dropped, the maximum is tracked */
+	AttrNumber	event_time_attno;	/* 0 if the query has no event time */
+	bool		drop_late;		/* drop rows at or before the watermark */
+	bool		has_watermark;
+	TimestampTz watermark;		/* committed by the previous batch */
+	bool		has_max_event_time;
+	TimestampTz max_event_time;
+	int64		late_rows;		/* dropped (or, in complete mode, kept) */
 
 	/* filled by the source */
 	void	   *private;

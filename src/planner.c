@@ -53,7 +53,10 @@ typedef enum AggKind
 	AGG_SUM,
 	AGG_AVG,
 	AGG_MIN,
-	AGG_MAX
+	AGG_MAX,
+	AGG_BOOL_AND,
+	AGG_BOOL_OR,
+	AGG_VARIANCE				/* var_samp/var_pop/stddev_samp/stddev_pop */
 } AggKind;
 
 /*
@@ -254,6 +257,25 @@ classify_aggregate(Aggref *agg, Oid *argtype)
 		return agg->aggstar ? AGG_COUNT_STAR : AGG_COUNT;
 	if (builtin && (strcmp(name, "min") == 0 || strcmp(name, "max") == 0))
 		return name[1] == 'i' ? AGG_MIN : AGG_MAX;
+	if (builtin && (strcmp(name, "bool_and") == 0 || strcmp(name, "every") == 0))
+		return AGG_BOOL_AND;
+	if (builtin && strcmp(name, "bool_or") == 0)
+		return AGG_BOOL_OR;
+	if (builtin && (strcmp(name, "variance") == 0 || strcmp(name, "var_samp") == 0 ||
+					strcmp(name, "var_pop") == 0 || strcmp(name, "stddev") == 0 ||
+					strcmp(name, "stddev_samp") == 0 || strcmp(name, "stddev_pop") == 0))
+	{
+		switch (*argtype)
+		{
+			case INT2OID:
+			case INT4OID:
+			case INT8OID:
+			case FLOAT4OID:
+			case FLOAT8OID:
+			case NUMERICOID:
+				return AGG_VARIANCE;
+		}
+	}
 	if (builtin && strcmp(name, "sum") == 0)
 	{
 		switch (*argtype)
@@ -284,7 +306,7 @@ classify_aggregate(Aggref *agg, Oid *argtype)
 		}
 	}
 	reject(psprintf("aggregate function %s is not supported yet", format_procedure(agg->aggfnoid)),
-		   "This version keeps count, sum, avg, min and max incrementally.");
+		   "This version keeps count, sum, avg, min, max, bool_and, bool_or, stddev and variance incrementally.");
 	return AGG_COUNT;			/* keep compiler quiet */
 }
 
@@ -328,6 +350,80 @@ deparse_query(Query *query)
 
 	PopCatalogSearchPath(nestlevel);
 	return sql;
+}
+
+/*
+ * plan_variance keeps var_samp, var_pop, stddev_samp and stddev_pop (and
+ * their aliases variance and stddev).
+ *
+ * Floating-point input keeps (n, mean, m2) and merges partial states with
+ * Chan's parallel formula, which stays accurate where a running sum of
+ * squares would cancel catastrophically.  Integer and numeric input keeps
+ * the exact numeric sums (n, sum x, sum x^2) that PostgreSQL's own numeric
+ * variance uses, merged by exact addition.
+ */
+static void
+plan_variance(Aggref *agg, Oid argtype, const char *arg, const char *filter,
+			  const char *colname, int *nstate, StringInfo outer,
+			  StringInfo merge, ContinuousPlan *plan)
+{
+	char	   *name = get_func_name(agg->aggfnoid);
+	bool		pop = strcmp(name, "var_pop") == 0 || strcmp(name, "stddev_pop") == 0;
+	bool		root = strncmp(name, "stddev", 6) == 0;
+	char	   *n = psprintf("s%d", ++*nstate);
+	char	   *a = psprintf("s%d", ++*nstate);
+	char	   *b = psprintf("s%d", ++*nstate);
+	char	   *restype = format_type_be_qualified(agg->aggtype);
+	char	   *var;
+	const char *sep = merge->len > 0 ? ", " : "";
+
+	if (argtype == FLOAT4OID || argtype == FLOAT8OID)
+	{
+		/* a = mean, b = m2 (sum of squared deviations from the mean) */
+		appendStringInfo(outer,
+						 ", pg_catalog.count(%s)%s AS %s"
+						 ", pg_catalog.avg(%s::double precision)%s AS %s"
+						 ", pg_catalog.var_pop(%s::double precision)%s * pg_catalog.count(%s)%s AS %s",
+						 arg, filter, n, arg, filter, a, arg, filter, arg, filter, b);
+		appendStringInfo(merge,
+						 "%s%s = s.%s + EXCLUDED.%s"
+						 ", %s = CASE WHEN s.%s = 0 THEN EXCLUDED.%s WHEN EXCLUDED.%s = 0 THEN s.%s"
+						 " ELSE s.%s + (EXCLUDED.%s - s.%s) * EXCLUDED.%s / (s.%s + EXCLUDED.%s) END"
+						 ", %s = CASE WHEN s.%s = 0 THEN EXCLUDED.%s WHEN EXCLUDED.%s = 0 THEN s.%s"
+						 " ELSE s.%s + EXCLUDED.%s + (EXCLUDED.%s - s.%s) * (EXCLUDED.%s - s.%s)"
+						 " * s.%s * EXCLUDED.%s / (s.%s + EXCLUDED.%s) END",
+						 sep, n, n, n,
+						 a, n, a, n, a, a, a, a, n, n, n,
+						 b, n, b, n, b, b, b, a, a, a, a, n, n, n, n);
+		var = psprintf("CASE WHEN m.%s > %d THEN GREATEST(m.%s, 0) / (m.%s - %d) END",
+					   n, pop ? 0 : 1, b, n, pop ? 0 : 1);
+		plan->aggregates = lappend(plan->aggregates,
+								   psprintf("%s: %s as count %s, mean %s and sum of squared deviations %s, merged by Chan's parallel formula",
+											colname, name, n, a, b));
+	}
+	else
+	{
+		/* a = sum x, b = sum x^2, both exact numeric */
+		appendStringInfo(outer,
+						 ", pg_catalog.count(%s)%s AS %s"
+						 ", pg_catalog.sum(%s::numeric)%s AS %s"
+						 ", pg_catalog.sum(%s::numeric * %s::numeric)%s AS %s",
+						 arg, filter, n, arg, filter, a, arg, arg, filter, b);
+		appendStringInfo(merge,
+						 "%s%s = s.%s + EXCLUDED.%s"
+						 ", %s = coalesce(s.%s + EXCLUDED.%s, s.%s, EXCLUDED.%s)"
+						 ", %s = coalesce(s.%s + EXCLUDED.%s, s.%s, EXCLUDED.%s)",
+						 sep, n, n, n, a, a, a, a, a, b, b, b, b, b);
+		var = psprintf("CASE WHEN m.%s > %d THEN GREATEST((m.%s * m.%s - m.%s * m.%s), 0)"
+					   " / (m.%s::numeric * (m.%s - %d)) END",
+					   n, pop ? 0 : 1, n, b, a, a, n, n, pop ? 0 : 1);
+		plan->aggregates = lappend(plan->aggregates,
+								   psprintf("%s: %s as count %s, exact numeric sum %s and sum of squares %s, merged by addition",
+											colname, name, n, a, b));
+	}
+	plan->finalizers = lappend(plan->finalizers,
+							   psprintf("CAST(%s%s%s AS %s)", root ? "pg_catalog.sqrt(" : "",
+										var, root ? ")" : "", restype));
 }
 
 /*
@@ -475,6 +571,22 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 										   psprintf("%s: %s in column %s, merged by %s", colname,
 													kind == AGG_MIN ? "min" : "max", s1,
 													kind == AGG_MIN ? "LEAST" : "GREATEST"));
+				break;
+			case AGG_BOOL_AND:
+			case AGG_BOOL_OR:
+				appendStringInfo(&outer, ", pg_catalog.%s(%s)%s AS %s",
+								 kind == AGG_BOOL_AND ? "bool_and" : "bool_or", arg, filter, s1);
+				appendStringInfo(&merge, "%s%s = coalesce(s.%s %s EXCLUDED.%s, s.%s, EXCLUDED.%s)",
+								 merge.len > 0 ? ", " : "", s1, s1,
+								 kind == AGG_BOOL_AND ? "AND" : "OR", s1, s1, s1);
+				plan->finalizers = lappend(plan->finalizers, psprintf("m.%s", s1));
+				plan->aggregates = lappend(plan->aggregates,
+										   psprintf("%s: %s in boolean column %s, merged by %s", colname,
+													kind == AGG_BOOL_AND ? "bool_and" : "bool_or", s1,
+													kind == AGG_BOOL_AND ? "AND" : "OR"));
+				break;
+			case AGG_VARIANCE:
+				plan_variance(agg, argtype, arg, filter, colname, &nstate, &outer, &merge, plan);
 				break;
 			case AGG_AVG:
 				{

@@ -31,6 +31,7 @@
 
 #include "batch.h"
 #include "query.h"
+#include "sinks/sink.h"
 #include "source.h"
 #include "streaming.h"
 
@@ -293,28 +294,61 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
  * stays in force for the user's functions and triggers.
  */
 static void
-execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sql)
+execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sql,
+			  int show_rows)
 {
 	bool		isnull;
 
 	SPI_connect();
-	if (SPI_execute(sql, false, 0) != SPI_OK_SELECT || SPI_processed != 1)
+	if (SPI_execute(sql, false, 0) != SPI_OK_SELECT || SPI_processed < 1)
 		elog(ERROR, "batch statement of query \"%s\" failed", q->name);
 	st->updated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	st->inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	st->sink_rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	if (show_rows > 0 && (q->mode != OUTPUT_APPEND || q->plan->shape == SHAPE_STATELESS))
+		ConsoleSinkShow(q->name, st->batch_id, SPI_tuptable,
+						st->sink_rows > 0 ? SPI_processed : 0, 4, &q->sink);
 
 	if (close_sql != NULL)
 	{
 		Oid			argtypes[1] = {TIMESTAMPTZOID};
 		Datum		args[1] = {TimestampTzGetDatum(st->watermark)};
+		int64		emitted;
 
 		if (SPI_execute_with_args(close_sql, 1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT ||
-			SPI_processed != 1)
+			SPI_processed < 1)
 			elog(ERROR, "close statement of query \"%s\" failed", q->name);
 		st->removed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		st->sink_rows += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		emitted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		st->sink_rows += emitted;
+		if (show_rows > 0 && q->mode == OUTPUT_APPEND)
+			ConsoleSinkShow(q->name, st->batch_id, SPI_tuptable,
+							emitted > 0 ? SPI_processed : 0, 3, &q->sink);
 	}
+
+	/* the console sink shows the whole result in complete mode */
+	if (q->sink.kind == SINK_CONSOLE && q->mode == OUTPUT_COMPLETE)
+	{
+		char	   *order = "";
+
+		if (q->plan->result_keys != NIL)
+		{
+			StringInfoData keys;
+			ListCell   *lc;
+
+			initStringInfo(&keys);
+			foreach(lc, q->plan->result_keys)
+				appendStringInfo(&keys, "%s%s", foreach_current_index(lc) > 0 ? ", " : " ORDER BY ",
+								 quote_identifier(lfirst(lc)));
+			order = keys.data;
+		}
+		if (SPI_execute(psprintf("SELECT * FROM %s%s LIMIT %d", RelationQualifiedName(q->result_table),
+								 order, q->sink.num_rows + 1), true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the result of query \"%s\"", q->name);
+		ConsoleSinkShow(q->name, st->batch_id, SPI_tuptable, SPI_processed, 1, &q->sink);
+	}
+	if (q->sink.kind == SINK_NOTIFY)
+		NotifySinkSend(&q->sink, q->name, st->batch_id, st->sink_rows);
 	SPI_finish();
 }
 
@@ -334,6 +368,7 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	char	   *kind;
 	char	   *sql;
 	char	   *close_sql;
+	int			show_rows;
 
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "streaming micro-batch",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -410,13 +445,15 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	st.t_decoded = GetCurrentTimestamp();
 
 	/* the batch statement: the FDW scan of the source returns sb.rows */
-	sql = BuildBatchStatement(q->plan, q->result_table, q->state_table);
+	/* one row more than shown, to tell when rows were left out */
+	show_rows = q->sink.kind == SINK_CONSOLE && q->mode != OUTPUT_COMPLETE ? q->sink.num_rows + 1 : 0;
+	sql = BuildBatchStatement(q->plan, q->result_table, q->state_table, show_rows);
 	close_sql = st.watermark_valid
-		? BuildCloseStatement(q->plan, q->result_table, q->state_table) : NULL;
+		? BuildCloseStatement(q->plan, q->result_table, q->state_table, show_rows) : NULL;
 	FdwSetBatchInput(sb.relid, sb.rows);
 	PG_TRY();
 	{
-		execute_batch(q, &st, sql, close_sql);
+		execute_batch(q, &st, sql, close_sql, show_rows);
 	}
 	PG_FINALLY();
 	{

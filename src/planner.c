@@ -842,25 +842,45 @@ quoted_list(List *names, const char *prefix)
 }
 
 /*
+ * finish_statement closes a statement whose CTE "emitted" holds the rows
+ * written to the result table.  The first columns are the counts; with
+ * show_rows > 0 (the console sink), up to that many written rows follow,
+ * one per output row (one row of NULLs when nothing was written).
+ */
+static void
+finish_statement(StringInfo sql, const char *counts, int show_rows)
+{
+	if (show_rows <= 0)
+		appendStringInfo(sql, "SELECT %s", counts);
+	else
+		appendStringInfo(sql,
+						 "SELECT c.*, e.* FROM (SELECT %s) AS c "
+						 "LEFT JOIN (SELECT * FROM emitted LIMIT %d) AS e ON true",
+						 counts, show_rows);
+}
+
+/*
  * BuildBatchStatement assembles the one statement a micro-batch runs.  It
  * returns three counts: state rows updated, state rows inserted (new
- * groups) and rows written to the result table.
+ * groups) and rows written to the result table; with show_rows > 0, the
+ * written rows follow (see finish_statement).
  */
 char *
-BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table)
+BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
+					int show_rows)
 {
 	char	   *result = RelationQualifiedName(result_table);
 	char	   *columns = quoted_list(plan->result_columns, "");
+	const char *returning = show_rows > 0 ? "RETURNING *" : "RETURNING 1";
 	StringInfoData sql;
 	ListCell   *lc;
 
 	initStringInfo(&sql);
 	if (plan->shape == SHAPE_STATELESS)
 	{
-		appendStringInfo(&sql,
-						 "WITH emitted AS (INSERT INTO %s (%s) %s RETURNING 1)\n"
-						 "SELECT 0::bigint, 0::bigint, count(*) FROM emitted",
-						 result, columns, plan->query_sql);
+		appendStringInfo(&sql, "WITH emitted AS (INSERT INTO %s (%s) %s %s)\n",
+						 result, columns, plan->query_sql, returning);
+		finish_statement(&sql, "0::bigint, 0::bigint, (SELECT count(*) FROM emitted)", show_rows);
 		return sql.data;
 	}
 
@@ -897,11 +917,11 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table)
 						 (char *) lfirst(lc));
 	appendStringInfoString(&sql, " FROM merged m");
 	append_upsert(&sql, plan);
-	appendStringInfoString(&sql, " RETURNING 1)\n");
-	appendStringInfoString(&sql,
-						   "SELECT (SELECT count(*) FROM merged), "
-						   "(SELECT count(*) FROM merged WHERE streaming_new_group), "
-						   "(SELECT count(*) FROM emitted)");
+	appendStringInfo(&sql, " %s)\n", returning);
+	finish_statement(&sql,
+					 "(SELECT count(*) FROM merged), "
+					 "(SELECT count(*) FROM merged WHERE streaming_new_group), "
+					 "(SELECT count(*) FROM emitted)", show_rows);
 	return sql.data;
 }
 
@@ -910,10 +930,12 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table)
  * statement when the watermark has advanced: it removes the state of the
  * windows that end at or before the watermark ($1) and, in append mode,
  * writes their final rows.  It returns the rows removed and the rows
- * written.  NULL if the query has no window to close.
+ * written (then, with show_rows > 0, the written rows).  NULL if the query
+ * has no window to close.
  */
 char *
-BuildCloseStatement(ContinuousPlan *plan, Oid result_table, Oid state_table)
+BuildCloseStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
+					int show_rows)
 {
 	StringInfoData sql;
 	ListCell   *lc;
@@ -935,8 +957,8 @@ BuildCloseStatement(ContinuousPlan *plan, Oid result_table, Oid state_table)
 	foreach(lc, plan->finalizers)
 		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
 						 (char *) lfirst(lc));
-	appendStringInfoString(&sql, " FROM closed m RETURNING 1)\n"
-						   "SELECT (SELECT count(*) FROM closed), (SELECT count(*) FROM emitted)");
+	appendStringInfo(&sql, " FROM closed m %s)\n", show_rows > 0 ? "RETURNING *" : "RETURNING 1");
+	finish_statement(&sql, "(SELECT count(*) FROM closed), (SELECT count(*) FROM emitted)", show_rows);
 	return sql.data;
 }
 

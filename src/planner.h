@@ -53,8 +53,8 @@ extern ContinuousPlan *PlanContinuousQuery(const char *sql, OutputMode mode,
 extern Jsonb *ContinuousPlanToJsonb(ContinuousPlan *plan);
 extern ContinuousPlan *ContinuousPlanFromJsonb(Jsonb *plan);
 extern char *BuildBatchStatement(ContinuousPlan *plan, Oid result_table,
-								 Oid state_table);
+								 Oid state_table, int show_rows);
 extern char *BuildCloseStatement(ContinuousPlan *plan, Oid result_table,
-								 Oid state_table);
+								 Oid state_table, int show_rows);
 
 #endif							/* STREAMING_PLANNER_H */

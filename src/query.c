@@ -21,6 +21,7 @@
 #include "utils/timestamp.h"
 
 #include "planner.h"
+#include "sinks/sink.h"
 #include "query.h"
 #include "source.h"
 #include "streaming.h"
@@ -32,7 +33,8 @@ PG_FUNCTION_INFO_V1(streaming_explain);
 #define QUERY_COLUMNS \
 	"name, id, query, output_mode, trigger, on_error, result_table, " \
 	"state_table, plan, last_batch_id, last_progress_at, state_rows, " \
-	"event_time, extract(epoch FROM watermark_delay) * 1000000, watermark"
+	"event_time, extract(epoch FROM watermark_delay) * 1000000, watermark, " \
+	"sink, sink_options"
 
 /*
  * QueryDefLoad reads a query's catalog row.  With lock_for_batch the row is
@@ -85,6 +87,9 @@ QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok)
 		d = SPI_getbinval(tup, desc, 15, &isnull);
 		q->watermark_valid = !isnull;
 		q->watermark = isnull ? 0 : DatumGetTimestampTz(d);
+		SinkParseOptions(SPI_getvalue(tup, desc, 16),
+						 DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 17, &isnull)),
+						 q->name, &q->sink);
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
@@ -181,6 +186,7 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	char	   *on_error;
 	char	   *sink;
 	Jsonb	   *sink_options;
+	SinkOptions sink_opts;
 	bool		start;
 	char	   *event_time = NULL;
 	ContinuousPlan *plan;
@@ -190,10 +196,11 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	Oid			state_oid = InvalidOid;
 	int32		id;
 	bool		isnull;
-	Oid			argtypes[13] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
-		TEXTOID, REGCLASSOID, REGCLASSOID, JSONBOID, BOOLOID, OIDARRAYOID, TEXTOID, INTERVALOID};
-	Datum		args[13];
-	char		nulls[13];
+	Oid			argtypes[15] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
+		TEXTOID, REGCLASSOID, REGCLASSOID, JSONBOID, BOOLOID, OIDARRAYOID, TEXTOID, INTERVALOID,
+	TEXTOID, JSONBOID};
+	Datum		args[15];
+	char		nulls[15];
 	Datum	   *source_datums;
 	ListCell   *lc;
 
@@ -234,22 +241,9 @@ streaming_create_query(PG_FUNCTION_ARGS)
 					 errmsg("watermark delay must be a non-negative interval without months"),
 					 errhint("Use e.g. '10 seconds' or '1 hour'.")));
 	}
-	if (strcmp(sink, "console") == 0 || strcmp(sink, "notify") == 0 ||
-		strcmp(sink, "file") == 0 || strcmp(sink, "kafka") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("sink \"%s\" is not supported yet", sink),
-				 errhint("This version writes to the result table (sink => 'table').")));
-	if (strcmp(sink, "table") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown sink \"%s\"", sink),
-				 errhint("Valid sinks are table, console, notify, file and kafka.")));
-	if (sink_options != NULL && JsonbObjectKeys(sink_options) != NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown sink option \"%s\"", (char *) linitial(JsonbObjectKeys(sink_options))),
-				 errhint("The table sink takes no options in this version.")));
+	if (sink_options == NULL)
+		sink_options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	SinkParseOptions(sink, sink_options, name, &sink_opts);
 
 	if (QueryDefLoad(name, false, true) != NULL)
 		ereport(ERROR,
@@ -314,12 +308,14 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	nulls[11] = event_time ? ' ' : 'n';
 	args[12] = PG_ARGISNULL(5) ? (Datum) 0 : PG_GETARG_DATUM(5);
 	nulls[12] = PG_ARGISNULL(5) ? 'n' : ' ';
+	args[13] = CStringGetTextDatum(sink);
+	args[14] = JsonbPGetDatum(sink_options);
 	if (SPI_execute_with_args("INSERT INTO streaming.queries (name, id, query, output_mode, trigger, "
 							  "on_error, result_table, state_table, plan, enabled, sources, shape, "
-							  "event_time, watermark_delay) "
+							  "event_time, watermark_delay, sink, sink_options) "
 							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::regclass[], $9->>'shape', "
-							  "$12, $13)",
-							  13, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
+							  "$12, $13, $14, $15)",
+							  15, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into streaming.queries");
 	SPI_finish();
 
@@ -424,7 +420,13 @@ streaming_explain(PG_FUNCTION_ARGS)
 	else
 		EMIT("emit", psprintf("append the query's rows over the batch to %s",
 							  RelationQualifiedName(q->result_table)));
-	EMIT("statement", BuildBatchStatement(plan, q->result_table, q->state_table));
+	EMIT("statement", BuildBatchStatement(plan, q->result_table, q->state_table, 0));
+	{
+		char	   *close_sql = BuildCloseStatement(plan, q->result_table, q->state_table, 0);
+
+		if (close_sql != NULL)
+			EMIT("close", close_sql);
+	}
 
 	return (Datum) 0;
 }

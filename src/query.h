@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "planner.h"
+#include "sinks/sink.h"
 
 typedef struct QueryDef
 {
@@ -32,6 +33,7 @@ typedef struct QueryDef
 	int64		watermark_delay;	/* microseconds */
 	bool		watermark_valid;	/* false until the first event time */
 	TimestampTz watermark;
+	SinkOptions sink;
 } QueryDef;
 
 extern QueryDef *QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok);

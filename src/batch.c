@@ -343,7 +343,7 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 			order = keys.data;
 		}
 		if (SPI_execute(psprintf("SELECT * FROM %s%s LIMIT %d", RelationQualifiedName(q->result_table),
-								 order, q->sink.num_rows + 1), true, 0) != SPI_OK_SELECT)
+								 order, q->sink.num_rows + 1), false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read the result of query \"%s\"", q->name);
 		ConsoleSinkShow(q->name, st->batch_id, SPI_tuptable, SPI_processed, 1, &q->sink);
 	}

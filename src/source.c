@@ -131,10 +131,11 @@ SourceLookup(Oid relid, char **name, char **kind, Jsonb **options)
 
 /*
  * SourceCheckOptionKeys rejects any key of options that is neither in the
- * NULL-terminated list valid nor accepted by also().
+ * NULL-terminated list valid nor accepted by also(); what names the thing
+ * the options are for, e.g. 'source kind "file"'.
  */
 void
-SourceCheckOptionKeys(Jsonb *options, const char *kind,
+SourceCheckOptionKeys(Jsonb *options, const char *what,
 					  const char *const *valid, bool (*also) (const char *))
 {
 	ListCell   *lc;
@@ -155,7 +156,7 @@ SourceCheckOptionKeys(Jsonb *options, const char *kind,
 				appendStringInfo(&names, "%s%s", i > 0 ? ", " : "", valid[i]);
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("unknown option \"%s\" for source kind \"%s\"", key, kind),
+					 errmsg("unknown option \"%s\" for %s", key, what),
 					 errhint("Valid options are: %s.", names.data)));
 		}
 	}

@@ -97,7 +97,7 @@ extern void SourceBatchAddRow(SourceBatch *batch, Datum *values, bool *nulls);
 extern void SourceBatchAddDeadLetter(SourceBatch *batch, const char *position,
 									 const char *payload, int payload_len,
 									 const char *error);
-extern void SourceCheckOptionKeys(Jsonb *options, const char *kind,
+extern void SourceCheckOptionKeys(Jsonb *options, const char *what,
 								  const char *const *valid, bool (*also) (const char *));
 extern void SourceBatchReset(SourceBatch *batch);
 

@@ -37,14 +37,14 @@ SinkParseOptions(const char *sink, Jsonb *options, const char *query, SinkOption
 	if (strcmp(sink, "table") == 0)
 	{
 		out->kind = SINK_TABLE;
-		SourceCheckOptionKeys(options, "sink table", (const char *const[]) {NULL}, NULL);
+		SourceCheckOptionKeys(options, "sink \"table\"", (const char *const[]) {NULL}, NULL);
 	}
 	else if (strcmp(sink, "console") == 0)
 	{
 		static const char *const valid[] = {"num_rows", "truncate", NULL};
 
 		out->kind = SINK_CONSOLE;
-		SourceCheckOptionKeys(options, "sink console", valid, NULL);
+		SourceCheckOptionKeys(options, "sink \"console\"", valid, NULL);
 		out->num_rows = (int) JsonbGetInt64(options, "num_rows", 20, 1);
 		out->truncate = JsonbGetBool(options, "truncate", true);
 	}
@@ -53,7 +53,7 @@ SinkParseOptions(const char *sink, Jsonb *options, const char *query, SinkOption
 		static const char *const valid[] = {"channel", NULL};
 
 		out->kind = SINK_NOTIFY;
-		SourceCheckOptionKeys(options, "sink notify", valid, NULL);
+		SourceCheckOptionKeys(options, "sink \"notify\"", valid, NULL);
 		out->channel = JsonbGetString(options, "channel");
 		if (out->channel == NULL)
 			out->channel = pstrdup(query);

@@ -60,7 +60,7 @@ file_validate(Jsonb *options)
 	struct stat st;
 	FormatOptions fmt;
 
-	SourceCheckOptionKeys(options, "file", file_options, FormatIsOption);
+	SourceCheckOptionKeys(options, "source kind \"file\"", file_options, FormatIsOption);
 
 	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
 		ereport(ERROR,

@@ -82,7 +82,7 @@ sub crash_one_batch
 	$h->finish;
 
 	# the postmaster reinitializes after the crash
-	$node->poll_query_until('postgres', 'SELECT 1') or die "server did not recover";
+	$node->poll_query_until('postgres', 'SELECT true') or die "server did not recover";
 	return $out;
 }
 

@@ -46,7 +46,7 @@ $_->finish for @handles;
 my @ran = map { my $s = 0; $s += $_ for grep { /^\d+$/ } split /\n/, $_; $s } @outs;
 is($ran[0] + $ran[1], 8, 'the two runners ran eight batches between them');
 is($node->safe_psql('postgres', 'SELECT sum(n) FROM q'), '800', 'each of the 800 rows counted once');
-is($node->safe_psql('postgres', 'SELECT string_agg(k || ''='' || n, '','' ORDER BY k) FROM q'),
+is($node->safe_psql('postgres', q{SELECT string_agg(k || '=' || n, ',' ORDER BY k) FROM q}),
 	'k0=160,k1=160,k2=160,k3=160,k4=160', 'exact counts per key');
 is($node->safe_psql('postgres', q{SELECT count(*), count(DISTINCT partition) FROM streaming.offsets}),
 	'8|8', 'each file consumed by exactly one batch');

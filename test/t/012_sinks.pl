@@ -39,10 +39,10 @@ my $log_offset = -s $node->logfile;
 $node->safe_psql('postgres', "SELECT streaming.run('by_k_console'), streaming.run('all_console')");
 my $log = slurp_file($node->logfile, $log_offset);
 
-like($log, qr/streaming query "by_k_console", batch 0:\n\+-+\+-+\+\n\|k\|total\|\n/,
+like($log, qr/streaming query "by_k_console", batch 0:\n\t\+-\+-----\+\n\t\|k\|total\|\n/,
 	'console sink prints a header for the batch');
 like($log, qr/only showing top 2 rows/, 'num_rows limits the rows shown');
-like($log, qr/streaming query "all_console", batch 0:\n\+-\+-\+\n\|k\|n\|\n\+-\+-\+\n\|a\|2\|\n\|b\|1\|\n\|c\|1\|\n\+-\+-\+\n/,
+like($log, qr/streaming query "all_console", batch 0:\n\t\+-\+-\+\n\t\|k\|n\|\n\t\+-\+-\+\n\t\|a\|2\|\n\t\|b\|1\|\n\t\|c\|1\|\n\t\+-\+-\+\n/,
 	'complete mode shows the whole result, ordered by key');
 is($node->safe_psql('postgres', 'SELECT k, total FROM by_k_console ORDER BY k'),
 	"a|5\nb|2\nc|3", 'the console sink keeps the result table too');

@@ -219,3 +219,37 @@ RETURNS SETOF tstzrange
 AS 'MODULE_PATHNAME', 'streaming_window_sliding'
 LANGUAGE C IMMUTABLE PARALLEL SAFE
 ROWS 4;
+
+/* ------------------------------------------------------------------------
+ * Generic aggregate state: any aggregate with a combine function
+ * ------------------------------------------------------------------------ */
+
+CREATE FUNCTION streaming.agg_partial_trans(internal, regprocedure, VARIADIC "any")
+RETURNS internal
+AS 'MODULE_PATHNAME', 'streaming_agg_partial_trans'
+LANGUAGE C;
+
+CREATE FUNCTION streaming.agg_partial_final(internal)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'streaming_agg_partial_final'
+LANGUAGE C;
+
+-- the serialized partial state of agg over a batch
+CREATE AGGREGATE streaming.agg_partial(regprocedure, VARIADIC "any") (
+    SFUNC = streaming.agg_partial_trans,
+    STYPE = internal,
+    FINALFUNC = streaming.agg_partial_final
+);
+
+-- agg's combine function over two serialized states
+CREATE FUNCTION streaming.agg_combine(regprocedure, bytea, bytea)
+RETURNS bytea
+AS 'MODULE_PATHNAME', 'streaming_agg_combine'
+LANGUAGE C;
+
+-- agg's final function over a serialized state; the third argument, a NULL
+-- of agg's result type, gives the result its type
+CREATE FUNCTION streaming.agg_finalize(regprocedure, bytea, anyelement)
+RETURNS anyelement
+AS 'MODULE_PATHNAME', 'streaming_agg_finalize'
+LANGUAGE C;

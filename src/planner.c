@@ -56,7 +56,8 @@ typedef enum AggKind
 	AGG_MAX,
 	AGG_BOOL_AND,
 	AGG_BOOL_OR,
-	AGG_VARIANCE				/* var_samp/var_pop/stddev_samp/stddev_pop */
+	AGG_VARIANCE,				/* var_samp/var_pop/stddev_samp/stddev_pop */
+	AGG_GENERIC					/* any other aggregate with a combine function */
 } AggKind;
 
 /*
@@ -305,9 +306,22 @@ classify_aggregate(Aggref *agg, Oid *argtype)
 				return AGG_AVG;
 		}
 	}
-	reject(psprintf("aggregate function %s is not supported yet", format_procedure(agg->aggfnoid)),
-		   "This version keeps count, sum, avg, min, max, bool_and, bool_or, stddev and variance incrementally.");
-	return AGG_COUNT;			/* keep compiler quiet */
+	if (agg->aggtranstype == INTERNALOID)
+	{
+		tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(agg->aggfnoid));
+		aggform = (Form_pg_aggregate) GETSTRUCT(tup);
+		if (!OidIsValid(aggform->aggserialfn) || !OidIsValid(aggform->aggdeserialfn))
+		{
+			ReleaseSysCache(tup);
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("aggregate function %s has no incremental form", name),
+					 errdetail("Its state has type internal and it has no serialization functions, so its state cannot be stored between batches."),
+					 errhint("Use an aggregate with serialfunc and deserialfunc, or one with a non-internal state.")));
+		}
+		ReleaseSysCache(tup);
+	}
+	return AGG_GENERIC;
 }
 
 /*
@@ -482,6 +496,7 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 		AggKind		kind;
 		Oid			argtype;
 		char	   *arg = NULL;
+		char	   *all_args = "";
 		char	   *filter = "";
 		char	   *s1;
 		char	   *s2;
@@ -522,12 +537,25 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 
 		if (agg->args != NIL)
 		{
-			TargetEntry *argtle = linitial_node(TargetEntry, agg->args);
-			char	   *a = psprintf("a%d", ++nargs);
+			StringInfoData all;
+			ListCell   *alc;
 
-			inner_tlist = lappend(inner_tlist,
-								  makeTargetEntry(copyObject(argtle->expr), resno++, a, false));
-			arg = psprintf("b.%s::%s", a, format_type_be_qualified(argtype));
+			/* every argument becomes a column of the inner query */
+			initStringInfo(&all);
+			foreach(alc, agg->args)
+			{
+				TargetEntry *argtle = lfirst_node(TargetEntry, alc);
+				char	   *a = psprintf("a%d", ++nargs);
+				char	   *typed = psprintf("b.%s::%s", a,
+											 format_type_be_qualified(exprType((Node *) argtle->expr)));
+
+				inner_tlist = lappend(inner_tlist,
+									  makeTargetEntry(copyObject(argtle->expr), resno++, a, false));
+				if (arg == NULL)
+					arg = typed;
+				appendStringInfo(&all, ", %s", typed);
+			}
+			all_args = all.data;
 		}
 		if (agg->aggfilter != NULL)
 		{
@@ -585,6 +613,22 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 													kind == AGG_BOOL_AND ? "bool_and" : "bool_or", s1,
 													kind == AGG_BOOL_AND ? "AND" : "OR"));
 				break;
+			case AGG_GENERIC:
+				{
+					char	   *fn = quote_literal_cstr(format_procedure_qualified(agg->aggfnoid));
+
+					appendStringInfo(&outer, ", streaming.agg_partial(%s::pg_catalog.regprocedure%s)%s AS %s",
+									 fn, all_args, filter, s1);
+					appendStringInfo(&merge, "%s%s = streaming.agg_combine(%s::pg_catalog.regprocedure, s.%s, EXCLUDED.%s)",
+									 merge.len > 0 ? ", " : "", s1, fn, s1, s1);
+					plan->finalizers = lappend(plan->finalizers,
+											   psprintf("streaming.agg_finalize(%s::pg_catalog.regprocedure, m.%s, NULL::%s)",
+														fn, s1, restype));
+					plan->aggregates = lappend(plan->aggregates,
+											   psprintf("%s: %s as its serialized transition state in bytea column %s, merged by its combine function, finalized by its final function",
+														colname, format_procedure(agg->aggfnoid), s1));
+					break;
+				}
 			case AGG_VARIANCE:
 				plan_variance(agg, argtype, arg, filter, colname, &nstate, &outer, &merge, plan);
 				break;

@@ -50,7 +50,7 @@ is($node->safe_psql('postgres', q{
 		SELECT k, hll_add_agg(hll_hash_integer(uid)) AS users FROM all_visits GROUP BY k) d USING (k)
 	 WHERE hll_cardinality(u.users) = hll_cardinality(d.users)}), '3',
 	'the incremental sketch equals the sketch over all the input, for every group');
-is($node->safe_psql('postgres', 'SELECT string_agg(k || ''='' || n, '','' ORDER BY k) FROM uniq'),
+is($node->safe_psql('postgres', q{SELECT string_agg(k || '=' || n, ',' ORDER BY k) FROM uniq}),
 	'k0=3999,k1=4002,k2=3999', 'exact counts beside the sketch');
 
 $node->stop;

@@ -1,0 +1,72 @@
+/*-------------------------------------------------------------------------
+ *
+ * decoder.h
+ *	  Machinery shared by the record decoders (private to src/formats):
+ *	  reading a file line by line, converting column text with the types'
+ *	  input functions, and running one record in a subtransaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STREAMING_DECODER_H
+#define STREAMING_DECODER_H
+
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+
+#include "formats/format.h"
+
+/* a file read one physical line at a time */
+typedef struct LineReader
+{
+	FILE	   *file;
+	const char *path;
+	int64		line_number;	/* of the line last read, 1-based */
+	StringInfoData line;		/* the line last read, with its newline */
+	bool		eof;
+	char	   *buf;			/* read-ahead buffer */
+	size_t		buf_len;
+	size_t		buf_pos;
+} LineReader;
+
+extern void LineReaderOpen(LineReader *reader, const char *path);
+extern bool LineReaderNext(LineReader *reader);
+extern void LineReaderClose(LineReader *reader);
+extern int	LineContentLength(const char *line, int len);
+
+/* how to turn text into each column's type */
+typedef struct ColumnInputs
+{
+	int			natts;
+	FmgrInfo   *infuncs;
+	Oid		   *ioparams;
+	int32	   *typmods;
+	bool	   *dropped;
+} ColumnInputs;
+
+extern void ColumnInputsInit(ColumnInputs *ci, TupleDesc tupdesc);
+extern Datum ColumnInput(ColumnInputs *ci, int attno, char *text);
+
+/*
+ * A record decoded by a callback; in careful mode the callback runs in a
+ * subtransaction and an error becomes a dead letter.  Returns false if the
+ * record failed (and was reported).
+ */
+typedef void (*RecordWork) (void *arg);
+extern bool RunRecord(bool careful, RecordWork work, void *arg,
+					  FormatErrorCallback err_cb, void *err_arg,
+					  const char *position, const char *payload, int payload_len);
+
+/* the decoders */
+extern int64 CsvDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
+						   bool careful, FormatRowCallback row_cb,
+						   FormatErrorCallback err_cb, void *arg, int64 max_rows);
+extern int64 TextDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
+							bool careful, FormatRowCallback row_cb,
+							FormatErrorCallback err_cb, void *arg, int64 max_rows);
+extern int64 JsonDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
+							bool careful, FormatRowCallback row_cb,
+							FormatErrorCallback err_cb, void *arg, int64 max_rows);
+
+#endif							/* STREAMING_DECODER_H */

@@ -1,0 +1,314 @@
+/*-------------------------------------------------------------------------
+ *
+ * formats.c
+ *	  Format options, schema checks and dispatch of the record decoders,
+ *	  and the machinery they share: line reading, column input, and the
+ *	  per-record subtransaction that turns a bad record into a dead letter.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/tupdesc.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "miscadmin.h"
+#include "storage/fd.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+
+#include "formats/decoder.h"
+#include "formats/format.h"
+#include "streaming.h"
+
+#define LINE_READER_BUFSIZE 65536
+
+static const char *const format_keys[] = {
+	"format", "header", "delimiter", "quote", "escape", "null", NULL
+};
+
+bool
+FormatIsOption(const char *key)
+{
+	for (int i = 0; format_keys[i] != NULL; i++)
+		if (strcmp(format_keys[i], key) == 0)
+			return true;
+	return false;
+}
+
+static char *
+single_char_option(Jsonb *options, const char *key, const char *dflt)
+{
+	char	   *v = JsonbGetString(options, key);
+
+	if (v == NULL)
+		return pstrdup(dflt);
+	if (strlen(v) != 1 || IS_HIGHBIT_SET(v[0]) || v[0] == '\n' || v[0] == '\r')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"%s\": \"%s\"", key, v),
+				 errhint("Use one single-byte character other than a newline.")));
+	return v;
+}
+
+/*
+ * FormatParseOptions reads and validates the format options.
+ */
+void
+FormatParseOptions(Jsonb *options, FormatOptions *out)
+{
+	char	   *format = JsonbGetString(options, "format");
+
+	memset(out, 0, sizeof(*out));
+	if (format == NULL || strcmp(format, "csv") == 0)
+		out->kind = STREAMING_FORMAT_CSV;
+	else if (strcmp(format, "text") == 0)
+		out->kind = STREAMING_FORMAT_TEXT;
+	else if (strcmp(format, "json") == 0)
+		out->kind = STREAMING_FORMAT_JSON;
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"format\": \"%s\"", format),
+				 errhint("Valid formats are csv, text and json.")));
+
+	if (out->kind != STREAMING_FORMAT_CSV)
+	{
+		for (int i = 1; format_keys[i] != NULL; i++)
+			if (JsonbGetKey(options, format_keys[i]) != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"%s\" applies only to the csv format", format_keys[i])));
+		return;
+	}
+
+	out->header = JsonbGetBool(options, "header", false);
+	out->delimiter = single_char_option(options, "delimiter", ",");
+	out->quote = single_char_option(options, "quote", "\"");
+	out->escape = single_char_option(options, "escape", out->quote);
+	out->null_string = JsonbGetString(options, "null");
+	if (out->null_string == NULL)
+		out->null_string = pstrdup("");
+	if (out->delimiter[0] == out->quote[0])
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options \"delimiter\" and \"quote\" must differ")));
+}
+
+/*
+ * FormatCheckSchema: a text source has exactly one column, of type text
+ * or varchar; csv and json fill any columns.
+ */
+void
+FormatCheckSchema(const FormatOptions *opts, TupleDesc tupdesc)
+{
+	int			ncols = 0;
+	Oid			type = InvalidOid;
+
+	if (opts->kind != STREAMING_FORMAT_TEXT)
+		return;
+	for (int i = 0; i < tupdesc->natts; i++)
+	{
+		if (TupleDescAttr(tupdesc, i)->attisdropped)
+			continue;
+		ncols++;
+		type = TupleDescAttr(tupdesc, i)->atttypid;
+	}
+	if (ncols != 1 || (type != TEXTOID && type != VARCHAROID))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("a text source has exactly one column, of type text"),
+				 errdetail("Each line of the input becomes the value of that column."),
+				 errhint("Use schema => 'value text', or the csv or json format for several columns.")));
+}
+
+int64
+FormatDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
+				 bool careful, FormatRowCallback row_cb,
+				 FormatErrorCallback err_cb, void *arg, int64 max_rows)
+{
+	switch (opts->kind)
+	{
+		case STREAMING_FORMAT_CSV:
+			return CsvDecodeFile(opts, rel, path, careful, row_cb, err_cb, arg, max_rows);
+		case STREAMING_FORMAT_TEXT:
+			return TextDecodeFile(opts, rel, path, careful, row_cb, err_cb, arg, max_rows);
+		case STREAMING_FORMAT_JSON:
+			return JsonDecodeFile(opts, rel, path, careful, row_cb, err_cb, arg, max_rows);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------------
+ * Line reading
+ * ------------------------------------------------------------------------ */
+
+void
+LineReaderOpen(LineReader *reader, const char *path)
+{
+	memset(reader, 0, sizeof(*reader));
+	reader->path = path;
+	reader->file = AllocateFile(path, PG_BINARY_R);
+	if (reader->file == NULL)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open file \"%s\" for reading: %m", path)));
+	initStringInfo(&reader->line);
+	reader->buf = palloc(LINE_READER_BUFSIZE);
+}
+
+/*
+ * LineReaderNext reads the next physical line, newline included (the last
+ * line of a file may have none); false at end of file.  Any bytes, NUL
+ * included, are part of a line.
+ */
+bool
+LineReaderNext(LineReader *reader)
+{
+	resetStringInfo(&reader->line);
+	for (;;)
+	{
+		char	   *start;
+		char	   *nl;
+		size_t		avail;
+
+		if (reader->buf_pos >= reader->buf_len)
+		{
+			if (reader->eof)
+				break;
+			reader->buf_len = fread(reader->buf, 1, LINE_READER_BUFSIZE, reader->file);
+			reader->buf_pos = 0;
+			if (reader->buf_len < LINE_READER_BUFSIZE)
+			{
+				if (ferror(reader->file))
+					ereport(ERROR,
+							(errcode_for_file_access(),
+							 errmsg("could not read file \"%s\": %m", reader->path)));
+				reader->eof = true;
+			}
+			if (reader->buf_len == 0)
+				break;
+			CHECK_FOR_INTERRUPTS();
+		}
+		start = reader->buf + reader->buf_pos;
+		avail = reader->buf_len - reader->buf_pos;
+		nl = memchr(start, '\n', avail);
+		if (nl != NULL)
+		{
+			appendBinaryStringInfo(&reader->line, start, nl - start + 1);
+			reader->buf_pos += nl - start + 1;
+			break;
+		}
+		appendBinaryStringInfo(&reader->line, start, avail);
+		reader->buf_pos = reader->buf_len;
+	}
+	if (reader->line.len == 0)
+		return false;
+	reader->line_number++;
+	return true;
+}
+
+void
+LineReaderClose(LineReader *reader)
+{
+	if (reader->file != NULL)
+		FreeFile(reader->file);
+	reader->file = NULL;
+}
+
+/* LineContentLength: the length of a line without its \n or \r\n */
+int
+LineContentLength(const char *line, int len)
+{
+	if (len > 0 && line[len - 1] == '\n')
+		len--;
+	if (len > 0 && line[len - 1] == '\r')
+		len--;
+	return len;
+}
+
+/* ------------------------------------------------------------------------
+ * Column input
+ * ------------------------------------------------------------------------ */
+
+void
+ColumnInputsInit(ColumnInputs *ci, TupleDesc tupdesc)
+{
+	ci->natts = tupdesc->natts;
+	ci->infuncs = palloc0(sizeof(FmgrInfo) * Max(ci->natts, 1));
+	ci->ioparams = palloc0(sizeof(Oid) * Max(ci->natts, 1));
+	ci->typmods = palloc0(sizeof(int32) * Max(ci->natts, 1));
+	ci->dropped = palloc0(sizeof(bool) * Max(ci->natts, 1));
+	for (int i = 0; i < ci->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
+		Oid			infunc;
+
+		ci->dropped[i] = att->attisdropped;
+		if (att->attisdropped)
+			continue;
+		getTypeInputInfo(att->atttypid, &infunc, &ci->ioparams[i]);
+		fmgr_info(infunc, &ci->infuncs[i]);
+		ci->typmods[i] = att->atttypmod;
+	}
+}
+
+Datum
+ColumnInput(ColumnInputs *ci, int attno, char *text)
+{
+	return InputFunctionCall(&ci->infuncs[attno], text, ci->ioparams[attno], ci->typmods[attno]);
+}
+
+/*
+ * RunRecord runs the decoding of one record.  In careful mode it runs in a
+ * subtransaction, as a PL/pgSQL exception block does, and an error is
+ * reported to err_cb instead of aborting the batch.
+ */
+bool
+RunRecord(bool careful, RecordWork work, void *arg,
+		  FormatErrorCallback err_cb, void *err_arg,
+		  const char *position, const char *payload, int payload_len)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool ok = true;
+
+	if (!careful)
+	{
+		work(arg);
+		return true;
+	}
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		work(arg);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
+			edata->sqlerrcode == ERRCODE_OUT_OF_MEMORY)
+			ReThrowError(edata);
+		err_cb(err_arg, position, payload, payload_len, edata->message);
+		FreeErrorData(edata);
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}

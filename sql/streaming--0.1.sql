@@ -253,3 +253,10 @@ CREATE FUNCTION streaming.agg_finalize(regprocedure, bytea, anyelement)
 RETURNS anyelement
 AS 'MODULE_PATHNAME', 'streaming_agg_finalize'
 LANGUAGE C;
+
+-- the session window a row opens: [ts, ts + gap); in a continuous query,
+-- sessions of the same keys that overlap are merged, also across batches
+CREATE FUNCTION streaming.session_window(ts timestamptz, gap interval)
+RETURNS tstzrange
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+RETURN pg_catalog.tstzrange(ts, ts OPERATOR(pg_catalog.+) gap);

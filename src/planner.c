@@ -340,7 +340,8 @@ is_event_time_window(Query *query, Node *expr, const char *event_time)
 	if (event_time == NULL || !IsA(expr, FuncExpr))
 		return false;
 	fexpr = (FuncExpr *) expr;
-	if (strcmp(get_func_name(fexpr->funcid), "window") != 0 ||
+	if ((strcmp(get_func_name(fexpr->funcid), "window") != 0 &&
+		 strcmp(get_func_name(fexpr->funcid), "session_window") != 0) ||
 		get_func_namespace(fexpr->funcid) != get_namespace_oid(STREAMING_SCHEMA, false))
 		return false;
 	arg = linitial(fexpr->args);
@@ -354,6 +355,21 @@ is_event_time_window(Query *query, Node *expr, const char *event_time)
 		return false;
 	attname = get_attname(rte->relid, var->varattno, true);
 	return attname != NULL && strcmp(attname, event_time) == 0;
+}
+
+/*
+ * is_streaming_func tells whether expr calls streaming.<name>().
+ */
+static bool
+is_streaming_func(Node *expr, const char *name)
+{
+	FuncExpr   *fexpr;
+
+	if (!IsA(expr, FuncExpr))
+		return false;
+	fexpr = (FuncExpr *) expr;
+	return strcmp(get_func_name(fexpr->funcid), name) == 0 &&
+		get_func_namespace(fexpr->funcid) == get_namespace_oid(STREAMING_SCHEMA, false);
 }
 
 static char *
@@ -472,13 +488,35 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 		if (tle->resjunk)
 			reject("every GROUP BY expression must appear in the select list of a continuous query",
 				   "Add the expression to the select list; it becomes a key column of the result table.");
-		inner_tlist = lappend(inner_tlist,
-							  makeTargetEntry(copyObject(tle->expr), resno++, k, false));
 		if (plan->window_key == NULL && is_event_time_window(query, (Node *) tle->expr, plan->event_time))
 			plan->window_key = k;
-		appendStringInfo(&outer, "%sb.%s", nkeys > 1 ? ", " : "", k);
-		appendStringInfo(&groupby, "%sb.%s", nkeys > 1 ? ", " : "", k);
 		plan->state_keys = lappend(plan->state_keys, k);
+		if (is_streaming_func((Node *) tle->expr, "session_window"))
+		{
+			FuncExpr   *fexpr = (FuncExpr *) tle->expr;
+			Node	   *gap = lsecond(fexpr->args);
+
+			if (plan->session_key != NULL)
+				reject("a continuous query can group by one session window only",
+					   "Remove all but one streaming.session_window() from GROUP BY.");
+			if (!IsA(gap, Const) || ((Const *) gap)->constisnull)
+				reject("the gap of a session window must be a constant",
+					   "Write the gap as a literal, e.g. streaming.session_window(ts, '30 minutes').");
+			/* the inner query yields the event time; sessions are built over it */
+			plan->session_key = k;
+			plan->session_gap = psprintf("%s::pg_catalog.interval",
+										 quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
+																								((Const *) gap)->constvalue))));
+			inner_tlist = lappend(inner_tlist,
+								  makeTargetEntry(copyObject(linitial(fexpr->args)), resno++, k, false));
+			appendStringInfo(&outer, "%spg_catalog.tstzrange(pg_catalog.min(b.%s), pg_catalog.max(b.%s) OPERATOR(pg_catalog.+) %s) AS %s",
+							 nkeys > 1 ? ", " : "", k, k, plan->session_gap, k);
+			continue;
+		}
+		inner_tlist = lappend(inner_tlist,
+							  makeTargetEntry(copyObject(tle->expr), resno++, k, false));
+		appendStringInfo(&outer, "%sb.%s", nkeys > 1 ? ", " : "", k);
+		appendStringInfo(&groupby, "%sb.%s", groupby.len > 0 ? ", " : "", k);
 	}
 	if (nkeys == 0)
 	{
@@ -576,6 +614,7 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 				appendStringInfo(&merge, "%s%s = s.%s + EXCLUDED.%s",
 								 merge.len > 0 ? ", " : "", s1, s1, s1);
 				plan->finalizers = lappend(plan->finalizers, psprintf("m.%s", s1));
+				plan->state_merge = lappend(plan->state_merge, psprintf("pg_catalog.sum(u.%s)", s1));
 				plan->aggregates = lappend(plan->aggregates,
 										   psprintf("%s: count in bigint column %s, merged by addition", colname, s1));
 				break;
@@ -584,6 +623,7 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 				appendStringInfo(&merge, "%s%s = coalesce(s.%s + EXCLUDED.%s, s.%s, EXCLUDED.%s)",
 								 merge.len > 0 ? ", " : "", s1, s1, s1, s1, s1);
 				plan->finalizers = lappend(plan->finalizers, psprintf("m.%s", s1));
+				plan->state_merge = lappend(plan->state_merge, psprintf("pg_catalog.sum(u.%s)", s1));
 				plan->aggregates = lappend(plan->aggregates,
 										   psprintf("%s: sum in %s column %s, merged by addition", colname, restype, s1));
 				break;
@@ -595,6 +635,8 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 								 merge.len > 0 ? ", " : "", s1,
 								 kind == AGG_MIN ? "LEAST" : "GREATEST", s1, s1);
 				plan->finalizers = lappend(plan->finalizers, psprintf("m.%s", s1));
+				plan->state_merge = lappend(plan->state_merge,
+											psprintf("pg_catalog.%s(u.%s)", kind == AGG_MIN ? "min" : "max", s1));
 				plan->aggregates = lappend(plan->aggregates,
 										   psprintf("%s: %s in column %s, merged by %s", colname,
 													kind == AGG_MIN ? "min" : "max", s1,
@@ -608,6 +650,8 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 								 merge.len > 0 ? ", " : "", s1, s1,
 								 kind == AGG_BOOL_AND ? "AND" : "OR", s1, s1, s1);
 				plan->finalizers = lappend(plan->finalizers, psprintf("m.%s", s1));
+				plan->state_merge = lappend(plan->state_merge,
+											psprintf("pg_catalog.%s(u.%s)", kind == AGG_BOOL_AND ? "bool_and" : "bool_or", s1));
 				plan->aggregates = lappend(plan->aggregates,
 										   psprintf("%s: %s in boolean column %s, merged by %s", colname,
 													kind == AGG_BOOL_AND ? "bool_and" : "bool_or", s1,
@@ -617,6 +661,7 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 				{
 					char	   *fn = quote_literal_cstr(format_procedure_qualified(agg->aggfnoid));
 
+					plan->state_merge = lappend(plan->state_merge, NULL);
 					appendStringInfo(&outer, ", streaming.agg_partial(%s::pg_catalog.regprocedure%s)%s AS %s",
 									 fn, all_args, filter, s1);
 					appendStringInfo(&merge, "%s%s = streaming.agg_combine(%s::pg_catalog.regprocedure, s.%s, EXCLUDED.%s)",
@@ -630,6 +675,7 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 					break;
 				}
 			case AGG_VARIANCE:
+				plan->state_merge = lappend(plan->state_merge, NULL);
 				plan_variance(agg, argtype, arg, filter, colname, &nstate, &outer, &merge, plan);
 				break;
 			case AGG_AVG:
@@ -651,6 +697,8 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 											   psprintf("CAST(m.%s%s / NULLIF(m.%s, 0)::%s AS %s)",
 														s1, strcmp(divisor, "numeric") == 0 ? "::numeric" : "",
 														s2, divisor, restype));
+					plan->state_merge = lappend(plan->state_merge, psprintf("pg_catalog.sum(u.%s)", s1));
+					plan->state_merge = lappend(plan->state_merge, psprintf("pg_catalog.sum(u.%s)", s2));
 					plan->aggregates = lappend(plan->aggregates,
 											   psprintf("%s: avg as sum %s and count %s, each merged by addition, finalized as sum / count",
 														colname, s1, s2));
@@ -664,10 +712,53 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 	inner->hasAggs = false;
 	inner->havingQual = NULL;
 
-	plan->batch_sql = psprintf("SELECT %s FROM (%s) AS b%s%s",
-							   outer.data, deparse_query(inner),
-							   nkeys > 0 ? " GROUP BY " : "", groupby.data);
 	plan->merge_set = merge.data;
+	if (plan->session_key == NULL)
+	{
+		plan->batch_sql = psprintf("SELECT %s FROM (%s) AS b%s%s",
+								   outer.data, deparse_query(inner),
+								   nkeys > 0 ? " GROUP BY " : "", groupby.data);
+		return;
+	}
+
+	/*
+	 * Session windows: the batch's rows are split per key into sessions (a
+	 * new session starts where a row comes gap or more after the previous
+	 * one), one partial state per session.
+	 */
+	foreach(lc, plan->state_merge)
+		if (lfirst(lc) == NULL)
+			reject("this aggregate cannot be kept in a session window yet",
+				   "Session windows keep count, sum, avg, min, max, bool_and and bool_or.");
+	{
+		char	   *k = plan->session_key;
+		char	   *partition = "";
+		char	   *xpartition = "";
+
+		if (groupby.len > 0)
+		{
+			StringInfoData xp;
+
+			initStringInfo(&xp);
+			foreach(lc, plan->state_keys)
+				if (strcmp(lfirst(lc), k) != 0)
+					appendStringInfo(&xp, "%sx.%s", xp.len > 0 ? ", " : "", (char *) lfirst(lc));
+			partition = psprintf("PARTITION BY %s ", groupby.data);
+			xpartition = psprintf("PARTITION BY %s ", xp.data);
+		}
+
+		plan->batch_sql =
+			psprintf("SELECT %s FROM ("
+					 "SELECT x.*, pg_catalog.sum(x.streaming_break) OVER (%sORDER BY x.%s ROWS UNBOUNDED PRECEDING) AS streaming_session "
+					 "FROM (SELECT b.*, CASE WHEN b.%s OPERATOR(pg_catalog.<) (pg_catalog.lag(b.%s) OVER (%sORDER BY b.%s) OPERATOR(pg_catalog.+) %s) "
+					 "THEN 0 ELSE 1 END AS streaming_break FROM (%s) AS b WHERE b.%s IS NOT NULL) AS x) AS b "
+					 "GROUP BY %s%sb.streaming_session",
+					 outer.data,
+					 xpartition, k,
+					 k, k, partition, k, plan->session_gap,
+					 deparse_query(inner), k,
+					 groupby.data, groupby.len > 0 ? ", " : "");
+	}
 }
 
 /*
@@ -733,6 +824,12 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 	if (plan->shape == SHAPE_AGGREGATE)
 	{
 		plan_aggregate(query, plan);
+		if (plan->session_key != NULL && mode == OUTPUT_UPDATE)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("update output mode is not supported with session windows"),
+					 errdetail("Sessions merge as rows arrive, so an updated row can replace several earlier ones."),
+					 errhint("Use append mode (with a watermark) or complete mode.")));
 		if (mode == OUTPUT_APPEND && plan->window_key == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -802,6 +899,9 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 	append_string(&buf, "mode", OutputModeName(plan->mode));
 	append_string(&buf, "event_time", plan->event_time);
 	append_string(&buf, "window_key", plan->window_key);
+	append_string(&buf, "session_key", plan->session_key);
+	append_string(&buf, "session_gap", plan->session_gap);
+	append_string_array(&buf, "state_merge", plan->session_key ? plan->state_merge : NIL);
 	append_string(&buf, "query", plan->query_sql);
 	append_string(&buf, "batch", plan->batch_sql);
 	append_string(&buf, "merge_set", plan->merge_set);
@@ -848,6 +948,9 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	plan->mode = OutputModeFromString(JsonbGetString(obj, "mode"));
 	plan->event_time = JsonbGetString(obj, "event_time");
 	plan->window_key = JsonbGetString(obj, "window_key");
+	plan->session_key = JsonbGetString(obj, "session_key");
+	plan->session_gap = JsonbGetString(obj, "session_gap");
+	plan->state_merge = jsonb_string_array(obj, "state_merge");
 	plan->query_sql = JsonbGetString(obj, "query");
 	plan->batch_sql = JsonbGetString(obj, "batch");
 	plan->merge_set = JsonbGetString(obj, "merge_set");
@@ -904,6 +1007,99 @@ finish_statement(StringInfo sql, const char *counts, int show_rows)
 }
 
 /*
+ * build_session_statement assembles the batch statement of a query grouped
+ * by a session window.  The batch's sessions and the stored sessions of the
+ * same keys that overlap them are merged into islands of overlapping
+ * sessions; each island becomes one session whose partial states are
+ * merged, replacing the sessions it absorbed in the state and (in complete
+ * mode) in the result table.
+ */
+static char *
+build_session_statement(ContinuousPlan *plan, const char *result, const char *columns,
+						const char *state, const char *returning, int show_rows)
+{
+	StringInfoData sql;
+	StringInfoData match;		/* state row s matches batch session b */
+	StringInfoData partition;
+	StringInfoData keys;
+	StringInfoData clear;
+	const char *k = plan->session_key;
+	ListCell   *lc;
+	ListCell   *lc2;
+
+	initStringInfo(&sql);
+	initStringInfo(&match);
+	initStringInfo(&partition);
+	initStringInfo(&keys);
+	initStringInfo(&clear);
+	foreach(lc, plan->state_keys)
+	{
+		char	   *key = lfirst(lc);
+
+		if (strcmp(key, k) == 0)
+		{
+			appendStringInfo(&keys, "%spg_catalog.tstzrange(pg_catalog.min(pg_catalog.lower(u.%s)), "
+							 "pg_catalog.max(pg_catalog.upper(u.%s)))", keys.len > 0 ? ", " : "", k, k);
+			continue;
+		}
+		appendStringInfo(&match, "s.%s IS NOT DISTINCT FROM b.%s AND ", key, key);
+		appendStringInfo(&partition, "%su.%s", partition.len > 0 ? ", " : "", key);
+		appendStringInfo(&keys, "%su.%s", keys.len > 0 ? ", " : "", key);
+	}
+	/* result rows of absorbed sessions: keys map to result columns by finalizer */
+	forboth(lc, plan->result_columns, lc2, plan->finalizers)
+	{
+		char	   *fin = lfirst(lc2);
+
+		if (strncmp(fin, "m.k", 3) == 0)
+			appendStringInfo(&clear, "%sr.%s IS NOT DISTINCT FROM o.%s",
+							 clear.len > 0 ? " AND " : "", quote_identifier(lfirst(lc)), fin + 2);
+	}
+
+	appendStringInfo(&sql, "WITH batch AS (%s),\n", plan->batch_sql);
+	appendStringInfo(&sql,
+					 "absorbed AS (DELETE FROM %s AS s USING batch AS b WHERE %ss.%s OPERATOR(pg_catalog.&&) b.%s RETURNING s.*),\n",
+					 state, match.data, k, k);
+	appendStringInfoString(&sql, "sessions AS (SELECT * FROM batch UNION ALL SELECT * FROM absorbed),\n");
+	appendStringInfo(&sql,
+					 "breaks AS (SELECT u.*, CASE WHEN pg_catalog.max(pg_catalog.upper(u.%s)) OVER (%s%sORDER BY pg_catalog.lower(u.%s) "
+					 "ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) OPERATOR(pg_catalog.>) pg_catalog.lower(u.%s) THEN 0 ELSE 1 END AS streaming_break "
+					 "FROM sessions AS u),\n",
+					 k, partition.len > 0 ? "PARTITION BY " : "", partition.len > 0 ? psprintf("%s ", partition.data) : "", k, k);
+	appendStringInfo(&sql,
+					 "islands AS (SELECT u.*, pg_catalog.sum(u.streaming_break) OVER (%s%sORDER BY pg_catalog.lower(u.%s) ROWS UNBOUNDED PRECEDING) AS streaming_island "
+					 "FROM breaks AS u),\n",
+					 partition.len > 0 ? "PARTITION BY " : "", partition.len > 0 ? psprintf("%s ", partition.data) : "", k);
+	appendStringInfo(&sql, "merged AS (INSERT INTO %s AS s SELECT %s", state, keys.data);
+	foreach(lc, plan->state_merge)
+		appendStringInfo(&sql, ", %s", (char *) lfirst(lc));
+	appendStringInfo(&sql, " FROM islands AS u GROUP BY %s%su.streaming_island RETURNING s.*)",
+					 partition.data, partition.len > 0 ? ", " : "");
+
+	if (plan->mode == OUTPUT_APPEND)
+	{
+		appendStringInfoString(&sql,
+							   "\nSELECT (SELECT count(*) FROM merged), "
+							   "(SELECT count(*) FROM merged) - (SELECT count(*) FROM absorbed), 0::bigint");
+		return sql.data;
+	}
+	appendStringInfo(&sql, ",\ncleared AS (DELETE FROM %s AS r USING absorbed AS o WHERE %s),\n",
+					 result, clear.data);
+	appendStringInfo(&sql, "emitted AS (INSERT INTO %s AS r (%s) SELECT ", result, columns);
+	foreach(lc, plan->finalizers)
+		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 (char *) lfirst(lc));
+	appendStringInfoString(&sql, " FROM merged m");
+	append_upsert(&sql, plan);
+	appendStringInfo(&sql, " %s)\n", returning);
+	finish_statement(&sql,
+					 "(SELECT count(*) FROM merged), "
+					 "(SELECT count(*) FROM merged) - (SELECT count(*) FROM absorbed), "
+					 "(SELECT count(*) FROM emitted)", show_rows);
+	return sql.data;
+}
+
+/*
  * BuildBatchStatement assembles the one statement a micro-batch runs.  It
  * returns three counts: state rows updated, state rows inserted (new
  * groups) and rows written to the result table; with show_rows > 0, the
@@ -927,6 +1123,10 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 		finish_statement(&sql, "0::bigint, 0::bigint, (SELECT count(*) FROM emitted)", show_rows);
 		return sql.data;
 	}
+
+	if (plan->session_key != NULL)
+		return build_session_statement(plan, result, columns, RelationQualifiedName(state_table),
+									   returning, show_rows);
 
 	appendStringInfo(&sql, "WITH batch AS (%s),\n", plan->batch_sql);
 	appendStringInfo(&sql,

@@ -34,6 +34,10 @@ typedef struct ContinuousPlan
 	OutputMode	mode;
 	char	   *event_time;		/* event-time column of the source, or NULL */
 	char	   *window_key;		/* state key holding window(event_time, ...) */
+	char	   *session_key;	/* state key of streaming.session_window(), or NULL */
+	char	   *session_gap;	/* its gap, as an SQL interval literal */
+	List	   *state_merge;	/* session: per state column, the aggregate merging
+								 * partial states, over alias "u" */
 	List	   *sources;		/* OIDs of the source relations read */
 	char	   *query_sql;		/* the user's query, deparsed */
 	char	   *batch_sql;		/* aggregate: partial state per group */

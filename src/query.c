@@ -14,6 +14,7 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
@@ -34,7 +35,7 @@ PG_FUNCTION_INFO_V1(streaming_explain);
 	"name, id, query, output_mode, trigger, on_error, result_table, " \
 	"state_table, plan, last_batch_id, last_progress_at, state_rows, " \
 	"event_time, extract(epoch FROM watermark_delay) * 1000000, watermark, " \
-	"sink, sink_options"
+	"sink, sink_options, sources::oid[]"
 
 /*
  * QueryDefLoad reads a query's catalog row.  With lock_for_batch the row is
@@ -90,6 +91,18 @@ QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok)
 		SinkParseOptions(SPI_getvalue(tup, desc, 16),
 						 DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 17, &isnull)),
 						 q->name, &q->sink);
+		/* the catalog's regclass[] survives a dump and restore; OIDs do not */
+		{
+			ArrayType  *arr = DatumGetArrayTypePCopy(SPI_getbinval(tup, desc, 18, &isnull));
+			Datum	   *elems;
+			int			nelems;
+
+			deconstruct_array(arr, OIDOID, sizeof(Oid), true, TYPALIGN_INT,
+							  &elems, NULL, &nelems);
+			q->plan->sources = NIL;
+			for (int i = 0; i < nelems; i++)
+				q->plan->sources = lappend_oid(q->plan->sources, DatumGetObjectId(elems[i]));
+		}
 		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();

@@ -114,7 +114,7 @@ run_regress() {
 
 	local out="$CLUSTER_DIR/installcheck.out" rc=0
 	timeout "${REGRESS_TIMEOUT:-1800}" \
-		make installcheck PG_CONFIG="$PG_CONFIG" \
+		env -u TAP_TESTS make installcheck PG_CONFIG="$PG_CONFIG" \
 		PGHOST="$CLUSTER_DIR" PGPORT="$port" PGUSER=postgres \
 		>"$out" 2>&1 || rc=$?
 	if ((rc == 0)); then

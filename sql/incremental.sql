@@ -54,6 +54,13 @@ SELECT (SELECT count(*) FROM streaming.state_1) AS state_rows,
        (SELECT count(*) FROM streaming.progress) AS progress;
 SELECT * FROM per_sensor WHERE sensor IN (0, 24, 39, 100) ORDER BY sensor;
 
+-- progress history is bounded by streaming.progress_retention (batches per query)
+SET streaming.progress_retention = 3;
+COPY (SELECT 1, 1) TO '/tmp/streaming_regress/incremental/f11.csv' WITH (FORMAT csv);
+SELECT streaming.run('per_sensor');
+SELECT count(*), min(batch_id), max(batch_id) FROM streaming.progress;
+RESET streaming.progress_retention;
+
 DROP TABLE plan;
 SELECT streaming.drop_query('per_sensor');
 SELECT streaming.drop_source('readings');

@@ -276,6 +276,17 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 							  16, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write streaming.progress");
 
+	/* bounded history: older progress rows go, by primary-key range */
+	if (streaming_progress_retention > 0 && batch_id >= streaming_progress_retention)
+	{
+		Oid			rtypes[2] = {TEXTOID, INT8OID};
+		Datum		rargs[2] = {args[0], Int64GetDatum(batch_id - streaming_progress_retention)};
+
+		if (SPI_execute_with_args("DELETE FROM streaming.progress WHERE query = $1 AND batch_id <= $2",
+								  2, rtypes, rargs, NULL, false, 0) != SPI_OK_DELETE)
+			elog(ERROR, "could not trim streaming.progress");
+	}
+
 	if (SPI_execute_with_args("UPDATE streaming.queries SET last_batch_id = $2, "
 							  "last_progress_at = $3, state_rows = state_rows + $13, "
 							  "watermark = $14 "

@@ -17,6 +17,7 @@
 PG_MODULE_MAGIC;
 
 int			streaming_peek_rows = 100;
+int			streaming_progress_retention = 1000;
 
 void		_PG_init(void);
 
@@ -34,6 +35,15 @@ _PG_init(void)
 							&streaming_peek_rows,
 							100, 0, INT_MAX,
 							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streaming.progress_retention",
+							"Progress rows kept per query in streaming.progress.",
+							"Each batch deletes the progress rows of its query that are more "
+							"than this many batches old; 0 keeps them all.",
+							&streaming_progress_retention,
+							1000, 0, INT_MAX,
+							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("streaming");

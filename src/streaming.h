@@ -16,6 +16,7 @@
 
 /* GUCs, declared together in streaming.c */
 extern int	streaming_peek_rows;
+extern int	streaming_progress_retention;
 
 /* schema of the catalog */
 #define STREAMING_SCHEMA "streaming"

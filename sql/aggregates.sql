@@ -2,6 +2,8 @@
 -- with the same aggregate computed over all the input at once.  A grouped
 -- avg must combine partial states (sum, count), not average the averages.
 CREATE EXTENSION streaming;
+-- batches are driven by run() here, not by background workers
+SET streaming.autostart = off;
 COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/aggregates && mkdir -p /tmp/streaming_regress/aggregates';
 SELECT streaming.create_source('m', 'file', 'k text, i int, f float8, d numeric, b boolean',
          '{"path": "/tmp/streaming_regress/aggregates", "format": "csv", "max_files_per_trigger": 1}');

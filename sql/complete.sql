@@ -1,5 +1,7 @@
 -- The seed example: a complete-mode aggregate over CSV files, batch by batch
 CREATE EXTENSION streaming;
+-- batches are driven by run() here, not by background workers
+SET streaming.autostart = off;
 COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/complete && mkdir -p /tmp/streaming_regress/complete';
 
 SELECT streaming.create_source('orders', 'file',

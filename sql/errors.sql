@@ -1,5 +1,7 @@
 -- Continuous queries that cannot be kept incrementally are rejected at creation
 CREATE EXTENSION streaming;
+-- batches are driven by run() here, not by background workers
+SET streaming.autostart = off;
 COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/errors && mkdir -p /tmp/streaming_regress/errors';
 SELECT streaming.create_source('src', 'file', 'k text, v int',
          '{"path": "/tmp/streaming_regress/errors", "format": "csv"}');

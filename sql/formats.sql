@@ -1,6 +1,8 @@
 -- Formats: csv options, text lines, json lines, and records that cannot be
 -- decoded (dead letters, skip, fail)
 CREATE EXTENSION streaming;
+-- batches are driven by run() here, not by background workers
+SET streaming.autostart = off;
 COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/formats && mkdir -p /tmp/streaming_regress/formats/csv /tmp/streaming_regress/formats/text /tmp/streaming_regress/formats/json /tmp/streaming_regress/formats/bad';
 
 -- csv with another delimiter, quote and null marker

@@ -1,6 +1,8 @@
 -- Incrementality: a batch touches only the groups of its own input, and no
 -- table grows with the number of input rows
 CREATE EXTENSION streaming;
+-- batches are driven by run() here, not by background workers
+SET streaming.autostart = off;
 COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/incremental && mkdir -p /tmp/streaming_regress/incremental';
 
 SELECT streaming.create_source('readings', 'file',

@@ -1,5 +1,7 @@
 -- Sources: creation, validation errors, the relation, peeking and dropping
 CREATE EXTENSION streaming;
+-- batches are driven by run() here, not by background workers
+SET streaming.autostart = off;
 COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/source && mkdir -p /tmp/streaming_regress/source';
 
 -- each failure as (code, message, detail, hint)

@@ -1,5 +1,7 @@
 -- Stateless queries: projection, WHERE, expressions and joins with tables
 CREATE EXTENSION streaming;
+-- batches are driven by run() here, not by background workers
+SET streaming.autostart = off;
 COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/stateless && mkdir -p /tmp/streaming_regress/stateless';
 
 CREATE TABLE products (id int PRIMARY KEY, label text);

@@ -260,3 +260,50 @@ CREATE FUNCTION streaming.session_window(ts timestamptz, gap interval)
 RETURNS tstzrange
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
 RETURN pg_catalog.tstzrange(ts, ts OPERATOR(pg_catalog.+) gap);
+
+/* ------------------------------------------------------------------------
+ * Background workers
+ * ------------------------------------------------------------------------ */
+
+-- enable a query and start its worker now
+CREATE FUNCTION streaming.start(name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'streaming_start'
+LANGUAGE C STRICT;
+
+-- end a query's worker (returns once it has exited) and disable the query
+CREATE FUNCTION streaming.stop(name text)
+RETURNS void
+AS 'MODULE_PATHNAME', 'streaming_stop'
+LANGUAGE C STRICT;
+
+-- one row per query, ready for a dashboard
+CREATE VIEW streaming.status AS
+SELECT q.name,
+       CASE WHEN q.status = 'running' AND w.pid IS NULL THEN 'starting' ELSE q.status END AS state,
+       q.enabled,
+       w.pid AS worker_pid,
+       q.trigger,
+       q.last_batch_id,
+       q.last_progress_at,
+       now() - q.last_progress_at AS since_last_progress,
+       q.watermark,
+       q.state_rows,
+       r.batches AS recent_batches,
+       r.input_rows AS recent_input_rows,
+       r.input_rows_per_second,
+       r.processed_rows_per_second,
+       q.last_error
+  FROM streaming.queries q
+  LEFT JOIN pg_catalog.pg_stat_activity w
+         ON w.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = pg_catalog.current_database())
+        AND w.backend_type = 'streaming query'
+        AND w.application_name = 'streaming query ' || q.name
+  LEFT JOIN LATERAL (
+        SELECT count(*) AS batches, sum(p.input_rows) AS input_rows,
+               avg(p.input_rows_per_second) AS input_rows_per_second,
+               avg(p.processed_rows_per_second) AS processed_rows_per_second
+          FROM (SELECT * FROM streaming.progress p
+                 WHERE p.query = q.name ORDER BY p.batch_id DESC LIMIT 10) p) r ON true;
+
+GRANT SELECT ON streaming.status TO PUBLIC;

@@ -1,6 +1,8 @@
 -- Update mode: the result holds each group's latest value; progress counts
 -- exactly the groups a batch changed
 CREATE EXTENSION streaming;
+-- batches are driven by run() here, not by background workers
+SET streaming.autostart = off;
 COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/update && mkdir -p /tmp/streaming_regress/update';
 
 SELECT streaming.create_source('events', 'file',

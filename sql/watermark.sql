@@ -3,6 +3,8 @@
 -- tumbling window, watermark delay 10 seconds, one file per batch.  A
 -- trigger on each result table records exactly what each batch wrote.
 CREATE EXTENSION streaming;
+-- batches are driven by run() here, not by background workers
+SET streaming.autostart = off;
 SET TimeZone = 'UTC';
 COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/wm && mkdir -p /tmp/streaming_regress/wm/append /tmp/streaming_regress/wm/update /tmp/streaming_regress/wm/complete /tmp/streaming_regress/wm/bounded';
 

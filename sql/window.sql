@@ -1,5 +1,7 @@
 -- Event-time windows: tumbling, sliding and origin
 CREATE EXTENSION streaming;
+-- batches are driven by run() here, not by background workers
+SET streaming.autostart = off;
 SET TimeZone = 'UTC';
 
 -- tumbling: the one window that contains ts

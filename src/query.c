@@ -26,6 +26,7 @@
 #include "query.h"
 #include "source.h"
 #include "streaming.h"
+#include "worker.h"
 
 PG_FUNCTION_INFO_V1(streaming_create_query);
 PG_FUNCTION_INFO_V1(streaming_drop_query);
@@ -35,7 +36,7 @@ PG_FUNCTION_INFO_V1(streaming_explain);
 	"name, id, query, output_mode, trigger, on_error, result_table, " \
 	"state_table, plan, last_batch_id, last_progress_at, state_rows, " \
 	"event_time, extract(epoch FROM watermark_delay) * 1000000, watermark, " \
-	"sink, sink_options, sources::oid[]"
+	"sink, sink_options, sources::oid[], enabled, owner::oid"
 
 /*
  * QueryDefLoad reads a query's catalog row.  With lock_for_batch the row is
@@ -91,6 +92,8 @@ QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok)
 		SinkParseOptions(SPI_getvalue(tup, desc, 16),
 						 DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 17, &isnull)),
 						 q->name, &q->sink);
+		q->enabled = DatumGetBool(SPI_getbinval(tup, desc, 19, &isnull));
+		q->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 20, &isnull));
 		/* the catalog's regclass[] survives a dump and restore; OIDs do not */
 		{
 			ArrayType  *arr = DatumGetArrayTypePCopy(SPI_getbinval(tup, desc, 18, &isnull));
@@ -231,6 +234,11 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	on_error = PG_ARGISNULL(8) ? "dead_letter" : text_to_cstring(PG_GETARG_TEXT_PP(8));
 	start = PG_ARGISNULL(9) ? true : PG_GETARG_BOOL(9);
 
+	if (strlen(name) > 120)
+		ereport(ERROR,
+				(errcode(ERRCODE_NAME_TOO_LONG),
+				 errmsg("continuous query name \"%s\" is too long", name),
+				 errdetail("A query name has at most 120 bytes.")));
 	check_trigger(trigger);
 	if (strcmp(on_error, "dead_letter") != 0 && strcmp(on_error, "skip") != 0 &&
 		strcmp(on_error, "fail") != 0)
@@ -314,7 +322,7 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	args[7] = ObjectIdGetDatum(state_oid);
 	nulls[7] = OidIsValid(state_oid) ? ' ' : 'n';
 	args[8] = JsonbPGetDatum(ContinuousPlanToJsonb(plan));
-	args[9] = BoolGetDatum(start);
+	args[9] = BoolGetDatum(start && streaming_autostart);
 	args[10] = PointerGetDatum(construct_array(source_datums, list_length(plan->sources),
 											   OIDOID, sizeof(Oid), true, TYPALIGN_INT));
 	args[11] = event_time ? CStringGetTextDatum(event_time) : (Datum) 0;
@@ -331,6 +339,9 @@ streaming_create_query(PG_FUNCTION_ARGS)
 							  15, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into streaming.queries");
 	SPI_finish();
+
+	if (start && streaming_autostart)
+		StartQuery(name);
 
 	PG_RETURN_OID(result_oid);
 }
@@ -357,7 +368,7 @@ streaming_drop_query(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	bool		if_exists = PG_GETARG_BOOL(1);
 	bool		keep_result = PG_GETARG_BOOL(2);
-	QueryDef   *q = QueryDefLoad(name, true, if_exists);
+	QueryDef   *q = QueryDefLoad(name, false, if_exists);
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(name)};
 
@@ -367,6 +378,9 @@ streaming_drop_query(PG_FUNCTION_ARGS)
 				(errmsg("continuous query \"%s\" does not exist, skipping", name)));
 		PG_RETURN_VOID();
 	}
+
+	/* its worker first: it may hold the row lock in a batch */
+	StopQuery(name, false);
 
 	SPI_connect();
 	if (SPI_execute_with_args("DELETE FROM streaming.queries WHERE name = $1",

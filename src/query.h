@@ -34,6 +34,8 @@ typedef struct QueryDef
 	bool		watermark_valid;	/* false until the first event time */
 	TimestampTz watermark;
 	SinkOptions sink;
+	bool		enabled;
+	Oid			owner;
 } QueryDef;
 
 extern QueryDef *QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok);

@@ -10,20 +10,24 @@
 #include <limits.h>
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/guc.h"
 
 #include "streaming.h"
+#include "worker.h"
 
 PG_MODULE_MAGIC;
 
 int			streaming_peek_rows = 100;
 int			streaming_progress_retention = 1000;
+bool		streaming_autostart = true;
+bool		streaming_preloaded = false;
 
 void		_PG_init(void);
 
 /*
- * _PG_init declares the GUCs.  Background workers are registered here when
- * the library is preloaded.
+ * _PG_init declares the GUCs, and registers the launcher when the library
+ * is in shared_preload_libraries.
  */
 void
 _PG_init(void)
@@ -46,5 +50,37 @@ _PG_init(void)
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("streaming.autostart",
+							 "Whether create_query() starts the query's worker.",
+							 "When off, create_query() leaves new queries stopped whatever its "
+							 "start argument says; run() or start() drives them.",
+							 &streaming_autostart,
+							 true,
+							 PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streaming.launcher_naptime",
+							"Seconds between the launcher's rounds.",
+							"Each round starts a worker for every enabled query whose worker "
+							"is not running, in every database with the extension.",
+							&streaming_launcher_naptime,
+							5, 1, 3600,
+							PGC_SIGHUP, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streaming.idle_poll",
+							"Milliseconds a query worker with trigger '0' waits when no input is available.",
+							NULL,
+							&streaming_idle_poll,
+							200, 1, 60000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("streaming");
+
+	if (process_shared_preload_libraries_in_progress)
+	{
+		streaming_preloaded = true;
+		StreamingRegisterLauncher();
+	}
 }

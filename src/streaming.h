@@ -17,6 +17,7 @@
 /* GUCs, declared together in streaming.c */
 extern int	streaming_peek_rows;
 extern int	streaming_progress_retention;
+extern bool streaming_autostart;
 
 /* schema of the catalog */
 #define STREAMING_SCHEMA "streaming"

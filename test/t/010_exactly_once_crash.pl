@@ -14,6 +14,8 @@ use IPC::Run;
 my $node = PostgreSQL::Test::Cluster->new('crash');
 $node->init;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'streaming'");
+# batches are driven by run() here, not by background workers
+$node->append_conf('postgresql.conf', "streaming.autostart = off");
 $node->append_conf('postgresql.conf', "restart_after_crash = on");
 $node->start;
 

@@ -11,6 +11,8 @@ use Test::More;
 my $node = PostgreSQL::Test::Cluster->new('hll');
 $node->init;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'streaming'");
+# batches are driven by run() here, not by background workers
+$node->append_conf('postgresql.conf', "streaming.autostart = off");
 $node->start;
 
 if ($node->safe_psql('postgres', "SELECT count(*) FROM pg_available_extensions WHERE name = 'hll'") ne '1')

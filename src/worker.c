@@ -1,0 +1,395 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  Query workers: one background worker per running continuous query,
+ *	  and streaming.start() / streaming.stop().
+ *
+ * A query worker connects to the query's database as the query's owner and
+ * runs micro-batches, one transaction each, as its trigger says: '0' as
+ * fast as possible (idling on its latch while no input is available), an
+ * interval (a batch that overruns is followed at once, without a catch-up
+ * burst), 'once' or 'available_now' (then it marks the query finished).
+ *
+ * SIGTERM (stop(), pg_terminate_backend, shutdown) ends the worker between
+ * batches or aborts the batch in progress, which loses nothing: the batch's
+ * input is read again by the next run.  A batch that fails marks the query
+ * failed, with its error, and ends the worker; the other queries go on.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "batch.h"
+#include "query.h"
+#include "streaming.h"
+#include "worker.h"
+
+PG_FUNCTION_INFO_V1(streaming_start);
+PG_FUNCTION_INFO_V1(streaming_stop);
+
+int			streaming_idle_poll = 200;
+
+/* bgw_extra of a query worker */
+typedef struct QueryWorkerArgs
+{
+	Oid			owner;
+	char		query[BGW_EXTRALEN - sizeof(Oid)];
+} QueryWorkerArgs;
+
+/*
+ * StartQueryWorker registers a dynamic background worker for a query; with
+ * wait, it waits until the worker has started.  False if no worker slot is
+ * free.
+ */
+bool
+StartQueryWorker(Oid dboid, const char *query, Oid owner, bool wait)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	QueryWorkerArgs args;
+	pid_t		pid;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "streaming");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "StreamingQueryWorkerMain");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "streaming query %s", query);
+	snprintf(worker.bgw_type, BGW_MAXLEN, STREAMING_WORKER_TYPE);
+	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
+	worker.bgw_notify_pid = wait ? MyProcPid : 0;
+	memset(&args, 0, sizeof(args));
+	args.owner = owner;
+	strlcpy(args.query, query, sizeof(args.query));
+	StaticAssertStmt(sizeof(args) <= BGW_EXTRALEN, "query worker arguments do not fit bgw_extra");
+	memcpy(worker.bgw_extra, &args, sizeof(args));
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		return false;
+	if (wait && WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
+		return false;
+	return true;
+}
+
+/*
+ * exec_in_transaction runs one statement about a query's catalog row in a
+ * transaction of its own; returns the number of rows it touched.
+ */
+static uint64
+exec_in_transaction(const char *sql, const char *query, const char *text)
+{
+	Oid			argtypes[3] = {TEXTOID, INT4OID, TEXTOID};
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
+	uint64		n;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	args[0] = CStringGetTextDatum(query);
+	args[1] = Int32GetDatum(MyProcPid);
+	args[2] = text ? CStringGetTextDatum(text) : (Datum) 0;
+	nulls[2] = text ? ' ' : 'n';
+	if (SPI_execute_with_args(sql, 3, argtypes, args, nulls, false, 0) < 0)
+		elog(ERROR, "could not update the state of query \"%s\"", query);
+	n = SPI_processed;
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return n;
+}
+
+/*
+ * run_batch runs one micro-batch in its own transaction.  Returns whether
+ * a batch ran; *enabled tells whether the query still exists and is
+ * enabled.
+ */
+static bool
+run_batch(const char *name, bool *enabled)
+{
+	QueryDef   *q;
+	bool		ran = false;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "streaming micro-batch");
+
+	q = QueryDefLoad(name, false, true);
+	*enabled = q != NULL && q->enabled;
+	if (*enabled)
+		ran = RunMicroBatch(name, NULL);
+
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	pgstat_report_stat(false);
+	return ran;
+}
+
+/*
+ * trigger_interval_ms reads a trigger interval, in milliseconds.
+ */
+static int64
+trigger_interval_ms(const char *trigger)
+{
+	Interval   *iv = DatumGetIntervalP(DirectFunctionCall3(interval_in,
+														   CStringGetDatum(trigger),
+														   ObjectIdGetDatum(InvalidOid),
+														   Int32GetDatum(-1)));
+
+	return (iv->time + (int64) iv->day * USECS_PER_DAY) / 1000;
+}
+
+static void
+wait_ms(long ms)
+{
+	if (ms <= 0)
+		return;
+	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					 ms, PG_WAIT_EXTENSION);
+	ResetLatch(MyLatch);
+}
+
+/*
+ * StreamingQueryWorkerMain is the entry point of a query worker.
+ */
+void
+StreamingQueryWorkerMain(Datum main_arg)
+{
+	Oid			dboid = DatumGetObjectId(main_arg);
+	QueryWorkerArgs args;
+	char	   *trigger;
+	volatile int64 interval_ms = 0;
+	bool		once;
+	bool		available_now;
+	MemoryContext loopcxt;
+
+	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dboid, args.owner, 0);
+
+	SetConfigOption("application_name", psprintf("streaming query %s", args.query),
+					PGC_USERSET, PGC_S_SESSION);
+	pgstat_report_appname(psprintf("streaming query %s", args.query));
+	/* offsets and results share each commit, so a lost commit is replayed */
+	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
+
+	/* one worker per query: claim the query, only while it is enabled */
+	if (exec_in_transaction("UPDATE streaming.queries q SET status = 'running', worker_pid = $2, "
+							"last_error = NULL WHERE name = $1 AND enabled AND NOT EXISTS "
+							"(SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = q.worker_pid "
+							"AND a.pid <> $2 AND a.backend_type = '" STREAMING_WORKER_TYPE "')",
+							args.query, NULL) != 1)
+		proc_exit(0);
+
+	/* the trigger, read once: a changed trigger takes a restart */
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	{
+		QueryDef   *q = QueryDefLoad(args.query, false, false);
+
+		trigger = MemoryContextStrdup(TopMemoryContext, q->trigger);
+	}
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	once = strcmp(trigger, "once") == 0;
+	available_now = strcmp(trigger, "available_now") == 0;
+	if (!once && !available_now)
+		interval_ms = trigger_interval_ms(trigger);
+
+	loopcxt = AllocSetContextCreate(TopMemoryContext, "streaming query worker",
+									ALLOCSET_DEFAULT_SIZES);
+	for (;;)
+	{
+		TimestampTz started = GetCurrentTimestamp();
+		bool		enabled = true;
+		volatile bool ran = false;
+		MemoryContext old;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		old = MemoryContextSwitchTo(loopcxt);
+		PG_TRY();
+		{
+			ran = run_batch(args.query, &enabled);
+		}
+		PG_CATCH();
+		{
+			ErrorData  *edata;
+
+			/* the batch rolled back; record why, and stop this query only */
+			MemoryContextSwitchTo(loopcxt);
+			edata = CopyErrorData();
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			pgstat_report_activity(STATE_IDLE, NULL);
+			exec_in_transaction("UPDATE streaming.queries SET status = 'failed', worker_pid = NULL, "
+								"last_error = $3 WHERE name = $1 AND worker_pid = $2",
+								args.query, edata->message);
+			proc_exit(1);
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(loopcxt);
+
+		if (!enabled)
+			break;
+		if (once || (available_now && !ran))
+		{
+			exec_in_transaction("UPDATE streaming.queries SET status = 'finished', worker_pid = NULL, "
+								"enabled = false WHERE name = $1 AND worker_pid = $2",
+								args.query, NULL);
+			break;
+		}
+		if (available_now)
+			continue;
+		if (interval_ms > 0)
+		{
+			/* the next trigger is one interval after this one started */
+			long		elapsed = (long) ((GetCurrentTimestamp() - started) / 1000);
+
+			wait_ms((long) interval_ms - elapsed);
+		}
+		else if (!ran)
+			wait_ms(streaming_idle_poll);
+	}
+	proc_exit(0);
+}
+
+/*
+ * worker_pids lists the live workers of a query in this database.
+ */
+static List *
+worker_pids(const char *name)
+{
+	Oid			argtypes[2] = {OIDOID, TEXTOID};
+	Datum		args[2] = {ObjectIdGetDatum(MyDatabaseId),
+	CStringGetTextDatum(psprintf("streaming query %s", name))};
+	List	   *pids = NIL;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT pid FROM pg_catalog.pg_stat_activity WHERE datid = $1 "
+							  "AND backend_type = '" STREAMING_WORKER_TYPE "' AND application_name = $2",
+							  2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_stat_activity");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+
+		pids = lappend_int(pids, DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+															 SPI_tuptable->tupdesc, 1, &isnull)));
+	}
+	SPI_finish();
+	return pids;
+}
+
+static void
+update_query(const char *sql, const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+
+	SPI_connect();
+	if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update streaming.queries");
+	SPI_finish();
+}
+
+/*
+ * StartQuery enables a query and starts its worker now.
+ */
+void
+StartQuery(const char *name)
+{
+	QueryDef   *q = QueryDefLoad(name, false, false);
+
+	update_query("UPDATE streaming.queries SET enabled = true, status = 'running', "
+				 "last_error = NULL WHERE name = $1", name);
+	if (worker_pids(name) != NIL)
+		return;
+	if (!StartQueryWorker(MyDatabaseId, q->name, q->owner, true))
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start a worker for continuous query \"%s\"", name),
+				 errdetail("No background worker slot is free."),
+				 errhint("Raise max_worker_processes: each running query takes one slot, and the launcher one.")));
+	if (!streaming_preloaded)
+		ereport(NOTICE,
+				(errmsg("continuous query \"%s\" runs until the server restarts", name),
+				 errhint("Add streaming to shared_preload_libraries to start enabled queries at server start.")));
+}
+
+/*
+ * StopQuery ends a query's worker, waiting for it to exit, and disables
+ * the query.
+ */
+void
+StopQuery(const char *name, bool disable)
+{
+	ListCell   *lc;
+
+	(void) QueryDefLoad(name, false, false);
+	foreach(lc, worker_pids(name))
+	{
+		int			pid = lfirst_int(lc);
+		bool		gone;
+
+		gone = DatumGetBool(DirectFunctionCall2(pg_terminate_backend,
+												Int32GetDatum(pid), Int64GetDatum(10000)));
+		if (!gone)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("the worker of continuous query \"%s\" did not exit within 10 seconds", name)));
+	}
+	if (disable)
+		update_query("UPDATE streaming.queries SET enabled = false, status = 'stopped', "
+					 "worker_pid = NULL WHERE name = $1", name);
+}
+
+/*
+ * streaming_start implements streaming.start(name).
+ */
+Datum
+streaming_start(PG_FUNCTION_ARGS)
+{
+	StartQuery(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
+}
+
+/*
+ * streaming_stop implements streaming.stop(name): returns once the worker
+ * has exited.
+ */
+Datum
+streaming_stop(PG_FUNCTION_ARGS)
+{
+	StopQuery(text_to_cstring(PG_GETARG_TEXT_PP(0)), true);
+	PG_RETURN_VOID();
+}

@@ -55,7 +55,7 @@ QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok)
 	sql = psprintf("SELECT " QUERY_COLUMNS " FROM streaming.queries WHERE name = $1%s",
 				   lock_for_batch ? " FOR UPDATE" : "");
 	SPI_connect();
-	if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, !lock_for_batch, 1) < 0)
+	if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, false, 1) < 0)
 		elog(ERROR, "could not read streaming.queries");
 	if (SPI_processed == 1)
 	{

@@ -16,10 +16,10 @@ TICK=2               # seconds between rounds of new files
 ROWS_PER_FILE=50
 NAMES=(apple banana cherry damson elder fig grape)
 
-# Background workers arrive in a later change; until then the demo runs the
-# micro-batches itself with streaming.run().  Set to 0 to rely on the
-# query's worker instead (the query is created with start => true).
-DRIVE_BATCHES=1
+# The query's background worker (create_query starts it) processes the
+# files as they appear.  Set to 1 to run the micro-batches from this script
+# with streaming.run() instead.
+DRIVE_BATCHES=0
 
 # ---------------------------------------------------------------- prepare
 
@@ -117,6 +117,8 @@ for ((round = 1; round <= rounds; round++)); do
 
 	if ((DRIVE_BATCHES)); then
 		sql -At -c "SELECT streaming.run('sales_by_name')" >/dev/null
+	else
+		sleep 1   # the worker picks new files up within streaming.idle_poll
 	fi
 
 	printf '\n==== %s  round %d/%d: +%d file(s), %d rows written so far ====\n' \
@@ -150,7 +152,8 @@ Worth a look:
     SELECT * FROM streaming.offsets ORDER BY batch_id DESC LIMIT 5;
 
 Drop more CSV files (header id,name,value) into $INCOMING
-(readable by the postgres user), then:  SELECT streaming.run('sales_by_name');
+(readable by the postgres user), the query's worker picks them up;
+watch it with:  SELECT * FROM streaming.status;
 
 Server log: $DEMO_DIR/server.log
 Stop and remove the demo cluster:  bash test/demo_stop.sh

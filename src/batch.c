@@ -481,6 +481,7 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 		result->input_rows = sb.input_rows;
 		result->state_rows_updated = st.updated;
 		result->sink_rows = st.sink_rows;
+		result->endless = sb.endless;
 	}
 
 	tuplestore_end(sb.rows);
@@ -519,10 +520,15 @@ streaming_run(PG_FUNCTION_ARGS)
 
 	while (max_batches < 0 || n < max_batches)
 	{
+		BatchResult res;
+
 		CHECK_FOR_INTERRUPTS();
-		if (!RunMicroBatch(name, NULL))
+		if (!RunMicroBatch(name, &res))
 			break;
 		n++;
+		/* a source that never runs out has one batch available now */
+		if (res.endless && max_batches < 0)
+			break;
 	}
 	PG_RETURN_INT64(n);
 }

@@ -16,6 +16,7 @@ typedef struct BatchResult
 	int64		input_rows;
 	int64		state_rows_updated;
 	int64		sink_rows;
+	bool		endless;		/* the source never runs out of input */
 } BatchResult;
 
 extern bool RunMicroBatch(const char *query_name, BatchResult *result);

@@ -48,12 +48,6 @@ static const SourceRoutine SocketSourceRoutine = {
 	.default_schema = "value text",
 };
 
-static const SourceRoutine RateSourceRoutine = {
-	.kind = "rate",
-	.implemented = false,
-	.default_schema = "\"timestamp\" timestamptz, value bigint",
-};
-
 static const SourceRoutine *const source_routines[] = {
 	&FileSourceRoutine,
 	&KafkaSourceRoutine,
@@ -377,7 +371,7 @@ streaming_create_source(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("source kind \"%s\" is not supported yet", kind),
-				 errhint("This version reads the file source only.")));
+				 errhint("This version reads the file and rate sources.")));
 	if (!JB_ROOT_IS_OBJECT(options))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

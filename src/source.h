@@ -81,6 +81,7 @@ struct SourceBatch
 	bool		has_max_event_time;
 	TimestampTz max_event_time;
 	int64		late_rows;		/* dropped (or, in complete mode, kept) */
+	bool		endless;		/* input never runs out (deterministic rate) */
 
 	/* filled by the source */
 	void	   *private;
@@ -101,8 +102,9 @@ extern void SourceCheckOptionKeys(Jsonb *options, const char *what,
 								  const char *const *valid, bool (*also) (const char *));
 extern void SourceBatchReset(SourceBatch *batch);
 
-/* sources/file_source.c */
+/* sources/file_source.c, sources/rate_source.c */
 extern const SourceRoutine FileSourceRoutine;
+extern const SourceRoutine RateSourceRoutine;
 
 /* fdw.c: what the FDW scan of a source returns during a batch */
 extern void FdwSetBatchInput(Oid relid, Tuplestorestate *rows);

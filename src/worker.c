@@ -122,10 +122,11 @@ exec_in_transaction(const char *sql, const char *query, const char *text)
  * enabled.
  */
 static bool
-run_batch(const char *name, bool *enabled)
+run_batch(const char *name, bool *enabled, bool *endless)
 {
 	QueryDef   *q;
 	bool		ran = false;
+	BatchResult res;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -134,8 +135,12 @@ run_batch(const char *name, bool *enabled)
 
 	q = QueryDefLoad(name, false, true);
 	*enabled = q != NULL && q->enabled;
+	*endless = false;
 	if (*enabled)
-		ran = RunMicroBatch(name, NULL);
+	{
+		ran = RunMicroBatch(name, &res);
+		*endless = ran && res.endless;
+	}
 
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -224,6 +229,7 @@ StreamingQueryWorkerMain(Datum main_arg)
 	{
 		TimestampTz started = GetCurrentTimestamp();
 		bool		enabled = true;
+		bool		endless = false;
 		volatile bool ran = false;
 		MemoryContext old;
 
@@ -237,7 +243,7 @@ StreamingQueryWorkerMain(Datum main_arg)
 		old = MemoryContextSwitchTo(loopcxt);
 		PG_TRY();
 		{
-			ran = run_batch(args.query, &enabled);
+			ran = run_batch(args.query, &enabled, &endless);
 		}
 		PG_CATCH();
 		{
@@ -261,7 +267,7 @@ StreamingQueryWorkerMain(Datum main_arg)
 
 		if (!enabled)
 			break;
-		if (once || (available_now && !ran))
+		if (once || (available_now && (!ran || endless)))
 		{
 			exec_in_transaction("UPDATE streaming.queries SET status = 'finished', worker_pid = NULL, "
 								"enabled = false WHERE name = $1 AND worker_pid = $2",

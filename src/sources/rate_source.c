@@ -1,0 +1,307 @@
+/*-------------------------------------------------------------------------
+ *
+ * rate_source.c
+ *	  The rate source: generated rows (timestamp, value), for tests,
+ *	  demos and benchmarks, as Spark's rate source.
+ *
+ * Two variants:
+ *	- rows_per_second (and ramp_up_time): the rows due by now since the
+ *	  query's first batch; value v is due at start + v / rows_per_second.
+ *	- rows_per_batch (with start_timestamp and advance_millis_per_batch):
+ *	  batch b holds values [b * n, (b + 1) * n), all stamped start_timestamp
+ *	  + b * advance_millis_per_batch, identical on every run.
+ *
+ * Its offsets, in streaming.offsets, are the next value, and the start
+ * time or the next batch index, so a restart goes on where it stopped.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "source.h"
+#include "streaming.h"
+
+static const char *const rate_options[] = {
+	"rows_per_second", "ramp_up_time", "rows_per_batch", "start_timestamp",
+	"advance_millis_per_batch", NULL
+};
+
+typedef struct RatePlan
+{
+	int64		first_value;
+	int64		nrows;
+	TimestampTz start;			/* time-based: the query's first batch */
+	double		rows_per_second;
+	TimestampTz batch_time;		/* deterministic: this batch's timestamp */
+	bool		deterministic;
+	AttrNumber	ts_att;
+	AttrNumber	value_att;
+} RatePlan;
+
+static int64
+ramp_up_seconds(Jsonb *options)
+{
+	char	   *text = JsonbGetString(options, "ramp_up_time");
+	Interval   *iv;
+
+	if (text == NULL)
+		return JsonbGetInt64(options, "ramp_up_time", 0, 0);
+	iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(text),
+											   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	if (iv->month != 0 || iv->time < 0 || iv->day < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"ramp_up_time\": \"%s\"", text),
+				 errhint("Use a number of seconds or an interval such as '10 seconds'.")));
+	return (iv->time + (int64) iv->day * USECS_PER_DAY) / USECS_PER_SEC;
+}
+
+static TimestampTz
+start_timestamp(Jsonb *options)
+{
+	char	   *text = JsonbGetString(options, "start_timestamp");
+
+	if (text == NULL)
+		return (TimestampTz) -((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text),
+												   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+}
+
+/*
+ * rate_validate checks the options: one variant or the other.
+ */
+static void
+rate_validate(Jsonb *options)
+{
+	bool		per_batch = JsonbGetKey(options, "rows_per_batch") != NULL;
+
+	SourceCheckOptionKeys(options, "source kind \"rate\"", rate_options, NULL);
+	if (per_batch && (JsonbGetKey(options, "rows_per_second") != NULL ||
+					  JsonbGetKey(options, "ramp_up_time") != NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options \"rows_per_batch\" and \"rows_per_second\" exclude each other"),
+				 errhint("Use rows_per_second (and ramp_up_time) for rows by the clock, or rows_per_batch, start_timestamp and advance_millis_per_batch for identical batches on every run.")));
+	if (!per_batch && (JsonbGetKey(options, "start_timestamp") != NULL ||
+					   JsonbGetKey(options, "advance_millis_per_batch") != NULL))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options \"start_timestamp\" and \"advance_millis_per_batch\" need \"rows_per_batch\"")));
+	(void) JsonbGetInt64(options, "rows_per_second", 1, 0);
+	(void) ramp_up_seconds(options);
+	(void) JsonbGetInt64(options, "rows_per_batch", 1, 1);
+	(void) JsonbGetInt64(options, "advance_millis_per_batch", 1000, 0);
+	(void) start_timestamp(options);
+}
+
+static AttrNumber
+find_column(TupleDesc desc, const char *name, Oid type)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0 && att->atttypid == type)
+			return i + 1;
+	}
+	return InvalidAttrNumber;
+}
+
+static void
+rate_check_schema(Jsonb *options, TupleDesc desc)
+{
+	if (find_column(desc, "timestamp", TIMESTAMPTZOID) == InvalidAttrNumber ||
+		find_column(desc, "value", INT8OID) == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("a rate source has the columns \"timestamp\" timestamptz and \"value\" bigint"),
+				 errhint("Leave out the schema to get them.")));
+}
+
+/*
+ * committed_offset reads one offset of this query and source; dflt if none.
+ */
+static int64
+committed_offset(SourceBatch *batch, const char *partition, int64 dflt, bool *found)
+{
+	Oid			argtypes[3] = {TEXTOID, OIDOID, TEXTOID};
+	Datum		args[3];
+	int64		result = dflt;
+
+	args[0] = CStringGetTextDatum(batch->query);
+	args[1] = ObjectIdGetDatum(batch->relid);
+	args[2] = CStringGetTextDatum(partition);
+	*found = false;
+	SPI_connect();
+	/* not read-only: a runner that waited for the query's lock must see the latest */
+	if (SPI_execute_with_args("SELECT \"offset\" FROM streaming.offsets "
+							  "WHERE query = $1 AND source = $2 AND partition = $3",
+							  3, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streaming.offsets");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		result = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		*found = true;
+	}
+	SPI_finish();
+	return result;
+}
+
+static void
+add_offset(SourceBatch *batch, const char *partition, int64 offset)
+{
+	SourceOffset *off = palloc(sizeof(SourceOffset));
+
+	off->partition = pstrdup(partition);
+	off->offset = offset;
+	batch->offsets = lappend(batch->offsets, off);
+}
+
+static Jsonb *
+offset_jsonb(int64 value)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+											  CStringGetDatum(psprintf("{\"value\": " INT64_FORMAT "}", value))));
+}
+
+/*
+ * rows_due is how many rows are due elapsed seconds after the start, with a
+ * linear ramp up to the full rate over ramp seconds.
+ */
+static int64
+rows_due(double rps, double ramp, double elapsed)
+{
+	if (elapsed <= 0)
+		return 0;
+	if (ramp > 0 && elapsed < ramp)
+		return (int64) (rps * elapsed * elapsed / (2 * ramp));
+	return (int64) (rps * (ramp / 2 + (elapsed - ramp)));
+}
+
+static bool
+rate_plan_batch(SourceBatch *batch)
+{
+	MemoryContext old = MemoryContextSwitchTo(batch->mcxt);
+	RatePlan   *plan = palloc0(sizeof(RatePlan));
+	TupleDesc	desc = RelationGetDescr(batch->rel);
+	bool		found;
+
+	plan->ts_att = find_column(desc, "timestamp", TIMESTAMPTZOID);
+	plan->value_att = find_column(desc, "value", INT8OID);
+	plan->first_value = committed_offset(batch, "value", 0, &found);
+
+	if (JsonbGetKey(batch->options, "rows_per_batch") != NULL)
+	{
+		int64		n = JsonbGetInt64(batch->options, "rows_per_batch", 1, 1);
+		int64		advance = JsonbGetInt64(batch->options, "advance_millis_per_batch", 1000, 0);
+		int64		index = committed_offset(batch, "batch", 0, &found);
+
+		plan->deterministic = true;
+		plan->nrows = n;
+		plan->batch_time = start_timestamp(batch->options) + index * advance * 1000;
+		add_offset(batch, "batch", index + 1);
+		batch->endless = true;
+	}
+	else
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		int64		start_us = committed_offset(batch, "start", now, &found);
+		double		rps = (double) JsonbGetInt64(batch->options, "rows_per_second", 1, 0);
+		double		ramp = (double) ramp_up_seconds(batch->options);
+		int64		due = rows_due(rps, ramp, (double) (now - start_us) / USECS_PER_SEC);
+
+		plan->start = start_us;
+		plan->rows_per_second = rps;
+		plan->nrows = Max(due - plan->first_value, 0);
+		add_offset(batch, "start", start_us);
+		/* the first batch only records the start */
+		if (plan->nrows == 0 && found)
+		{
+			MemoryContextSwitchTo(old);
+			return false;
+		}
+	}
+	add_offset(batch, "value", plan->first_value + plan->nrows);
+	batch->start_offset = offset_jsonb(plan->first_value);
+	batch->end_offset = offset_jsonb(plan->first_value + plan->nrows);
+	batch->private = plan;
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+static void
+rate_read_batch(SourceBatch *batch, bool careful)
+{
+	RatePlan   *plan = batch->private;
+	TupleDesc	desc = RelationGetDescr(batch->rel);
+	Datum	   *values = palloc0(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+
+	for (int i = 0; i < desc->natts; i++)
+		nulls[i] = true;
+	nulls[plan->ts_att - 1] = false;
+	nulls[plan->value_att - 1] = false;
+	for (int64 v = plan->first_value; v < plan->first_value + plan->nrows; v++)
+	{
+		TimestampTz ts;
+
+		if (plan->deterministic)
+			ts = plan->batch_time;
+		else
+			ts = plan->start + (int64) ((double) v * USECS_PER_SEC / plan->rows_per_second);
+		values[plan->ts_att - 1] = TimestampTzGetDatum(ts);
+		values[plan->value_att - 1] = Int64GetDatum(v);
+		SourceBatchAddRow(batch, values, nulls);
+	}
+}
+
+/*
+ * rate_peek shows the first rows the source would produce.
+ */
+static void
+rate_peek(SourceBatch *batch, int64 max_rows)
+{
+	RatePlan	plan;
+	TupleDesc	desc = RelationGetDescr(batch->rel);
+
+	memset(&plan, 0, sizeof(plan));
+	plan.ts_att = find_column(desc, "timestamp", TIMESTAMPTZOID);
+	plan.value_att = find_column(desc, "value", INT8OID);
+	if (JsonbGetKey(batch->options, "rows_per_batch") != NULL)
+	{
+		plan.deterministic = true;
+		plan.batch_time = start_timestamp(batch->options);
+		plan.nrows = Min(max_rows, JsonbGetInt64(batch->options, "rows_per_batch", 1, 1));
+	}
+	else
+	{
+		plan.start = GetCurrentTimestamp();
+		plan.rows_per_second = Max((double) JsonbGetInt64(batch->options, "rows_per_second", 1, 0), 1);
+		plan.nrows = max_rows;
+	}
+	batch->private = &plan;
+	rate_read_batch(batch, true);
+	batch->private = NULL;
+}
+
+const SourceRoutine RateSourceRoutine = {
+	.kind = "rate",
+	.implemented = true,
+	.default_schema = "\"timestamp\" timestamptz, value bigint",
+	.validate = rate_validate,
+	.check_schema = rate_check_schema,
+	.plan_batch = rate_plan_batch,
+	.read_batch = rate_read_batch,
+	.peek = rate_peek,
+};

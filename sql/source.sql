@@ -19,6 +19,14 @@ $$;
 -- unknown kind, unsupported kind, unknown option, bad and missing values
 SELECT * FROM try($q$SELECT streaming.create_source('s', 'ftp', 'a int', '{}')$q$);
 SELECT * FROM try($q$SELECT streaming.create_source('s', 'kafka', NULL, '{}')$q$);
+-- socket sources: a port is needed, the schema is fixed
+SELECT * FROM try($q$SELECT streaming.create_source('s', 'socket')$q$);
+SELECT * FROM try($q$SELECT streaming.create_source('s', 'socket', options => '{"port": 70000}')$q$);
+SELECT * FROM try($q$SELECT streaming.create_source('s', 'socket', options => '{"port": 9999, "host": ""}')$q$);
+SELECT * FROM try($q$SELECT streaming.create_source('s', 'socket', 'value text, n int', '{"port": 9999}')$q$);
+SELECT streaming.create_source('s', 'socket', options => '{"port": 9999}');
+\d s
+SELECT streaming.drop_source('s');
 SELECT * FROM try($q$SELECT streaming.create_source('s', 'file', 'a int', '{"path": "/tmp/streaming_regress/source", "colour": "red"}')$q$);
 SELECT * FROM try($q$SELECT streaming.create_source('s', 'file', 'a int', '{}')$q$);
 SELECT * FROM try($q$SELECT streaming.create_source('s', 'file', 'a int', '{"path": "relative/dir"}')$q$);

@@ -38,14 +38,6 @@ PG_FUNCTION_INFO_V1(streaming_drop_source);
 static const SourceRoutine KafkaSourceRoutine = {
 	.kind = "kafka",
 	.implemented = false,
-	.default_schema = "key bytea, value bytea, topic text, partition int, "
-	"\"offset\" bigint, \"timestamp\" timestamptz, timestamp_type int",
-};
-
-static const SourceRoutine SocketSourceRoutine = {
-	.kind = "socket",
-	.implemented = false,
-	.default_schema = "value text",
 };
 
 static const SourceRoutine *const source_routines[] = {
@@ -54,6 +46,71 @@ static const SourceRoutine *const source_routines[] = {
 	&SocketSourceRoutine,
 	&RateSourceRoutine,
 };
+
+/*
+ * SourceFindColumn returns the attribute number of the live column of that
+ * name and type, or InvalidAttrNumber.
+ */
+AttrNumber
+SourceFindColumn(TupleDesc desc, const char *name, Oid type)
+{
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0 &&
+			(type == InvalidOid || att->atttypid == type))
+			return i + 1;
+	}
+	return InvalidAttrNumber;
+}
+
+/*
+ * SourceCommittedOffset reads one committed offset of the batch's query and
+ * source from streaming.offsets; dflt (and *found = false) if there is none.
+ */
+int64
+SourceCommittedOffset(SourceBatch *batch, const char *partition, int64 dflt, bool *found)
+{
+	Oid			argtypes[3] = {TEXTOID, OIDOID, TEXTOID};
+	Datum		args[3];
+	int64		result = dflt;
+
+	args[0] = CStringGetTextDatum(batch->query);
+	args[1] = ObjectIdGetDatum(batch->relid);
+	args[2] = CStringGetTextDatum(partition);
+	*found = false;
+	SPI_connect();
+	/* not read-only: a runner that waited for the query's lock must see the latest */
+	if (SPI_execute_with_args("SELECT \"offset\" FROM streaming.offsets "
+							  "WHERE query = $1 AND source = $2 AND partition = $3",
+							  3, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streaming.offsets");
+	if (SPI_processed == 1)
+	{
+		bool		isnull;
+
+		result = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		*found = true;
+	}
+	SPI_finish();
+	return result;
+}
+
+/*
+ * SourceBatchAddOffset records a position to commit with the batch.
+ */
+void
+SourceBatchAddOffset(SourceBatch *batch, const char *partition, int64 offset)
+{
+	MemoryContext old = MemoryContextSwitchTo(batch->mcxt);
+	SourceOffset *off = palloc(sizeof(SourceOffset));
+
+	off->partition = pstrdup(partition);
+	off->offset = offset;
+	batch->offsets = lappend(batch->offsets, off);
+	MemoryContextSwitchTo(old);
+}
 
 /*
  * SourceRoutineByKind returns the routine of a kind, or NULL if unknown.
@@ -371,7 +428,7 @@ streaming_create_source(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("source kind \"%s\" is not supported yet", kind),
-				 errhint("This version reads the file and rate sources.")));
+				 errhint("This version reads the file, rate and socket sources.")));
 	if (!JB_ROOT_IS_OBJECT(options))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -379,23 +436,16 @@ streaming_create_source(PG_FUNCTION_ARGS)
 
 	routine->validate(options);
 
-	if (schema == NULL && routine == &FileSourceRoutine)
-	{
-		FormatOptions fmt;
-
-		/* a text file source has Spark's default schema: one value column */
-		FormatParseOptions(options, &fmt);
-		if (fmt.kind == STREAMING_FORMAT_TEXT)
-			schema = pstrdup("value text");
-	}
 	if (schema == NULL)
 	{
-		if (routine->default_schema == NULL)
+		const char *dflt = routine->default_schema ? routine->default_schema(options) : NULL;
+
+		if (dflt == NULL)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("source kind \"%s\" needs a schema", kind),
 					 errhint("Pass the columns to read, e.g. schema => 'id int, name text'.")));
-		schema = pstrdup(routine->default_schema);
+		schema = pstrdup(dflt);
 	}
 
 	/* CREATE FOREIGN TABLE name (schema) SERVER streaming */

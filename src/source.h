@@ -28,8 +28,8 @@ typedef struct SourceRoutine
 {
 	const char *kind;
 	bool		implemented;
-	/* column list used when create_source gets no schema, or NULL */
-	const char *default_schema;
+	/* default_schema: the columns when create_source gets none, or NULL */
+	const char *(*default_schema) (Jsonb *options);
 
 	/* SourceValidate: reject unknown or ill-typed options (create_source) */
 	void		(*validate) (Jsonb *options);
@@ -101,10 +101,15 @@ extern void SourceBatchAddDeadLetter(SourceBatch *batch, const char *position,
 extern void SourceCheckOptionKeys(Jsonb *options, const char *what,
 								  const char *const *valid, bool (*also) (const char *));
 extern void SourceBatchReset(SourceBatch *batch);
+extern int64 SourceCommittedOffset(SourceBatch *batch, const char *partition,
+								   int64 dflt, bool *found);
+extern void SourceBatchAddOffset(SourceBatch *batch, const char *partition, int64 offset);
+extern AttrNumber SourceFindColumn(TupleDesc desc, const char *name, Oid type);
 
-/* sources/file_source.c, sources/rate_source.c */
+/* sources/file_source.c, sources/rate_source.c, sources/socket_source.c */
 extern const SourceRoutine FileSourceRoutine;
 extern const SourceRoutine RateSourceRoutine;
+extern const SourceRoutine SocketSourceRoutine;
 
 /* fdw.c: what the FDW scan of a source returns during a batch */
 extern void FdwSetBatchInput(Oid relid, Tuplestorestate *rows);

@@ -305,10 +305,23 @@ file_peek(SourceBatch *batch, int64 max_rows)
 	}
 }
 
+/*
+ * file_default_schema: a text file source has Spark's default schema, one
+ * value column; the other formats need their columns declared.
+ */
+static const char *
+file_default_schema(Jsonb *options)
+{
+	FormatOptions fmt;
+
+	FormatParseOptions(options, &fmt);
+	return fmt.kind == STREAMING_FORMAT_TEXT ? "value text" : NULL;
+}
+
 const SourceRoutine FileSourceRoutine = {
 	.kind = "file",
 	.implemented = true,
-	.default_schema = NULL,
+	.default_schema = file_default_schema,
 	.validate = file_validate,
 	.check_schema = file_check_schema,
 	.plan_batch = file_plan_batch,

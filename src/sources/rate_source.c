@@ -103,69 +103,15 @@ rate_validate(Jsonb *options)
 	(void) start_timestamp(options);
 }
 
-static AttrNumber
-find_column(TupleDesc desc, const char *name, Oid type)
-{
-	for (int i = 0; i < desc->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(desc, i);
-
-		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0 && att->atttypid == type)
-			return i + 1;
-	}
-	return InvalidAttrNumber;
-}
-
 static void
 rate_check_schema(Jsonb *options, TupleDesc desc)
 {
-	if (find_column(desc, "timestamp", TIMESTAMPTZOID) == InvalidAttrNumber ||
-		find_column(desc, "value", INT8OID) == InvalidAttrNumber)
+	if (SourceFindColumn(desc, "timestamp", TIMESTAMPTZOID) == InvalidAttrNumber ||
+		SourceFindColumn(desc, "value", INT8OID) == InvalidAttrNumber)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATATYPE_MISMATCH),
 				 errmsg("a rate source has the columns \"timestamp\" timestamptz and \"value\" bigint"),
 				 errhint("Leave out the schema to get them.")));
-}
-
-/*
- * committed_offset reads one offset of this query and source; dflt if none.
- */
-static int64
-committed_offset(SourceBatch *batch, const char *partition, int64 dflt, bool *found)
-{
-	Oid			argtypes[3] = {TEXTOID, OIDOID, TEXTOID};
-	Datum		args[3];
-	int64		result = dflt;
-
-	args[0] = CStringGetTextDatum(batch->query);
-	args[1] = ObjectIdGetDatum(batch->relid);
-	args[2] = CStringGetTextDatum(partition);
-	*found = false;
-	SPI_connect();
-	/* not read-only: a runner that waited for the query's lock must see the latest */
-	if (SPI_execute_with_args("SELECT \"offset\" FROM streaming.offsets "
-							  "WHERE query = $1 AND source = $2 AND partition = $3",
-							  3, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read streaming.offsets");
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-
-		result = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		*found = true;
-	}
-	SPI_finish();
-	return result;
-}
-
-static void
-add_offset(SourceBatch *batch, const char *partition, int64 offset)
-{
-	SourceOffset *off = palloc(sizeof(SourceOffset));
-
-	off->partition = pstrdup(partition);
-	off->offset = offset;
-	batch->offsets = lappend(batch->offsets, off);
 }
 
 static Jsonb *
@@ -197,26 +143,26 @@ rate_plan_batch(SourceBatch *batch)
 	TupleDesc	desc = RelationGetDescr(batch->rel);
 	bool		found;
 
-	plan->ts_att = find_column(desc, "timestamp", TIMESTAMPTZOID);
-	plan->value_att = find_column(desc, "value", INT8OID);
-	plan->first_value = committed_offset(batch, "value", 0, &found);
+	plan->ts_att = SourceFindColumn(desc, "timestamp", TIMESTAMPTZOID);
+	plan->value_att = SourceFindColumn(desc, "value", INT8OID);
+	plan->first_value = SourceCommittedOffset(batch, "value", 0, &found);
 
 	if (JsonbGetKey(batch->options, "rows_per_batch") != NULL)
 	{
 		int64		n = JsonbGetInt64(batch->options, "rows_per_batch", 1, 1);
 		int64		advance = JsonbGetInt64(batch->options, "advance_millis_per_batch", 1000, 0);
-		int64		index = committed_offset(batch, "batch", 0, &found);
+		int64		index = SourceCommittedOffset(batch, "batch", 0, &found);
 
 		plan->deterministic = true;
 		plan->nrows = n;
 		plan->batch_time = start_timestamp(batch->options) + index * advance * 1000;
-		add_offset(batch, "batch", index + 1);
+		SourceBatchAddOffset(batch, "batch", index + 1);
 		batch->endless = true;
 	}
 	else
 	{
 		TimestampTz now = GetCurrentTimestamp();
-		int64		start_us = committed_offset(batch, "start", now, &found);
+		int64		start_us = SourceCommittedOffset(batch, "start", now, &found);
 		double		rps = (double) JsonbGetInt64(batch->options, "rows_per_second", 1, 0);
 		double		ramp = (double) ramp_up_seconds(batch->options);
 		int64		due = rows_due(rps, ramp, (double) (now - start_us) / USECS_PER_SEC);
@@ -224,7 +170,7 @@ rate_plan_batch(SourceBatch *batch)
 		plan->start = start_us;
 		plan->rows_per_second = rps;
 		plan->nrows = Max(due - plan->first_value, 0);
-		add_offset(batch, "start", start_us);
+		SourceBatchAddOffset(batch, "start", start_us);
 		/* the first batch only records the start */
 		if (plan->nrows == 0 && found)
 		{
@@ -232,7 +178,7 @@ rate_plan_batch(SourceBatch *batch)
 			return false;
 		}
 	}
-	add_offset(batch, "value", plan->first_value + plan->nrows);
+	SourceBatchAddOffset(batch, "value", plan->first_value + plan->nrows);
 	batch->start_offset = offset_jsonb(plan->first_value);
 	batch->end_offset = offset_jsonb(plan->first_value + plan->nrows);
 	batch->private = plan;
@@ -276,8 +222,8 @@ rate_peek(SourceBatch *batch, int64 max_rows)
 	TupleDesc	desc = RelationGetDescr(batch->rel);
 
 	memset(&plan, 0, sizeof(plan));
-	plan.ts_att = find_column(desc, "timestamp", TIMESTAMPTZOID);
-	plan.value_att = find_column(desc, "value", INT8OID);
+	plan.ts_att = SourceFindColumn(desc, "timestamp", TIMESTAMPTZOID);
+	plan.value_att = SourceFindColumn(desc, "value", INT8OID);
 	if (JsonbGetKey(batch->options, "rows_per_batch") != NULL)
 	{
 		plan.deterministic = true;
@@ -295,10 +241,16 @@ rate_peek(SourceBatch *batch, int64 max_rows)
 	batch->private = NULL;
 }
 
+static const char *
+rate_default_schema(Jsonb *options)
+{
+	return "\"timestamp\" timestamptz, value bigint";
+}
+
 const SourceRoutine RateSourceRoutine = {
 	.kind = "rate",
 	.implemented = true,
-	.default_schema = "\"timestamp\" timestamptz, value bigint",
+	.default_schema = rate_default_schema,
 	.validate = rate_validate,
 	.check_schema = rate_check_schema,
 	.plan_batch = rate_plan_batch,

@@ -1,0 +1,534 @@
+/*-------------------------------------------------------------------------
+ *
+ * socket_source.c
+ *	  The socket source: a TCP client reading newline-delimited UTF-8 lines,
+ *	  as Spark's socket source.
+ *
+ * The process that runs the query (its worker, or the backend calling
+ * streaming.run()) keeps the connection open from batch to batch and
+ * buffers the lines it has received.  A batch takes the buffered lines;
+ * they leave the buffer only once a later batch finds the batch's offset
+ * committed in streaming.offsets, so a batch that rolls back is retried
+ * with the same lines.  Lines that reach the process are therefore counted
+ * once, but the source is not replayable: lines still buffered when the
+ * process exits, and lines the server sends while nobody is connected, are
+ * gone.  That is Spark's contract for this source too; use it for demos and
+ * tests, and a file or Kafka source where nothing may be lost.
+ *
+ * A connection that fails or is closed by the server is retried with
+ * backoff (doubling from 100 ms up to 30 s).  The offset, partition "lines"
+ * in streaming.offsets, counts the lines the query has consumed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "catalog/pg_type.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "formats/decoder.h"
+#include "source.h"
+#include "streaming.h"
+
+#define SOCKET_BACKOFF_MIN_MS	100
+#define SOCKET_BACKOFF_MAX_MS	30000
+#define SOCKET_CONNECT_TIMEOUT_MS 2000
+#define SOCKET_READ_CHUNK		65536
+/* stop reading while this many bytes are buffered; TCP holds the rest */
+#define SOCKET_MAX_BUFFERED		(64 * 1024 * 1024)
+
+static const char *const socket_options[] = {
+	"host", "port", "include_timestamp", "max_lines_per_trigger", NULL
+};
+
+typedef struct SocketLine
+{
+	char	   *data;
+	int			len;
+	TimestampTz received;
+} SocketLine;
+
+/* one connection per (query, source) in this process */
+typedef struct SocketConn
+{
+	char	   *query;
+	Oid			relid;
+	pgsocket	fd;
+	TimestampTz next_attempt;
+	int			backoff_ms;
+	bool		logged_failure;
+	StringInfoData partial;		/* an incomplete last line */
+	SocketLine *lines;			/* lines[head .. head + nlines) are buffered */
+	int			head;
+	int			nlines;
+	int			capacity;
+	int64		buffered_bytes;
+	int64		base;			/* offset of lines[head] */
+	int			pending;		/* lines given to the last planned batch */
+} SocketConn;
+
+typedef struct SocketPlan
+{
+	SocketConn *conn;
+	int			first;
+	int			nlines;
+	AttrNumber	value_att;
+	AttrNumber	ts_att;
+} SocketPlan;
+
+static List *connections = NIL;
+
+static int
+socket_port(Jsonb *options)
+{
+	JsonbValue *v = JsonbGetKey(options, "port");
+
+	if (v == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a socket source needs the option \"port\""),
+				 errhint("For example: options => '{\"host\": \"localhost\", \"port\": 9999}'.")));
+	return (int) JsonbGetInt64(options, "port", 0, 1);
+}
+
+static void
+socket_validate(Jsonb *options)
+{
+	char	   *host;
+
+	SourceCheckOptionKeys(options, "source kind \"socket\"", socket_options, NULL);
+	if (socket_port(options) > 65535)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"port\""),
+				 errhint("Use a TCP port number from 1 to 65535.")));
+	host = JsonbGetString(options, "host");
+	if (JsonbGetKey(options, "host") != NULL && (host == NULL || host[0] == '\0'))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"host\""),
+				 errhint("Use a host name or an IP address, as a string.")));
+	(void) JsonbGetBool(options, "include_timestamp", false);
+	(void) JsonbGetInt64(options, "max_lines_per_trigger", 0, 1);
+}
+
+static const char *
+socket_default_schema(Jsonb *options)
+{
+	if (JsonbGetBool(options, "include_timestamp", false))
+		return "value text, \"timestamp\" timestamptz";
+	return "value text";
+}
+
+static void
+socket_check_schema(Jsonb *options, TupleDesc desc)
+{
+	bool		with_ts = JsonbGetBool(options, "include_timestamp", false);
+	int			expected = with_ts ? 2 : 1;
+	int			live = 0;
+
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			live++;
+	if (SourceFindColumn(desc, "value", TEXTOID) == InvalidAttrNumber ||
+		(with_ts && SourceFindColumn(desc, "timestamp", TIMESTAMPTZOID) == InvalidAttrNumber) ||
+		live != expected)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("a socket source has the column \"value\" text%s",
+						with_ts ? " and \"timestamp\" timestamptz" : ""),
+				 errhint("Leave out the schema to get it.")));
+}
+
+static SocketConn *
+socket_conn(SourceBatch *batch)
+{
+	ListCell   *lc;
+	SocketConn *conn;
+	MemoryContext old;
+
+	foreach(lc, connections)
+	{
+		conn = lfirst(lc);
+		if (conn->relid == batch->relid && strcmp(conn->query, batch->query) == 0)
+			return conn;
+	}
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	conn = palloc0(sizeof(SocketConn));
+	conn->query = pstrdup(batch->query);
+	conn->relid = batch->relid;
+	conn->fd = PGINVALID_SOCKET;
+	conn->backoff_ms = SOCKET_BACKOFF_MIN_MS;
+	initStringInfo(&conn->partial);
+	conn->capacity = 1024;
+	conn->lines = palloc(sizeof(SocketLine) * conn->capacity);
+	connections = lappend(connections, conn);
+	MemoryContextSwitchTo(old);
+	return conn;
+}
+
+static void
+socket_close(SocketConn *conn)
+{
+	if (conn->fd != PGINVALID_SOCKET)
+		close(conn->fd);
+	conn->fd = PGINVALID_SOCKET;
+}
+
+/* a failed attempt: try again after the backoff, which doubles */
+static void
+socket_retry_later(SocketConn *conn, const char *host, int port, const char *why)
+{
+	socket_close(conn);
+	if (!conn->logged_failure)
+		ereport(LOG,
+				(errmsg("streaming query \"%s\": could not connect to socket source at %s:%d: %s",
+						conn->query, host, port, why),
+				 errdetail("Retrying with backoff up to %d seconds.", SOCKET_BACKOFF_MAX_MS / 1000)));
+	conn->logged_failure = true;
+	conn->next_attempt = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), conn->backoff_ms);
+	conn->backoff_ms = Min(conn->backoff_ms * 2, SOCKET_BACKOFF_MAX_MS);
+}
+
+/*
+ * socket_connect tries one connection to each address of host:port, with a
+ * bounded wait, and leaves the socket non-blocking.
+ */
+static void
+socket_connect(SocketConn *conn, const char *host, int port)
+{
+	struct addrinfo hints;
+	struct addrinfo *addrs;
+	struct addrinfo *ai;
+	char		service[16];
+	int			rc;
+	const char *why = "no address";
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	snprintf(service, sizeof(service), "%d", port);
+	rc = getaddrinfo(host, service, &hints, &addrs);
+	if (rc != 0)
+	{
+		socket_retry_later(conn, host, port, gai_strerror(rc));
+		return;
+	}
+	for (ai = addrs; ai != NULL; ai = ai->ai_next)
+	{
+		int			fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		struct pollfd pfd;
+		int			err = 0;
+		socklen_t	errlen = sizeof(err);
+
+		if (fd < 0)
+		{
+			why = strerror(errno);
+			continue;
+		}
+		if (fcntl(fd, F_SETFL, O_NONBLOCK) < 0)
+		{
+			why = strerror(errno);
+			close(fd);
+			continue;
+		}
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0)
+		{
+			if (errno != EINPROGRESS)
+			{
+				why = strerror(errno);
+				close(fd);
+				continue;
+			}
+			pfd.fd = fd;
+			pfd.events = POLLOUT;
+			pfd.revents = 0;
+			rc = poll(&pfd, 1, SOCKET_CONNECT_TIMEOUT_MS);
+			if (rc <= 0)
+			{
+				why = rc == 0 ? "timed out" : strerror(errno);
+				close(fd);
+				continue;
+			}
+			if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &errlen) < 0 || err != 0)
+			{
+				why = strerror(err ? err : errno);
+				close(fd);
+				continue;
+			}
+		}
+		conn->fd = fd;
+		break;
+	}
+	freeaddrinfo(addrs);
+	if (conn->fd == PGINVALID_SOCKET)
+	{
+		socket_retry_later(conn, host, port, why);
+		return;
+	}
+	ereport(LOG,
+			(errmsg("streaming query \"%s\": connected to socket source at %s:%d",
+					conn->query, host, port)));
+	conn->logged_failure = false;
+	conn->backoff_ms = SOCKET_BACKOFF_MIN_MS;
+}
+
+static void
+socket_add_line(SocketConn *conn, const char *data, int len, TimestampTz now)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	SocketLine *line;
+
+	if (len > 0 && data[len - 1] == '\r')
+		len--;
+	if (conn->head + conn->nlines == conn->capacity)
+	{
+		if (conn->head > 0)
+		{
+			memmove(conn->lines, conn->lines + conn->head, sizeof(SocketLine) * conn->nlines);
+			conn->head = 0;
+		}
+		if (conn->nlines == conn->capacity)
+		{
+			conn->capacity *= 2;
+			conn->lines = repalloc_huge(conn->lines, sizeof(SocketLine) * conn->capacity);
+		}
+	}
+	line = &conn->lines[conn->head + conn->nlines];
+	line->data = palloc(len + 1);
+	memcpy(line->data, data, len);
+	line->data[len] = '\0';
+	line->len = len;
+	line->received = now;
+	conn->nlines++;
+	conn->buffered_bytes += len;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * socket_receive reads what the server has sent, without waiting, and
+ * splits it into lines.  End of stream or an error closes the connection;
+ * an unterminated last line then counts as a line.
+ */
+static void
+socket_receive(SocketConn *conn, const char *host, int port)
+{
+	char	   *buf = palloc(SOCKET_READ_CHUNK);
+
+	while (conn->fd != PGINVALID_SOCKET && conn->buffered_bytes < SOCKET_MAX_BUFFERED)
+	{
+		ssize_t		n = recv(conn->fd, buf, SOCKET_READ_CHUNK, 0);
+		TimestampTz now = GetCurrentTimestamp();
+		char	   *p;
+		char	   *end;
+
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			break;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+		{
+			const char *why = n == 0 ? "closed the connection" : pstrdup(strerror(errno));
+
+			ereport(LOG,
+					(errmsg("streaming query \"%s\": socket source at %s:%d: %s",
+							conn->query, host, port, why)));
+			if (conn->partial.len > 0)
+				socket_add_line(conn, conn->partial.data, conn->partial.len, now);
+			resetStringInfo(&conn->partial);
+			socket_close(conn);
+			conn->next_attempt = TimestampTzPlusMilliseconds(now, conn->backoff_ms);
+			conn->backoff_ms = Min(conn->backoff_ms * 2, SOCKET_BACKOFF_MAX_MS);
+			break;
+		}
+		p = buf;
+		end = buf + n;
+		while (p < end)
+		{
+			char	   *nl = memchr(p, '\n', end - p);
+
+			if (nl == NULL)
+			{
+				appendBinaryStringInfo(&conn->partial, p, end - p);
+				break;
+			}
+			if (conn->partial.len > 0)
+			{
+				appendBinaryStringInfo(&conn->partial, p, nl - p);
+				socket_add_line(conn, conn->partial.data, conn->partial.len, now);
+				resetStringInfo(&conn->partial);
+			}
+			else
+				socket_add_line(conn, p, nl - p, now);
+			p = nl + 1;
+		}
+	}
+	pfree(buf);
+}
+
+/* socket_consume drops the first n buffered lines */
+static void
+socket_consume(SocketConn *conn, int n)
+{
+	for (int i = 0; i < n; i++)
+	{
+		conn->buffered_bytes -= conn->lines[conn->head].len;
+		pfree(conn->lines[conn->head].data);
+		conn->head++;
+		conn->nlines--;
+	}
+	conn->base += n;
+	if (conn->nlines == 0)
+		conn->head = 0;
+}
+
+static Jsonb *
+lines_jsonb(int64 n)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in,
+											  CStringGetDatum(psprintf("{\"lines\": " INT64_FORMAT "}", n))));
+}
+
+static bool
+socket_plan_batch(SourceBatch *batch)
+{
+	SocketConn *conn = socket_conn(batch);
+	char	   *host = JsonbGetString(batch->options, "host");
+	int			port = socket_port(batch->options);
+	int64		max_lines = JsonbGetInt64(batch->options, "max_lines_per_trigger", 0, 1);
+	bool		found;
+	int64		committed = SourceCommittedOffset(batch, "lines", 0, &found);
+	MemoryContext old;
+	SocketPlan *plan;
+	int			n;
+
+	if (host == NULL)
+		host = "localhost";
+
+	/* the last batch's lines leave the buffer once its offset is committed */
+	if (conn->pending > 0 && committed == conn->base + conn->pending)
+		socket_consume(conn, conn->pending);
+	else
+		conn->base = committed;
+	conn->pending = 0;
+
+	if (conn->fd == PGINVALID_SOCKET && GetCurrentTimestamp() >= conn->next_attempt)
+		socket_connect(conn, host, port);
+	if (conn->fd != PGINVALID_SOCKET)
+		socket_receive(conn, host, port);
+
+	n = conn->nlines;
+	if (max_lines > 0 && n > max_lines)
+		n = (int) max_lines;
+	if (n == 0)
+		return false;
+
+	old = MemoryContextSwitchTo(batch->mcxt);
+	plan = palloc0(sizeof(SocketPlan));
+	plan->conn = conn;
+	plan->first = conn->head;
+	plan->nlines = n;
+	plan->value_att = SourceFindColumn(RelationGetDescr(batch->rel), "value", TEXTOID);
+	plan->ts_att = SourceFindColumn(RelationGetDescr(batch->rel), "timestamp", TIMESTAMPTZOID);
+	batch->private = plan;
+	batch->start_offset = lines_jsonb(conn->base);
+	batch->end_offset = lines_jsonb(conn->base + n);
+	MemoryContextSwitchTo(old);
+	SourceBatchAddOffset(batch, "lines", conn->base + n);
+	conn->pending = n;
+	return true;
+}
+
+typedef struct SocketRecord
+{
+	SocketLine *line;
+	Datum		value;
+} SocketRecord;
+
+static void
+socket_convert(void *arg)
+{
+	SocketRecord *rec = arg;
+	char	   *text;
+
+	(void) pg_verify_mbstr(PG_UTF8, rec->line->data, rec->line->len, false);
+	text = pg_any_to_server(rec->line->data, rec->line->len, PG_UTF8);
+	rec->value = PointerGetDatum(cstring_to_text(text));
+}
+
+static void
+socket_error(void *arg, const char *position, const char *payload, int len,
+			 const char *message)
+{
+	SourceBatchAddDeadLetter((SourceBatch *) arg, position, payload, len, message);
+}
+
+static void
+socket_read_batch(SourceBatch *batch, bool careful)
+{
+	SocketPlan *plan = batch->private;
+	TupleDesc	desc = RelationGetDescr(batch->rel);
+	Datum	   *values = palloc0(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext, "streaming socket row",
+												 ALLOCSET_DEFAULT_SIZES);
+
+	for (int i = 0; i < desc->natts; i++)
+		nulls[i] = true;
+	nulls[plan->value_att - 1] = false;
+	if (plan->ts_att != InvalidAttrNumber)
+		nulls[plan->ts_att - 1] = false;
+	for (int i = 0; i < plan->nlines; i++)
+	{
+		SocketRecord rec;
+		MemoryContext old;
+		char	   *position;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextReset(rowcxt);
+		old = MemoryContextSwitchTo(rowcxt);
+		rec.line = &plan->conn->lines[plan->first + i];
+		position = psprintf("line " INT64_FORMAT, plan->conn->base + i + 1);
+		if (RunRecord(careful, socket_convert, &rec, socket_error, batch, position,
+					  rec.line->data, rec.line->len))
+		{
+			values[plan->value_att - 1] = rec.value;
+			if (plan->ts_att != InvalidAttrNumber)
+				values[plan->ts_att - 1] = TimestampTzGetDatum(rec.line->received);
+			SourceBatchAddRow(batch, values, nulls);
+		}
+		MemoryContextSwitchTo(old);
+	}
+	MemoryContextDelete(rowcxt);
+}
+
+/*
+ * socket_peek returns nothing: reading the socket outside a query would
+ * take lines from the query, and the source cannot replay them.
+ */
+static void
+socket_peek(SourceBatch *batch, int64 max_rows)
+{
+}
+
+const SourceRoutine SocketSourceRoutine = {
+	.kind = "socket",
+	.implemented = true,
+	.default_schema = socket_default_schema,
+	.validate = socket_validate,
+	.check_schema = socket_check_schema,
+	.plan_batch = socket_plan_batch,
+	.read_batch = socket_read_batch,
+	.peek = socket_peek,
+};

@@ -41,6 +41,9 @@ CREATE TABLE streaming.queries (
     watermark       timestamptz,
     state_rows      bigint      NOT NULL DEFAULT 0,
     last_error      text,
+    condition       text,
+    restarts        integer     NOT NULL DEFAULT 0,
+    restart_at      timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),
     CHECK (output_mode IN ('append', 'update', 'complete')),
     CHECK (on_error IN ('dead_letter', 'skip', 'fail'))
@@ -280,7 +283,9 @@ LANGUAGE C STRICT;
 -- one row per query, ready for a dashboard
 CREATE VIEW streaming.status AS
 SELECT q.name,
-       CASE WHEN q.status = 'running' AND w.pid IS NULL THEN 'starting' ELSE q.status END AS state,
+       CASE WHEN q.status = 'running' AND w.pid IS NULL AND q.restart_at > now() THEN 'restarting'
+            WHEN q.status = 'running' AND w.pid IS NULL THEN 'starting'
+            ELSE q.status END AS state,
        q.enabled,
        w.pid AS worker_pid,
        q.trigger,
@@ -293,6 +298,9 @@ SELECT q.name,
        r.input_rows AS recent_input_rows,
        r.input_rows_per_second,
        r.processed_rows_per_second,
+       q.condition,
+       q.restarts,
+       q.restart_at,
        q.last_error
   FROM streaming.queries q
   LEFT JOIN pg_catalog.pg_stat_activity w

@@ -9,8 +9,9 @@
  * streaming.launcher_naptime it lists the databases and, one at a time,
  * starts a short-lived scanner in each; the scanner looks for the
  * extension and starts a query worker for every enabled query whose
- * worker is not running (a crashed worker is thus restarted, at most once
- * per naptime).  After any server restart, clean or not, enabled queries
+ * worker is not running.  A crashed worker is thus restarted, with a
+ * backoff that doubles from one second up to a minute while it keeps
+ * failing before it gets going (streaming.queries.restarts, restart_at).  After any server restart, clean or not, enabled queries
  * resume from their committed offsets this way.
  *
  *-------------------------------------------------------------------------
@@ -39,6 +40,15 @@
 #include "worker.h"
 
 int			streaming_launcher_naptime = 5;
+
+/* an enabled query (alias q) of this database without a live worker */
+#define GONE_QUERY \
+	"q.enabled AND q.status <> 'failed' AND NOT EXISTS " \
+	"(SELECT 1 FROM pg_catalog.pg_stat_activity a " \
+	"WHERE a.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) " \
+	"AND a.backend_type = '" STREAMING_WORKER_TYPE "' " \
+	"AND a.application_name = 'streaming query ' || q.name)"
+
 
 /*
  * StreamingRegisterLauncher registers the launcher at server start.
@@ -187,14 +197,22 @@ StreamingScannerMain(Datum main_arg)
 	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'streaming'",
 					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
-		/* enabled queries whose worker is not alive */
+		/*
+		 * A query still marked running whose worker is gone died without
+		 * saying so (a crash, or the server went down): restart it, at once
+		 * the first time and then after a backoff that doubles up to a
+		 * minute, until a worker of it has run a batch loop without error.
+		 */
+		if (SPI_execute("UPDATE streaming.queries q SET restarts = q.restarts + 1, "
+						"restart_at = now() + least(60, CASE WHEN q.restarts = 0 THEN 0 "
+						"ELSE 2 ^ (q.restarts - 1) END) * interval '1 second' "
+						"WHERE " GONE_QUERY " AND q.status = 'running' AND q.restart_at IS NULL",
+						false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update streaming.queries");
+		/* enabled queries whose worker is not alive, and due */
 		if (SPI_execute("SELECT q.name, q.owner::oid FROM streaming.queries q "
-						"WHERE q.enabled AND q.status <> 'failed' AND NOT EXISTS "
-						"(SELECT 1 FROM pg_catalog.pg_stat_activity a "
-						"WHERE a.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) "
-						"AND a.backend_type = '" STREAMING_WORKER_TYPE "' "
-						"AND a.application_name = 'streaming query ' || q.name) "
-						"ORDER BY q.name", true, 0) != SPI_OK_SELECT)
+						"WHERE " GONE_QUERY " AND (q.restart_at IS NULL OR q.restart_at <= now()) "
+						"ORDER BY q.name", false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read streaming.queries");
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{

@@ -48,6 +48,35 @@ static const SourceRoutine *const source_routines[] = {
 };
 
 /*
+ * What the running query's source waits for, if anything ("waiting for the
+ * broker ..."); a worker shows it in streaming.queries.condition.
+ */
+char	   *SourceCondition = NULL;
+
+void
+SourceSetCondition(const char *fmt,...)
+{
+	char		buf[512];
+	va_list		ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (SourceCondition != NULL && strcmp(SourceCondition, buf) == 0)
+		return;
+	SourceClearCondition();
+	SourceCondition = MemoryContextStrdup(TopMemoryContext, buf);
+}
+
+void
+SourceClearCondition(void)
+{
+	if (SourceCondition != NULL)
+		pfree(SourceCondition);
+	SourceCondition = NULL;
+}
+
+/*
  * SourceFindColumn returns the attribute number of the live column of that
  * name and type, or InvalidAttrNumber.
  */

@@ -104,6 +104,9 @@ extern void SourceBatchReset(SourceBatch *batch);
 extern int64 SourceCommittedOffset(SourceBatch *batch, const char *partition,
 								   int64 dflt, bool *found);
 extern void SourceBatchAddOffset(SourceBatch *batch, const char *partition, int64 offset);
+extern char *SourceCondition;
+extern void SourceSetCondition(const char *fmt,...) pg_attribute_printf(1, 2);
+extern void SourceClearCondition(void);
 extern AttrNumber SourceFindColumn(TupleDesc desc, const char *name, Oid type);
 
 /* sources/file_source.c, sources/rate_source.c, sources/socket_source.c */

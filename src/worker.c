@@ -36,6 +36,7 @@
 
 #include "batch.h"
 #include "query.h"
+#include "source.h"
 #include "streaming.h"
 #include "worker.h"
 
@@ -185,6 +186,8 @@ StreamingQueryWorkerMain(Datum main_arg)
 	volatile int64 interval_ms = 0;
 	bool		once;
 	bool		available_now;
+	volatile bool first = true;
+	char	   *volatile condition = NULL;
 	MemoryContext loopcxt;
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
@@ -202,7 +205,8 @@ StreamingQueryWorkerMain(Datum main_arg)
 
 	/* one worker per query: claim the query, only while it is enabled */
 	if (exec_in_transaction("UPDATE streaming.queries q SET status = 'running', worker_pid = $2, "
-							"last_error = NULL WHERE name = $1 AND enabled AND NOT EXISTS "
+							"last_error = NULL, condition = NULL, restart_at = NULL "
+							"WHERE name = $1 AND enabled AND NOT EXISTS "
 							"(SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = q.worker_pid "
 							"AND a.pid <> $2 AND a.backend_type = '" STREAMING_WORKER_TYPE "')",
 							args.query, NULL) != 1)
@@ -257,7 +261,7 @@ StreamingQueryWorkerMain(Datum main_arg)
 			AbortCurrentTransaction();
 			pgstat_report_activity(STATE_IDLE, NULL);
 			exec_in_transaction("UPDATE streaming.queries SET status = 'failed', worker_pid = NULL, "
-								"last_error = $3 WHERE name = $1 AND worker_pid = $2",
+								"condition = NULL, last_error = $3 WHERE name = $1 AND worker_pid = $2",
 								args.query, edata->message);
 			proc_exit(1);
 		}
@@ -265,12 +269,30 @@ StreamingQueryWorkerMain(Datum main_arg)
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(loopcxt);
 
+		/* it got going: the next crash restarts it at once again */
+		if (first)
+		{
+			exec_in_transaction("UPDATE streaming.queries SET restarts = 0 "
+								"WHERE name = $1 AND restarts > 0", args.query, NULL);
+			first = false;
+		}
+		/* what the source waits for (a broker, a server), for the status view */
+		if ((SourceCondition == NULL) != (condition == NULL) ||
+			(condition != NULL && strcmp(condition, SourceCondition) != 0))
+		{
+			if (condition)
+				pfree(condition);
+			condition = SourceCondition ? MemoryContextStrdup(TopMemoryContext, SourceCondition) : NULL;
+			exec_in_transaction("UPDATE streaming.queries SET condition = $3 "
+								"WHERE name = $1 AND worker_pid = $2", args.query, condition);
+		}
+
 		if (!enabled)
 			break;
 		if (once || (available_now && (!ran || endless)))
 		{
 			exec_in_transaction("UPDATE streaming.queries SET status = 'finished', worker_pid = NULL, "
-								"enabled = false WHERE name = $1 AND worker_pid = $2",
+								"condition = NULL, enabled = false WHERE name = $1 AND worker_pid = $2",
 								args.query, NULL);
 			break;
 		}
@@ -376,7 +398,7 @@ StopQuery(const char *name, bool disable)
 	}
 	if (disable)
 		update_query("UPDATE streaming.queries SET enabled = false, status = 'stopped', "
-					 "worker_pid = NULL WHERE name = $1", name);
+					 "worker_pid = NULL, condition = NULL WHERE name = $1", name);
 }
 
 /*

@@ -197,6 +197,7 @@ socket_retry_later(SocketConn *conn, const char *host, int port, const char *why
 						conn->query, host, port, why),
 				 errdetail("Retrying with backoff up to %d seconds.", SOCKET_BACKOFF_MAX_MS / 1000)));
 	conn->logged_failure = true;
+	SourceSetCondition("connecting to the socket source at %s:%d: %s", host, port, why);
 	conn->next_attempt = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), conn->backoff_ms);
 	conn->backoff_ms = Min(conn->backoff_ms * 2, SOCKET_BACKOFF_MAX_MS);
 }
@@ -282,6 +283,7 @@ socket_connect(SocketConn *conn, const char *host, int port)
 					conn->query, host, port)));
 	conn->logged_failure = false;
 	conn->backoff_ms = SOCKET_BACKOFF_MIN_MS;
+	SourceClearCondition();
 }
 
 static void

@@ -134,6 +134,48 @@ is(sql(q{SELECT count(*) FROM words}), '0', 'a plain SELECT does not take lines 
 kill 'KILL', $server;
 waitpid $server, 0;
 sql(q{SELECT streaming.stop('word_counts')});
+
+# --- a server that is not there yet: the query waits, says so, and connects later
+my $probe = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1, ReuseAddr => 1)
+  or die;
+my $late_port = $probe->sockport;
+close $probe;
+sql(qq{
+	SELECT streaming.create_source('late', 'socket', options => '{"host": "127.0.0.1", "port": $late_port}');
+	SELECT streaming.create_query('late_count', 'SELECT count(*) AS n FROM late', output_mode => 'complete');
+});
+wait_for(q{SELECT state, condition LIKE 'connecting to the socket source at 127.0.0.1:%: Connection refused'
+             FROM streaming.status WHERE name = 'late_count'}, 'running|t',
+	'a query whose server is down keeps running and shows the condition');
+$listener = IO::Socket::INET->new(
+	LocalAddr => '127.0.0.1', LocalPort => $late_port, Listen => 5, ReuseAddr => 1, Proto => 'tcp')
+  or die "cannot listen on $late_port: $!";
+$server = fork;
+die "fork: $!" unless defined $server;
+if ($server == 0)
+{
+	my $c = $listener->accept or exit 1;
+	print $c "$_\n" for 1 .. 5;
+	sleep 600;
+	exit 0;
+}
+close $listener;
+wait_for(q{SELECT n FROM late_count}, '5', 'it connects once the server is up, with backoff');
+wait_for(q{SELECT condition IS NULL FROM streaming.queries WHERE name = 'late_count'}, 't',
+	'and the condition clears');
+kill 'KILL', $server;
+waitpid $server, 0;
+sql(q{SELECT streaming.stop('late_count')});
+
+# --- restart backoff: a query that keeps dying waits 2^(restarts - 1) s
+# (here: a stopped query made to look as if its worker had died 3 times)
+sql(q{UPDATE streaming.queries SET enabled = true, status = 'running', restarts = 3 WHERE name = 'tick_count'});
+wait_for(q{SELECT state, restarts, restart_at - now() > interval '1 second'
+             FROM streaming.status WHERE name = 'tick_count'}, 'restarting|4|t',
+	'a query that died again is restarted after a backoff');
+wait_for(q{SELECT state, restarts FROM streaming.status WHERE name = 'tick_count'}, 'running|0',
+	'then it runs, and the count resets once it got going');
+sql(q{SELECT streaming.stop('tick_count')});
 $node->stop;
 
 done_testing();

@@ -184,6 +184,20 @@ RETURNS TABLE (step text, statement text)
 AS 'MODULE_PATHNAME', 'streaming_explain'
 LANGUAGE C STRICT;
 
+-- Per partition of a Kafka query's source: its committed offset, the
+-- broker's high watermark now, and the lag between them.
+CREATE FUNCTION streaming.kafka_lag(query text)
+RETURNS TABLE (topic text, partition integer, committed_offset bigint,
+               high_watermark bigint, lag bigint)
+AS 'MODULE_PATHNAME', 'streaming_kafka_lag'
+LANGUAGE C STRICT;
+
+CREATE VIEW streaming.kafka_lag AS
+SELECT q.name AS query, l.topic, l.partition, l.committed_offset, l.high_watermark, l.lag
+  FROM streaming.queries q
+  JOIN streaming.sources s ON s.relid = q.sources[1] AND s.kind = 'kafka'
+ CROSS JOIN LATERAL streaming.kafka_lag(q.name) l;
+
 /* ------------------------------------------------------------------------
  * Housekeeping: a source dropped with DROP FOREIGN TABLE leaves the catalog
  * ------------------------------------------------------------------------ */
@@ -314,4 +328,4 @@ SELECT q.name,
           FROM (SELECT * FROM streaming.progress p
                  WHERE p.query = q.name ORDER BY p.batch_id DESC LIMIT 10) p) r ON true;
 
-GRANT SELECT ON streaming.status TO PUBLIC;
+GRANT SELECT ON streaming.status, streaming.kafka_lag TO PUBLIC;

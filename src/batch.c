@@ -223,10 +223,15 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 	escape_json(&sources, sb->name);
 	appendStringInfoString(&sources, ", \"kind\": ");
 	escape_json(&sources, sb->routine->kind);
-	appendStringInfo(&sources, ", \"start_offset\": %s, \"end_offset\": %s, "
-					 "\"input_rows\": " INT64_FORMAT ", \"dead_letters\": " INT64_FORMAT "}]",
+	appendStringInfo(&sources, ", \"start_offset\": %s, \"end_offset\": %s, ",
 					 sb->start_offset ? JsonbToCString(NULL, &sb->start_offset->root, 0) : "null",
-					 sb->end_offset ? JsonbToCString(NULL, &sb->end_offset->root, 0) : "null",
+					 sb->end_offset ? JsonbToCString(NULL, &sb->end_offset->root, 0) : "null");
+	if (sb->latest_offset)
+		appendStringInfo(&sources, "\"latest_offset\": %s, ",
+						 JsonbToCString(NULL, &sb->latest_offset->root, 0));
+	if (sb->lost_records > 0)
+		appendStringInfo(&sources, "\"lost_records\": " INT64_FORMAT ", ", sb->lost_records);
+	appendStringInfo(&sources, "\"input_rows\": " INT64_FORMAT ", \"dead_letters\": " INT64_FORMAT "}]",
 					 sb->input_rows, sb->n_dead_letters);
 
 	memset(nulls, ' ', sizeof(nulls));

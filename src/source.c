@@ -35,10 +35,6 @@
 PG_FUNCTION_INFO_V1(streaming_create_source);
 PG_FUNCTION_INFO_V1(streaming_drop_source);
 
-static const SourceRoutine KafkaSourceRoutine = {
-	.kind = "kafka",
-	.implemented = false,
-};
 
 static const SourceRoutine *const source_routines[] = {
 	&FileSourceRoutine,

@@ -88,6 +88,8 @@ struct SourceBatch
 	List	   *offsets;		/* SourceOffset */
 	Jsonb	   *start_offset;	/* for streaming.progress */
 	Jsonb	   *end_offset;
+	Jsonb	   *latest_offset;	/* what the source had when planned, or NULL */
+	int64		lost_records;	/* gone before they were read (Kafka retention) */
 };
 
 /* source.c */
@@ -109,10 +111,11 @@ extern void SourceSetCondition(const char *fmt,...) pg_attribute_printf(1, 2);
 extern void SourceClearCondition(void);
 extern AttrNumber SourceFindColumn(TupleDesc desc, const char *name, Oid type);
 
-/* sources/file_source.c, sources/rate_source.c, sources/socket_source.c */
+/* sources/{file,rate,socket,kafka}_source.c */
 extern const SourceRoutine FileSourceRoutine;
 extern const SourceRoutine RateSourceRoutine;
 extern const SourceRoutine SocketSourceRoutine;
+extern const SourceRoutine KafkaSourceRoutine;
 
 /* fdw.c: what the FDW scan of a source returns during a batch */
 extern void FdwSetBatchInput(Oid relid, Tuplestorestate *rows);

@@ -187,6 +187,7 @@ StreamingQueryWorkerMain(Datum main_arg)
 	bool		once;
 	bool		available_now;
 	volatile bool first = true;
+	volatile long retry_ms = 1000;
 	char	   *volatile condition = NULL;
 	MemoryContext loopcxt;
 
@@ -260,6 +261,22 @@ StreamingQueryWorkerMain(Datum main_arg)
 			FlushErrorState();
 			AbortCurrentTransaction();
 			pgstat_report_activity(STATE_IDLE, NULL);
+			/*
+			 * A source that lost its connection (class 08) is not a reason to
+			 * fail: nothing was committed, so wait and run the batch again.
+			 */
+			if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_CONNECTION_EXCEPTION)
+			{
+				SourceSetCondition("%s", edata->message);
+				condition = MemoryContextStrdup(TopMemoryContext, SourceCondition);
+				exec_in_transaction("UPDATE streaming.queries SET condition = $3 "
+									"WHERE name = $1 AND worker_pid = $2", args.query, condition);
+				SourceClearCondition();
+				MemoryContextReset(loopcxt);
+				wait_ms(retry_ms);
+				retry_ms = Min(retry_ms * 2, 30000);
+				continue;
+			}
 			exec_in_transaction("UPDATE streaming.queries SET status = 'failed', worker_pid = NULL, "
 								"condition = NULL, last_error = $3 WHERE name = $1 AND worker_pid = $2",
 								args.query, edata->message);
@@ -268,6 +285,7 @@ StreamingQueryWorkerMain(Datum main_arg)
 		PG_END_TRY();
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(loopcxt);
+		retry_ms = 1000;
 
 		/* it got going: the next crash restarts it at once again */
 		if (first)

@@ -59,6 +59,13 @@ extern bool RunRecord(bool careful, RecordWork work, void *arg,
 					  const char *position, const char *payload, int payload_len);
 
 /* the decoders */
+typedef struct JsonLine JsonLine;
+extern JsonLine *JsonLineCreate(TupleDesc desc, ColumnInputs *inputs, const bool *skip,
+								Datum *values, bool *nulls);
+extern bool JsonLineDecode(JsonLine *jl, char *text, int len, bool careful,
+						   const char *position, const char *payload, int payload_len,
+						   FormatErrorCallback err_cb, void *arg);
+
 extern int64 CsvDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 						   bool careful, FormatRowCallback row_cb,
 						   FormatErrorCallback err_cb, void *arg, int64 max_rows);

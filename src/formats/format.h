@@ -82,4 +82,11 @@ extern int64 FormatDecodeFile(const FormatOptions *opts, Relation rel,
 							  FormatErrorCallback err_cb, void *arg,
 							  int64 max_rows);
 
+/* record.c: self-contained records, such as Kafka messages */
+typedef struct RecordDecoder RecordDecoder;
+extern RecordDecoder *RecordDecoderCreate(const FormatOptions *opts, TupleDesc desc,
+										  const bool *skip, Datum *values, bool *nulls);
+extern bool RecordDecode(RecordDecoder *dec, const char *data, int len, bool careful,
+						 const char *position, FormatErrorCallback err_cb, void *arg);
+
 #endif							/* STREAMING_FORMAT_H */

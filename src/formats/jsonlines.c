@@ -31,9 +31,11 @@
 #define JSON_ACTION_OK return
 #endif
 
-typedef struct JsonLine
+struct JsonLine
 {
 	TupleDesc	desc;
+	const bool *skip;			/* columns not filled from JSON, or NULL */
+	JsonSemAction sem;
 	ColumnInputs *inputs;
 	JsonLexContext *lex;
 	char	  **texts;			/* per column: text of the value, or NULL */
@@ -42,7 +44,7 @@ typedef struct JsonLine
 	bool		not_object;
 	Datum	   *values;
 	bool	   *nulls;
-} JsonLine;
+};
 
 static int
 column_of(JsonLine *jl, const char *name)
@@ -52,7 +54,7 @@ column_of(JsonLine *jl, const char *name)
 		Form_pg_attribute att = TupleDescAttr(jl->desc, i);
 
 		if (!att->attisdropped && strcmp(NameStr(att->attname), name) == 0)
-			return i;
+			return (jl->skip && jl->skip[i]) ? -1 : i;
 	}
 	return -1;
 }
@@ -128,9 +130,66 @@ json_convert(void *arg)
 
 	for (int i = 0; i < jl->desc->natts; i++)
 	{
+		if (jl->skip && jl->skip[i])
+			continue;
 		jl->nulls[i] = jl->texts[i] == NULL;
 		jl->values[i] = jl->nulls[i] ? (Datum) 0 : ColumnInput(jl->inputs, i, jl->texts[i]);
 	}
+}
+
+/*
+ * JsonLineCreate prepares the decoding of JSON objects into the columns of
+ * desc, except those marked in skip; values and nulls receive each row.
+ */
+JsonLine *
+JsonLineCreate(TupleDesc desc, ColumnInputs *inputs, const bool *skip,
+			   Datum *values, bool *nulls)
+{
+	JsonLine   *jl = palloc0(sizeof(JsonLine));
+
+	jl->desc = desc;
+	jl->skip = skip;
+	jl->inputs = inputs;
+	jl->texts = palloc0(sizeof(char *) * Max(desc->natts, 1));
+	jl->values = values;
+	jl->nulls = nulls;
+	jl->sem.semstate = jl;
+	jl->sem.object_start = jl_object_start;
+	jl->sem.array_start = jl_array_start;
+	jl->sem.object_field_start = jl_field_start;
+	jl->sem.object_field_end = jl_field_end;
+	jl->sem.scalar = jl_scalar;
+	return jl;
+}
+
+/*
+ * JsonLineDecode decodes one JSON object (text in the server encoding,
+ * already verified, NUL-terminated at len).  On failure it reports to
+ * err_cb, with payload as the record's bytes, and returns false.
+ */
+bool
+JsonLineDecode(JsonLine *jl, char *text, int len, bool careful, const char *position,
+			   const char *payload, int payload_len, FormatErrorCallback err_cb, void *arg)
+{
+	JsonParseErrorType rc;
+
+	for (int i = 0; i < jl->desc->natts; i++)
+		jl->texts[i] = NULL;
+	jl->field = -1;
+	jl->not_object = true;
+#if PG_VERSION_NUM >= 170000
+	jl->lex = makeJsonLexContextCstringLen(NULL, text, len, GetDatabaseEncoding(), true);
+#else
+	jl->lex = makeJsonLexContextCstringLen(text, len, GetDatabaseEncoding(), true);
+#endif
+	rc = pg_parse_json(jl->lex, &jl->sem);
+	if (rc != JSON_SUCCESS)
+		err_cb(arg, position, payload, payload_len, json_errdetail(rc, jl->lex));
+	else if (jl->not_object)
+		err_cb(arg, position, payload, payload_len, "the record is not a JSON object");
+	else if (RunRecord(careful, json_convert, jl, err_cb, arg, position, payload, payload_len))
+		return true;
+	return false;
 }
 
 /*
@@ -144,27 +203,15 @@ JsonDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 	TupleDesc	desc = RelationGetDescr(rel);
 	LineReader	reader;
 	ColumnInputs inputs;
-	JsonLine	jl;
-	JsonSemAction sem;
+	JsonLine   *jl;
+	Datum	   *values = palloc0(sizeof(Datum) * Max(desc->natts, 1));
+	bool	   *nulls = palloc0(sizeof(bool) * Max(desc->natts, 1));
 	MemoryContext rowcxt = AllocSetContextCreate(CurrentMemoryContext, "streaming json row",
 												 ALLOCSET_DEFAULT_SIZES);
 	int64		nrows = 0;
 
 	ColumnInputsInit(&inputs, desc);
-	memset(&jl, 0, sizeof(jl));
-	jl.desc = desc;
-	jl.inputs = &inputs;
-	jl.texts = palloc0(sizeof(char *) * Max(desc->natts, 1));
-	jl.values = palloc0(sizeof(Datum) * Max(desc->natts, 1));
-	jl.nulls = palloc0(sizeof(bool) * Max(desc->natts, 1));
-
-	memset(&sem, 0, sizeof(sem));
-	sem.semstate = &jl;
-	sem.object_start = jl_object_start;
-	sem.array_start = jl_array_start;
-	sem.object_field_start = jl_field_start;
-	sem.object_field_end = jl_field_end;
-	sem.scalar = jl_scalar;
+	jl = JsonLineCreate(desc, &inputs, NULL, values, nulls);
 
 	LineReaderOpen(&reader, path);
 	PG_TRY();
@@ -175,7 +222,6 @@ JsonDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 			int			len = LineContentLength(reader.line.data, reader.line.len);
 			char	   *position;
 			char	   *line;
-			JsonParseErrorType rc;
 			bool		blank = true;
 
 			CHECK_FOR_INTERRUPTS();
@@ -195,24 +241,9 @@ JsonDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 				continue;
 			}
 			line = pnstrdup(reader.line.data, len);
-			for (int i = 0; i < desc->natts; i++)
-				jl.texts[i] = NULL;
-			jl.field = -1;
-			jl.not_object = true;
-#if PG_VERSION_NUM >= 170000
-			jl.lex = makeJsonLexContextCstringLen(NULL, line, len, GetDatabaseEncoding(), true);
-#else
-			jl.lex = makeJsonLexContextCstringLen(line, len, GetDatabaseEncoding(), true);
-#endif
-			rc = pg_parse_json(jl.lex, &sem);
-			if (rc != JSON_SUCCESS)
-				err_cb(arg, position, reader.line.data, len, json_errdetail(rc, jl.lex));
-			else if (jl.not_object)
-				err_cb(arg, position, reader.line.data, len, "the line is not a JSON object");
-			else if (RunRecord(careful, json_convert, &jl, err_cb, arg, position,
-							   reader.line.data, len))
+			if (JsonLineDecode(jl, line, len, careful, position, reader.line.data, len, err_cb, arg))
 			{
-				row_cb(arg, jl.values, jl.nulls);
+				row_cb(arg, values, nulls);
 				nrows++;
 			}
 			MemoryContextSwitchTo(old);

@@ -1,0 +1,1431 @@
+/*-------------------------------------------------------------------------
+ *
+ * kafka_source.c
+ *	  The Kafka source: librdkafka, partitions assigned explicitly, offsets
+ *	  kept in streaming.offsets and committed with the batch's results.
+ *
+ * Nothing is committed to Kafka and no consumer group is joined.  To plan
+ * a batch the source lists the partitions of its topics (a fixed list or
+ * a pattern, so new topics and partitions are picked up while running),
+ * asks the broker for each partition's low and high watermark, and takes
+ * the range from the committed offset (partition "<topic>:<n>" in
+ * streaming.offsets) to the high watermark, cut down to
+ * max_offsets_per_trigger in proportion to each partition's backlog.
+ * Reading assigns exactly those ranges and stops at their ends, so a
+ * batch that is retried, or replayed after a crash, reads the very same
+ * messages; the new offsets commit in the batch's transaction, so every
+ * message is counted once.
+ *
+ * Broker trouble is never a reason to fail a query: planning that cannot
+ * reach the broker reports a condition and returns no batch; reading that
+ * stalls raises an error of class 08 (connection exception), which the
+ * worker answers by rolling back, waiting and retrying.
+ *
+ * The consumer handle is kept by the process running the query from batch
+ * to batch.  librdkafka logs on its own threads, so its log callback only
+ * discards; errors reach us as events on the consumer queue.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <regex.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
+
+#include "formats/format.h"
+#include "source.h"
+#include "streaming.h"
+
+#define KAFKA_METADATA_TIMEOUT_MS	3000
+#define KAFKA_WATERMARK_TIMEOUT_MS	3000
+#define KAFKA_POLL_MS				100
+#define KAFKA_STALL_MS				10000
+#define KAFKA_BACKOFF_MIN_MS		200
+#define KAFKA_BACKOFF_MAX_MS		30000
+
+PG_FUNCTION_INFO_V1(streaming_kafka_lag);
+
+static const char *const kafka_options[] = {
+	"topic", "topics", "topic_pattern", "starting_offsets", "max_offsets_per_trigger",
+	"fail_on_data_loss", "format", "delimiter", "quote", "escape", "null", NULL
+};
+
+/* the metadata columns of the json, csv and text formats */
+enum
+{
+	META_KEY, META_TOPIC, META_PARTITION, META_OFFSET, META_TIMESTAMP, META_COUNT
+};
+static const char *const meta_names[] = {
+	"kafka_key", "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp"
+};
+
+/* the columns of the raw format, Spark's schema */
+enum
+{
+	RAW_KEY, RAW_VALUE, RAW_TOPIC, RAW_PARTITION, RAW_OFFSET, RAW_TIMESTAMP,
+	RAW_TIMESTAMP_TYPE, RAW_COUNT
+};
+static const char *const raw_names[] = {
+	"key", "value", "topic", "partition", "offset", "timestamp", "timestamp_type"
+};
+static const Oid raw_types[] = {
+	BYTEAOID, BYTEAOID, TEXTOID, INT4OID, INT8OID, TIMESTAMPTZOID, INT4OID
+};
+
+#define RAW_SCHEMA "key bytea, value bytea, topic text, partition int, \"offset\" bigint, " \
+	"\"timestamp\" timestamptz, timestamp_type int"
+
+typedef struct KafkaConn
+{
+	char	   *query;
+	Oid			relid;
+	rd_kafka_t *rk;
+	TimestampTz next_attempt;
+	int			backoff_ms;
+} KafkaConn;
+
+typedef struct KafkaPartition
+{
+	char	   *topic;
+	int32		partition;
+	int64		low;
+	int64		high;
+	int64		start;			/* first offset of the batch */
+	int64		end;			/* first offset after the batch */
+	/* while reading */
+	int64		next;
+	bool		done;
+} KafkaPartition;
+
+typedef struct KafkaPlan
+{
+	KafkaConn  *conn;
+	int			nparts;
+	KafkaPartition *parts;
+	bool		raw;
+	FormatOptions format;
+} KafkaPlan;
+
+static List *connections = NIL;
+
+/* ------------------------------------------------------------------------
+ * Options
+ * ------------------------------------------------------------------------ */
+
+static bool
+is_kafka_key(const char *key)
+{
+	return strncmp(key, "kafka.", 6) == 0;
+}
+
+static bool
+is_raw(Jsonb *options)
+{
+	char	   *format = JsonbGetString(options, "format");
+
+	return format == NULL || strcmp(format, "raw") == 0;
+}
+
+/* a jsonb value of any scalar kind as text */
+static char *
+option_text(JsonbValue *v)
+{
+	return JsonbValueAsText(v);
+}
+
+/*
+ * topic_list returns the topics named by "topic" or "topics" (an array, or
+ * a comma-separated string), or NIL for a pattern.
+ */
+static List *
+topic_list(Jsonb *options)
+{
+	JsonbValue *v;
+	List	   *topics = NIL;
+
+	if ((v = JsonbGetKey(options, "topic")) != NULL)
+		return list_make1(option_text(v));
+	if ((v = JsonbGetKey(options, "topics")) == NULL)
+		return NIL;
+	if (v->type == jbvString)
+	{
+		char	   *s = pnstrdup(v->val.string.val, v->val.string.len);
+		char	   *tok;
+		char	   *save;
+
+		for (tok = strtok_r(s, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+		{
+			while (*tok == ' ')
+				tok++;
+			if (*tok)
+				topics = lappend(topics, pstrdup(tok));
+		}
+	}
+	else if (v->type == jbvBinary)
+	{
+		JsonbIterator *it = JsonbIteratorInit(v->val.binary.data);
+		JsonbValue	elem;
+		JsonbIteratorToken tok;
+
+		while ((tok = JsonbIteratorNext(&it, &elem, true)) != WJB_DONE)
+		{
+			if (tok != WJB_ELEM)
+				continue;
+			if (elem.type != jbvString)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("invalid value for option \"topics\""),
+						 errhint("Use an array of topic names, or a comma-separated string.")));
+			topics = lappend(topics, pnstrdup(elem.val.string.val, elem.val.string.len));
+		}
+	}
+	return topics;
+}
+
+static void
+compile_pattern(const char *pattern, regex_t *re)
+{
+	int			rc = regcomp(re, pattern, REG_EXTENDED | REG_NOSUB);
+
+	if (rc != 0)
+	{
+		char		msg[256];
+
+		regerror(rc, re, msg, sizeof(msg));
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_REGULAR_EXPRESSION),
+				 errmsg("invalid value for option \"topic_pattern\": %s", msg)));
+	}
+}
+
+/*
+ * build_conf turns the kafka.* options into a librdkafka configuration;
+ * librdkafka's own message says what is wrong with a setting.
+ */
+static rd_kafka_conf_t *
+build_conf(Jsonb *options, const char *client_id)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	List	   *keys = JsonbObjectKeys(options);
+	ListCell   *lc;
+	char		errstr[512];
+	static const char *const fixed[][2] = {
+		{"enable.auto.commit", "false"},
+		{"enable.auto.offset.store", "false"},
+		{"enable.partition.eof", "true"},
+		{"log_level", "3"},
+	};
+
+	/* assign() needs a group id; no group is joined and nothing committed */
+	if (rd_kafka_conf_set(conf, "group.id", "streaming", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		elog(ERROR, "could not set Kafka option group.id: %s", errstr);
+	foreach(lc, keys)
+	{
+		char	   *key = lfirst(lc);
+		char	   *value;
+
+		if (!is_kafka_key(key))
+			continue;
+		value = option_text(JsonbGetKey(options, key));
+		if (rd_kafka_conf_set(conf, key + 6, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		{
+			rd_kafka_conf_destroy(conf);
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for option \"%s\": %s", key, errstr)));
+		}
+	}
+	if (client_id && rd_kafka_conf_set(conf, "client.id", client_id, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		elog(LOG, "could not set client.id: %s", errstr);
+	for (int i = 0; i < lengthof(fixed); i++)
+		if (rd_kafka_conf_set(conf, fixed[i][0], fixed[i][1], errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+		{
+			rd_kafka_conf_destroy(conf);
+			elog(ERROR, "could not set Kafka option %s: %s", fixed[i][0], errstr);
+		}
+	return conf;
+}
+
+static pg_attribute_noreturn() void
+bad_starting_offsets(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for option \"starting_offsets\""),
+			 errhint("Use \"earliest\", \"latest\", or an object such as {\"topic\": {\"0\": 42, \"1\": -2}} (-2 earliest, -1 latest).")));
+}
+
+/*
+ * starting_offset_for returns the starting_offsets setting of a partition
+ * on the query's first run: -2 earliest, -1 latest, or an offset.
+ */
+static int64
+starting_offset_for(Jsonb *options, const char *topic, int32 partition)
+{
+	JsonbValue *v = JsonbGetKey(options, "starting_offsets");
+	char	   *s;
+	Jsonb	   *obj;
+	JsonbValue *t;
+	JsonbValue	pkey;
+	JsonbValue *pv;
+	char		pname[16];
+
+	if (v == NULL)
+		return -1;
+	if (v->type == jbvString)
+	{
+		s = pnstrdup(v->val.string.val, v->val.string.len);
+		if (strcmp(s, "earliest") == 0)
+			return -2;
+		if (strcmp(s, "latest") == 0)
+			return -1;
+		goto bad;
+	}
+	if (v->type != jbvBinary)
+		goto bad;
+	obj = JsonbValueToJsonb(v);
+	if (!JB_ROOT_IS_OBJECT(obj))
+		goto bad;
+	t = JsonbGetKey(obj, topic);
+	if (t == NULL)
+		return -2;
+	if (t->type != jbvBinary)
+		goto bad;
+	obj = JsonbValueToJsonb(t);
+	if (!JB_ROOT_IS_OBJECT(obj))
+		goto bad;
+	snprintf(pname, sizeof(pname), "%d", partition);
+	pkey.type = jbvString;
+	pkey.val.string.val = pname;
+	pkey.val.string.len = strlen(pname);
+	pv = findJsonbValueFromContainer(&obj->root, JB_FOBJECT, &pkey);
+	if (pv == NULL)
+		return -2;
+	if (pv->type != jbvNumeric)
+		goto bad;
+	{
+		int64		off = DatumGetInt64(DirectFunctionCall1(numeric_int8, NumericGetDatum(pv->val.numeric)));
+
+		if (off < -2)
+			goto bad;
+		return off;
+	}
+bad:
+	bad_starting_offsets();
+	return -1;
+}
+
+/*
+ * validate_starting_offsets: "earliest", "latest", or {topic: {partition:
+ * offset}} with partitions as digit strings and offsets of at least -2.
+ */
+static void
+validate_starting_offsets(Jsonb *options)
+{
+	JsonbValue *v = JsonbGetKey(options, "starting_offsets");
+	JsonbIterator *it;
+	JsonbValue	x;
+	JsonbIteratorToken tok;
+	int			level = 0;
+
+	if (v == NULL)
+		return;
+	if (v->type == jbvString)
+	{
+		(void) starting_offset_for(options, "", 0);
+		return;
+	}
+	if (v->type != jbvBinary)
+		bad_starting_offsets();
+	it = JsonbIteratorInit(v->val.binary.data);
+	while ((tok = JsonbIteratorNext(&it, &x, false)) != WJB_DONE)
+	{
+		switch (tok)
+		{
+			case WJB_BEGIN_OBJECT:
+				if (++level > 2)
+					bad_starting_offsets();
+				break;
+			case WJB_END_OBJECT:
+				level--;
+				break;
+			case WJB_KEY:
+				if (level == 2)
+				{
+					if (x.val.string.len == 0 || x.val.string.len > 9)
+						bad_starting_offsets();
+					for (int i = 0; i < x.val.string.len; i++)
+						if (!isdigit((unsigned char) x.val.string.val[i]))
+							bad_starting_offsets();
+				}
+				break;
+			case WJB_VALUE:
+				if (level != 2 || x.type != jbvNumeric)
+					bad_starting_offsets();
+				{
+					char	   *num = DatumGetCString(DirectFunctionCall1(numeric_out,
+																		  NumericGetDatum(x.val.numeric)));
+					char	   *end;
+					long long	off = strtoll(num, &end, 10);
+
+					if (*end != '\0' || off < -2)
+						bad_starting_offsets();
+				}
+				break;
+			default:
+				bad_starting_offsets();
+		}
+	}
+}
+
+static void
+kafka_validate(Jsonb *options)
+{
+	int			nsel = 0;
+	char	   *format;
+	rd_kafka_conf_t *conf;
+
+	SourceCheckOptionKeys(options, "source kind \"kafka\"", kafka_options, is_kafka_key);
+	if (JsonbGetKey(options, "kafka.bootstrap.servers") == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a kafka source needs the option \"kafka.bootstrap.servers\""),
+				 errhint("For example: options => '{\"kafka.bootstrap.servers\": \"localhost:9092\", \"topic\": \"events\"}'.")));
+	nsel += JsonbGetKey(options, "topic") != NULL;
+	nsel += JsonbGetKey(options, "topics") != NULL;
+	nsel += JsonbGetKey(options, "topic_pattern") != NULL;
+	if (nsel != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a kafka source needs exactly one of the options \"topic\", \"topics\" and \"topic_pattern\"")));
+	if (JsonbGetKey(options, "topic_pattern") != NULL)
+	{
+		regex_t		re;
+		char	   *pattern = JsonbGetString(options, "topic_pattern");
+
+		if (pattern == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for option \"topic_pattern\""),
+					 errhint("Use a POSIX regular expression, as a string.")));
+		compile_pattern(pattern, &re);
+		regfree(&re);
+	}
+	else if (topic_list(options) == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("no topic given")));
+	validate_starting_offsets(options);
+	(void) JsonbGetInt64(options, "max_offsets_per_trigger", 0, 1);
+	(void) JsonbGetBool(options, "fail_on_data_loss", true);
+
+	format = JsonbGetString(options, "format");
+	if (format != NULL && strcmp(format, "raw") != 0 && strcmp(format, "json") != 0 &&
+		strcmp(format, "csv") != 0 && strcmp(format, "text") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"format\": \"%s\"", format),
+				 errhint("Valid formats of a kafka source are raw, json, csv and text.")));
+	if (is_raw(options))
+	{
+		static const char *const csv_keys[] = {"delimiter", "quote", "escape", "null", NULL};
+
+		for (int i = 0; csv_keys[i]; i++)
+			if (JsonbGetKey(options, csv_keys[i]) != NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("option \"%s\" applies only to the csv format", csv_keys[i])));
+	}
+	else
+	{
+		FormatOptions fmt;
+
+		FormatParseOptions(options, &fmt);
+	}
+
+	conf = build_conf(options, NULL);
+	rd_kafka_conf_destroy(conf);
+}
+
+static const char *
+kafka_default_schema(Jsonb *options)
+{
+	char	   *format = JsonbGetString(options, "format");
+
+	if (is_raw(options))
+		return RAW_SCHEMA;
+	if (strcmp(format, "text") == 0)
+		return "value text";
+	return NULL;
+}
+
+static bool
+meta_type_ok(int meta, Oid type)
+{
+	switch (meta)
+	{
+		case META_KEY:
+			return type == BYTEAOID || type == TEXTOID;
+		case META_TOPIC:
+			return type == TEXTOID;
+		case META_PARTITION:
+			return type == INT4OID;
+		case META_OFFSET:
+			return type == INT8OID;
+		case META_TIMESTAMP:
+			return type == TIMESTAMPTZOID;
+	}
+	return false;
+}
+
+static int
+meta_of(const char *name)
+{
+	for (int m = 0; m < META_COUNT; m++)
+		if (strcmp(name, meta_names[m]) == 0)
+			return m;
+	return -1;
+}
+
+static int
+raw_of(const char *name)
+{
+	for (int r = 0; r < RAW_COUNT; r++)
+		if (strcmp(name, raw_names[r]) == 0)
+			return r;
+	return -1;
+}
+
+static void
+kafka_check_schema(Jsonb *options, TupleDesc desc)
+{
+	int			payload_cols = 0;
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
+
+		if (att->attisdropped)
+			continue;
+		if (is_raw(options))
+		{
+			int			r = raw_of(name);
+
+			if (r < 0 || !(att->atttypid == raw_types[r] ||
+						   ((r == RAW_KEY || r == RAW_VALUE) && att->atttypid == TEXTOID)))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("column \"%s\" is not a column of the raw format", name),
+						 errdetail("The raw format has the columns %s (key and value may also be text).",
+								   RAW_SCHEMA),
+						 errhint("Leave out the schema to get them all, or use the json, csv or text format.")));
+			continue;
+		}
+		if (meta_of(name) >= 0)
+		{
+			if (!meta_type_ok(meta_of(name), att->atttypid))
+				ereport(ERROR,
+						(errcode(ERRCODE_DATATYPE_MISMATCH),
+						 errmsg("metadata column \"%s\" has the wrong type", name),
+						 errhint("kafka_key is bytea or text, kafka_topic text, kafka_partition int, kafka_offset bigint, kafka_timestamp timestamptz.")));
+			continue;
+		}
+		payload_cols++;
+	}
+	if (!is_raw(options) && strcmp(JsonbGetString(options, "format"), "text") == 0)
+	{
+		int			n = 0;
+		Oid			type = InvalidOid;
+
+		for (int i = 0; i < desc->natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, i);
+
+			if (!att->attisdropped && meta_of(NameStr(att->attname)) < 0)
+			{
+				n++;
+				type = att->atttypid;
+			}
+		}
+		if (n != 1 || (type != TEXTOID && type != VARCHAROID))
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("a text kafka source has exactly one column of type text besides the metadata columns")));
+	}
+	else if (!is_raw(options) && payload_cols == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("a kafka source in the %s format needs at least one column besides the metadata columns",
+						JsonbGetString(options, "format"))));
+}
+
+/* ------------------------------------------------------------------------
+ * Connections
+ * ------------------------------------------------------------------------ */
+
+static void
+discard_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+}
+
+static rd_kafka_t *
+new_consumer(Jsonb *options, const char *client_id)
+{
+	rd_kafka_conf_t *conf = build_conf(options, client_id);
+	char		errstr[512];
+	rd_kafka_t *rk;
+
+	rd_kafka_conf_set_log_cb(conf, discard_log);
+	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
+	if (rk == NULL)
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("could not create a Kafka consumer: %s", errstr)));
+	}
+	rd_kafka_poll_set_consumer(rk);
+	return rk;
+}
+
+static KafkaConn *
+kafka_conn(SourceBatch *batch)
+{
+	ListCell   *lc;
+	KafkaConn  *conn;
+	MemoryContext old;
+
+	foreach(lc, connections)
+	{
+		conn = lfirst(lc);
+		if (conn->relid == batch->relid && strcmp(conn->query, batch->query) == 0)
+			return conn;
+	}
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	conn = palloc0(sizeof(KafkaConn));
+	conn->query = pstrdup(batch->query);
+	conn->relid = batch->relid;
+	conn->backoff_ms = KAFKA_BACKOFF_MIN_MS;
+	conn->rk = new_consumer(batch->options, psprintf("streaming-%s", batch->query));
+	connections = lappend(connections, conn);
+	MemoryContextSwitchTo(old);
+	return conn;
+}
+
+/* the broker could not be reached: say so, and try again after a backoff */
+static void
+kafka_unreachable(KafkaConn *conn, Jsonb *options, const char *what, const char *why)
+{
+	SourceSetCondition("waiting for Kafka (%s): %s: %s",
+					   JsonbGetString(options, "kafka.bootstrap.servers"), what, why);
+	conn->next_attempt = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), conn->backoff_ms);
+	conn->backoff_ms = Min(conn->backoff_ms * 2, KAFKA_BACKOFF_MAX_MS);
+}
+
+/* ------------------------------------------------------------------------
+ * Planning
+ * ------------------------------------------------------------------------ */
+
+static char *
+partition_key(const char *topic, int32 partition)
+{
+	return psprintf("%s:%d", topic, partition);
+}
+
+/*
+ * list_partitions fills parts with the partitions of the source's topics;
+ * false if the broker did not answer.
+ */
+static bool
+list_partitions(KafkaConn *conn, Jsonb *options, List **parts, char **why)
+{
+	const struct rd_kafka_metadata *md;
+	rd_kafka_resp_err_t err;
+	List	   *topics = topic_list(options);
+	char	   *pattern = JsonbGetString(options, "topic_pattern");
+	regex_t		re;
+
+	err = rd_kafka_metadata(conn->rk, 1, NULL, &md, KAFKA_METADATA_TIMEOUT_MS);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		*why = pstrdup(rd_kafka_err2str(err));
+		return false;
+	}
+	if (pattern)
+		compile_pattern(pattern, &re);
+	for (int t = 0; t < md->topic_cnt; t++)
+	{
+		const struct rd_kafka_metadata_topic *mt = &md->topics[t];
+		bool		wanted = false;
+
+		if (pattern)
+			wanted = mt->topic[0] != '_' && regexec(&re, mt->topic, 0, NULL, 0) == 0;
+		else
+		{
+			ListCell   *lc;
+
+			foreach(lc, topics)
+				if (strcmp(lfirst(lc), mt->topic) == 0)
+					wanted = true;
+		}
+		if (!wanted || mt->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			continue;
+		for (int p = 0; p < mt->partition_cnt; p++)
+		{
+			KafkaPartition *kp = palloc0(sizeof(KafkaPartition));
+
+			kp->topic = pstrdup(mt->topic);
+			kp->partition = mt->partitions[p].id;
+			*parts = lappend(*parts, kp);
+		}
+	}
+	if (pattern)
+		regfree(&re);
+	rd_kafka_metadata_destroy(md);
+	if (*parts == NIL && !pattern)
+	{
+		*why = psprintf("topic \"%s\" does not exist", (char *) linitial(topics));
+		return false;
+	}
+	return true;
+}
+
+static int
+partition_cmp(const ListCell *a, const ListCell *b)
+{
+	KafkaPartition *pa = lfirst(a);
+	KafkaPartition *pb = lfirst(b);
+	int			c = strcmp(pa->topic, pb->topic);
+
+	return c != 0 ? c : (pa->partition > pb->partition) - (pa->partition < pb->partition);
+}
+
+/*
+ * committed_offsets reads this query's offsets of the source into a hash
+ * table keyed by "<topic>:<partition>"; NULL if there are none yet.
+ */
+typedef struct OffsetEntry
+{
+	char		key[NAMEDATALEN * 2];
+	int64		offset;
+} OffsetEntry;
+
+static HTAB *
+committed_offsets(SourceBatch *batch)
+{
+	HASHCTL		ctl;
+	HTAB	   *h;
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		args[2];
+
+	ctl.keysize = NAMEDATALEN * 2;
+	ctl.entrysize = sizeof(OffsetEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	h = hash_create("streaming kafka offsets", 64, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	args[0] = CStringGetTextDatum(batch->query);
+	args[1] = ObjectIdGetDatum(batch->relid);
+	SPI_connect();
+	/* not read-only: after waiting for the query's lock, see the latest */
+	if (SPI_execute_with_args("SELECT partition, \"offset\" FROM streaming.offsets "
+							  "WHERE query = $1 AND source = $2",
+							  2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streaming.offsets");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *key = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		bool		isnull;
+		OffsetEntry *e;
+		char		k[NAMEDATALEN * 2];
+
+		strlcpy(k, key, sizeof(k));
+		e = hash_search(h, k, HASH_ENTER, NULL);
+		e->offset = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	SPI_finish();
+	if (hash_get_num_entries(h) == 0)
+	{
+		hash_destroy(h);
+		return NULL;
+	}
+	return h;
+}
+
+static Jsonb *
+offsets_jsonb(KafkaPartition *parts, int n, int which)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (int i = 0; i < n; i++)
+	{
+		int64		v = which == 0 ? parts[i].start : which == 1 ? parts[i].end : parts[i].high;
+
+		if (i > 0)
+			appendStringInfoString(&buf, ", ");
+		escape_json(&buf, partition_key(parts[i].topic, parts[i].partition));
+		appendStringInfo(&buf, ": " INT64_FORMAT, v);
+	}
+	appendStringInfoChar(&buf, '}');
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+/*
+ * limit_ranges cuts the ranges down to max offsets in total, in proportion
+ * to each partition's backlog (largest remainders first), as Spark does.
+ */
+static void
+limit_ranges(KafkaPartition *parts, int n, int64 max)
+{
+	int64		total = 0;
+	int64		given = 0;
+
+	for (int i = 0; i < n; i++)
+		total += parts[i].end - parts[i].start;
+	if (max <= 0 || total <= max)
+		return;
+	for (int i = 0; i < n; i++)
+	{
+		int64		backlog = parts[i].end - parts[i].start;
+		int64		share = (int64) ((double) max * backlog / total);
+
+		parts[i].end = parts[i].start + share;
+		given += share;
+	}
+	/* the rounding remainder, one each to partitions with backlog left */
+	while (given < max)
+	{
+		bool		any = false;
+
+		for (int i = 0; i < n && given < max; i++)
+		{
+			if (parts[i].end < parts[i].high)
+			{
+				parts[i].end++;
+				given++;
+				any = true;
+			}
+		}
+		if (!any)
+			break;
+	}
+}
+
+static bool
+kafka_plan_batch(SourceBatch *batch)
+{
+	KafkaConn  *conn = kafka_conn(batch);
+	MemoryContext old = MemoryContextSwitchTo(batch->mcxt);
+	bool		fail_on_loss = JsonbGetBool(batch->options, "fail_on_data_loss", true);
+	int64		max = JsonbGetInt64(batch->options, "max_offsets_per_trigger", 0, 1);
+	List	   *list = NIL;
+	HTAB	   *committed;
+	KafkaPlan  *plan;
+	char	   *why = NULL;
+	bool		first_run;
+	bool		moved = false;
+	int64		total = 0;
+	ListCell   *lc;
+	int			i;
+
+	if (GetCurrentTimestamp() < conn->next_attempt)
+	{
+		MemoryContextSwitchTo(old);
+		return false;
+	}
+	if (!list_partitions(conn, batch->options, &list, &why))
+	{
+		kafka_unreachable(conn, batch->options, "listing partitions", why);
+		MemoryContextSwitchTo(old);
+		return false;
+	}
+	list_sort(list, partition_cmp);
+
+	plan = palloc0(sizeof(KafkaPlan));
+	plan->conn = conn;
+	plan->raw = is_raw(batch->options);
+	if (!plan->raw)
+		FormatParseOptions(batch->options, &plan->format);
+	plan->nparts = list_length(list);
+	plan->parts = palloc0(sizeof(KafkaPartition) * Max(plan->nparts, 1));
+	i = 0;
+	foreach(lc, list)
+		plan->parts[i++] = *(KafkaPartition *) lfirst(lc);
+
+	committed = committed_offsets(batch);
+	first_run = committed == NULL;
+	for (i = 0; i < plan->nparts; i++)
+	{
+		KafkaPartition *kp = &plan->parts[i];
+		rd_kafka_resp_err_t err;
+		OffsetEntry *e = NULL;
+		char		key[NAMEDATALEN * 2];
+
+		CHECK_FOR_INTERRUPTS();
+		err = rd_kafka_query_watermark_offsets(conn->rk, kp->topic, kp->partition,
+											   &kp->low, &kp->high, KAFKA_WATERMARK_TIMEOUT_MS);
+		if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			kafka_unreachable(conn, batch->options,
+							  psprintf("the offsets of %s:%d", kp->topic, kp->partition),
+							  rd_kafka_err2str(err));
+			MemoryContextSwitchTo(old);
+			return false;
+		}
+		strlcpy(key, partition_key(kp->topic, kp->partition), sizeof(key));
+		if (committed)
+			e = hash_search(committed, key, HASH_FIND, NULL);
+		if (e != NULL)
+			kp->start = e->offset;
+		else if (first_run)
+		{
+			int64		s = starting_offset_for(batch->options, kp->topic, kp->partition);
+
+			kp->start = s == -2 ? kp->low : s == -1 ? kp->high : s;
+			moved = true;
+		}
+		else
+		{
+			/* a partition that appeared while running starts at its beginning */
+			kp->start = kp->low;
+			moved = true;
+		}
+
+		/* offsets that are gone from the broker */
+		if (kp->start < kp->low || kp->start > kp->high)
+		{
+			int64		lost = kp->start < kp->low ? kp->low - kp->start : 0;
+
+			if (fail_on_loss)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("Kafka partition %s:%d no longer has offset " INT64_FORMAT,
+								kp->topic, kp->partition, kp->start),
+						 errdetail("The broker has offsets " INT64_FORMAT " to " INT64_FORMAT
+								   "; the messages in between were deleted (retention) or the topic was recreated.",
+								   kp->low, kp->high),
+						 errhint("Set the source's option fail_on_data_loss to false to skip them, with a warning.")));
+			ereport(WARNING,
+					(errmsg("Kafka partition %s:%d: skipping from offset " INT64_FORMAT " to " INT64_FORMAT
+							", which the broker no longer has",
+							kp->topic, kp->partition, kp->start, kp->low)));
+			batch->lost_records += lost;
+			kp->start = kp->low;
+			moved = true;
+		}
+		kp->end = kp->high;
+	}
+	limit_ranges(plan->parts, plan->nparts, max);
+	for (i = 0; i < plan->nparts; i++)
+		total += plan->parts[i].end - plan->parts[i].start;
+
+	SourceClearCondition();
+	conn->backoff_ms = KAFKA_BACKOFF_MIN_MS;
+	if (total == 0 && !moved)
+	{
+		MemoryContextSwitchTo(old);
+		return false;
+	}
+	for (i = 0; i < plan->nparts; i++)
+		SourceBatchAddOffset(batch, partition_key(plan->parts[i].topic, plan->parts[i].partition),
+							 plan->parts[i].end);
+	batch->start_offset = offsets_jsonb(plan->parts, plan->nparts, 0);
+	batch->end_offset = offsets_jsonb(plan->parts, plan->nparts, 1);
+	batch->latest_offset = offsets_jsonb(plan->parts, plan->nparts, 2);
+	batch->private = plan;
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/* ------------------------------------------------------------------------
+ * Reading
+ * ------------------------------------------------------------------------ */
+
+typedef struct KafkaReader
+{
+	SourceBatch *batch;
+	KafkaPlan  *plan;
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
+	bool	   *skip;			/* metadata columns */
+	AttrNumber	meta_att[META_COUNT];	/* 0-based, or -1 */
+	AttrNumber	raw_att[RAW_COUNT];
+	RecordDecoder *decoder;
+	rd_kafka_message_t *msg;	/* the message being decoded */
+} KafkaReader;
+
+static void
+kafka_error(void *arg, const char *position, const char *payload, int len, const char *message)
+{
+	KafkaReader *r = arg;
+	char	   *pos = psprintf("%s:%d:" INT64_FORMAT, rd_kafka_topic_name(r->msg->rkt),
+							   r->msg->partition, r->msg->offset);
+
+	SourceBatchAddDeadLetter(r->batch, pos, payload, len, message);
+}
+
+static Datum
+bytes_datum(const void *data, size_t len, Oid type)
+{
+	if (type == TEXTOID)
+		return PointerGetDatum(cstring_to_text_with_len(data, len));
+	else
+	{
+		bytea	   *b = palloc(VARHDRSZ + len);
+
+		SET_VARSIZE(b, VARHDRSZ + len);
+		memcpy(VARDATA(b), data, len);
+		return PointerGetDatum(b);
+	}
+}
+
+static TimestampTz
+message_timestamp(rd_kafka_message_t *msg, int *type)
+{
+	rd_kafka_timestamp_type_t tstype;
+	int64		ms = rd_kafka_message_timestamp(msg, &tstype);
+
+	*type = tstype == RD_KAFKA_TIMESTAMP_CREATE_TIME ? 0 :
+		tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? 1 : -1;
+	/* Unix milliseconds to PostgreSQL microseconds */
+	return ms * 1000 - ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+}
+
+/*
+ * decode_message turns one message into a row: the raw columns, or the
+ * decoded value plus the metadata columns.
+ */
+static void
+decode_message(KafkaReader *r, rd_kafka_message_t *msg, bool careful)
+{
+	TupleDesc	desc = r->desc;
+	int			tstype;
+	TimestampTz ts = message_timestamp(msg, &tstype);
+
+	r->msg = msg;
+	if (r->plan->raw)
+	{
+		for (int c = 0; c < RAW_COUNT; c++)
+		{
+			int			att = r->raw_att[c];
+			Oid			type;
+
+			if (att < 0)
+				continue;
+			type = TupleDescAttr(desc, att)->atttypid;
+			r->nulls[att] = false;
+			switch (c)
+			{
+				case RAW_KEY:
+				case RAW_VALUE:
+					{
+						const void *p = c == RAW_KEY ? msg->key : msg->payload;
+						size_t		len = c == RAW_KEY ? msg->key_len : msg->len;
+
+						if (p == NULL)
+							r->nulls[att] = true;
+						else if (type == TEXTOID && !pg_verify_mbstr(GetDatabaseEncoding(), p, len, true))
+						{
+							kafka_error(r, NULL, p, len, "invalid byte sequence for the server encoding");
+							return;
+						}
+						else
+							r->values[att] = bytes_datum(p, len, type);
+						break;
+					}
+				case RAW_TOPIC:
+					r->values[att] = CStringGetTextDatum(rd_kafka_topic_name(msg->rkt));
+					break;
+				case RAW_PARTITION:
+					r->values[att] = Int32GetDatum(msg->partition);
+					break;
+				case RAW_OFFSET:
+					r->values[att] = Int64GetDatum(msg->offset);
+					break;
+				case RAW_TIMESTAMP:
+					r->nulls[att] = tstype < 0;
+					r->values[att] = TimestampTzGetDatum(ts);
+					break;
+				case RAW_TIMESTAMP_TYPE:
+					r->values[att] = Int32GetDatum(tstype);
+					break;
+			}
+		}
+		SourceBatchAddRow(r->batch, r->values, r->nulls);
+		return;
+	}
+
+	if (!RecordDecode(r->decoder, msg->payload, (int) msg->len, careful, NULL, kafka_error, r))
+		return;
+	for (int m = 0; m < META_COUNT; m++)
+	{
+		int			att = r->meta_att[m];
+
+		if (att < 0)
+			continue;
+		r->nulls[att] = false;
+		switch (m)
+		{
+			case META_KEY:
+				if (msg->key == NULL)
+					r->nulls[att] = true;
+				else
+				{
+					Oid			type = TupleDescAttr(desc, att)->atttypid;
+
+					if (type == TEXTOID && !pg_verify_mbstr(GetDatabaseEncoding(), msg->key, msg->key_len, true))
+					{
+						kafka_error(r, NULL, msg->key, msg->key_len, "the key is not valid in the server encoding");
+						return;
+					}
+					r->values[att] = bytes_datum(msg->key, msg->key_len, type);
+				}
+				break;
+			case META_TOPIC:
+				r->values[att] = CStringGetTextDatum(rd_kafka_topic_name(msg->rkt));
+				break;
+			case META_PARTITION:
+				r->values[att] = Int32GetDatum(msg->partition);
+				break;
+			case META_OFFSET:
+				r->values[att] = Int64GetDatum(msg->offset);
+				break;
+			case META_TIMESTAMP:
+				r->nulls[att] = tstype < 0;
+				r->values[att] = TimestampTzGetDatum(ts);
+				break;
+		}
+	}
+	SourceBatchAddRow(r->batch, r->values, r->nulls);
+}
+
+static KafkaPartition *
+find_partition(KafkaPlan *plan, const char *topic, int32 partition)
+{
+	for (int i = 0; i < plan->nparts; i++)
+		if (plan->parts[i].partition == partition && strcmp(plan->parts[i].topic, topic) == 0)
+			return &plan->parts[i];
+	return NULL;
+}
+
+static void
+kafka_read_batch(SourceBatch *batch, bool careful)
+{
+	KafkaPlan  *plan = batch->private;
+	rd_kafka_t *rk = plan->conn->rk;
+	rd_kafka_topic_partition_list_t *assignment;
+	KafkaReader r;
+	volatile int remaining = 0;
+	TimestampTz last_progress = GetCurrentTimestamp();
+	char	   *last_error = NULL;
+	MemoryContext rowcxt;
+	rd_kafka_resp_err_t err;
+
+	memset(&r, 0, sizeof(r));
+	r.batch = batch;
+	r.plan = plan;
+	r.desc = RelationGetDescr(batch->rel);
+	r.values = palloc0(sizeof(Datum) * Max(r.desc->natts, 1));
+	r.nulls = palloc(sizeof(bool) * Max(r.desc->natts, 1));
+	r.skip = palloc0(sizeof(bool) * Max(r.desc->natts, 1));
+	for (int m = 0; m < META_COUNT; m++)
+		r.meta_att[m] = -1;
+	for (int c = 0; c < RAW_COUNT; c++)
+		r.raw_att[c] = -1;
+	for (int i = 0; i < r.desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(r.desc, i);
+
+		r.nulls[i] = true;
+		if (att->attisdropped)
+			continue;
+		if (plan->raw)
+		{
+			if (raw_of(NameStr(att->attname)) >= 0)
+				r.raw_att[raw_of(NameStr(att->attname))] = i;
+		}
+		else if (meta_of(NameStr(att->attname)) >= 0)
+		{
+			r.meta_att[meta_of(NameStr(att->attname))] = i;
+			r.skip[i] = true;
+		}
+	}
+	if (!plan->raw)
+		r.decoder = RecordDecoderCreate(&plan->format, r.desc, r.skip, r.values, r.nulls);
+
+	assignment = rd_kafka_topic_partition_list_new(Max(plan->nparts, 1));
+	for (int i = 0; i < plan->nparts; i++)
+	{
+		KafkaPartition *kp = &plan->parts[i];
+
+		kp->next = kp->start;
+		kp->done = kp->end <= kp->start;
+		if (kp->done)
+			continue;
+		rd_kafka_topic_partition_list_add(assignment, kp->topic, kp->partition)->offset = kp->start;
+		remaining++;
+	}
+	if (remaining == 0)
+	{
+		rd_kafka_topic_partition_list_destroy(assignment);
+		return;
+	}
+	err = rd_kafka_assign(rk, assignment);
+	rd_kafka_topic_partition_list_destroy(assignment);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not assign Kafka partitions: %s", rd_kafka_err2str(err))));
+
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "streaming kafka row", ALLOCSET_DEFAULT_SIZES);
+	PG_TRY();
+	{
+		while (remaining > 0)
+		{
+			rd_kafka_message_t *msg;
+			KafkaPartition *kp;
+
+			CHECK_FOR_INTERRUPTS();
+			msg = rd_kafka_consumer_poll(rk, KAFKA_POLL_MS);
+			if (msg == NULL)
+			{
+				if (GetCurrentTimestamp() - last_progress > KAFKA_STALL_MS * 1000L)
+					ereport(ERROR,
+							(errcode(ERRCODE_CONNECTION_FAILURE),
+							 errmsg("reading from Kafka stalled for %d seconds%s%s",
+									KAFKA_STALL_MS / 1000, last_error ? ": " : "",
+									last_error ? last_error : ""),
+							 errdetail("The batch is rolled back and retried from the committed offsets.")));
+				continue;
+			}
+			kp = msg->rkt ? find_partition(plan, rd_kafka_topic_name(msg->rkt), msg->partition) : NULL;
+			if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+			{
+				/* the end of the partition: done if the range ends there */
+				if (kp && !kp->done && msg->offset >= kp->end)
+				{
+					kp->done = true;
+					remaining--;
+				}
+			}
+			else if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			{
+				if (last_error)
+					pfree(last_error);
+				last_error = pstrdup(rd_kafka_message_errstr(msg));
+				if (msg->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
+					msg->err == RD_KAFKA_RESP_ERR__FATAL)
+				{
+					rd_kafka_message_destroy(msg);
+					ereport(ERROR,
+							(errcode(ERRCODE_CONNECTION_FAILURE),
+							 errmsg("reading from Kafka failed: %s", last_error)));
+				}
+			}
+			else if (kp && !kp->done && msg->offset >= kp->next)
+			{
+				if (msg->offset < kp->end)
+				{
+					MemoryContext old = MemoryContextSwitchTo(rowcxt);
+
+					decode_message(&r, msg, careful);
+					MemoryContextSwitchTo(old);
+					MemoryContextReset(rowcxt);
+					kp->next = msg->offset + 1;
+				}
+				if (msg->offset + 1 >= kp->end)
+				{
+					kp->done = true;
+					remaining--;
+				}
+				last_progress = GetCurrentTimestamp();
+			}
+			rd_kafka_message_destroy(msg);
+		}
+	}
+	PG_FINALLY();
+	{
+		/* stop fetching; the next batch assigns its own ranges */
+		rd_kafka_assign(rk, NULL);
+	}
+	PG_END_TRY();
+	MemoryContextDelete(rowcxt);
+}
+
+/*
+ * kafka_peek: the first messages present now, from the earliest offsets
+ * (read with a consumer of its own, so nothing is taken from a query).
+ */
+static void
+kafka_peek(SourceBatch *batch, int64 max_rows)
+{
+	KafkaConn	tmp;
+	List	   *list = NIL;
+	char	   *why = NULL;
+
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.rk = new_consumer(batch->options, "streaming-peek");
+	PG_TRY();
+	{
+		KafkaPlan  *plan = palloc0(sizeof(KafkaPlan));
+		int64		left = max_rows;
+		int			i = 0;
+		ListCell   *lc;
+
+		if (!list_partitions(&tmp, batch->options, &list, &why))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not reach Kafka (%s): %s",
+							JsonbGetString(batch->options, "kafka.bootstrap.servers"), why)));
+		list_sort(list, partition_cmp);
+		plan->conn = &tmp;
+		plan->raw = is_raw(batch->options);
+		if (!plan->raw)
+			FormatParseOptions(batch->options, &plan->format);
+		plan->nparts = list_length(list);
+		plan->parts = palloc0(sizeof(KafkaPartition) * Max(plan->nparts, 1));
+		foreach(lc, list)
+		{
+			KafkaPartition *kp = &plan->parts[i++];
+			rd_kafka_resp_err_t err;
+
+			*kp = *(KafkaPartition *) lfirst(lc);
+			err = rd_kafka_query_watermark_offsets(tmp.rk, kp->topic, kp->partition,
+												   &kp->low, &kp->high, KAFKA_WATERMARK_TIMEOUT_MS);
+			if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("could not read the offsets of %s:%d: %s", kp->topic, kp->partition,
+								rd_kafka_err2str(err))));
+			kp->start = kp->low;
+			kp->end = kp->low + Min(kp->high - kp->low, left);
+			left -= kp->end - kp->start;
+		}
+		batch->private = plan;
+		kafka_read_batch(batch, true);
+		batch->private = NULL;
+	}
+	PG_FINALLY();
+	{
+		rd_kafka_destroy(tmp.rk);
+	}
+	PG_END_TRY();
+}
+
+/* ------------------------------------------------------------------------
+ * streaming.kafka_lag(query): per partition, the committed offset, the
+ * broker's high watermark and the lag, asked of the broker now.
+ * ------------------------------------------------------------------------ */
+
+Datum
+streaming_kafka_lag(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1];
+	Oid			relid;
+	Jsonb	   *options;
+	char	   *name;
+	char	   *kind;
+	SourceBatch sb;
+	List	   *parts = NIL;
+	char	   *why = NULL;
+	HTAB	   *committed;
+	KafkaConn	tmp;
+	ListCell   *lc;
+	bool		isnull;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	args[0] = CStringGetTextDatum(query);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT sources[1]::oid FROM streaming.queries WHERE name = $1",
+							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streaming.queries");
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("continuous query \"%s\" does not exist", query)));
+	relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	if (!SourceLookup(relid, &name, &kind, &options) || strcmp(kind, "kafka") != 0)
+		PG_RETURN_VOID();
+
+	memset(&sb, 0, sizeof(sb));
+	sb.query = query;
+	sb.relid = relid;
+	committed = committed_offsets(&sb);
+
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.rk = new_consumer(options, "streaming-lag");
+	PG_TRY();
+	{
+		if (!list_partitions(&tmp, options, &parts, &why))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not reach Kafka (%s): %s",
+							JsonbGetString(options, "kafka.bootstrap.servers"), why)));
+		foreach(lc, parts)
+		{
+			KafkaPartition *kp = lfirst(lc);
+			Datum		values[5];
+			bool		nulls[5] = {false, false, false, false, false};
+			OffsetEntry *e = NULL;
+			char		key[NAMEDATALEN * 2];
+			rd_kafka_resp_err_t err;
+
+			err = rd_kafka_query_watermark_offsets(tmp.rk, kp->topic, kp->partition,
+												   &kp->low, &kp->high, KAFKA_WATERMARK_TIMEOUT_MS);
+			if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("could not read the offsets of %s:%d: %s", kp->topic, kp->partition,
+								rd_kafka_err2str(err))));
+			strlcpy(key, partition_key(kp->topic, kp->partition), sizeof(key));
+			if (committed)
+				e = hash_search(committed, key, HASH_FIND, NULL);
+			values[0] = CStringGetTextDatum(kp->topic);
+			values[1] = Int32GetDatum(kp->partition);
+			values[2] = Int64GetDatum(e ? e->offset : 0);
+			nulls[2] = e == NULL;
+			values[3] = Int64GetDatum(kp->high);
+			/* a partition never read is behind by all it holds */
+			values[4] = Int64GetDatum(e ? Max(kp->high - e->offset, 0) : kp->high - kp->low);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
+	}
+	PG_FINALLY();
+	{
+		rd_kafka_destroy(tmp.rk);
+	}
+	PG_END_TRY();
+	PG_RETURN_VOID();
+}
+
+const SourceRoutine KafkaSourceRoutine = {
+	.kind = "kafka",
+	.implemented = true,
+	.default_schema = kafka_default_schema,
+	.validate = kafka_validate,
+	.check_schema = kafka_check_schema,
+	.plan_batch = kafka_plan_batch,
+	.read_batch = kafka_read_batch,
+	.peek = kafka_peek,
+};

@@ -186,16 +186,27 @@ streamingIterateForeignScan(ForeignScanState *node)
 {
 	StreamingScanState *state = node->fdw_state;
 	TupleTableSlot *slot = node->ss.ss_ScanTupleSlot;
-
 	int			natts = slot->tts_tupleDescriptor->natts;
 
 	/*
 	 * The scan slot of a foreign table holds heap tuples; hand it the
 	 * stored row's values as a virtual tuple, without copying the row.
 	 */
+	MemoryContext old;
+	bool		found;
+
 	ExecClearTuple(slot);
 	tuplestore_select_read_pointer(state->rows, state->readptr);
-	if (!tuplestore_gettupleslot(state->rows, true, false, state->minslot))
+
+	/*
+	 * A tuplestore that spilled to disk reads each row into the current
+	 * memory context and lets the slot free it at the next row: read in
+	 * the slot's own context, which lives as long as the scan.
+	 */
+	old = MemoryContextSwitchTo(state->minslot->tts_mcxt);
+	found = tuplestore_gettupleslot(state->rows, true, false, state->minslot);
+	MemoryContextSwitchTo(old);
+	if (!found)
 		return slot;
 	slot_getallattrs(state->minslot);
 	memcpy(slot->tts_values, state->minslot->tts_values, natts * sizeof(Datum));

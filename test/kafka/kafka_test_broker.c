@@ -11,6 +11,7 @@
  *   producek TOPIC PARTITION KEY VALUE...    with a key
  *   producets TOPIC PARTITION MILLIS VALUE... with a timestamp (Unix ms)
  *   producefile TOPIC PARTITION PATH   every line of a file, one message each
+ *   producefilek TOPIC PARTITION PATH  the same, each line KEY<TAB>VALUE
  *   down BROKER / up BROKER            take a broker (1..N) down or up
  *   quit                               (or end of input) stop
  *
@@ -158,7 +159,7 @@ produce_one(char *args, int with_key, int with_ts)
 }
 
 static void
-produce_file(char *args)
+produce_file(char *args, int keyed)
 {
 	char	   *topic = strtok(args, " ");
 	char	   *part = strtok(NULL, " ");
@@ -192,9 +193,25 @@ produce_file(char *args)
 	delivery_errors = 0;
 	while ((len = getline(&line, &cap, f)) >= 0)
 	{
+		char	   *value = line;
+		char	   *key = NULL;
+		size_t		keylen = 0;
+
 		if (len > 0 && line[len - 1] == '\n')
 			len--;
-		if (send_message(topic, p < 0 ? (int) (count % n) : p, NULL, 0, line, len, 0) < 0)
+		if (keyed)
+		{
+			char	   *tab = memchr(line, '\t', len);
+
+			if (tab)
+			{
+				key = line;
+				keylen = tab - line;
+				value = tab + 1;
+				len -= keylen + 1;
+			}
+		}
+		if (send_message(topic, p < 0 ? (int) (count % n) : p, key, keylen, value, len, 0) < 0)
 			break;
 		count++;
 		if (count % 10000 == 0)
@@ -306,7 +323,9 @@ main(int argc, char **argv)
 		else if (strcmp(cmd, "producets") == 0)
 			produce_one(args, 0, 1);
 		else if (strcmp(cmd, "producefile") == 0)
-			produce_file(args);
+			produce_file(args, 0);
+		else if (strcmp(cmd, "producefilek") == 0)
+			produce_file(args, 1);
 		else if (strcmp(cmd, "down") == 0 || strcmp(cmd, "up") == 0)
 		{
 			rd_kafka_resp_err_t err = cmd[0] == 'd' ?

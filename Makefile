@@ -26,9 +26,12 @@ all install:
 	@exit 1
 endif
 
-.PHONY: test demo
+.PHONY: test demo bench
 test:
 	bash test/run_tests.sh
 
 demo:
 	bash test/demo.sh
+
+bench:
+	bash test/bench_kafka.sh

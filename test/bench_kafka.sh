@@ -26,9 +26,9 @@ build_test_tools >/dev/null
 
 DIR="$(make_cluster_dir)"
 PORT="$(free_port)"
-BROKER_PID=""
+BROKER_KILL=""
 cleanup() {
-	[[ -n "$BROKER_PID" ]] && kill "$BROKER_PID" 2>/dev/null || true
+	[[ -n "$BROKER_KILL" ]] && kill "$BROKER_KILL" 2>/dev/null || true
 	stop_cluster "$DIR"
 	rm -rf "$DIR"
 }
@@ -38,7 +38,7 @@ sql() { cluster_psql "$DIR" "$PORT" -At "$@"; }
 now() { date +%s.%N; }
 
 coproc BROKER { "$REPO_ROOT/test/kafka/kafka_test_broker" --topic "bench:$PARTS"; }
-BROKER_PID=$BROKER_PID
+BROKER_KILL=$BROKER_PID
 read -r _ BOOTSTRAP <&"${BROKER[0]}"
 BROKER_IN=${BROKER[1]}
 BROKER_OUT=${BROKER[0]}
@@ -53,11 +53,15 @@ read -r reply <&"$BROKER_OUT"
 got="$(kcat -b "$BOOTSTRAP" -C -t bench -e -q -o beginning | wc -l)"
 [[ "$got" == "$N" ]] || die "kcat read $got messages, expected $N"
 
-log "kcat -C -e -q into /dev/null"
-t0=$(now)
-kcat -b "$BOOTSTRAP" -C -t bench -e -q -o beginning >/dev/null
-t1=$(now)
-KCAT_S=$(echo "$t1 - $t0" | bc -l)
+log "kcat -C -e -q into /dev/null (best of 3)"
+KCAT_S=""
+for _ in 1 2 3; do
+	t0=$(now)
+	kcat -b "$BOOTSTRAP" -C -t bench -e -q -o beginning >/dev/null
+	t1=$(now)
+	s=$(echo "$t1 - $t0" | bc -l)
+	if [[ -z "$KCAT_S" ]] || (($(echo "$s < $KCAT_S" | bc -l))); then KCAT_S=$s; fi
+done
 
 sql >/dev/null <<EOF
 CREATE EXTENSION streaming;
@@ -99,7 +103,7 @@ echo
 echo "Kafka consumption, $N messages in $PARTS partitions (librdkafka mock cluster on loopback), $(nproc) cores"
 printf '%-58s %9s %8s %12s %9s\n' "reader" "messages" "seconds" "messages/s" "vs kcat"
 line() { printf '%-58s %9d %8.2f %12.0f %8.2fx\n' "$1" "$N" "$2" "$(echo "$N / $2" | bc -l)" "$(echo "$KCAT_S / $2" | bc -l)"; }
-line "kcat -C -e -q > /dev/null" "$KCAT_S"
+line "kcat -C -e -q > /dev/null (best of 3)" "$KCAT_S"
 line "SELECT key, count(*) ... GROUP BY key  (raw, $RAW_B batch)" "$RAW_S"
 line "SELECT device, count(*) ... GROUP BY device (json, $JSON_B batch)" "$JSON_S"
 line "raw, max_offsets_per_trigger 100000 ($BATCHED_B batches)" "$BATCHED_S"

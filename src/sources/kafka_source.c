@@ -53,6 +53,7 @@
 #define KAFKA_METADATA_TIMEOUT_MS	3000
 #define KAFKA_WATERMARK_TIMEOUT_MS	3000
 #define KAFKA_POLL_MS				100
+#define KAFKA_CHUNK					1024
 #define KAFKA_STALL_MS				10000
 #define KAFKA_BACKOFF_MIN_MS		200
 #define KAFKA_BACKOFF_MAX_MS		30000
@@ -1132,6 +1133,10 @@ kafka_read_batch(SourceBatch *batch, bool careful)
 	rd_kafka_topic_partition_list_t *assignment;
 	KafkaReader r;
 	volatile int remaining = 0;
+	rd_kafka_queue_t *queue;
+	rd_kafka_message_t **msgs;
+	volatile ssize_t nmsgs = 0;
+	volatile ssize_t destroyed = 0;
 	TimestampTz last_progress = GetCurrentTimestamp();
 	char	   *last_error = NULL;
 	MemoryContext rowcxt;
@@ -1194,73 +1199,86 @@ kafka_read_batch(SourceBatch *batch, bool careful)
 				 errmsg("could not assign Kafka partitions: %s", rd_kafka_err2str(err))));
 
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "streaming kafka row", ALLOCSET_DEFAULT_SIZES);
+	queue = rd_kafka_queue_get_consumer(rk);
+	msgs = palloc(sizeof(rd_kafka_message_t *) * KAFKA_CHUNK);
 	PG_TRY();
 	{
 		while (remaining > 0)
 		{
-			rd_kafka_message_t *msg;
-			KafkaPartition *kp;
+			bool		progressed = false;
 
 			CHECK_FOR_INTERRUPTS();
-			msg = rd_kafka_consumer_poll(rk, KAFKA_POLL_MS);
-			if (msg == NULL)
+			/* many messages per call: one hand-off from librdkafka, not one each */
+			nmsgs = rd_kafka_consume_batch_queue(queue, KAFKA_POLL_MS, msgs, KAFKA_CHUNK);
+			destroyed = 0;
+			if (nmsgs < 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("reading from Kafka failed: %s",
+								rd_kafka_err2str(rd_kafka_last_error()))));
+			for (ssize_t i = 0; i < nmsgs; i++)
 			{
-				if (GetCurrentTimestamp() - last_progress > KAFKA_STALL_MS * 1000L)
-					ereport(ERROR,
-							(errcode(ERRCODE_CONNECTION_FAILURE),
-							 errmsg("reading from Kafka stalled for %d seconds%s%s",
-									KAFKA_STALL_MS / 1000, last_error ? ": " : "",
-									last_error ? last_error : ""),
-							 errdetail("The batch is rolled back and retried from the committed offsets.")));
-				continue;
-			}
-			kp = msg->rkt ? find_partition(plan, rd_kafka_topic_name(msg->rkt), msg->partition) : NULL;
-			if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
-			{
-				/* the end of the partition: done if the range ends there */
-				if (kp && !kp->done && msg->offset >= kp->end)
-				{
-					kp->done = true;
-					remaining--;
-				}
-			}
-			else if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
-			{
-				if (last_error)
-					pfree(last_error);
-				last_error = pstrdup(rd_kafka_message_errstr(msg));
-				if (msg->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
-					msg->err == RD_KAFKA_RESP_ERR__FATAL)
-				{
-					rd_kafka_message_destroy(msg);
-					ereport(ERROR,
-							(errcode(ERRCODE_CONNECTION_FAILURE),
-							 errmsg("reading from Kafka failed: %s", last_error)));
-				}
-			}
-			else if (kp && !kp->done && msg->offset >= kp->next)
-			{
-				if (msg->offset < kp->end)
-				{
-					MemoryContext old = MemoryContextSwitchTo(rowcxt);
+				rd_kafka_message_t *msg = msgs[i];
+				KafkaPartition *kp;
 
-					decode_message(&r, msg, careful);
-					MemoryContextSwitchTo(old);
-					MemoryContextReset(rowcxt);
-					kp->next = msg->offset + 1;
-				}
-				if (msg->offset + 1 >= kp->end)
+				kp = msg->rkt ? find_partition(plan, rd_kafka_topic_name(msg->rkt), msg->partition) : NULL;
+				if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
 				{
-					kp->done = true;
-					remaining--;
+					/* the end of the partition: done if the range ends there */
+					if (kp && !kp->done && msg->offset >= kp->end)
+					{
+						kp->done = true;
+						remaining--;
+					}
 				}
-				last_progress = GetCurrentTimestamp();
+				else if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+				{
+					if (last_error)
+						pfree(last_error);
+					last_error = pstrdup(rd_kafka_message_errstr(msg));
+					if (msg->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
+						msg->err == RD_KAFKA_RESP_ERR__FATAL)
+						ereport(ERROR,
+								(errcode(ERRCODE_CONNECTION_FAILURE),
+								 errmsg("reading from Kafka failed: %s", last_error)));
+				}
+				else if (kp && !kp->done && msg->offset >= kp->next)
+				{
+					if (msg->offset < kp->end)
+					{
+						MemoryContext old = MemoryContextSwitchTo(rowcxt);
+
+						decode_message(&r, msg, careful);
+						MemoryContextSwitchTo(old);
+						MemoryContextReset(rowcxt);
+						kp->next = msg->offset + 1;
+					}
+					if (msg->offset + 1 >= kp->end)
+					{
+						kp->done = true;
+						remaining--;
+					}
+					progressed = true;
+				}
+				rd_kafka_message_destroy(msg);
+				destroyed = i + 1;
 			}
-			rd_kafka_message_destroy(msg);
+			if (progressed)
+				last_progress = GetCurrentTimestamp();
+			else if (GetCurrentTimestamp() - last_progress > KAFKA_STALL_MS * 1000L)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("reading from Kafka stalled for %d seconds%s%s",
+								KAFKA_STALL_MS / 1000, last_error ? ": " : "",
+								last_error ? last_error : ""),
+						 errdetail("The batch is rolled back and retried from the committed offsets.")));
 		}
 	}
 	PG_FINALLY();
 	{
+		for (ssize_t i = destroyed; i < nmsgs; i++)
+			rd_kafka_message_destroy(msgs[i]);
+		rd_kafka_queue_destroy(queue);
 		/* stop fetching; the next batch assigns its own ranges */
 		rd_kafka_assign(rk, NULL);
 	}

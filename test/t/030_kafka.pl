@@ -229,6 +229,31 @@ sql(qq{
 like($err, qr/WARNING:  Kafka partition pat-a:0: skipping from offset 1000 to 0/, 'fail_on_data_loss false: a warning');
 is(sql(q{SELECT count(*) FROM lossy_rows}), '4', 'and the query goes on from what the broker has');
 
+# --- real data loss: the mock cluster drops the oldest segments of a partition
+# that outgrows its retention (a few MB), as a broker does
+broker('topic ret 1');
+broker('produce ret 0 first');
+sql(qq{
+	SELECT streaming.create_source('ret_strict', 'kafka', NULL,
+		'{${\ source_opts(topic => '"ret"', format => '"text"', starting_offsets => '"earliest"')}}');
+	SELECT streaming.create_source('ret_lossy', 'kafka', NULL,
+		'{${\ source_opts(topic => '"ret"', format => '"text"', starting_offsets => '"earliest"', fail_on_data_loss => 'false')}}');
+	SELECT streaming.create_query('ret_strict_n', 'SELECT count(*) AS n FROM ret_strict', output_mode => 'complete');
+	SELECT streaming.create_query('ret_lossy_n', 'SELECT count(*) AS n FROM ret_lossy', output_mode => 'complete');
+	SELECT streaming.run('ret_strict_n');
+	SELECT streaming.run('ret_lossy_n');
+});
+open $fh, '>', "$lines.ret" or die;
+printf $fh "message number %07d of the retention test\n", $_ for 1 .. 300000;
+close $fh;
+broker("producefile ret 0 $lines.ret");
+($ret, $out, $err) = $node->psql('postgres', q{SELECT streaming.run('ret_strict_n')});
+like($err, qr/Kafka partition ret:0 no longer has offset 1\b/, 'retention deleted unread messages: a clear error');
+($ret, $out, $err) = $node->psql('postgres', q{SELECT streaming.run('ret_lossy_n')});
+like($err, qr/WARNING:  Kafka partition ret:0: skipping from offset 1 to \d+/, 'or, with fail_on_data_loss false, a warning');
+is(sql(q{SELECT (SELECT n FROM ret_lossy_n) + (SELECT sum((sources->0->>'lost_records')::bigint) FROM streaming.progress WHERE query = 'ret_lossy_n')}),
+	'300001', 'the messages read plus those counted lost are exactly the messages produced');
+
 # --- under background workers: exactly once through kills and an immediate stop
 sql(q{ALTER DATABASE postgres RESET streaming.autostart});
 broker('topic eo 4');

@@ -325,7 +325,21 @@ wait_for(q{SELECT sum(n) FROM eo_totals}, $total, 'when the broker is back the q
 is(sql(q{SELECT k, n, total FROM eo_totals ORDER BY k}), expected_rows(), 'and nothing was lost or doubled');
 wait_for(q{SELECT condition IS NULL FROM streaming.queries WHERE name = 'eo_totals'}, 't', 'the condition clears');
 
-sql(q{SELECT streaming.stop('eo_totals')});
+# --- a broker that is down when the query starts
+broker('topic cold 1');
+broker("produce cold 0 c$_") for 1 .. 3;
+broker('down 1');
+sql(qq{
+	SELECT streaming.create_source('cold', 'kafka', NULL,
+		'{${\ source_opts(topic => '"cold"', format => '"text"', starting_offsets => '"earliest"')}}');
+	SELECT streaming.create_query('cold_n', 'SELECT count(*) AS n FROM cold', output_mode => 'complete');
+});
+wait_for(q{SELECT state, condition LIKE 'waiting for Kafka%' FROM streaming.status WHERE name = 'cold_n'}, 'running|t',
+	'a query created while the broker is down waits for it');
+broker('up 1');
+wait_for(q{SELECT n FROM cold_n}, '3', 'and reads the topic once the broker is up');
+
+sql(q{SELECT streaming.stop('eo_totals'); SELECT streaming.stop('cold_n')});
 $node->stop;
 $bin .= "quit\n";
 finish $broker;

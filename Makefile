@@ -34,4 +34,4 @@ demo:
 	bash test/demo.sh
 
 bench:
-	bash test/bench_kafka.sh
+	bash test/bench/kafka.sh

@@ -16,35 +16,37 @@ END
 $$;
 
 SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"topic": "t"}')$q$);
-SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"kafka.bootstrap.servers": "127.0.0.1:9"}')$q$);
-SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"kafka.bootstrap.servers": "127.0.0.1:9", "topic": "t", "topic_pattern": "t.*"}')$q$);
-SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"kafka.bootstrap.servers": "127.0.0.1:9", "topic_pattern": "(unclosed"}')$q$);
-SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"kafka.bootstrap.servers": "127.0.0.1:9", "topics": [1, 2]}')$q$);
-SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"kafka.bootstrap.servers": "127.0.0.1:9", "topic": "t", "starting_offsets": "middle"}')$q$);
-SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"kafka.bootstrap.servers": "127.0.0.1:9", "topic": "t", "starting_offsets": {"t": {"0": -5}}}')$q$);
-SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"kafka.bootstrap.servers": "127.0.0.1:9", "topic": "t", "max_offsets_per_trigger": 0}')$q$);
-SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"kafka.bootstrap.servers": "127.0.0.1:9", "topic": "t", "format": "avro"}')$q$);
-SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"kafka.bootstrap.servers": "127.0.0.1:9", "topic": "t", "delimiter": ";"}')$q$);
-SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"kafka.bootstrap.servers": "127.0.0.1:9", "topic": "t", "kafka.security.protocol": "carrier_pigeon"}')$q$);
-SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"kafka.bootstrap.servers": "127.0.0.1:9", "topic": "t", "kafka.no.such.setting": 1}')$q$);
-SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"kafka.bootstrap.servers": "127.0.0.1:9", "topic": "t", "colour": "red"}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9"}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "topic_pattern": "t.*"}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "topic_pattern": "(unclosed"}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "topics": [1, 2]}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "starting_offsets": "middle"}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "starting_offsets": {"t": {"0": -5}}}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "max_offsets_per_trigger": 0}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "format": "avro"}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "delimiter": ";"}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "kafka.security.protocol": "carrier_pigeon"}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "kafka.no.such.setting": 1}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "colour": "red"}')$q$);
 -- schemas
-SELECT try($q$SELECT streaming.create_source('k', 'kafka', 'value bytea, colour text', '{"kafka.bootstrap.servers": "127.0.0.1:9", "topic": "t"}')$q$);
-SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"kafka.bootstrap.servers": "127.0.0.1:9", "topic": "t", "format": "json"}')$q$);
-SELECT try($q$SELECT streaming.create_source('k', 'kafka', 'a int, kafka_offset int', '{"kafka.bootstrap.servers": "127.0.0.1:9", "topic": "t", "format": "json"}')$q$);
-SELECT try($q$SELECT streaming.create_source('k', 'kafka', 'a text, b text', '{"kafka.bootstrap.servers": "127.0.0.1:9", "topic": "t", "format": "text"}')$q$);
-SELECT try($q$SELECT streaming.create_source('k', 'kafka', 'kafka_key text', '{"kafka.bootstrap.servers": "127.0.0.1:9", "topic": "t", "format": "csv"}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', 'value bytea, colour text', '{"bootstrap_servers": "127.0.0.1:9", "topic": "t"}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "format": "json"}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', 'a int, kafka_offset int', '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "format": "json"}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', 'a text, b text', '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "format": "text"}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', 'kafka_key text', '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "format": "csv"}')$q$);
 
 -- the raw format's default schema is Spark's; text gets one value column
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "kafka.bootstrap.servers": "127.0.0.1:9", "topic": "t"}')$q$);
+-- kafka.bootstrap.servers is librdkafka's spelling of the same option
 SELECT streaming.create_source('raw_k', 'kafka',
          options => '{"kafka.bootstrap.servers": "127.0.0.1:9", "topics": "a, b", "kafka.socket.timeout.ms": 5000}');
 \d raw_k
 SELECT streaming.create_source('text_k', 'kafka',
-         options => '{"kafka.bootstrap.servers": "127.0.0.1:9", "topic_pattern": "^logs-.*", "format": "text"}');
+         options => '{"bootstrap_servers": "127.0.0.1:9", "topic_pattern": "^logs-.*", "format": "text"}');
 \d text_k
 SELECT streaming.create_source('json_k', 'kafka',
          'device text, reading float8, kafka_key text, kafka_timestamp timestamptz',
-         '{"kafka.bootstrap.servers": "127.0.0.1:9", "topic": "t", "format": "json",
+         '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "format": "json",
            "starting_offsets": {"t": {"0": 5, "1": -2}}, "max_offsets_per_trigger": 1000,
            "fail_on_data_loss": false}');
 SELECT name, kind FROM streaming.sources ORDER BY name;

@@ -61,7 +61,7 @@
 PG_FUNCTION_INFO_V1(streaming_kafka_lag);
 
 static const char *const kafka_options[] = {
-	"topic", "topics", "topic_pattern", "starting_offsets", "max_offsets_per_trigger",
+	"bootstrap_servers", "topic", "topics", "topic_pattern", "starting_offsets", "max_offsets_per_trigger",
 	"fail_on_data_loss", "format", "delimiter", "quote", "escape", "null", NULL
 };
 
@@ -131,6 +131,15 @@ static bool
 is_kafka_key(const char *key)
 {
 	return strncmp(key, "kafka.", 6) == 0;
+}
+
+/* bootstrap_servers, or its librdkafka spelling kafka.bootstrap.servers */
+static char *
+bootstrap_servers(Jsonb *options)
+{
+	char	   *s = JsonbGetString(options, "bootstrap_servers");
+
+	return s ? s : JsonbGetString(options, "kafka.bootstrap.servers");
 }
 
 static bool
@@ -249,6 +258,15 @@ build_conf(Jsonb *options, const char *client_id)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("invalid value for option \"%s\": %s", key, errstr)));
 		}
+	}
+	if (JsonbGetString(options, "bootstrap_servers") != NULL &&
+		rd_kafka_conf_set(conf, "bootstrap.servers", JsonbGetString(options, "bootstrap_servers"),
+						  errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+	{
+		rd_kafka_conf_destroy(conf);
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"bootstrap_servers\": %s", errstr)));
 	}
 	if (client_id && rd_kafka_conf_set(conf, "client.id", client_id, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
 		elog(LOG, "could not set client.id: %s", errstr);
@@ -401,11 +419,16 @@ kafka_validate(Jsonb *options)
 	rd_kafka_conf_t *conf;
 
 	SourceCheckOptionKeys(options, "source kind \"kafka\"", kafka_options, is_kafka_key);
-	if (JsonbGetKey(options, "kafka.bootstrap.servers") == NULL)
+	if (bootstrap_servers(options) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a kafka source needs the option \"kafka.bootstrap.servers\""),
-				 errhint("For example: options => '{\"kafka.bootstrap.servers\": \"localhost:9092\", \"topic\": \"events\"}'.")));
+				 errmsg("a kafka source needs the option \"bootstrap_servers\""),
+				 errhint("For example: options => '{\"bootstrap_servers\": \"localhost:9092\", \"topic\": \"events\"}'.")));
+	if (JsonbGetKey(options, "bootstrap_servers") != NULL &&
+		JsonbGetKey(options, "kafka.bootstrap.servers") != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("options \"bootstrap_servers\" and \"kafka.bootstrap.servers\" exclude each other")));
 	nsel += JsonbGetKey(options, "topic") != NULL;
 	nsel += JsonbGetKey(options, "topics") != NULL;
 	nsel += JsonbGetKey(options, "topic_pattern") != NULL;
@@ -633,7 +656,7 @@ static void
 kafka_unreachable(KafkaConn *conn, Jsonb *options, const char *what, const char *why)
 {
 	SourceSetCondition("waiting for Kafka (%s): %s: %s",
-					   JsonbGetString(options, "kafka.bootstrap.servers"), what, why);
+					   bootstrap_servers(options), what, why);
 	conn->next_attempt = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), conn->backoff_ms);
 	conn->backoff_ms = Min(conn->backoff_ms * 2, KAFKA_BACKOFF_MAX_MS);
 }
@@ -1310,7 +1333,7 @@ kafka_peek(SourceBatch *batch, int64 max_rows)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("could not reach Kafka (%s): %s",
-							JsonbGetString(batch->options, "kafka.bootstrap.servers"), why)));
+							bootstrap_servers(batch->options), why)));
 		list_sort(list, partition_cmp);
 		plan->conn = &tmp;
 		plan->raw = is_raw(batch->options);
@@ -1399,7 +1422,7 @@ streaming_kafka_lag(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONNECTION_FAILURE),
 					 errmsg("could not reach Kafka (%s): %s",
-							JsonbGetString(options, "kafka.bootstrap.servers"), why)));
+							bootstrap_servers(options), why)));
 		foreach(lc, parts)
 		{
 			KafkaPartition *kp = lfirst(lc);

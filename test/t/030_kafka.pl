@@ -63,7 +63,7 @@ sub wait_for
 sub source_opts
 {
 	my (%o) = @_;
-	return join(', ', qq{"kafka.bootstrap.servers": "$bootstrap"},
+	return join(', ', qq{"bootstrap_servers": "$bootstrap"},
 		map { qq{"$_": $o{$_}} } sort keys %o);
 }
 

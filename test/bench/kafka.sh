@@ -12,7 +12,7 @@
 
 set -euo pipefail
 
-. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 cd "$REPO_ROOT"
 
 N=${BENCH_MESSAGES:-800000}
@@ -69,11 +69,11 @@ ALTER DATABASE postgres SET streaming.autostart = off;
 EOF
 sql >/dev/null <<EOF
 SELECT streaming.create_source('bench_raw', 'kafka', NULL,
-  '{"kafka.bootstrap.servers": "$BOOTSTRAP", "topic": "bench", "starting_offsets": "earliest"}');
+  '{"bootstrap_servers": "$BOOTSTRAP", "topic": "bench", "starting_offsets": "earliest"}');
 SELECT streaming.create_source('bench_json', 'kafka', 'device text, v int',
-  '{"kafka.bootstrap.servers": "$BOOTSTRAP", "topic": "bench", "format": "json", "starting_offsets": "earliest"}');
+  '{"bootstrap_servers": "$BOOTSTRAP", "topic": "bench", "format": "json", "starting_offsets": "earliest"}');
 SELECT streaming.create_source('bench_batched', 'kafka', NULL,
-  '{"kafka.bootstrap.servers": "$BOOTSTRAP", "topic": "bench", "starting_offsets": "earliest",
+  '{"bootstrap_servers": "$BOOTSTRAP", "topic": "bench", "starting_offsets": "earliest",
     "max_offsets_per_trigger": 100000}');
 SELECT streaming.create_query('by_key_raw', 'SELECT key, count(*) AS n FROM bench_raw GROUP BY key', output_mode => 'update');
 SELECT streaming.create_query('by_key_json', 'SELECT device, count(*) AS n FROM bench_json GROUP BY device', output_mode => 'update');

@@ -53,4 +53,27 @@ SELECT name, kind FROM streaming.sources ORDER BY name;
 SELECT streaming.drop_source('raw_k');
 SELECT streaming.drop_source('text_k');
 SELECT streaming.drop_source('json_k');
+
+-- a role without superuser: settings that load code or run a command are
+-- refused, settings naming server files need pg_read_server_files
+CREATE ROLE regress_kafka_user;
+GRANT USAGE ON FOREIGN SERVER streaming TO regress_kafka_user;
+GRANT CREATE ON SCHEMA public TO regress_kafka_user;
+SET ROLE regress_kafka_user;
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "kafka.plugin.library.paths": "/tmp/evil.so"}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "kafka.sasl.kerberos.kinit.cmd": "touch /tmp/x"}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "kafka.ssl.key.location": "/etc/ssl/private/server.key"}')$q$);
+SELECT streaming.create_source('user_k', 'kafka',
+         options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "kafka.security.protocol": "SASL_SSL",
+                      "kafka.sasl.mechanisms": "PLAIN", "kafka.sasl.username": "u", "kafka.sasl.password": "p"}');
+SELECT streaming.drop_source('user_k');
+RESET ROLE;
+GRANT pg_read_server_files TO regress_kafka_user;
+SET ROLE regress_kafka_user;
+SELECT streaming.create_source('user_k', 'kafka',
+         options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "kafka.ssl.ca.location": "/etc/ssl/certs"}');
+SELECT streaming.drop_source('user_k');
+RESET ROLE;
+REVOKE CREATE ON SCHEMA public FROM regress_kafka_user;
 DROP EXTENSION streaming;
+DROP ROLE regress_kafka_user;

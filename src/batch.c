@@ -37,6 +37,8 @@
 
 PG_FUNCTION_INFO_V1(streaming_run);
 
+TimestampTz BatchAvailableNow = 0;
+
 /* what one batch did, for its progress row */
 typedef struct BatchStats
 {
@@ -169,7 +171,7 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 		args[3] = PointerGetDatum(construct_array(offsets, list_length(sb->offsets), INT8OID,
 												  sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 		args[4] = Int64GetDatum(batch_id);
-		if (SPI_execute_with_args("INSERT INTO streaming.offsets AS o "
+		if (CatalogExecute("INSERT INTO streaming.offsets AS o "
 								  "(query, source, partition, \"offset\", batch_id) "
 								  "SELECT $1, $2, p, n, $5 FROM unnest($3, $4) AS u(p, n) "
 								  "ON CONFLICT (query, source, partition) DO UPDATE "
@@ -198,7 +200,7 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 		args[5] = CStringGetTextDatum(dl->error);
 		memset(nulls, ' ', sizeof(nulls));
 		nulls[4] = dl->payload ? ' ' : 'n';
-		if (SPI_execute_with_args("INSERT INTO streaming.dead_letters "
+		if (CatalogExecute("INSERT INTO streaming.dead_letters "
 								  "(query, source, batch_id, position, payload, error) "
 								  "VALUES ($1, $2, $3, $4, $5, $6)",
 								  6, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
@@ -271,7 +273,7 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 	args[14] = Int64GetDatum(sb->drop_late ? sb->late_rows : 0);
 	argtypes[15] = INT8OID;
 	args[15] = Int64GetDatum(st->removed);
-	if (SPI_execute_with_args("INSERT INTO streaming.progress (query, batch_id, \"timestamp\", "
+	if (CatalogExecute("INSERT INTO streaming.progress (query, batch_id, \"timestamp\", "
 							  "input_rows, input_rows_per_second, processed_rows_per_second, "
 							  "duration_ms, state_rows_total, state_rows_updated, dead_letters, "
 							  "sources, sink_rows, watermark, state_rows_dropped_by_watermark, "
@@ -287,12 +289,12 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 		Oid			rtypes[2] = {TEXTOID, INT8OID};
 		Datum		rargs[2] = {args[0], Int64GetDatum(batch_id - streaming_progress_retention)};
 
-		if (SPI_execute_with_args("DELETE FROM streaming.progress WHERE query = $1 AND batch_id <= $2",
+		if (CatalogExecute("DELETE FROM streaming.progress WHERE query = $1 AND batch_id <= $2",
 								  2, rtypes, rargs, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not trim streaming.progress");
 	}
 
-	if (SPI_execute_with_args("UPDATE streaming.queries SET last_batch_id = $2, "
+	if (CatalogExecute("UPDATE streaming.queries SET last_batch_id = $2, "
 							  "last_progress_at = $3, state_rows = state_rows + $13, "
 							  "watermark = $14 "
 							  "WHERE name = $1",
@@ -412,6 +414,9 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	sb.rel = table_open(sb.relid, AccessShareLock);
 	sb.mcxt = batchcxt;
 	sb.keep_dead_letters = strcmp(q->on_error, "skip") != 0;
+	/* as Spark's Trigger.Once: the one batch takes all the input there is */
+	sb.read_all = strcmp(q->trigger, "once") == 0;
+	sb.available_now = BatchAvailableNow;
 	if (q->event_time != NULL)
 	{
 		sb.event_time_attno = get_attnum(sb.relid, q->event_time);
@@ -522,6 +527,9 @@ streaming_run(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("max_batches must not be negative")));
 	}
+
+	/* before waiting for the query's lock */
+	QueryCheckOwner(QueryDefLoad(name, false, false));
 
 	while (max_batches < 0 || n < max_batches)
 	{

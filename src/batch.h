@@ -10,6 +10,8 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
+
 typedef struct BatchResult
 {
 	int64		batch_id;
@@ -20,5 +22,8 @@ typedef struct BatchResult
 } BatchResult;
 
 extern bool RunMicroBatch(const char *query_name, BatchResult *result);
+
+/* set by a worker running an 'available_now' trigger: when the run began */
+extern TimestampTz BatchAvailableNow;
 
 #endif							/* STREAMING_BATCH_H */

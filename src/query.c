@@ -14,9 +14,12 @@
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/plancache.h"
+#include "utils/ruleutils.h"
 #include "utils/numeric.h"
 #include "utils/regproc.h"
 #include "utils/timestamp.h"
@@ -55,7 +58,7 @@ QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok)
 	sql = psprintf("SELECT " QUERY_COLUMNS " FROM streaming.queries WHERE name = $1%s",
 				   lock_for_batch ? " FOR UPDATE" : "");
 	SPI_connect();
-	if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, false, 1) < 0)
+	if (CatalogExecute(sql, 1, argtypes, args, NULL, false, 1) < 0)
 		elog(ERROR, "could not read streaming.queries");
 	if (SPI_processed == 1)
 	{
@@ -118,10 +121,31 @@ QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok)
 	return q;
 }
 
+/*
+ * QueryCheckOwner refuses a role that does not have the privileges of the
+ * query's owner: only they may run, start, stop or drop it.
+ */
+void
+QueryCheckOwner(QueryDef *q)
+{
+	if (!has_privs_of_role(GetUserId(), q->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of continuous query \"%s\"", q->name),
+				 errdetail("The query belongs to role \"%s\".", GetUserNameFromId(q->owner, false))));
+}
+
 static void
 exec_ddl(const char *sql)
 {
 	if (SPI_execute(sql, false, 0) < 0)
+		elog(ERROR, "could not execute: %s", sql);
+}
+
+static void
+catalog_ddl(const char *sql)
+{
+	if (CatalogExecute(sql, 0, NULL, NULL, NULL, false, 0) < 0)
 		elog(ERROR, "could not execute: %s", sql);
 }
 
@@ -189,6 +213,55 @@ record_depends_on_sources(Oid relid, List *sources)
 }
 
 /*
+ * create_state_table creates a query's state table in the extension's
+ * schema, where its owner may not create tables: the columns are those of
+ * the batch plan, analysed as the calling role (no code runs, nothing is
+ * planned); the table and its indexes are then created as the catalog's
+ * owner from names and types alone, and given to the calling role, whose
+ * worker writes it.
+ */
+static Oid
+create_state_table(const char *state_name, ContinuousPlan *plan)
+{
+	SPIPlanPtr	prepared;
+	CachedPlanSource *source;
+	TupleDesc	desc;
+	StringInfoData cols;
+
+	prepared = SPI_prepare(plan->batch_sql, 0, NULL);
+	if (prepared == NULL)
+		elog(ERROR, "could not analyse the batch plan: %s", SPI_result_code_string(SPI_result));
+	source = linitial(SPI_plan_get_plan_sources(prepared));
+	desc = source->resultDesc;
+
+	initStringInfo(&cols);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		appendStringInfo(&cols, "%s%s %s", i > 0 ? ", " : "",
+						 quote_identifier(NameStr(att->attname)),
+						 format_type_extended(att->atttypid, att->atttypmod,
+											  FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
+		if (OidIsValid(att->attcollation) && att->attcollation != get_typcollation(att->atttypid))
+			appendStringInfo(&cols, " COLLATE %s", generate_collation_name(att->attcollation));
+	}
+	SPI_freeplan(prepared);
+
+	catalog_ddl(psprintf("CREATE TABLE %s (%s)", state_name, cols.data));
+	catalog_ddl(psprintf("CREATE UNIQUE INDEX ON %s (%s) NULLS NOT DISTINCT",
+						 state_name, quoted_columns(plan->state_keys)));
+	/* closing windows finds them by their end, without a scan */
+	if (plan->window_key != NULL)
+		catalog_ddl(psprintf("CREATE INDEX ON %s (pg_catalog.upper(%s))",
+							 state_name, quote_identifier(plan->window_key)));
+	catalog_ddl(psprintf("ALTER TABLE %s OWNER TO %s", state_name,
+						 quote_identifier(GetUserNameFromId(GetUserId(), false))));
+	return RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(state_name)),
+							NoLock, false);
+}
+
+/*
  * streaming_create_query implements streaming.create_query(): analyses the
  * query, creates its result table (and state table), and records it.
  */
@@ -212,11 +285,11 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	Oid			state_oid = InvalidOid;
 	int32		id;
 	bool		isnull;
-	Oid			argtypes[15] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
+	Oid			argtypes[16] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
 		TEXTOID, REGCLASSOID, REGCLASSOID, JSONBOID, BOOLOID, OIDARRAYOID, TEXTOID, INTERVALOID,
-	TEXTOID, JSONBOID};
-	Datum		args[15];
-	char		nulls[15];
+	TEXTOID, JSONBOID, OIDOID};
+	Datum		args[16];
+	char		nulls[16];
 	Datum	   *source_datums;
 	ListCell   *lc;
 
@@ -278,8 +351,8 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	result_name = NameListToQuotedString(names);
 
 	SPI_connect();
-	if (SPI_execute("SELECT nextval(pg_get_serial_sequence('streaming.queries', 'id'))::int4",
-					false, 1) != SPI_OK_SELECT)
+	if (CatalogExecute("SELECT nextval(pg_get_serial_sequence('streaming.queries', 'id'))::int4",
+					   0, NULL, NULL, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not allocate a query id");
 	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
@@ -295,15 +368,7 @@ streaming_create_query(PG_FUNCTION_ARGS)
 		if (plan->result_keys != NIL)
 			exec_ddl(psprintf("CREATE UNIQUE INDEX ON %s (%s) NULLS NOT DISTINCT",
 							  result_name, quoted_columns(plan->result_keys)));
-		exec_ddl(psprintf("CREATE TABLE %s AS %s WITH NO DATA", state_name, plan->batch_sql));
-		exec_ddl(psprintf("CREATE UNIQUE INDEX ON %s (%s) NULLS NOT DISTINCT",
-						  state_name, quoted_columns(plan->state_keys)));
-		/* closing windows finds them by their end, without a scan */
-		if (plan->window_key != NULL)
-			exec_ddl(psprintf("CREATE INDEX ON %s (pg_catalog.upper(%s))",
-							  state_name, quote_identifier(plan->window_key)));
-		state_oid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(state_name)),
-									 NoLock, false);
+		state_oid = create_state_table(state_name, plan);
 		record_depends_on_sources(state_oid, plan->sources);
 	}
 
@@ -331,12 +396,13 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	nulls[12] = PG_ARGISNULL(5) ? 'n' : ' ';
 	args[13] = CStringGetTextDatum(sink);
 	args[14] = JsonbPGetDatum(sink_options);
-	if (SPI_execute_with_args("INSERT INTO streaming.queries (name, id, query, output_mode, trigger, "
-							  "on_error, result_table, state_table, plan, enabled, sources, shape, "
-							  "event_time, watermark_delay, sink, sink_options) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::regclass[], $9->>'shape', "
-							  "$12, $13, $14, $15)",
-							  15, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
+	args[15] = ObjectIdGetDatum(GetUserId());
+	if (CatalogExecute("INSERT INTO streaming.queries (name, id, query, output_mode, trigger, "
+					   "on_error, result_table, state_table, plan, enabled, sources, shape, "
+					   "event_time, watermark_delay, sink, sink_options, owner) "
+					   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::regclass[], $9->>'shape', "
+					   "$12, $13, $14, $15, $16::regrole)",
+					   16, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into streaming.queries");
 	SPI_finish();
 
@@ -378,12 +444,13 @@ streaming_drop_query(PG_FUNCTION_ARGS)
 				(errmsg("continuous query \"%s\" does not exist, skipping", name)));
 		PG_RETURN_VOID();
 	}
+	QueryCheckOwner(q);
 
 	/* its worker first: it may hold the row lock in a batch */
 	StopQuery(name, false);
 
 	SPI_connect();
-	if (SPI_execute_with_args("DELETE FROM streaming.queries WHERE name = $1",
+	if (CatalogExecute("DELETE FROM streaming.queries WHERE name = $1",
 							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete from streaming.queries");
 	SPI_finish();

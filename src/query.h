@@ -39,5 +39,6 @@ typedef struct QueryDef
 } QueryDef;
 
 extern QueryDef *QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok);
+extern void QueryCheckOwner(QueryDef *q);
 
 #endif							/* STREAMING_QUERY_H */

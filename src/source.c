@@ -22,6 +22,7 @@
 #include "nodes/parsenodes.h"
 #include "parser/parser.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -107,7 +108,7 @@ SourceCommittedOffset(SourceBatch *batch, const char *partition, int64 dflt, boo
 	*found = false;
 	SPI_connect();
 	/* not read-only: a runner that waited for the query's lock must see the latest */
-	if (SPI_execute_with_args("SELECT \"offset\" FROM streaming.offsets "
+	if (CatalogExecute("SELECT \"offset\" FROM streaming.offsets "
 							  "WHERE query = $1 AND source = $2 AND partition = $3",
 							  3, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read streaming.offsets");
@@ -181,7 +182,7 @@ SourceLookup(Oid relid, char **name, char **kind, Jsonb **options)
 	MemoryContext caller = CurrentMemoryContext;
 
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT name, kind, options FROM streaming.sources "
+	if (CatalogExecute("SELECT name, kind, options FROM streaming.sources "
 							  "WHERE relid = $1",
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read streaming.sources");
@@ -322,7 +323,8 @@ SourceBatchReset(SourceBatch *batch)
 }
 
 /*
- * add_hint_and_rethrow re-raises the error being handled with a hint.
+ * add_hint_and_rethrow re-raises the error being handled with a hint; a
+ * missing privilege keeps its own message, whose hint would mislead.
  */
 static void
 add_hint_and_rethrow(MemoryContext ctx, const char *hint)
@@ -332,7 +334,7 @@ add_hint_and_rethrow(MemoryContext ctx, const char *hint)
 	MemoryContextSwitchTo(ctx);
 	edata = CopyErrorData();
 	FlushErrorState();
-	if (edata->hint == NULL)
+	if (edata->hint == NULL && edata->sqlerrcode != ERRCODE_INSUFFICIENT_PRIVILEGE)
 		edata->hint = pstrdup(hint);
 	ReThrowError(edata);
 }
@@ -502,7 +504,7 @@ streaming_create_source(PG_FUNCTION_ARGS)
 	args[2] = CStringGetTextDatum(kind);
 	args[3] = JsonbPGetDatum(options);
 	SPI_connect();
-	if (SPI_execute_with_args("INSERT INTO streaming.sources (relid, name, kind, options) "
+	if (CatalogExecute("INSERT INTO streaming.sources (relid, name, kind, options) "
 							  "VALUES ($1, $2, $3, $4)",
 							  4, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into streaming.sources");
@@ -541,6 +543,13 @@ streaming_drop_source(PG_FUNCTION_ARGS)
 				 errmsg("source \"%s\" does not exist", name)));
 	}
 
+#if PG_VERSION_NUM >= 160000
+	if (!object_ownercheck(RelationRelationId, relid, GetUserId()))
+#else
+	if (!pg_class_ownercheck(relid, GetUserId()))
+#endif
+		aclcheck_error(ACLCHECK_NOT_OWNER, OBJECT_FOREIGN_TABLE, name);
+
 	args[0] = ObjectIdGetDatum(relid);
 	SPI_connect();
 	if (SPI_execute_with_args("SELECT name FROM streaming.queries "
@@ -554,7 +563,7 @@ streaming_drop_source(PG_FUNCTION_ARGS)
 						name, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
 				 errhint("Drop the query first with streaming.drop_query().")));
 
-	if (SPI_execute_with_args("DELETE FROM streaming.sources WHERE relid = $1",
+	if (CatalogExecute("DELETE FROM streaming.sources WHERE relid = $1",
 							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete from streaming.sources");
 	SPI_finish();

@@ -82,6 +82,10 @@ struct SourceBatch
 	TimestampTz max_event_time;
 	int64		late_rows;		/* dropped (or, in complete mode, kept) */
 	bool		endless;		/* input never runs out (deterministic rate) */
+	bool		read_all;		/* trigger 'once': no max_*_per_trigger limit */
+	TimestampTz available_now;	/* trigger 'available_now': when the run
+								 * started; input that came later waits for
+								 * the next run (0: no bound) */
 
 	/* filled by the source */
 	void	   *private;

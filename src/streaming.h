@@ -36,4 +36,9 @@ extern void PopCatalogSearchPath(int nestlevel);
 
 extern char *RelationQualifiedName(Oid relid);
 
+/* statements on the catalog, run as its owner (util.c) */
+extern Oid	CatalogOwner(void);
+extern int	CatalogExecute(const char *sql, int nargs, Oid *argtypes, Datum *values,
+						   const char *nulls, bool read_only, long count);
+
 #endif							/* STREAMING_H */

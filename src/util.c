@@ -2,17 +2,22 @@
  *
  * util.c
  *	  Small helpers shared across the extension: reading option objects
- *	  (jsonb) and deparsing under a fixed search_path.
+ *	  (jsonb), deparsing under a fixed search_path, and statements on the
+ *	  extension's catalog run as its owner.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
+#include "utils/syscache.h"
 
 #include "streaming.h"
 
@@ -194,4 +199,53 @@ RelationQualifiedName(Oid relid)
 				 errmsg("relation with OID %u does not exist", relid)));
 	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 									  relname);
+}
+
+/*
+ * CatalogOwner returns the role that owns the extension's catalog tables
+ * (the role that created the extension).
+ */
+Oid
+CatalogOwner(void)
+{
+	Oid			relid = get_relname_relid("queries", get_namespace_oid(STREAMING_SCHEMA, false));
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "catalog table %s.queries is missing", STREAMING_SCHEMA);
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+/*
+ * CatalogExecute runs one statement on the extension's catalog (schema
+ * streaming) as the catalog's owner, with search_path set to pg_catalog.
+ * Every role may read the catalog, but only the extension's functions write
+ * it, after checking that the caller owns what it changes; a query's worker,
+ * which runs as the query's owner, records its batches the same way.  The
+ * statements are the extension's own, with every name qualified, so nothing
+ * the calling role defines can run with the owner's rights.  Call it between
+ * SPI_connect and SPI_finish.
+ */
+int
+CatalogExecute(const char *sql, int nargs, Oid *argtypes, Datum *values,
+			   const char *nulls, bool read_only, long count)
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			nestlevel;
+	int			rc;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(CatalogOwner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	nestlevel = PushCatalogSearchPath();
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, read_only, count);
+	PopCatalogSearchPath(nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	return rc;
 }

@@ -108,7 +108,7 @@ exec_in_transaction(const char *sql, const char *query, const char *text)
 	args[1] = Int32GetDatum(MyProcPid);
 	args[2] = text ? CStringGetTextDatum(text) : (Datum) 0;
 	nulls[2] = text ? ' ' : 'n';
-	if (SPI_execute_with_args(sql, 3, argtypes, args, nulls, false, 0) < 0)
+	if (CatalogExecute(sql, 3, argtypes, args, nulls, false, 0) < 0)
 		elog(ERROR, "could not update the state of query \"%s\"", query);
 	n = SPI_processed;
 	SPI_finish();
@@ -227,6 +227,9 @@ StreamingQueryWorkerMain(Datum main_arg)
 	available_now = strcmp(trigger, "available_now") == 0;
 	if (!once && !available_now)
 		interval_ms = trigger_interval_ms(trigger);
+	/* available_now: the input present now, however many batches it takes */
+	if (available_now)
+		BatchAvailableNow = GetCurrentTimestamp();
 
 	loopcxt = AllocSetContextCreate(TopMemoryContext, "streaming query worker",
 									ALLOCSET_DEFAULT_SIZES);
@@ -363,7 +366,7 @@ update_query(const char *sql, const char *name)
 	Datum		args[1] = {CStringGetTextDatum(name)};
 
 	SPI_connect();
-	if (SPI_execute_with_args(sql, 1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+	if (CatalogExecute(sql, 1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update streaming.queries");
 	SPI_finish();
 }
@@ -376,6 +379,7 @@ StartQuery(const char *name)
 {
 	QueryDef   *q = QueryDefLoad(name, false, false);
 
+	QueryCheckOwner(q);
 	update_query("UPDATE streaming.queries SET enabled = true, status = 'running', "
 				 "last_error = NULL WHERE name = $1", name);
 	if (worker_pids(name) != NIL)
@@ -401,7 +405,7 @@ StopQuery(const char *name, bool disable)
 {
 	ListCell   *lc;
 
-	(void) QueryDefLoad(name, false, false);
+	QueryCheckOwner(QueryDefLoad(name, false, false));
 	foreach(lc, worker_pids(name))
 	{
 		int			pid = lfirst_int(lc);

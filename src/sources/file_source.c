@@ -207,9 +207,17 @@ files_offset_jsonb(int64 nfiles)
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(s)));
 }
 
+static TimestampTz
+timespec_to_timestamptz(const struct timespec *ts)
+{
+	return (TimestampTz) ts->tv_sec * USECS_PER_SEC + ts->tv_nsec / 1000 -
+		((POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * USECS_PER_SEC);
+}
+
 /*
  * file_plan_batch chooses the files of the next batch: those not yet
- * processed, in order, up to max_files_per_trigger.
+ * processed, in order, up to max_files_per_trigger; with 'available_now',
+ * only those modified before the run began.
  */
 static bool
 file_plan_batch(SourceBatch *batch)
@@ -217,7 +225,8 @@ file_plan_batch(SourceBatch *batch)
 	MemoryContext old = MemoryContextSwitchTo(batch->mcxt);
 	FilePlan   *plan = palloc0(sizeof(FilePlan));
 	char	   *dirpath = JsonbGetString(batch->options, "path");
-	int64		max_files = JsonbGetInt64(batch->options, "max_files_per_trigger", 0, 1);
+	int64		max_files = batch->read_all ? 0 :
+		JsonbGetInt64(batch->options, "max_files_per_trigger", 0, 1);
 	bool		latest_first = JsonbGetBool(batch->options, "latest_first", false);
 	HTAB	   *seen = processed_files(batch);
 	ListCell   *lc;
@@ -233,6 +242,10 @@ file_plan_batch(SourceBatch *batch)
 
 		strlcpy(key, fe->path, MAXPGPATH);
 		if (hash_search(seen, key, HASH_FIND, NULL) != NULL)
+			continue;
+		/* 'available_now': files that came after the run began wait */
+		if (batch->available_now != 0 &&
+			timespec_to_timestamptz(&fe->mtime) > batch->available_now)
 			continue;
 		plan->files = lappend(plan->files, fe);
 		off = palloc(sizeof(SourceOffset));

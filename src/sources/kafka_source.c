@@ -33,11 +33,13 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/json.h"
@@ -97,6 +99,9 @@ typedef struct KafkaConn
 	rd_kafka_t *rk;
 	TimestampTz next_attempt;
 	int			backoff_ms;
+	/* 'available_now': the end offsets when the run began bound the run */
+	TimestampTz run_began;
+	HTAB	   *run_ends;		/* OffsetEntry per partition key */
 } KafkaConn;
 
 typedef struct KafkaPartition
@@ -411,6 +416,47 @@ validate_starting_offsets(Jsonb *options)
 	}
 }
 
+/*
+ * check_kafka_privileges: librdkafka settings that load code or run a
+ * command are for superusers only; those that read a file of the server's
+ * need pg_read_server_files, as a file source does.  Other settings only
+ * reach the network, which USAGE on the foreign server grants.
+ */
+static void
+check_kafka_privileges(Jsonb *options)
+{
+	static const char *const code_keys[] = {
+		"plugin.library.paths", "sasl.kerberos.kinit.cmd", "ssl.engine.location",
+		"ssl.providers", "offset.store.method", "offset.store.path", NULL
+	};
+	static const char *const file_keys[] = {
+		"ssl.key.location", "ssl.certificate.location", "ssl.ca.location",
+		"ssl.crl.location", "ssl.keystore.location", "sasl.kerberos.keytab", NULL
+	};
+	ListCell   *lc;
+
+	foreach(lc, JsonbObjectKeys(options))
+	{
+		char	   *key = lfirst(lc);
+
+		if (!is_kafka_key(key))
+			continue;
+		for (int i = 0; code_keys[i]; i++)
+			if (strcmp(key + 6, code_keys[i]) == 0 && !superuser())
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("only a superuser may set option \"%s\"", key),
+						 errdetail("It makes the server load code, run a command or write files.")));
+		for (int i = 0; file_keys[i]; i++)
+			if (strcmp(key + 6, file_keys[i]) == 0 &&
+				!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied to set option \"%s\"", key),
+						 errdetail("Only roles with privileges of the \"pg_read_server_files\" role may name server files.")));
+	}
+}
+
 static void
 kafka_validate(Jsonb *options)
 {
@@ -419,6 +465,7 @@ kafka_validate(Jsonb *options)
 	rd_kafka_conf_t *conf;
 
 	SourceCheckOptionKeys(options, "source kind \"kafka\"", kafka_options, is_kafka_key);
+	check_kafka_privileges(options);
 	if (bootstrap_servers(options) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -856,12 +903,14 @@ kafka_plan_batch(SourceBatch *batch)
 	KafkaConn  *conn = kafka_conn(batch);
 	MemoryContext old = MemoryContextSwitchTo(batch->mcxt);
 	bool		fail_on_loss = JsonbGetBool(batch->options, "fail_on_data_loss", true);
-	int64		max = JsonbGetInt64(batch->options, "max_offsets_per_trigger", 0, 1);
+	int64		max = batch->read_all ? 0 :
+		JsonbGetInt64(batch->options, "max_offsets_per_trigger", 0, 1);
 	List	   *list = NIL;
 	HTAB	   *committed;
 	KafkaPlan  *plan;
 	char	   *why = NULL;
 	bool		first_run;
+	bool		recording = false;
 	bool		moved = false;
 	int64		total = 0;
 	ListCell   *lc;
@@ -893,6 +942,20 @@ kafka_plan_batch(SourceBatch *batch)
 
 	committed = committed_offsets(batch);
 	first_run = committed == NULL;
+	if (batch->available_now != 0 && conn->run_began != batch->available_now)
+	{
+		HASHCTL		ctl;
+
+		if (conn->run_ends)
+			hash_destroy(conn->run_ends);
+		ctl.keysize = NAMEDATALEN * 2;
+		ctl.entrysize = sizeof(OffsetEntry);
+		ctl.hcxt = TopMemoryContext;
+		conn->run_ends = hash_create("kafka available_now ends", 64, &ctl,
+									 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		conn->run_began = batch->available_now;
+		recording = true;
+	}
 	for (i = 0; i < plan->nparts; i++)
 	{
 		KafkaPartition *kp = &plan->parts[i];
@@ -953,6 +1016,16 @@ kafka_plan_batch(SourceBatch *batch)
 			moved = true;
 		}
 		kp->end = kp->high;
+		if (batch->available_now != 0)
+		{
+			/* the run's first batch records the ends; the others stop there */
+			bool		found;
+			OffsetEntry *end = hash_search(conn->run_ends, key, HASH_ENTER, &found);
+
+			if (!found)
+				end->offset = recording ? kp->high : kp->start;
+			kp->end = Max(kp->start, Min(kp->high, end->offset));
+		}
 	}
 	limit_ranges(plan->parts, plan->nparts, max);
 	for (i = 0; i < plan->nparts; i++)

@@ -408,7 +408,8 @@ socket_plan_batch(SourceBatch *batch)
 	SocketConn *conn = socket_conn(batch);
 	char	   *host = JsonbGetString(batch->options, "host");
 	int			port = socket_port(batch->options);
-	int64		max_lines = JsonbGetInt64(batch->options, "max_lines_per_trigger", 0, 1);
+	int64		max_lines = batch->read_all ? 0 :
+		JsonbGetInt64(batch->options, "max_lines_per_trigger", 0, 1);
 	bool		found;
 	int64		committed = SourceCommittedOffset(batch, "lines", 0, &found);
 	MemoryContext old;

@@ -1,0 +1,218 @@
+# The life of a query's worker, beyond 020: it runs as the query's owner, a
+# role without superuser who may run, stop and drop only their own queries;
+# stop() in the middle of a batch rolls that batch back and start() reads
+# it again, nothing lost or doubled; 'once' runs one batch over all the
+# input there is; an idle query waits on its latch instead of spinning;
+# SIGHUP reloads the settings of a running worker.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('lifecycle');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'streaming'
+streaming.launcher_naptime = 1
+streaming.idle_poll = 200
+});
+$node->start;
+
+my $base = $node->basedir;
+my $seq = 0;
+sub put
+{
+	my ($dir, @lines) = @_;
+	mkdir "$base/$dir" unless -d "$base/$dir";
+	$seq++;
+	open my $fh, '>', "$base/$dir/.tmp" or die;
+	print $fh "$_\n" for @lines;
+	close $fh;
+	rename "$base/$dir/.tmp", sprintf("%s/%s/f%04d.csv", $base, $dir, $seq) or die;
+}
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+sub as
+{
+	my ($role, $query) = @_;
+	return $node->safe_psql('postgres', $query, extra_params => ['-U', $role]);
+}
+# runs a statement as a role that is expected to fail; returns stderr
+sub fails_as
+{
+	my ($role, $query) = @_;
+	my ($out, $err) = ('', '');
+	my $rc = $node->psql('postgres', $query, extra_params => ['-U', $role],
+		stdout => \$out, stderr => \$err);
+	return $rc == 0 ? "succeeded: $out" : $err;
+}
+sub wait_for
+{
+	my ($sql, $expected, $what) = @_;
+	my $got = '';
+	for (1 .. 300)
+	{
+		$got = sql($sql);
+		return is($got, $expected, $what) if $got eq $expected;
+		usleep(100_000);
+	}
+	return is($got, $expected, $what);
+}
+
+# a role without superuser, allowed what a user of the extension needs
+sql(q{
+	CREATE EXTENSION streaming;
+	CREATE ROLE alice LOGIN;
+	CREATE ROLE bob LOGIN;
+	CREATE SCHEMA alice AUTHORIZATION alice;
+	GRANT USAGE ON FOREIGN SERVER streaming TO alice, bob;
+	GRANT pg_read_server_files TO alice;
+});
+
+# --- the worker runs as the query's owner
+mkdir "$base/a";
+for my $f (1 .. 4)
+{
+	put('a', map { 'k' . ($_ % 3) . ",$_" } 1 .. 150);
+}
+as('alice', qq{
+	CREATE FUNCTION slow(int) RETURNS boolean LANGUAGE sql AS \$\$SELECT pg_sleep(0.004) IS NOT NULL\$\$;
+	SELECT streaming.create_source('src_a', 'file', 'k text, v int',
+		'{"path": "$base/a", "format": "csv", "max_files_per_trigger": 1}');
+	SELECT streaming.create_query('totals',
+		'SELECT k, count(*) AS n, sum(v) AS total FROM src_a WHERE slow(v) GROUP BY k', output_mode => 'update');
+});
+wait_for(q{SELECT last_batch_id >= 0 FROM streaming.queries WHERE name = 'totals'}, 't',
+	'a query of a role without superuser runs');
+is(sql(q{SELECT usename FROM pg_stat_activity WHERE application_name = 'streaming query totals'}), 'alice',
+	'its worker runs as the query\'s owner');
+is(sql(q{SELECT owner, c.relowner::regrole FROM streaming.queries q JOIN pg_class c ON c.oid = q.state_table
+	WHERE name = 'totals'}), 'alice|alice', 'the owner owns the state table in the streaming schema');
+
+# --- stop() in the middle of a batch: the batch rolls back, start() reads it again
+usleep(200_000);
+as('alice', q{SELECT streaming.stop('totals')});
+is(sql(q{SELECT count(*) FROM pg_stat_activity WHERE application_name = 'streaming query totals'}), '0',
+	'stop() in a batch returns once the worker has exited');
+my $done = sql(q{SELECT last_batch_id FROM streaming.queries WHERE name = 'totals'}) + 1;
+ok($done >= 1 && $done < 4, "stopped after $done of 4 batches");
+is(sql(q{SELECT sum(n) || '/' || (SELECT count(*) FROM streaming.offsets WHERE query = 'totals')
+	|| '/' || (SELECT count(*) FROM streaming.progress WHERE query = 'totals') FROM alice.totals}),
+	150 * $done . "/$done/$done", 'results, offsets and progress hold exactly the committed batches');
+as('alice', q{SELECT streaming.start('totals')});
+wait_for(q{SELECT sum(n) FROM alice.totals}, '600', 'start() reads the rest');
+is(sql(q{SELECT string_agg(k || '=' || n || '/' || total, ',' ORDER BY k) FROM alice.totals}),
+	'k0=200/15300,k1=200/14900,k2=200/15100', 'every row counted once');
+is(sql(q{SELECT count(*), min(batch_id), max(batch_id) FROM streaming.progress WHERE query = 'totals'}),
+	'4|0|3', 'four batches, one per file, none doubled');
+
+# --- only the owner (or a member of the owner's role) manages a query
+like(fails_as('bob', q{SELECT streaming.stop('totals')}), qr/must be owner of continuous query "totals"/,
+	'another role cannot stop the query');
+like(fails_as('bob', q{SELECT streaming.run('totals')}), qr/must be owner of continuous query "totals"/,
+	'nor run it');
+like(fails_as('bob', q{SELECT streaming.drop_query('totals')}), qr/must be owner of continuous query "totals"/,
+	'nor drop it');
+like(fails_as('bob', q{UPDATE streaming.queries SET enabled = false}), qr/permission denied for table queries/,
+	'nor write the catalog directly');
+like(fails_as('alice', q{DELETE FROM streaming.offsets}), qr/permission denied for table offsets/,
+	'not even the owner writes the catalog but through the functions');
+is(sql(q{SELECT status FROM streaming.queries WHERE name = 'totals'}), 'running', 'the query still runs');
+sql(q{GRANT alice TO bob});
+as('bob', q{SELECT streaming.stop('totals')});
+is(sql(q{SELECT status FROM streaming.queries WHERE name = 'totals'}), 'stopped',
+	'a member of the owner\'s role may stop it');
+
+# --- 'once': one batch over all the input there is, limits notwithstanding
+put('b', 'x,1', 'y,2');
+put('b', 'x,3');
+put('b', 'z,4');
+as('alice', qq{
+	SELECT streaming.create_source('src_b', 'file', 'k text, v int',
+		'{"path": "$base/b", "format": "csv", "max_files_per_trigger": 1}');
+	SELECT streaming.create_query('once_only', 'SELECT k, sum(v) AS total FROM src_b GROUP BY k',
+		output_mode => 'complete', trigger => 'once');
+});
+wait_for(q{SELECT status FROM streaming.queries WHERE name = 'once_only'}, 'finished', "'once' finishes");
+is(sql(q{SELECT string_agg(k || '=' || total, ',' ORDER BY k) FROM alice.once_only}), 'x=4,y=2,z=4',
+	'its one batch read every file present');
+is(sql(q{SELECT count(*) || '/' || max(input_rows) FROM streaming.progress WHERE query = 'once_only'}), '1/4',
+	'in one batch of four rows');
+put('b', 'x,100');
+sleep 1;
+is(sql(q{SELECT total FROM alice.once_only WHERE k = 'x'}), '4', 'and nothing after it');
+
+# --- 'available_now': the input present when the run began, in as many
+# batches as the limits require; what comes later waits for the next run
+for my $f (1 .. 3)
+{
+	put('d', map { "d$f,$_" } 1 .. 100);
+}
+as('alice', qq{
+	SELECT streaming.create_source('src_d', 'file', 'k text, v int',
+		'{"path": "$base/d", "format": "csv", "max_files_per_trigger": 1}');
+	SELECT streaming.create_query('now_only', 'SELECT k, count(*) AS n FROM src_d WHERE slow(v) GROUP BY k',
+		output_mode => 'complete', trigger => 'available_now');
+});
+wait_for(q{SELECT last_batch_id >= 0 FROM streaming.queries WHERE name = 'now_only'}, 't',
+	"'available_now' runs");
+put('d', map { "late,$_" } 1 .. 100);
+wait_for(q{SELECT status FROM streaming.queries WHERE name = 'now_only'}, 'finished', "'available_now' finishes");
+is(sql(q{SELECT string_agg(k || '=' || n, ',' ORDER BY k) FROM alice.now_only}), 'd1=100,d2=100,d3=100',
+	'with the files present when it began, not the one that came during the run');
+is(sql(q{SELECT count(*) FROM streaming.progress WHERE query = 'now_only'}), '3', 'in three batches');
+as('alice', q{SELECT streaming.start('now_only')});
+wait_for(q{SELECT string_agg(k || '=' || n, ',' ORDER BY k) FROM alice.now_only}, 'd1=100,d2=100,d3=100,late=100',
+	'the next run reads the rest');
+wait_for(q{SELECT status FROM streaming.queries WHERE name = 'now_only'}, 'finished', 'and finishes again');
+
+# --- an idle query waits on its latch: no batches, next to no CPU
+mkdir "$base/c";
+as('alice', qq{
+	SELECT streaming.create_source('src_c', 'file', 'k text, v int', '{"path": "$base/c", "format": "csv"}');
+	SELECT streaming.create_query('idle', 'SELECT k, count(*) AS n FROM src_c GROUP BY k', output_mode => 'update');
+});
+my $pid = '';
+for (1 .. 100)
+{
+	$pid = sql(q{SELECT pid FROM pg_stat_activity WHERE application_name = 'streaming query idle'});
+	last if $pid ne '';
+	usleep(100_000);
+}
+ok($pid ne '', 'the idle query has a worker');
+sub cpu_ticks
+{
+	open my $fh, '<', "/proc/$_[0]/stat" or return -1;
+	my @f = split ' ', (split /\) /, <$fh>)[1];
+	close $fh;
+	return $f[11] + $f[12];	# utime + stime
+}
+my $ticks = cpu_ticks($pid);
+sleep 3;
+my $used = cpu_ticks($pid) - $ticks;
+ok($used >= 0 && $used < 30, "an idle worker used $used CPU ticks in 3 seconds (a busy loop takes about 300)");
+is(sql(q{SELECT last_batch_id || '/' || (SELECT count(*) FROM streaming.progress WHERE query = 'idle')
+	FROM streaming.queries WHERE name = 'idle'}), '-1/0', 'and recorded no batch');
+put('c', 'p,1');
+wait_for(q{SELECT n FROM alice.idle WHERE k = 'p'}, '1', 'input wakes it within a poll');
+
+# --- SIGHUP: a running worker takes new settings
+as('alice', q{
+	SELECT streaming.create_source('ticks', 'rate', options => '{"rows_per_batch": 5}');
+	SELECT streaming.create_query('tick_count', 'SELECT count(*) AS n FROM ticks', output_mode => 'complete',
+		trigger => '100 ms');
+});
+wait_for(q{SELECT count(*) >= 8 FROM streaming.progress WHERE query = 'tick_count'}, 't', 'the rate query runs');
+my $worker = sql(q{SELECT pid FROM pg_stat_activity WHERE application_name = 'streaming query tick_count'});
+sql(q{ALTER SYSTEM SET streaming.progress_retention = 3; SELECT pg_reload_conf()});
+wait_for(q{SELECT count(*) FROM streaming.progress WHERE query = 'tick_count'}, '3',
+	'after a reload the worker keeps only streaming.progress_retention progress rows');
+is(sql(q{SELECT pid FROM pg_stat_activity WHERE application_name = 'streaming query tick_count'}), $worker,
+	'without a restart');
+is(sql(q{SELECT max(batch_id) - min(batch_id) FROM streaming.progress WHERE query = 'tick_count'}), '2',
+	'the three latest');
+
+$node->stop;
+done_testing();

@@ -339,6 +339,34 @@ wait_for(q{SELECT state, condition LIKE 'waiting for Kafka%' FROM streaming.stat
 broker('up 1');
 wait_for(q{SELECT n FROM cold_n}, '3', 'and reads the topic once the broker is up');
 
+# --- 'available_now': the end offsets its first batch saw bound the run;
+# 'once': one batch over everything, limits notwithstanding
+broker('topic bounded 2');
+broker("producefile bounded 0 $lines") for 1 .. 3;
+broker("producefile bounded 1 $lines") for 1 .. 3;
+sql(qq{
+	CREATE FUNCTION slower(text) RETURNS boolean LANGUAGE sql AS \$\$SELECT pg_sleep(0.05) IS NOT NULL\$\$;
+	SELECT streaming.create_source('bounded', 'kafka', NULL,
+		'{${\ source_opts(topic => '"bounded"', format => '"text"', starting_offsets => '"earliest"', max_offsets_per_trigger => 10)}}');
+	SELECT streaming.create_query('bounded_now', 'SELECT count(*) AS n FROM bounded WHERE slower(value)',
+		output_mode => 'complete', trigger => 'available_now');
+});
+wait_for(q{SELECT last_batch_id >= 0 FROM streaming.queries WHERE name = 'bounded_now'}, 't', "'available_now' runs");
+broker("producefile bounded 0 $lines");
+broker("producefile bounded 1 $lines");
+wait_for(q{SELECT status FROM streaming.queries WHERE name = 'bounded_now'}, 'finished', "'available_now' finishes");
+is(sql(q{SELECT n FROM bounded_now}) . '/' . sql(q{SELECT count(*) FROM streaming.progress WHERE query = 'bounded_now'}),
+	'60/6', 'the 60 messages there when it began, in six batches of ten; not the 20 produced during the run');
+sql(q{SELECT streaming.start('bounded_now')});
+wait_for(q{SELECT n FROM bounded_now}, '80', 'the next run reads them');
+sql(q{
+	SELECT streaming.create_query('bounded_once', 'SELECT count(*) AS n FROM bounded',
+		output_mode => 'complete', trigger => 'once');
+});
+wait_for(q{SELECT status FROM streaming.queries WHERE name = 'bounded_once'}, 'finished', "'once' finishes");
+is(sql(q{SELECT n FROM bounded_once}) . '/' . sql(q{SELECT count(*) || '/' || max(input_rows) FROM streaming.progress WHERE query = 'bounded_once'}),
+	'80/1/80', "'once' reads all 80 messages in one batch, max_offsets_per_trigger notwithstanding");
+
 sql(q{SELECT streaming.stop('eo_totals'); SELECT streaming.stop('cold_n')});
 $node->stop;
 $bin .= "quit\n";

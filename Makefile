@@ -15,6 +15,9 @@ SHLIB_LINK += -lrdkafka
 REGRESS = $(sort $(basename $(notdir $(filter-out sql/streaming--%,$(wildcard sql/*.sql)))))
 REGRESS_OPTS = --inputdir=$(srcdir) --outputdir=$(CURDIR)/results
 
+# isolation specs (specs/*.spec vs expected/*.out): concurrent sessions
+ISOLATION = $(sort $(basename $(notdir $(wildcard specs/*.spec))))
+
 PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 

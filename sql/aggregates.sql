@@ -4,7 +4,7 @@
 CREATE EXTENSION streaming;
 -- batches are driven by run() here, not by background workers
 SET streaming.autostart = off;
-COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/aggregates && mkdir -p /tmp/streaming_regress/aggregates';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/aggregates && mkdir -p /tmp/streaming_regress/aggregates';
 SELECT streaming.create_source('m', 'file', 'k text, i int, f float8, d numeric, b boolean',
          '{"path": "/tmp/streaming_regress/aggregates", "format": "csv", "max_files_per_trigger": 1}');
 

@@ -2,7 +2,7 @@
 CREATE EXTENSION streaming;
 -- batches are driven by run() here, not by background workers
 SET streaming.autostart = off;
-COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/complete && mkdir -p /tmp/streaming_regress/complete';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/complete && mkdir -p /tmp/streaming_regress/complete';
 
 SELECT streaming.create_source('orders', 'file',
          schema  => 'id int, name text, value float8',

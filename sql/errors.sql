@@ -2,7 +2,7 @@
 CREATE EXTENSION streaming;
 -- batches are driven by run() here, not by background workers
 SET streaming.autostart = off;
-COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/errors && mkdir -p /tmp/streaming_regress/errors';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/errors && mkdir -p /tmp/streaming_regress/errors';
 SELECT streaming.create_source('src', 'file', 'k text, v int',
          '{"path": "/tmp/streaming_regress/errors", "format": "csv"}');
 CREATE TABLE plain (k text, v int);

@@ -3,7 +3,7 @@
 CREATE EXTENSION streaming;
 -- batches are driven by run() here, not by background workers
 SET streaming.autostart = off;
-COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/formats && mkdir -p /tmp/streaming_regress/formats/csv /tmp/streaming_regress/formats/text /tmp/streaming_regress/formats/json /tmp/streaming_regress/formats/bad';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/formats && mkdir -p /tmp/streaming_regress/formats/csv /tmp/streaming_regress/formats/text /tmp/streaming_regress/formats/json /tmp/streaming_regress/formats/bad';
 
 -- csv with another delimiter, quote and null marker
 SELECT streaming.create_source('csv_in', 'file', 'id int, label text, amount numeric',

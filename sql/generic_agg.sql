@@ -3,7 +3,7 @@
 CREATE EXTENSION streaming;
 -- batches are driven by run() here, not by background workers
 SET streaming.autostart = off;
-COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/generic && mkdir -p /tmp/streaming_regress/generic';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/generic && mkdir -p /tmp/streaming_regress/generic';
 SELECT streaming.create_source('pts', 'file', 'k text, x float8, y float8, flags int',
          '{"path": "/tmp/streaming_regress/generic", "format": "csv", "max_files_per_trigger": 1}');
 SELECT streaming.create_query('fit',

@@ -3,7 +3,7 @@
 CREATE EXTENSION streaming;
 -- batches are driven by run() here, not by background workers
 SET streaming.autostart = off;
-COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/incremental && mkdir -p /tmp/streaming_regress/incremental';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/incremental && mkdir -p /tmp/streaming_regress/incremental';
 
 SELECT streaming.create_source('readings', 'file',
          schema  => 'sensor int, value int',

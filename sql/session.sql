@@ -4,7 +4,7 @@ CREATE EXTENSION streaming;
 -- batches are driven by run() here, not by background workers
 SET streaming.autostart = off;
 SET TimeZone = 'UTC';
-COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/session && mkdir -p /tmp/streaming_regress/session/c /tmp/streaming_regress/session/a';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/session && mkdir -p /tmp/streaming_regress/session/c /tmp/streaming_regress/session/a';
 SELECT streaming.session_window('2024-01-01 00:00:10+00', '5 seconds');
 
 CREATE FUNCTION feed(dir text, batch int, VARIADIC ev text[]) RETURNS void LANGUAGE plpgsql AS $$

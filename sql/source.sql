@@ -2,7 +2,7 @@
 CREATE EXTENSION streaming;
 -- batches are driven by run() here, not by background workers
 SET streaming.autostart = off;
-COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/source && mkdir -p /tmp/streaming_regress/source';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/source && mkdir -p /tmp/streaming_regress/source';
 
 -- each failure as (code, message, detail, hint)
 CREATE FUNCTION try(stmt text, OUT code text, OUT message text, OUT detail text, OUT hint text)

@@ -2,7 +2,7 @@
 -- read back by the scan of the source
 CREATE EXTENSION streaming;
 SET streaming.autostart = off;
-COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/spill && mkdir -p /tmp/streaming_regress/spill';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/spill && mkdir -p /tmp/streaming_regress/spill';
 SET work_mem = '64kB';
 COPY (SELECT 'k' || (i % 10), i, repeat('x', 50) FROM generate_series(1, 20000) i)
   TO '/tmp/streaming_regress/spill/1.csv' WITH (FORMAT csv);

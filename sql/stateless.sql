@@ -2,7 +2,7 @@
 CREATE EXTENSION streaming;
 -- batches are driven by run() here, not by background workers
 SET streaming.autostart = off;
-COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/stateless && mkdir -p /tmp/streaming_regress/stateless';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/stateless && mkdir -p /tmp/streaming_regress/stateless';
 
 CREATE TABLE products (id int PRIMARY KEY, label text);
 INSERT INTO products VALUES (1, 'apple'), (2, 'pear');

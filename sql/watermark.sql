@@ -6,7 +6,7 @@ CREATE EXTENSION streaming;
 -- batches are driven by run() here, not by background workers
 SET streaming.autostart = off;
 SET TimeZone = 'UTC';
-COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/wm && mkdir -p /tmp/streaming_regress/wm/append /tmp/streaming_regress/wm/update /tmp/streaming_regress/wm/complete /tmp/streaming_regress/wm/bounded';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/wm && mkdir -p /tmp/streaming_regress/wm/append /tmp/streaming_regress/wm/update /tmp/streaming_regress/wm/complete /tmp/streaming_regress/wm/bounded';
 
 CREATE TABLE writes (seq serial, query text, op text, start int, n bigint);
 CREATE FUNCTION log_write() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -25,7 +25,7 @@ SELECT streaming.window(now(), '5 seconds', '10 seconds');
 SELECT streaming.window('infinity', '5 seconds');
 
 -- a sliding-window count over a stream: each row counts in every window that contains it
-COPY (SELECT 1) TO PROGRAM 'rm -rf /tmp/streaming_regress/window && mkdir -p /tmp/streaming_regress/window';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/window && mkdir -p /tmp/streaming_regress/window';
 SELECT streaming.create_source('clicks', 'file', 'ts timestamptz, page text',
          '{"path": "/tmp/streaming_regress/window", "format": "csv"}');
 SELECT streaming.create_query('sliding',

@@ -3,7 +3,8 @@
 # stop() in the middle of a batch rolls that batch back and start() reads
 # it again, nothing lost or doubled; 'once' runs one batch over all the
 # input there is; an idle query waits on its latch instead of spinning;
-# SIGHUP reloads the settings of a running worker.
+# SIGHUP reloads the settings of a running worker; a query whose batch
+# fails resumes, once fixed, with nothing lost.
 use strict;
 use warnings;
 
@@ -167,6 +168,29 @@ as('alice', q{SELECT streaming.start('now_only')});
 wait_for(q{SELECT string_agg(k || '=' || n, ',' ORDER BY k) FROM alice.now_only}, 'd1=100,d2=100,d3=100,late=100',
 	'the next run reads the rest');
 wait_for(q{SELECT status FROM streaming.queries WHERE name = 'now_only'}, 'finished', 'and finishes again');
+
+# --- a failing batch fails its query alone; fix the cause, start() resumes
+# with nothing lost: the failed batch rolled back whole
+mkdir "$base/e";
+as('alice', qq{
+	SELECT streaming.create_source('src_e', 'file', 'k text, v int', '{"path": "$base/e", "format": "csv"}');
+	SELECT streaming.create_query('capped', 'SELECT k, count(*) AS n FROM src_e GROUP BY k', output_mode => 'update');
+});
+put('e', 'a,1');
+wait_for(q{SELECT string_agg(k || '=' || n, ',' ORDER BY k) FROM alice.capped}, 'a=1', 'a query to break');
+as('alice', q{ALTER TABLE alice.capped ADD CONSTRAINT small CHECK (n < 3)});
+put('e', 'a,2', 'b,1', 'a,3');
+wait_for(q{SELECT status FROM streaming.queries WHERE name = 'capped'}, 'failed', 'a batch the result table refuses fails the query');
+like(sql(q{SELECT last_error FROM streaming.status WHERE name = 'capped'}), qr/violates check constraint "small"/,
+	'last_error says why');
+is(sql(q{SELECT string_agg(k || '=' || n, ',' ORDER BY k) FROM alice.capped}) . '|'
+	. sql(q{SELECT count(*) FROM streaming.offsets WHERE query = 'capped'}), 'a=1|1',
+	'nothing of the failed batch was kept, its file not marked read');
+as('alice', q{ALTER TABLE alice.capped DROP CONSTRAINT small; SELECT streaming.start('capped')});
+wait_for(q{SELECT string_agg(k || '=' || n, ',' ORDER BY k) FROM alice.capped}, 'a=3,b=1',
+	'once fixed, start() reads the batch again, every row once');
+is(sql(q{SELECT status, last_error IS NULL FROM streaming.queries WHERE name = 'capped'}), 'running|t',
+	'and the query runs again');
 
 # --- an idle query waits on its latch: no batches, next to no CPU
 mkdir "$base/c";

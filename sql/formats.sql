@@ -61,6 +61,17 @@ SELECT streaming.create_query('bad_fail', 'SELECT count(*) AS n FROM bad_csv',
 SELECT streaming.run('bad_fail');
 SELECT last_batch_id FROM streaming.queries WHERE name = 'bad_fail';
 
+-- neither a line "\." (COPY's end-of-data marker) nor a byte that is not
+-- UTF-8 ends a csv file early: each is one bad record, and the rest is read
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && mkdir -p /tmp/streaming_regress/formats/marker && printf ''a,1\n\\.\nb\377,2\nc,3\n"d\n\\.\n",4\ne,5\n'' > /tmp/streaming_regress/formats/marker/m.csv';
+SELECT streaming.create_source('marker_csv', 'file', 'k text, v int',
+         '{"path": "/tmp/streaming_regress/formats/marker", "format": "csv"}');
+SELECT streaming.create_query('marker_rows', 'SELECT k, v FROM marker_csv');
+SELECT streaming.run('marker_rows');
+SELECT k, v FROM marker_rows ORDER BY v;
+SELECT regexp_replace(position, '.*/', '') AS position, payload, error
+  FROM streaming.dead_letters WHERE query = 'marker_rows' ORDER BY id;
+
 -- json records that are not objects, not JSON, or of the wrong type
 COPY (VALUES ('[1, 2]'), ('{"id": 5, "name": "fine"}'), ('{"id": "five"}'), ('{"id": 6,'))
   TO '/tmp/streaming_regress/formats/json/b.json' WITH (FORMAT csv, QUOTE E'\x01', DELIMITER E'\x02');

@@ -8,6 +8,13 @@
  * several for a quoted field that spans lines) and its line number are
  * known when a record must go to the dead letters.
  *
+ * Two things in a file would stop COPY for the rest of it, so the feed
+ * keeps them from COPY: bytes that are not valid in the server encoding
+ * (COPY reports the error again on every later call) are passed as '?' and
+ * their record goes to the dead letters with the encoding error; and a
+ * line "\." (COPY's end-of-data marker) is passed quoted, as the one-field
+ * record it is in a file.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -33,6 +40,7 @@ typedef struct CsvRawRecord
 	int64		line;			/* where the record starts */
 	char	   *data;			/* its raw bytes */
 	int			len;
+	char	   *bad_encoding;	/* why its bytes are invalid, or NULL */
 } CsvRawRecord;
 
 typedef struct CsvFeed
@@ -43,6 +51,8 @@ typedef struct CsvFeed
 	bool		in_quotes;		/* the record being fed is inside quotes */
 	StringInfoData record;		/* raw bytes of the record being fed */
 	int64		record_line;
+	char	   *record_bad_encoding;	/* of the record being fed, or NULL */
+	StringInfoData fed;			/* the line as COPY gets it */
 	List	   *records;		/* complete records not yet returned */
 	MemoryContext cxt;			/* for the queue */
 	int			pending_off;	/* bytes of reader.line already fed */
@@ -89,10 +99,52 @@ csv_track_line(CsvFeed *feed, const char *line, int len)
 		r->line = feed->record_line;
 		r->len = LineContentLength(feed->record.data, feed->record.len);
 		r->data = pnstrdup(feed->record.data, r->len);
+		r->bad_encoding = feed->record_bad_encoding ? pstrdup(feed->record_bad_encoding) : NULL;
 		feed->records = lappend(feed->records, r);
 	}
 	MemoryContextSwitchTo(old);
 	resetStringInfo(&feed->record);
+	feed->record_bad_encoding = NULL;
+}
+
+/*
+ * csv_prepare_line makes feed->fed, what COPY gets of the line just read:
+ * invalid bytes become '?' (the record is marked), and a "\." line that
+ * starts a record is quoted.
+ */
+static void
+csv_prepare_line(CsvFeed *feed, bool record_start)
+{
+	const char *line = feed->reader.line.data;
+	int			len = feed->reader.line.len;
+	int			content = LineContentLength(line, len);
+	int			encoding = GetDatabaseEncoding();
+
+	resetStringInfo(&feed->fed);
+	if (record_start && content == 2 && line[0] == '\\' && line[1] == '.')
+	{
+		appendStringInfo(&feed->fed, "%c\\.%c", feed->quote, feed->quote);
+		appendBinaryStringInfo(&feed->fed, line + content, len - content);
+		return;
+	}
+	for (int i = 0; i < len;)
+	{
+		int			n = line[i] == '\0' ? -1 : pg_encoding_verifymbchar(encoding, line + i, len - i);
+
+		if (n > 0)
+		{
+			appendBinaryStringInfo(&feed->fed, line + i, n);
+			i += n;
+			continue;
+		}
+		if (feed->record_bad_encoding == NULL)
+			feed->record_bad_encoding =
+				MemoryContextStrdup(feed->cxt,
+									psprintf("invalid byte sequence for encoding \"%s\": 0x%02x",
+											 GetDatabaseEncodingName(), (unsigned char) line[i]));
+		appendStringInfoChar(&feed->fed, '?');
+		i++;
+	}
 }
 
 /*
@@ -116,14 +168,15 @@ csv_feed_lines(void *outbuf, int minread, int maxread)
 			}
 			return 0;
 		}
+		csv_prepare_line(feed, feed->record.len == 0);
 		csv_track_line(feed, feed->reader.line.data, feed->reader.line.len);
 		feed->pending = true;
 		feed->pending_off = 0;
 	}
-	n = Min(maxread, feed->reader.line.len - feed->pending_off);
-	memcpy(outbuf, feed->reader.line.data + feed->pending_off, n);
+	n = Min(maxread, feed->fed.len - feed->pending_off);
+	memcpy(outbuf, feed->fed.data + feed->pending_off, n);
 	feed->pending_off += n;
-	if (feed->pending_off >= feed->reader.line.len)
+	if (feed->pending_off >= feed->fed.len)
 		feed->pending = false;
 	return n;
 }
@@ -157,7 +210,7 @@ csv_error(void *arg, const char *position, const char *payload, int payload_len,
 					 NULL, 0, message);
 	else
 		feed->err_cb(feed->err_arg, psprintf("%s:" INT64_FORMAT, feed->path, r->line),
-					 r->data, r->len, message);
+					 r->data, r->len, r->bad_encoding ? r->bad_encoding : message);
 }
 
 typedef struct CsvRecord
@@ -212,6 +265,7 @@ CsvDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 	memset(&feed, 0, sizeof(feed));
 	LineReaderOpen(&feed.reader, path);
 	initStringInfo(&feed.record);
+	initStringInfo(&feed.fed);
 	feed.quote = opts->quote[0];
 	feed.escape = opts->escape[0];
 	feed.err_cb = err_cb;
@@ -253,12 +307,19 @@ CsvDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 			}
 			if (ok)
 			{
-				(void) csv_pop_record(&feed);
-				for (int i = 0; i < desc->natts; i++)
-					if (TupleDescAttr(desc, i)->attisdropped)
-						rec.nulls[i] = true;
-				row_cb(arg, rec.values, rec.nulls);
-				nrows++;
+				CsvRawRecord *r = csv_pop_record(&feed);
+
+				if (r != NULL && r->bad_encoding != NULL)
+					err_cb(arg, psprintf("%s:" INT64_FORMAT, path, r->line), r->data, r->len,
+						   r->bad_encoding);
+				else
+				{
+					for (int i = 0; i < desc->natts; i++)
+						if (TupleDescAttr(desc, i)->attisdropped)
+							rec.nulls[i] = true;
+					row_cb(arg, rec.values, rec.nulls);
+					nrows++;
+				}
 			}
 			MemoryContextSwitchTo(old);
 			ResetExprContext(rec.econtext);

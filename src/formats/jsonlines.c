@@ -163,6 +163,46 @@ JsonLineCreate(TupleDesc desc, ColumnInputs *inputs, const bool *skip,
 }
 
 /*
+ * The parser recurses once per level of nesting and stops the whole batch
+ * when it runs out of stack; a record nested deeper than this is a dead
+ * letter instead.  Only a line longer than the limit can be that deep, so
+ * ordinary lines are not scanned.
+ */
+#define JSON_MAX_DEPTH 1000
+
+static bool
+json_too_deep(const char *text, int len)
+{
+	int			depth = 0;
+	bool		in_string = false;
+
+	if (len <= JSON_MAX_DEPTH)
+		return false;
+	for (int i = 0; i < len; i++)
+	{
+		char		c = text[i];
+
+		if (in_string)
+		{
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		}
+		else if (c == '"')
+			in_string = true;
+		else if (c == '[' || c == '{')
+		{
+			if (++depth > JSON_MAX_DEPTH)
+				return true;
+		}
+		else if (c == ']' || c == '}')
+			depth--;
+	}
+	return false;
+}
+
+/*
  * JsonLineDecode decodes one JSON object (text in the server encoding,
  * already verified, NUL-terminated at len).  On failure it reports to
  * err_cb, with payload as the record's bytes, and returns false.
@@ -177,6 +217,12 @@ JsonLineDecode(JsonLine *jl, char *text, int len, bool careful, const char *posi
 		jl->texts[i] = NULL;
 	jl->field = -1;
 	jl->not_object = true;
+	if (json_too_deep(text, len))
+	{
+		err_cb(arg, position, payload, payload_len,
+			   psprintf("the record is nested more than %d levels deep", JSON_MAX_DEPTH));
+		return false;
+	}
 #if PG_VERSION_NUM >= 170000
 	jl->lex = makeJsonLexContextCstringLen(NULL, text, len, GetDatabaseEncoding(), true);
 #else

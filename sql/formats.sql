@@ -62,8 +62,9 @@ SELECT streaming.run('bad_fail');
 SELECT last_batch_id FROM streaming.queries WHERE name = 'bad_fail';
 
 -- neither a line "\." (COPY's end-of-data marker) nor a byte that is not
--- UTF-8 ends a csv file early: each is one bad record, and the rest is read
-COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && mkdir -p /tmp/streaming_regress/formats/marker && printf ''a,1\n\\.\nb\377,2\nc,3\n"d\n\\.\n",4\ne,5\n'' > /tmp/streaming_regress/formats/marker/m.csv';
+-- UTF-8 (a NUL included) ends a csv file early: each is one bad record,
+-- kept with its raw bytes, and the rest is read
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && mkdir -p /tmp/streaming_regress/formats/marker && printf ''a,1\n\\.\nb\377,2\nc,3\n"d\n\\.\n",4\ne,5\nf\000g,6\nh,7\n'' > /tmp/streaming_regress/formats/marker/m.csv';
 SELECT streaming.create_source('marker_csv', 'file', 'k text, v int',
          '{"path": "/tmp/streaming_regress/formats/marker", "format": "csv"}');
 SELECT streaming.create_query('marker_rows', 'SELECT k, v FROM marker_csv');

@@ -98,7 +98,10 @@ csv_track_line(CsvFeed *feed, const char *line, int len)
 
 		r->line = feed->record_line;
 		r->len = LineContentLength(feed->record.data, feed->record.len);
-		r->data = pnstrdup(feed->record.data, r->len);
+		/* raw bytes, NULs included: not pnstrdup, which stops at a NUL */
+		r->data = palloc(r->len + 1);
+		memcpy(r->data, feed->record.data, r->len);
+		r->data[r->len] = '\0';
 		r->bad_encoding = feed->record_bad_encoding ? pstrdup(feed->record_bad_encoding) : NULL;
 		feed->records = lappend(feed->records, r);
 	}

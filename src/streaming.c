@@ -11,6 +11,8 @@
 
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "tcop/utility.h"
 #include "utils/guc.h"
 
 #include "streaming.h"
@@ -24,6 +26,25 @@ bool		streaming_autostart = true;
 bool		streaming_preloaded = false;
 
 void		_PG_init(void);
+
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/*
+ * streaming_ProcessUtility: before DROP DATABASE, end the query workers
+ * connected to that database, which would otherwise make it fail.
+ */
+static void
+streaming_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+						 ProcessUtilityContext context, ParamListInfo params,
+						 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (IsA(pstmt->utilityStmt, DropdbStmt))
+		StopDatabaseWorkers(((DropdbStmt *) pstmt->utilityStmt)->dbname);
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+}
 
 /*
  * _PG_init declares the GUCs, and registers the launcher when the library
@@ -77,6 +98,9 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("streaming");
+
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = streaming_ProcessUtility;
 
 	if (process_shared_preload_libraries_in_progress)
 	{

@@ -20,6 +20,8 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "commands/dbcommands.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -28,6 +30,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -421,6 +424,47 @@ StopQuery(const char *name, bool disable)
 	if (disable)
 		update_query("UPDATE streaming.queries SET enabled = false, status = 'stopped', "
 					 "worker_pid = NULL, condition = NULL WHERE name = $1", name);
+}
+
+/*
+ * StopDatabaseWorkers ends the query workers of a database that is about to
+ * be dropped (DROP DATABASE refuses while other sessions are connected), as
+ * far as the dropping role may: its own workers, or all with superuser or
+ * pg_signal_backend.  The queries stay enabled: if the drop fails after
+ * all, the launcher starts them again.
+ */
+void
+StopDatabaseWorkers(const char *dbname)
+{
+	Oid			dboid = get_database_oid(dbname, true);
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1];
+	List	   *pids = NIL;
+	ListCell   *lc;
+
+	if (!OidIsValid(dboid) || dboid == MyDatabaseId)
+		return;
+	args[0] = ObjectIdGetDatum(dboid);
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT pid, usesysid FROM pg_catalog.pg_stat_activity "
+							  "WHERE datid = $1 AND backend_type = '" STREAMING_WORKER_TYPE "'",
+							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_stat_activity");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		int			pid = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		Oid			role = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+
+		if (!isnull && (has_privs_of_role(GetUserId(), role) ||
+						has_privs_of_role(GetUserId(), ROLE_PG_SIGNAL_BACKEND)))
+			pids = lappend_int(pids, pid);
+	}
+	SPI_finish();
+
+	foreach(lc, pids)
+		(void) DirectFunctionCall2(pg_terminate_backend,
+								   Int32GetDatum(lfirst_int(lc)), Int64GetDatum(5000));
 }
 
 /*

@@ -29,4 +29,5 @@ PGDLLEXPORT void StreamingQueryWorkerMain(Datum main_arg);
 extern bool streaming_preloaded;
 extern void StartQuery(const char *name);
 extern void StopQuery(const char *name, bool disable);
+extern void StopDatabaseWorkers(const char *dbname);
 #endif							/* STREAMING_WORKER_H */

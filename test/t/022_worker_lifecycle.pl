@@ -4,7 +4,8 @@
 # it again, nothing lost or doubled; 'once' runs one batch over all the
 # input there is; an idle query waits on its latch instead of spinning;
 # SIGHUP reloads the settings of a running worker; a query whose batch
-# fails resumes, once fixed, with nothing lost.
+# fails resumes, once fixed, with nothing lost; DROP DATABASE ends the
+# workers of the database it drops.
 use strict;
 use warnings;
 
@@ -237,6 +238,20 @@ is(sql(q{SELECT pid FROM pg_stat_activity WHERE application_name = 'streaming qu
 	'without a restart');
 is(sql(q{SELECT max(batch_id) - min(batch_id) FROM streaming.progress WHERE query = 'tick_count'}), '2',
 	'the three latest');
+
+# --- DROP DATABASE ends the workers of the database it drops
+sql(q{CREATE DATABASE doomed_db});
+$node->safe_psql('doomed_db', q{
+	CREATE EXTENSION streaming;
+	SELECT streaming.create_source('t', 'rate', options => '{"rows_per_batch": 5}');
+	SELECT streaming.create_query('tq', 'SELECT count(*) AS n FROM t', output_mode => 'complete', trigger => '100 ms');
+});
+wait_for(q{SELECT count(*) FROM pg_stat_activity WHERE datname = 'doomed_db' AND backend_type = 'streaming query'}, '1',
+	'a query runs in a database');
+my ($rc, $out, $err) = $node->psql('postgres', 'DROP DATABASE doomed_db');
+is($rc . $err, '0', 'DROP DATABASE succeeds while the query runs');
+is(sql(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'streaming query' AND datid NOT IN
+	(SELECT oid FROM pg_database)}), '0', 'and its worker is gone');
 
 $node->stop;
 done_testing();

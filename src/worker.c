@@ -22,6 +22,7 @@
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "commands/dbcommands.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -137,7 +138,8 @@ run_batch(const char *name, bool *enabled, bool *endless)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "streaming micro-batch");
 
-	q = QueryDefLoad(name, false, true);
+	/* after DROP EXTENSION the worker has nothing left to do */
+	q = OidIsValid(get_extension_oid("streaming", true)) ? QueryDefLoad(name, false, true) : NULL;
 	*enabled = q != NULL && q->enabled;
 	*endless = false;
 	if (*enabled)

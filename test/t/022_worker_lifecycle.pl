@@ -248,6 +248,21 @@ $node->safe_psql('doomed_db', q{
 });
 wait_for(q{SELECT count(*) FROM pg_stat_activity WHERE datname = 'doomed_db' AND backend_type = 'streaming query'}, '1',
 	'a query runs in a database');
+
+# --- DROP EXTENSION: the worker sees the extension gone and leaves quietly
+my $log_offset = -s $node->logfile;
+$node->safe_psql('doomed_db', q{DROP EXTENSION streaming CASCADE});
+wait_for(q{SELECT count(*) FROM pg_stat_activity WHERE datname = 'doomed_db' AND backend_type = 'streaming query'}, '0',
+	'DROP EXTENSION ends the worker');
+unlike(slurp_file($node->logfile, $log_offset), qr/ERROR|exit code 1/, 'without an error');
+$node->safe_psql('doomed_db', q{
+	CREATE EXTENSION streaming;
+	SELECT streaming.create_source('t', 'rate', options => '{"rows_per_batch": 5}');
+	SELECT streaming.create_query('tq', 'SELECT count(*) AS n FROM t', output_mode => 'complete', trigger => '100 ms');
+});
+wait_for(q{SELECT count(*) FROM pg_stat_activity WHERE datname = 'doomed_db' AND backend_type = 'streaming query'}, '1',
+	'a new query runs');
+
 my ($rc, $out, $err) = $node->psql('postgres', 'DROP DATABASE doomed_db');
 is($rc . $err, '0', 'DROP DATABASE succeeds while the query runs');
 is(sql(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'streaming query' AND datid NOT IN

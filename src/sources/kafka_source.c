@@ -248,6 +248,28 @@ build_conf(Jsonb *options, const char *client_id)
 	/* assign() needs a group id; no group is joined and nothing committed */
 	if (rd_kafka_conf_set(conf, "group.id", "streaming", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
 		elog(ERROR, "could not set Kafka option group.id: %s", errstr);
+
+	/*
+	 * Prefetching stops when the consumer queue holds queued.min.messages
+	 * messages of a partition or queued.max.messages.kbytes in all, and
+	 * then waits a second (fetch.queue.backoff.ms from librdkafka 2.1 on,
+	 * fixed before) even once the batch has drained the queue: a large
+	 * batch stalled for a second every 100,000 messages a partition.  So a
+	 * source without max_offsets_per_trigger lifts the message count, and
+	 * only the memory bound applies; one with a limit prefetches at most a
+	 * batch of a partition, since each batch assigns its partitions anew
+	 * and what was fetched beyond its end is fetched again.  The wait is
+	 * shortened where librdkafka allows it.  The source's kafka.* options
+	 * may set both.
+	 */
+	{
+		int64		max = JsonbGetInt64(options, "max_offsets_per_trigger", 0, 1);
+		char	   *count = max > 0 ? psprintf(INT64_FORMAT, Min(Max(max, 1000), 10000000)) : "10000000";
+
+		if (rd_kafka_conf_set(conf, "queued.min.messages", count, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+			elog(ERROR, "could not set Kafka option queued.min.messages: %s", errstr);
+		(void) rd_kafka_conf_set(conf, "fetch.queue.backoff.ms", "50", errstr, sizeof(errstr));
+	}
 	foreach(lc, keys)
 	{
 		char	   *key = lfirst(lc);

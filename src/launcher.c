@@ -197,6 +197,10 @@ StreamingScannerMain(Datum main_arg)
 	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'streaming'",
 					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
+		SPITupleTable *due;
+		uint64		ndue;
+		int			started = 0;
+
 		/*
 		 * A query still marked running whose worker is gone died without
 		 * saying so (a crash, or the server went down): restart it, at once
@@ -214,14 +218,28 @@ StreamingScannerMain(Datum main_arg)
 						"WHERE " GONE_QUERY " AND (q.restart_at IS NULL OR q.restart_at <= now()) "
 						"ORDER BY q.name", false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read streaming.queries");
-		for (uint64 i = 0; i < SPI_processed; i++)
+		due = SPI_tuptable;
+		ndue = SPI_processed;
+		for (uint64 i = 0; i < ndue; i++)
 		{
 			bool		isnull;
-			char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-			Oid			owner = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
-															   SPI_tuptable->tupdesc, 2, &isnull));
+			char	   *name = SPI_getvalue(due->vals[i], due->tupdesc, 1);
+			Oid			owner = DatumGetObjectId(SPI_getbinval(due->vals[i], due->tupdesc, 2, &isnull));
+			char	   *waiting = QueryWorkerLimitReached(started);
 
-			if (!StartQueryWorker(dboid, name, owner, false))
+			if (waiting != NULL)
+			{
+				/* wait, due at once, not counted as a crash */
+				Oid			argtypes[2] = {TEXTOID, TEXTOID};
+				Datum		args[2] = {CStringGetTextDatum(name), CStringGetTextDatum(waiting)};
+
+				if (SPI_execute_with_args("UPDATE streaming.queries SET restart_at = now(), condition = $2 "
+										  "WHERE name = $1", 2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+					elog(ERROR, "could not update streaming.queries");
+			}
+			else if (StartQueryWorker(dboid, name, owner, false))
+				started++;
+			else
 				ereport(LOG,
 						(errmsg("could not start a worker for continuous query \"%s\": no free background worker slot", name),
 						 errhint("Raise max_worker_processes.")));

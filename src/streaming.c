@@ -12,6 +12,7 @@
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "postmaster/postmaster.h"
 #include "tcop/utility.h"
 #include "utils/guc.h"
 
@@ -95,6 +96,15 @@ _PG_init(void)
 							&streaming_idle_poll,
 							200, 1, 60000,
 							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streaming.max_workers",
+							"Most query workers that run at once, in all databases; 0: no limit.",
+							"A query that would take one more waits, enabled, until one stops; "
+							"every worker also needs a slot of max_worker_processes.",
+							&streaming_max_workers,
+							0, 0, MAX_BACKENDS,
+							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("streaming");

@@ -48,6 +48,7 @@ PG_FUNCTION_INFO_V1(streaming_start);
 PG_FUNCTION_INFO_V1(streaming_stop);
 
 int			streaming_idle_poll = 200;
+int			streaming_max_workers = 0;
 
 /* bgw_extra of a query worker */
 typedef struct QueryWorkerArgs
@@ -90,6 +91,32 @@ StartQueryWorker(Oid dboid, const char *query, Oid owner, bool wait)
 	if (wait && WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
 		return false;
 	return true;
+}
+
+/*
+ * QueryWorkerLimitReached tells whether streaming.max_workers query workers
+ * already run (counting `starting` more, launched but not yet up), and if
+ * so returns the condition to show on a query that has to wait.  Callers
+ * are in a transaction.
+ */
+char *
+QueryWorkerLimitReached(int starting)
+{
+	int64		running;
+	bool		isnull;
+
+	if (streaming_max_workers <= 0)
+		return NULL;
+	SPI_connect();
+	if (SPI_execute("SELECT count(*) FROM pg_catalog.pg_stat_activity "
+					"WHERE backend_type = '" STREAMING_WORKER_TYPE "'", true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_stat_activity");
+	running = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	if (running + starting < streaming_max_workers)
+		return NULL;
+	return psprintf("waiting for a worker: streaming.max_workers (%d) queries are running",
+					streaming_max_workers);
 }
 
 /*
@@ -383,12 +410,30 @@ void
 StartQuery(const char *name)
 {
 	QueryDef   *q = QueryDefLoad(name, false, false);
+	char	   *waiting;
 
 	QueryCheckOwner(q);
 	update_query("UPDATE streaming.queries SET enabled = true, status = 'running', "
 				 "last_error = NULL WHERE name = $1", name);
 	if (worker_pids(name) != NIL)
 		return;
+	if ((waiting = QueryWorkerLimitReached(0)) != NULL)
+	{
+		if (!streaming_preloaded)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("could not start continuous query \"%s\"", name),
+					 errdetail("streaming.max_workers (%d) query workers are running.", streaming_max_workers),
+					 errhint("Stop a query, or raise streaming.max_workers.")));
+		/* not a crash: due now, so the launcher starts it once a worker stops */
+		update_query(psprintf("UPDATE streaming.queries SET restart_at = now(), condition = %s "
+							  "WHERE name = $1", quote_literal_cstr(waiting)), name);
+		ereport(NOTICE,
+				(errmsg("continuous query \"%s\" waits for a worker", name),
+				 errdetail("streaming.max_workers (%d) query workers are running; the launcher starts it when one stops.",
+						   streaming_max_workers)));
+		return;
+	}
 	if (!StartQueryWorker(MyDatabaseId, q->name, q->owner, true))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
@@ -424,7 +469,7 @@ StopQuery(const char *name, bool disable)
 					 errmsg("the worker of continuous query \"%s\" did not exit within 10 seconds", name)));
 	}
 	if (disable)
-		update_query("UPDATE streaming.queries SET enabled = false, status = 'stopped', "
+		update_query("UPDATE streaming.queries SET enabled = false, status = 'stopped', restart_at = NULL, "
 					 "worker_pid = NULL, condition = NULL WHERE name = $1", name);
 }
 

@@ -18,9 +18,11 @@
 
 extern int	streaming_launcher_naptime;
 extern int	streaming_idle_poll;
+extern int	streaming_max_workers;
 
 extern void StreamingRegisterLauncher(void);
 extern bool StartQueryWorker(Oid dboid, const char *query, Oid owner, bool wait);
+extern char *QueryWorkerLimitReached(int starting);
 
 PGDLLEXPORT void StreamingLauncherMain(Datum main_arg);
 PGDLLEXPORT void StreamingScannerMain(Datum main_arg);

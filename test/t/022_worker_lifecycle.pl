@@ -239,6 +239,27 @@ is(sql(q{SELECT pid FROM pg_stat_activity WHERE application_name = 'streaming qu
 is(sql(q{SELECT max(batch_id) - min(batch_id) FROM streaming.progress WHERE query = 'tick_count'}), '2',
 	'the three latest');
 
+# --- streaming.max_workers: a query over the limit waits, enabled, and
+# starts when a worker stops
+my $running = sql(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'streaming query'});
+sql(qq{ALTER SYSTEM SET streaming.max_workers = $running; SELECT pg_reload_conf()});
+usleep(300_000);
+my ($ok_rc, $ok_out, $notice) = $node->psql('postgres', q{
+	SELECT streaming.create_source('ticks2', 'rate', options => '{"rows_per_batch": 5}');
+	SELECT streaming.create_query('waiter', 'SELECT count(*) AS n FROM ticks2', output_mode => 'complete');
+}, extra_params => ['-U', 'alice']);
+like($notice, qr/continuous query "waiter" waits for a worker/, 'create_query over the limit says the query waits');
+is(sql(q{SELECT state, condition FROM streaming.status WHERE name = 'waiter'}),
+	"starting|waiting for a worker: streaming.max_workers ($running) queries are running", 'and the status shows why');
+sleep 2;
+is(sql(q{SELECT state, restarts FROM streaming.status WHERE name = 'waiter'}), 'starting|0',
+	'it stays waiting, not counted as a crash');
+as('alice', q{SELECT streaming.stop('tick_count')});
+wait_for(q{SELECT state, condition IS NULL FROM streaming.status WHERE name = 'waiter'}, 'running|t',
+	'when a worker stops, the launcher starts it');
+wait_for(q{SELECT n > 0 FROM alice.waiter}, 't', 'and it runs');
+sql(q{ALTER SYSTEM RESET streaming.max_workers; SELECT pg_reload_conf()});
+
 # --- DROP DATABASE ends the workers of the database it drops
 sql(q{CREATE DATABASE doomed_db});
 $node->safe_psql('doomed_db', q{

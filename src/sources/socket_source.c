@@ -47,6 +47,9 @@
 #define SOCKET_READ_CHUNK		65536
 /* stop reading while this many bytes are buffered; TCP holds the rest */
 #define SOCKET_MAX_BUFFERED		(64 * 1024 * 1024)
+/* a longer line is a dead letter, kept by its first SOCKET_KEPT_PREFIX bytes */
+#define SOCKET_MAX_LINE			(16 * 1024 * 1024)
+#define SOCKET_KEPT_PREFIX		1024
 
 static const char *const socket_options[] = {
 	"host", "port", "include_timestamp", "max_lines_per_trigger", NULL
@@ -56,6 +59,7 @@ typedef struct SocketLine
 {
 	char	   *data;
 	int			len;
+	bool		too_long;		/* cut at SOCKET_MAX_LINE: data is its start */
 	TimestampTz received;
 } SocketLine;
 
@@ -69,6 +73,7 @@ typedef struct SocketConn
 	int			backoff_ms;
 	bool		logged_failure;
 	StringInfoData partial;		/* an incomplete last line */
+	bool		skipping;		/* dropping the rest of a line too long */
 	SocketLine *lines;			/* lines[head .. head + nlines) are buffered */
 	int			head;
 	int			nlines;
@@ -287,7 +292,7 @@ socket_connect(SocketConn *conn, const char *host, int port)
 }
 
 static void
-socket_add_line(SocketConn *conn, const char *data, int len, TimestampTz now)
+socket_add_line(SocketConn *conn, const char *data, int len, bool too_long, TimestampTz now)
 {
 	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
 	SocketLine *line;
@@ -312,6 +317,7 @@ socket_add_line(SocketConn *conn, const char *data, int len, TimestampTz now)
 	memcpy(line->data, data, len);
 	line->data[len] = '\0';
 	line->len = len;
+	line->too_long = too_long;
 	line->received = now;
 	conn->nlines++;
 	conn->buffered_bytes += len;
@@ -346,9 +352,10 @@ socket_receive(SocketConn *conn, const char *host, int port)
 			ereport(LOG,
 					(errmsg("streaming query \"%s\": socket source at %s:%d: %s",
 							conn->query, host, port, why)));
-			if (conn->partial.len > 0)
-				socket_add_line(conn, conn->partial.data, conn->partial.len, now);
+			if (conn->partial.len > 0 && !conn->skipping)
+				socket_add_line(conn, conn->partial.data, conn->partial.len, false, now);
 			resetStringInfo(&conn->partial);
+			conn->skipping = false;
 			socket_close(conn);
 			conn->next_attempt = TimestampTzPlusMilliseconds(now, conn->backoff_ms);
 			conn->backoff_ms = Min(conn->backoff_ms * 2, SOCKET_BACKOFF_MAX_MS);
@@ -359,20 +366,34 @@ socket_receive(SocketConn *conn, const char *host, int port)
 		while (p < end)
 		{
 			char	   *nl = memchr(p, '\n', end - p);
+			int			piece = (nl ? nl : end) - p;
 
-			if (nl == NULL)
+			if (conn->skipping)
 			{
-				appendBinaryStringInfo(&conn->partial, p, end - p);
-				break;
+				/* the rest of a line already kept as too long */
+				conn->skipping = nl == NULL;
 			}
-			if (conn->partial.len > 0)
+			else if ((int64) conn->partial.len + piece > SOCKET_MAX_LINE)
 			{
-				appendBinaryStringInfo(&conn->partial, p, nl - p);
-				socket_add_line(conn, conn->partial.data, conn->partial.len, now);
+				/* no line grows without bound in memory: keep its start */
+				appendBinaryStringInfo(&conn->partial, p, Min(piece, SOCKET_KEPT_PREFIX));
+				socket_add_line(conn, conn->partial.data, Min(conn->partial.len, SOCKET_KEPT_PREFIX),
+								true, now);
+				resetStringInfo(&conn->partial);
+				conn->skipping = nl == NULL;
+			}
+			else if (nl == NULL)
+				appendBinaryStringInfo(&conn->partial, p, piece);
+			else if (conn->partial.len > 0)
+			{
+				appendBinaryStringInfo(&conn->partial, p, piece);
+				socket_add_line(conn, conn->partial.data, conn->partial.len, false, now);
 				resetStringInfo(&conn->partial);
 			}
 			else
-				socket_add_line(conn, p, nl - p, now);
+				socket_add_line(conn, p, piece, false, now);
+			if (nl == NULL)
+				break;
 			p = nl + 1;
 		}
 	}
@@ -503,8 +524,12 @@ socket_read_batch(SourceBatch *batch, bool careful)
 		old = MemoryContextSwitchTo(rowcxt);
 		rec.line = &plan->conn->lines[plan->first + i];
 		position = psprintf("line " INT64_FORMAT, plan->conn->base + i + 1);
-		if (RunRecord(careful, socket_convert, &rec, socket_error, batch, position,
-					  rec.line->data, rec.line->len))
+		if (rec.line->too_long)
+			SourceBatchAddDeadLetter(batch, position, rec.line->data, rec.line->len,
+									 psprintf("the line is longer than %d MB; its first %d bytes are kept",
+											  SOCKET_MAX_LINE / (1024 * 1024), SOCKET_KEPT_PREFIX));
+		else if (RunRecord(careful, socket_convert, &rec, socket_error, batch, position,
+						   rec.line->data, rec.line->len))
 		{
 			values[plan->value_att - 1] = rec.value;
 			if (plan->ts_att != InvalidAttrNumber)

@@ -99,10 +99,13 @@ if ($server == 0)
 	usleep(200_000);
 	print $c "ana\n";
 	close $c;
-	# second connection, once the test says so: more lines, one not UTF-8
+	# second connection, once the test says so: more lines, one not UTF-8,
+	# one of 20 MB (more than a line may be)
 	usleep(50_000) until -e $go;
 	$c = $listener->accept or exit 1;
-	print $c "apple\n\xff\xfe broken\ndate\n";
+	print $c "apple\n\xff\xfe broken\n";
+	print $c 'x' x 1_000_000 for 1 .. 20;
+	print $c "tail\ndate\n";
 	sleep 600;
 	exit 0;
 }
@@ -123,12 +126,16 @@ open my $fh, '>', $go or die;
 close $fh;
 wait_for(q{SELECT string_agg(word || '=' || n, ',' ORDER BY word) FROM word_counts},
 	'apple=3,banana=2,cherry=1,date=1', 'the source reconnects and reads the next connection');
-is(sql(q{SELECT position, encode(payload, 'escape') FROM streaming.dead_letters WHERE query = 'word_counts'}),
+is(sql(q{SELECT position, encode(payload, 'escape') FROM streaming.dead_letters WHERE query = 'word_counts' AND position = 'line 7'}),
 	"line 7|\\377\\376 broken", 'a line that is not UTF-8 is a dead letter');
+is(sql(q{SELECT position, length(payload), payload = convert_to(repeat('x', 1024), 'UTF8'), error
+	FROM streaming.dead_letters WHERE query = 'word_counts' AND position = 'line 8'}),
+	'line 8|1024|t|the line is longer than 16 MB; its first 1024 bytes are kept',
+	'a line longer than 16 MB is a dead letter, kept by its start, and the lines after it are read');
 is(sql(q{SELECT "offset" FROM streaming.offsets WHERE query = 'word_counts' AND partition = 'lines'}),
-	'8', 'the offset counts the lines consumed');
+	'9', 'the offset counts the lines consumed');
 is(sql(q{SELECT sum(input_rows) || '+' || sum(dead_letters) FROM streaming.progress WHERE query = 'word_counts'}),
-	'7+1', 'progress counts every line once: 7 rows and 1 dead letter');
+	'7+2', 'progress counts every line once: 7 rows and 2 dead letters');
 is(sql(q{SELECT count(*) FROM words}), '0', 'a plain SELECT does not take lines from the query');
 
 kill 'KILL', $server;

@@ -97,6 +97,18 @@ CREATE TABLE streaming.dead_letters (
 );
 CREATE INDEX ON streaming.dead_letters (query, batch_id);
 
+-- The manifest of the file sink: the files of committed batches.
+CREATE TABLE streaming.sink_files (
+    query        text        NOT NULL REFERENCES streaming.queries (name)
+                             ON UPDATE CASCADE ON DELETE CASCADE,
+    batch_id     bigint      NOT NULL,
+    path         text        NOT NULL,
+    rows         bigint      NOT NULL,
+    bytes        bigint      NOT NULL,
+    committed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (query, batch_id)
+);
+
 SELECT pg_catalog.pg_extension_config_dump('streaming.sources', '');
 SELECT pg_catalog.pg_extension_config_dump('streaming.queries', '');
 SELECT pg_catalog.pg_extension_config_dump('streaming.queries_id_seq', '');
@@ -104,10 +116,11 @@ SELECT pg_catalog.pg_extension_config_dump('streaming.offsets', '');
 SELECT pg_catalog.pg_extension_config_dump('streaming.progress', '');
 SELECT pg_catalog.pg_extension_config_dump('streaming.dead_letters', '');
 SELECT pg_catalog.pg_extension_config_dump('streaming.dead_letters_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('streaming.sink_files', '');
 
 GRANT USAGE ON SCHEMA streaming TO PUBLIC;
 GRANT SELECT ON streaming.sources, streaming.queries, streaming.offsets,
-                streaming.progress, streaming.dead_letters TO PUBLIC;
+                streaming.progress, streaming.dead_letters, streaming.sink_files TO PUBLIC;
 
 /* ------------------------------------------------------------------------
  * Foreign-data wrapper: every source is a foreign table of server "streaming"

@@ -305,6 +305,63 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 }
 
 /*
+ * execute_to_file runs the batch and close statements of a query with the
+ * file sink (append mode): the rows they write to the result table go to
+ * the batch's file as they come, and the file enters the manifest,
+ * streaming.sink_files, in the batch's transaction.
+ */
+static void
+execute_to_file(QueryDef *q, BatchStats *st, const char *sql, const char *close_sql)
+{
+	FileSink   *fs = FileSinkBegin(&q->sink, st->batch_id);
+	SPIExecuteOptions options;
+	DestReceiver *dest;
+	char	   *path;
+	int64		bytes;
+	int64		rows;
+
+	memset(&options, 0, sizeof(options));
+	dest = FileSinkReceiverCreate(fs, 3, 3);
+	options.dest = dest;
+	if (SPI_execute_extended(sql, &options) != SPI_OK_SELECT)
+		elog(ERROR, "batch statement of query \"%s\" failed", q->name);
+	st->updated = FileSinkReceiverCount(dest, 1);
+	st->inserted = FileSinkReceiverCount(dest, 2);
+	st->sink_rows = FileSinkReceiverCount(dest, 3);
+	dest->rDestroy(dest);
+
+	if (close_sql != NULL)
+	{
+		ParamListInfo params = makeParamList(1);
+
+		params->params[0].value = TimestampTzGetDatum(st->watermark);
+		params->params[0].isnull = false;
+		params->params[0].pflags = PARAM_FLAG_CONST;
+		params->params[0].ptype = TIMESTAMPTZOID;
+		dest = FileSinkReceiverCreate(fs, 2, 2);
+		options.dest = dest;
+		options.params = params;
+		if (SPI_execute_extended(close_sql, &options) != SPI_OK_SELECT)
+			elog(ERROR, "close statement of query \"%s\" failed", q->name);
+		st->removed = FileSinkReceiverCount(dest, 1);
+		st->sink_rows += FileSinkReceiverCount(dest, 2);
+		dest->rDestroy(dest);
+	}
+
+	rows = FileSinkFinish(fs, &path, &bytes);
+	if (path != NULL)
+	{
+		Oid			argtypes[5] = {TEXTOID, INT8OID, TEXTOID, INT8OID, INT8OID};
+		Datum		args[5] = {CStringGetTextDatum(q->name), Int64GetDatum(st->batch_id),
+		CStringGetTextDatum(path), Int64GetDatum(rows), Int64GetDatum(bytes)};
+
+		if (CatalogExecute("INSERT INTO streaming.sink_files (query, batch_id, path, rows, bytes) "
+						   "VALUES ($1, $2, $3, $4, $5)", 5, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write streaming.sink_files");
+	}
+}
+
+/*
  * execute_batch runs the batch statement (batch plan, merge, emit) and,
  * when the watermark has advanced, the close statement (emit and evict the
  * windows it closed).  Their text names every object with its schema, so
@@ -318,6 +375,12 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 	bool		isnull;
 
 	SPI_connect();
+	if (q->sink.kind == SINK_FILE)
+	{
+		execute_to_file(q, st, sql, close_sql);
+		SPI_finish();
+		return;
+	}
 	if (SPI_execute(sql, false, 0) != SPI_OK_SELECT || SPI_processed < 1)
 		elog(ERROR, "batch statement of query \"%s\" failed", q->name);
 	st->updated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -468,6 +531,9 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	/* the batch statement: the FDW scan of the source returns sb.rows */
 	/* one row more than shown, to tell when rows were left out */
 	show_rows = q->sink.kind == SINK_CONSOLE && q->mode != OUTPUT_COMPLETE ? q->sink.num_rows + 1 : 0;
+	/* the file sink takes every row written */
+	if (q->sink.kind == SINK_FILE)
+		show_rows = PG_INT32_MAX;
 	sql = BuildBatchStatement(q->plan, q->result_table, q->state_table, show_rows);
 	close_sql = st.watermark_valid
 		? BuildCloseStatement(q->plan, q->result_table, q->state_table, show_rows) : NULL;

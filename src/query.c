@@ -10,6 +10,7 @@
 
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -338,6 +339,22 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	if (sink_options == NULL)
 		sink_options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	SinkParseOptions(sink, sink_options, name, &sink_opts);
+	if (sink_opts.kind == SINK_FILE)
+	{
+		if (!has_privs_of_role(GetUserId(), ROLE_PG_WRITE_SERVER_FILES))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to create a file sink"),
+					 errdetail("Only roles with privileges of the \"pg_write_server_files\" role may write server files.")));
+		/* as Spark's file sink: files are only ever added to */
+		if (mode != OUTPUT_APPEND)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("the file sink supports only the append output mode"),
+					 errhint("A file is written once per batch and never rewritten; use the table sink for %s mode.",
+							 OutputModeName(mode))));
+		FileSinkCheckPath(sink_opts.path);
+	}
 
 	if (QueryDefLoad(name, false, true) != NULL)
 		ereport(ERROR,

@@ -16,7 +16,7 @@
 #include "source.h"
 #include "streaming.h"
 
-static const char *const sink_kinds[] = {"table", "console", "notify", NULL};
+static const char *const sink_kinds[] = {"table", "console", "notify", "file", NULL};
 
 /*
  * SinkParseOptions validates sink and sink_options at create_query and
@@ -29,11 +29,11 @@ SinkParseOptions(const char *sink, Jsonb *options, const char *query, SinkOption
 	out->num_rows = 20;
 	out->truncate = true;
 
-	if (strcmp(sink, "file") == 0 || strcmp(sink, "kafka") == 0)
+	if (strcmp(sink, "kafka") == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("sink \"%s\" is not supported yet", sink),
-				 errhint("Use the table, console or notify sink.")));
+				 errhint("Use the table, console, notify or file sink.")));
 	if (strcmp(sink, "table") == 0)
 	{
 		out->kind = SINK_TABLE;
@@ -63,13 +63,38 @@ SinkParseOptions(const char *sink, Jsonb *options, const char *query, SinkOption
 					 errmsg("invalid value for option \"channel\": \"%s\"", out->channel),
 					 errhint("A channel name is 1 to %d bytes long.", NAMEDATALEN - 1)));
 	}
+	else if (strcmp(sink, "file") == 0)
+	{
+		static const char *const valid[] = {"path", "format", "header", NULL};
+		char	   *format = JsonbGetString(options, "format");
+
+		out->kind = SINK_FILE;
+		SourceCheckOptionKeys(options, "sink \"file\"", valid, NULL);
+		out->path = JsonbGetString(options, "path");
+		if (out->path == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the file sink needs the option \"path\""),
+					 errhint("For example: sink_options => '{\"path\": \"/data/out\", \"format\": \"json\"}'.")));
+		if (format != NULL && strcmp(format, "csv") != 0 && strcmp(format, "json") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for option \"format\": \"%s\"", format),
+					 errhint("Valid formats of the file sink are csv and json (JSON lines).")));
+		out->json = format != NULL && strcmp(format, "json") == 0;
+		out->header = JsonbGetBool(options, "header", false);
+		if (out->json && JsonbGetKey(options, "header") != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"header\" applies only to the csv format")));
+	}
 	else
 	{
 		(void) sink_kinds;
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown sink \"%s\"", sink),
-				 errhint("Valid sinks are table, console and notify.")));
+				 errhint("Valid sinks are table, console, notify and file.")));
 	}
 }
 

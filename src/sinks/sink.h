@@ -2,9 +2,11 @@
  *
  * sink.h
  *	  Sinks besides the result table: the console sink (each batch's rows
- *	  in the server log) and the notify sink (a NOTIFY per batch).  Both
- *	  act inside the batch's transaction: a NOTIFY is delivered on commit,
- *	  and a batch that rolls back notifies nobody.
+ *	  in the server log), the notify sink (a NOTIFY per batch) and the file
+ *	  sink (a csv or JSON-lines file per batch).  All act inside the
+ *	  batch's transaction: a NOTIFY is delivered on commit, a file is
+ *	  listed in the manifest by the commit, and a batch that rolls back
+ *	  notifies nobody and leaves no file.
  *
  *-------------------------------------------------------------------------
  */
@@ -14,13 +16,15 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "tcop/dest.h"
 #include "utils/jsonb.h"
 
 typedef enum SinkKind
 {
 	SINK_TABLE,
 	SINK_CONSOLE,
-	SINK_NOTIFY
+	SINK_NOTIFY,
+	SINK_FILE
 } SinkKind;
 
 typedef struct SinkOptions
@@ -29,6 +33,9 @@ typedef struct SinkOptions
 	int			num_rows;		/* console: rows shown per batch */
 	bool		truncate;		/* console: cut values longer than 20 characters */
 	char	   *channel;		/* notify: the channel */
+	char	   *path;			/* file: the directory */
+	bool		json;			/* file: JSON lines rather than csv */
+	bool		header;			/* file, csv: a header line */
 } SinkOptions;
 
 extern void SinkParseOptions(const char *sink, Jsonb *options, const char *query,
@@ -41,5 +48,13 @@ extern void ConsoleSinkShow(const char *query, int64 batch_id, SPITupleTable *tu
 /* notify_sink.c */
 extern void NotifySinkSend(const SinkOptions *opts, const char *query, int64 batch_id,
 						   int64 rows);
+
+/* file_sink.c */
+typedef struct FileSink FileSink;
+extern void FileSinkCheckPath(const char *path);
+extern FileSink *FileSinkBegin(const SinkOptions *opts, int64 batch_id);
+extern DestReceiver *FileSinkReceiverCreate(FileSink *fs, int ncounts, int count_column);
+extern int64 FileSinkReceiverCount(DestReceiver *self, int column);
+extern int64 FileSinkFinish(FileSink *fs, char **path, int64 *bytes);
 
 #endif							/* STREAMING_SINK_H */

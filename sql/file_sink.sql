@@ -89,5 +89,6 @@ SELECT f FROM pg_ls_dir('/tmp/streaming_regress/file_sink/json') f ORDER BY f;
 SELECT streaming.drop_query(name) FROM streaming.queries ORDER BY name;
 SELECT streaming.drop_source('ev');
 DROP EXTENSION streaming;
+DROP FUNCTION try(text);
 REVOKE CREATE ON SCHEMA public FROM regress_file_sink_user;
 DROP ROLE regress_file_sink_user;

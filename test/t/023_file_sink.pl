@@ -1,0 +1,108 @@
+# The file sink, exactly once through crashes: a query's worker is killed
+# with SIGKILL in the middle of batches that write files (the server goes
+# through crash recovery), and the server is stopped with -m immediate.
+# Afterwards the directory holds exactly the files of the manifest, no
+# temporary file is left, and the files hold every input row exactly once.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('file_sink');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'streaming'
+streaming.launcher_naptime = 1
+restart_after_crash = on
+});
+$node->start;
+
+my $base = $node->basedir;
+my $out = "$base/out";
+mkdir "$base/in";
+sub sql { return $node->safe_psql('postgres', $_[0]); }
+sub wait_for
+{
+	my ($sql, $expected, $what) = @_;
+	my $got = '';
+	for (1 .. 600)
+	{
+		$got = sql($sql);
+		return is($got, $expected, $what) if $got eq $expected;
+		usleep(100_000);
+	}
+	return is($got, $expected, $what);
+}
+
+# ten files of 200 rows; ids 1..2000
+my $id = 0;
+for my $f (1 .. 10)
+{
+	open my $fh, '>', "$base/in/.tmp" or die;
+	for (1 .. 200)
+	{
+		$id++;
+		print $fh "$id,name $id\n";
+	}
+	close $fh;
+	rename "$base/in/.tmp", sprintf("%s/in/f%02d.csv", $base, $f) or die;
+}
+
+sql(qq{
+	CREATE EXTENSION streaming;
+	CREATE FUNCTION slow(int) RETURNS boolean LANGUAGE sql AS \$\$SELECT pg_sleep(0.002) IS NOT NULL\$\$;
+	SELECT streaming.create_source('src', 'file', 'id int, name text',
+		'{"path": "$base/in", "format": "csv", "max_files_per_trigger": 1}');
+	SELECT streaming.create_query('copy', 'SELECT id, name FROM src WHERE slow(id)',
+		sink => 'file', sink_options => '{"path": "$out", "format": "json"}');
+});
+
+for my $kill (1 .. 3)
+{
+	my $pid = '';
+	for (1 .. 300)
+	{
+		$pid = sql(q{SELECT pid FROM pg_stat_activity WHERE application_name = 'streaming query copy' AND state = 'active'});
+		last if $pid ne '';
+		usleep(20_000);
+	}
+	ok($pid ne '', "worker busy in a batch before kill $kill");
+	usleep(150_000 + 100_000 * $kill);
+	kill 'KILL', $pid if $pid ne '';
+	$node->poll_query_until('postgres', 'SELECT true') or die;
+}
+usleep(200_000);
+$node->stop('immediate');
+$node->start;
+
+wait_for(q{SELECT coalesce(sum(rows), 0) FROM streaming.sink_files WHERE query = 'copy'}, '2000',
+	'after three SIGKILLs and an immediate stop the manifest counts all 2000 rows');
+is(sql(q{SELECT count(*), min(batch_id), max(batch_id) FROM streaming.sink_files WHERE query = 'copy'}),
+	'10|0|9', 'ten files, one per batch, batch ids 0 to 9');
+
+opendir my $dh, $out or die;
+my @names = sort grep { !/^\.\.?$/ } readdir $dh;
+closedir $dh;
+is(join(',', @names), join(',', map { sprintf('part-%010d.json', $_) } 0 .. 9),
+	'the directory holds exactly the files of the manifest, no temporary file');
+
+my @ids;
+for my $name (@names)
+{
+	open my $fh, '<', "$out/$name" or die;
+	while (<$fh>)
+	{
+		/^\{"id": (\d+), "name": "name \1"\}$/ or die "unexpected line in $name: $_";
+		push @ids, $1;
+	}
+	close $fh;
+}
+is(scalar(@ids), 2000, 'the files hold 2000 rows');
+my @sorted = sort { $a <=> $b } @ids;
+is(join(',', @sorted), join(',', 1 .. 2000), 'every id exactly once');
+
+$node->stop;
+done_testing();

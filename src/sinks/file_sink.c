@@ -454,7 +454,8 @@ FileSinkFinish(FileSink *fs, char **path, int64 *bytes)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not rename file \"%s\" to \"%s\": %m", fs->tmp_path, fs->final_path)));
-	fsync_fname(fs->opts->path, true);
+	/* an error, not the PANIC that a data directory's fsync failure takes */
+	(void) fsync_fname_ext(fs->opts->path, true, false, ERROR);
 	*path = fs->final_path;
 	*bytes = fs->bytes;
 	return fs->rows;

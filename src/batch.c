@@ -321,13 +321,13 @@ execute_to_file(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 	int64		rows;
 
 	memset(&options, 0, sizeof(options));
-	dest = FileSinkReceiverCreate(fs, 3, 3);
+	dest = SinkReceiverCreate(3, 3, FileSinkWrite, fs);
 	options.dest = dest;
 	if (SPI_execute_extended(sql, &options) != SPI_OK_SELECT)
 		elog(ERROR, "batch statement of query \"%s\" failed", q->name);
-	st->updated = FileSinkReceiverCount(dest, 1);
-	st->inserted = FileSinkReceiverCount(dest, 2);
-	st->sink_rows = FileSinkReceiverCount(dest, 3);
+	st->updated = SinkReceiverCount(dest, 1);
+	st->inserted = SinkReceiverCount(dest, 2);
+	st->sink_rows = SinkReceiverCount(dest, 3);
 	dest->rDestroy(dest);
 
 	if (close_sql != NULL)
@@ -338,13 +338,13 @@ execute_to_file(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 		params->params[0].isnull = false;
 		params->params[0].pflags = PARAM_FLAG_CONST;
 		params->params[0].ptype = TIMESTAMPTZOID;
-		dest = FileSinkReceiverCreate(fs, 2, 2);
+		dest = SinkReceiverCreate(2, 2, FileSinkWrite, fs);
 		options.dest = dest;
 		options.params = params;
 		if (SPI_execute_extended(close_sql, &options) != SPI_OK_SELECT)
 			elog(ERROR, "close statement of query \"%s\" failed", q->name);
-		st->removed = FileSinkReceiverCount(dest, 1);
-		st->sink_rows += FileSinkReceiverCount(dest, 2);
+		st->removed = SinkReceiverCount(dest, 1);
+		st->sink_rows += SinkReceiverCount(dest, 2);
 		dest->rDestroy(dest);
 	}
 

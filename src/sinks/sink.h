@@ -16,6 +16,8 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "lib/stringinfo.h"
 #include "tcop/dest.h"
 #include "utils/jsonb.h"
 
@@ -49,12 +51,31 @@ extern void ConsoleSinkShow(const char *query, int64 batch_id, SPITupleTable *tu
 extern void NotifySinkSend(const SinkOptions *opts, const char *query, int64 batch_id,
 						   int64 rows);
 
+/* rows.c: a row as csv or JSON; the receiver of a batch's written rows */
+typedef struct RowFormat
+{
+	bool		json;
+	int			first;			/* 0-based first column of the row */
+	int			ncolumns;
+	TupleDesc	desc;
+	FmgrInfo   *out;			/* output function per column */
+	char	   *category;		/* 'n'umber, 'b'ool, 'j'son, 't'ime, 'w'indow, 's'tring */
+} RowFormat;
+
+typedef void (*SinkRowCallback) (void *arg, TupleTableSlot *slot, int first);
+
+extern void RowFormatInit(RowFormat *rf, TupleDesc desc, int first, bool json);
+extern void RowFormatHeader(RowFormat *rf, StringInfo buf);
+extern void RowFormatRow(RowFormat *rf, TupleTableSlot *slot, StringInfo buf);
+extern char *RowFormatColumn(RowFormat *rf, TupleTableSlot *slot, const char *name, bool *found);
+extern DestReceiver *SinkReceiverCreate(int ncounts, int count_column, SinkRowCallback emit, void *arg);
+extern int64 SinkReceiverCount(DestReceiver *self, int column);
+
 /* file_sink.c */
 typedef struct FileSink FileSink;
 extern void FileSinkCheckPath(const char *path);
 extern FileSink *FileSinkBegin(const SinkOptions *opts, int64 batch_id);
-extern DestReceiver *FileSinkReceiverCreate(FileSink *fs, int ncounts, int count_column);
-extern int64 FileSinkReceiverCount(DestReceiver *self, int column);
+extern void FileSinkWrite(void *arg, TupleTableSlot *slot, int first);
 extern int64 FileSinkFinish(FileSink *fs, char **path, int64 *bytes);
 
 #endif							/* STREAMING_SINK_H */

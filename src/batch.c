@@ -305,23 +305,37 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 }
 
 /*
- * execute_to_file runs the batch and close statements of a query with the
- * file sink (append mode): the rows they write to the result table go to
- * the batch's file as they come, and the file enters the manifest,
- * streaming.sink_files, in the batch's transaction.
+ * execute_to_sink runs the batch and close statements of a query with the
+ * file or Kafka sink: the rows they write to the result table go to the
+ * sink as they come (in complete mode, the whole result table after them).
+ * The file enters the manifest, streaming.sink_files, in the batch's
+ * transaction; Kafka has acknowledged every message before it commits.
  */
 static void
-execute_to_file(QueryDef *q, BatchStats *st, const char *sql, const char *close_sql)
+execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_sql)
 {
-	FileSink   *fs = FileSinkBegin(&q->sink, st->batch_id);
+	FileSink   *fs = NULL;
+	KafkaSink  *ks = NULL;
+	SinkRowCallback emit;
+	void	   *arg;
 	SPIExecuteOptions options;
 	DestReceiver *dest;
-	char	   *path;
-	int64		bytes;
-	int64		rows;
+
+	if (q->sink.kind == SINK_FILE)
+	{
+		fs = FileSinkBegin(&q->sink, st->batch_id);
+		emit = FileSinkWrite;
+		arg = fs;
+	}
+	else
+	{
+		ks = KafkaSinkBegin(&q->sink, q->name);
+		emit = KafkaSinkProduce;
+		arg = ks;
+	}
 
 	memset(&options, 0, sizeof(options));
-	dest = SinkReceiverCreate(3, 3, FileSinkWrite, fs);
+	dest = SinkReceiverCreate(3, 3, emit, arg);
 	options.dest = dest;
 	if (SPI_execute_extended(sql, &options) != SPI_OK_SELECT)
 		elog(ERROR, "batch statement of query \"%s\" failed", q->name);
@@ -338,7 +352,7 @@ execute_to_file(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 		params->params[0].isnull = false;
 		params->params[0].pflags = PARAM_FLAG_CONST;
 		params->params[0].ptype = TIMESTAMPTZOID;
-		dest = SinkReceiverCreate(2, 2, FileSinkWrite, fs);
+		dest = SinkReceiverCreate(2, 2, emit, arg);
 		options.dest = dest;
 		options.params = params;
 		if (SPI_execute_extended(close_sql, &options) != SPI_OK_SELECT)
@@ -348,16 +362,43 @@ execute_to_file(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 		dest->rDestroy(dest);
 	}
 
-	rows = FileSinkFinish(fs, &path, &bytes);
-	if (path != NULL)
+	/* complete mode sends the whole result every batch */
+	if (q->mode == OUTPUT_COMPLETE)
 	{
-		Oid			argtypes[5] = {TEXTOID, INT8OID, TEXTOID, INT8OID, INT8OID};
-		Datum		args[5] = {CStringGetTextDatum(q->name), Int64GetDatum(st->batch_id),
-		CStringGetTextDatum(path), Int64GetDatum(rows), Int64GetDatum(bytes)};
+		TupleTableSlot *slot;
 
-		if (CatalogExecute("INSERT INTO streaming.sink_files (query, batch_id, path, rows, bytes) "
-						   "VALUES ($1, $2, $3, $4, $5)", 5, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not write streaming.sink_files");
+		/* not read-only: it must see what the batch statement wrote */
+		if (SPI_execute(psprintf("SELECT * FROM %s", RelationQualifiedName(q->result_table)),
+						false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the result of query \"%s\"", q->name);
+		slot = MakeSingleTupleTableSlot(SPI_tuptable->tupdesc, &TTSOpsHeapTuple);
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			ExecStoreHeapTuple(SPI_tuptable->vals[i], slot, false);
+			emit(arg, slot, 0);
+			ExecClearTuple(slot);
+		}
+		ExecDropSingleTupleTableSlot(slot);
+	}
+
+	if (ks != NULL)
+		(void) KafkaSinkFinish(ks);
+	else
+	{
+		char	   *path;
+		int64		bytes;
+		int64		rows = FileSinkFinish(fs, &path, &bytes);
+
+		if (path != NULL)
+		{
+			Oid			argtypes[5] = {TEXTOID, INT8OID, TEXTOID, INT8OID, INT8OID};
+			Datum		args[5] = {CStringGetTextDatum(q->name), Int64GetDatum(st->batch_id),
+			CStringGetTextDatum(path), Int64GetDatum(rows), Int64GetDatum(bytes)};
+
+			if (CatalogExecute("INSERT INTO streaming.sink_files (query, batch_id, path, rows, bytes) "
+							   "VALUES ($1, $2, $3, $4, $5)", 5, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not write streaming.sink_files");
+		}
 	}
 }
 
@@ -375,9 +416,9 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 	bool		isnull;
 
 	SPI_connect();
-	if (q->sink.kind == SINK_FILE)
+	if (q->sink.kind == SINK_FILE || q->sink.kind == SINK_KAFKA)
 	{
-		execute_to_file(q, st, sql, close_sql);
+		execute_to_sink(q, st, sql, close_sql);
 		SPI_finish();
 		return;
 	}
@@ -531,8 +572,8 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	/* the batch statement: the FDW scan of the source returns sb.rows */
 	/* one row more than shown, to tell when rows were left out */
 	show_rows = q->sink.kind == SINK_CONSOLE && q->mode != OUTPUT_COMPLETE ? q->sink.num_rows + 1 : 0;
-	/* the file sink takes every row written */
-	if (q->sink.kind == SINK_FILE)
+	/* the file and Kafka sinks take every row written (complete: see below) */
+	if ((q->sink.kind == SINK_FILE || q->sink.kind == SINK_KAFKA) && q->mode != OUTPUT_COMPLETE)
 		show_rows = PG_INT32_MAX;
 	sql = BuildBatchStatement(q->plan, q->result_table, q->state_table, show_rows);
 	close_sql = st.watermark_valid

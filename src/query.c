@@ -355,6 +355,8 @@ streaming_create_query(PG_FUNCTION_ARGS)
 							 OutputModeName(mode))));
 		FileSinkCheckPath(sink_opts.path);
 	}
+	if (sink_opts.kind == SINK_KAFKA)
+		KafkaSinkValidate(&sink_opts);
 
 	if (QueryDefLoad(name, false, true) != NULL)
 		ereport(ERROR,
@@ -363,6 +365,18 @@ streaming_create_query(PG_FUNCTION_ARGS)
 				 errhint("Choose another name, or drop the query first with streaming.drop_query().")));
 
 	plan = PlanContinuousQuery(sql, mode, event_time, !PG_ARGISNULL(5));
+	if (sink_opts.kind == SINK_KAFKA && sink_opts.key != NULL)
+	{
+		bool		found = false;
+
+		foreach(lc, plan->result_columns)
+			found |= strcmp((char *) lfirst(lc), sink_opts.key) == 0;
+		if (!found)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("the key column \"%s\" of the kafka sink is not a column of the query", sink_opts.key),
+					 errhint("Name one of the query's result columns, or leave out \"key\".")));
+	}
 
 	names = stringToQualifiedNameList(name);
 	result_name = NameListToQuotedString(names);

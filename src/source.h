@@ -121,6 +121,10 @@ extern const SourceRoutine RateSourceRoutine;
 extern const SourceRoutine SocketSourceRoutine;
 extern const SourceRoutine KafkaSourceRoutine;
 
+/* sources/kafka_source.c, shared with the Kafka sink */
+extern bool KafkaIsPassthroughKey(const char *key);
+extern void KafkaCheckPrivileges(Jsonb *options);
+
 /* fdw.c: what the FDW scan of a source returns during a batch */
 extern void FdwSetBatchInput(Oid relid, Tuplestorestate *rows);
 extern void FdwClearBatchInput(void);

@@ -16,7 +16,7 @@
 #include "source.h"
 #include "streaming.h"
 
-static const char *const sink_kinds[] = {"table", "console", "notify", "file", NULL};
+static const char *const sink_kinds[] = {"table", "console", "notify", "file", "kafka", NULL};
 
 /*
  * SinkParseOptions validates sink and sink_options at create_query and
@@ -29,11 +29,6 @@ SinkParseOptions(const char *sink, Jsonb *options, const char *query, SinkOption
 	out->num_rows = 20;
 	out->truncate = true;
 
-	if (strcmp(sink, "kafka") == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("sink \"%s\" is not supported yet", sink),
-				 errhint("Use the table, console, notify or file sink.")));
 	if (strcmp(sink, "table") == 0)
 	{
 		out->kind = SINK_TABLE;
@@ -88,13 +83,18 @@ SinkParseOptions(const char *sink, Jsonb *options, const char *query, SinkOption
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("option \"header\" applies only to the csv format")));
 	}
+	else if (strcmp(sink, "kafka") == 0)
+	{
+		out->kind = SINK_KAFKA;
+		KafkaSinkParseOptions(options, out);
+	}
 	else
 	{
 		(void) sink_kinds;
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown sink \"%s\"", sink),
-				 errhint("Valid sinks are table, console, notify and file.")));
+				 errhint("Valid sinks are table, console, notify, file and kafka.")));
 	}
 }
 

@@ -269,7 +269,8 @@ receive_slot(TupleTableSlot *slot, DestReceiver *self)
 			r->counts[i] = slot->tts_isnull[i] ? 0 : DatumGetInt64(slot->tts_values[i]);
 		r->got_counts = true;
 	}
-	if (r->counts[r->count_column - 1] == 0)
+	/* nothing written, or a statement that returns only its counts */
+	if (r->counts[r->count_column - 1] == 0 || slot->tts_tupleDescriptor->natts <= r->ncounts)
 		return true;
 	old = MemoryContextSwitchTo(r->rowcxt);
 	r->emit(r->arg, slot, r->ncounts);

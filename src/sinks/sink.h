@@ -2,11 +2,12 @@
  *
  * sink.h
  *	  Sinks besides the result table: the console sink (each batch's rows
- *	  in the server log), the notify sink (a NOTIFY per batch) and the file
- *	  sink (a csv or JSON-lines file per batch).  All act inside the
- *	  batch's transaction: a NOTIFY is delivered on commit, a file is
- *	  listed in the manifest by the commit, and a batch that rolls back
- *	  notifies nobody and leaves no file.
+ *	  in the server log), the notify sink (a NOTIFY per batch), the file
+ *	  sink (a csv or JSON-lines file per batch, exactly once) and the Kafka
+ *	  sink (a message per row, at least once).  All act inside the batch's
+ *	  transaction: a NOTIFY is delivered on commit, a file is listed in the
+ *	  manifest by the commit, Kafka has acknowledged every message before
+ *	  it, and a batch that rolls back notifies nobody and leaves no file.
  *
  *-------------------------------------------------------------------------
  */
@@ -26,7 +27,8 @@ typedef enum SinkKind
 	SINK_TABLE,
 	SINK_CONSOLE,
 	SINK_NOTIFY,
-	SINK_FILE
+	SINK_FILE,
+	SINK_KAFKA
 } SinkKind;
 
 typedef struct SinkOptions
@@ -36,8 +38,11 @@ typedef struct SinkOptions
 	bool		truncate;		/* console: cut values longer than 20 characters */
 	char	   *channel;		/* notify: the channel */
 	char	   *path;			/* file: the directory */
-	bool		json;			/* file: JSON lines rather than csv */
+	bool		json;			/* file, kafka: JSON rather than csv */
 	bool		header;			/* file, csv: a header line */
+	char	   *topic;			/* kafka: the topic */
+	char	   *key;			/* kafka: the column that keys messages, or NULL */
+	Jsonb	   *kafka_options;	/* kafka: all sink options (kafka.* included) */
 } SinkOptions;
 
 extern void SinkParseOptions(const char *sink, Jsonb *options, const char *query,
@@ -77,5 +82,13 @@ extern void FileSinkCheckPath(const char *path);
 extern FileSink *FileSinkBegin(const SinkOptions *opts, int64 batch_id);
 extern void FileSinkWrite(void *arg, TupleTableSlot *slot, int first);
 extern int64 FileSinkFinish(FileSink *fs, char **path, int64 *bytes);
+
+/* kafka_sink.c */
+typedef struct KafkaSink KafkaSink;
+extern void KafkaSinkParseOptions(Jsonb *options, SinkOptions *out);
+extern void KafkaSinkValidate(const SinkOptions *opts);
+extern KafkaSink *KafkaSinkBegin(const SinkOptions *opts, const char *query);
+extern void KafkaSinkProduce(void *arg, TupleTableSlot *slot, int first);
+extern int64 KafkaSinkFinish(KafkaSink *ks);
 
 #endif							/* STREAMING_SINK_H */

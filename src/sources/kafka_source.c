@@ -479,6 +479,19 @@ check_kafka_privileges(Jsonb *options)
 	}
 }
 
+/* for the Kafka sink: kafka.* options go to librdkafka, checked the same way */
+bool
+KafkaIsPassthroughKey(const char *key)
+{
+	return is_kafka_key(key);
+}
+
+void
+KafkaCheckPrivileges(Jsonb *options)
+{
+	check_kafka_privileges(options);
+}
+
 static void
 kafka_validate(Jsonb *options)
 {

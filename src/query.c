@@ -8,10 +8,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/table.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_index.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -19,10 +22,11 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/plancache.h"
-#include "utils/ruleutils.h"
 #include "utils/numeric.h"
+#include "utils/plancache.h"
 #include "utils/regproc.h"
+#include "utils/rel.h"
+#include "utils/ruleutils.h"
 #include "utils/timestamp.h"
 
 #include "planner.h"
@@ -213,6 +217,108 @@ record_depends_on_sources(Oid relid, List *sources)
 	}
 }
 
+/* has_key_index: a usable unique index on exactly the given columns */
+static bool
+has_key_index(Relation rel, List *keys)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	bool		found = false;
+
+	foreach(lc, indexes)
+	{
+		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
+		Form_pg_index form = index->rd_index;
+		bool		match = form->indisunique && form->indimmediate && form->indisvalid &&
+			form->indnullsnotdistinct && form->indnkeyatts == list_length(keys) &&
+			RelationGetIndexExpressions(index) == NIL && RelationGetIndexPredicate(index) == NIL;
+		ListCell   *kc;
+
+		foreach(kc, keys)
+		{
+			AttrNumber	attno = get_attnum(RelationGetRelid(rel), (char *) lfirst(kc));
+			bool		in_index = false;
+
+			for (int i = 0; i < form->indnkeyatts; i++)
+				in_index |= form->indkey.values[i] == attno;
+			match &= in_index;
+		}
+		index_close(index, AccessShareLock);
+		if (match)
+		{
+			found = true;
+			break;
+		}
+	}
+	list_free(indexes);
+	return found;
+}
+
+/*
+ * existing_result_table checks a table named by sink_options.table: the
+ * query writes its result there instead of a table of its own.  Every
+ * result column must be a column of it; the query's owner must be allowed
+ * to insert (and, unless in append mode, update); a grouped query in
+ * update or complete mode needs a unique index NULLS NOT DISTINCT on
+ * exactly its keys, for its upserts; a global aggregate, which replaces
+ * the table's rows, may not write there.
+ */
+static Oid
+existing_result_table(const char *table, ContinuousPlan *plan, OutputMode mode)
+{
+	Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(table)),
+										 AccessShareLock, false);
+	Relation	rel = table_open(relid, AccessShareLock);
+	char		kind = rel->rd_rel->relkind;
+	AclMode		needed = ACL_INSERT;
+	ListCell   *lc;
+
+	if (kind != RELKIND_RELATION && kind != RELKIND_PARTITIONED_TABLE && kind != RELKIND_FOREIGN_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not a table", table),
+				 errhint("sink_options.table names a table, a partitioned table or a foreign table.")));
+	if (IsStreamingSource(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is a source", table)));
+	foreach(lc, plan->result_columns)
+		if (get_attnum(relid, (char *) lfirst(lc)) == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of the query is not a column of table \"%s\"",
+							(char *) lfirst(lc), table),
+					 errhint("Name the query's columns as the table's, with AS.")));
+	if (mode != OUTPUT_APPEND && plan->shape == SHAPE_AGGREGATE)
+	{
+		if (plan->result_keys == NIL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("an aggregate without GROUP BY cannot write into an existing table in %s mode",
+							OutputModeName(mode)),
+					 errhint("Its single row replaces the whole table: let the query have its own result table.")));
+		if (kind == RELKIND_FOREIGN_TABLE)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a foreign table takes the rows of append mode only"),
+					 errhint("Update and complete modes upsert with ON CONFLICT, which foreign tables do not support.")));
+		if (!has_key_index(rel, plan->result_keys))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+					 errmsg("table \"%s\" has no unique index on exactly (%s) NULLS NOT DISTINCT",
+							table, quoted_columns(plan->result_keys)),
+					 errhint("The query upserts its groups by these keys: CREATE UNIQUE INDEX ON %s (%s) NULLS NOT DISTINCT.",
+							 table, quoted_columns(plan->result_keys))));
+		needed |= ACL_UPDATE;
+	}
+	if (plan->session_key != NULL && mode == OUTPUT_COMPLETE)
+		needed |= ACL_DELETE;
+	if (pg_class_aclcheck(relid, GetUserId(), needed) != ACLCHECK_OK)
+		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(kind), table);
+	table_close(rel, AccessShareLock);
+	return relid;
+}
+
 /*
  * create_state_table creates a query's state table in the extension's
  * schema, where its owner may not create tables: the columns are those of
@@ -387,20 +493,36 @@ streaming_create_query(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not allocate a query id");
 	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 
-	/* the result table: named and typed as the SELECT's columns */
-	exec_ddl(psprintf("CREATE TABLE %s AS %s WITH NO DATA", result_name, plan->query_sql));
-	result_oid = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, false);
-	record_depends_on_sources(result_oid, plan->sources);
+	if (sink_opts.table != NULL)
+		result_oid = existing_result_table(sink_opts.table, plan, mode);
+	else
+	{
+		/* the result table: named and typed as the SELECT's columns */
+		exec_ddl(psprintf("CREATE TABLE %s AS %s WITH NO DATA", result_name, plan->query_sql));
+		result_oid = RangeVarGetRelid(makeRangeVarFromNameList(names), NoLock, false);
+		record_depends_on_sources(result_oid, plan->sources);
+	}
 
 	if (plan->shape == SHAPE_AGGREGATE)
 	{
 		char	   *state_name = psprintf("streaming.%s", quote_identifier(psprintf("state_%d", id)));
 
-		if (plan->result_keys != NIL)
+		if (plan->result_keys != NIL && sink_opts.table == NULL)
 			exec_ddl(psprintf("CREATE UNIQUE INDEX ON %s (%s) NULLS NOT DISTINCT",
 							  result_name, quoted_columns(plan->result_keys)));
 		state_oid = create_state_table(state_name, plan);
 		record_depends_on_sources(state_oid, plan->sources);
+	}
+
+	/* into an existing table: the statements must make sense for it now */
+	if (sink_opts.table != NULL)
+	{
+		char	   *close_sql = BuildCloseStatement(plan, result_oid, state_oid, 0);
+		Oid			close_types[1] = {TIMESTAMPTZOID};
+
+		(void) SPI_prepare(BuildBatchStatement(plan, result_oid, state_oid, 0), 0, NULL);
+		if (close_sql != NULL)
+			(void) SPI_prepare(close_sql, 1, close_types);
 	}
 
 	source_datums = palloc(sizeof(Datum) * list_length(plan->sources));
@@ -487,7 +609,8 @@ streaming_drop_query(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	drop_relation_if_exists(q->state_table);
-	if (!keep_result)
+	/* a table the query wrote into but did not create stays */
+	if (!keep_result && q->sink.table == NULL)
 		drop_relation_if_exists(q->result_table);
 
 	PG_RETURN_VOID();

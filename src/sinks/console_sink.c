@@ -31,8 +31,11 @@ SinkParseOptions(const char *sink, Jsonb *options, const char *query, SinkOption
 
 	if (strcmp(sink, "table") == 0)
 	{
+		static const char *const valid[] = {"table", NULL};
+
 		out->kind = SINK_TABLE;
-		SourceCheckOptionKeys(options, "sink \"table\"", (const char *const[]) {NULL}, NULL);
+		SourceCheckOptionKeys(options, "sink \"table\"", valid, NULL);
+		out->table = JsonbGetString(options, "table");
 	}
 	else if (strcmp(sink, "console") == 0)
 	{

@@ -37,6 +37,7 @@ typedef struct SinkOptions
 	int			num_rows;		/* console: rows shown per batch */
 	bool		truncate;		/* console: cut values longer than 20 characters */
 	char	   *channel;		/* notify: the channel */
+	char	   *table;			/* table: an existing table to write, or NULL */
 	char	   *path;			/* file: the directory */
 	bool		json;			/* file, kafka: JSON rather than csv */
 	bool		header;			/* file, csv: a header line */

@@ -38,3 +38,4 @@ demo:
 
 bench:
 	bash test/bench/kafka.sh
+	bash test/bench/incremental.sh

@@ -427,7 +427,7 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 	st->updated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	st->inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	st->sink_rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	if (show_rows > 0 && (q->mode != OUTPUT_APPEND || q->plan->shape == SHAPE_STATELESS))
+	if (show_rows > 0 && (q->mode != OUTPUT_APPEND || q->plan->shape != SHAPE_AGGREGATE))
 		ConsoleSinkShow(q->name, st->batch_id, SPI_tuptable,
 						st->sink_rows > 0 ? SPI_processed : 0, 4, &q->sink);
 
@@ -501,7 +501,7 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	q = QueryDefLoad(query_name, true, false);
 	st.batch_id = q->last_batch_id + 1;
 	if (get_rel_name(q->result_table) == NULL ||
-		(q->plan->shape == SHAPE_AGGREGATE && get_rel_name(q->state_table) == NULL))
+		(q->plan->shape != SHAPE_STATELESS && get_rel_name(q->state_table) == NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("the result or state table of continuous query \"%s\" does not exist", q->name),
@@ -531,9 +531,13 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 							q->event_time, q->name)));
 		sb.has_watermark = q->watermark_valid;
 		sb.watermark = q->watermark;
-		/* complete mode keeps every group, so late rows still count there */
-		sb.drop_late = q->has_watermark && q->plan->shape == SHAPE_AGGREGATE &&
-			q->mode != OUTPUT_COMPLETE;
+		/*
+		 * complete mode keeps every group, so late rows still count there;
+		 * a deduplication drops them, as Spark's dropDuplicates does
+		 */
+		sb.drop_late = q->has_watermark &&
+			((q->plan->shape == SHAPE_AGGREGATE && q->mode != OUTPUT_COMPLETE) ||
+			 q->plan->shape == SHAPE_DEDUP);
 	}
 	SourceBatchReset(&sb);
 

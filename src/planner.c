@@ -199,9 +199,9 @@ check_query_shape(Query *query)
 	if (query->limitCount != NULL || query->limitOffset != NULL)
 		reject("LIMIT and OFFSET are not supported in continuous queries",
 			   "Apply them when reading the result table.");
-	if (query->distinctClause != NIL)
-		reject("SELECT DISTINCT is not supported in continuous queries",
-			   "Use GROUP BY over the distinct columns instead.");
+	if (query->distinctClause != NIL && (query->hasAggs || query->groupClause != NIL))
+		reject("SELECT DISTINCT with aggregates is not supported in continuous queries",
+			   "Apply DISTINCT in a view over the result table.");
 	if (query->hasWindowFuncs)
 		reject("window functions are not supported in continuous queries",
 			   "Use streaming.window() for event-time windows, or a view over the result table.");
@@ -761,6 +761,49 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 	}
 }
 
+static bool string_list_member(List *names, const char *name);
+
+/*
+ * plan_dedup plans SELECT DISTINCT (each row once) and SELECT DISTINCT ON
+ * (keys) (the first row of each key), as Spark's dropDuplicates: the state
+ * table keeps the rows emitted, unique on the keys, and a batch emits the
+ * rows its insert into the state did not find there.  With a watermark and
+ * the event-time column among the keys, keys older than the watermark are
+ * evicted (a later duplicate of them would be late anyway and dropped).
+ */
+static void
+plan_dedup(Query *query, ContinuousPlan *plan, bool has_watermark)
+{
+	ListCell   *lc;
+
+	foreach(lc, query->distinctClause)
+	{
+		SortGroupClause *sgc = lfirst(lc);
+		TargetEntry *tle = get_sortgroupclause_tle(sgc, query->targetList);
+
+		if (tle->resjunk || tle->resname == NULL)
+			reject("a DISTINCT ON expression must be a column of the select list",
+				   "Add it to the select list, with a name.");
+		if (string_list_member(plan->state_keys, tle->resname))
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_COLUMN),
+					 errmsg("column \"%s\" is named twice", tle->resname),
+					 errhint("Give every column of the select list its own name.")));
+		plan->state_keys = lappend(plan->state_keys, tle->resname);
+		if (has_watermark && plan->time_key == NULL && IsA(tle->expr, Var) &&
+			((Var *) tle->expr)->varlevelsup == 0)
+		{
+			Var		   *var = (Var *) tle->expr;
+			RangeTblEntry *rte = rt_fetch(var->varno, query->rtable);
+
+			if (rte->rtekind == RTE_RELATION && list_member_oid(plan->sources, rte->relid) &&
+				var->varattno == get_attnum(rte->relid, plan->event_time))
+				plan->time_key = tle->resname;
+		}
+	}
+	plan->batch_sql = plan->query_sql;
+}
+
 /*
  * PlanContinuousQuery analyses a continuous query and derives its plan, or
  * raises an error that says what is wrong and what to do instead.
@@ -805,9 +848,10 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 	}
 
 	check_query_shape(query);
-	plan->shape = (query->hasAggs || query->groupClause != NIL) ? SHAPE_AGGREGATE : SHAPE_STATELESS;
+	plan->shape = (query->hasAggs || query->groupClause != NIL) ? SHAPE_AGGREGATE
+		: query->distinctClause != NIL ? SHAPE_DEDUP : SHAPE_STATELESS;
 
-	if (plan->shape == SHAPE_STATELESS && mode == OUTPUT_COMPLETE)
+	if (plan->shape != SHAPE_AGGREGATE && mode == OUTPUT_COMPLETE)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("complete output mode requires an aggregation"),
@@ -850,6 +894,8 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 				plan->result_columns = lappend(plan->result_columns,
 											   tle->resname ? tle->resname : "?column?");
 		}
+		if (plan->shape == SHAPE_DEDUP)
+			plan_dedup(query, plan, has_watermark);
 	}
 	return plan;
 }
@@ -891,7 +937,8 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 
 	initStringInfo(&buf);
 	appendStringInfo(&buf, "{\"shape\": \"%s\"",
-					 plan->shape == SHAPE_AGGREGATE ? "aggregate" : "stateless");
+					 plan->shape == SHAPE_AGGREGATE ? "aggregate" :
+					 plan->shape == SHAPE_DEDUP ? "dedup" : "stateless");
 	appendStringInfoString(&buf, ", \"sources\": [");
 	foreach(lc, plan->sources)
 		appendStringInfo(&buf, "%s%u", foreach_current_index(lc) > 0 ? ", " : "", lfirst_oid(lc));
@@ -899,6 +946,7 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 	append_string(&buf, "mode", OutputModeName(plan->mode));
 	append_string(&buf, "event_time", plan->event_time);
 	append_string(&buf, "window_key", plan->window_key);
+	append_string(&buf, "time_key", plan->time_key);
 	append_string(&buf, "session_key", plan->session_key);
 	append_string(&buf, "session_gap", plan->session_gap);
 	append_string_array(&buf, "state_merge", plan->session_key ? plan->state_merge : NIL);
@@ -942,12 +990,14 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	char	   *shape = JsonbGetString(obj, "shape");
 	ListCell   *lc;
 
-	plan->shape = strcmp(shape, "aggregate") == 0 ? SHAPE_AGGREGATE : SHAPE_STATELESS;
+	plan->shape = strcmp(shape, "aggregate") == 0 ? SHAPE_AGGREGATE :
+		strcmp(shape, "dedup") == 0 ? SHAPE_DEDUP : SHAPE_STATELESS;
 	foreach(lc, jsonb_string_array(obj, "sources"))
 		plan->sources = lappend_oid(plan->sources, (Oid) strtoul(lfirst(lc), NULL, 10));
 	plan->mode = OutputModeFromString(JsonbGetString(obj, "mode"));
 	plan->event_time = JsonbGetString(obj, "event_time");
 	plan->window_key = JsonbGetString(obj, "window_key");
+	plan->time_key = JsonbGetString(obj, "time_key");
 	plan->session_key = JsonbGetString(obj, "session_key");
 	plan->session_gap = JsonbGetString(obj, "session_gap");
 	plan->state_merge = jsonb_string_array(obj, "state_merge");
@@ -1124,6 +1174,21 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 		return sql.data;
 	}
 
+	if (plan->shape == SHAPE_DEDUP)
+	{
+		/* the rows whose key the state did not hold are new: emit them */
+		appendStringInfo(&sql,
+						 "WITH fresh AS (INSERT INTO %s AS s SELECT * FROM (%s) AS b "
+						 "ON CONFLICT (%s) DO NOTHING RETURNING s.*),\n",
+						 RelationQualifiedName(state_table), plan->query_sql,
+						 quoted_list(plan->state_keys, ""));
+		appendStringInfo(&sql, "emitted AS (INSERT INTO %s (%s) SELECT * FROM fresh %s)\n",
+						 result, columns, returning);
+		finish_statement(&sql, "0::bigint, (SELECT count(*) FROM fresh), (SELECT count(*) FROM emitted)",
+						 show_rows);
+		return sql.data;
+	}
+
 	if (plan->session_key != NULL)
 		return build_session_statement(plan, result, columns, RelationQualifiedName(state_table),
 									   returning, show_rows);
@@ -1184,6 +1249,18 @@ BuildCloseStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	StringInfoData sql;
 	ListCell   *lc;
 
+	if (plan->shape == SHAPE_DEDUP)
+	{
+		if (plan->time_key == NULL)
+			return NULL;
+		/* keys older than the watermark can only come back late: evict them */
+		initStringInfo(&sql);
+		appendStringInfo(&sql,
+						 "WITH closed AS (DELETE FROM %s AS s WHERE s.%s <= $1 RETURNING 1)\n"
+						 "SELECT count(*), 0::bigint FROM closed",
+						 RelationQualifiedName(state_table), quote_identifier(plan->time_key));
+		return sql.data;
+	}
 	if (plan->window_key == NULL || plan->mode == OUTPUT_COMPLETE)
 		return NULL;
 

@@ -25,7 +25,8 @@ typedef enum OutputMode
 typedef enum QueryShape
 {
 	SHAPE_STATELESS,			/* projection, filter, joins with tables */
-	SHAPE_AGGREGATE				/* GROUP BY and/or aggregates */
+	SHAPE_AGGREGATE,			/* GROUP BY and/or aggregates */
+	SHAPE_DEDUP					/* SELECT DISTINCT [ON]: each row (key) once */
 } QueryShape;
 
 typedef struct ContinuousPlan
@@ -34,14 +35,16 @@ typedef struct ContinuousPlan
 	OutputMode	mode;
 	char	   *event_time;		/* event-time column of the source, or NULL */
 	char	   *window_key;		/* state key holding window(event_time, ...) */
+	char	   *time_key;		/* dedup: state key holding the event time, or NULL */
 	char	   *session_key;	/* state key of streaming.session_window(), or NULL */
 	char	   *session_gap;	/* its gap, as an SQL interval literal */
 	List	   *state_merge;	/* session: per state column, the aggregate merging
 								 * partial states, over alias "u" */
 	List	   *sources;		/* OIDs of the source relations read */
 	char	   *query_sql;		/* the user's query, deparsed */
-	char	   *batch_sql;		/* aggregate: partial state per group */
-	List	   *state_keys;		/* aggregate: key columns of the state table */
+	char	   *batch_sql;		/* aggregate: partial state per group; dedup:
+								 * the query (its columns make the state) */
+	List	   *state_keys;		/* aggregate, dedup: key columns of the state table */
 	char	   *merge_set;		/* aggregate: SET list of ON CONFLICT DO UPDATE */
 	List	   *aggregates;		/* aggregate: how each aggregate is kept, text */
 	List	   *result_columns; /* names of the result columns, in order */

@@ -362,6 +362,9 @@ create_state_table(const char *state_name, ContinuousPlan *plan)
 	if (plan->window_key != NULL)
 		catalog_ddl(psprintf("CREATE INDEX ON %s (pg_catalog.upper(%s))",
 							 state_name, quote_identifier(plan->window_key)));
+	/* evicting old keys of a deduplication finds them by their time */
+	if (plan->time_key != NULL)
+		catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", state_name, quote_identifier(plan->time_key)));
 	catalog_ddl(psprintf("ALTER TABLE %s OWNER TO %s", state_name,
 						 quote_identifier(GetUserNameFromId(GetUserId(), false))));
 	return RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(state_name)),
@@ -503,7 +506,7 @@ streaming_create_query(PG_FUNCTION_ARGS)
 		record_depends_on_sources(result_oid, plan->sources);
 	}
 
-	if (plan->shape == SHAPE_AGGREGATE)
+	if (plan->shape != SHAPE_STATELESS)
 	{
 		char	   *state_name = psprintf("streaming.%s", quote_identifier(psprintf("state_%d", id)));
 
@@ -643,7 +646,8 @@ streaming_explain(PG_FUNCTION_ARGS)
 
 	EMIT("query", plan->query_sql);
 	EMIT("shape", psprintf("%s, %s mode",
-						   plan->shape == SHAPE_AGGREGATE ? "incremental aggregation" : "stateless (rows appended)",
+						   plan->shape == SHAPE_AGGREGATE ? "incremental aggregation" :
+						   plan->shape == SHAPE_DEDUP ? "deduplication (each key once)" : "stateless (rows appended)",
 						   OutputModeName(q->mode)));
 	foreach(lc, plan->sources)
 		EMIT("source", RelationQualifiedName(lfirst_oid(lc)));
@@ -664,6 +668,16 @@ streaming_explain(PG_FUNCTION_ARGS)
 			 ? psprintf("upsert the finalized rows of the groups the batch touched into %s on (%s)",
 						RelationQualifiedName(q->result_table), quoted_columns(plan->result_keys))
 			 : psprintf("replace the single row of %s", RelationQualifiedName(q->result_table)));
+	}
+	else if (plan->shape == SHAPE_DEDUP)
+	{
+		EMIT("state table", psprintf("%s, unique on (%s)%s",
+									 RelationQualifiedName(q->state_table),
+									 quoted_columns(plan->state_keys),
+									 plan->time_key ? psprintf(", keys evicted when %s <= watermark",
+															   quote_identifier(plan->time_key)) : ""));
+		EMIT("emit", psprintf("append the rows whose key the state did not hold to %s",
+							  RelationQualifiedName(q->result_table)));
 	}
 	else
 		EMIT("emit", psprintf("append the query's rows over the batch to %s",

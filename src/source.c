@@ -451,11 +451,6 @@ streaming_create_source(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown source kind \"%s\"", kind),
 				 errhint("Valid kinds are file, kafka, socket and rate.")));
-	if (!routine->implemented)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("source kind \"%s\" is not supported yet", kind),
-				 errhint("This version reads the file, rate and socket sources.")));
 	if (!JB_ROOT_IS_OBJECT(options))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

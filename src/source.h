@@ -27,7 +27,6 @@ typedef struct SourceBatch SourceBatch;
 typedef struct SourceRoutine
 {
 	const char *kind;
-	bool		implemented;
 	/* default_schema: the columns when create_source gets none, or NULL */
 	const char *(*default_schema) (Jsonb *options);
 

@@ -333,7 +333,6 @@ file_default_schema(Jsonb *options)
 
 const SourceRoutine FileSourceRoutine = {
 	.kind = "file",
-	.implemented = true,
 	.default_schema = file_default_schema,
 	.validate = file_validate,
 	.check_schema = file_check_schema,

@@ -1570,7 +1570,6 @@ streaming_kafka_lag(PG_FUNCTION_ARGS)
 
 const SourceRoutine KafkaSourceRoutine = {
 	.kind = "kafka",
-	.implemented = true,
 	.default_schema = kafka_default_schema,
 	.validate = kafka_validate,
 	.check_schema = kafka_check_schema,

@@ -249,7 +249,6 @@ rate_default_schema(Jsonb *options)
 
 const SourceRoutine RateSourceRoutine = {
 	.kind = "rate",
-	.implemented = true,
 	.default_schema = rate_default_schema,
 	.validate = rate_validate,
 	.check_schema = rate_check_schema,

@@ -552,7 +552,6 @@ socket_peek(SourceBatch *batch, int64 max_rows)
 
 const SourceRoutine SocketSourceRoutine = {
 	.kind = "socket",
-	.implemented = true,
 	.default_schema = socket_default_schema,
 	.validate = socket_validate,
 	.check_schema = socket_check_schema,

@@ -16,6 +16,7 @@
 
 #include <sys/stat.h>
 
+#include "access/xact.h"
 #include "catalog/pg_authid.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -45,8 +46,33 @@ typedef struct FilePlan
 } FilePlan;
 
 static const char *const file_options[] = {
-	"path", "max_files_per_trigger", "latest_first", NULL
+	"path", "max_files_per_trigger", "latest_first", "clean_source", "source_archive_dir", NULL
 };
+
+typedef enum CleanSource
+{
+	CLEAN_OFF,
+	CLEAN_ARCHIVE,
+	CLEAN_DELETE
+} CleanSource;
+
+static CleanSource
+clean_source(Jsonb *options)
+{
+	char	   *v = JsonbGetString(options, "clean_source");
+
+	if (v == NULL || strcmp(v, "off") == 0)
+		return CLEAN_OFF;
+	if (strcmp(v, "archive") == 0)
+		return CLEAN_ARCHIVE;
+	if (strcmp(v, "delete") == 0)
+		return CLEAN_DELETE;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for option \"clean_source\": \"%s\"", v),
+			 errhint("Valid values are off, archive and delete.")));
+	return CLEAN_OFF;			/* keep the compiler quiet */
+}
 
 /*
  * file_validate checks the options of a file source: a readable absolute
@@ -88,6 +114,64 @@ file_validate(Jsonb *options)
 	(void) JsonbGetInt64(options, "max_files_per_trigger", 0, 1);
 	(void) JsonbGetBool(options, "latest_first", false);
 	FormatParseOptions(options, &fmt);
+
+	/* cleaning processed files up writes the directory */
+	if (clean_source(options) != CLEAN_OFF &&
+		!has_privs_of_role(GetUserId(), ROLE_PG_WRITE_SERVER_FILES))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to set option \"clean_source\""),
+				 errdetail("Only roles with privileges of the \"pg_write_server_files\" role may move or delete server files.")));
+	if (clean_source(options) == CLEAN_ARCHIVE)
+	{
+		char	   *archive = JsonbGetString(options, "source_archive_dir");
+		size_t		len = strlen(path);
+
+		if (archive == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("clean_source \"archive\" needs option \"source_archive_dir\"")));
+		if (!is_absolute_path(archive) || stat(archive, &st) != 0 || !S_ISDIR(st.st_mode))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid value for option \"source_archive_dir\": \"%s\" is not a directory", archive),
+					 errhint("Name an existing directory by its absolute path, on the file system of the source.")));
+		if (strncmp(archive, path, len) == 0 && (archive[len] == '\0' || archive[len] == '/'))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the source_archive_dir may not be inside the source's path")));
+	}
+	else if (JsonbGetKey(options, "source_archive_dir") != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"source_archive_dir\" applies only to clean_source \"archive\"")));
+}
+
+/*
+ * clean_file moves or deletes a file that a committed batch processed.  A
+ * failure only warns: the file stays, recorded as processed.
+ */
+static void
+clean_file(Jsonb *options, CleanSource how, const char *path)
+{
+	if (how == CLEAN_DELETE)
+	{
+		if (unlink(path) != 0 && errno != ENOENT)
+			ereport(WARNING,
+					(errcode_for_file_access(),
+					 errmsg("could not delete processed file \"%s\": %m", path)));
+	}
+	else
+	{
+		const char *base = strrchr(path, '/');
+		char	   *target = psprintf("%s/%s", JsonbGetString(options, "source_archive_dir"),
+									  base ? base + 1 : path);
+
+		if (rename(path, target) != 0 && errno != ENOENT)
+			ereport(WARNING,
+					(errcode_for_file_access(),
+					 errmsg("could not move processed file \"%s\" to \"%s\": %m", path, target)));
+	}
 }
 
 static void
@@ -158,6 +242,13 @@ list_files(const char *dirpath, bool latest_first)
 	return files;
 }
 
+/* a processed file; mine: recorded by the current transaction, uncommitted */
+typedef struct ProcessedFile
+{
+	char		path[MAXPGPATH];
+	bool		mine;
+} ProcessedFile;
+
 /*
  * processed_files reads the paths this query has already consumed from
  * this source into a hash set.
@@ -171,7 +262,7 @@ processed_files(SourceBatch *batch)
 	Datum		args[2];
 
 	ctl.keysize = MAXPGPATH;
-	ctl.entrysize = MAXPGPATH;
+	ctl.entrysize = sizeof(ProcessedFile);
 	ctl.hcxt = CurrentMemoryContext;
 	seen = hash_create("streaming processed files", 256, &ctl,
 					   HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
@@ -183,17 +274,22 @@ processed_files(SourceBatch *batch)
 	args[0] = CStringGetTextDatum(batch->query);
 	args[1] = ObjectIdGetDatum(batch->relid);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT partition FROM streaming.offsets "
+	if (SPI_execute_with_args("SELECT partition, xmin FROM streaming.offsets "
 							  "WHERE query = $1 AND source = $2",
 							  2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read streaming.offsets");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		char	   *p = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		bool		isnull;
+		TransactionId xmin = DatumGetTransactionId(SPI_getbinval(SPI_tuptable->vals[i],
+																 SPI_tuptable->tupdesc, 2, &isnull));
 		char		key[MAXPGPATH];
+		ProcessedFile *pf;
 
 		strlcpy(key, p, MAXPGPATH);
-		(void) hash_search(seen, key, HASH_ENTER, NULL);
+		pf = hash_search(seen, key, HASH_ENTER, NULL);
+		pf->mine = TransactionIdIsCurrentTransactionId(xmin);
 	}
 	SPI_finish();
 	return seen;
@@ -228,6 +324,7 @@ file_plan_batch(SourceBatch *batch)
 	int64		max_files = batch->read_all ? 0 :
 		JsonbGetInt64(batch->options, "max_files_per_trigger", 0, 1);
 	bool		latest_first = JsonbGetBool(batch->options, "latest_first", false);
+	CleanSource clean = clean_source(batch->options);
 	HTAB	   *seen = processed_files(batch);
 	ListCell   *lc;
 
@@ -239,10 +336,20 @@ file_plan_batch(SourceBatch *batch)
 		FileEntry  *fe = lfirst(lc);
 		char		key[MAXPGPATH];
 		SourceOffset *off;
+		ProcessedFile *pf;
 
 		strlcpy(key, fe->path, MAXPGPATH);
-		if (hash_search(seen, key, HASH_FIND, NULL) != NULL)
+		if ((pf = hash_search(seen, key, HASH_FIND, NULL)) != NULL)
+		{
+			/*
+			 * Processed by a committed batch: clean it up, if asked to.  Not
+			 * one that an earlier batch of this transaction (run() runs
+			 * several in one) recorded: that may still roll back.
+			 */
+			if (clean != CLEAN_OFF && !pf->mine)
+				clean_file(batch->options, clean, fe->path);
 			continue;
+		}
 		/* 'available_now': files that came after the run began wait */
 		if (batch->available_now != 0 &&
 			timespec_to_timestamptz(&fe->mtime) > batch->available_now)

@@ -42,6 +42,8 @@ SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT k, count(*) + 1 
 SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT k, count(*) FROM src GROUP BY k HAVING count(*) > 1', output_mode => 'update')$q$);
 SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT k, v FROM src ORDER BY v')$q$);
 SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT DISTINCT k, count(*) FROM src GROUP BY k', output_mode => 'update')$q$);
+SELECT * FROM try($q$SELECT streaming.create_query('Sales Report', 'SELECT k FROM src')$q$);
+SELECT * FROM try($q$SELECT streaming.create_source('my source', 'rate')$q$);
 SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT k, row_number() OVER () FROM src')$q$);
 SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT a.k FROM src a JOIN src b USING (k)')$q$);
 -- bad arguments

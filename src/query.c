@@ -266,7 +266,7 @@ has_key_index(Relation rel, List *keys)
 static Oid
 existing_result_table(const char *table, ContinuousPlan *plan, OutputMode mode)
 {
-	Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(table)),
+	Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(table, "table")),
 										 AccessShareLock, false);
 	Relation	rel = table_open(relid, AccessShareLock);
 	char		kind = rel->rd_rel->relkind;
@@ -367,7 +367,7 @@ create_state_table(const char *state_name, ContinuousPlan *plan)
 		catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", state_name, quote_identifier(plan->time_key)));
 	catalog_ddl(psprintf("ALTER TABLE %s OWNER TO %s", state_name,
 						 quote_identifier(GetUserNameFromId(GetUserId(), false))));
-	return RangeVarGetRelid(makeRangeVarFromNameList(stringToQualifiedNameList(state_name)),
+	return RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(state_name, "table")),
 							NoLock, false);
 }
 
@@ -422,6 +422,7 @@ streaming_create_query(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NAME_TOO_LONG),
 				 errmsg("continuous query name \"%s\" is too long", name),
 				 errdetail("A query name has at most 120 bytes.")));
+	(void) ParseQualifiedName(name, "continuous query");
 	check_trigger(trigger);
 	if (strcmp(on_error, "dead_letter") != 0 && strcmp(on_error, "skip") != 0 &&
 		strcmp(on_error, "fail") != 0)
@@ -487,7 +488,7 @@ streaming_create_query(PG_FUNCTION_ARGS)
 					 errhint("Name one of the query's result columns, or leave out \"key\".")));
 	}
 
-	names = stringToQualifiedNameList(name);
+	names = ParseQualifiedName(name, "continuous query");
 	result_name = NameListToQuotedString(names);
 
 	SPI_connect();

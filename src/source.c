@@ -471,7 +471,7 @@ streaming_create_source(PG_FUNCTION_ARGS)
 	}
 
 	/* CREATE FOREIGN TABLE name (schema) SERVER streaming */
-	rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
+	rv = makeRangeVarFromNameList(ParseQualifiedName(name, "source"));
 	stmt = makeNode(CreateForeignTableStmt);
 	stmt->base.relation = rv;
 	stmt->base.tableElts = parse_schema(schema);
@@ -518,7 +518,7 @@ streaming_drop_source(PG_FUNCTION_ARGS)
 {
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	bool		if_exists = PG_GETARG_BOOL(1);
-	RangeVar   *rv = makeRangeVarFromNameList(stringToQualifiedNameList(name));
+	RangeVar   *rv = makeRangeVarFromNameList(ParseQualifiedName(name, "source"));
 	Oid			relid;
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1];

@@ -35,6 +35,7 @@ extern int	PushCatalogSearchPath(void);
 extern void PopCatalogSearchPath(int nestlevel);
 
 extern char *RelationQualifiedName(Oid relid);
+extern List *ParseQualifiedName(const char *name, const char *what);
 
 /* statements on the catalog, run as its owner (util.c) */
 extern Oid	CatalogOwner(void);

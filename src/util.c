@@ -17,6 +17,7 @@
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
+#include "utils/regproc.h"
 #include "utils/syscache.h"
 
 #include "streaming.h"
@@ -248,4 +249,40 @@ CatalogExecute(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	PopCatalogSearchPath(nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	return rc;
+}
+
+/*
+ * ParseQualifiedName splits a possibly schema-qualified name, as SQL
+ * writes it, into its parts; what names the object in the error.
+ */
+List *
+ParseQualifiedName(const char *name, const char *what)
+{
+	MemoryContext ctx = CurrentMemoryContext;
+	List	   *volatile names = NIL;
+
+	PG_TRY();
+	{
+#if PG_VERSION_NUM >= 160000
+		names = stringToQualifiedNameList(name, NULL);
+#else
+		names = stringToQualifiedNameList(name);
+#endif
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(ctx);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_INVALID_NAME)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_NAME),
+				 errmsg("invalid %s name \"%s\"", what, name),
+				 errhint("A name is an SQL identifier, schema-qualified or not; write one with spaces or capitals in double quotes, as in SQL: '\"Sales Report\"'.")));
+	}
+	PG_END_TRY();
+	return names;
 }

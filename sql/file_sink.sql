@@ -49,6 +49,9 @@ SELECT pg_read_file('/tmp/streaming_regress/file_sink/csv/part-0000000000.csv');
 SELECT pg_read_file('/tmp/streaming_regress/file_sink/json/part-0000000000.json');
 SELECT query, batch_id, regexp_replace(path, '.*/', '') AS file, rows, bytes FROM streaming.sink_files ORDER BY query, batch_id;
 
+-- two queries cannot share a directory: their files would overwrite each other
+SELECT try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', sink => 'file', sink_options => '{"path": "/tmp/streaming_regress/file_sink//csv/"}')$q$);
+
 -- a batch that rolls back takes its file with it; run again, it is back
 COPY (VALUES (4, 'four', '2024-01-01 00:02:00+00'::timestamptz, 4, NULL::jsonb))
   TO '/tmp/streaming_regress/file_sink/in/b.csv' WITH (FORMAT csv);

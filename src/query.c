@@ -127,6 +127,37 @@ QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok)
 }
 
 /*
+ * file_sink_path_free refuses a directory that another query's file sink
+ * writes: their part-<batch id> files would overwrite each other.
+ */
+static void
+file_sink_path_free(const char *path)
+{
+	char	   *canonical = pstrdup(path);
+
+	canonicalize_path(canonical);
+	SPI_connect();
+	if (SPI_execute("SELECT name, sink_options->>'path' FROM streaming.queries WHERE sink = 'file'",
+					true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streaming.queries");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *other = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+
+		if (other == NULL)
+			continue;
+		canonicalize_path(other);
+		if (strcmp(other, canonical) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("directory \"%s\" is the file sink of continuous query \"%s\"", path,
+							SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)),
+					 errhint("Give each query's file sink a directory of its own.")));
+	}
+	SPI_finish();
+}
+
+/*
  * QueryCheckOwner refuses a role that does not have the privileges of the
  * query's owner: only they may run, start, stop or drop it.
  */
@@ -464,6 +495,7 @@ streaming_create_query(PG_FUNCTION_ARGS)
 					 errhint("A file is written once per batch and never rewritten; use the table sink for %s mode.",
 							 OutputModeName(mode))));
 		FileSinkCheckPath(sink_opts.path);
+		file_sink_path_free(sink_opts.path);
 	}
 	if (sink_opts.kind == SINK_KAFKA)
 		KafkaSinkValidate(&sink_opts);

@@ -1,8 +1,10 @@
-# The file sink, exactly once through crashes: a query's worker is killed
-# with SIGKILL in the middle of batches that write files (the server goes
-# through crash recovery), and the server is stopped with -m immediate.
-# Afterwards the directory holds exactly the files of the manifest, no
-# temporary file is left, and the files hold every input row exactly once.
+# The file sink and deduplication, exactly once through crashes: the worker
+# of a SELECT DISTINCT ON query is killed with SIGKILL in the middle of
+# batches that write files (the server goes through crash recovery), and
+# the server is stopped with -m immediate.  Every id comes twice, in two
+# different files.  Afterwards the directory holds exactly the files of the
+# manifest, no temporary file is left, and the files hold every id exactly
+# once.
 use strict;
 use warnings;
 
@@ -37,16 +39,12 @@ sub wait_for
 	return is($got, $expected, $what);
 }
 
-# ten files of 200 rows; ids 1..2000
-my $id = 0;
+# ten files of 200 rows: ids 1..1000, each in two files, five files apart
 for my $f (1 .. 10)
 {
 	open my $fh, '>', "$base/in/.tmp" or die;
-	for (1 .. 200)
-	{
-		$id++;
-		print $fh "$id,name $id\n";
-	}
+	my $first = (($f - 1) % 5) * 200;
+	print $fh $first + $_, ",name ", $first + $_, "\n" for 1 .. 200;
 	close $fh;
 	rename "$base/in/.tmp", sprintf("%s/in/f%02d.csv", $base, $f) or die;
 }
@@ -56,7 +54,7 @@ sql(qq{
 	CREATE FUNCTION slow(int) RETURNS boolean LANGUAGE sql AS \$\$SELECT pg_sleep(0.002) IS NOT NULL\$\$;
 	SELECT streaming.create_source('src', 'file', 'id int, name text',
 		'{"path": "$base/in", "format": "csv", "max_files_per_trigger": 1}');
-	SELECT streaming.create_query('copy', 'SELECT id, name FROM src WHERE slow(id)',
+	SELECT streaming.create_query('copy', 'SELECT DISTINCT ON (id) id, name FROM src WHERE slow(id)',
 		sink => 'file', sink_options => '{"path": "$out", "format": "json"}');
 });
 
@@ -78,15 +76,17 @@ usleep(200_000);
 $node->stop('immediate');
 $node->start;
 
-wait_for(q{SELECT coalesce(sum(rows), 0) FROM streaming.sink_files WHERE query = 'copy'}, '2000',
-	'after three SIGKILLs and an immediate stop the manifest counts all 2000 rows');
+wait_for(q{SELECT max(batch_id) FROM streaming.progress WHERE query = 'copy'}, '9',
+	'after three SIGKILLs and an immediate stop all ten files are read');
+is(sql(q{SELECT sum(rows) FROM streaming.sink_files WHERE query = 'copy'}), '1000',
+	'the manifest counts 1000 rows: every id once');
 is(sql(q{SELECT count(*), min(batch_id), max(batch_id) FROM streaming.sink_files WHERE query = 'copy'}),
-	'10|0|9', 'ten files, one per batch, batch ids 0 to 9');
+	'5|0|4', 'five files, from the batches of the first five input files; the others held only duplicates');
 
 opendir my $dh, $out or die;
 my @names = sort grep { !/^\.\.?$/ } readdir $dh;
 closedir $dh;
-is(join(',', @names), join(',', map { sprintf('part-%010d.json', $_) } 0 .. 9),
+is(join(',', @names), join(',', map { sprintf('part-%010d.json', $_) } 0 .. 4),
 	'the directory holds exactly the files of the manifest, no temporary file');
 
 my @ids;
@@ -100,9 +100,10 @@ for my $name (@names)
 	}
 	close $fh;
 }
-is(scalar(@ids), 2000, 'the files hold 2000 rows');
+is(scalar(@ids), 1000, 'the files hold 1000 rows');
 my @sorted = sort { $a <=> $b } @ids;
-is(join(',', @sorted), join(',', 1 .. 2000), 'every id exactly once');
+is(join(',', @sorted), join(',', 1 .. 1000), 'every id exactly once');
+is(sql(q{SELECT count(*) FROM copy}), '1000', 'and so does the result table');
 
 $node->stop;
 done_testing();

@@ -54,6 +54,27 @@ SELECT streaming.drop_source('raw_k');
 SELECT streaming.drop_source('text_k');
 SELECT streaming.drop_source('json_k');
 
+-- shared connection settings on a foreign server of the wrapper, secrets in
+-- a user mapping (shown only to its owner); the source's own options win
+CREATE SERVER kafka_prod FOREIGN DATA WRAPPER streaming
+  OPTIONS (bootstrap_servers '127.0.0.1:9', "kafka.security.protocol" 'SASL_SSL', "kafka.sasl.mechanisms" 'PLAIN');
+CREATE USER MAPPING FOR CURRENT_USER SERVER kafka_prod
+  OPTIONS ("kafka.sasl.username" 'streaming', "kafka.sasl.password" 'secret');
+SELECT streaming.create_source('prod_k', 'kafka',
+         options => '{"server": "kafka_prod", "topic": "t", "format": "text"}');
+SELECT s.srvname FROM pg_foreign_table ft JOIN pg_foreign_server s ON s.oid = ft.ftserver
+ WHERE ft.ftrelid = 'prod_k'::regclass;
+SELECT options FROM streaming.sources WHERE name = 'prod_k';
+SELECT try($q$DROP SERVER kafka_prod$q$);
+SELECT try($q$CREATE SERVER bad_server FOREIGN DATA WRAPPER streaming OPTIONS (colour 'red')$q$);
+SELECT try($q$CREATE SERVER bad_server FOREIGN DATA WRAPPER streaming OPTIONS ("kafka.security.protocol" 'carrier_pigeon')$q$);
+SELECT try($q$ALTER FOREIGN DATA WRAPPER streaming OPTIONS (ADD bootstrap_servers 'x:1')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"server": "no_such_server", "topic": "t"}')$q$);
+SELECT try($q$SELECT streaming.create_source('k', 'rate', options => '{"server": "kafka_prod"}')$q$);
+SELECT streaming.drop_source('prod_k');
+DROP USER MAPPING FOR CURRENT_USER SERVER kafka_prod;
+DROP SERVER kafka_prod;
+
 -- a role without superuser: settings that load code or run a command are
 -- refused, settings naming server files need pg_read_server_files
 CREATE ROLE regress_kafka_user;

@@ -69,7 +69,7 @@ RESET streaming.peek_rows;
 -- peeking consumes nothing
 SELECT count(*) FROM streaming.offsets;
 
--- the FDW objects take no options
+-- foreign tables of the FDW take no options (servers take Kafka settings)
 CREATE FOREIGN TABLE bad (a int) SERVER streaming OPTIONS (path '/tmp');
 
 -- drop_source

@@ -16,6 +16,8 @@
 
 #include "access/reloptions.h"
 #include "access/table.h"
+#include "catalog/pg_foreign_server.h"
+#include "catalog/pg_user_mapping.h"
 #include "commands/explain.h"
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
@@ -265,17 +267,38 @@ streaming_fdw_handler(PG_FUNCTION_ARGS)
 
 /*
  * streaming_fdw_validator: a source's settings live in streaming.sources
- * (create_source validates them), so the FDW objects take no options.
+ * (create_source validates them), so the wrapper and the foreign tables
+ * take no options.  A foreign server of the wrapper, and a user mapping
+ * for it, may hold the Kafka connection settings that several sources
+ * share (bootstrap_servers and kafka.* options), the secrets in the user
+ * mapping, where PostgreSQL shows them only to their owner.
  */
 Datum
 streaming_fdw_validator(PG_FUNCTION_ARGS)
 {
 	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
+	Oid			catalog = PG_GETARG_OID(1);
+	ListCell   *lc;
 
-	if (options != NIL)
+	if (options == NIL)
+		PG_RETURN_VOID();
+	if (catalog != ForeignServerRelationId && catalog != UserMappingRelationId)
 		ereport(ERROR,
 				(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
-				 errmsg("the streaming foreign-data wrapper takes no options"),
+				 errmsg("the streaming foreign-data wrapper takes options only on servers and user mappings"),
 				 errhint("Set a source's options with streaming.create_source().")));
+	foreach(lc, options)
+	{
+		DefElem    *def = lfirst(lc);
+
+		if (strcmp(def->defname, "bootstrap_servers") != 0 && !KafkaIsPassthroughKey(def->defname))
+			ereport(ERROR,
+					(errcode(ERRCODE_FDW_INVALID_OPTION_NAME),
+					 errmsg("invalid option \"%s\" for a server of the streaming foreign-data wrapper",
+							def->defname),
+					 errhint("A server or user mapping holds Kafka settings: bootstrap_servers and kafka.* options.")));
+	}
+	KafkaCheckPrivileges(SourceOptionsFromDefElems(options));
+	KafkaCheckSettings(SourceOptionsFromDefElems(options));
 	PG_RETURN_VOID();
 }

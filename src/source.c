@@ -9,11 +9,14 @@
  */
 #include "postgres.h"
 
+#include "access/reloptions.h"
 #include "access/table.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_user_mapping.h"
+#include "commands/defrem.h"
 #include "executor/spi.h"
 #include "foreign/foreign.h"
 #include "miscadmin.h"
@@ -24,10 +27,13 @@
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "formats/format.h"
 #include "source.h"
@@ -170,6 +176,100 @@ IsStreamingSource(Oid relid)
 }
 
 /*
+ * SourceOptionsFromDefElems turns the options of a foreign server or user
+ * mapping into a jsonb object of strings.
+ */
+Jsonb *
+SourceOptionsFromDefElems(List *options)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	foreach(lc, options)
+	{
+		DefElem    *def = lfirst(lc);
+
+		if (foreach_current_index(lc) > 0)
+			appendStringInfoString(&buf, ", ");
+		escape_json(&buf, def->defname);
+		appendStringInfoString(&buf, ": ");
+		escape_json(&buf, defGetString(def));
+	}
+	appendStringInfoChar(&buf, '}');
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
+}
+
+/*
+ * The keys that a source's options took from its server or user mapping
+ * while create_source validates them: their owners set them, under the
+ * checks of the FDW validator, so the creating role's rights do not apply.
+ */
+List	   *SourceServerKeys = NIL;
+
+/*
+ * merge_server_options completes a source's options with those of its
+ * foreign server and of the current role's user mapping for it (or the
+ * PUBLIC one): the source's own options win over the mapping's, which win
+ * over the server's.
+ */
+static Jsonb *
+merge_server_options(Oid serverid, Jsonb *options, List **keys)
+{
+	ForeignServer *server = GetForeignServer(serverid);
+	List	   *from_server = list_copy(server->options);
+	HeapTuple	tup;
+	Jsonb	   *merged;
+
+	tup = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(GetUserId()),
+						  ObjectIdGetDatum(serverid));
+	if (!HeapTupleIsValid(tup))
+		tup = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(InvalidOid),
+							  ObjectIdGetDatum(serverid));
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		d = SysCacheGetAttr(USERMAPPINGUSERSERVER, tup, Anum_pg_user_mapping_umoptions, &isnull);
+
+		if (!isnull)
+			from_server = list_concat(from_server, untransformRelOptions(d));
+		ReleaseSysCache(tup);
+	}
+	if (from_server == NIL)
+		return options;
+	if (keys)
+	{
+		ListCell   *lc;
+
+		foreach(lc, from_server)
+			*keys = lappend(*keys, ((DefElem *) lfirst(lc))->defname);
+	}
+	merged = SourceOptionsFromDefElems(from_server);
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(merged),
+											  JsonbPGetDatum(options)));
+}
+
+/* a source's own options, without the name of its server */
+static Jsonb *
+source_own_options(Jsonb *options)
+{
+	if (JsonbGetKey(options, "server") == NULL)
+		return options;
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(options),
+											  CStringGetTextDatum("server")));
+}
+
+/*
+ * source_server returns the foreign server of a source's table.
+ */
+static Oid
+source_server(Oid relid)
+{
+	return GetForeignTable(relid)->serverid;
+}
+
+/*
  * SourceLookup reads a source's catalog row; false if there is none.
  * The results are allocated in the caller's memory context.
  */
@@ -203,6 +303,9 @@ SourceLookup(Oid relid, char **name, char **kind, Jsonb **options)
 		found = true;
 	}
 	SPI_finish();
+	/* the connection settings of the source's server, for the current role */
+	if (found && options)
+		*options = merge_server_options(source_server(relid), source_own_options(*options), NULL);
 	return found;
 }
 
@@ -426,6 +529,8 @@ streaming_create_source(PG_FUNCTION_ARGS)
 	char	   *kind;
 	char	   *schema;
 	Jsonb	   *options;
+	Jsonb	   *merged;
+	char	   *servername;
 	const SourceRoutine *routine;
 	CreateForeignTableStmt *stmt;
 	RangeVar   *rv;
@@ -456,11 +561,44 @@ streaming_create_source(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("options must be a JSON object")));
 
-	routine->validate(options);
+	/*
+	 * A Kafka source may take its connection settings from a foreign server
+	 * of the streaming wrapper (and the role's user mapping for it); its
+	 * foreign table then belongs to that server, which cannot be dropped
+	 * while the source exists.
+	 */
+	servername = JsonbGetString(options, "server");
+	if (servername != NULL)
+	{
+		ForeignServer *server = GetForeignServerByName(servername, false);
+
+		if (strcmp(GetForeignDataWrapper(server->fdwid)->fdwname, "streaming") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("server \"%s\" is not a server of the streaming foreign-data wrapper", servername),
+					 errhint("CREATE SERVER %s FOREIGN DATA WRAPPER streaming OPTIONS (bootstrap_servers '…').",
+							 quote_identifier(servername))));
+		if (strcmp(kind, "kafka") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"server\" applies only to kafka sources")));
+		merged = merge_server_options(server->serverid, source_own_options(options), &SourceServerKeys);
+	}
+	else
+		merged = options;
+	PG_TRY();
+	{
+		routine->validate(merged);
+	}
+	PG_FINALLY();
+	{
+		SourceServerKeys = NIL;
+	}
+	PG_END_TRY();
 
 	if (schema == NULL)
 	{
-		const char *dflt = routine->default_schema ? routine->default_schema(options) : NULL;
+		const char *dflt = routine->default_schema ? routine->default_schema(merged) : NULL;
 
 		if (dflt == NULL)
 			ereport(ERROR,
@@ -476,7 +614,7 @@ streaming_create_source(PG_FUNCTION_ARGS)
 	stmt->base.relation = rv;
 	stmt->base.tableElts = parse_schema(schema);
 	stmt->base.oncommit = ONCOMMIT_NOOP;
-	stmt->servername = "streaming";
+	stmt->servername = servername ? servername : "streaming";
 	stmt->options = NIL;
 
 	PG_TRY();
@@ -491,7 +629,7 @@ streaming_create_source(PG_FUNCTION_ARGS)
 
 	relid = RangeVarGetRelid(rv, AccessExclusiveLock, false);
 	rel = table_open(relid, AccessShareLock);
-	routine->check_schema(options, RelationGetDescr(rel));
+	routine->check_schema(merged, RelationGetDescr(rel));
 	table_close(rel, AccessShareLock);
 
 	args[0] = ObjectIdGetDatum(relid);

@@ -113,6 +113,8 @@ extern char *SourceCondition;
 extern void SourceSetCondition(const char *fmt,...) pg_attribute_printf(1, 2);
 extern void SourceClearCondition(void);
 extern AttrNumber SourceFindColumn(TupleDesc desc, const char *name, Oid type);
+extern Jsonb *SourceOptionsFromDefElems(List *options);
+extern List *SourceServerKeys;
 
 /* sources/{file,rate,socket,kafka}_source.c */
 extern const SourceRoutine FileSourceRoutine;
@@ -123,6 +125,7 @@ extern const SourceRoutine KafkaSourceRoutine;
 /* sources/kafka_source.c, shared with the Kafka sink */
 extern bool KafkaIsPassthroughKey(const char *key);
 extern void KafkaCheckPrivileges(Jsonb *options);
+extern void KafkaCheckSettings(Jsonb *options);
 
 /* fdw.c: what the FDW scan of a source returns during a batch */
 extern void FdwSetBatchInput(Oid relid, Tuplestorestate *rows);

@@ -444,6 +444,18 @@ validate_starting_offsets(Jsonb *options)
  * need pg_read_server_files, as a file source does.  Other settings only
  * reach the network, which USAGE on the foreign server grants.
  */
+/* whether a key came from the source's server or user mapping */
+static bool
+from_server(const char *key)
+{
+	ListCell   *lc;
+
+	foreach(lc, SourceServerKeys)
+		if (strcmp((char *) lfirst(lc), key) == 0)
+			return true;
+	return false;
+}
+
 static void
 check_kafka_privileges(Jsonb *options)
 {
@@ -461,7 +473,7 @@ check_kafka_privileges(Jsonb *options)
 	{
 		char	   *key = lfirst(lc);
 
-		if (!is_kafka_key(key))
+		if (!is_kafka_key(key) || from_server(key))
 			continue;
 		for (int i = 0; code_keys[i]; i++)
 			if (strcmp(key + 6, code_keys[i]) == 0 && !superuser())
@@ -490,6 +502,13 @@ void
 KafkaCheckPrivileges(Jsonb *options)
 {
 	check_kafka_privileges(options);
+}
+
+/* for the servers of the wrapper: librdkafka must take the settings */
+void
+KafkaCheckSettings(Jsonb *options)
+{
+	rd_kafka_conf_destroy(build_conf(options, NULL));
 }
 
 static void

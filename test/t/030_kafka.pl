@@ -131,6 +131,18 @@ is(sql(q{SELECT coalesce(convert_from(key, 'UTF8'), 'NULL'), convert_from(value,
 is(sql(q{SELECT extract(epoch FROM "timestamp") FROM r_rows WHERE "offset" = 0}), '1700000000.123000',
 	'raw: the message timestamp');
 
+# --- connection settings from a foreign server and a user mapping
+sql(qq{
+	CREATE SERVER test_kafka FOREIGN DATA WRAPPER streaming OPTIONS (bootstrap_servers '$bootstrap');
+	CREATE USER MAPPING FOR CURRENT_USER SERVER test_kafka OPTIONS ("kafka.socket.timeout.ms" '5000');
+	SELECT streaming.create_source('via_server', 'kafka', NULL,
+		'{"server": "test_kafka", "topic": "fmt_text", "format": "text", "starting_offsets": "earliest"}');
+	SELECT streaming.create_query('via_server_rows', 'SELECT value FROM via_server', output_mode => 'append');
+	SELECT streaming.run('via_server_rows');
+});
+is(sql(q{SELECT string_agg(value, '|' ORDER BY value) FROM via_server_rows}), 'hello world|second line',
+	'a source that takes its broker from a foreign server reads the topic');
+
 # --- the Kafka timestamp as event time
 broker('topic clicks 1');
 for my $ms (0, 1000, 2500, 9000, 12000)

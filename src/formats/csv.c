@@ -130,6 +130,12 @@ csv_prepare_line(CsvFeed *feed, bool record_start)
 		appendBinaryStringInfo(&feed->fed, line + content, len - content);
 		return;
 	}
+	/* the common case: the whole line is valid, checked at once */
+	if (pg_verify_mbstr(encoding, line, len, true))
+	{
+		appendBinaryStringInfo(&feed->fed, line, len);
+		return;
+	}
 	for (int i = 0; i < len;)
 	{
 		int			n = line[i] == '\0' ? -1 : pg_encoding_verifymbchar(encoding, line + i, len - i);

@@ -50,6 +50,7 @@ struct KafkaSink
 	KafkaProducer *producer;
 	bool		started;
 	RowFormat	format;
+	int			key_index;		/* of the key column among the row's, or -1 */
 	StringInfoData value;
 	int64		produced;
 };
@@ -238,21 +239,18 @@ KafkaSinkProduce(void *arg, TupleTableSlot *slot, int first)
 	if (!ks->started)
 	{
 		RowFormatInit(&ks->format, slot->tts_tupleDescriptor, first, ks->opts->json);
-		ks->started = true;
-	}
-	resetStringInfo(&ks->value);
-	RowFormatRow(&ks->format, slot, &ks->value);
-	if (ks->opts->key)
-	{
-		bool		found;
-
-		key = RowFormatColumn(&ks->format, slot, ks->opts->key, &found);
-		if (!found)
+		ks->key_index = ks->opts->key ? RowFormatColumnIndex(&ks->format, ks->opts->key) : -1;
+		if (ks->opts->key && ks->key_index < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("the key column \"%s\" of the kafka sink is not a column of the result",
 							ks->opts->key)));
+		ks->started = true;
 	}
+	resetStringInfo(&ks->value);
+	RowFormatRow(&ks->format, slot, &ks->value);
+	if (ks->key_index >= 0)
+		key = RowFormatColumnText(&ks->format, slot, ks->key_index);
 	for (;;)
 	{
 		err = rd_kafka_producev(ks->producer->rk,

@@ -216,27 +216,25 @@ RowFormatRow(RowFormat *rf, TupleTableSlot *slot, StringInfo buf)
 		appendStringInfoChar(buf, '}');
 }
 
-/*
- * RowFormatColumn returns the text of the named column of a row, or NULL
- * when it is NULL; *found tells whether the column exists.
- */
+/* RowFormatColumnIndex: the position of a named column among the row's, or -1 */
+int
+RowFormatColumnIndex(RowFormat *rf, const char *name)
+{
+	for (int i = 0; i < rf->ncolumns; i++)
+		if (strcmp(NameStr(TupleDescAttr(rf->desc, rf->first + i)->attname), name) == 0)
+			return i;
+	return -1;
+}
+
+/* RowFormatColumnText: the text of column i of a row, or NULL when it is NULL */
 char *
-RowFormatColumn(RowFormat *rf, TupleTableSlot *slot, const char *name, bool *found)
+RowFormatColumnText(RowFormat *rf, TupleTableSlot *slot, int i)
 {
 	slot_getallattrs(slot);
-	*found = false;
-	for (int i = 0; i < rf->ncolumns; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(rf->desc, rf->first + i);
-
-		if (strcmp(NameStr(att->attname), name) != 0)
-			continue;
-		*found = true;
-		if (slot->tts_isnull[rf->first + i])
-			return NULL;
-		return column_text(rf, i, slot->tts_values[rf->first + i], att->atttypid);
-	}
-	return NULL;
+	if (slot->tts_isnull[rf->first + i])
+		return NULL;
+	return column_text(rf, i, slot->tts_values[rf->first + i],
+					   TupleDescAttr(rf->desc, rf->first + i)->atttypid);
 }
 
 /*

@@ -73,7 +73,8 @@ typedef void (*SinkRowCallback) (void *arg, TupleTableSlot *slot, int first);
 extern void RowFormatInit(RowFormat *rf, TupleDesc desc, int first, bool json);
 extern void RowFormatHeader(RowFormat *rf, StringInfo buf);
 extern void RowFormatRow(RowFormat *rf, TupleTableSlot *slot, StringInfo buf);
-extern char *RowFormatColumn(RowFormat *rf, TupleTableSlot *slot, const char *name, bool *found);
+extern int	RowFormatColumnIndex(RowFormat *rf, const char *name);
+extern char *RowFormatColumnText(RowFormat *rf, TupleTableSlot *slot, int i);
 extern DestReceiver *SinkReceiverCreate(int ncounts, int count_column, SinkRowCallback emit, void *arg);
 extern int64 SinkReceiverCount(DestReceiver *self, int column);
 

@@ -12,6 +12,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
+use StreamingTest;
+
 my $node = PostgreSQL::Test::Cluster->new('workers');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
@@ -23,30 +25,9 @@ restart_after_crash = on
 $node->start;
 
 my $base = $node->basedir;
-my $seq = 0;
-sub put
-{
-	my ($dir, @lines) = @_;
-	mkdir "$base/$dir" unless -d "$base/$dir";
-	$seq++;
-	open my $fh, '>', "$base/$dir/.tmp" or die;
-	print $fh "$_\n" for @lines;
-	close $fh;
-	rename "$base/$dir/.tmp", sprintf("%s/%s/f%04d.csv", $base, $dir, $seq) or die;
-}
+sub put { my ($dir, @lines) = @_; return put_file("$base/$dir", @lines); }
 sub sql { return $node->safe_psql('postgres', $_[0]); }
-sub wait_for
-{
-	my ($sql, $expected, $what) = @_;
-	my $got = '';
-	for (1 .. 300)
-	{
-		$got = sql($sql);
-		return is($got, $expected, $what) if $got eq $expected;
-		usleep(100_000);
-	}
-	return is($got, $expected, $what);
-}
+sub wait_for { return StreamingTest::wait_for($node, @_); }
 
 mkdir "$base/$_" for qw(a b c d);
 sql(qq{

@@ -10,6 +10,8 @@ use IO::Socket::INET;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+
+use StreamingTest;
 use Time::HiRes qw(usleep time);
 
 my $node = PostgreSQL::Test::Cluster->new('rate_socket');
@@ -22,18 +24,7 @@ streaming.idle_poll = 50
 $node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
-sub wait_for
-{
-	my ($sql, $expected, $what) = @_;
-	my $got = '';
-	for (1 .. 300)
-	{
-		$got = sql($sql);
-		return is($got, $expected, $what) if $got eq $expected;
-		usleep(100_000);
-	}
-	return is($got, $expected, $what);
-}
+sub wait_for { return StreamingTest::wait_for($node, @_); }
 
 sql(q{CREATE EXTENSION streaming});
 

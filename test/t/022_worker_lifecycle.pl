@@ -14,6 +14,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
+use StreamingTest;
+
 my $node = PostgreSQL::Test::Cluster->new('lifecycle');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
@@ -24,17 +26,7 @@ streaming.idle_poll = 200
 $node->start;
 
 my $base = $node->basedir;
-my $seq = 0;
-sub put
-{
-	my ($dir, @lines) = @_;
-	mkdir "$base/$dir" unless -d "$base/$dir";
-	$seq++;
-	open my $fh, '>', "$base/$dir/.tmp" or die;
-	print $fh "$_\n" for @lines;
-	close $fh;
-	rename "$base/$dir/.tmp", sprintf("%s/%s/f%04d.csv", $base, $dir, $seq) or die;
-}
+sub put { my ($dir, @lines) = @_; return put_file("$base/$dir", @lines); }
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub as
 {
@@ -50,18 +42,7 @@ sub fails_as
 		stdout => \$out, stderr => \$err);
 	return $rc == 0 ? "succeeded: $out" : $err;
 }
-sub wait_for
-{
-	my ($sql, $expected, $what) = @_;
-	my $got = '';
-	for (1 .. 300)
-	{
-		$got = sql($sql);
-		return is($got, $expected, $what) if $got eq $expected;
-		usleep(100_000);
-	}
-	return is($got, $expected, $what);
-}
+sub wait_for { return StreamingTest::wait_for($node, @_); }
 
 # a role without superuser, allowed what a user of the extension needs
 sql(q{

@@ -13,6 +13,8 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
+use StreamingTest;
+
 my $node = PostgreSQL::Test::Cluster->new('file_sink');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
@@ -26,18 +28,7 @@ my $base = $node->basedir;
 my $out = "$base/out";
 mkdir "$base/in";
 sub sql { return $node->safe_psql('postgres', $_[0]); }
-sub wait_for
-{
-	my ($sql, $expected, $what) = @_;
-	my $got = '';
-	for (1 .. 600)
-	{
-		$got = sql($sql);
-		return is($got, $expected, $what) if $got eq $expected;
-		usleep(100_000);
-	}
-	return is($got, $expected, $what);
-}
+sub wait_for { return StreamingTest::wait_for($node, @_); }
 
 # ten files of 200 rows: ids 1..1000, each in two files, five files apart
 for my $f (1 .. 10)

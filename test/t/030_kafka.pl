@@ -6,36 +6,18 @@
 use strict;
 use warnings;
 
-use FindBin;
-use IPC::Run qw(start pump finish timeout);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-my $broker_bin = "$FindBin::Bin/../kafka/kafka_test_broker";
-die "build the test broker first (make -C test)" unless -x $broker_bin;
+use StreamingTest;
 
 # --- the broker, driven over its stdin
-my ($bin, $bout, $berr) = ('', '', '');
-my $timer = timeout(120);
-my $broker = start([$broker_bin, '--topic', 'fmt_json:2', '--topic', 'fmt_csv:1',
-		'--topic', 'fmt_text:1', '--topic', 'fmt_raw:1'], \$bin, \$bout, \$berr, $timer);
-pump $broker until $bout =~ /^bootstrap (\S+)\n/m;
-my $bootstrap = $1;
-$bout = '';
+my $kafka = StreamingTest::Broker->start('fmt_json:2', 'fmt_csv:1', 'fmt_text:1', 'fmt_raw:1');
+my $bootstrap = $kafka->bootstrap;
 
-sub broker
-{
-	my ($cmd) = @_;
-	$bout = '';
-	$bin .= "$cmd\n";
-	$timer->start(120);
-	pump $broker until $bout =~ /\n/;
-	die "broker: $cmd: $bout" unless $bout =~ /^ok/;
-	chomp(my $reply = $bout);
-	return $reply;
-}
+sub broker { return $kafka->cmd($_[0]); }
 
 my $node = PostgreSQL::Test::Cluster->new('kafka');
 $node->init;
@@ -48,18 +30,7 @@ restart_after_crash = on
 $node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
-sub wait_for
-{
-	my ($sql, $expected, $what) = @_;
-	my $got = '';
-	for (1 .. 600)
-	{
-		$got = sql($sql);
-		return is($got, $expected, $what) if $got eq $expected;
-		usleep(100_000);
-	}
-	return is($got, $expected, $what);
-}
+sub wait_for { return StreamingTest::wait_for($node, @_); }
 sub source_opts
 {
 	my (%o) = @_;
@@ -381,6 +352,5 @@ is(sql(q{SELECT n FROM bounded_once}) . '/' . sql(q{SELECT count(*) || '/' || ma
 
 sql(q{SELECT streaming.stop('eo_totals'); SELECT streaming.stop('cold_n')});
 $node->stop;
-$bin .= "quit\n";
-finish $broker;
+$kafka->quit;
 done_testing();

@@ -6,31 +6,16 @@
 use strict;
 use warnings;
 
-use FindBin;
-use IPC::Run qw(start pump finish timeout);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
 
-my $broker_bin = "$FindBin::Bin/../kafka/kafka_test_broker";
-die "build the test broker first (make -C test)" unless -x $broker_bin;
+use StreamingTest;
 
-my ($bin, $bout, $berr) = ('', '', '');
-my $timer = timeout(120);
-my $broker = start([$broker_bin, '--topic', 'rows:1', '--topic', 'counts:1', '--topic', 'totals:1',
-		'--topic', 'many:1'], \$bin, \$bout, \$berr, $timer);
-pump $broker until $bout =~ /^bootstrap (\S+)\n/m;
-my $bootstrap = $1;
-sub broker
-{
-	my ($cmd) = @_;
-	$bout = '';
-	$bin .= "$cmd\n";
-	$timer->start(120);
-	pump $broker until $bout =~ /\n/;
-	die "broker: $cmd: $bout" unless $bout =~ /^ok/;
-}
+my $kafka = StreamingTest::Broker->start('rows:1', 'counts:1', 'totals:1', 'many:1');
+my $bootstrap = $kafka->bootstrap;
+sub broker { return $kafka->cmd($_[0]); }
 # the messages of a topic, "key|value" per line
 sub topic
 {
@@ -50,31 +35,10 @@ restart_after_crash = on
 });
 $node->start;
 sub sql { return $node->safe_psql('postgres', $_[0]); }
-sub wait_for
-{
-	my ($what_sql, $expected, $what) = @_;
-	my $got = '';
-	for (1 .. 600)
-	{
-		$got = ref $what_sql ? $what_sql->() : sql($what_sql);
-		return is($got, $expected, $what) if $got eq $expected;
-		usleep(100_000);
-	}
-	return is($got, $expected, $what);
-}
+sub wait_for { return StreamingTest::wait_for($node, @_); }
 
 my $base = $node->basedir;
-my $seq = 0;
-sub put
-{
-	my ($dir, @lines) = @_;
-	mkdir "$base/$dir" unless -d "$base/$dir";
-	$seq++;
-	open my $fh, '>', "$base/$dir/.tmp" or die;
-	print $fh "$_\n" for @lines;
-	close $fh;
-	rename "$base/$dir/.tmp", sprintf("%s/%s/f%04d.csv", $base, $dir, $seq) or die;
-}
+sub put { my ($dir, @lines) = @_; return put_file("$base/$dir", @lines); }
 mkdir "$base/in";
 
 # --- driven by run(): the messages of each output mode, exactly
@@ -176,6 +140,5 @@ is(scalar(keys %seen), 800, 'and no other message');
 
 sql(q{SELECT streaming.stop('to_many')});
 $node->stop;
-$bin .= "quit\n";
-finish $broker;
+$kafka->quit;
 done_testing();

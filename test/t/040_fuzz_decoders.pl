@@ -12,12 +12,12 @@
 use strict;
 use warnings;
 
-use FindBin;
-use IPC::Run qw(start pump finish timeout);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep);
+
+use StreamingTest;
 
 my $seed = $ENV{FUZZ_SEED} // 47825;
 $seed = int(rand(1_000_000)) if $seed eq 'random';
@@ -210,21 +210,9 @@ is(sql(q{SELECT count(*) FROM fz_text_rows WHERE value ~ '^line [0-9]+$'}), $pla
 	"file text: all $plain plain lines are rows");
 
 # --- the Kafka source: each message decoded alone
-my $broker_bin = "$FindBin::Bin/../kafka/kafka_test_broker";
-my ($bin, $bout, $berr) = ('', '', '');
-my $timer = timeout(120);
-my $broker = start([$broker_bin, '--topic', 'fz_json:2', '--topic', 'fz_csv:2'], \$bin, \$bout, \$berr, $timer);
-pump $broker until $bout =~ /^bootstrap (\S+)\n/m;
-my $bootstrap = $1;
-sub broker
-{
-	my ($cmd) = @_;
-	$bout = '';
-	$bin .= "$cmd\n";
-	$timer->start(120);
-	pump $broker until $bout =~ /\n/;
-	die "broker: $cmd: $bout" unless $bout =~ /^ok/;
-}
+my $kafka = StreamingTest::Broker->start('fz_json:2', 'fz_csv:2');
+my $bootstrap = $kafka->bootstrap;
+sub broker { return $kafka->cmd($_[0]); }
 # the mock cluster keeps a few megabytes per partition: messages of at most 20 kB
 sub short { my @l = map { substr($_, 0, 20_000) } @{ $_[0] }; return \@l; }
 my $kjson = short($json_lines);
@@ -247,7 +235,6 @@ check('fzk_json_rows', $records, $json_valid, $json_idsum, 'kafka json');
 check('fzk_csv_rows', $records, $csv_valid, $csv_idsum, 'kafka csv');
 
 is(sql(q{SELECT pg_postmaster_start_time()}), $started, 'the server never restarted');
-$bin .= "quit\n";
-finish $broker;
+$kafka->quit;
 $node->stop;
 done_testing();

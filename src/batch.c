@@ -173,10 +173,10 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 		args[4] = Int64GetDatum(batch_id);
 		if (CatalogExecute("INSERT INTO streaming.offsets AS o "
 								  "(query, source, partition, \"offset\", batch_id) "
-								  "SELECT $1, $2, p, n, $5 FROM unnest($3, $4) AS u(p, n) "
+								  "SELECT $1, $2, p, n, $5 FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(p, n) "
 								  "ON CONFLICT (query, source, partition) DO UPDATE "
 								  "SET \"offset\" = EXCLUDED.\"offset\", batch_id = EXCLUDED.batch_id, "
-								  "committed_at = now()",
+								  "committed_at = pg_catalog.now()",
 								  5, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not write streaming.offsets");
 	}
@@ -278,7 +278,7 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 							  "duration_ms, state_rows_total, state_rows_updated, dead_letters, "
 							  "sources, sink_rows, watermark, state_rows_dropped_by_watermark, "
 							  "state_rows_removed) "
-							  "VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11::jsonb, $12, "
+							  "VALUES ($1, $2, $3, $4, $5, $6, $7::pg_catalog.jsonb, $8, $9, $10, $11::pg_catalog.jsonb, $12, "
 							  "$14, $15, $16)",
 							  16, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not write streaming.progress");
@@ -289,15 +289,16 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 		Oid			rtypes[2] = {TEXTOID, INT8OID};
 		Datum		rargs[2] = {args[0], Int64GetDatum(batch_id - streaming_progress_retention)};
 
-		if (CatalogExecute("DELETE FROM streaming.progress WHERE query = $1 AND batch_id <= $2",
+		if (CatalogExecute("DELETE FROM streaming.progress WHERE query OPERATOR(pg_catalog.=) $1 "
+						   "AND batch_id OPERATOR(pg_catalog.<=) $2",
 								  2, rtypes, rargs, NULL, false, 0) != SPI_OK_DELETE)
 			elog(ERROR, "could not trim streaming.progress");
 	}
 
 	if (CatalogExecute("UPDATE streaming.queries SET last_batch_id = $2, "
-							  "last_progress_at = $3, state_rows = state_rows + $13, "
+							  "last_progress_at = $3, state_rows = state_rows OPERATOR(pg_catalog.+) $13, "
 							  "watermark = $14 "
-							  "WHERE name = $1",
+							  "WHERE name OPERATOR(pg_catalog.=) $1",
 							  14, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update streaming.queries");
 
@@ -405,9 +406,10 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 /*
  * execute_batch runs the batch statement (batch plan, merge, emit) and,
  * when the watermark has advanced, the close statement (emit and evict the
- * windows it closed).  Their text names every object with its schema, so
- * they mean the same under any search_path; the session's own search_path
- * stays in force for the user's functions and triggers.
+ * windows it closed).  Their text names every object, operator and type
+ * with its schema, so they mean the same under any search_path; they run
+ * as the query's owner under the search_path pinned at create_query, which
+ * the user's functions and triggers see.
  */
 static void
 execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sql,
@@ -491,6 +493,7 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	char	   *sql;
 	char	   *close_sql;
 	int			show_rows;
+	OwnerContext owner_cxt;
 
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "streaming micro-batch",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -499,6 +502,8 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	st.t_start = GetCurrentTimestamp();
 
 	q = QueryDefLoad(query_name, true, false);
+	/* from here on, the query's code runs as its owner, whoever asked */
+	BeginAsOwner(q->owner, q->search_path, &owner_cxt);
 	st.batch_id = q->last_batch_id + 1;
 	if (get_rel_name(q->result_table) == NULL ||
 		(q->plan->shape != SHAPE_STATELESS && get_rel_name(q->state_table) == NULL))
@@ -543,6 +548,7 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 
 	if (!sb.routine->plan_batch(&sb))
 	{
+		EndAsOwner(&owner_cxt);
 		table_close(sb.rel, AccessShareLock);
 		MemoryContextSwitchTo(oldcxt);
 		MemoryContextDelete(batchcxt);
@@ -605,6 +611,7 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 		result->endless = sb.endless;
 	}
 
+	EndAsOwner(&owner_cxt);
 	tuplestore_end(sb.rows);
 	table_close(sb.rel, AccessShareLock);
 	MemoryContextSwitchTo(oldcxt);

@@ -11,7 +11,8 @@
  * extension and starts a query worker for every enabled query whose
  * worker is not running.  A crashed worker is thus restarted, with a
  * backoff that doubles from one second up to a minute while it keeps
- * failing before it gets going (streaming.queries.restarts, restart_at).  After any server restart, clean or not, enabled queries
+ * failing before it gets going (streaming.queries.restarts, restart_at).  After any server restart,
+ * clean or not, enabled queries
  * resume from their committed offsets this way.
  *
  *-------------------------------------------------------------------------
@@ -34,21 +35,39 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/memutils.h"
+#include "utils/guc.h"
 #include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 #include "streaming.h"
 #include "worker.h"
 
 int			streaming_launcher_naptime = 5;
 
-/* an enabled query (alias q) of this database without a live worker */
+/*
+ * An enabled query (alias q) of this database ($1) without a live worker:
+ * none has claimed it (its pid is in the row) or is starting under its name.
+ */
 #define GONE_QUERY \
-	"q.enabled AND q.status <> 'failed' AND NOT EXISTS " \
+	"q.enabled AND q.status OPERATOR(pg_catalog.<>) 'failed' AND NOT EXISTS " \
 	"(SELECT 1 FROM pg_catalog.pg_stat_activity a " \
-	"WHERE a.datid = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database()) " \
-	"AND a.backend_type = '" STREAMING_WORKER_TYPE "' " \
-	"AND a.application_name = 'streaming query ' || q.name)"
+	"WHERE a.datid OPERATOR(pg_catalog.=) $1 " \
+	"AND a.backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "' " \
+	"AND (a.pid OPERATOR(pg_catalog.=) q.worker_pid " \
+	"OR a.application_name OPERATOR(pg_catalog.=) ('streaming query ' OPERATOR(pg_catalog.||) q.name)))"
 
+/*
+ * restart_delay is the backoff before restarting a query whose worker died
+ * `restarts` times in a row without getting going: at once the first time,
+ * then 1, 2, 4, ... seconds, at most a minute.
+ */
+static TimestampTz
+restart_delay(int restarts)
+{
+	int			seconds = restarts <= 0 ? 0 : restarts > 7 ? 60 : Min(60, 1 << (restarts - 1));
+
+	return (TimestampTz) seconds * USECS_PER_SEC;
+}
 
 /*
  * StreamingRegisterLauncher registers the launcher at server start.
@@ -187,6 +206,8 @@ StreamingScannerMain(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	/* as a superuser: nothing of the database's users may be looked up */
+	SetConfigOption("search_path", CATALOG_SEARCH_PATH, PGC_SUSET, PGC_S_OVERRIDE);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -194,50 +215,78 @@ StreamingScannerMain(Datum main_arg)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "streaming scanner");
 
-	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'streaming'",
+	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension "
+					"WHERE extname OPERATOR(pg_catalog.=) 'streaming'",
 					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
-		SPITupleTable *due;
-		uint64		ndue;
+		SPITupleTable *gone;
+		uint64		ngone;
 		int			started = 0;
+		TimestampTz now = GetCurrentTransactionStartTimestamp();
+		Oid			argtypes[1] = {OIDOID};
+		Datum		args[1];
 
-		/*
-		 * A query still marked running whose worker is gone died without
-		 * saying so (a crash, or the server went down): restart it, at once
-		 * the first time and then after a backoff that doubles up to a
-		 * minute, until a worker of it has run a batch loop without error.
-		 */
-		if (SPI_execute("UPDATE streaming.queries q SET restarts = q.restarts + 1, "
-						"restart_at = now() + least(60, CASE WHEN q.restarts = 0 THEN 0 "
-						"ELSE 2 ^ (q.restarts - 1) END) * interval '1 second' "
-						"WHERE " GONE_QUERY " AND q.status = 'running' AND q.restart_at IS NULL",
-						false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not update streaming.queries");
-		/* enabled queries whose worker is not alive, and due */
-		if (SPI_execute("SELECT q.name, q.owner::oid FROM streaming.queries q "
-						"WHERE " GONE_QUERY " AND (q.restart_at IS NULL OR q.restart_at <= now()) "
-						"ORDER BY q.name", false, 0) != SPI_OK_SELECT)
+		args[0] = ObjectIdGetDatum(dboid);
+		if (SPI_execute_with_args("SELECT q.name, q.owner::pg_catalog.oid, q.status, q.restarts, q.restart_at "
+								  "FROM streaming.queries q WHERE " GONE_QUERY " ORDER BY q.name",
+								  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read streaming.queries");
-		due = SPI_tuptable;
-		ndue = SPI_processed;
-		for (uint64 i = 0; i < ndue; i++)
+		gone = SPI_tuptable;
+		ngone = SPI_processed;
+		for (uint64 i = 0; i < ngone; i++)
 		{
 			bool		isnull;
-			char	   *name = SPI_getvalue(due->vals[i], due->tupdesc, 1);
-			Oid			owner = DatumGetObjectId(SPI_getbinval(due->vals[i], due->tupdesc, 2, &isnull));
-			char	   *waiting = QueryWorkerLimitReached(started);
+			char	   *name = SPI_getvalue(gone->vals[i], gone->tupdesc, 1);
+			Oid			owner = DatumGetObjectId(SPI_getbinval(gone->vals[i], gone->tupdesc, 2, &isnull));
+			char	   *status = SPI_getvalue(gone->vals[i], gone->tupdesc, 3);
+			int			restarts = DatumGetInt32(SPI_getbinval(gone->vals[i], gone->tupdesc, 4, &isnull));
+			Datum		restart_at = SPI_getbinval(gone->vals[i], gone->tupdesc, 5, &isnull);
+			char	   *waiting;
 
+			CHECK_FOR_INTERRUPTS();
+
+			/*
+			 * A query still marked running whose worker is gone died without
+			 * saying so (a crash, or the server went down): restart it, at
+			 * once the first time and then after a backoff, until a worker
+			 * of it has run a batch loop without error.  The backoff is
+			 * computed here, not in SQL: the scanner runs as a superuser.
+			 */
+			if (isnull && strcmp(status, "running") == 0)
+			{
+				Oid			rtypes[3] = {TEXTOID, INT4OID, TIMESTAMPTZOID};
+				Datum		rargs[3];
+
+				rargs[0] = CStringGetTextDatum(name);
+				rargs[1] = Int32GetDatum(restarts + 1);
+				rargs[2] = TimestampTzGetDatum(now + restart_delay(restarts));
+				if (SPI_execute_with_args("UPDATE streaming.queries SET restarts = $2, restart_at = $3 "
+										  "WHERE name OPERATOR(pg_catalog.=) $1",
+										  3, rtypes, rargs, NULL, false, 0) != SPI_OK_UPDATE)
+					elog(ERROR, "could not update streaming.queries");
+				restart_at = rargs[2];
+				isnull = false;
+			}
+			/* not due yet */
+			if (!isnull && DatumGetTimestampTz(restart_at) > now)
+				continue;
+
+			waiting = QueryWorkerLimitReached(owner, started);
 			if (waiting != NULL)
 			{
 				/* wait, due at once, not counted as a crash */
-				Oid			argtypes[2] = {TEXTOID, TEXTOID};
-				Datum		args[2] = {CStringGetTextDatum(name), CStringGetTextDatum(waiting)};
+				Oid			wtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
+				Datum		wargs[3];
 
-				if (SPI_execute_with_args("UPDATE streaming.queries SET restart_at = now(), condition = $2 "
-										  "WHERE name = $1", 2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+				wargs[0] = CStringGetTextDatum(name);
+				wargs[1] = CStringGetTextDatum(waiting);
+				wargs[2] = TimestampTzGetDatum(now);
+				if (SPI_execute_with_args("UPDATE streaming.queries SET condition = $2, restart_at = $3 "
+										  "WHERE name OPERATOR(pg_catalog.=) $1",
+										  3, wtypes, wargs, NULL, false, 0) != SPI_OK_UPDATE)
 					elog(ERROR, "could not update streaming.queries");
 			}
-			else if (StartQueryWorker(dboid, name, owner, false))
+			else if (StartQueryWorker(dboid, name, owner, false, NULL))
 				started++;
 			else
 				ereport(LOG,

@@ -46,6 +46,21 @@
 #include "source.h"
 #include "streaming.h"
 
+/*
+ * Operators in generated statements are pg_catalog's, named so: the
+ * statements run under the query owner's search_path, where a schema
+ * others can write to might define an operator that matches mixed
+ * argument types better than pg_catalog's.  OPERATOR() has one precedence
+ * whatever it names, so expressions built with them are parenthesized.
+ */
+#define OP_ADD "OPERATOR(pg_catalog.+)"
+#define OP_SUB "OPERATOR(pg_catalog.-)"
+#define OP_MUL "OPERATOR(pg_catalog.*)"
+#define OP_DIV "OPERATOR(pg_catalog./)"
+#define OP_EQ  "OPERATOR(pg_catalog.=)"
+#define OP_GT  "OPERATOR(pg_catalog.>)"
+#define OP_LE  "OPERATOR(pg_catalog.<=)"
+
 typedef enum AggKind
 {
 	AGG_COUNT_STAR,
@@ -412,20 +427,28 @@ plan_variance(Aggref *agg, Oid argtype, const char *arg, const char *filter,
 		/* a = mean, b = m2 (sum of squared deviations from the mean) */
 		appendStringInfo(outer,
 						 ", pg_catalog.count(%s)%s AS %s"
-						 ", pg_catalog.avg(%s::double precision)%s AS %s"
-						 ", pg_catalog.var_pop(%s::double precision)%s * pg_catalog.count(%s)%s AS %s",
+						 ", pg_catalog.avg(%s::pg_catalog.float8)%s AS %s"
+						 ", pg_catalog.var_pop(%s::pg_catalog.float8)%s " OP_MUL
+						 " pg_catalog.count(%s)%s::pg_catalog.float8 AS %s",
 						 arg, filter, n, arg, filter, a, arg, filter, arg, filter, b);
 		appendStringInfo(merge,
-						 "%s%s = s.%s + EXCLUDED.%s"
-						 ", %s = CASE WHEN s.%s = 0 THEN EXCLUDED.%s WHEN EXCLUDED.%s = 0 THEN s.%s"
-						 " ELSE s.%s + (EXCLUDED.%s - s.%s) * EXCLUDED.%s / (s.%s + EXCLUDED.%s) END"
-						 ", %s = CASE WHEN s.%s = 0 THEN EXCLUDED.%s WHEN EXCLUDED.%s = 0 THEN s.%s"
-						 " ELSE s.%s + EXCLUDED.%s + (EXCLUDED.%s - s.%s) * (EXCLUDED.%s - s.%s)"
-						 " * s.%s * EXCLUDED.%s / (s.%s + EXCLUDED.%s) END",
+						 "%s%s = s.%s " OP_ADD " EXCLUDED.%s"
+						 ", %s = CASE WHEN s.%s " OP_EQ " 0::pg_catalog.int8 THEN EXCLUDED.%s"
+						 " WHEN EXCLUDED.%s " OP_EQ " 0::pg_catalog.int8 THEN s.%s"
+						 " ELSE s.%s " OP_ADD " (((EXCLUDED.%s " OP_SUB " s.%s) " OP_MUL " EXCLUDED.%s::pg_catalog.float8)"
+						 " " OP_DIV " (s.%s " OP_ADD " EXCLUDED.%s)::pg_catalog.float8) END"
+						 ", %s = CASE WHEN s.%s " OP_EQ " 0::pg_catalog.int8 THEN EXCLUDED.%s"
+						 " WHEN EXCLUDED.%s " OP_EQ " 0::pg_catalog.int8 THEN s.%s"
+						 " ELSE (s.%s " OP_ADD " EXCLUDED.%s) " OP_ADD " (((((EXCLUDED.%s " OP_SUB " s.%s) " OP_MUL
+						 " (EXCLUDED.%s " OP_SUB " s.%s))"
+						 " " OP_MUL " s.%s::pg_catalog.float8) " OP_MUL " EXCLUDED.%s::pg_catalog.float8)"
+						 " " OP_DIV " (s.%s " OP_ADD " EXCLUDED.%s)::pg_catalog.float8) END",
 						 sep, n, n, n,
 						 a, n, a, n, a, a, a, a, n, n, n,
 						 b, n, b, n, b, b, b, a, a, a, a, n, n, n, n);
-		var = psprintf("CASE WHEN m.%s > %d THEN GREATEST(m.%s, 0) / (m.%s - %d) END",
+		var = psprintf("CASE WHEN m.%s " OP_GT " %d::pg_catalog.int8"
+					   " THEN GREATEST(m.%s, 0::pg_catalog.float8) " OP_DIV
+					   " (m.%s " OP_SUB " %d::pg_catalog.int8)::pg_catalog.float8 END",
 					   n, pop ? 0 : 1, b, n, pop ? 0 : 1);
 		plan->aggregates = lappend(plan->aggregates,
 								   psprintf("%s: %s as count %s, mean %s and sum of squared deviations %s, merged by Chan's parallel formula",
@@ -436,16 +459,18 @@ plan_variance(Aggref *agg, Oid argtype, const char *arg, const char *filter,
 		/* a = sum x, b = sum x^2, both exact numeric */
 		appendStringInfo(outer,
 						 ", pg_catalog.count(%s)%s AS %s"
-						 ", pg_catalog.sum(%s::numeric)%s AS %s"
-						 ", pg_catalog.sum(%s::numeric * %s::numeric)%s AS %s",
+						 ", pg_catalog.sum(%s::pg_catalog.numeric)%s AS %s"
+						 ", pg_catalog.sum(%s::pg_catalog.numeric " OP_MUL " %s::pg_catalog.numeric)%s AS %s",
 						 arg, filter, n, arg, filter, a, arg, arg, filter, b);
 		appendStringInfo(merge,
-						 "%s%s = s.%s + EXCLUDED.%s"
-						 ", %s = coalesce(s.%s + EXCLUDED.%s, s.%s, EXCLUDED.%s)"
-						 ", %s = coalesce(s.%s + EXCLUDED.%s, s.%s, EXCLUDED.%s)",
+						 "%s%s = s.%s " OP_ADD " EXCLUDED.%s"
+						 ", %s = COALESCE(s.%s " OP_ADD " EXCLUDED.%s, s.%s, EXCLUDED.%s)"
+						 ", %s = COALESCE(s.%s " OP_ADD " EXCLUDED.%s, s.%s, EXCLUDED.%s)",
 						 sep, n, n, n, a, a, a, a, a, b, b, b, b, b);
-		var = psprintf("CASE WHEN m.%s > %d THEN GREATEST((m.%s * m.%s - m.%s * m.%s), 0)"
-					   " / (m.%s::numeric * (m.%s - %d)) END",
+		var = psprintf("CASE WHEN m.%s " OP_GT " %d::pg_catalog.int8"
+					   " THEN GREATEST(((m.%s::pg_catalog.numeric " OP_MUL " m.%s) " OP_SUB " (m.%s " OP_MUL " m.%s)),"
+					   " 0::pg_catalog.numeric)"
+					   " " OP_DIV " (m.%s::pg_catalog.numeric " OP_MUL " (m.%s " OP_SUB " %d::pg_catalog.int8)::pg_catalog.numeric) END",
 					   n, pop ? 0 : 1, n, b, a, a, n, n, pop ? 0 : 1);
 		plan->aggregates = lappend(plan->aggregates,
 								   psprintf("%s: %s as count %s, exact numeric sum %s and sum of squares %s, merged by addition",
@@ -611,7 +636,7 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 			case AGG_COUNT:
 				appendStringInfo(&outer, ", pg_catalog.count(%s)%s AS %s",
 								 kind == AGG_COUNT_STAR ? "*" : arg, filter, s1);
-				appendStringInfo(&merge, "%s%s = s.%s + EXCLUDED.%s",
+				appendStringInfo(&merge, "%s%s = s.%s " OP_ADD " EXCLUDED.%s",
 								 merge.len > 0 ? ", " : "", s1, s1, s1);
 				plan->finalizers = lappend(plan->finalizers, psprintf("m.%s", s1));
 				plan->state_merge = lappend(plan->state_merge, psprintf("pg_catalog.sum(u.%s)", s1));
@@ -620,7 +645,7 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 				break;
 			case AGG_SUM:
 				appendStringInfo(&outer, ", pg_catalog.sum(%s)%s AS %s", arg, filter, s1);
-				appendStringInfo(&merge, "%s%s = coalesce(s.%s + EXCLUDED.%s, s.%s, EXCLUDED.%s)",
+				appendStringInfo(&merge, "%s%s = COALESCE(s.%s " OP_ADD " EXCLUDED.%s, s.%s, EXCLUDED.%s)",
 								 merge.len > 0 ? ", " : "", s1, s1, s1, s1, s1);
 				plan->finalizers = lappend(plan->finalizers, psprintf("m.%s", s1));
 				plan->state_merge = lappend(plan->state_merge, psprintf("pg_catalog.sum(u.%s)", s1));
@@ -646,7 +671,7 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 			case AGG_BOOL_OR:
 				appendStringInfo(&outer, ", pg_catalog.%s(%s)%s AS %s",
 								 kind == AGG_BOOL_AND ? "bool_and" : "bool_or", arg, filter, s1);
-				appendStringInfo(&merge, "%s%s = coalesce(s.%s %s EXCLUDED.%s, s.%s, EXCLUDED.%s)",
+				appendStringInfo(&merge, "%s%s = COALESCE(s.%s %s EXCLUDED.%s, s.%s, EXCLUDED.%s)",
 								 merge.len > 0 ? ", " : "", s1, s1,
 								 kind == AGG_BOOL_AND ? "AND" : "OR", s1, s1, s1);
 				plan->finalizers = lappend(plan->finalizers, psprintf("m.%s", s1));
@@ -685,18 +710,21 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 					s2 = psprintf("s%d", ++nstate);
 					/* float4 is summed in float8, as avg(float4) itself does */
 					appendStringInfo(&outer, ", pg_catalog.sum(%s%s)%s AS %s, pg_catalog.count(%s)%s AS %s",
-									 arg, argtype == FLOAT4OID ? "::double precision" : "",
+									 arg, argtype == FLOAT4OID ? "::pg_catalog.float8" : "",
 									 filter, s1, arg, filter, s2);
-					appendStringInfo(&merge, "%s%s = coalesce(s.%s + EXCLUDED.%s, s.%s, EXCLUDED.%s), %s = s.%s + EXCLUDED.%s",
+					appendStringInfo(&merge, "%s%s = COALESCE(s.%s " OP_ADD " EXCLUDED.%s, s.%s, EXCLUDED.%s), "
+									 "%s = s.%s " OP_ADD " EXCLUDED.%s",
 									 merge.len > 0 ? ", " : "", s1, s1, s1, s1, s1, s2, s2, s2);
 					if (argtype == FLOAT4OID || argtype == FLOAT8OID || argtype == INTERVALOID)
-						divisor = "double precision";
+						divisor = "pg_catalog.float8";
 					else
-						divisor = "numeric";
+						divisor = "pg_catalog.numeric";
+					/* no NULLIF: it would look its = operator up by name */
 					plan->finalizers = lappend(plan->finalizers,
-											   psprintf("CAST(m.%s%s / NULLIF(m.%s, 0)::%s AS %s)",
-														s1, strcmp(divisor, "numeric") == 0 ? "::numeric" : "",
-														s2, divisor, restype));
+											   psprintf("CAST(m.%s%s " OP_DIV " (CASE WHEN m.%s " OP_EQ " 0::pg_catalog.int8"
+														" THEN NULL ELSE m.%s END)::%s AS %s)",
+														s1, strcmp(divisor, "pg_catalog.numeric") == 0 ? "::pg_catalog.numeric" : "",
+														s2, s2, divisor, restype));
 					plan->state_merge = lappend(plan->state_merge, psprintf("pg_catalog.sum(u.%s)", s1));
 					plan->state_merge = lappend(plan->state_merge, psprintf("pg_catalog.sum(u.%s)", s2));
 					plan->aggregates = lappend(plan->aggregates,
@@ -1129,8 +1157,9 @@ build_session_statement(ContinuousPlan *plan, const char *result, const char *co
 	if (plan->mode == OUTPUT_APPEND)
 	{
 		appendStringInfoString(&sql,
-							   "\nSELECT (SELECT count(*) FROM merged), "
-							   "(SELECT count(*) FROM merged) - (SELECT count(*) FROM absorbed), 0::bigint");
+							   "\nSELECT (SELECT pg_catalog.count(*) FROM merged), "
+							   "(SELECT pg_catalog.count(*) FROM merged) " OP_SUB
+							   " (SELECT pg_catalog.count(*) FROM absorbed), 0::pg_catalog.int8");
 		return sql.data;
 	}
 	appendStringInfo(&sql, ",\ncleared AS (DELETE FROM %s AS r USING absorbed AS o WHERE %s),\n",
@@ -1143,9 +1172,9 @@ build_session_statement(ContinuousPlan *plan, const char *result, const char *co
 	append_upsert(&sql, plan);
 	appendStringInfo(&sql, " %s)\n", returning);
 	finish_statement(&sql,
-					 "(SELECT count(*) FROM merged), "
-					 "(SELECT count(*) FROM merged) - (SELECT count(*) FROM absorbed), "
-					 "(SELECT count(*) FROM emitted)", show_rows);
+					 "(SELECT pg_catalog.count(*) FROM merged), "
+					 "(SELECT pg_catalog.count(*) FROM merged) " OP_SUB " (SELECT pg_catalog.count(*) FROM absorbed), "
+					 "(SELECT pg_catalog.count(*) FROM emitted)", show_rows);
 	return sql.data;
 }
 
@@ -1170,7 +1199,8 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	{
 		appendStringInfo(&sql, "WITH emitted AS (INSERT INTO %s (%s) %s %s)\n",
 						 result, columns, plan->query_sql, returning);
-		finish_statement(&sql, "0::bigint, 0::bigint, (SELECT count(*) FROM emitted)", show_rows);
+		finish_statement(&sql, "0::pg_catalog.int8, 0::pg_catalog.int8, (SELECT pg_catalog.count(*) FROM emitted)",
+						 show_rows);
 		return sql.data;
 	}
 
@@ -1184,8 +1214,8 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 						 quoted_list(plan->state_keys, ""));
 		appendStringInfo(&sql, "emitted AS (INSERT INTO %s (%s) SELECT * FROM fresh %s)\n",
 						 result, columns, returning);
-		finish_statement(&sql, "0::bigint, (SELECT count(*) FROM fresh), (SELECT count(*) FROM emitted)",
-						 show_rows);
+		finish_statement(&sql, "0::pg_catalog.int8, (SELECT pg_catalog.count(*) FROM fresh), "
+						 "(SELECT pg_catalog.count(*) FROM emitted)", show_rows);
 		return sql.data;
 	}
 
@@ -1201,14 +1231,14 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 		appendStringInfo(&sql, "UPDATE SET %s", plan->merge_set);
 	else
 		appendStringInfoString(&sql, "NOTHING");
-	appendStringInfoString(&sql, " RETURNING s.*, (s.xmax = 0) AS streaming_new_group)");
+	appendStringInfoString(&sql, " RETURNING s.*, (s.xmax " OP_EQ " 0) AS streaming_new_group)");
 
 	/* append mode writes a group once, when the watermark closes it */
 	if (plan->mode == OUTPUT_APPEND)
 	{
 		appendStringInfoString(&sql,
-							   "\nSELECT (SELECT count(*) FROM merged), "
-							   "(SELECT count(*) FROM merged WHERE streaming_new_group), 0::bigint");
+							   "\nSELECT (SELECT pg_catalog.count(*) FROM merged), "
+							   "(SELECT pg_catalog.count(*) FROM merged WHERE streaming_new_group), 0::pg_catalog.int8");
 		return sql.data;
 	}
 	appendStringInfoString(&sql, ",\n");
@@ -1228,9 +1258,9 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	append_upsert(&sql, plan);
 	appendStringInfo(&sql, " %s)\n", returning);
 	finish_statement(&sql,
-					 "(SELECT count(*) FROM merged), "
-					 "(SELECT count(*) FROM merged WHERE streaming_new_group), "
-					 "(SELECT count(*) FROM emitted)", show_rows);
+					 "(SELECT pg_catalog.count(*) FROM merged), "
+					 "(SELECT pg_catalog.count(*) FROM merged WHERE streaming_new_group), "
+					 "(SELECT pg_catalog.count(*) FROM emitted)", show_rows);
 	return sql.data;
 }
 
@@ -1256,8 +1286,8 @@ BuildCloseStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 		/* keys older than the watermark can only come back late: evict them */
 		initStringInfo(&sql);
 		appendStringInfo(&sql,
-						 "WITH closed AS (DELETE FROM %s AS s WHERE s.%s <= $1 RETURNING 1)\n"
-						 "SELECT count(*), 0::bigint FROM closed",
+						 "WITH closed AS (DELETE FROM %s AS s WHERE s.%s " OP_LE " $1 RETURNING 1)\n"
+						 "SELECT pg_catalog.count(*), 0::pg_catalog.int8 FROM closed",
 						 RelationQualifiedName(state_table), quote_identifier(plan->time_key));
 		return sql.data;
 	}
@@ -1266,11 +1296,11 @@ BuildCloseStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "WITH closed AS (DELETE FROM %s AS s WHERE pg_catalog.upper(s.%s) <= $1 RETURNING s.*)",
+					 "WITH closed AS (DELETE FROM %s AS s WHERE pg_catalog.upper(s.%s) " OP_LE " $1 RETURNING s.*)",
 					 RelationQualifiedName(state_table), quote_identifier(plan->window_key));
 	if (plan->mode == OUTPUT_UPDATE)
 	{
-		appendStringInfoString(&sql, "\nSELECT count(*), 0::bigint FROM closed");
+		appendStringInfoString(&sql, "\nSELECT pg_catalog.count(*), 0::pg_catalog.int8 FROM closed");
 		return sql.data;
 	}
 	appendStringInfo(&sql, ",\nemitted AS (INSERT INTO %s (%s) SELECT ",
@@ -1279,7 +1309,8 @@ BuildCloseStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
 						 (char *) lfirst(lc));
 	appendStringInfo(&sql, " FROM closed m %s)\n", show_rows > 0 ? "RETURNING *" : "RETURNING 1");
-	finish_statement(&sql, "(SELECT count(*) FROM closed), (SELECT count(*) FROM emitted)", show_rows);
+	finish_statement(&sql, "(SELECT pg_catalog.count(*) FROM closed), (SELECT pg_catalog.count(*) FROM emitted)",
+					 show_rows);
 	return sql.data;
 }
 

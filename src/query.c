@@ -43,8 +43,21 @@ PG_FUNCTION_INFO_V1(streaming_explain);
 #define QUERY_COLUMNS \
 	"name, id, query, output_mode, trigger, on_error, result_table, " \
 	"state_table, plan, last_batch_id, last_progress_at, state_rows, " \
-	"event_time, extract(epoch FROM watermark_delay) * 1000000, watermark, " \
-	"sink, sink_options, sources::oid[], enabled, owner::oid"
+	"event_time, pg_catalog.extract('epoch', watermark_delay) OPERATOR(pg_catalog.*) 1000000::pg_catalog.numeric, " \
+	"watermark, sink, sink_options, sources::pg_catalog.oid[], enabled, owner::pg_catalog.oid, "
+
+/*
+ * catalog_has_search_path tells whether the catalog has the column that
+ * version 0.2 added: until ALTER EXTENSION streaming UPDATE, this library
+ * serves a catalog of version 0.1.
+ */
+static bool
+catalog_has_search_path(void)
+{
+	Oid			relid = get_relname_relid("queries", get_namespace_oid(STREAMING_SCHEMA, false));
+
+	return get_attnum(relid, "search_path") != InvalidAttrNumber;
+}
 
 /*
  * QueryDefLoad reads a query's catalog row.  With lock_for_batch the row is
@@ -60,7 +73,8 @@ QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok)
 	QueryDef   *q = NULL;
 	char	   *sql;
 
-	sql = psprintf("SELECT " QUERY_COLUMNS " FROM streaming.queries WHERE name = $1%s",
+	sql = psprintf("SELECT " QUERY_COLUMNS "%s FROM streaming.queries WHERE name OPERATOR(pg_catalog.=) $1%s",
+				   catalog_has_search_path() ? "search_path" : "NULL::pg_catalog.text",
 				   lock_for_batch ? " FOR UPDATE" : "");
 	SPI_connect();
 	if (CatalogExecute(sql, 1, argtypes, args, NULL, false, 1) < 0)
@@ -102,6 +116,10 @@ QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok)
 						 q->name, &q->sink);
 		q->enabled = DatumGetBool(SPI_getbinval(tup, desc, 19, &isnull));
 		q->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 20, &isnull));
+		/* before version 0.2, statements were stored with unqualified operators */
+		q->search_path = SPI_getvalue(tup, desc, 21);
+		if (q->search_path == NULL)
+			q->search_path = pstrdup(CATALOG_SEARCH_PATH);
 		/* the catalog's regclass[] survives a dump and restore; OIDs do not */
 		{
 			ArrayType  *arr = DatumGetArrayTypePCopy(SPI_getbinval(tup, desc, 18, &isnull));
@@ -137,8 +155,10 @@ file_sink_path_free(const char *path)
 
 	canonicalize_path(canonical);
 	SPI_connect();
-	if (SPI_execute("SELECT name, sink_options->>'path' FROM streaming.queries WHERE sink = 'file'",
-					true, 0) != SPI_OK_SELECT)
+	/* every role's queries: rows of others are not visible to the caller */
+	if (CatalogExecute("SELECT name, sink_options OPERATOR(pg_catalog.->>) 'path' FROM streaming.queries "
+					   "WHERE sink OPERATOR(pg_catalog.=) 'file'", 0, NULL, NULL, NULL,
+					   true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read streaming.queries");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -419,6 +439,7 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	SinkOptions sink_opts;
 	bool		start;
 	char	   *event_time = NULL;
+	char	   *search_path;
 	ContinuousPlan *plan;
 	List	   *names;
 	char	   *result_name;
@@ -426,11 +447,11 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	Oid			state_oid = InvalidOid;
 	int32		id;
 	bool		isnull;
-	Oid			argtypes[16] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
+	Oid			argtypes[17] = {TEXTOID, INT4OID, TEXTOID, TEXTOID, TEXTOID,
 		TEXTOID, REGCLASSOID, REGCLASSOID, JSONBOID, BOOLOID, OIDARRAYOID, TEXTOID, INTERVALOID,
-	TEXTOID, JSONBOID, OIDOID};
-	Datum		args[16];
-	char		nulls[16];
+	TEXTOID, JSONBOID, OIDOID, TEXTOID};
+	Datum		args[17];
+	char		nulls[17];
 	Datum	   *source_datums;
 	ListCell   *lc;
 
@@ -477,6 +498,8 @@ streaming_create_query(PG_FUNCTION_ARGS)
 					 errmsg("watermark delay must be a non-negative interval without months"),
 					 errhint("Use e.g. '10 seconds' or '1 hour'.")));
 	}
+	/* the caller's search_path, as it is now, is the query's for good */
+	search_path = PinnedSearchPath();
 	if (sink_options == NULL)
 		sink_options = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	SinkParseOptions(sink, sink_options, name, &sink_opts);
@@ -524,7 +547,7 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	result_name = NameListToQuotedString(names);
 
 	SPI_connect();
-	if (CatalogExecute("SELECT nextval(pg_get_serial_sequence('streaming.queries', 'id'))::int4",
+	if (CatalogExecute("SELECT pg_catalog.nextval(pg_catalog.pg_get_serial_sequence('streaming.queries', 'id'))::pg_catalog.int4",
 					   0, NULL, NULL, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not allocate a query id");
 	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -586,12 +609,15 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	args[13] = CStringGetTextDatum(sink);
 	args[14] = JsonbPGetDatum(sink_options);
 	args[15] = ObjectIdGetDatum(GetUserId());
-	if (CatalogExecute("INSERT INTO streaming.queries (name, id, query, output_mode, trigger, "
-					   "on_error, result_table, state_table, plan, enabled, sources, shape, "
-					   "event_time, watermark_delay, sink, sink_options, owner) "
-					   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::regclass[], $9->>'shape', "
-					   "$12, $13, $14, $15, $16::regrole)",
-					   16, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
+	args[16] = CStringGetTextDatum(search_path);
+	if (CatalogExecute(psprintf("INSERT INTO streaming.queries (name, id, query, output_mode, trigger, "
+								"on_error, result_table, state_table, plan, enabled, sources, shape, "
+								"event_time, watermark_delay, sink, sink_options, owner%s) "
+								"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::pg_catalog.regclass[], "
+								"$9 OPERATOR(pg_catalog.->>) 'shape', $12, $13, $14, $15, $16::pg_catalog.regrole%s)",
+								catalog_has_search_path() ? ", search_path" : "",
+								catalog_has_search_path() ? ", $17" : ""),
+					   catalog_has_search_path() ? 17 : 16, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
 		elog(ERROR, "could not insert into streaming.queries");
 	SPI_finish();
 
@@ -639,7 +665,7 @@ streaming_drop_query(PG_FUNCTION_ARGS)
 	StopQuery(name, false);
 
 	SPI_connect();
-	if (CatalogExecute("DELETE FROM streaming.queries WHERE name = $1",
+	if (CatalogExecute("DELETE FROM streaming.queries WHERE name OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete from streaming.queries");
 	SPI_finish();

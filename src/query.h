@@ -36,6 +36,7 @@ typedef struct QueryDef
 	SinkOptions sink;
 	bool		enabled;
 	Oid			owner;
+	char	   *search_path;	/* pinned at create_query; batches run under it */
 } QueryDef;
 
 extern QueryDef *QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok);

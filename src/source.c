@@ -115,7 +115,8 @@ SourceCommittedOffset(SourceBatch *batch, const char *partition, int64 dflt, boo
 	SPI_connect();
 	/* not read-only: a runner that waited for the query's lock must see the latest */
 	if (CatalogExecute("SELECT \"offset\" FROM streaming.offsets "
-							  "WHERE query = $1 AND source = $2 AND partition = $3",
+							  "WHERE query OPERATOR(pg_catalog.=) $1 AND source OPERATOR(pg_catalog.=) $2 "
+					   "AND partition OPERATOR(pg_catalog.=) $3",
 							  3, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read streaming.offsets");
 	if (SPI_processed == 1)
@@ -283,7 +284,7 @@ SourceLookup(Oid relid, char **name, char **kind, Jsonb **options)
 
 	SPI_connect();
 	if (CatalogExecute("SELECT name, kind, options FROM streaming.sources "
-							  "WHERE relid = $1",
+					   "WHERE relid OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read streaming.sources");
 	if (SPI_processed == 1)
@@ -685,9 +686,11 @@ streaming_drop_source(PG_FUNCTION_ARGS)
 
 	args[0] = ObjectIdGetDatum(relid);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT name FROM streaming.queries "
-							  "WHERE $1::regclass = ANY (sources) ORDER BY name LIMIT 1",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+	/* every role's queries, not only those the caller may see */
+	if (CatalogExecute("SELECT name FROM streaming.queries "
+					   "WHERE $1::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY (sources) "
+					   "ORDER BY name LIMIT 1",
+					   1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read streaming.queries");
 	if (SPI_processed > 0)
 		ereport(ERROR,
@@ -696,7 +699,7 @@ streaming_drop_source(PG_FUNCTION_ARGS)
 						name, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
 				 errhint("Drop the query first with streaming.drop_query().")));
 
-	if (CatalogExecute("DELETE FROM streaming.sources WHERE relid = $1",
+	if (CatalogExecute("DELETE FROM streaming.sources WHERE relid OPERATOR(pg_catalog.=) $1",
 							  1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not delete from streaming.sources");
 	SPI_finish();

@@ -107,6 +107,15 @@ _PG_init(void)
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("streaming.max_workers_per_role",
+							"Most query workers that the queries of one role run at once; 0: no limit.",
+							"Queries owned by a superuser are not counted against it. "
+							"A query that would take one more waits, enabled, until one of its role stops.",
+							&streaming_max_workers_per_role,
+							4, 0, MAX_BACKENDS,
+							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("streaming");
 
 	prev_ProcessUtility = ProcessUtility_hook;

@@ -30,9 +30,29 @@ extern int64 JsonbGetInt64(Jsonb *obj, const char *key, int64 dflt, int64 min);
 extern char *JsonbGetString(Jsonb *obj, const char *key);
 extern List *JsonbObjectKeys(Jsonb *obj);
 
-/* run a statement in a scope where search_path is only pg_catalog */
+/*
+ * The search_path of every statement the extension runs with rights the
+ * caller lacks: pg_temp explicitly last, so that nothing a session creates
+ * shadows a catalog type or relation.
+ */
+#define CATALOG_SEARCH_PATH "pg_catalog, pg_temp"
+
+/* run statements in a scope with a given search_path (util.c) */
 extern int	PushCatalogSearchPath(void);
+extern int	PushSearchPath(const char *path);
 extern void PopCatalogSearchPath(int nestlevel);
+extern char *PinnedSearchPath(void);
+
+/* run a query's code as its owner (util.c) */
+typedef struct OwnerContext
+{
+	Oid			userid;
+	int			sec_context;
+	int			nestlevel;
+} OwnerContext;
+
+extern void BeginAsOwner(Oid owner, const char *search_path, OwnerContext *saved);
+extern void EndAsOwner(OwnerContext *saved);
 
 extern char *RelationQualifiedName(Oid relid);
 extern List *ParseQualifiedName(const char *name, const char *what);

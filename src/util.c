@@ -19,6 +19,7 @@
 #include "utils/numeric.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
+#include "utils/varlena.h"
 
 #include "streaming.h"
 
@@ -165,16 +166,30 @@ JsonbObjectKeys(Jsonb *obj)
 }
 
 /*
- * PushCatalogSearchPath sets search_path to pg_catalog until the matching
- * PopCatalogSearchPath, so that deparsed SQL qualifies every name and means
- * the same thing in any session.
+ * PushCatalogSearchPath sets search_path to "pg_catalog, pg_temp" until the
+ * matching PopCatalogSearchPath.  Deparsed SQL then qualifies every name
+ * outside pg_catalog and means the same thing in any session, and the
+ * extension's own statements resolve nothing a caller can define: naming
+ * pg_temp last keeps a temporary table or type (which PostgreSQL otherwise
+ * finds before pg_catalog) from shadowing a catalog one, and functions and
+ * operators are never looked up in pg_temp.
  */
 int
 PushCatalogSearchPath(void)
 {
+	return PushSearchPath(CATALOG_SEARCH_PATH);
+}
+
+/*
+ * PushSearchPath sets search_path until the matching PopCatalogSearchPath,
+ * as a function's SET clause does.
+ */
+int
+PushSearchPath(const char *path)
+{
 	int			nestlevel = NewGUCNestLevel();
 
-	(void) set_config_option("search_path", "pg_catalog",
+	(void) set_config_option("search_path", path,
 							 PGC_USERSET, PGC_S_SESSION,
 							 GUC_ACTION_SAVE, true, 0, false);
 	return nestlevel;
@@ -184,6 +199,57 @@ void
 PopCatalogSearchPath(int nestlevel)
 {
 	AtEOXact_GUC(true, nestlevel);
+}
+
+/*
+ * PinnedSearchPath returns the current search_path to be pinned on a
+ * continuous query: its batches run under it, whoever triggers them, as a
+ * function runs under its SET search_path.  pg_temp is put last unless the
+ * path places it itself, so that no temporary object can shadow the
+ * owner's tables and types.
+ */
+char *
+PinnedSearchPath(void)
+{
+	const char *path = GetConfigOption("search_path", false, false);
+	List	   *elems;
+	char	   *copy = pstrdup(path ? path : "");
+	ListCell   *lc;
+
+	if (!SplitIdentifierString(copy, ',', &elems))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid search_path \"%s\"", path)));
+	foreach(lc, elems)
+		if (strcmp((char *) lfirst(lc), "pg_temp") == 0)
+			return pstrdup(path);
+	return *path ? psprintf("%s, pg_temp", path) : pstrdup("pg_temp");
+}
+
+/*
+ * BeginAsOwner switches to a query's owner, as REFRESH MATERIALIZED VIEW
+ * does: the user's code in the query (functions, operators, the tables it
+ * reads and writes) runs with the owner's rights and under the owner's
+ * pinned search_path, whoever triggers the batch.  When the current user
+ * is someone else, the operation is also security-restricted, so that the
+ * owner's code cannot change the session that runs it.  EndAsOwner undoes
+ * it; an error undoes it too, with the (sub)transaction.
+ */
+void
+BeginAsOwner(Oid owner, const char *search_path, OwnerContext *saved)
+{
+	GetUserIdAndSecContext(&saved->userid, &saved->sec_context);
+	if (owner != saved->userid)
+		SetUserIdAndSecContext(owner, saved->sec_context |
+							   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	saved->nestlevel = PushSearchPath(search_path);
+}
+
+void
+EndAsOwner(OwnerContext *saved)
+{
+	PopCatalogSearchPath(saved->nestlevel);
+	SetUserIdAndSecContext(saved->userid, saved->sec_context);
 }
 
 /*
@@ -225,7 +291,8 @@ CatalogOwner(void)
 
 /*
  * CatalogExecute runs one statement on the extension's catalog (schema
- * streaming) as the catalog's owner, with search_path set to pg_catalog.
+ * streaming) as the catalog's owner, with search_path set to
+ * "pg_catalog, pg_temp" (see PushCatalogSearchPath).
  * Every role may read the catalog, but only the extension's functions write
  * it, after checking that the caller owns what it changes; a query's worker,
  * which runs as the query's owner, records its batches the same way.  The
@@ -243,7 +310,8 @@ CatalogExecute(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	int			rc;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
-	SetUserIdAndSecContext(CatalogOwner(), save_sec_context | SECURITY_LOCAL_USERID_CHANGE);
+	SetUserIdAndSecContext(CatalogOwner(), save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	nestlevel = PushCatalogSearchPath();
 	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, read_only, count);
 	PopCatalogSearchPath(nestlevel);

@@ -49,6 +49,11 @@ PG_FUNCTION_INFO_V1(streaming_stop);
 
 int			streaming_idle_poll = 200;
 int			streaming_max_workers = 0;
+int			streaming_max_workers_per_role = 4;
+
+/* the catalog row of the query this worker runs ($1 name, $2 pid) */
+#define THIS_WORKER \
+	"name OPERATOR(pg_catalog.=) $1 AND worker_pid OPERATOR(pg_catalog.=) $2"
 
 /* bgw_extra of a query worker */
 typedef struct QueryWorkerArgs
@@ -59,11 +64,11 @@ typedef struct QueryWorkerArgs
 
 /*
  * StartQueryWorker registers a dynamic background worker for a query; with
- * wait, it waits until the worker has started.  False if no worker slot is
- * free.
+ * wait, it waits until the worker has started and returns its pid in
+ * *started_pid.  False if no worker slot is free.
  */
 bool
-StartQueryWorker(Oid dboid, const char *query, Oid owner, bool wait)
+StartQueryWorker(Oid dboid, const char *query, Oid owner, bool wait, int *started_pid)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
@@ -90,33 +95,48 @@ StartQueryWorker(Oid dboid, const char *query, Oid owner, bool wait)
 		return false;
 	if (wait && WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
 		return false;
+	if (started_pid)
+		*started_pid = wait ? (int) pid : 0;
 	return true;
 }
 
 /*
- * QueryWorkerLimitReached tells whether streaming.max_workers query workers
- * already run (counting `starting` more, launched but not yet up), and if
- * so returns the condition to show on a query that has to wait.  Callers
- * are in a transaction.
+ * QueryWorkerLimitReached tells whether a query of owner may not start a
+ * worker now: streaming.max_workers query workers already run in all (or
+ * streaming.max_workers_per_role of its owner's, unless the owner is a
+ * superuser), counting `starting` more that were launched but are not yet
+ * up.  If so, it returns the condition to show on the query, which waits.
+ * Callers are in a transaction.
  */
 char *
-QueryWorkerLimitReached(int starting)
+QueryWorkerLimitReached(Oid owner, int starting)
 {
 	int64		running;
+	int64		of_owner;
 	bool		isnull;
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(owner)};
+	bool		per_role = streaming_max_workers_per_role > 0 && !superuser_arg(owner);
 
-	if (streaming_max_workers <= 0)
+	if (streaming_max_workers <= 0 && !per_role)
 		return NULL;
 	SPI_connect();
-	if (SPI_execute("SELECT count(*) FROM pg_catalog.pg_stat_activity "
-					"WHERE backend_type = '" STREAMING_WORKER_TYPE "'", true, 1) != SPI_OK_SELECT)
+	if (CatalogExecute("SELECT pg_catalog.count(*), "
+					   "pg_catalog.count(*) FILTER (WHERE usesysid OPERATOR(pg_catalog.=) $1) "
+					   "FROM pg_catalog.pg_stat_activity "
+					   "WHERE backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "'",
+					   1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_stat_activity");
 	running = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	of_owner = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	SPI_finish();
-	if (running + starting < streaming_max_workers)
-		return NULL;
-	return psprintf("waiting for a worker: streaming.max_workers (%d) queries are running",
-					streaming_max_workers);
+	if (streaming_max_workers > 0 && running + starting >= streaming_max_workers)
+		return psprintf("waiting for a worker: streaming.max_workers (%d) queries are running",
+						streaming_max_workers);
+	if (per_role && of_owner + starting >= streaming_max_workers_per_role)
+		return psprintf("waiting for a worker: streaming.max_workers_per_role (%d) queries of role \"%s\" are running",
+						streaming_max_workers_per_role, GetUserNameFromId(owner, false));
+	return NULL;
 }
 
 /*
@@ -239,9 +259,11 @@ StreamingQueryWorkerMain(Datum main_arg)
 	/* one worker per query: claim the query, only while it is enabled */
 	if (exec_in_transaction("UPDATE streaming.queries q SET status = 'running', worker_pid = $2, "
 							"last_error = NULL, condition = NULL, restart_at = NULL "
-							"WHERE name = $1 AND enabled AND NOT EXISTS "
-							"(SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = q.worker_pid "
-							"AND a.pid <> $2 AND a.backend_type = '" STREAMING_WORKER_TYPE "')",
+							"WHERE name OPERATOR(pg_catalog.=) $1 AND enabled AND NOT EXISTS "
+							"(SELECT 1 FROM pg_catalog.pg_stat_activity a "
+							"WHERE a.pid OPERATOR(pg_catalog.=) q.worker_pid "
+							"AND a.pid OPERATOR(pg_catalog.<>) $2 "
+							"AND a.backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "')",
 							args.query, NULL) != 1)
 		proc_exit(0);
 
@@ -305,7 +327,7 @@ StreamingQueryWorkerMain(Datum main_arg)
 				SourceSetCondition("%s", edata->message);
 				condition = MemoryContextStrdup(TopMemoryContext, SourceCondition);
 				exec_in_transaction("UPDATE streaming.queries SET condition = $3 "
-									"WHERE name = $1 AND worker_pid = $2", args.query, condition);
+									"WHERE " THIS_WORKER, args.query, condition);
 				SourceClearCondition();
 				MemoryContextReset(loopcxt);
 				wait_ms(retry_ms);
@@ -313,7 +335,7 @@ StreamingQueryWorkerMain(Datum main_arg)
 				continue;
 			}
 			exec_in_transaction("UPDATE streaming.queries SET status = 'failed', worker_pid = NULL, "
-								"condition = NULL, last_error = $3 WHERE name = $1 AND worker_pid = $2",
+								"condition = NULL, last_error = $3 WHERE " THIS_WORKER,
 								args.query, edata->message);
 			proc_exit(1);
 		}
@@ -326,7 +348,8 @@ StreamingQueryWorkerMain(Datum main_arg)
 		if (first)
 		{
 			exec_in_transaction("UPDATE streaming.queries SET restarts = 0 "
-								"WHERE name = $1 AND restarts > 0", args.query, NULL);
+								"WHERE " THIS_WORKER " AND restarts OPERATOR(pg_catalog.>) 0",
+								args.query, NULL);
 			first = false;
 		}
 		/* what the source waits for (a broker, a server), for the status view */
@@ -337,7 +360,7 @@ StreamingQueryWorkerMain(Datum main_arg)
 				pfree(condition);
 			condition = SourceCondition ? MemoryContextStrdup(TopMemoryContext, SourceCondition) : NULL;
 			exec_in_transaction("UPDATE streaming.queries SET condition = $3 "
-								"WHERE name = $1 AND worker_pid = $2", args.query, condition);
+								"WHERE " THIS_WORKER, args.query, condition);
 		}
 
 		if (!enabled)
@@ -345,7 +368,7 @@ StreamingQueryWorkerMain(Datum main_arg)
 		if (once || (available_now && (!ran || endless)))
 		{
 			exec_in_transaction("UPDATE streaming.queries SET status = 'finished', worker_pid = NULL, "
-								"condition = NULL, enabled = false WHERE name = $1 AND worker_pid = $2",
+								"condition = NULL, enabled = false WHERE " THIS_WORKER,
 								args.query, NULL);
 			break;
 		}
@@ -365,20 +388,26 @@ StreamingQueryWorkerMain(Datum main_arg)
 }
 
 /*
- * worker_pids lists the live workers of a query in this database.
+ * worker_pids lists the live workers of a query in this database: the one
+ * whose pid is in the query's row (start() writes it, the worker claims
+ * it), and any other still starting under the query's name.  The
+ * application name alone does not do, as PostgreSQL cuts it at 63 bytes.
  */
 static List *
 worker_pids(const char *name)
 {
 	Oid			argtypes[2] = {OIDOID, TEXTOID};
-	Datum		args[2] = {ObjectIdGetDatum(MyDatabaseId),
-	CStringGetTextDatum(psprintf("streaming query %s", name))};
+	Datum		args[2] = {ObjectIdGetDatum(MyDatabaseId), CStringGetTextDatum(name)};
 	List	   *pids = NIL;
 
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT pid FROM pg_catalog.pg_stat_activity WHERE datid = $1 "
-							  "AND backend_type = '" STREAMING_WORKER_TYPE "' AND application_name = $2",
-							  2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+	if (CatalogExecute("SELECT a.pid FROM pg_catalog.pg_stat_activity a "
+					   "WHERE a.datid OPERATOR(pg_catalog.=) $1 "
+					   "AND a.backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "' "
+					   "AND (a.pid OPERATOR(pg_catalog.=) (SELECT q.worker_pid FROM streaming.queries q "
+					   "WHERE q.name OPERATOR(pg_catalog.=) $2) "
+					   "OR a.application_name OPERATOR(pg_catalog.=) ('streaming query ' OPERATOR(pg_catalog.||) $2))",
+					   2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_stat_activity");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -411,35 +440,47 @@ StartQuery(const char *name)
 {
 	QueryDef   *q = QueryDefLoad(name, false, false);
 	char	   *waiting;
+	int			pid = 0;
 
 	QueryCheckOwner(q);
 	update_query("UPDATE streaming.queries SET enabled = true, status = 'running', "
-				 "last_error = NULL WHERE name = $1", name);
+				 "last_error = NULL WHERE name OPERATOR(pg_catalog.=) $1", name);
 	if (worker_pids(name) != NIL)
 		return;
-	if ((waiting = QueryWorkerLimitReached(0)) != NULL)
+	if ((waiting = QueryWorkerLimitReached(q->owner, 0)) != NULL)
 	{
 		if (!streaming_preloaded)
 			ereport(ERROR,
 					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 					 errmsg("could not start continuous query \"%s\"", name),
-					 errdetail("streaming.max_workers (%d) query workers are running.", streaming_max_workers),
-					 errhint("Stop a query, or raise streaming.max_workers.")));
+					 errdetail("%s.", waiting),
+					 errhint("Stop a query, or raise streaming.max_workers or streaming.max_workers_per_role.")));
 		/* not a crash: due now, so the launcher starts it once a worker stops */
-		update_query(psprintf("UPDATE streaming.queries SET restart_at = now(), condition = %s "
-							  "WHERE name = $1", quote_literal_cstr(waiting)), name);
+		update_query(psprintf("UPDATE streaming.queries SET restart_at = pg_catalog.now(), condition = %s "
+							  "WHERE name OPERATOR(pg_catalog.=) $1", quote_literal_cstr(waiting)), name);
 		ereport(NOTICE,
 				(errmsg("continuous query \"%s\" waits for a worker", name),
-				 errdetail("streaming.max_workers (%d) query workers are running; the launcher starts it when one stops.",
-						   streaming_max_workers)));
+				 errdetail("%s; the launcher starts it when one stops.", waiting)));
 		return;
 	}
-	if (!StartQueryWorker(MyDatabaseId, q->name, q->owner, true))
+	if (!StartQueryWorker(MyDatabaseId, q->name, q->owner, true, &pid))
 		ereport(ERROR,
 				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
 				 errmsg("could not start a worker for continuous query \"%s\"", name),
 				 errdetail("No background worker slot is free."),
 				 errhint("Raise max_worker_processes: each running query takes one slot, and the launcher one.")));
+	/* stop() finds it by this pid even before it has claimed the query */
+	{
+		Oid			argtypes[2] = {TEXTOID, INT4OID};
+		Datum		args[2] = {CStringGetTextDatum(name), Int32GetDatum(pid)};
+
+		SPI_connect();
+		if (CatalogExecute("UPDATE streaming.queries SET worker_pid = $2 "
+						   "WHERE name OPERATOR(pg_catalog.=) $1",
+						   2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update streaming.queries");
+		SPI_finish();
+	}
 	if (!streaming_preloaded)
 		ereport(NOTICE,
 				(errmsg("continuous query \"%s\" runs until the server restarts", name),
@@ -470,7 +511,7 @@ StopQuery(const char *name, bool disable)
 	}
 	if (disable)
 		update_query("UPDATE streaming.queries SET enabled = false, status = 'stopped', restart_at = NULL, "
-					 "worker_pid = NULL, condition = NULL WHERE name = $1", name);
+					 "worker_pid = NULL, condition = NULL WHERE name OPERATOR(pg_catalog.=) $1", name);
 }
 
 /*

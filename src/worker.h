@@ -19,10 +19,12 @@
 extern int	streaming_launcher_naptime;
 extern int	streaming_idle_poll;
 extern int	streaming_max_workers;
+extern int	streaming_max_workers_per_role;
 
 extern void StreamingRegisterLauncher(void);
-extern bool StartQueryWorker(Oid dboid, const char *query, Oid owner, bool wait);
-extern char *QueryWorkerLimitReached(int starting);
+extern bool StartQueryWorker(Oid dboid, const char *query, Oid owner, bool wait,
+							 int *started_pid);
+extern char *QueryWorkerLimitReached(Oid owner, int starting);
 
 PGDLLEXPORT void StreamingLauncherMain(Datum main_arg);
 PGDLLEXPORT void StreamingScannerMain(Datum main_arg);

@@ -1,5 +1,7 @@
-# Smoke test: the library preloads, the extension installs at version 0.1,
-# and its catalog tables exist.
+# Smoke test: the library preloads, the extension installs at its default
+# version (0.2, through 0.1 and the update script) with its catalog; and a
+# database at version 0.1, with a query that has run, updates with ALTER
+# EXTENSION and the query goes on where it stopped.
 use strict;
 use warnings;
 
@@ -17,8 +19,8 @@ $node->safe_psql('postgres', 'CREATE EXTENSION streaming');
 is( $node->safe_psql(
 		'postgres',
 		"SELECT extversion FROM pg_extension WHERE extname = 'streaming'"),
-	'0.1',
-	'extension version is 0.1');
+	'0.2',
+	'extension version is 0.2');
 
 is( $node->safe_psql(
 		'postgres', q{
@@ -28,6 +30,58 @@ is( $node->safe_psql(
 		   AND c.relname IN ('sources', 'queries', 'offsets', 'progress', 'dead_letters')}),
 	'5',
 	'catalog tables sources, queries, offsets, progress and dead_letters exist');
+
+# ---- ALTER EXTENSION streaming UPDATE from 0.1, with a query that ran
+$node->safe_psql('postgres', 'CREATE DATABASE upgraded');
+my $sql = sub { $node->safe_psql('upgraded', $_[0]) };
+$sql->(q{CREATE EXTENSION streaming VERSION '0.1'});
+$sql->(q{
+	SELECT streaming.create_source('ticks', 'rate',
+	         options => '{"rows_per_batch": 10, "start_timestamp": "2024-01-01 00:00:00+00",
+	                      "advance_millis_per_batch": 1000}');
+	SELECT streaming.create_query('per_parity',
+	         $$SELECT value % 2 AS parity, count(*) AS n, sum(value) AS total, avg(value) AS mean
+	             FROM ticks GROUP BY 1$$, output_mode => 'complete', start => false);
+});
+
+# the library serves the old catalog until it is updated
+is($sql->(q{SELECT streaming.run('per_parity', 2)}), '2', 'before the update, the query runs');
+
+$sql->('ALTER EXTENSION streaming UPDATE');
+is($sql->(q{SELECT extversion FROM pg_extension WHERE extname = 'streaming'}), '0.2',
+	'ALTER EXTENSION streaming UPDATE reaches 0.2');
+is($sql->(q{SELECT search_path FROM streaming.queries}), 'pg_catalog, pg_temp',
+	'a query created before the update runs under the catalog search_path');
+is($sql->(q{SELECT streaming.run('per_parity', 3)}), '3', 'the query runs after the update');
+is($sql->(q{SELECT streaming.run('per_parity', 2)}), '2', 'and on');
+# 5 batches of 10 values: 0 .. 49
+is($sql->(q{SELECT string_agg(format('%s:%s:%s:%s', parity, n, total, mean), ' ' ORDER BY parity) FROM per_parity}),
+	$sql->(q{SELECT string_agg(format('%s:%s:%s:%s', parity, n, total, mean), ' ' ORDER BY parity)
+	           FROM (SELECT v % 2 AS parity, count(*) AS n, sum(v) AS total, avg(v) AS mean
+	                   FROM generate_series(0::bigint, 69) v GROUP BY 1) s}),
+	'the result equals plain SQL over the 70 rows of 7 batches: every row once, before and after the update');
+
+# the updated catalog is the one a fresh install has
+my $catalog = q{
+	SELECT string_agg(d, E'\n' ORDER BY d) FROM (
+	  SELECT format('%s.%s %s', c.relname, a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod)) AS d
+	    FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+	   WHERE c.relnamespace = 'streaming'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped
+	         AND c.relname NOT LIKE 'state\_%'
+	  UNION ALL
+	  SELECT format('policy %s on %s: %s', polname, polrelid::regclass, pg_catalog.pg_get_expr(polqual, polrelid))
+	    FROM pg_catalog.pg_policy
+	  UNION ALL
+	  SELECT format('view %s %s: %s', c.relname, c.reloptions, pg_catalog.pg_get_viewdef(c.oid))
+	    FROM pg_catalog.pg_class c WHERE c.relnamespace = 'streaming'::regnamespace AND c.relkind = 'v'
+	  UNION ALL
+	  SELECT format('function %s %s %s', p.oid::regprocedure, p.proconfig, p.prosecdef)
+	    FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'streaming'::regnamespace
+	  UNION ALL
+	  SELECT format('rls %s %s', relname, relrowsecurity) FROM pg_catalog.pg_class
+	   WHERE relnamespace = 'streaming'::regnamespace AND relkind = 'r' AND relname NOT LIKE 'state\_%') s};
+is($sql->($catalog), $node->safe_psql('postgres', $catalog),
+	'the updated catalog equals a fresh install\'s');
 
 $node->stop;
 done_testing();

@@ -31,22 +31,23 @@ CREATE POLICY sources_owner ON streaming.sources FOR SELECT
                                     WHERE c.oid OPERATOR(pg_catalog.=) relid::pg_catalog.oid),
                                   'USAGE'));
 
--- the rows of a query: visible with the query
+-- the rows of a query: visible with the query (queries has a column
+-- "query" too, hence the qualified names)
 ALTER TABLE streaming.offsets ENABLE ROW LEVEL SECURITY;
 CREATE POLICY offsets_owner ON streaming.offsets FOR SELECT
-    USING (EXISTS (SELECT 1 FROM streaming.queries q WHERE q.name OPERATOR(pg_catalog.=) query));
+    USING (EXISTS (SELECT 1 FROM streaming.queries q WHERE q.name OPERATOR(pg_catalog.=) offsets.query));
 
 ALTER TABLE streaming.progress ENABLE ROW LEVEL SECURITY;
 CREATE POLICY progress_owner ON streaming.progress FOR SELECT
-    USING (EXISTS (SELECT 1 FROM streaming.queries q WHERE q.name OPERATOR(pg_catalog.=) query));
+    USING (EXISTS (SELECT 1 FROM streaming.queries q WHERE q.name OPERATOR(pg_catalog.=) progress.query));
 
 ALTER TABLE streaming.dead_letters ENABLE ROW LEVEL SECURITY;
 CREATE POLICY dead_letters_owner ON streaming.dead_letters FOR SELECT
-    USING (EXISTS (SELECT 1 FROM streaming.queries q WHERE q.name OPERATOR(pg_catalog.=) query));
+    USING (EXISTS (SELECT 1 FROM streaming.queries q WHERE q.name OPERATOR(pg_catalog.=) dead_letters.query));
 
 ALTER TABLE streaming.sink_files ENABLE ROW LEVEL SECURITY;
 CREATE POLICY sink_files_owner ON streaming.sink_files FOR SELECT
-    USING (EXISTS (SELECT 1 FROM streaming.queries q WHERE q.name OPERATOR(pg_catalog.=) query));
+    USING (EXISTS (SELECT 1 FROM streaming.queries q WHERE q.name OPERATOR(pg_catalog.=) sink_files.query));
 
 /* ------------------------------------------------------------------------
  * The views read the catalog with the rights of whoever reads them.  A

@@ -218,9 +218,13 @@ quoted_columns(List *names)
 	return buf.data;
 }
 
+/* the longest trigger interval: a worker waits at most this long */
+#define MAX_TRIGGER_USECS	USECS_PER_DAY
+
 /*
  * check_trigger validates a trigger: an interval ('0' = as fast as
- * possible), 'once' or 'available_now'.
+ * possible, else from a millisecond, the resolution of a worker's wait,
+ * 24 hours), 'once' or 'available_now'.
  */
 static void
 check_trigger(const char *trigger)
@@ -234,7 +238,10 @@ check_trigger(const char *trigger)
 															   ObjectIdGetDatum(InvalidOid),
 															   Int32GetDatum(-1)));
 
-		if (iv->month != 0 || iv->day != 0 || iv->time < 0)
+		int64		usecs = iv->time;
+
+		if (iv->month != 0 || iv->day != 0 || usecs < 0 ||
+			(usecs > 0 && usecs < 1000) || usecs > MAX_TRIGGER_USECS)
 			elog(ERROR, "bad trigger");
 	}
 	PG_CATCH();
@@ -243,6 +250,7 @@ check_trigger(const char *trigger)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid trigger \"%s\"", trigger),
+				 errdetail("A trigger interval is 0, or from 1 millisecond to 24 hours, written without days or months."),
 				 errhint("Use an interval such as '0' or '10 seconds', 'once' or 'available_now'.")));
 	}
 	PG_END_TRY();
@@ -701,6 +709,8 @@ streaming_explain(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 	q = QueryDefLoad(name, false, false);
+	/* the statements show the query's text: its owner's, as the catalog row */
+	QueryCheckOwner(q);
 	plan = q->plan;
 
 	EMIT("query", plan->query_sql);

@@ -233,7 +233,8 @@ PinnedSearchPath(void)
  * pinned search_path, whoever triggers the batch.  When the current user
  * is someone else, the operation is also security-restricted, so that the
  * owner's code cannot change the session that runs it.  EndAsOwner undoes
- * it; an error undoes it too, with the (sub)transaction.
+ * it, and every setting the batch changed; an error undoes it too, with
+ * the (sub)transaction.
  */
 void
 BeginAsOwner(Oid owner, const char *search_path, OwnerContext *saved)
@@ -248,7 +249,8 @@ BeginAsOwner(Oid owner, const char *search_path, OwnerContext *saved)
 void
 EndAsOwner(OwnerContext *saved)
 {
-	PopCatalogSearchPath(saved->nestlevel);
+	/* as REFRESH MATERIALIZED VIEW: settings the owner's code made go too */
+	AtEOXact_GUC(false, saved->nestlevel);
 	SetUserIdAndSecContext(saved->userid, saved->sec_context);
 }
 

@@ -1,0 +1,310 @@
+-- The security model, probed as the roles of a review: carol (LOGIN only),
+-- alice and bob (what the README says a user needs, plus CREATE on public,
+-- as a database owner has).  Every attempt below either fails safely or
+-- runs as the role that made it; an attempt that ran with someone else's
+-- rights would both print a WARNING "hijacked" and make its role a
+-- superuser, which the checks after each part would show.
+CREATE EXTENSION streaming;
+SET streaming.autostart = off;
+SET TimeZone = 'UTC';
+SELECT current_user AS su \gset
+
+CREATE ROLE regress_carol LOGIN;
+CREATE ROLE regress_alice LOGIN;
+CREATE ROLE regress_bob LOGIN;
+GRANT USAGE ON FOREIGN SERVER streaming TO regress_alice, regress_bob;
+GRANT CREATE ON SCHEMA public TO regress_alice, regress_bob;
+
+-- the payload of every attack: run as anyone but the attacker, escalate
+-- the attacker, and say so
+CREATE FUNCTION public.evil(v anyelement, attacker text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_user <> attacker THEN
+        RAISE WARNING 'hijacked: % ran code of %', current_user, attacker;
+        EXECUTE format('ALTER ROLE %I SUPERUSER', attacker);
+    END IF;
+    RETURN true;
+END $$;
+GRANT EXECUTE ON FUNCTION public.evil(anyelement, text) TO PUBLIC;
+CREATE VIEW escalated AS
+  SELECT rolname FROM pg_roles WHERE rolname LIKE 'regress\_%' AND rolsuper;
+GRANT SELECT ON escalated TO PUBLIC;
+
+-- every error of an attempt, as one line, so that the script goes on
+CREATE FUNCTION try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE stmt;
+    RETURN 'ok';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLERRM;
+END $$;
+GRANT EXECUTE ON FUNCTION try(text) TO PUBLIC;
+
+-- alice's query, for the others to attack
+SET SESSION AUTHORIZATION regress_alice;
+SELECT streaming.create_source('alice_ticks', 'rate',
+         options => '{"rows_per_batch": 4, "start_timestamp": "2024-01-01 00:00:00+00",
+                      "advance_millis_per_batch": 1000}');
+SELECT streaming.create_query('alice_sums',
+         $$SELECT value % 2 AS parity, count(*) AS n, sum(value) AS total,
+                  avg(value::float8) AS mean, var_samp(value::float8) AS var, stddev(value) AS sd
+             FROM alice_ticks GROUP BY 1$$, output_mode => 'update');
+SELECT streaming.run('alice_sums', 1);
+RESET SESSION AUTHORIZATION;
+
+-- 1. Types shadowed in pg_temp, which PostgreSQL searches first for types
+--    and relations: a domain over each type the extension's statements
+--    cast to or compare, whose check runs the payload.
+\c - regress_carol
+SET streaming.autostart = off;
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['oid', 'text', 'jsonb', 'regclass', 'regrole', 'regprocedure',
+                             'timestamptz', 'tstzrange', 'interval', 'int4', 'int8', 'numeric',
+                             'float8', 'bool', 'bytea', 'name', 'xid', 'regnamespace'] LOOP
+        EXECUTE format('CREATE DOMAIN pg_temp.%I AS pg_catalog.%I CHECK (public.evil(VALUE, current_user))', t, t);
+    END LOOP;
+END $$;
+-- and a temporary table named as each catalog table
+CREATE TEMP TABLE queries (name text);
+CREATE TEMP TABLE sources (relid oid);
+CREATE TEMP TABLE pg_class (oid oid, relname name);
+-- every entry point, as carol: each fails (she owns nothing), none runs her code
+SELECT try($$SELECT count(*) FROM streaming.explain('alice_sums')$$);
+SELECT try($$SELECT streaming.run('alice_sums')$$);
+SELECT try($$SELECT streaming.start('alice_sums')$$);
+SELECT try($$SELECT streaming.stop('alice_sums')$$);
+SELECT try($$SELECT streaming.drop_query('alice_sums')$$);
+SELECT try($$SELECT streaming.drop_source('alice_ticks')$$);
+SELECT try($$SELECT streaming.drop_query('nothing', if_exists => true)$$);
+SELECT try($$SELECT streaming.create_source('c', 'rate', options => '{"rows_per_batch": 1}')$$);
+SELECT try($$SELECT * FROM streaming.kafka_lag('alice_sums')$$);
+SELECT try($$SELECT count(*) FROM streaming.status$$);
+SELECT try($$SELECT count(*) FROM streaming.kafka_lag$$);
+-- 2. the sql_drop event trigger, with regclass shadowed above
+CREATE TEMP TABLE x ();
+DROP TABLE x;
+\c - :su
+SET streaming.autostart = off;
+SET TimeZone = 'UTC';
+SELECT * FROM escalated;
+
+-- the same as alice, whose calls succeed: every statement of create_query,
+-- run, explain and the catalog runs with shadowed types in her pg_temp
+\c - regress_alice
+SET streaming.autostart = off;
+SET TimeZone = 'UTC';
+-- (not the types of her own source's columns, which she would only break for herself)
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['oid', 'text', 'jsonb', 'regclass', 'regrole', 'regprocedure',
+                             'tstzrange', 'interval', 'int4', 'numeric',
+                             'float8', 'bool', 'bytea', 'name', 'xid', 'regnamespace'] LOOP
+        EXECUTE format('CREATE DOMAIN pg_temp.%I AS pg_catalog.%I CHECK (public.evil(VALUE, current_user))', t, t);
+    END LOOP;
+END $$;
+SELECT streaming.create_source('alice_more', 'rate',
+         options => '{"rows_per_batch": 2, "start_timestamp": "2024-01-01 00:00:00+00",
+                      "advance_millis_per_batch": 1000}');
+SELECT streaming.create_query('alice_windows',
+         $$SELECT streaming.window("timestamp", '2 seconds') AS w, count(*) AS n, max(value) AS top
+             FROM alice_more GROUP BY 1$$,
+         output_mode => 'append', event_time => 'timestamp', watermark => '1 second');
+SELECT count(*) > 0 AS explained FROM streaming.explain('alice_windows');
+-- 5 batches of 2 rows, a second apart: the watermark (3 s) closes [0 s, 2 s)
+SELECT streaming.run('alice_windows', 5), streaming.run('alice_sums', 1);
+SELECT extract(epoch FROM lower(w))::int4 - 1704067200 AS w, n, top FROM alice_windows ORDER BY w;
+SELECT streaming.drop_query('alice_windows');
+SELECT streaming.drop_source('alice_more');
+\c - :su
+SET streaming.autostart = off;
+SET TimeZone = 'UTC';
+SELECT * FROM escalated;
+
+-- 3. and 4. Operators and functions in public, a schema of everyone's
+-- search_path, that match the extension's mixed-type arithmetic exactly
+-- (float8 against bigint, numeric against bigint, xid against integer, ...)
+-- or shadow the functions it calls: a superuser's query must not run them.
+SET SESSION AUTHORIZATION regress_bob;
+DO $$
+DECLARE
+    op text;
+    sig text;
+BEGIN
+    FOREACH op IN ARRAY ARRAY['+', '-', '*', '/', '=', '<>', '<', '<=', '>', '>=', '||', '^', '->>'] LOOP
+        FOREACH sig IN ARRAY ARRAY['float8, int8', 'int8, float8', 'numeric, int8', 'int8, numeric',
+                                   'int8, int4', 'xid, int4', 'int4, int4', 'int8, int8', 'text, text',
+                                   'tstzrange, timestamptz', 'timestamptz, timestamptz', 'jsonb, text',
+                                   'float8, float8', 'numeric, numeric', 'name, text', 'text, unknown'] LOOP
+            BEGIN
+                EXECUTE format('CREATE FUNCTION public.op_%s(%s) RETURNS boolean LANGUAGE sql AS %L',
+                               md5(op || sig), sig, 'SELECT public.evil(1, ''regress_bob'')');
+                EXECUTE format('CREATE OPERATOR public.%s (FUNCTION = public.op_%s, LEFTARG = %s, RIGHTARG = %s)',
+                               op, md5(op || sig), split_part(sig, ', ', 1), split_part(sig, ', ', 2));
+            EXCEPTION WHEN OTHERS THEN
+                NULL;       -- not every operator name takes every pair
+            END;
+        END LOOP;
+    END LOOP;
+END $$;
+CREATE FUNCTION public.upper(tstzrange) RETURNS timestamptz LANGUAGE sql AS $$SELECT NULL::timestamptz WHERE public.evil(1, 'regress_bob')$$;
+CREATE FUNCTION public.count(bigint) RETURNS bigint LANGUAGE sql AS $$SELECT 0::bigint WHERE public.evil(1, 'regress_bob')$$;
+CREATE FUNCTION public.now() RETURNS timestamptz LANGUAGE sql AS $$SELECT NULL::timestamptz WHERE public.evil(1, 'regress_bob')$$;
+CREATE FUNCTION public.unnest(text[]) RETURNS SETOF text LANGUAGE sql AS $$SELECT NULL::text WHERE public.evil(1, 'regress_bob')$$;
+SELECT count(*) > 50 AS operators_planted FROM pg_operator WHERE oprnamespace = 'public'::regnamespace;
+RESET SESSION AUTHORIZATION;
+
+-- a superuser's queries of every shape, run under the default search_path
+SHOW search_path;
+SELECT streaming.create_source('su_ticks', 'rate',
+         options => '{"rows_per_batch": 5, "start_timestamp": "2024-01-01 00:00:00+00",
+                      "advance_millis_per_batch": 1000}');
+SELECT streaming.create_query('su_stats',
+         $$SELECT value % 3 AS k, count(*) AS n, sum(value) AS s, avg(value) AS a, avg(value::float8) AS af,
+                  var_samp(value::float8) AS vf, var_pop(value) AS vn, stddev_samp(value::float8) AS sf,
+                  min(value) AS lo, max(value) AS hi, bool_and(value > 0) AS all_pos
+             FROM su_ticks GROUP BY 1$$, output_mode => 'complete');
+SELECT streaming.create_query('su_windows',
+         $$SELECT streaming.window("timestamp", '2 seconds') AS w, count(*) AS n, avg(value::float8) AS a
+             FROM su_ticks GROUP BY 1$$,
+         output_mode => 'append', event_time => 'timestamp', watermark => '1 second');
+SELECT streaming.create_query('su_sessions',
+         $$SELECT value % 2 AS k, streaming.session_window("timestamp", '1500 milliseconds') AS s, count(*) AS n
+             FROM su_ticks GROUP BY 1, 2$$,
+         output_mode => 'complete');
+SELECT streaming.create_query('su_dedup',
+         $$SELECT DISTINCT value % 4 AS k FROM su_ticks$$, output_mode => 'append');
+SELECT streaming.run('su_stats', 4), streaming.run('su_windows', 4), streaming.run('su_sessions', 4),
+       streaming.run('su_dedup', 4);
+SELECT * FROM escalated;
+-- and the results are right: the same aggregates over the same 20 values in
+-- plain SQL (floats rounded: partial states merge in another order)
+CREATE VIEW su_plain AS
+  SELECT v % 3 AS k, count(*) AS n, sum(v) AS s, avg(v) AS a, round(avg(v::float8)::numeric, 9) AS af,
+         round(var_samp(v::float8)::numeric, 9) AS vf, var_pop(v) AS vn,
+         round(stddev_samp(v::float8)::numeric, 9) AS sf, min(v) AS lo, max(v) AS hi, bool_and(v > 0) AS all_pos
+    FROM generate_series(0::bigint, 19) v GROUP BY 1;
+CREATE VIEW su_kept AS
+  SELECT k, n, s, a, round(af::numeric, 9) AS af, round(vf::numeric, 9) AS vf, vn,
+         round(sf::numeric, 9) AS sf, lo, hi, all_pos FROM su_stats;
+SELECT (SELECT count(*) FROM su_kept) AS kept, (SELECT count(*) FROM su_plain) AS plain,
+       (SELECT count(*) FROM (SELECT * FROM su_kept EXCEPT SELECT * FROM su_plain) d) AS differ;
+DROP VIEW su_kept, su_plain;
+SELECT extract(epoch FROM lower(w))::int4 - 1704067200 AS w, n, a FROM su_windows ORDER BY w;
+SELECT k, n FROM su_sessions ORDER BY k;
+SELECT k FROM su_dedup ORDER BY k;
+SELECT streaming.drop_query('su_stats'), streaming.drop_query('su_windows'),
+       streaming.drop_query('su_sessions'), streaming.drop_query('su_dedup');
+SELECT streaming.drop_source('su_ticks');
+SET SESSION AUTHORIZATION regress_bob;
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT oid::regoperator AS o FROM pg_operator WHERE oprnamespace = 'public'::regnamespace LOOP
+        EXECUTE format('DROP OPERATOR %s', r.o);
+    END LOOP;
+    FOR r IN SELECT oid::regprocedure AS f FROM pg_proc WHERE pronamespace = 'public'::regnamespace
+              AND proowner = 'regress_bob'::regrole LOOP
+        EXECUTE format('DROP FUNCTION %s', r.f);
+    END LOOP;
+END $$;
+RESET SESSION AUTHORIZATION;
+
+-- 7. run() runs the owner's code as the owner, under the owner's pinned
+-- search_path, whoever calls it: alice's query reads a table she was
+-- allowed to read when she created it, and calls her own function.
+CREATE TABLE secret (parity bigint, label text);
+INSERT INTO secret VALUES (0, 'even'), (1, 'odd');
+GRANT SELECT ON secret TO regress_alice;
+CREATE SCHEMA alice_tools AUTHORIZATION regress_alice;
+SET SESSION AUTHORIZATION regress_alice;
+CREATE FUNCTION alice_tools.whoami(bigint) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_user <> 'regress_alice' THEN
+        RAISE WARNING 'hijacked: alice''s function ran as %', current_user;
+    END IF;
+    RETURN current_user || ' ' || current_setting('search_path');
+END $$;
+SET search_path = alice_tools, public;
+SELECT streaming.create_query('alice_labels',
+         $$SELECT t.value, s.label, whoami(t.value) AS who
+             FROM alice_ticks t JOIN secret s ON s.parity = t.value % 2$$);
+SELECT search_path FROM streaming.queries WHERE name = 'alice_labels';
+RESET search_path;
+RESET SESSION AUTHORIZATION;
+-- the superuser runs it: alice's function runs as alice, under her path
+SELECT streaming.run('alice_labels', 1);
+SELECT value, label, who FROM alice_tools.alice_labels ORDER BY value;
+-- once alice may no longer read the table, nobody's run() reads it for her
+REVOKE SELECT ON secret FROM regress_alice;
+SELECT try($$SELECT streaming.run('alice_labels', 1)$$);
+SELECT count(*) FROM alice_tools.alice_labels;
+-- a batch run as alice is security-restricted: her code cannot change the
+-- session of the superuser who called run()
+GRANT SELECT ON secret TO regress_alice;
+SET SESSION AUTHORIZATION regress_alice;
+CREATE OR REPLACE FUNCTION alice_tools.whoami(bigint) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('work_mem', '64kB', false);
+    RETURN current_user;
+END $$;
+RESET SESSION AUTHORIZATION;
+SELECT try($$SELECT streaming.run('alice_labels', 1)$$);
+SHOW work_mem;
+SELECT * FROM escalated;
+
+-- 13. Catalog rows are their owner's: carol and bob see none of alice's
+-- query texts, errors, progress, offsets, dead letters or source options
+SET SESSION AUTHORIZATION regress_carol;
+SELECT (SELECT count(*) FROM streaming.queries) AS queries,
+       (SELECT count(*) FROM streaming.sources) AS sources,
+       (SELECT count(*) FROM streaming.progress) AS progress,
+       (SELECT count(*) FROM streaming.offsets) AS offsets,
+       (SELECT count(*) FROM streaming.dead_letters) AS dead_letters,
+       (SELECT count(*) FROM streaming.sink_files) AS sink_files,
+       (SELECT count(*) FROM streaming.status) AS status;
+SET SESSION AUTHORIZATION regress_bob;
+SELECT (SELECT count(*) FROM streaming.queries) AS queries,
+       (SELECT count(*) FROM streaming.progress) AS progress,
+       (SELECT count(*) FROM streaming.status) AS status;
+SELECT try($$SELECT * FROM streaming.kafka_lag('alice_sums')$$);
+SET SESSION AUTHORIZATION regress_alice;
+SELECT name, owner FROM streaming.queries ORDER BY name;
+SELECT name FROM streaming.sources ORDER BY name;
+SELECT name, state FROM streaming.status ORDER BY name;
+SELECT query, count(*) AS batches FROM streaming.progress GROUP BY query ORDER BY query;
+SELECT query, count(*) AS offsets FROM streaming.offsets GROUP BY query ORDER BY query;
+-- a role with the owner's privileges sees them too
+RESET SESSION AUTHORIZATION;
+GRANT regress_alice TO regress_bob;
+SET SESSION AUTHORIZATION regress_bob;
+SELECT name FROM streaming.queries ORDER BY name;
+RESET SESSION AUTHORIZATION;
+REVOKE regress_alice FROM regress_bob;
+
+-- 12. a trigger faster than a worker can wait, or slower than a day
+SELECT try($$SELECT streaming.create_query('fast', 'SELECT value FROM alice_ticks', trigger => '1 microsecond')$$);
+SELECT try($$SELECT streaming.create_query('slow', 'SELECT value FROM alice_ticks', trigger => '25 hours')$$);
+SELECT try($$SELECT streaming.create_query('odd', 'SELECT value FROM alice_ticks', trigger => '-1 second')$$);
+
+SELECT * FROM escalated;
+
+SET SESSION AUTHORIZATION regress_alice;
+SELECT streaming.drop_query('alice_labels');
+SELECT streaming.drop_query('alice_sums');
+SELECT streaming.drop_source('alice_ticks');
+RESET SESSION AUTHORIZATION;
+DROP SCHEMA alice_tools CASCADE;
+DROP TABLE secret;
+DROP VIEW escalated;
+DROP FUNCTION try(text);
+DROP FUNCTION public.evil(anyelement, text);
+REVOKE CREATE ON SCHEMA public FROM regress_alice, regress_bob;
+REVOKE USAGE ON FOREIGN SERVER streaming FROM regress_alice, regress_bob;
+DROP EXTENSION streaming;
+DROP ROLE regress_carol, regress_alice, regress_bob;

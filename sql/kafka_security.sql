@@ -9,7 +9,7 @@ CREATE EXTENSION streaming;
 SET streaming.autostart = off;
 
 -- the SQLSTATE, message and hint of a statement's error, or 'ok'
-CREATE FUNCTION try(stmt text) RETURNS text
+CREATE FUNCTION attempt(stmt text) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE msg text; hint text;
 BEGIN
@@ -23,16 +23,16 @@ $$;
 -- a source (or sink) with extra options, for the variants below
 CREATE FUNCTION source_with(extra jsonb) RETURNS text
 LANGUAGE sql AS $$
-SELECT try(format('SELECT streaming.create_source(%L, %L, options => %L)', 'k', 'kafka',
+SELECT attempt(format('SELECT streaming.create_source(%L, %L, options => %L)', 'k', 'kafka',
                   '{"bootstrap_servers": "127.0.0.1:9", "topic": "t"}'::jsonb || extra))
 $$;
 CREATE FUNCTION sink_with(extra jsonb) RETURNS text
 LANGUAGE sql AS $$
-SELECT try(format('SELECT streaming.create_query(%L, %L, sink => %L, sink_options => %L, start => false)',
+SELECT attempt(format('SELECT streaming.create_query(%L, %L, sink => %L, sink_options => %L, start => false)',
                   'q', 'SELECT value FROM ticks', 'kafka',
                   '{"bootstrap_servers": "127.0.0.1:9", "topic": "out"}'::jsonb || extra))
 $$;
-GRANT EXECUTE ON FUNCTION try(text), source_with(jsonb), sink_with(jsonb) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION attempt(text), source_with(jsonb), sink_with(jsonb) TO PUBLIC;
 
 CREATE ROLE regress_carol LOGIN;
 CREATE ROLE regress_alice LOGIN;
@@ -53,7 +53,7 @@ GRANT USAGE ON FOREIGN SERVER kerberos TO regress_alice, regress_bob;
 -- without superuser.
 ------------------------------------------------------------------------------
 SET ROLE regress_alice;
-SELECT try($q$SELECT streaming.create_source('k', 'kafka',
+SELECT attempt($q$SELECT streaming.create_source('k', 'kafka',
   options => '{"server": "kerberos", "topic": "t", "kafka.sasl.kerberos.principal": "x; touch /tmp/pwned"}')$q$);
 -- other properties that run commands, load code, write files, reach other
 -- URLs or log secrets, and some that are merely not needed
@@ -78,7 +78,7 @@ SELECT source_with('{"kafka.security.protocol": "sasl_ssl"}');
 SELECT source_with('{"kafka.sasl.mechanism": null}');
 -- the server's own superuser settings serve the role, which cannot change
 -- them: before, a key that the server also set was not checked at all
-SELECT try($q$SELECT streaming.create_source('k', 'kafka',
+SELECT attempt($q$SELECT streaming.create_source('k', 'kafka',
   options => '{"server": "kerberos", "topic": "t", "kafka.sasl.kerberos.keytab": "/tmp/mine.keytab"}')$q$);
 SELECT streaming.create_source('kerberos_k', 'kafka', options => '{"server": "kerberos", "topic": "t"}');
 -- allow-listed settings to connect and to tune
@@ -90,18 +90,18 @@ SELECT streaming.create_source('tuned_k', 'kafka',
 RESET ROLE;
 GRANT USAGE ON FOREIGN DATA WRAPPER streaming TO regress_alice;
 SET ROLE regress_alice;
-SELECT try($q$CREATE SERVER alice_srv FOREIGN DATA WRAPPER streaming
+SELECT attempt($q$CREATE SERVER alice_srv FOREIGN DATA WRAPPER streaming
   OPTIONS (bootstrap_servers '127.0.0.1:9', "kafka.sasl.kerberos.principal" 'x; touch /tmp/pwned')$q$);
 CREATE SERVER alice_srv FOREIGN DATA WRAPPER streaming
   OPTIONS (bootstrap_servers '127.0.0.1:9', "kafka.socket.timeout.ms" '5000');
-SELECT try($q$ALTER SERVER alice_srv OPTIONS (ADD "kafka.debug" 'all')$q$);
-SELECT try($q$ALTER SERVER alice_srv OPTIONS (ADD "kafka.sasl.mechanism" 'GSSAPI')$q$);
-SELECT try($q$CREATE USER MAPPING FOR CURRENT_USER SERVER kerberos
+SELECT attempt($q$ALTER SERVER alice_srv OPTIONS (ADD "kafka.debug" 'all')$q$);
+SELECT attempt($q$ALTER SERVER alice_srv OPTIONS (ADD "kafka.sasl.mechanism" 'GSSAPI')$q$);
+SELECT attempt($q$CREATE USER MAPPING FOR CURRENT_USER SERVER kerberos
   OPTIONS ("kafka.sasl.kerberos.principal" 'x; touch /tmp/pwned')$q$);
 CREATE USER MAPPING FOR CURRENT_USER SERVER alice_srv OPTIONS ("kafka.sasl.username" 'alice');
-SELECT try($q$ALTER USER MAPPING FOR CURRENT_USER SERVER alice_srv
+SELECT attempt($q$ALTER USER MAPPING FOR CURRENT_USER SERVER alice_srv
   OPTIONS (ADD "kafka.sasl.kerberos.kinit.cmd" 'touch /tmp/pwned')$q$);
-SELECT try($q$ALTER USER MAPPING FOR CURRENT_USER SERVER alice_srv
+SELECT attempt($q$ALTER USER MAPPING FOR CURRENT_USER SERVER alice_srv
   OPTIONS (ADD "kafka.ssl.ca.location" '/etc/ssl/private')$q$);
 SELECT streaming.create_source('ticks', 'rate', options => '{"rows_per_second": 1}');
 SELECT sink_with('{"kafka.sasl.kerberos.principal": "x; touch /tmp/pwned"}');
@@ -112,14 +112,14 @@ SELECT streaming.drop_query('q');
 -- a role with LOGIN only may do none of it
 SET ROLE regress_carol;
 SELECT source_with('{}');
-SELECT try($q$CREATE USER MAPPING FOR CURRENT_USER SERVER streaming OPTIONS ("kafka.client.id" 'c')$q$);
+SELECT attempt($q$CREATE USER MAPPING FOR CURRENT_USER SERVER streaming OPTIONS ("kafka.client.id" 'c')$q$);
 -- a definition stored before these checks is checked again, with its
 -- owner's rights, before it connects
 RESET ROLE;
 UPDATE streaming.sources SET options = options || '{"kafka.sasl.kerberos.principal": "x; touch /tmp/pwned"}'
  WHERE name = 'tuned_k';
 SET ROLE regress_alice;
-SELECT try($q$SELECT * FROM tuned_k$q$);
+SELECT attempt($q$SELECT * FROM tuned_k$q$);
 RESET ROLE;
 -- superusers may set any property, in their own sources too
 SELECT source_with('{"kafka.security.protocol": "SASL_PLAINTEXT", "kafka.sasl.mechanism": "GSSAPI",
@@ -148,7 +148,7 @@ CREATE USER MAPPING FOR CURRENT_USER SERVER kprod
   OPTIONS ("kafka.sasl.username" 'alice', "kafka.sasl.password" 'alice-secret');
 -- alice cannot point the server's credentials at a broker of her own, in
 -- any spelling, nor weaken how they travel
-SELECT p, try(format('SELECT streaming.create_source(%L, %L, options => %L)', 'k', 'kafka',
+SELECT p, attempt(format('SELECT streaming.create_source(%L, %L, options => %L)', 'k', 'kafka',
                      jsonb_build_object('server', 'kprod', 'topic', 't', p, v)))
   FROM (VALUES ('bootstrap_servers', '10.6.6.6:9092'), ('kafka.bootstrap.servers', '10.6.6.6:9092'),
                ('kafka.security.protocol', 'SASL_PLAINTEXT'), ('kafka.sasl.mechanism', 'SCRAM-SHA-256'),
@@ -160,10 +160,10 @@ SELECT streaming.create_query('a_q', 'SELECT value FROM a_src', start => false);
 GRANT SELECT ON a_src TO regress_bob;
 -- only alice (or a member of her role) may ask for the lag
 SET ROLE regress_bob;
-SELECT try($q$SELECT * FROM streaming.kafka_lag('a_q')$q$);
+SELECT attempt($q$SELECT * FROM streaming.kafka_lag('a_q')$q$);
 SET ROLE regress_carol;
-SELECT try($q$SELECT * FROM streaming.kafka_lag('a_q')$q$);
-SELECT try($q$SELECT * FROM streaming.kafka_lag('no_such_query')$q$);
+SELECT attempt($q$SELECT * FROM streaming.kafka_lag('a_q')$q$);
+SELECT attempt($q$SELECT * FROM streaming.kafka_lag('no_such_query')$q$);
 -- nobody else reads the mappings' credentials
 SELECT srvname, usename, umoptions FROM pg_user_mappings WHERE srvname = 'kprod' ORDER BY usename;
 SET ROLE regress_bob;
@@ -186,32 +186,32 @@ RESET ROLE;
 SELECT p, sink_with(jsonb_build_object('kafka.' || p, 'x')), source_with(jsonb_build_object('kafka.' || p, 'x'))
   FROM unnest(ARRAY['sasl.password', 'ssl.key.location', 'sasl.oauthbearer.client.secret']) p
  ORDER BY p;
-SELECT try($q$CREATE SERVER leaky FOREIGN DATA WRAPPER streaming OPTIONS ("kafka.sasl.password" 'secret')$q$);
-SELECT try($q$ALTER SERVER kprod OPTIONS (ADD "kafka.ssl.key.pem" '-----BEGIN PRIVATE KEY-----')$q$);
+SELECT attempt($q$CREATE SERVER leaky FOREIGN DATA WRAPPER streaming OPTIONS ("kafka.sasl.password" 'secret')$q$);
+SELECT attempt($q$ALTER SERVER kprod OPTIONS (ADD "kafka.ssl.key.pem" '-----BEGIN PRIVATE KEY-----')$q$);
 -- the sink names the server; its credentials come from the owner's mapping
 SET ROLE regress_alice;
 SELECT streaming.create_query('a_out', 'SELECT value FROM ticks', start => false,
          sink => 'kafka', sink_options => '{"server": "kprod", "topic": "out", "kafka.linger.ms": 10}');
 SELECT name, sink, sink_options FROM streaming.queries WHERE name = 'a_out';
 -- and cannot send them elsewhere either
-SELECT try($q$SELECT streaming.create_query('q', 'SELECT value FROM ticks', start => false,
+SELECT attempt($q$SELECT streaming.create_query('q', 'SELECT value FROM ticks', start => false,
   sink => 'kafka', sink_options => '{"server": "kprod", "topic": "out", "kafka.bootstrap.servers": "10.6.6.6:9092"}')$q$);
-SELECT try($q$SELECT streaming.create_query('q', 'SELECT value FROM ticks', start => false,
+SELECT attempt($q$SELECT streaming.create_query('q', 'SELECT value FROM ticks', start => false,
   sink => 'kafka', sink_options => '{"server": "kprod", "topic": "out", "kafka.security.protocol": "SASL_PLAINTEXT"}')$q$);
 -- a server the role may not use, that does not exist, of another wrapper
 SET ROLE regress_bob;
-SELECT try($q$SELECT streaming.create_query('b_out', 'SELECT value FROM a_src', start => false,
+SELECT attempt($q$SELECT streaming.create_query('b_out', 'SELECT value FROM a_src', start => false,
   sink => 'kafka', sink_options => '{"server": "alice_srv", "topic": "out"}')$q$);
-SELECT try($q$SELECT streaming.create_query('b_out', 'SELECT value FROM a_src', start => false,
+SELECT attempt($q$SELECT streaming.create_query('b_out', 'SELECT value FROM a_src', start => false,
   sink => 'kafka', sink_options => '{"server": "no_such_server", "topic": "out"}')$q$);
 RESET ROLE;
 CREATE FOREIGN DATA WRAPPER regress_other;
 CREATE SERVER other_srv FOREIGN DATA WRAPPER regress_other;
-SELECT try($q$SELECT streaming.create_query('b_out', 'SELECT value FROM a_src', start => false,
+SELECT attempt($q$SELECT streaming.create_query('b_out', 'SELECT value FROM a_src', start => false,
   sink => 'kafka', sink_options => '{"server": "other_srv", "topic": "out"}')$q$);
 -- a server and mapping without brokers
 CREATE SERVER empty_srv FOREIGN DATA WRAPPER streaming OPTIONS ("kafka.socket.timeout.ms" '5000');
-SELECT try($q$SELECT streaming.create_query('b_out', 'SELECT value FROM a_src', start => false,
+SELECT attempt($q$SELECT streaming.create_query('b_out', 'SELECT value FROM a_src', start => false,
   sink => 'kafka', sink_options => '{"server": "empty_srv", "topic": "out"}')$q$);
 
 -- clean up
@@ -235,5 +235,5 @@ DROP SERVER other_srv;
 DROP FOREIGN DATA WRAPPER regress_other;
 REVOKE CREATE ON SCHEMA public FROM regress_alice, regress_bob;
 DROP EXTENSION streaming;
-DROP FUNCTION try(text), source_with(jsonb), sink_with(jsonb);
+DROP FUNCTION attempt(text), source_with(jsonb), sink_with(jsonb);
 DROP ROLE regress_alice, regress_bob, regress_carol;

@@ -13,6 +13,11 @@
  * at least once, as Spark's Kafka sink.  The producer is idempotent, so
  * librdkafka's own retries add no duplicates.
  *
+ * The producer connects through a foreign server of the streaming wrapper
+ * (sink option "server", by default "streaming") with the query owner's
+ * user mapping for it, where the credentials are: sink options, kept in
+ * streaming.queries, are readable by every role and hold no secrets.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -80,6 +85,7 @@ KafkaSinkParseOptions(Jsonb *options, SinkOptions *out)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the kafka sink needs the option \"topic\""),
 				 errhint("For example: sink_options => '{\"bootstrap_servers\": \"localhost:9092\", \"topic\": \"results\"}'.")));
+	/* a server is named by a string; it is looked up when connecting */
 	(void) JsonbGetString(options, "server");
 	if (format != NULL && strcmp(format, "json") != 0 && strcmp(format, "csv") != 0)
 		ereport(ERROR,

@@ -84,10 +84,17 @@ SET ROLE regress_kafka_user;
 SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "kafka.plugin.library.paths": "/tmp/evil.so"}')$q$);
 SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "kafka.sasl.kerberos.kinit.cmd": "touch /tmp/x"}')$q$);
 SELECT try($q$SELECT streaming.create_source('k', 'kafka', options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "kafka.ssl.key.location": "/etc/ssl/private/server.key"}')$q$);
-SELECT streaming.create_source('user_k', 'kafka',
+-- credentials go in a user mapping, never in the source's options
+SELECT try($q$SELECT streaming.create_source('user_k', 'kafka',
          options => '{"bootstrap_servers": "127.0.0.1:9", "topic": "t", "kafka.security.protocol": "SASL_SSL",
-                      "kafka.sasl.mechanisms": "PLAIN", "kafka.sasl.username": "u", "kafka.sasl.password": "p"}');
+                      "kafka.sasl.mechanisms": "PLAIN", "kafka.sasl.username": "u", "kafka.sasl.password": "p"}')$q$);
+CREATE USER MAPPING FOR CURRENT_USER SERVER streaming
+  OPTIONS (bootstrap_servers '127.0.0.1:9', "kafka.security.protocol" 'SASL_SSL',
+           "kafka.sasl.mechanisms" 'PLAIN', "kafka.sasl.username" 'u', "kafka.sasl.password" 'p');
+SELECT streaming.create_source('user_k', 'kafka',
+         options => '{"topic": "t"}');
 SELECT streaming.drop_source('user_k');
+DROP USER MAPPING FOR CURRENT_USER SERVER streaming;
 RESET ROLE;
 GRANT pg_read_server_files TO regress_kafka_user;
 SET ROLE regress_kafka_user;

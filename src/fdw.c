@@ -22,6 +22,7 @@
 #include "executor/executor.h"
 #include "foreign/fdwapi.h"
 #include "foreign/foreign.h"
+#include "miscadmin.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/pathnode.h"
 #include "optimizer/planmain.h"
@@ -270,14 +271,18 @@ streaming_fdw_handler(PG_FUNCTION_ARGS)
  * (create_source validates them), so the wrapper and the foreign tables
  * take no options.  A foreign server of the wrapper, and a user mapping
  * for it, may hold the Kafka connection settings that several sources
- * share (bootstrap_servers and kafka.* options), the secrets in the user
- * mapping, where PostgreSQL shows them only to their owner.
+ * and sinks share (bootstrap_servers and kafka.* options), the secrets in
+ * the user mapping, where PostgreSQL shows them only to the mapped role
+ * and the server's owner.  The validator runs as the role that creates or
+ * alters the server or mapping: its rights decide which librdkafka
+ * properties it may set (KafkaCheckOptions).
  */
 Datum
 streaming_fdw_validator(PG_FUNCTION_ARGS)
 {
 	List	   *options = untransformRelOptions(PG_GETARG_DATUM(0));
 	Oid			catalog = PG_GETARG_OID(1);
+	Jsonb	   *jsonb;
 	ListCell   *lc;
 
 	if (options == NIL)
@@ -298,7 +303,9 @@ streaming_fdw_validator(PG_FUNCTION_ARGS)
 							def->defname),
 					 errhint("A server or user mapping holds Kafka settings: bootstrap_servers and kafka.* options.")));
 	}
-	KafkaCheckPrivileges(SourceOptionsFromDefElems(options));
-	KafkaCheckSettings(SourceOptionsFromDefElems(options));
+	jsonb = SourceOptionsFromDefElems(options);
+	KafkaCheckOptions(jsonb, catalog == UserMappingRelationId ? KAFKA_IN_USER_MAPPING : KAFKA_IN_SERVER,
+					  GetUserId());
+	KafkaCheckSettings(jsonb);
 	PG_RETURN_VOID();
 }

@@ -203,27 +203,24 @@ SourceOptionsFromDefElems(List *options)
 }
 
 /*
- * The keys that a source's options took from its server or user mapping
- * while create_source validates them: their owners set them, under the
- * checks of the FDW validator, so the creating role's rights do not apply.
+ * SourceMergeServerOptions completes the own options of a Kafka source or
+ * sink with those of its foreign server and of role's user mapping for it
+ * (or the PUBLIC one): the own options win over the mapping's, which win
+ * over the server's.  role is the owner of the source (the foreign
+ * table's owner) or of the query whose sink it is, whoever runs the batch,
+ * peeks or asks for the lag: a role's credentials reach only the brokers
+ * of its own sources and sinks.  Own options may not redirect credentials
+ * that the server or the mapping supply (KafkaCheckInherited).
  */
-List	   *SourceServerKeys = NIL;
-
-/*
- * merge_server_options completes a source's options with those of its
- * foreign server and of the current role's user mapping for it (or the
- * PUBLIC one): the source's own options win over the mapping's, which win
- * over the server's.
- */
-static Jsonb *
-merge_server_options(Oid serverid, Jsonb *options, List **keys)
+Jsonb *
+SourceMergeServerOptions(Oid serverid, Jsonb *options, Oid role)
 {
 	ForeignServer *server = GetForeignServer(serverid);
 	List	   *from_server = list_copy(server->options);
 	HeapTuple	tup;
-	Jsonb	   *merged;
+	Jsonb	   *inherited;
 
-	tup = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(GetUserId()),
+	tup = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(role),
 						  ObjectIdGetDatum(serverid));
 	if (!HeapTupleIsValid(tup))
 		tup = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(InvalidOid),
@@ -239,15 +236,9 @@ merge_server_options(Oid serverid, Jsonb *options, List **keys)
 	}
 	if (from_server == NIL)
 		return options;
-	if (keys)
-	{
-		ListCell   *lc;
-
-		foreach(lc, from_server)
-			*keys = lappend(*keys, ((DefElem *) lfirst(lc))->defname);
-	}
-	merged = SourceOptionsFromDefElems(from_server);
-	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(merged),
+	inherited = SourceOptionsFromDefElems(from_server);
+	KafkaCheckInherited(options, inherited, server->servername);
+	return DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(inherited),
 											  JsonbPGetDatum(options)));
 }
 
@@ -270,6 +261,20 @@ source_server(Oid relid)
 	return GetForeignTable(relid)->serverid;
 }
 
+/* the owner of a source's table, whose user mapping supplies credentials */
+static Oid
+source_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
 /*
  * SourceLookup reads a source's catalog row; false if there is none.
  * The results are allocated in the caller's memory context.
@@ -280,6 +285,7 @@ SourceLookup(Oid relid, char **name, char **kind, Jsonb **options)
 	Oid			argtypes[1] = {OIDOID};
 	Datum		args[1] = {ObjectIdGetDatum(relid)};
 	bool		found = false;
+	bool		kafka = false;
 	MemoryContext caller = CurrentMemoryContext;
 
 	SPI_connect();
@@ -298,15 +304,26 @@ SourceLookup(Oid relid, char **name, char **kind, Jsonb **options)
 			*name = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
 		if (kind)
 			*kind = TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull));
+		kafka = strcmp(TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull)), "kafka") == 0;
 		if (options)
 			*options = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 3, &isnull));
 		MemoryContextSwitchTo(old);
 		found = true;
 	}
 	SPI_finish();
-	/* the connection settings of the source's server, for the current role */
-	if (found && options)
-		*options = merge_server_options(source_server(relid), source_own_options(*options), NULL);
+	/*
+	 * A Kafka source connects with the settings of its server and its
+	 * owner's user mapping; its own options are checked with its owner's
+	 * rights each time, as they were at create_source.
+	 */
+	if (found && options && kafka)
+	{
+		Oid			owner = source_owner(relid);
+		Jsonb	   *own = source_own_options(*options);
+
+		KafkaCheckOptions(own, KAFKA_IN_SOURCE, owner);
+		*options = SourceMergeServerOptions(source_server(relid), own, owner);
+	}
 	return found;
 }
 
@@ -564,7 +581,7 @@ streaming_create_source(PG_FUNCTION_ARGS)
 
 	/*
 	 * A Kafka source may take its connection settings from a foreign server
-	 * of the streaming wrapper (and the role's user mapping for it); its
+	 * of the streaming wrapper (and its owner's user mapping for it); its
 	 * foreign table then belongs to that server, which cannot be dropped
 	 * while the source exists.
 	 */
@@ -583,19 +600,20 @@ streaming_create_source(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("option \"server\" applies only to kafka sources")));
-		merged = merge_server_options(server->serverid, source_own_options(options), &SourceServerKeys);
+	}
+	if (strcmp(kind, "kafka") == 0)
+	{
+		/* the creating role owns the source: its rights, its user mapping */
+		Jsonb	   *own = source_own_options(options);
+		Oid			serverid = GetForeignServerByName(servername ? servername : "streaming",
+													  false)->serverid;
+
+		KafkaCheckOptions(own, KAFKA_IN_SOURCE, GetUserId());
+		merged = SourceMergeServerOptions(serverid, own, GetUserId());
 	}
 	else
 		merged = options;
-	PG_TRY();
-	{
-		routine->validate(merged);
-	}
-	PG_FINALLY();
-	{
-		SourceServerKeys = NIL;
-	}
-	PG_END_TRY();
+	routine->validate(merged);
 
 	if (schema == NULL)
 	{

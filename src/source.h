@@ -114,7 +114,7 @@ extern void SourceSetCondition(const char *fmt,...) pg_attribute_printf(1, 2);
 extern void SourceClearCondition(void);
 extern AttrNumber SourceFindColumn(TupleDesc desc, const char *name, Oid type);
 extern Jsonb *SourceOptionsFromDefElems(List *options);
-extern List *SourceServerKeys;
+extern Jsonb *SourceMergeServerOptions(Oid serverid, Jsonb *options, Oid role);
 
 /* sources/{file,rate,socket,kafka}_source.c */
 extern const SourceRoutine FileSourceRoutine;
@@ -122,10 +122,22 @@ extern const SourceRoutine RateSourceRoutine;
 extern const SourceRoutine SocketSourceRoutine;
 extern const SourceRoutine KafkaSourceRoutine;
 
-/* sources/kafka_source.c, shared with the Kafka sink */
-extern bool KafkaIsPassthroughKey(const char *key);
-extern void KafkaCheckPrivileges(Jsonb *options);
+/* sources/kafka_source.c, shared with the Kafka sink and the FDW validator */
 extern void KafkaCheckSettings(Jsonb *options);
+
+/* sources/kafka_properties.c: which librdkafka properties, set where */
+typedef enum KafkaOptionsPlace
+{
+	KAFKA_IN_SOURCE,			/* a source's own options (streaming.sources) */
+	KAFKA_IN_SINK,				/* a query's sink_options (streaming.queries) */
+	KAFKA_IN_SERVER,			/* a foreign server's options */
+	KAFKA_IN_USER_MAPPING		/* a user mapping's options */
+} KafkaOptionsPlace;
+
+extern bool KafkaIsPassthroughKey(const char *key);
+extern void KafkaCheckOptions(Jsonb *options, KafkaOptionsPlace place, Oid role);
+extern void KafkaCheckInherited(Jsonb *own, Jsonb *inherited, const char *servername);
+extern void KafkaCheckSasl(Jsonb *options);
 
 /* fdw.c: what the FDW scan of a source returns during a batch */
 extern void FdwSetBatchInput(Oid relid, Tuplestorestate *rows);

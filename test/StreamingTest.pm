@@ -86,4 +86,48 @@ sub quit
 	return;
 }
 
+# StreamingTest::SaslProbe->start: a fake broker (test/kafka/kafka_sasl_probe)
+# that records the SASL PLAIN credentials librdkafka clients send it.
+package StreamingTest::SaslProbe;
+
+use FindBin;
+use IPC::Run qw(pump finish timeout);
+
+sub start
+{
+	my ($class) = @_;
+	my $bin = "$FindBin::Bin/../kafka/kafka_sasl_probe";
+	die "build the test programs first (make -C test)" unless -x $bin;
+	my $self = bless { in => '', out => '', err => '', timer => timeout(300) }, $class;
+	$self->{h} = IPC::Run::start([$bin], \$self->{in}, \$self->{out}, \$self->{err}, $self->{timer});
+	pump $self->{h} until $self->{out} =~ /^bootstrap (\S+)\n/m;
+	$self->{bootstrap} = $1;
+	$self->{out} =~ s/^bootstrap \S+\n//m;
+	return $self;
+}
+
+sub bootstrap { return $_[0]->{bootstrap}; }
+
+# credentials(): the distinct "user:password" pairs received since the last
+# call, sorted, joined by spaces ('' if none)
+sub credentials
+{
+	my ($self) = @_;
+	$self->{h}->pump_nb;
+	my %seen;
+	# complete lines only; a line still being written waits for the next call
+	$self->{out} =~ s/\A((?:.*\n)*)//;
+	my $lines = $1;
+	$seen{"$1:$2"} = 1 while $lines =~ /^auth PLAIN (\S*) (.*)$/mg;
+	return join(' ', sort keys %seen);
+}
+
+sub quit
+{
+	my ($self) = @_;
+	$self->{in} .= "quit\n";
+	finish $self->{h};
+	return;
+}
+
 1;

@@ -13,6 +13,11 @@
  * at least once, as Spark's Kafka sink.  The producer is idempotent, so
  * librdkafka's own retries add no duplicates.
  *
+ * The producer connects through a foreign server of the streaming wrapper
+ * (sink option "server", by default "streaming") with the query owner's
+ * user mapping for it, where the credentials are: sink options, kept in
+ * streaming.queries, are readable by every role and hold no secrets.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -27,6 +32,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "query.h"
 #include "sinks/sink.h"
 #include "source.h"
 #include "streaming.h"
@@ -58,12 +64,14 @@ struct KafkaSink
 static List *producers = NIL;
 
 static const char *const kafka_sink_options[] = {
-	"bootstrap_servers", "topic", "format", "key", NULL
+	"bootstrap_servers", "server", "topic", "format", "key", NULL
 };
 
 /*
  * KafkaSinkParseOptions reads the options of the Kafka sink: a topic, a
- * broker, the format (json or csv) and the column that keys the messages.
+ * broker or a foreign server, the format (json or csv) and the column
+ * that keys the messages.  The connection settings are completed and
+ * checked by sink_connection_options.
  */
 void
 KafkaSinkParseOptions(Jsonb *options, SinkOptions *out)
@@ -77,11 +85,8 @@ KafkaSinkParseOptions(Jsonb *options, SinkOptions *out)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the kafka sink needs the option \"topic\""),
 				 errhint("For example: sink_options => '{\"bootstrap_servers\": \"localhost:9092\", \"topic\": \"results\"}'.")));
-	if (JsonbGetString(options, "bootstrap_servers") == NULL &&
-		JsonbGetString(options, "kafka.bootstrap.servers") == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("the kafka sink needs the option \"bootstrap_servers\"")));
+	/* a server is named by a string; it is looked up when connecting */
+	(void) JsonbGetString(options, "server");
 	if (format != NULL && strcmp(format, "json") != 0 && strcmp(format, "csv") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -131,24 +136,63 @@ producer_conf(Jsonb *options, const char *query)
 }
 
 /*
- * KafkaSinkValidate checks at create_query what the creating role may set
- * and that librdkafka takes the options.
+ * sink_connection_options returns what the producer of a query owned by
+ * owner connects with: the sink's own options completed by its foreign
+ * server (option "server", by default the wrapper's server "streaming")
+ * and the owner's user mapping for it, which holds the credentials.  The
+ * owner needs USAGE on the server, and its rights decide which kafka.*
+ * options the sink's own options may set; both are checked at
+ * create_query and again before each batch connects.
+ */
+static Jsonb *
+sink_connection_options(Jsonb *options, Oid owner)
+{
+	char	   *servername = JsonbGetString(options, "server");
+	ForeignServer *server = GetForeignServerByName(servername ? servername : "streaming", false);
+	AclResult	aclresult;
+	Jsonb	   *own = options;
+	Jsonb	   *merged;
+
+	if (strcmp(GetForeignDataWrapper(server->fdwid)->fdwname, "streaming") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("server \"%s\" is not a server of the streaming foreign-data wrapper",
+						server->servername),
+				 errhint("CREATE SERVER %s FOREIGN DATA WRAPPER streaming OPTIONS (bootstrap_servers '...').",
+						 quote_identifier(server->servername))));
+#if PG_VERSION_NUM >= 160000
+	aclresult = object_aclcheck(ForeignServerRelationId, server->serverid, owner, ACL_USAGE);
+#else
+	aclresult = pg_foreign_server_aclcheck(server->serverid, owner, ACL_USAGE);
+#endif
+	if (aclresult != ACLCHECK_OK)
+		aclcheck_error(aclresult, OBJECT_FOREIGN_SERVER, server->servername);
+
+	if (servername != NULL)
+		own = DatumGetJsonbP(DirectFunctionCall2(jsonb_delete, JsonbPGetDatum(options),
+												 CStringGetTextDatum("server")));
+	KafkaCheckOptions(own, KAFKA_IN_SINK, owner);
+	merged = SourceMergeServerOptions(server->serverid, own, owner);
+	if (JsonbGetString(merged, "bootstrap_servers") == NULL &&
+		JsonbGetString(merged, "kafka.bootstrap.servers") == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the kafka sink needs the option \"bootstrap_servers\""),
+				 errhint("Give it in sink_options or on the server named by the option \"server\".")));
+	KafkaCheckSasl(merged);
+	return merged;
+}
+
+/*
+ * KafkaSinkValidate checks at create_query, as the creating role (the
+ * query's owner), what it may set and that librdkafka takes the options.
  */
 void
 KafkaSinkValidate(const SinkOptions *opts)
 {
-	ForeignServer *server = GetForeignServerByName("streaming", false);
-	AclResult	aclresult;
+	Jsonb	   *merged = sink_connection_options(opts->kafka_options, GetUserId());
 
-#if PG_VERSION_NUM >= 160000
-	aclresult = object_aclcheck(ForeignServerRelationId, server->serverid, GetUserId(), ACL_USAGE);
-#else
-	aclresult = pg_foreign_server_aclcheck(server->serverid, GetUserId(), ACL_USAGE);
-#endif
-	if (aclresult != ACLCHECK_OK)
-		aclcheck_error(aclresult, OBJECT_FOREIGN_SERVER, server->servername);
-	KafkaCheckPrivileges(opts->kafka_options);
-	rd_kafka_conf_destroy(producer_conf(opts->kafka_options, NULL));
+	rd_kafka_conf_destroy(producer_conf(merged, NULL));
 }
 
 static void
@@ -163,10 +207,15 @@ delivery_report(rd_kafka_t *rk, const rd_kafka_message_t *msg, void *opaque)
 	}
 }
 
+/*
+ * get_producer returns the producer of a query, made anew when the options
+ * it connects with changed (new credentials in the owner's user mapping,
+ * new settings on the server, a query made again).
+ */
 static KafkaProducer *
-get_producer(const SinkOptions *opts, const char *query)
+get_producer(Jsonb *options, const char *query)
 {
-	char	   *text = JsonbToCString(NULL, &opts->kafka_options->root, VARSIZE(opts->kafka_options));
+	char	   *text = JsonbToCString(NULL, &options->root, VARSIZE(options));
 	KafkaProducer *p = NULL;
 	ListCell   *lc;
 	rd_kafka_conf_t *conf;
@@ -192,7 +241,7 @@ get_producer(const SinkOptions *opts, const char *query)
 	p->options = pstrdup(text);
 	MemoryContextSwitchTo(old);
 
-	conf = producer_conf(opts->kafka_options, query);
+	conf = producer_conf(options, query);
 	rd_kafka_conf_set_dr_msg_cb(conf, delivery_report);
 	rd_kafka_conf_set_opaque(conf, p);
 	p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
@@ -210,15 +259,17 @@ get_producer(const SinkOptions *opts, const char *query)
 }
 
 /*
- * KafkaSinkBegin prepares a batch's messages.
+ * KafkaSinkBegin prepares a batch's messages.  The producer connects with
+ * the credentials of the query's owner, whoever runs the batch.
  */
 KafkaSink *
 KafkaSinkBegin(const SinkOptions *opts, const char *query)
 {
 	KafkaSink  *ks = palloc0(sizeof(KafkaSink));
+	Oid			owner = QueryDefLoad(query, false, false)->owner;
 
 	ks->opts = opts;
-	ks->producer = get_producer(opts, query);
+	ks->producer = get_producer(sink_connection_options(opts->kafka_options, owner), query);
 	ks->producer->failed = 0;
 	ks->producer->last_error[0] = '\0';
 	initStringInfo(&ks->value);

@@ -49,6 +49,7 @@
 #include "utils/timestamp.h"
 
 #include "formats/format.h"
+#include "query.h"
 #include "source.h"
 #include "streaming.h"
 
@@ -96,6 +97,7 @@ typedef struct KafkaConn
 {
 	char	   *query;
 	Oid			relid;
+	char	   *options;		/* the options it was made with, as text */
 	rd_kafka_t *rk;
 	TimestampTz next_attempt;
 	int			backoff_ms;
@@ -131,12 +133,6 @@ static List *connections = NIL;
 /* ------------------------------------------------------------------------
  * Options
  * ------------------------------------------------------------------------ */
-
-static bool
-is_kafka_key(const char *key)
-{
-	return strncmp(key, "kafka.", 6) == 0;
-}
 
 /* bootstrap_servers, or its librdkafka spelling kafka.bootstrap.servers */
 static char *
@@ -275,7 +271,7 @@ build_conf(Jsonb *options, const char *client_id)
 		char	   *key = lfirst(lc);
 		char	   *value;
 
-		if (!is_kafka_key(key))
+		if (!KafkaIsPassthroughKey(key))
 			continue;
 		value = option_text(JsonbGetKey(options, key));
 		if (rd_kafka_conf_set(conf, key + 6, value, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
@@ -438,72 +434,6 @@ validate_starting_offsets(Jsonb *options)
 	}
 }
 
-/*
- * check_kafka_privileges: librdkafka settings that load code or run a
- * command are for superusers only; those that read a file of the server's
- * need pg_read_server_files, as a file source does.  Other settings only
- * reach the network, which USAGE on the foreign server grants.
- */
-/* whether a key came from the source's server or user mapping */
-static bool
-from_server(const char *key)
-{
-	ListCell   *lc;
-
-	foreach(lc, SourceServerKeys)
-		if (strcmp((char *) lfirst(lc), key) == 0)
-			return true;
-	return false;
-}
-
-static void
-check_kafka_privileges(Jsonb *options)
-{
-	static const char *const code_keys[] = {
-		"plugin.library.paths", "sasl.kerberos.kinit.cmd", "ssl.engine.location",
-		"ssl.providers", "offset.store.method", "offset.store.path", NULL
-	};
-	static const char *const file_keys[] = {
-		"ssl.key.location", "ssl.certificate.location", "ssl.ca.location",
-		"ssl.crl.location", "ssl.keystore.location", "sasl.kerberos.keytab", NULL
-	};
-	ListCell   *lc;
-
-	foreach(lc, JsonbObjectKeys(options))
-	{
-		char	   *key = lfirst(lc);
-
-		if (!is_kafka_key(key) || from_server(key))
-			continue;
-		for (int i = 0; code_keys[i]; i++)
-			if (strcmp(key + 6, code_keys[i]) == 0 && !superuser())
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("only a superuser may set option \"%s\"", key),
-						 errdetail("It makes the server load code, run a command or write files.")));
-		for (int i = 0; file_keys[i]; i++)
-			if (strcmp(key + 6, file_keys[i]) == 0 &&
-				!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("permission denied to set option \"%s\"", key),
-						 errdetail("Only roles with privileges of the \"pg_read_server_files\" role may name server files.")));
-	}
-}
-
-/* for the Kafka sink: kafka.* options go to librdkafka, checked the same way */
-bool
-KafkaIsPassthroughKey(const char *key)
-{
-	return is_kafka_key(key);
-}
-
-void
-KafkaCheckPrivileges(Jsonb *options)
-{
-	check_kafka_privileges(options);
-}
-
 /* for the servers of the wrapper: librdkafka must take the settings */
 void
 KafkaCheckSettings(Jsonb *options)
@@ -518,8 +448,8 @@ kafka_validate(Jsonb *options)
 	char	   *format;
 	rd_kafka_conf_t *conf;
 
-	SourceCheckOptionKeys(options, "source kind \"kafka\"", kafka_options, is_kafka_key);
-	check_kafka_privileges(options);
+	/* create_source checked the kafka.* options against the allow-list */
+	SourceCheckOptionKeys(options, "source kind \"kafka\"", kafka_options, KafkaIsPassthroughKey);
 	if (bootstrap_servers(options) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -554,6 +484,7 @@ kafka_validate(Jsonb *options)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("no topic given")));
+	KafkaCheckSasl(options);
 	validate_starting_offsets(options);
 	(void) JsonbGetInt64(options, "max_offsets_per_trigger", 0, 1);
 	(void) JsonbGetBool(options, "fail_on_data_loss", true);
@@ -711,10 +642,12 @@ discard_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 static rd_kafka_t *
 new_consumer(Jsonb *options, const char *client_id)
 {
-	rd_kafka_conf_t *conf = build_conf(options, client_id);
+	rd_kafka_conf_t *conf;
 	char		errstr[512];
 	rd_kafka_t *rk;
 
+	KafkaCheckSasl(options);
+	conf = build_conf(options, client_id);
 	rd_kafka_conf_set_log_cb(conf, discard_log);
 	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
 	if (rk == NULL)
@@ -728,25 +661,44 @@ new_consumer(Jsonb *options, const char *client_id)
 	return rk;
 }
 
+/*
+ * kafka_conn returns the consumer of the batch's query and source, made
+ * anew when the options changed since it was made: new credentials in the
+ * owner's user mapping, a source owned by another role, new settings on
+ * the server.
+ */
 static KafkaConn *
 kafka_conn(SourceBatch *batch)
 {
+	char	   *text = JsonbToCString(NULL, &batch->options->root, VARSIZE(batch->options));
 	ListCell   *lc;
 	KafkaConn  *conn;
+	rd_kafka_t *rk;
 	MemoryContext old;
 
 	foreach(lc, connections)
 	{
 		conn = lfirst(lc);
-		if (conn->relid == batch->relid && strcmp(conn->query, batch->query) == 0)
+		if (conn->relid != batch->relid || strcmp(conn->query, batch->query) != 0)
+			continue;
+		if (strcmp(conn->options, text) == 0)
 			return conn;
+		rd_kafka_destroy(conn->rk);
+		if (conn->run_ends)
+			hash_destroy(conn->run_ends);
+		pfree(conn->query);
+		pfree(conn->options);
+		pfree(conn);
+		connections = foreach_delete_current(connections, lc);
 	}
+	rk = new_consumer(batch->options, psprintf("streaming-%s", batch->query));
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	conn = palloc0(sizeof(KafkaConn));
 	conn->query = pstrdup(batch->query);
 	conn->relid = batch->relid;
+	conn->options = pstrdup(text);
 	conn->backoff_ms = KAFKA_BACKOFF_MIN_MS;
-	conn->rk = new_consumer(batch->options, psprintf("streaming-%s", batch->query));
+	conn->rk = rk;
 	connections = lappend(connections, conn);
 	MemoryContextSwitchTo(old);
 	return conn;
@@ -1506,8 +1458,7 @@ streaming_kafka_lag(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1];
+	QueryDef   *q;
 	Oid			relid;
 	Jsonb	   *options;
 	char	   *name;
@@ -1518,21 +1469,16 @@ streaming_kafka_lag(PG_FUNCTION_ARGS)
 	HTAB	   *committed;
 	KafkaConn	tmp;
 	ListCell   *lc;
-	bool		isnull;
 
 	InitMaterializedSRF(fcinfo, 0);
 
-	args[0] = CStringGetTextDatum(query);
-	SPI_connect();
-	if (SPI_execute_with_args("SELECT sources[1]::oid FROM streaming.queries WHERE name = $1",
-							  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read streaming.queries");
-	if (SPI_processed != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("continuous query \"%s\" does not exist", query)));
-	relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
+	/*
+	 * Asking the brokers connects with the credentials of the source's
+	 * owner: only the query's owner (or a member of its role) may.
+	 */
+	q = QueryDefLoad(query, false, false);
+	QueryCheckOwner(q);
+	relid = linitial_oid(q->plan->sources);
 	if (!SourceLookup(relid, &name, &kind, &options) || strcmp(kind, "kafka") != 0)
 		PG_RETURN_VOID();
 

@@ -330,7 +330,7 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 	}
 	else
 	{
-		ks = KafkaSinkBegin(&q->sink, q->name);
+		ks = KafkaSinkBegin(&q->sink, q->name, q->owner);
 		emit = KafkaSinkProduce;
 		arg = ks;
 	}

@@ -32,7 +32,6 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "query.h"
 #include "sinks/sink.h"
 #include "source.h"
 #include "streaming.h"
@@ -263,10 +262,9 @@ get_producer(Jsonb *options, const char *query)
  * the credentials of the query's owner, whoever runs the batch.
  */
 KafkaSink *
-KafkaSinkBegin(const SinkOptions *opts, const char *query)
+KafkaSinkBegin(const SinkOptions *opts, const char *query, Oid owner)
 {
 	KafkaSink  *ks = palloc0(sizeof(KafkaSink));
-	Oid			owner = QueryDefLoad(query, false, false)->owner;
 
 	ks->opts = opts;
 	ks->producer = get_producer(sink_connection_options(opts->kafka_options, owner), query);

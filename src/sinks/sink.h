@@ -89,7 +89,7 @@ extern int64 FileSinkFinish(FileSink *fs, char **path, int64 *bytes);
 typedef struct KafkaSink KafkaSink;
 extern void KafkaSinkParseOptions(Jsonb *options, SinkOptions *out);
 extern void KafkaSinkValidate(const SinkOptions *opts);
-extern KafkaSink *KafkaSinkBegin(const SinkOptions *opts, const char *query);
+extern KafkaSink *KafkaSinkBegin(const SinkOptions *opts, const char *query, Oid owner);
 extern void KafkaSinkProduce(void *arg, TupleTableSlot *slot, int first);
 extern int64 KafkaSinkFinish(KafkaSink *ks);
 

@@ -31,14 +31,14 @@ CREATE VIEW escalated AS
 GRANT SELECT ON escalated TO PUBLIC;
 
 -- every error of an attempt, as one line, so that the script goes on
-CREATE FUNCTION try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+CREATE FUNCTION sec_try(stmt text) RETURNS text LANGUAGE plpgsql AS $$
 BEGIN
     EXECUTE stmt;
     RETURN 'ok';
 EXCEPTION WHEN OTHERS THEN
     RETURN SQLERRM;
 END $$;
-GRANT EXECUTE ON FUNCTION try(text) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION sec_try(text) TO PUBLIC;
 
 -- alice's query, for the others to attack
 SET SESSION AUTHORIZATION regress_alice;
@@ -72,17 +72,17 @@ CREATE TEMP TABLE queries (name text);
 CREATE TEMP TABLE sources (relid oid);
 CREATE TEMP TABLE pg_class (oid oid, relname name);
 -- every entry point, as carol: each fails (she owns nothing), none runs her code
-SELECT try($$SELECT count(*) FROM streaming.explain('alice_sums')$$);
-SELECT try($$SELECT streaming.run('alice_sums')$$);
-SELECT try($$SELECT streaming.start('alice_sums')$$);
-SELECT try($$SELECT streaming.stop('alice_sums')$$);
-SELECT try($$SELECT streaming.drop_query('alice_sums')$$);
-SELECT try($$SELECT streaming.drop_source('alice_ticks')$$);
-SELECT try($$SELECT streaming.drop_query('nothing', if_exists => true)$$);
-SELECT try($$SELECT streaming.create_source('c', 'rate', options => '{"rows_per_batch": 1}')$$);
-SELECT try($$SELECT * FROM streaming.kafka_lag('alice_sums')$$);
-SELECT try($$SELECT count(*) FROM streaming.status$$);
-SELECT try($$SELECT count(*) FROM streaming.kafka_lag$$);
+SELECT sec_try($$SELECT count(*) FROM streaming.explain('alice_sums')$$);
+SELECT sec_try($$SELECT streaming.run('alice_sums')$$);
+SELECT sec_try($$SELECT streaming.start('alice_sums')$$);
+SELECT sec_try($$SELECT streaming.stop('alice_sums')$$);
+SELECT sec_try($$SELECT streaming.drop_query('alice_sums')$$);
+SELECT sec_try($$SELECT streaming.drop_source('alice_ticks')$$);
+SELECT sec_try($$SELECT streaming.drop_query('nothing', if_exists => true)$$);
+SELECT sec_try($$SELECT streaming.create_source('c', 'rate', options => '{"rows_per_batch": 1}')$$);
+SELECT sec_try($$SELECT * FROM streaming.kafka_lag('alice_sums')$$);
+SELECT sec_try($$SELECT count(*) FROM streaming.status$$);
+SELECT sec_try($$SELECT count(*) FROM streaming.kafka_lag$$);
 -- 2. the sql_drop event trigger, with regclass shadowed above
 CREATE TEMP TABLE x ();
 DROP TABLE x;
@@ -242,7 +242,7 @@ SELECT streaming.run('alice_labels', 1);
 SELECT value, label, who FROM alice_tools.alice_labels ORDER BY value;
 -- once alice may no longer read the table, nobody's run() reads it for her
 REVOKE SELECT ON secret FROM regress_alice;
-SELECT try($$SELECT streaming.run('alice_labels', 1)$$);
+SELECT sec_try($$SELECT streaming.run('alice_labels', 1)$$);
 SELECT count(*) FROM alice_tools.alice_labels;
 -- a batch run as alice is security-restricted: her code cannot change the
 -- session of the superuser who called run()
@@ -254,7 +254,7 @@ BEGIN
     RETURN current_user;
 END $$;
 RESET SESSION AUTHORIZATION;
-SELECT try($$SELECT streaming.run('alice_labels', 1)$$);
+SELECT sec_try($$SELECT streaming.run('alice_labels', 1)$$);
 SHOW work_mem;
 SELECT * FROM escalated;
 
@@ -272,7 +272,7 @@ SET SESSION AUTHORIZATION regress_bob;
 SELECT (SELECT count(*) FROM streaming.queries) AS queries,
        (SELECT count(*) FROM streaming.progress) AS progress,
        (SELECT count(*) FROM streaming.status) AS status;
-SELECT try($$SELECT * FROM streaming.kafka_lag('alice_sums')$$);
+SELECT sec_try($$SELECT * FROM streaming.kafka_lag('alice_sums')$$);
 SET SESSION AUTHORIZATION regress_alice;
 SELECT name, owner FROM streaming.queries ORDER BY name;
 SELECT name FROM streaming.sources ORDER BY name;
@@ -288,9 +288,9 @@ RESET SESSION AUTHORIZATION;
 REVOKE regress_alice FROM regress_bob;
 
 -- 12. a trigger faster than a worker can wait, or slower than a day
-SELECT try($$SELECT streaming.create_query('fast', 'SELECT value FROM alice_ticks', trigger => '1 microsecond')$$);
-SELECT try($$SELECT streaming.create_query('slow', 'SELECT value FROM alice_ticks', trigger => '25 hours')$$);
-SELECT try($$SELECT streaming.create_query('odd', 'SELECT value FROM alice_ticks', trigger => '-1 second')$$);
+SELECT sec_try($$SELECT streaming.create_query('fast', 'SELECT value FROM alice_ticks', trigger => '1 microsecond')$$);
+SELECT sec_try($$SELECT streaming.create_query('slow', 'SELECT value FROM alice_ticks', trigger => '25 hours')$$);
+SELECT sec_try($$SELECT streaming.create_query('odd', 'SELECT value FROM alice_ticks', trigger => '-1 second')$$);
 
 SELECT * FROM escalated;
 
@@ -302,7 +302,7 @@ RESET SESSION AUTHORIZATION;
 DROP SCHEMA alice_tools CASCADE;
 DROP TABLE secret;
 DROP VIEW escalated;
-DROP FUNCTION try(text);
+DROP FUNCTION sec_try(text);
 DROP FUNCTION public.evil(anyelement, text);
 REVOKE CREATE ON SCHEMA public FROM regress_alice, regress_bob;
 REVOKE USAGE ON FOREIGN SERVER streaming FROM regress_alice, regress_bob;

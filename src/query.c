@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * query.c
- *	  Continuous queries: streaming.create_query(), drop_query() and
- *	  explain(), and the loading of a query's catalog row.
+ *	  Continuous query definitions: creating and dropping a query's tables
+ *	  and catalog row, loading it, and streaming.explain().  Nothing here
+ *	  starts or stops a worker (commands.c does, through worker.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -34,10 +35,7 @@
 #include "query.h"
 #include "source.h"
 #include "streaming.h"
-#include "worker.h"
 
-PG_FUNCTION_INFO_V1(streaming_create_query);
-PG_FUNCTION_INFO_V1(streaming_drop_query);
 PG_FUNCTION_INFO_V1(streaming_explain);
 
 #define QUERY_COLUMNS \
@@ -431,22 +429,22 @@ create_state_table(const char *state_name, ContinuousPlan *plan)
 }
 
 /*
- * streaming_create_query implements streaming.create_query(): analyses the
- * query, creates its result table (and state table), and records it.
+ * QueryCreate does the work of streaming.create_query(): analyses the
+ * query, creates its result table (and state table), and records it,
+ * enabled or not.  Starting its worker is the caller's business.
  */
-Datum
-streaming_create_query(PG_FUNCTION_ARGS)
+Oid
+QueryCreate(const QueryCreateArgs *a)
 {
-	char	   *name;
-	char	   *sql;
-	OutputMode	mode;
-	char	   *trigger;
-	char	   *on_error;
-	char	   *sink;
-	Jsonb	   *sink_options;
+	const char *name = a->name;
+	const char *sql = a->sql;
+	OutputMode	mode = a->mode;
+	const char *trigger = a->trigger;
+	const char *on_error = a->on_error;
+	const char *sink = a->sink;
+	Jsonb	   *sink_options = a->sink_options;
 	SinkOptions sink_opts;
-	bool		start;
-	char	   *event_time = NULL;
+	const char *event_time = a->event_time;
 	char	   *search_path;
 	ContinuousPlan *plan;
 	List	   *names;
@@ -463,20 +461,6 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	Datum	   *source_datums;
 	ListCell   *lc;
 
-	for (int i = 0; i < 4; i++)
-		if (PG_ARGISNULL(i))
-			ereport(ERROR,
-					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-					 errmsg("name, query, output_mode and trigger must not be null")));
-	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	sql = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	mode = OutputModeFromString(text_to_cstring(PG_GETARG_TEXT_PP(2)));
-	trigger = text_to_cstring(PG_GETARG_TEXT_PP(3));
-	sink = PG_ARGISNULL(6) ? "table" : text_to_cstring(PG_GETARG_TEXT_PP(6));
-	sink_options = PG_ARGISNULL(7) ? NULL : PG_GETARG_JSONB_P(7);
-	on_error = PG_ARGISNULL(8) ? "dead_letter" : text_to_cstring(PG_GETARG_TEXT_PP(8));
-	start = PG_ARGISNULL(9) ? true : PG_GETARG_BOOL(9);
-
 	if (strlen(name) > 120)
 		ereport(ERROR,
 				(errcode(ERRCODE_NAME_TOO_LONG),
@@ -490,16 +474,15 @@ streaming_create_query(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid value for on_error: \"%s\"", on_error),
 				 errhint("Valid values are dead_letter, skip and fail.")));
-	if (PG_ARGISNULL(4) != PG_ARGISNULL(5))
+	if ((a->event_time == NULL) != (a->watermark == NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("event_time and watermark must be given together"),
 				 errhint("The watermark is a delay behind the largest event time seen, e.g. event_time => 'ts', watermark => '10 minutes'.")));
-	if (!PG_ARGISNULL(4))
+	if (a->watermark != NULL)
 	{
-		Interval   *delay = PG_GETARG_INTERVAL_P(5);
+		Interval   *delay = a->watermark;
 
-		event_time = text_to_cstring(PG_GETARG_TEXT_PP(4));
 		if (delay->month != 0 || delay->day < 0 || delay->time < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -537,7 +520,7 @@ streaming_create_query(PG_FUNCTION_ARGS)
 				 errmsg("continuous query \"%s\" already exists", name),
 				 errhint("Choose another name, or drop the query first with streaming.drop_query().")));
 
-	plan = PlanContinuousQuery(sql, mode, event_time, !PG_ARGISNULL(5));
+	plan = PlanContinuousQuery(sql, mode, event_time, a->watermark != NULL);
 	if (sink_opts.kind == SINK_KAFKA && sink_opts.key != NULL)
 	{
 		bool		found = false;
@@ -607,13 +590,13 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	args[7] = ObjectIdGetDatum(state_oid);
 	nulls[7] = OidIsValid(state_oid) ? ' ' : 'n';
 	args[8] = JsonbPGetDatum(ContinuousPlanToJsonb(plan));
-	args[9] = BoolGetDatum(start && streaming_autostart);
+	args[9] = BoolGetDatum(a->enabled);
 	args[10] = PointerGetDatum(construct_array(source_datums, list_length(plan->sources),
 											   OIDOID, sizeof(Oid), true, TYPALIGN_INT));
 	args[11] = event_time ? CStringGetTextDatum(event_time) : (Datum) 0;
 	nulls[11] = event_time ? ' ' : 'n';
-	args[12] = PG_ARGISNULL(5) ? (Datum) 0 : PG_GETARG_DATUM(5);
-	nulls[12] = PG_ARGISNULL(5) ? 'n' : ' ';
+	args[12] = a->watermark ? IntervalPGetDatum(a->watermark) : (Datum) 0;
+	nulls[12] = a->watermark ? ' ' : 'n';
 	args[13] = CStringGetTextDatum(sink);
 	args[14] = JsonbPGetDatum(sink_options);
 	args[15] = ObjectIdGetDatum(GetUserId());
@@ -629,10 +612,7 @@ streaming_create_query(PG_FUNCTION_ARGS)
 		elog(ERROR, "could not insert into streaming.queries");
 	SPI_finish();
 
-	if (start && streaming_autostart)
-		StartQuery(name);
-
-	PG_RETURN_OID(result_oid);
+	return result_oid;
 }
 
 static void
@@ -647,30 +627,15 @@ drop_relation_if_exists(Oid relid)
 }
 
 /*
- * streaming_drop_query implements streaming.drop_query(name, if_exists,
- * keep_result): waits for a running batch, then drops the query's catalog
- * rows, its state table and (unless keep_result) its result table.
+ * QueryDrop drops a query's catalog rows, its state table and (unless
+ * keep_result) its result table.  Its worker must be gone: it may hold the
+ * row lock in a batch.
  */
-Datum
-streaming_drop_query(PG_FUNCTION_ARGS)
+void
+QueryDrop(QueryDef *q, bool keep_result)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	bool		if_exists = PG_GETARG_BOOL(1);
-	bool		keep_result = PG_GETARG_BOOL(2);
-	QueryDef   *q = QueryDefLoad(name, false, if_exists);
 	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum(name)};
-
-	if (q == NULL)
-	{
-		ereport(NOTICE,
-				(errmsg("continuous query \"%s\" does not exist, skipping", name)));
-		PG_RETURN_VOID();
-	}
-	QueryCheckOwner(q);
-
-	/* its worker first: it may hold the row lock in a batch */
-	StopQuery(name, false);
+	Datum		args[1] = {CStringGetTextDatum(q->name)};
 
 	SPI_connect();
 	if (CatalogExecute("DELETE FROM streaming.queries WHERE name OPERATOR(pg_catalog.=) $1",
@@ -682,8 +647,6 @@ streaming_drop_query(PG_FUNCTION_ARGS)
 	/* a table the query wrote into but did not create stays */
 	if (!keep_result && q->sink.table == NULL)
 		drop_relation_if_exists(q->result_table);
-
-	PG_RETURN_VOID();
 }
 
 /*

@@ -13,6 +13,8 @@
 
 #include "planner.h"
 #include "sinks/sink.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
 
 typedef struct QueryDef
 {
@@ -39,7 +41,24 @@ typedef struct QueryDef
 	char	   *search_path;	/* pinned at create_query; batches run under it */
 } QueryDef;
 
+/* what streaming.create_query() was given */
+typedef struct QueryCreateArgs
+{
+	const char *name;
+	const char *sql;
+	OutputMode	mode;
+	const char *trigger;
+	const char *event_time;		/* NULL, or with watermark */
+	Interval   *watermark;
+	const char *sink;
+	Jsonb	   *sink_options;	/* NULL for {} */
+	const char *on_error;
+	bool		enabled;
+} QueryCreateArgs;
+
 extern QueryDef *QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok);
 extern void QueryCheckOwner(QueryDef *q);
+extern Oid	QueryCreate(const QueryCreateArgs *args);
+extern void QueryDrop(QueryDef *q, bool keep_result);
 
 #endif							/* STREAMING_QUERY_H */

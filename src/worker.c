@@ -534,8 +534,10 @@ StopDatabaseWorkers(const char *dbname)
 		return;
 	args[0] = ObjectIdGetDatum(dboid);
 	SPI_connect();
+	/* as the caller: the extension need not be installed in this database */
 	if (SPI_execute_with_args("SELECT pid, usesysid FROM pg_catalog.pg_stat_activity "
-							  "WHERE datid = $1 AND backend_type = '" STREAMING_WORKER_TYPE "'",
+							  "WHERE datid OPERATOR(pg_catalog.=) $1 "
+							  "AND backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "'",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_stat_activity");
 	for (uint64 i = 0; i < SPI_processed; i++)

@@ -64,7 +64,7 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['oid', 'text', 'jsonb', 'regclass', 'regrole', 'regprocedure',
                              'timestamptz', 'tstzrange', 'interval', 'int4', 'int8', 'numeric',
                              'float8', 'bool', 'bytea', 'name', 'xid', 'regnamespace'] LOOP
-        EXECUTE format('CREATE DOMAIN pg_temp.%I AS pg_catalog.%I CHECK (public.evil(VALUE, current_user))', t, t);
+        EXECUTE format('CREATE DOMAIN pg_temp.%I AS pg_catalog.%I CHECK (public.evil(VALUE, %L))', t, t, current_user);
     END LOOP;
 END $$;
 -- and a temporary table named as each catalog table
@@ -104,7 +104,7 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['oid', 'text', 'jsonb', 'regclass', 'regrole', 'regprocedure',
                              'tstzrange', 'interval', 'int4', 'numeric',
                              'float8', 'bool', 'bytea', 'name', 'xid', 'regnamespace'] LOOP
-        EXECUTE format('CREATE DOMAIN pg_temp.%I AS pg_catalog.%I CHECK (public.evil(VALUE, current_user))', t, t);
+        EXECUTE format('CREATE DOMAIN pg_temp.%I AS pg_catalog.%I CHECK (public.evil(VALUE, %L))', t, t, current_user);
     END LOOP;
 END $$;
 SELECT streaming.create_source('alice_more', 'rate',
@@ -130,19 +130,30 @@ SELECT * FROM escalated;
 -- (float8 against bigint, numeric against bigint, xid against integer, ...)
 -- or shadow the functions it calls: a superuser's query must not run them.
 SET SESSION AUTHORIZATION regress_bob;
+-- each operator computes what pg_catalog's would, so that a statement that
+-- picked it runs on: only the payload shows
 DO $$
 DECLARE
     op text;
     sig text;
+    ret text;
 BEGIN
     FOREACH op IN ARRAY ARRAY['+', '-', '*', '/', '=', '<>', '<', '<=', '>', '>=', '||', '^', '->>'] LOOP
         FOREACH sig IN ARRAY ARRAY['float8, int8', 'int8, float8', 'numeric, int8', 'int8, numeric',
                                    'int8, int4', 'xid, int4', 'int4, int4', 'int8, int8', 'text, text',
                                    'tstzrange, timestamptz', 'timestamptz, timestamptz', 'jsonb, text',
-                                   'float8, float8', 'numeric, numeric', 'name, text', 'text, unknown'] LOOP
+                                   'float8, float8', 'numeric, numeric', 'name, text', 'float8, int4',
+                                   'numeric, int4', 'timestamptz, interval'] LOOP
+            ret := CASE WHEN op IN ('=', '<>', '<', '<=', '>', '>=') THEN 'boolean'
+                        WHEN op IN ('||', '->>') THEN 'text'
+                        WHEN sig LIKE '%timestamptz%' THEN 'timestamptz'
+                        WHEN sig LIKE '%float8%' OR op = '^' THEN 'float8'
+                        WHEN sig LIKE '%numeric%' THEN 'numeric'
+                        WHEN sig LIKE '%int8%' THEN 'int8' ELSE 'int4' END;
             BEGIN
-                EXECUTE format('CREATE FUNCTION public.op_%s(%s) RETURNS boolean LANGUAGE sql AS %L',
-                               md5(op || sig), sig, 'SELECT public.evil(1, ''regress_bob'')');
+                EXECUTE format('CREATE FUNCTION public.op_%s(%s) RETURNS %s LANGUAGE sql AS %L',
+                               md5(op || sig), sig, ret,
+                               format('SELECT CASE WHEN public.evil(1, ''regress_bob'') THEN $1 OPERATOR(pg_catalog.%s) $2 END', op));
                 EXECUTE format('CREATE OPERATOR public.%s (FUNCTION = public.op_%s, LEFTARG = %s, RIGHTARG = %s)',
                                op, md5(op || sig), split_part(sig, ', ', 1), split_part(sig, ', ', 2));
             EXCEPTION WHEN OTHERS THEN
@@ -151,10 +162,12 @@ BEGIN
         END LOOP;
     END LOOP;
 END $$;
-CREATE FUNCTION public.upper(tstzrange) RETURNS timestamptz LANGUAGE sql AS $$SELECT NULL::timestamptz WHERE public.evil(1, 'regress_bob')$$;
-CREATE FUNCTION public.count(bigint) RETURNS bigint LANGUAGE sql AS $$SELECT 0::bigint WHERE public.evil(1, 'regress_bob')$$;
-CREATE FUNCTION public.now() RETURNS timestamptz LANGUAGE sql AS $$SELECT NULL::timestamptz WHERE public.evil(1, 'regress_bob')$$;
-CREATE FUNCTION public.unnest(text[]) RETURNS SETOF text LANGUAGE sql AS $$SELECT NULL::text WHERE public.evil(1, 'regress_bob')$$;
+CREATE FUNCTION public.upper(tstzrange) RETURNS timestamptz LANGUAGE sql
+    AS $$SELECT CASE WHEN public.evil(1, 'regress_bob') THEN pg_catalog.upper($1) END$$;
+CREATE FUNCTION public.now() RETURNS timestamptz LANGUAGE sql
+    AS $$SELECT CASE WHEN public.evil(1, 'regress_bob') THEN pg_catalog.now() END$$;
+CREATE FUNCTION public.unnest(text[]) RETURNS SETOF text LANGUAGE sql
+    AS $$SELECT pg_catalog.unnest($1) WHERE public.evil(1, 'regress_bob')$$;
 SELECT count(*) > 50 AS operators_planted FROM pg_operator WHERE oprnamespace = 'public'::regnamespace;
 RESET SESSION AUTHORIZATION;
 

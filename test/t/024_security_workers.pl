@@ -57,15 +57,24 @@ as('alice', q{
 	DECLARE
 	    op text;
 	    sig text;
+	    ret text;
 	BEGIN
 	    FOREACH op IN ARRAY ARRAY['^', '+', '-', '*', '/', '=', '<>', '<', '<=', '>', '>=', '||'] LOOP
 	        FOREACH sig IN ARRAY ARRAY['int4, int4', 'float8, int4', 'int4, float8', 'float8, float8',
 	                                   'numeric, int4', 'int8, int4', 'text, text', 'oid, oid', 'int4, int8',
 	                                   'timestamptz, timestamptz', 'timestamptz, interval', 'name, text',
-	                                   'text, unknown', 'numeric, numeric', 'interval, float8'] LOOP
+	                                   'numeric, numeric', 'interval, float8', 'int8, int8'] LOOP
+	            ret := CASE WHEN op IN ('=', '<>', '<', '<=', '>', '>=') THEN 'boolean'
+	                        WHEN op = '||' THEN 'text'
+	                        WHEN sig LIKE 'timestamptz%' THEN 'timestamptz'
+	                        WHEN sig LIKE 'interval%' THEN 'interval'
+	                        WHEN sig LIKE '%float8%' OR op = '^' THEN 'float8'
+	                        WHEN sig LIKE '%numeric%' THEN 'numeric'
+	                        WHEN sig LIKE '%int8%' THEN 'int8' ELSE 'int4' END;
 	            BEGIN
-	                EXECUTE format('CREATE FUNCTION public.op_%s(%s) RETURNS boolean LANGUAGE sql AS %L',
-	                               md5(op || sig), sig, 'SELECT public.evil(1)');
+	                EXECUTE format('CREATE FUNCTION public.op_%s(%s) RETURNS %s LANGUAGE sql AS %L',
+	                               md5(op || sig), sig, ret,
+	                               format('SELECT CASE WHEN public.evil(1) THEN $1 OPERATOR(pg_catalog.%s) $2 END', op));
 	                EXECUTE format('CREATE OPERATOR public.%s (FUNCTION = public.op_%s, LEFTARG = %s, RIGHTARG = %s)',
 	                               op, md5(op || sig), split_part(sig, ', ', 1), split_part(sig, ', ', 2));
 	            EXCEPTION WHEN OTHERS THEN
@@ -74,10 +83,10 @@ as('alice', q{
 	        END LOOP;
 	    END LOOP;
 	END $$;
-	CREATE FUNCTION public.least(int4, int4) RETURNS int4 LANGUAGE sql AS $$SELECT 1 WHERE public.evil(1)$$;
-	CREATE FUNCTION public.now() RETURNS timestamptz LANGUAGE sql AS $$SELECT NULL::timestamptz WHERE public.evil(1)$$;
-	CREATE FUNCTION public.current_database() RETURNS name LANGUAGE sql AS $$SELECT NULL::name WHERE public.evil(1)$$;
-	CREATE FUNCTION public.count(bigint) RETURNS bigint LANGUAGE sql AS $$SELECT 0::bigint WHERE public.evil(1)$$;
+	CREATE FUNCTION public.now() RETURNS timestamptz LANGUAGE sql
+	    AS $$SELECT CASE WHEN public.evil(1) THEN pg_catalog.now() END$$;
+	CREATE FUNCTION public.current_database() RETURNS name LANGUAGE sql
+	    AS $$SELECT CASE WHEN public.evil(1) THEN pg_catalog.current_database() END$$;
 });
 ok(sql(q{SELECT count(*) FROM pg_operator WHERE oprnamespace = 'public'::regnamespace}) > 50,
 	'alice planted her operators in public');

@@ -14,14 +14,14 @@ SELECT streaming.create_query('first_visit', 'SELECT DISTINCT ON (user_id) user_
 SELECT streaming.create_query('visits', 'SELECT DISTINCT ON (user_id, ts) user_id, ts, page FROM clicks',
          event_time => 'ts', watermark => '1 minute');
 
-COPY (VALUES (1, 'a', '2024-01-01 00:00:00+00'::timestamptz), (1, 'a', '2024-01-01 00:00:00+00'),
+COPY (VALUES (1, 'a', '2024-01-01 00:00:00+00'), (1, 'a', '2024-01-01 00:00:00+00'),
              (2, 'b', '2024-01-01 00:01:00+00'), (NULL, 'c', '2024-01-01 00:02:00+00'),
              (NULL, 'c', '2024-01-01 00:02:00+00'))
   TO '/tmp/streaming_regress/dedup/1.csv' WITH (FORMAT csv);
-COPY (VALUES (1, 'a', '2024-01-01 00:00:00+00'::timestamptz), (1, 'b', '2024-01-01 00:03:00+00'),
+COPY (VALUES (1, 'a', '2024-01-01 00:00:00+00'), (1, 'b', '2024-01-01 00:03:00+00'),
              (2, 'b', '2024-01-01 00:05:00+00'), (3, 'a', '2024-01-01 00:10:00+00'))
   TO '/tmp/streaming_regress/dedup/2.csv' WITH (FORMAT csv);
-COPY (VALUES (1, 'a', '2024-01-01 00:00:00+00'::timestamptz), (4, 'd', '2024-01-01 00:12:00+00'))
+COPY (VALUES (1, 'a', '2024-01-01 00:00:00+00'), (4, 'd', '2024-01-01 00:12:00+00'))
   TO '/tmp/streaming_regress/dedup/3.csv' WITH (FORMAT csv);
 SELECT streaming.run('pages'), streaming.run('first_visit'), streaming.run('visits');
 

@@ -40,7 +40,7 @@ SELECT streaming.create_query('to_csv', 'SELECT id, name, ts, v, tags FROM ev',
          sink => 'file', sink_options => '{"path": "/tmp/streaming_regress/file_sink/csv", "header": true}');
 SELECT streaming.create_query('to_json', 'SELECT id, name, ts, v, tags FROM ev WHERE id < 100',
          sink => 'file', sink_options => '{"path": "/tmp/streaming_regress/file_sink/json", "format": "json"}');
-COPY (VALUES (1, 'plain', '2024-01-01 00:00:10+00'::timestamptz, 1.5, '{"a": [1, 2]}'::jsonb),
+COPY (VALUES (1, 'plain', '2024-01-01 00:00:10+00', 1.5, '{"a": [1, 2]}'::jsonb),
              (2, 'comma, "quote"', '2024-01-01 00:00:20+00', NULL, NULL),
              (3, '', '2024-01-01 00:01:30+00', 'NaN', '[]'))
   TO '/tmp/streaming_regress/file_sink/in/a.csv' WITH (FORMAT csv);
@@ -53,7 +53,7 @@ SELECT query, batch_id, regexp_replace(path, '.*/', '') AS file, rows, bytes FRO
 SELECT try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', sink => 'file', sink_options => '{"path": "/tmp/streaming_regress/file_sink//csv/"}')$q$);
 
 -- a batch that rolls back takes its file with it; run again, it is back
-COPY (VALUES (4, 'four', '2024-01-01 00:02:00+00'::timestamptz, 4, NULL::jsonb))
+COPY (VALUES (4, 'four', '2024-01-01 00:02:00+00', 4, NULL::jsonb))
   TO '/tmp/streaming_regress/file_sink/in/b.csv' WITH (FORMAT csv);
 BEGIN;
 SELECT streaming.run('to_csv');
@@ -66,7 +66,7 @@ SELECT f FROM pg_ls_dir('/tmp/streaming_regress/file_sink/csv') f ORDER BY f;
 
 -- a batch that writes no row writes no file
 SELECT streaming.run('to_json');
-COPY (VALUES (200, 'filtered out', '2024-01-01 00:03:00+00'::timestamptz, 0, NULL::jsonb))
+COPY (VALUES (200, 'filtered out', '2024-01-01 00:03:00+00', 0, NULL::jsonb))
   TO '/tmp/streaming_regress/file_sink/in/c.csv' WITH (FORMAT csv);
 SELECT streaming.run('to_json');
 SELECT batch_id, input_rows, sink_rows FROM streaming.progress WHERE query = 'to_json' ORDER BY batch_id;

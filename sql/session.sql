@@ -7,7 +7,9 @@ SET TimeZone = 'UTC';
 COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/session && mkdir -p /tmp/streaming_regress/session/c /tmp/streaming_regress/session/a';
 SELECT streaming.session_window('2024-01-01 00:00:10+00', '5 seconds');
 
-CREATE FUNCTION feed(dir text, batch int, VARIADIC ev text[]) RETURNS void LANGUAGE plpgsql AS $$
+-- (files in ISO 8601: a source reads event times in no other way)
+CREATE FUNCTION feed(dir text, batch int, VARIADIC ev text[]) RETURNS void LANGUAGE plpgsql
+    SET DateStyle = 'ISO' AS $$
 BEGIN
     -- ev: 'user@second' pairs
     EXECUTE format($f$COPY (SELECT split_part(e, '@', 1), to_timestamp(split_part(e, '@', 2)::int)

@@ -17,7 +17,9 @@ BEGIN
 END $$;
 
 -- feed(dir, batch, values): write one file of event times, v seconds after the epoch
-CREATE FUNCTION feed(dir text, batch int, VARIADIC v int[]) RETURNS void LANGUAGE plpgsql AS $$
+-- (files in ISO 8601: a source reads event times in no other way)
+CREATE FUNCTION feed(dir text, batch int, VARIADIC v int[]) RETURNS void LANGUAGE plpgsql
+    SET DateStyle = 'ISO' AS $$
 BEGIN
     EXECUTE format('COPY (SELECT to_timestamp(x) FROM unnest(%L::int[]) x) TO %L WITH (FORMAT csv)',
                    v, format('/tmp/streaming_regress/wm/%s/%s.csv', dir, lpad(batch::text, 3, '0')));

@@ -17,6 +17,7 @@
 #include "catalog/pg_class.h"
 #include "catalog/pg_user_mapping.h"
 #include "commands/defrem.h"
+#include "common/int.h"
 #include "executor/spi.h"
 #include "foreign/foreign.h"
 #include "miscadmin.h"
@@ -34,6 +35,7 @@
 #include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include "formats/format.h"
 #include "source.h"
@@ -341,7 +343,7 @@ SourceCheckOptionKeys(Jsonb *options, const char *what,
 	foreach(lc, JsonbObjectKeys(options))
 	{
 		char	   *key = lfirst(lc);
-		bool		ok = also != NULL && also(key);
+		bool		ok = EventTimeIsOption(key) || (also != NULL && also(key));
 
 		for (int i = 0; !ok && valid[i] != NULL; i++)
 			ok = strcmp(valid[i], key) == 0;
@@ -361,14 +363,59 @@ SourceCheckOptionKeys(Jsonb *options, const char *what,
 }
 
 /*
- * SourceBatchAddRow appends one decoded row to the batch input.
+ * event_time_problem says why a row's event time is unusable, or NULL: a
+ * row without one would be state in a NULL window for good, and one too
+ * far ahead of the clock would move the watermark past the valid rows
+ * that follow.
+ */
+static char *
+event_time_problem(SourceBatch *batch, Datum *values, bool *nulls)
+{
+	AttrNumber	attno = batch->event_time_attno;
+	const char *column = NameStr(TupleDescAttr(RelationGetDescr(batch->rel), attno - 1)->attname);
+	TimestampTz ts;
+	int64		ahead;
+	char	   *ahead_text = NULL;
+
+	if (nulls[attno - 1])
+		return psprintf("event time column \"%s\" is null or missing", column);
+	ts = DatumGetTimestampTz(values[attno - 1]);
+	if (ts > batch->event_time_limit)
+	{
+		(void) EventTimeMaxAhead(batch->options, &ahead, &ahead_text);
+		return psprintf("event time %s in column \"%s\" is more than %s ahead of the current time (max_event_time_ahead)",
+						EventTimeToString(ts), column, ahead_text ? ahead_text : "?");
+	}
+	return NULL;
+}
+
+/*
+ * SourceBatchAddRow appends one decoded row to the batch input.  With an
+ * event time, a row without one, or with one too far ahead, is a dead
+ * letter of its record instead.
  */
 void
 SourceBatchAddRow(SourceBatch *batch, Datum *values, bool *nulls)
 {
 	MemoryContext old;
 
-	if (batch->event_time_attno > 0 && !nulls[batch->event_time_attno - 1])
+	if (batch->event_time_attno > 0)
+	{
+		char	   *problem = event_time_problem(batch, values, nulls);
+
+		if (problem != NULL)
+		{
+			/* rows that no decoder made (rate, socket, raw kafka) have no record */
+			if (!FormatRejectRow(problem))
+				SourceBatchAddDeadLetter(batch, psprintf("%s:row " INT64_FORMAT, batch->name,
+														 batch->input_rows + batch->n_dead_letters + 1),
+										 NULL, 0, problem);
+			return;
+		}
+	}
+	FormatForgetRow();
+
+	if (batch->event_time_attno > 0)
 	{
 		TimestampTz ts = DatumGetTimestampTz(values[batch->event_time_attno - 1]);
 
@@ -441,6 +488,17 @@ SourceBatchReset(SourceBatch *batch)
 	batch->has_max_event_time = false;
 	batch->late_rows = 0;
 	MemoryContextSwitchTo(old);
+	FormatForgetRow();
+
+	/* the bound of event times, from the time the batch started */
+	if (batch->event_time_attno > 0 && batch->event_time_limit == 0)
+	{
+		int64		ahead;
+
+		if (!EventTimeMaxAhead(batch->options, &ahead, NULL) ||
+			pg_add_s64_overflow(GetCurrentTimestamp(), ahead, &batch->event_time_limit))
+			batch->event_time_limit = DT_NOEND;
+	}
 }
 
 /*
@@ -513,6 +571,37 @@ parse_schema(const char *schema)
 					 errhint("%s", hint)));
 	}
 	return stmt->base.tableElts;
+}
+
+/*
+ * check_event_time_options validates the event-time options of any kind of
+ * source: max_event_time_ahead bounds every source's event time;
+ * event_time_format and timezone say how record text is read, so they
+ * apply only to sources that decode records (a file source, a kafka source
+ * in the json, csv or text format).
+ */
+static void
+check_event_time_options(const char *kind, Jsonb *options)
+{
+	char	   *format = JsonbGetString(options, "format");
+	bool		decodes = strcmp(kind, "file") == 0 ||
+		(strcmp(kind, "kafka") == 0 && format != NULL && strcmp(format, "raw") != 0);
+	EventTimeOptions opts;
+	int64		ahead;
+	ListCell   *lc;
+
+	foreach(lc, JsonbObjectKeys(options))
+	{
+		char	   *key = lfirst(lc);
+
+		if (!decodes && EventTimeIsDecodingOption(key))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("option \"%s\" applies only to sources that decode records", key),
+					 errhint("File sources and kafka sources in the json, csv and text formats decode records.")));
+	}
+	EventTimeParseOptions(options, &opts);
+	(void) EventTimeMaxAhead(options, &ahead, NULL);
 }
 
 /*
@@ -614,6 +703,7 @@ streaming_create_source(PG_FUNCTION_ARGS)
 	else
 		merged = options;
 	routine->validate(merged);
+	check_event_time_options(kind, merged);
 
 	if (schema == NULL)
 	{

@@ -79,6 +79,9 @@ struct SourceBatch
 	TimestampTz watermark;		/* committed by the previous batch */
 	bool		has_max_event_time;
 	TimestampTz max_event_time;
+	TimestampTz event_time_limit;	/* later event times are dead letters
+									 * (max_event_time_ahead); set by
+									 * SourceBatchReset, 0 until then */
 	int64		late_rows;		/* dropped (or, in complete mode, kept) */
 	bool		endless;		/* input never runs out (deterministic rate) */
 	bool		read_all;		/* trigger 'once': no max_*_per_trigger limit */

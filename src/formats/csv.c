@@ -20,7 +20,6 @@
 #include "postgres.h"
 
 #include "commands/copy.h"
-#include "executor/executor.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -225,18 +224,51 @@ csv_error(void *arg, const char *position, const char *payload, int payload_len,
 typedef struct CsvRecord
 {
 	CopyFromState cstate;
-	ExprContext *econtext;
+	TupleDesc	desc;
+	ColumnInputs inputs;
 	Datum	   *values;
 	bool	   *nulls;
 	bool		got_row;
 } CsvRecord;
 
+/*
+ * csv_next_row reads the next record with COPY's parser and converts its
+ * fields as NextCopyFrom does (same checks, same messages), but through
+ * ColumnInput, so that timestamptz columns are read by the source's
+ * event-time grammar.
+ */
 static void
 csv_next_row(void *arg)
 {
 	CsvRecord  *rec = arg;
+	char	  **fields;
+	int			nfields;
+	int			ncols = 0;
+	int			fieldno = 0;
 
-	rec->got_row = NextCopyFrom(rec->cstate, rec->econtext, rec->values, rec->nulls);
+	rec->got_row = NextCopyFromRawFields(rec->cstate, &fields, &nfields);
+	if (!rec->got_row)
+		return;
+	for (int i = 0; i < rec->desc->natts; i++)
+		ncols += !rec->inputs.dropped[i];
+	if (ncols > 0 && nfields > ncols)
+		ereport(ERROR,
+				(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+				 errmsg("extra data after last expected column")));
+	for (int i = 0; i < rec->desc->natts; i++)
+	{
+		rec->values[i] = (Datum) 0;
+		rec->nulls[i] = true;
+		if (rec->inputs.dropped[i])
+			continue;
+		if (fieldno >= nfields)
+			ereport(ERROR,
+					(errcode(ERRCODE_BAD_COPY_FILE_FORMAT),
+					 errmsg("missing data for column \"%s\"", rec->inputs.names[i])));
+		rec->values[i] = ColumnInput(&rec->inputs, i, fields[fieldno]);
+		rec->nulls[i] = fields[fieldno] == NULL;
+		fieldno++;
+	}
 }
 
 static List *
@@ -285,9 +317,10 @@ CsvDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 								   ALLOCSET_DEFAULT_SIZES);
 
 	memset(&rec, 0, sizeof(rec));
+	rec.desc = desc;
+	ColumnInputsInit(&rec.inputs, desc, opts);
 	rec.values = palloc(sizeof(Datum) * Max(desc->natts, 1));
 	rec.nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
-	rec.econtext = CreateStandaloneExprContext();
 
 	current_feed = &feed;
 	PG_TRY();
@@ -323,15 +356,14 @@ CsvDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 						   r->bad_encoding);
 				else
 				{
-					for (int i = 0; i < desc->natts; i++)
-						if (TupleDescAttr(desc, i)->attisdropped)
-							rec.nulls[i] = true;
-					row_cb(arg, rec.values, rec.nulls);
+					FormatEmitRow(row_cb, err_cb, arg, rec.values, rec.nulls,
+								  psprintf("%s:" INT64_FORMAT, path,
+										   r ? r->line : feed.reader.line_number),
+								  r ? r->data : NULL, r ? r->len : 0);
 					nrows++;
 				}
 			}
 			MemoryContextSwitchTo(old);
-			ResetExprContext(rec.econtext);
 		}
 		EndCopyFrom(rec.cstate);
 	}
@@ -342,7 +374,6 @@ CsvDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 	}
 	PG_END_TRY();
 
-	FreeExprContext(rec.econtext, true);
 	MemoryContextDelete(rowcxt);
 	return nrows;
 }

@@ -43,10 +43,24 @@ typedef struct ColumnInputs
 	Oid		   *ioparams;
 	int32	   *typmods;
 	bool	   *dropped;
+	/* timestamptz columns (and domains over it) are read by event_time.c */
+	bool	   *event_time;
+	const char **names;
+	void	  **domain_info;	/* domain_check's cache, per domain column */
+	Oid		   *types;
+	EventTimeOptions event_time_opts;
+	MemoryContext mcxt;
 } ColumnInputs;
 
-extern void ColumnInputsInit(ColumnInputs *ci, TupleDesc tupdesc);
+extern void ColumnInputsInit(ColumnInputs *ci, TupleDesc tupdesc, const FormatOptions *opts);
 extern Datum ColumnInput(ColumnInputs *ci, int attno, char *text);
+
+/* a row to the row callback, with its record named for FormatRejectRow */
+extern void FormatEmitRow(FormatRowCallback row_cb, FormatErrorCallback err_cb, void *arg,
+						  Datum *values, bool *nulls, const char *position,
+						  const char *payload, int payload_len);
+extern void FormatNameRecord(FormatErrorCallback err_cb, void *arg, const char *position,
+							 const char *payload, int payload_len);
 
 /*
  * A record decoded by a callback; in careful mode the callback runs in a

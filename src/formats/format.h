@@ -18,6 +18,8 @@
 #include "utils/jsonb.h"
 #include "utils/relcache.h"
 
+#include "formats/event_time.h"
+
 typedef enum StreamingFormatKind
 {
 	STREAMING_FORMAT_CSV,
@@ -33,6 +35,7 @@ typedef struct FormatOptions
 	char	   *quote;			/* csv: one character, default '"' */
 	char	   *escape;			/* csv: one character, default = quote */
 	char	   *null_string;	/* csv: text that means NULL, default "" */
+	EventTimeOptions event_time;	/* how timestamptz columns are read */
 } FormatOptions;
 
 /*
@@ -51,6 +54,16 @@ typedef void (*FormatErrorCallback) (void *arg, const char *position,
 
 /* true if key is a format option ("format", "header", "delimiter", ...) */
 extern bool FormatIsOption(const char *key);
+
+/*
+ * A row callback may find a decoded row unusable (a source's event time
+ * missing or too far ahead).  While a decoder hands a row over, it names
+ * the row's record, and FormatRejectRow reports that record to the
+ * decoder's error callback, as a dead letter with its position and bytes;
+ * false if no record is being handed over (rows that no decoder made).
+ */
+extern bool FormatRejectRow(const char *message);
+extern void FormatForgetRow(void);
 
 /*
  * FormatParseOptions reads the format options out of a source's options

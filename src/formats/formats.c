@@ -14,10 +14,12 @@
 #include "catalog/pg_type.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
+#include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
+#include "utils/timestamp.h"
 
 #include "formats/decoder.h"
 #include "formats/format.h"
@@ -62,6 +64,7 @@ FormatParseOptions(Jsonb *options, FormatOptions *out)
 	char	   *format = JsonbGetString(options, "format");
 
 	memset(out, 0, sizeof(*out));
+	EventTimeParseOptions(options, &out->event_time);
 	if (format == NULL || strcmp(format, "csv") == 0)
 		out->kind = STREAMING_FORMAT_CSV;
 	else if (strcmp(format, "text") == 0)
@@ -233,32 +236,139 @@ LineContentLength(const char *line, int len)
  * Column input
  * ------------------------------------------------------------------------ */
 
+/*
+ * ColumnInputsInit looks up how to convert the text of each column: the
+ * type's input function, except for timestamptz columns (and domains over
+ * timestamptz), which are read by the source's event-time grammar rather
+ * than by timestamptz_in and its DateStyle.
+ */
 void
-ColumnInputsInit(ColumnInputs *ci, TupleDesc tupdesc)
+ColumnInputsInit(ColumnInputs *ci, TupleDesc tupdesc, const FormatOptions *opts)
 {
+	int			n = Max(tupdesc->natts, 1);
+
 	ci->natts = tupdesc->natts;
-	ci->infuncs = palloc0(sizeof(FmgrInfo) * Max(ci->natts, 1));
-	ci->ioparams = palloc0(sizeof(Oid) * Max(ci->natts, 1));
-	ci->typmods = palloc0(sizeof(int32) * Max(ci->natts, 1));
-	ci->dropped = palloc0(sizeof(bool) * Max(ci->natts, 1));
+	ci->infuncs = palloc0(sizeof(FmgrInfo) * n);
+	ci->ioparams = palloc0(sizeof(Oid) * n);
+	ci->typmods = palloc0(sizeof(int32) * n);
+	ci->dropped = palloc0(sizeof(bool) * n);
+	ci->event_time = palloc0(sizeof(bool) * n);
+	ci->names = palloc0(sizeof(char *) * n);
+	ci->domain_info = palloc0(sizeof(void *) * n);
+	ci->types = palloc0(sizeof(Oid) * n);
+	ci->event_time_opts = opts->event_time;
+	ci->mcxt = CurrentMemoryContext;
 	for (int i = 0; i < ci->natts; i++)
 	{
 		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
 		Oid			infunc;
+		int32		base_typmod = att->atttypmod;
 
 		ci->dropped[i] = att->attisdropped;
 		if (att->attisdropped)
 			continue;
+		ci->names[i] = NameStr(att->attname);
+		ci->types[i] = att->atttypid;
+		if (getBaseTypeAndTypmod(att->atttypid, &base_typmod) == TIMESTAMPTZOID)
+		{
+			ci->event_time[i] = true;
+			ci->typmods[i] = base_typmod;
+			continue;
+		}
 		getTypeInputInfo(att->atttypid, &infunc, &ci->ioparams[i]);
 		fmgr_info(infunc, &ci->infuncs[i]);
 		ci->typmods[i] = att->atttypmod;
 	}
 }
 
+/*
+ * ColumnInput converts the text of a column (NULL: SQL NULL, which only a
+ * domain can reject).
+ */
 Datum
 ColumnInput(ColumnInputs *ci, int attno, char *text)
 {
-	return InputFunctionCall(&ci->infuncs[attno], text, ci->ioparams[attno], ci->typmods[attno]);
+	Datum		value = (Datum) 0;
+
+	if (!ci->event_time[attno])
+		return InputFunctionCall(&ci->infuncs[attno], text, ci->ioparams[attno], ci->typmods[attno]);
+	if (text != NULL)
+		value = TimestampTzGetDatum(EventTimeInput(&ci->event_time_opts, text, ci->names[attno],
+												   ci->typmods[attno]));
+	if (ci->types[attno] != TIMESTAMPTZOID)
+		domain_check(value, text == NULL, ci->types[attno], &ci->domain_info[attno], ci->mcxt);
+	return value;
+}
+
+/* ------------------------------------------------------------------------
+ * Rows a row callback rejects
+ * ------------------------------------------------------------------------ */
+
+/*
+ * The record whose row is being handed to a row callback.  Row callbacks
+ * have no way to return an error, and the Kafka source fills metadata
+ * columns after the decoder is done, so the record is named here and
+ * forgotten once the row is taken (FormatForgetRow, which SourceBatchAddRow
+ * and SourceBatchReset call).
+ */
+typedef struct CurrentRecord
+{
+	FormatErrorCallback err_cb;
+	void	   *arg;
+	const char *position;
+	const char *payload;
+	int			payload_len;
+} CurrentRecord;
+
+static CurrentRecord current_record;
+static bool has_current_record = false;
+
+/*
+ * FormatNameRecord names the record whose row comes next; its strings must
+ * live until the row is taken.
+ */
+void
+FormatNameRecord(FormatErrorCallback err_cb, void *arg, const char *position,
+				 const char *payload, int payload_len)
+{
+	current_record.err_cb = err_cb;
+	current_record.arg = arg;
+	current_record.position = position;
+	current_record.payload = payload;
+	current_record.payload_len = payload_len;
+	has_current_record = true;
+}
+
+void
+FormatForgetRow(void)
+{
+	has_current_record = false;
+}
+
+/*
+ * FormatEmitRow hands a decoded row to the row callback, naming its record
+ * for the while.
+ */
+void
+FormatEmitRow(FormatRowCallback row_cb, FormatErrorCallback err_cb, void *arg,
+			  Datum *values, bool *nulls, const char *position,
+			  const char *payload, int payload_len)
+{
+	FormatNameRecord(err_cb, arg, position, payload, payload_len);
+	row_cb(arg, values, nulls);
+	FormatForgetRow();
+}
+
+bool
+FormatRejectRow(const char *message)
+{
+	CurrentRecord rec = current_record;
+
+	if (!has_current_record)
+		return false;
+	has_current_record = false;
+	rec.err_cb(rec.arg, rec.position, rec.payload, rec.payload_len, message);
+	return true;
 }
 
 /*

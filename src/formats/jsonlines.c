@@ -256,7 +256,7 @@ JsonDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 												 ALLOCSET_DEFAULT_SIZES);
 	int64		nrows = 0;
 
-	ColumnInputsInit(&inputs, desc);
+	ColumnInputsInit(&inputs, desc, opts);
 	jl = JsonLineCreate(desc, &inputs, NULL, values, nulls);
 
 	LineReaderOpen(&reader, path);
@@ -289,7 +289,7 @@ JsonDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 			line = pnstrdup(reader.line.data, len);
 			if (JsonLineDecode(jl, line, len, careful, position, reader.line.data, len, err_cb, arg))
 			{
-				row_cb(arg, values, nulls);
+				FormatEmitRow(row_cb, err_cb, arg, values, nulls, position, reader.line.data, len);
 				nrows++;
 			}
 			MemoryContextSwitchTo(old);

@@ -46,7 +46,7 @@ RecordDecoderCreate(const FormatOptions *opts, TupleDesc desc, const bool *skip,
 	dec->skip = skip;
 	dec->values = values;
 	dec->nulls = nulls;
-	ColumnInputsInit(&dec->inputs, desc);
+	ColumnInputsInit(&dec->inputs, desc, opts);
 	dec->text_att = -1;
 	dec->csv_atts = palloc(sizeof(int) * Max(desc->natts, 1));
 	for (int i = 0; i < desc->natts; i++)
@@ -177,7 +177,9 @@ convert_to_server(void *arg)
 /*
  * RecordDecode decodes one record into the decoder's values and nulls (the
  * skipped columns untouched).  A record that cannot be decoded is reported
- * to err_cb and false returned.
+ * to err_cb and false returned.  A decoded record stays named until the
+ * caller adds its row (FormatNameRecord), so that a row the batch rejects
+ * becomes this record's dead letter.
  */
 bool
 RecordDecode(RecordDecoder *dec, const char *data, int len, bool careful,
@@ -186,7 +188,9 @@ RecordDecode(RecordDecoder *dec, const char *data, int len, bool careful,
 	ConvertRecord conv;
 	FieldsRecord rec;
 	char	   *fields_buf[1];
+	bool		ok = false;
 
+	FormatForgetRow();
 	if (data == NULL)
 	{
 		err_cb(arg, position, NULL, 0, "the record has no value");
@@ -212,19 +216,25 @@ RecordDecode(RecordDecoder *dec, const char *data, int len, bool careful,
 	switch (dec->opts.kind)
 	{
 		case STREAMING_FORMAT_JSON:
-			return JsonLineDecode(dec->json, conv.out, strlen(conv.out), careful, position,
-								  data, len, err_cb, arg);
+			ok = JsonLineDecode(dec->json, conv.out, strlen(conv.out), careful, position,
+								data, len, err_cb, arg);
+			break;
 		case STREAMING_FORMAT_TEXT:
 			if (dec->text_att < 0)
 				return false;
 			fields_buf[0] = conv.out;
 			rec.fields = fields_buf;
 			rec.nfields = 1;
-			return RunRecord(careful, text_convert_record, &rec, err_cb, arg, position, data, len);
+			ok = RunRecord(careful, text_convert_record, &rec, err_cb, arg, position, data, len);
+			break;
 		case STREAMING_FORMAT_CSV:
 			rec.fields = palloc(sizeof(char *) * (dec->ncsv + 1));
 			rec.nfields = csv_split(dec, conv.out, strlen(conv.out), rec.fields, dec->ncsv + 1);
-			return RunRecord(careful, fields_convert, &rec, err_cb, arg, position, data, len);
+			ok = RunRecord(careful, fields_convert, &rec, err_cb, arg, position, data, len);
+			break;
 	}
-	return false;
+	/* the caller completes the row and hands it over: see FormatRejectRow */
+	if (ok)
+		FormatNameRecord(err_cb, arg, position, data, len);
+	return ok;
 }

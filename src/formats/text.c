@@ -50,7 +50,7 @@ TextDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 												 ALLOCSET_DEFAULT_SIZES);
 	int64		nrows = 0;
 
-	ColumnInputsInit(&inputs, desc);
+	ColumnInputsInit(&inputs, desc, opts);
 	memset(&rec, 0, sizeof(rec));
 	rec.inputs = &inputs;
 	rec.values = palloc0(sizeof(Datum) * Max(desc->natts, 1));
@@ -87,7 +87,8 @@ TextDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 				if (RunRecord(careful, text_convert, &rec, err_cb, arg, position,
 							  reader.line.data, len))
 				{
-					row_cb(arg, rec.values, nulls);
+					FormatEmitRow(row_cb, err_cb, arg, rec.values, nulls, position,
+								  reader.line.data, len);
 					nrows++;
 				}
 			}

@@ -22,6 +22,8 @@
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
+#include "window.h"
+
 /* 1970-01-01 00:00:00+00, the default origin of the window grid */
 #define UNIX_EPOCH_TIMESTAMPTZ \
 	((TimestampTz) -((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY))
@@ -189,6 +191,38 @@ check_slide(int64 size, int64 slide, Interval *size_iv, Interval *slide_iv)
 						   DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(slide_iv))),
 						   per_row),
 				 errhint("Use a longer slide or a shorter size.")));
+}
+
+/*
+ * WindowCheckConstArgs checks the constant arguments of a streaming.window()
+ * call (size, slide, origin) as the call itself would, before any row.
+ */
+void
+WindowCheckConstArgs(FuncExpr *fexpr)
+{
+	Const	   *args[4] = {NULL, NULL, NULL, NULL};
+	ListCell   *lc;
+	int64		size = 0;
+
+	foreach(lc, fexpr->args)
+	{
+		Node	   *arg = lfirst(lc);
+
+		if (foreach_current_index(lc) < 4 && IsA(arg, Const) && !((Const *) arg)->constisnull)
+			args[foreach_current_index(lc)] = (Const *) arg;
+	}
+	if (args[1] != NULL)
+		size = interval_usecs(DatumGetIntervalP(args[1]->constvalue), "size");
+	if (args[2] != NULL)
+	{
+		int64		slide = interval_usecs(DatumGetIntervalP(args[2]->constvalue), "slide");
+
+		if (args[1] != NULL)
+			check_slide(size, slide, DatumGetIntervalP(args[1]->constvalue),
+						DatumGetIntervalP(args[2]->constvalue));
+	}
+	if (args[3] != NULL)
+		check_finite(DatumGetTimestampTz(args[3]->constvalue), "origin");
 }
 
 /*

@@ -41,10 +41,10 @@ PG_FUNCTION_INFO_V1(streaming_window_sliding);
 typedef struct SlidingState
 {
 	TimestampTz ts;
-	TimestampTz origin;
 	int64		size;
 	int64		slide;
-	int64		first;			/* grid index of the first window */
+	TimestampTz last;			/* start of the latest window that contains ts */
+	int64		nwindows;
 } SlidingState;
 
 /*
@@ -74,15 +74,27 @@ interval_usecs(Interval *iv, const char *what)
 	return usecs;
 }
 
-/* floor division that rounds toward minus infinity */
+/* a mod b, in [0, b), for b > 0 */
 static int64
-floor_div(int64 a, int64 b)
+floor_mod(int64 a, int64 b)
 {
-	int64		q = a / b;
+	int64		r = a % b;
 
-	if ((a % b != 0) && ((a < 0) != (b < 0)))
-		q--;
-	return q;
+	return r < 0 ? r + b : r;
+}
+
+/*
+ * grid_offset is how far ts lies after the latest point of the grid
+ * origin + k * step at or before it, in [0, step).  It is computed without
+ * forming ts - origin, which overflows for timestamps near the ends of the
+ * range.
+ */
+static int64
+grid_offset(TimestampTz ts, TimestampTz origin, int64 step)
+{
+	int64		m = floor_mod(ts, step) - floor_mod(origin, step);
+
+	return m < 0 ? m + step : m;
 }
 
 static void
@@ -104,36 +116,30 @@ window_out_of_range(TimestampTz ts)
 			 errdetail("A bound of the window would lie outside the range of timestamp with time zone.")));
 }
 
-/*
- * grid_index is the index of the window of the grid (origin, step) that
- * starts at or before ts, the latest such: floor((ts - origin) / step).
- */
-static int64
-grid_index(TimestampTz ts, TimestampTz origin, int64 step)
+/* earlier: point - back, or the out-of-range error if that overflows */
+static TimestampTz
+earlier(TimestampTz ts, TimestampTz point, int64 back)
 {
-	int64		diff;
+	int64		result;
 
-	if (pg_sub_s64_overflow(ts, origin, &diff))
+	if (pg_sub_s64_overflow(point, back, &result))
 		window_out_of_range(ts);
-	return floor_div(diff, step);
+	return result;
 }
 
 /*
- * make_window builds the window [origin + index * step, + size) that
- * contains ts, after checking that both bounds are timestamps.
+ * make_window builds the window [start, start + size) of ts, after checking
+ * that both bounds are timestamps.
  */
 static Datum
-make_window(TimestampTz ts, TimestampTz origin, int64 index, int64 step, int64 size)
+make_window(TimestampTz ts, TimestampTz start, int64 size)
 {
 	TypeCacheEntry *typcache = lookup_type_cache(TSTZRANGEOID, TYPECACHE_RANGE_INFO);
 	RangeBound	lower;
 	RangeBound	upper;
-	int64		start;
 	int64		end;
 
-	if (pg_mul_s64_overflow(index, step, &start) ||
-		pg_add_s64_overflow(origin, start, &start) ||
-		pg_add_s64_overflow(start, size, &end) ||
+	if (pg_add_s64_overflow(start, size, &end) ||
 		!IS_VALID_TIMESTAMP(start) || !IS_VALID_TIMESTAMP(end))
 		window_out_of_range(ts);
 
@@ -164,7 +170,7 @@ streaming_window_tumbling(PG_FUNCTION_ARGS)
 	TimestampTz origin = UNIX_EPOCH_TIMESTAMPTZ;
 
 	check_finite(ts, "timestamp");
-	PG_RETURN_DATUM(make_window(ts, origin, grid_index(ts, origin, size), size, size));
+	PG_RETURN_DATUM(make_window(ts, earlier(ts, ts, grid_offset(ts, origin, size)), size));
 }
 
 /*
@@ -240,6 +246,7 @@ streaming_window_sliding(PG_FUNCTION_ARGS)
 	if (SRF_IS_FIRSTCALL())
 	{
 		SlidingState st;
+		TimestampTz origin;
 		MemoryContext old;
 
 		funcctx = SRF_FIRSTCALL_INIT();
@@ -257,22 +264,21 @@ streaming_window_sliding(PG_FUNCTION_ARGS)
 		if (PG_ARGISNULL(0) || PG_ARGISNULL(3))
 			SRF_RETURN_DONE(funcctx);
 		st.ts = PG_GETARG_TIMESTAMPTZ(0);
-		st.origin = PG_GETARG_TIMESTAMPTZ(3);
+		origin = PG_GETARG_TIMESTAMPTZ(3);
 		check_finite(st.ts, "timestamp");
-		check_finite(st.origin, "origin");
+		check_finite(origin, "origin");
 
 		/*
-		 * The windows that contain ts start in (ts - size, ts]: from the
-		 * first grid point after ts - size to the last at or before ts.
+		 * The windows that contain ts start in (ts - size, ts]: the latest
+		 * at last = ts - offset, the others every slide before it while
+		 * they still reach past ts, ceil((size - offset) / slide) in all.
 		 */
 		{
-			int64		last = grid_index(st.ts, st.origin, st.slide);
-			int64		after;
+			int64		offset = grid_offset(st.ts, origin, st.slide);
 
-			if (pg_sub_s64_overflow(st.ts, st.size, &after))
-				window_out_of_range(st.ts);
-			st.first = grid_index(after, st.origin, st.slide) + 1;
-			funcctx->max_calls = (uint64) (last - st.first + 1);
+			st.last = earlier(st.ts, st.ts, offset);
+			st.nwindows = (st.size - offset - 1) / st.slide + 1;
+			funcctx->max_calls = (uint64) st.nwindows;
 		}
 
 		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
@@ -287,10 +293,12 @@ streaming_window_sliding(PG_FUNCTION_ARGS)
 	CHECK_FOR_INTERRUPTS();
 	if (funcctx->call_cntr < funcctx->max_calls)
 	{
+		/* oldest first; (nwindows - 1) * slide < size cannot overflow */
+		int64		back = (state->nwindows - 1 - (int64) funcctx->call_cntr) * state->slide;
+		Datum		window;
+
 		/* before SRF_RETURN_NEXT, which advances call_cntr */
-		Datum		window = make_window(state->ts, state->origin,
-										 state->first + (int64) funcctx->call_cntr,
-										 state->slide, state->size);
+		window = make_window(state->ts, earlier(state->ts, state->last, back), state->size);
 
 		SRF_RETURN_NEXT(funcctx, window);
 	}

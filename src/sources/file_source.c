@@ -387,7 +387,7 @@ report_growth(SourceBatch *batch, const char *path, int64 read, int64 size)
 	ereport(WARNING,
 			(errmsg("file \"%s\" of source \"%s\" grew after query \"%s\" processed it",
 					path, batch->name, batch->query),
-			 errdetail(INT64_FORMAT " bytes were read; it has " INT64_FORMAT " now.  A file is read once, "
+			 errdetail(INT64_FORMAT " bytes were read; it has " INT64_FORMAT " now. A file is read once, "
 					   "up to its size when the batch was planned: the bytes added later are not read.",
 					   read, size),
 			 errhint("Write each file under a name starting with \".\" or \"_\" and rename it into place "

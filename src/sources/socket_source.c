@@ -20,11 +20,13 @@
  * in streaming.offsets, counts the lines the query has consumed.
  *
  * The buffer is bounded twice: at most SOCKET_MAX_BUFFERED_LINES lines and
- * SOCKET_MAX_BUFFERED bytes, where each line costs its length plus
- * SOCKET_LINE_OVERHEAD (its slot and its allocation), so that empty lines
- * count too.  A full buffer stops the reading; TCP then holds the rest at
- * the server until batches have consumed lines.  Received bytes that do not
- * fit are kept, unsplit, for later: no line is lost or reordered.
+ * SOCKET_MAX_BUFFERED bytes of memory, counting each line's allocation with
+ * its header and the array of line slots, so that empty lines count too.
+ * The lines live in a generation context, which gives memory back as the
+ * oldest lines are consumed, so what is counted is what is held.  A full
+ * buffer stops the reading; TCP then holds the rest at the server until
+ * batches have consumed lines.  Received bytes that do not fit are kept,
+ * unsplit, for later: no line is lost or reordered.
  *
  *-------------------------------------------------------------------------
  */
@@ -55,8 +57,10 @@
 /* stop reading while this much is buffered; TCP holds the rest */
 #define SOCKET_MAX_BUFFERED		(64 * 1024 * 1024)
 #define SOCKET_MAX_BUFFERED_LINES 1000000
-/* what a buffered line costs besides its bytes: its slot, its chunk header */
-#define SOCKET_LINE_OVERHEAD	((int64) sizeof(SocketLine) + 16)
+/* the largest block of the buffer's memory context */
+#define SOCKET_BUFFER_BLOCK		(1024 * 1024)
+/* the allocator's header of each line's chunk (at most, PostgreSQL 15) */
+#define SOCKET_CHUNK_HEADER		24
 #define SOCKET_INITIAL_CAPACITY 1024
 /* the most lines a batch may take (max_lines_per_trigger) */
 #define SOCKET_MAX_LINES_PER_TRIGGER 10000000
@@ -93,7 +97,7 @@ typedef struct SocketConn
 	int			head;
 	int			nlines;
 	int			capacity;
-	int64		buffered_bytes; /* with SOCKET_LINE_OVERHEAD per line */
+	int64		buffered_bytes; /* the lines' chunks, headers included */
 	int64		base;			/* offset of lines[head] */
 	int			pending;		/* lines given to the last planned batch */
 } SocketConn;
@@ -196,8 +200,9 @@ socket_conn(SourceBatch *batch)
 	initStringInfo(&conn->inbuf);
 	initStringInfo(&conn->partial);
 	/* its own context, so that pg_backend_memory_contexts shows its size */
-	conn->cxt = AllocSetContextCreate(TopMemoryContext, "streaming socket buffer",
-									  ALLOCSET_DEFAULT_SIZES);
+	/* small blocks: a block is given back once all its lines are consumed */
+	conn->cxt = GenerationContextCreate(TopMemoryContext, "streaming socket buffer",
+										0, SOCKET_READ_CHUNK, SOCKET_BUFFER_BLOCK);
 	MemoryContextSetIdentifier(conn->cxt, conn->query);
 	conn->capacity = SOCKET_INITIAL_CAPACITY;
 	conn->lines = MemoryContextAlloc(conn->cxt, sizeof(SocketLine) * conn->capacity);
@@ -319,7 +324,14 @@ static bool
 socket_buffer_full(SocketConn *conn)
 {
 	return conn->nlines >= SOCKET_MAX_BUFFERED_LINES ||
-		conn->buffered_bytes >= SOCKET_MAX_BUFFERED;
+		conn->buffered_bytes + (int64) conn->capacity * sizeof(SocketLine) >= SOCKET_MAX_BUFFERED;
+}
+
+/* socket_line_cost: the memory a buffered line of len bytes takes */
+static int64
+socket_line_cost(int len)
+{
+	return MAXALIGN(len + 1) + SOCKET_CHUNK_HEADER;
 }
 
 static void
@@ -351,7 +363,7 @@ socket_add_line(SocketConn *conn, const char *data, int len, bool too_long, Time
 	line->too_long = too_long;
 	line->received = now;
 	conn->nlines++;
-	conn->buffered_bytes += len + SOCKET_LINE_OVERHEAD;
+	conn->buffered_bytes += socket_line_cost(len);
 	MemoryContextSwitchTo(old);
 }
 
@@ -469,7 +481,7 @@ socket_consume(SocketConn *conn, int n)
 		/* at most SOCKET_MAX_BUFFERED_LINES frees, no interrupt in between */
 		for (int i = 0; i < n; i++)
 		{
-			conn->buffered_bytes -= conn->lines[conn->head].len + SOCKET_LINE_OVERHEAD;
+			conn->buffered_bytes -= socket_line_cost(conn->lines[conn->head].len);
 			pfree(conn->lines[conn->head].data);
 			conn->head++;
 			conn->nlines--;

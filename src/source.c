@@ -363,6 +363,39 @@ SourceCheckOptionKeys(Jsonb *options, const char *what,
 }
 
 /*
+ * SourceGetIntOption reads an integer option (a JSON number or a numeric
+ * string) of a source or a sink and checks it against its range.  Options
+ * that size a batch or a buffer have an upper bound, so that a mistyped
+ * value fails at creation instead of making a batch loop or allocate
+ * without end.
+ */
+int64
+SourceGetIntOption(Jsonb *options, const char *key, int64 dflt, int64 min, int64 max)
+{
+	JsonbValue *v = JsonbGetKey(options, key);
+	char	   *text;
+	char	   *end = NULL;
+	long long	result = 0;
+	bool		ok = false;
+
+	if (v == NULL || v->type == jbvNull)
+		return dflt;
+	text = JsonbValueAsText(v);
+	if (v->type == jbvNumeric || v->type == jbvString)
+	{
+		errno = 0;
+		result = strtoll(text, &end, 10);
+		ok = errno == 0 && end != text && *end == '\0' && result >= min && result <= max;
+	}
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"%s\": \"%s\"", key, text),
+				 errhint("Use an integer from " INT64_FORMAT " to " INT64_FORMAT ".", min, max)));
+	return (int64) result;
+}
+
+/*
  * event_time_problem says why a row's event time is unusable, or NULL: a
  * row without one would be state in a NULL window for good, and one too
  * far ahead of the clock would move the watermark past the valid rows
@@ -474,13 +507,18 @@ SourceBatchAddDeadLetter(SourceBatch *batch, const char *position,
 }
 
 /*
- * SourceBatchReset forgets what read_batch produced, before a retry.
+ * SourceBatchReset forgets what read_batch produced, before a retry.  The
+ * rows of the failed attempt are freed here: a tuplestore that spilled
+ * holds a temporary file, which the transaction would otherwise report as
+ * leaked when it commits.
  */
 void
 SourceBatchReset(SourceBatch *batch)
 {
 	MemoryContext old = MemoryContextSwitchTo(batch->mcxt);
 
+	if (batch->rows != NULL)
+		tuplestore_end(batch->rows);
 	batch->rows = tuplestore_begin_heap(true, false, work_mem);
 	batch->input_rows = 0;
 	batch->dead_letters = NIL;

@@ -116,6 +116,8 @@ extern char *SourceCondition;
 extern void SourceSetCondition(const char *fmt,...) pg_attribute_printf(1, 2);
 extern void SourceClearCondition(void);
 extern AttrNumber SourceFindColumn(TupleDesc desc, const char *name, Oid type);
+extern int64 SourceGetIntOption(Jsonb *options, const char *key, int64 dflt,
+								int64 min, int64 max);
 extern Jsonb *SourceOptionsFromDefElems(List *options);
 extern Jsonb *SourceMergeServerOptions(Oid serverid, Jsonb *options, Oid role);
 

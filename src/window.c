@@ -13,19 +13,39 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "datatype/timestamp.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/rangetypes.h"
 #include "utils/timestamp.h"
 #include "utils/typcache.h"
 
+#include "window.h"
+
 /* 1970-01-01 00:00:00+00, the default origin of the window grid */
 #define UNIX_EPOCH_TIMESTAMPTZ \
 	((TimestampTz) -((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY))
 
+/*
+ * The most windows a sliding window puts one row in (size / slide): more is
+ * a mistake (a slide of a microsecond) that would multiply every row.
+ */
+#define WINDOW_MAX_PER_ROW	10000
+
 PG_FUNCTION_INFO_V1(streaming_window_tumbling);
 PG_FUNCTION_INFO_V1(streaming_window_sliding);
+
+/* what the SRF keeps from call to call */
+typedef struct SlidingState
+{
+	TimestampTz ts;
+	int64		size;
+	int64		slide;
+	TimestampTz last;			/* start of the latest window that contains ts */
+	int64		nwindows;
+} SlidingState;
 
 /*
  * interval_usecs turns a window size or slide into microseconds; months
@@ -40,8 +60,13 @@ interval_usecs(Interval *iv, const char *what)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("window %s must not contain months or years", what),
+				 errdetail("A month has no fixed length, and windows of a grid all have the same length."),
 				 errhint("Use days, hours, minutes or seconds, e.g. '30 days'.")));
-	usecs = iv->time + (int64) iv->day * USECS_PER_DAY;
+	if (pg_mul_s64_overflow((int64) iv->day, USECS_PER_DAY, &usecs) ||
+		pg_add_s64_overflow(usecs, iv->time, &usecs))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("window %s is out of range", what)));
 	if (usecs <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -49,29 +74,80 @@ interval_usecs(Interval *iv, const char *what)
 	return usecs;
 }
 
-/* floor division that rounds toward minus infinity */
+/* a mod b, in [0, b), for b > 0 */
 static int64
-floor_div(int64 a, int64 b)
+floor_mod(int64 a, int64 b)
 {
-	int64		q = a / b;
+	int64		r = a % b;
 
-	if ((a % b != 0) && ((a < 0) != (b < 0)))
-		q--;
-	return q;
+	return r < 0 ? r + b : r;
 }
 
+/*
+ * grid_offset is how far ts lies after the latest point of the grid
+ * origin + k * step at or before it, in [0, step).  It is computed without
+ * forming ts - origin, which overflows for timestamps near the ends of the
+ * range.
+ */
+static int64
+grid_offset(TimestampTz ts, TimestampTz origin, int64 step)
+{
+	int64		m = floor_mod(ts, step) - floor_mod(origin, step);
+
+	return m < 0 ? m + step : m;
+}
+
+static void
+check_finite(TimestampTz ts, const char *what)
+{
+	if (TIMESTAMP_NOT_FINITE(ts))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("cannot place an infinite %s in a window", what)));
+}
+
+/* the error for a window that does not fit in the range of timestamptz */
+static void
+window_out_of_range(TimestampTz ts)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+			 errmsg("window of timestamp %s is out of range", timestamptz_to_str(ts)),
+			 errdetail("A bound of the window would lie outside the range of timestamp with time zone.")));
+}
+
+/* earlier: point - back, or the out-of-range error if that overflows */
+static TimestampTz
+earlier(TimestampTz ts, TimestampTz point, int64 back)
+{
+	int64		result;
+
+	if (pg_sub_s64_overflow(point, back, &result))
+		window_out_of_range(ts);
+	return result;
+}
+
+/*
+ * make_window builds the window [start, start + size) of ts, after checking
+ * that both bounds are timestamps.
+ */
 static Datum
-make_window(TimestampTz start, int64 size)
+make_window(TimestampTz ts, TimestampTz start, int64 size)
 {
 	TypeCacheEntry *typcache = lookup_type_cache(TSTZRANGEOID, TYPECACHE_RANGE_INFO);
 	RangeBound	lower;
 	RangeBound	upper;
+	int64		end;
+
+	if (pg_add_s64_overflow(start, size, &end) ||
+		!IS_VALID_TIMESTAMP(start) || !IS_VALID_TIMESTAMP(end))
+		window_out_of_range(ts);
 
 	lower.val = TimestampTzGetDatum(start);
 	lower.infinite = false;
 	lower.inclusive = true;
 	lower.lower = true;
-	upper.val = TimestampTzGetDatum(start + size);
+	upper.val = TimestampTzGetDatum(end);
 	upper.infinite = false;
 	upper.inclusive = false;
 	upper.lower = false;
@@ -80,15 +156,6 @@ make_window(TimestampTz start, int64 size)
 #else
 	return RangeTypePGetDatum(make_range(typcache, &lower, &upper, false));
 #endif
-}
-
-static void
-check_finite(TimestampTz ts)
-{
-	if (TIMESTAMP_NOT_FINITE(ts))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("cannot place an infinite timestamp in a window")));
 }
 
 /*
@@ -102,67 +169,138 @@ streaming_window_tumbling(PG_FUNCTION_ARGS)
 	int64		size = interval_usecs(PG_GETARG_INTERVAL_P(1), "size");
 	TimestampTz origin = UNIX_EPOCH_TIMESTAMPTZ;
 
-	check_finite(ts);
-	PG_RETURN_DATUM(make_window(origin + floor_div(ts - origin, size) * size, size));
+	check_finite(ts, "timestamp");
+	PG_RETURN_DATUM(make_window(ts, earlier(ts, ts, grid_offset(ts, origin, size)), size));
+}
+
+/*
+ * check_slide rejects a slide longer than the size (rows between windows)
+ * and one so short that each row would fall in too many windows.
+ */
+static void
+check_slide(int64 size, int64 slide, Interval *size_iv, Interval *slide_iv)
+{
+	int64		per_row;
+
+	if (slide > size)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("window slide must not be longer than its size"),
+				 errhint("With a longer slide some rows would belong to no window.")));
+	per_row = size / slide + (size % slide != 0);
+	if (per_row > WINDOW_MAX_PER_ROW)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a sliding window may put a row in at most %d windows", WINDOW_MAX_PER_ROW),
+				 errdetail("A size of %s with a slide of %s puts each row in " INT64_FORMAT " windows.",
+						   DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(size_iv))),
+						   DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(slide_iv))),
+						   per_row),
+				 errhint("Use a longer slide or a shorter size.")));
+}
+
+/*
+ * WindowCheckConstArgs checks the constant arguments of a streaming.window()
+ * call (size, slide, origin) as the call itself would, before any row.
+ */
+void
+WindowCheckConstArgs(FuncExpr *fexpr)
+{
+	Const	   *args[4] = {NULL, NULL, NULL, NULL};
+	ListCell   *lc;
+	int64		size = 0;
+
+	foreach(lc, fexpr->args)
+	{
+		Node	   *arg = lfirst(lc);
+
+		if (foreach_current_index(lc) < 4 && IsA(arg, Const) && !((Const *) arg)->constisnull)
+			args[foreach_current_index(lc)] = (Const *) arg;
+	}
+	if (args[1] != NULL)
+		size = interval_usecs(DatumGetIntervalP(args[1]->constvalue), "size");
+	if (args[2] != NULL)
+	{
+		int64		slide = interval_usecs(DatumGetIntervalP(args[2]->constvalue), "slide");
+
+		if (args[1] != NULL)
+			check_slide(size, slide, DatumGetIntervalP(args[1]->constvalue),
+						DatumGetIntervalP(args[2]->constvalue));
+	}
+	if (args[3] != NULL)
+		check_finite(DatumGetTimestampTz(args[3]->constvalue), "origin");
 }
 
 /*
  * streaming_window_sliding implements streaming.window(ts, size, slide
  * [, origin]): every window of the grid that contains ts, oldest first.
+ * The windows are computed, not searched for, so the cost of a row is the
+ * number of windows it is in.
  */
 Datum
 streaming_window_sliding(PG_FUNCTION_ARGS)
 {
 	FuncCallContext *funcctx;
-	int64	   *state;
+	SlidingState *state;
 
-	if (SRF_IS_FIRSTCALL() && (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(3)))
-	{
-		funcctx = SRF_FIRSTCALL_INIT();
-		SRF_RETURN_DONE(funcctx);
-	}
 	if (SRF_IS_FIRSTCALL())
 	{
-		TimestampTz ts = PG_GETARG_TIMESTAMPTZ(0);
-		int64		size = interval_usecs(PG_GETARG_INTERVAL_P(1), "size");
-		int64		slide = PG_ARGISNULL(2) ? size : interval_usecs(PG_GETARG_INTERVAL_P(2), "slide");
-		TimestampTz origin = PG_GETARG_TIMESTAMPTZ(3);
+		SlidingState st;
+		TimestampTz origin;
 		MemoryContext old;
-		TimestampTz last;
-		TimestampTz first;
 
 		funcctx = SRF_FIRSTCALL_INIT();
-		check_finite(ts);
-		if (slide > size)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("window slide must not be longer than its size"),
-					 errhint("With a longer slide some rows would belong to no window.")));
+		/* the size and slide are checked even when there is no row time */
+		if (PG_ARGISNULL(1))
+			SRF_RETURN_DONE(funcctx);
+		st.size = interval_usecs(PG_GETARG_INTERVAL_P(1), "size");
+		if (PG_ARGISNULL(2))
+			st.slide = st.size;
+		else
+		{
+			st.slide = interval_usecs(PG_GETARG_INTERVAL_P(2), "slide");
+			check_slide(st.size, st.slide, PG_GETARG_INTERVAL_P(1), PG_GETARG_INTERVAL_P(2));
+		}
+		if (PG_ARGISNULL(0) || PG_ARGISNULL(3))
+			SRF_RETURN_DONE(funcctx);
+		st.ts = PG_GETARG_TIMESTAMPTZ(0);
+		origin = PG_GETARG_TIMESTAMPTZ(3);
+		check_finite(st.ts, "timestamp");
+		check_finite(origin, "origin");
 
-		/* the latest window that starts at or before ts, then back by slide */
-		last = origin + floor_div(ts - origin, slide) * slide;
-		first = last;
-		while (first - slide + size > ts)
-			first -= slide;
+		/*
+		 * The windows that contain ts start in (ts - size, ts]: the latest
+		 * at last = ts - offset, the others every slide before it while
+		 * they still reach past ts, ceil((size - offset) / slide) in all.
+		 */
+		{
+			int64		offset = grid_offset(st.ts, origin, st.slide);
+
+			st.last = earlier(st.ts, st.ts, offset);
+			st.nwindows = (st.size - offset - 1) / st.slide + 1;
+			funcctx->max_calls = (uint64) st.nwindows;
+		}
 
 		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
-		state = palloc(sizeof(int64) * 3);
-		state[0] = first;
-		state[1] = last;
-		state[2] = slide;
+		state = palloc(sizeof(SlidingState));
+		*state = st;
 		funcctx->user_fctx = state;
-		funcctx->max_calls = (uint64) ((last - first) / slide) + 1;
 		MemoryContextSwitchTo(old);
 	}
 
 	funcctx = SRF_PERCALL_SETUP();
 	state = funcctx->user_fctx;
+	CHECK_FOR_INTERRUPTS();
 	if (funcctx->call_cntr < funcctx->max_calls)
 	{
-		int64		size = interval_usecs(PG_GETARG_INTERVAL_P(1), "size");
-		TimestampTz start = state[0] + (int64) funcctx->call_cntr * state[2];
+		/* oldest first; (nwindows - 1) * slide < size cannot overflow */
+		int64		back = (state->nwindows - 1 - (int64) funcctx->call_cntr) * state->slide;
+		Datum		window;
 
-		SRF_RETURN_NEXT(funcctx, make_window(start, size));
+		/* before SRF_RETURN_NEXT, which advances call_cntr */
+		window = make_window(state->ts, earlier(state->ts, state->last, back), state->size);
+
+		SRF_RETURN_NEXT(funcctx, window);
 	}
 	SRF_RETURN_DONE(funcctx);
 }

@@ -3,17 +3,24 @@
  * csv.c
  *	  The csv format, parsed by PostgreSQL's own COPY parser.
  *
- * The file is fed to BeginCopyFrom's data-source callback one physical line
- * per call, so that the bytes of the record being parsed (one line, or
- * several for a quoted field that spans lines) and its line number are
- * known when a record must go to the dead letters.
+ * The file is split into records here, the way COPY splits it: a record
+ * ends at a line ending (\n, \r\n or \r) outside quotes, with COPY's rules
+ * for quote and escape characters.  Each record is then handed alone to
+ * BeginCopyFrom's data-source callback, ending in \n, so that each
+ * NextCopyFrom call parses exactly one record, and the record's raw bytes
+ * and line number are known when it must go to the dead letters.
  *
- * Two things in a file would stop COPY for the rest of it, so the feed
- * keeps them from COPY: bytes that are not valid in the server encoding
- * (COPY reports the error again on every later call) are passed as '?' and
- * their record goes to the dead letters with the encoding error; and a
- * line "\." (COPY's end-of-data marker) is passed quoted, as the one-field
- * record it is in a file.
+ * Some records would stop COPY for the rest of the file, so they are found
+ * first and never given to COPY; each is one dead letter, with COPY's
+ * message, and reading goes on with the next record:
+ *	- a record that ends otherwise than the file's first record (COPY takes
+ *	  the line ending of the first line as the file's): "unquoted carriage
+ *	  return found in data" or "unquoted newline found in data";
+ *	- a record with bytes that are not valid in the server encoding (a NUL
+ *	  included).
+ * A record "\." (COPY's end-of-data marker) is given quoted, as the
+ * one-field record it is in a file.  So every record of a file is either a
+ * row or a dead letter.
  *
  *-------------------------------------------------------------------------
  */
@@ -29,196 +36,180 @@
 #include "formats/decoder.h"
 #include "formats/format.h"
 
-/*
- * COPY reads ahead of the record it returns, so the feed finds record
- * boundaries itself: a record ends at a newline outside quotes.  Each
- * NextCopyFrom call consumes exactly one record, the oldest queued.
- */
-typedef struct CsvRawRecord
+/* how a record ends */
+typedef enum CsvEnding
 {
-	int64		line;			/* where the record starts */
-	char	   *data;			/* its raw bytes */
-	int			len;
-	char	   *bad_encoding;	/* why its bytes are invalid, or NULL */
-} CsvRawRecord;
+	CSV_END_EOF,				/* the file ends without a line ending */
+	CSV_END_NL,					/* \n */
+	CSV_END_CR,					/* \r */
+	CSV_END_CRNL				/* \r\n */
+} CsvEnding;
 
 typedef struct CsvFeed
 {
-	LineReader	reader;
+	LineReader	reader;			/* the file, read through its buffer */
 	char		quote;
 	char		escape;
-	bool		in_quotes;		/* the record being fed is inside quotes */
-	StringInfoData record;		/* raw bytes of the record being fed */
+	bool		has_escape;		/* escape differs from quote */
+	bool		have_style;
+	CsvEnding	style;			/* the file's line ending: its first record's */
+	int64		line;			/* the physical line the next record starts on */
+	StringInfoData record;		/* raw bytes of the record, without its ending */
 	int64		record_line;
-	char	   *record_bad_encoding;	/* of the record being fed, or NULL */
-	StringInfoData fed;			/* the line as COPY gets it */
-	List	   *records;		/* complete records not yet returned */
-	MemoryContext cxt;			/* for the queue */
-	int			pending_off;	/* bytes of reader.line already fed */
-	bool		pending;		/* reader.line has bytes left to feed */
-	FormatErrorCallback err_cb;
-	void	   *err_arg;
-	const char *path;
+	CsvEnding	record_ending;
+	StringInfoData fed;			/* what COPY gets of the record */
+	int			fed_off;		/* bytes of fed already given to COPY */
+	bool		copy_eof;		/* the callback told COPY the data ended */
 } CsvFeed;
 
 /* the feed of the COPY in progress: the callback has no argument */
 static CsvFeed *current_feed = NULL;
 
 /*
- * csv_track_line follows quoting through a fed line and queues the record
- * when the line ends it.
+ * csv_next_record reads the next record of the file into feed->record;
+ * false when the file has no more.  Quotes are followed as COPY's
+ * CopyReadLineText follows them, so that records end where COPY would end
+ * its lines.  Physical lines (\n, \r\n or \r, quoted or not) are counted
+ * for the records' positions.
  */
-static void
-csv_track_line(CsvFeed *feed, const char *line, int len)
+static bool
+csv_next_record(CsvFeed *feed)
 {
-	MemoryContext old;
+	LineReader *reader = &feed->reader;
+	bool		in_quote = false;
+	bool		last_was_esc = false;
+	bool		prev_cr = false;
+	bool		any = false;
 
-	if (feed->record.len == 0)
-		feed->record_line = feed->reader.line_number;
-	appendBinaryStringInfo(&feed->record, line, len);
-	for (int i = 0; i < len; i++)
-	{
-		char		c = line[i];
-
-		if (feed->in_quotes && c == feed->escape && feed->escape != feed->quote &&
-			i + 1 < len && (line[i + 1] == feed->quote || line[i + 1] == feed->escape))
-			i++;
-		else if (c == feed->quote)
-			feed->in_quotes = !feed->in_quotes;
-	}
-	if (feed->in_quotes && !feed->reader.eof)
-		return;
-	if (feed->in_quotes && feed->reader.buf_pos < feed->reader.buf_len)
-		return;
-
-	old = MemoryContextSwitchTo(feed->cxt);
-	{
-		CsvRawRecord *r = palloc(sizeof(CsvRawRecord));
-
-		r->line = feed->record_line;
-		r->len = LineContentLength(feed->record.data, feed->record.len);
-		/* raw bytes, NULs included: not pnstrdup, which stops at a NUL */
-		r->data = palloc(r->len + 1);
-		memcpy(r->data, feed->record.data, r->len);
-		r->data[r->len] = '\0';
-		r->bad_encoding = feed->record_bad_encoding ? pstrdup(feed->record_bad_encoding) : NULL;
-		feed->records = lappend(feed->records, r);
-	}
-	MemoryContextSwitchTo(old);
 	resetStringInfo(&feed->record);
-	feed->record_bad_encoding = NULL;
+	feed->record_line = feed->line;
+	for (;;)
+	{
+		char	   *buf;
+		size_t		start;
+		size_t		i;
+
+		if (reader->buf_pos >= reader->buf_len && !LineReaderFill(reader))
+		{
+			feed->record_ending = CSV_END_EOF;
+			return any;
+		}
+		any = true;
+		buf = reader->buf;
+		start = reader->buf_pos;
+		for (i = start; i < reader->buf_len; i++)
+		{
+			char		c = buf[i];
+			bool		is_escape = feed->has_escape && c == feed->escape;
+
+			if (c != '\r' && c != '\n' && c != feed->quote && !is_escape)
+			{
+				last_was_esc = false;
+				prev_cr = false;
+				continue;
+			}
+			/* COPY's rules: an escape counts inside quotes, before a quote */
+			if (in_quote && is_escape)
+				last_was_esc = !last_was_esc;
+			if (c == feed->quote && !last_was_esc)
+				in_quote = !in_quote;
+			if (!is_escape)
+				last_was_esc = false;
+			if (c != '\r' && c != '\n')
+			{
+				prev_cr = false;
+				continue;
+			}
+			if (in_quote)
+			{
+				/* a line ending inside a quoted field is data */
+				if (c == '\r' || !prev_cr)
+					feed->line++;
+				prev_cr = c == '\r';
+				continue;
+			}
+
+			/* the end of the record */
+			appendBinaryStringInfo(&feed->record, buf + start, i - start);
+			reader->buf_pos = i + 1;
+			feed->line++;
+			if (c == '\n')
+				feed->record_ending = CSV_END_NL;
+			else
+			{
+				/* \r, or \r\n: look at the next byte, perhaps in the next block */
+				if (reader->buf_pos >= reader->buf_len)
+					(void) LineReaderFill(reader);
+				if (reader->buf_pos < reader->buf_len && reader->buf[reader->buf_pos] == '\n')
+				{
+					reader->buf_pos++;
+					feed->record_ending = CSV_END_CRNL;
+				}
+				else
+					feed->record_ending = CSV_END_CR;
+			}
+			return true;
+		}
+		appendBinaryStringInfo(&feed->record, buf + start, i - start);
+		reader->buf_pos = i;
+	}
 }
 
 /*
- * csv_prepare_line makes feed->fed, what COPY gets of the line just read:
- * invalid bytes become '?' (the record is marked), and a "\." line that
- * starts a record is quoted.
+ * csv_record_error tells why COPY would stop at the record, or NULL: a line
+ * ending other than the file's, or bytes not valid in the server encoding.
  */
-static void
-csv_prepare_line(CsvFeed *feed, bool record_start)
+static char *
+csv_record_error(CsvFeed *feed)
 {
-	const char *line = feed->reader.line.data;
-	int			len = feed->reader.line.len;
-	int			content = LineContentLength(line, len);
+	const char *data = feed->record.data;
+	int			len = feed->record.len;
 	int			encoding = GetDatabaseEncoding();
 
-	resetStringInfo(&feed->fed);
-	if (record_start && content == 2 && line[0] == '\\' && line[1] == '.')
+	if (feed->record_ending != CSV_END_EOF && feed->have_style &&
+		feed->record_ending != feed->style)
 	{
-		appendStringInfo(&feed->fed, "%c\\.%c", feed->quote, feed->quote);
-		appendBinaryStringInfo(&feed->fed, line + content, len - content);
-		return;
+		/* the character COPY would stop at */
+		if (feed->style == CSV_END_NL ||
+			(feed->style == CSV_END_CRNL && feed->record_ending == CSV_END_CR))
+			return pstrdup("unquoted carriage return found in data");
+		return pstrdup("unquoted newline found in data");
 	}
-	/* the common case: the whole line is valid, checked at once */
-	if (pg_verify_mbstr(encoding, line, len, true))
-	{
-		appendBinaryStringInfo(&feed->fed, line, len);
-		return;
-	}
+	/* the common case: the whole record is valid, checked at once */
+	if (pg_verify_mbstr(encoding, data, len, true))
+		return NULL;
 	for (int i = 0; i < len;)
 	{
-		int			n = line[i] == '\0' ? -1 : pg_encoding_verifymbchar(encoding, line + i, len - i);
+		int			n = data[i] == '\0' ? -1 : pg_encoding_verifymbchar(encoding, data + i, len - i);
 
-		if (n > 0)
-		{
-			appendBinaryStringInfo(&feed->fed, line + i, n);
-			i += n;
-			continue;
-		}
-		if (feed->record_bad_encoding == NULL)
-			feed->record_bad_encoding =
-				MemoryContextStrdup(feed->cxt,
-									psprintf("invalid byte sequence for encoding \"%s\": 0x%02x",
-											 GetDatabaseEncodingName(), (unsigned char) line[i]));
-		appendStringInfoChar(&feed->fed, '?');
-		i++;
+		if (n <= 0)
+			return psprintf("invalid byte sequence for encoding \"%s\": 0x%02x",
+							GetDatabaseEncodingName(), (unsigned char) data[i]);
+		i += n;
 	}
+	return NULL;
 }
 
 /*
- * csv_feed_lines is COPY's data source: at most one line per call.
+ * csv_feed_record is COPY's data source: the bytes of the one record that
+ * the current NextCopyFrom call is to parse.  Nothing is left when COPY
+ * asks again, which only a record with an unterminated quoted field does:
+ * COPY then gets the end of the data, and reports that field.
  */
 static int
-csv_feed_lines(void *outbuf, int minread, int maxread)
+csv_feed_record(void *outbuf, int minread, int maxread)
 {
 	CsvFeed    *feed = current_feed;
-	int			n;
+	int			n = Min(maxread, feed->fed.len - feed->fed_off);
 
-	if (!feed->pending)
+	if (n <= 0)
 	{
-		if (!LineReaderNext(&feed->reader))
-		{
-			/* an unterminated quoted field still makes a record */
-			if (feed->record.len > 0)
-			{
-				feed->in_quotes = false;
-				csv_track_line(feed, "", 0);
-			}
-			return 0;
-		}
-		csv_prepare_line(feed, feed->record.len == 0);
-		csv_track_line(feed, feed->reader.line.data, feed->reader.line.len);
-		feed->pending = true;
-		feed->pending_off = 0;
+		feed->copy_eof = true;
+		return 0;
 	}
-	n = Min(maxread, feed->fed.len - feed->pending_off);
-	memcpy(outbuf, feed->fed.data + feed->pending_off, n);
-	feed->pending_off += n;
-	if (feed->pending_off >= feed->fed.len)
-		feed->pending = false;
+	memcpy(outbuf, feed->fed.data + feed->fed_off, n);
+	feed->fed_off += n;
 	return n;
-}
-
-/* csv_pop_record: the record the last NextCopyFrom call consumed */
-static CsvRawRecord *
-csv_pop_record(CsvFeed *feed)
-{
-	CsvRawRecord *r;
-
-	if (feed->records == NIL)
-		return NULL;
-	r = linitial(feed->records);
-	feed->records = list_delete_first(feed->records);
-	return r;
-}
-
-/*
- * csv_error reports a record that COPY could not convert, with its own
- * position and bytes.
- */
-static void
-csv_error(void *arg, const char *position, const char *payload, int payload_len,
-		  const char *message)
-{
-	CsvFeed    *feed = arg;
-	CsvRawRecord *r = csv_pop_record(feed);
-
-	if (r == NULL)
-		feed->err_cb(feed->err_arg, psprintf("%s:" INT64_FORMAT, feed->path, feed->reader.line_number),
-					 NULL, 0, message);
-	else
-		feed->err_cb(feed->err_arg, psprintf("%s:" INT64_FORMAT, feed->path, r->line),
-					 r->data, r->len, r->bad_encoding ? r->bad_encoding : message);
 }
 
 typedef struct CsvRecord
@@ -287,8 +278,15 @@ copy_options(const FormatOptions *opts)
 	return options;
 }
 
+static CopyFromState
+csv_begin_copy(Relation rel, const FormatOptions *opts)
+{
+	return BeginCopyFrom(NULL, rel, NULL, NULL, false, csv_feed_record, NIL, copy_options(opts));
+}
+
 /*
- * CsvDecodeFile decodes a csv file with COPY's parser.
+ * CsvDecodeFile decodes a csv file with COPY's parser, one record at a
+ * time; every record becomes a row or a dead letter.
  */
 int64
 CsvDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
@@ -300,7 +298,6 @@ CsvDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 	CsvRecord	rec;
 	TupleDesc	desc = RelationGetDescr(rel);
 	MemoryContext rowcxt;
-	MemoryContext old;
 	volatile int64 nrows = 0;
 
 	memset(&feed, 0, sizeof(feed));
@@ -309,10 +306,8 @@ CsvDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 	initStringInfo(&feed.fed);
 	feed.quote = opts->quote[0];
 	feed.escape = opts->escape[0];
-	feed.err_cb = err_cb;
-	feed.err_arg = arg;
-	feed.path = path;
-	feed.cxt = CurrentMemoryContext;
+	feed.has_escape = feed.escape != feed.quote;
+	feed.line = 1;
 	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "streaming csv row",
 								   ALLOCSET_DEFAULT_SIZES);
 
@@ -325,47 +320,69 @@ CsvDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 	current_feed = &feed;
 	PG_TRY();
 	{
-		/* the header is skipped here, so that COPY sees only records */
-		if (opts->header)
-			(void) LineReaderNext(&feed.reader);
-		rec.cstate = BeginCopyFrom(NULL, rel, NULL, NULL, false, csv_feed_lines,
-								   NIL, copy_options(opts));
-		for (;;)
+		bool		first = true;
+
+		rec.cstate = csv_begin_copy(rel, opts);
+		while (max_rows < 0 || nrows < max_rows)
 		{
-			bool		ok;
-			int64		fed = feed.reader.line_number;
+			MemoryContext old;
+			char	   *position;
+			char	   *error;
 
 			CHECK_FOR_INTERRUPTS();
-			if (max_rows >= 0 && nrows >= max_rows)
+			if (!csv_next_record(&feed))
 				break;
+			if (first)
+			{
+				/* the first line's ending is the file's, as for COPY */
+				first = false;
+				feed.have_style = feed.record_ending != CSV_END_EOF;
+				feed.style = feed.record_ending;
+				/* the header is skipped here, so that COPY sees only records */
+				if (opts->header)
+					continue;
+			}
+			/* a COPY that was told the data ended starts again */
+			if (feed.copy_eof)
+			{
+				EndCopyFrom(rec.cstate);
+				rec.cstate = NULL;
+				feed.copy_eof = false;
+				rec.cstate = csv_begin_copy(rel, opts);
+			}
+
 			MemoryContextReset(rowcxt);
 			old = MemoryContextSwitchTo(rowcxt);
-			ok = RunRecord(careful, csv_next_row, &rec, csv_error, &feed, NULL, NULL, 0);
-			/* done, or a failure that consumed no input and would repeat */
-			if ((ok && !rec.got_row) || (!ok && feed.reader.line_number == fed && feed.records == NIL))
+			position = psprintf("%s:" INT64_FORMAT, path, feed.record_line);
+			error = csv_record_error(&feed);
+			if (error != NULL)
+				err_cb(arg, position, feed.record.data, feed.record.len, error);
+			else
 			{
-				MemoryContextSwitchTo(old);
-				break;
-			}
-			if (ok)
-			{
-				CsvRawRecord *r = csv_pop_record(&feed);
-
-				if (r != NULL && r->bad_encoding != NULL)
-					err_cb(arg, psprintf("%s:" INT64_FORMAT, path, r->line), r->data, r->len,
-						   r->bad_encoding);
+				resetStringInfo(&feed.fed);
+				if (feed.record.len == 2 && feed.record.data[0] == '\\' && feed.record.data[1] == '.')
+					appendStringInfo(&feed.fed, "%c\\.%c", feed.quote, feed.quote);
 				else
+					appendBinaryStringInfo(&feed.fed, feed.record.data, feed.record.len);
+				appendStringInfoChar(&feed.fed, '\n');
+				feed.fed_off = 0;
+				if (RunRecord(careful, csv_next_row, &rec, err_cb, arg, position,
+							  feed.record.data, feed.record.len))
 				{
-					FormatEmitRow(row_cb, err_cb, arg, rec.values, rec.nulls,
-								  psprintf("%s:" INT64_FORMAT, path,
-										   r ? r->line : feed.reader.line_number),
-								  r ? r->data : NULL, r ? r->len : 0);
+					if (!rec.got_row)
+						elog(ERROR, "COPY found no row in a record of \"%s\"", path);
+					FormatEmitRow(row_cb, err_cb, arg, rec.values, rec.nulls, position,
+								  feed.record.data, feed.record.len);
 					nrows++;
 				}
+				/* COPY must start the next record afresh, at its first byte */
+				if (feed.fed_off < feed.fed.len)
+					feed.copy_eof = true;
 			}
 			MemoryContextSwitchTo(old);
 		}
-		EndCopyFrom(rec.cstate);
+		if (rec.cstate != NULL)
+			EndCopyFrom(rec.cstate);
 	}
 	PG_FINALLY();
 	{

@@ -24,13 +24,16 @@ typedef struct LineReader
 	const char *path;
 	int64		line_number;	/* of the line last read, 1-based */
 	StringInfoData line;		/* the line last read, with its newline */
-	bool		eof;
+	bool		eof;			/* nothing more to read into buf */
 	char	   *buf;			/* read-ahead buffer */
 	size_t		buf_len;
 	size_t		buf_pos;
+	int64		limit;			/* read no further than this, or -1 */
+	int64		consumed;		/* bytes read from the file */
 } LineReader;
 
 extern void LineReaderOpen(LineReader *reader, const char *path);
+extern bool LineReaderFill(LineReader *reader);
 extern bool LineReaderNext(LineReader *reader);
 extern void LineReaderClose(LineReader *reader);
 extern int	LineContentLength(const char *line, int len);

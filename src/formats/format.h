@@ -87,13 +87,16 @@ extern void FormatCheckSchema(const FormatOptions *opts, TupleDesc tupdesc);
  * Errors that need no subtransaction to catch (malformed JSON, invalid
  * encoding) go to err_cb in both modes.
  * max_rows < 0 means no limit; otherwise decoding stops after that many rows.
+ * max_bytes < 0 reads the whole file; otherwise the file is read up to that
+ * size (the size the batch planned) and never beyond, and a file shorter
+ * than that is an ERROR (it shrank after it was planned).
  * Returns the number of rows passed to row_cb.
  */
 extern int64 FormatDecodeFile(const FormatOptions *opts, Relation rel,
 							  const char *path, bool careful,
 							  FormatRowCallback row_cb,
 							  FormatErrorCallback err_cb, void *arg,
-							  int64 max_rows);
+							  int64 max_rows, int64 max_bytes);
 
 /* record.c: self-contained records, such as Kafka messages */
 typedef struct RecordDecoder RecordDecoder;

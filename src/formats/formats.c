@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include <sys/stat.h>
+
 #include "access/tupdesc.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -26,6 +28,13 @@
 #include "streaming.h"
 
 #define LINE_READER_BUFSIZE 65536
+
+/*
+ * The size up to which LineReaderOpen reads a file, or -1: FormatDecodeFile
+ * sets it for the length of one call, so that every decoder reads a file of
+ * the file source only as far as the batch planned.
+ */
+static int64 decode_read_limit = -1;
 
 static const char *const format_keys[] = {
 	"format", "header", "delimiter", "quote", "escape", "null", NULL
@@ -130,36 +139,123 @@ FormatCheckSchema(const FormatOptions *opts, TupleDesc tupdesc)
 int64
 FormatDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 				 bool careful, FormatRowCallback row_cb,
-				 FormatErrorCallback err_cb, void *arg, int64 max_rows)
+				 FormatErrorCallback err_cb, void *arg, int64 max_rows,
+				 int64 max_bytes)
 {
-	switch (opts->kind)
+	int64		saved = decode_read_limit;
+	volatile int64 nrows = 0;
+
+	decode_read_limit = max_bytes;
+	PG_TRY();
 	{
-		case STREAMING_FORMAT_CSV:
-			return CsvDecodeFile(opts, rel, path, careful, row_cb, err_cb, arg, max_rows);
-		case STREAMING_FORMAT_TEXT:
-			return TextDecodeFile(opts, rel, path, careful, row_cb, err_cb, arg, max_rows);
-		case STREAMING_FORMAT_JSON:
-			return JsonDecodeFile(opts, rel, path, careful, row_cb, err_cb, arg, max_rows);
+		switch (opts->kind)
+		{
+			case STREAMING_FORMAT_CSV:
+				nrows = CsvDecodeFile(opts, rel, path, careful, row_cb, err_cb, arg, max_rows);
+				break;
+			case STREAMING_FORMAT_TEXT:
+				nrows = TextDecodeFile(opts, rel, path, careful, row_cb, err_cb, arg, max_rows);
+				break;
+			case STREAMING_FORMAT_JSON:
+				nrows = JsonDecodeFile(opts, rel, path, careful, row_cb, err_cb, arg, max_rows);
+				break;
+		}
 	}
-	return 0;
+	PG_FINALLY();
+	{
+		decode_read_limit = saved;
+	}
+	PG_END_TRY();
+	return nrows;
 }
 
 /* ------------------------------------------------------------------------
  * Line reading
  * ------------------------------------------------------------------------ */
 
+/*
+ * file_shrank reports a file that ended before the size the batch planned
+ * to read: it was truncated or rewritten after it appeared.  The batch
+ * fails, so nothing is recorded as processed that was not read.
+ */
+static void
+file_shrank(const char *path, int64 planned, int64 found)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("file \"%s\" shrank after the batch was planned", path),
+			 errdetail("It had " INT64_FORMAT " bytes when the batch was planned and has " INT64_FORMAT " now.",
+					   planned, found),
+			 errhint("A file must be complete when it appears in the directory and must not change afterwards. "
+					 "The batch was not committed; running it again reads the file as it is then.")));
+}
+
+/*
+ * LineReaderOpen opens a file for reading; with a read limit set (see
+ * decode_read_limit), the file must have at least that many bytes.
+ */
 void
 LineReaderOpen(LineReader *reader, const char *path)
 {
 	memset(reader, 0, sizeof(*reader));
 	reader->path = path;
+	reader->limit = decode_read_limit;
 	reader->file = AllocateFile(path, PG_BINARY_R);
 	if (reader->file == NULL)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not open file \"%s\" for reading: %m", path)));
+	if (reader->limit >= 0)
+	{
+		struct stat st;
+
+		if (fstat(fileno(reader->file), &st) != 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not stat file \"%s\": %m", path)));
+		if (st.st_size < reader->limit)
+		{
+			FreeFile(reader->file);
+			reader->file = NULL;
+			file_shrank(path, reader->limit, st.st_size);
+		}
+	}
 	initStringInfo(&reader->line);
 	reader->buf = palloc(LINE_READER_BUFSIZE);
+}
+
+/*
+ * LineReaderFill reads the next block of the file into the buffer, never
+ * beyond the read limit; false at the end of the file (or of the limit).
+ */
+bool
+LineReaderFill(LineReader *reader)
+{
+	size_t		want = LINE_READER_BUFSIZE;
+
+	reader->buf_pos = 0;
+	reader->buf_len = 0;
+	if (reader->eof)
+		return false;
+	CHECK_FOR_INTERRUPTS();
+	if (reader->limit >= 0 && (int64) want > reader->limit - reader->consumed)
+		want = (size_t) (reader->limit - reader->consumed);
+	if (want > 0)
+		reader->buf_len = fread(reader->buf, 1, want, reader->file);
+	reader->consumed += reader->buf_len;
+	if (reader->buf_len < want)
+	{
+		if (ferror(reader->file))
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not read file \"%s\": %m", reader->path)));
+		reader->eof = true;
+		if (reader->limit >= 0 && reader->consumed < reader->limit)
+			file_shrank(reader->path, reader->limit, reader->consumed);
+	}
+	if (reader->limit >= 0 && reader->consumed >= reader->limit)
+		reader->eof = true;
+	return reader->buf_len > 0;
 }
 
 /*
@@ -177,24 +273,8 @@ LineReaderNext(LineReader *reader)
 		char	   *nl;
 		size_t		avail;
 
-		if (reader->buf_pos >= reader->buf_len)
-		{
-			if (reader->eof)
-				break;
-			reader->buf_len = fread(reader->buf, 1, LINE_READER_BUFSIZE, reader->file);
-			reader->buf_pos = 0;
-			if (reader->buf_len < LINE_READER_BUFSIZE)
-			{
-				if (ferror(reader->file))
-					ereport(ERROR,
-							(errcode_for_file_access(),
-							 errmsg("could not read file \"%s\": %m", reader->path)));
-				reader->eof = true;
-			}
-			if (reader->buf_len == 0)
-				break;
-			CHECK_FOR_INTERRUPTS();
-		}
+		if (reader->buf_pos >= reader->buf_len && !LineReaderFill(reader))
+			break;
 		start = reader->buf + reader->buf_pos;
 		avail = reader->buf_len - reader->buf_pos;
 		nl = memchr(start, '\n', avail);

@@ -16,6 +16,9 @@
 #include "source.h"
 #include "streaming.h"
 
+/* the most rows the console sink shows per batch (num_rows) */
+#define CONSOLE_MAX_NUM_ROWS	100000
+
 static const char *const sink_kinds[] = {"table", "console", "notify", "file", "kafka", NULL};
 
 /*
@@ -43,7 +46,8 @@ SinkParseOptions(const char *sink, Jsonb *options, const char *query, SinkOption
 
 		out->kind = SINK_CONSOLE;
 		SourceCheckOptionKeys(options, "sink \"console\"", valid, NULL);
-		out->num_rows = (int) JsonbGetInt64(options, "num_rows", 20, 1);
+		/* shown in the log, and read with LIMIT num_rows + 1: bounded */
+		out->num_rows = (int) SourceGetIntOption(options, "num_rows", 20, 1, CONSOLE_MAX_NUM_ROWS);
 		out->truncate = JsonbGetBool(options, "truncate", true);
 	}
 	else if (strcmp(sink, "notify") == 0)

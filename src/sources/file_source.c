@@ -10,6 +10,13 @@
  * when it appears: writers create it under a name starting with "." or "_"
  * (which the source ignores) and rename it into place.
  *
+ * A file that changes anyway is handled by one rule: a batch reads a file
+ * up to the size it had when the batch was planned, never further.  A file
+ * found shorter than that fails the batch (nothing is recorded as processed
+ * that was not read).  A processed file that later grows is reported once
+ * per process: a WARNING and the query's condition; its new bytes are not
+ * read.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -18,6 +25,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
@@ -44,6 +52,9 @@ typedef struct FilePlan
 	List	   *files;			/* FileEntry of this batch */
 	int64		processed_before;
 } FilePlan;
+
+/* the most files a batch may take (max_files_per_trigger) */
+#define FILE_MAX_FILES_PER_TRIGGER 100000
 
 static const char *const file_options[] = {
 	"path", "max_files_per_trigger", "latest_first", "clean_source", "source_archive_dir", NULL
@@ -72,6 +83,13 @@ clean_source(Jsonb *options)
 			 errmsg("invalid value for option \"clean_source\": \"%s\"", v),
 			 errhint("Valid values are off, archive and delete.")));
 	return CLEAN_OFF;			/* keep the compiler quiet */
+}
+
+/* max_files_per_trigger: 0 (no option) takes every new file */
+static int64
+max_files_per_trigger(Jsonb *options)
+{
+	return SourceGetIntOption(options, "max_files_per_trigger", 0, 1, FILE_MAX_FILES_PER_TRIGGER);
 }
 
 /*
@@ -111,7 +129,7 @@ file_validate(Jsonb *options)
 				 errmsg("invalid value for option \"path\": \"%s\" is not a directory", path),
 				 errhint("Create the directory first; the server must be able to read it.")));
 
-	(void) JsonbGetInt64(options, "max_files_per_trigger", 0, 1);
+	(void) max_files_per_trigger(options);
 	(void) JsonbGetBool(options, "latest_first", false);
 	FormatParseOptions(options, &fmt);
 
@@ -247,6 +265,7 @@ typedef struct ProcessedFile
 {
 	char		path[MAXPGPATH];
 	bool		mine;
+	int64		size;			/* the bytes that were read */
 } ProcessedFile;
 
 /*
@@ -274,7 +293,7 @@ processed_files(SourceBatch *batch)
 	args[0] = CStringGetTextDatum(batch->query);
 	args[1] = ObjectIdGetDatum(batch->relid);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT partition, xmin FROM streaming.offsets "
+	if (SPI_execute_with_args("SELECT partition, xmin, \"offset\" FROM streaming.offsets "
 							  "WHERE query = $1 AND source = $2",
 							  2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read streaming.offsets");
@@ -288,11 +307,104 @@ processed_files(SourceBatch *batch)
 		ProcessedFile *pf;
 
 		strlcpy(key, p, MAXPGPATH);
+		CHECK_FOR_INTERRUPTS();
 		pf = hash_search(seen, key, HASH_ENTER, NULL);
 		pf->mine = TransactionIdIsCurrentTransactionId(xmin);
+		pf->size = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3, &isnull));
 	}
 	SPI_finish();
 	return seen;
+}
+
+/*
+ * Processed files that grew, already reported by this process ("relid/query/
+ * path"); pending: reported by the transaction in progress, forgotten if it
+ * aborts, as the condition it set is.
+ */
+typedef struct GrowthReport
+{
+	char		key[MAXPGPATH + 2 * NAMEDATALEN];
+	bool		pending;
+} GrowthReport;
+
+static HTAB *growth_reports = NULL;
+static bool growth_pending = false;
+
+static void
+growth_xact_callback(XactEvent event, void *arg)
+{
+	HASH_SEQ_STATUS status;
+	GrowthReport *r;
+	bool		commit = event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT;
+
+	if (!growth_pending ||
+		(!commit && event != XACT_EVENT_ABORT && event != XACT_EVENT_PARALLEL_ABORT))
+		return;
+	hash_seq_init(&status, growth_reports);
+	while ((r = hash_seq_search(&status)) != NULL)
+	{
+		if (!r->pending)
+			continue;
+		if (commit)
+			r->pending = false;
+		else
+			(void) hash_search(growth_reports, r->key, HASH_REMOVE, NULL);
+	}
+	growth_pending = false;
+}
+
+/*
+ * report_growth reports, once, a processed file that has grown since: its
+ * new bytes will not be read, which must not go unnoticed.  A WARNING names
+ * the file and the query, and the query's condition (streaming.status) says
+ * so until the query's worker restarts.
+ */
+static void
+report_growth(SourceBatch *batch, const char *path, int64 read, int64 size)
+{
+	char		key[MAXPGPATH + 2 * NAMEDATALEN];
+	GrowthReport *r;
+	bool		found;
+	Oid			argtypes[2] = {TEXTOID, TEXTOID};
+	Datum		args[2];
+	char	   *condition;
+
+	if (growth_reports == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(GrowthReport);
+		ctl.hcxt = TopMemoryContext;
+		growth_reports = hash_create("streaming grown files", 16, &ctl,
+									 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		RegisterXactCallback(growth_xact_callback, NULL);
+	}
+	snprintf(key, sizeof(key), "%u/%s/%s", batch->relid, batch->query, path);
+	if (hash_search(growth_reports, key, HASH_FIND, NULL) != NULL)
+		return;
+
+	ereport(WARNING,
+			(errmsg("file \"%s\" of source \"%s\" grew after query \"%s\" processed it",
+					path, batch->name, batch->query),
+			 errdetail(INT64_FORMAT " bytes were read; it has " INT64_FORMAT " now. A file is read once, "
+					   "up to its size when the batch was planned: the bytes added later are not read.",
+					   read, size),
+			 errhint("Write each file under a name starting with \".\" or \"_\" and rename it into place "
+					 "once complete; put more data in new files.")));
+	condition = psprintf("file \"%s\" grew after it was processed (" INT64_FORMAT " bytes read, "
+						 INT64_FORMAT " now); the added bytes are not read", path, read, size);
+	args[0] = CStringGetTextDatum(batch->query);
+	args[1] = CStringGetTextDatum(condition);
+	SPI_connect();
+	if (CatalogExecute("UPDATE streaming.queries SET condition = $2 WHERE name = $1",
+					   2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update streaming.queries");
+	SPI_finish();
+
+	r = hash_search(growth_reports, key, HASH_ENTER, &found);
+	r->pending = true;
+	growth_pending = true;
 }
 
 static Jsonb *
@@ -321,8 +433,7 @@ file_plan_batch(SourceBatch *batch)
 	MemoryContext old = MemoryContextSwitchTo(batch->mcxt);
 	FilePlan   *plan = palloc0(sizeof(FilePlan));
 	char	   *dirpath = JsonbGetString(batch->options, "path");
-	int64		max_files = batch->read_all ? 0 :
-		JsonbGetInt64(batch->options, "max_files_per_trigger", 0, 1);
+	int64		max_files = batch->read_all ? 0 : max_files_per_trigger(batch->options);
 	bool		latest_first = JsonbGetBool(batch->options, "latest_first", false);
 	CleanSource clean = clean_source(batch->options);
 	HTAB	   *seen = processed_files(batch);
@@ -338,9 +449,13 @@ file_plan_batch(SourceBatch *batch)
 		SourceOffset *off;
 		ProcessedFile *pf;
 
+		CHECK_FOR_INTERRUPTS();
 		strlcpy(key, fe->path, MAXPGPATH);
 		if ((pf = hash_search(seen, key, HASH_FIND, NULL)) != NULL)
 		{
+			if (fe->size > pf->size)
+				report_growth(batch, fe->path, pf->size, fe->size);
+
 			/*
 			 * Processed by a committed batch: clean it up, if asked to.  Not
 			 * one that an earlier batch of this transaction (run() runs
@@ -386,7 +501,8 @@ file_error(void *arg, const char *position, const char *payload, int len,
 }
 
 /*
- * file_read_batch decodes the planned files, in order.
+ * file_read_batch decodes the planned files, in order, each up to the size
+ * it had when the batch was planned.
  */
 static void
 file_read_batch(SourceBatch *batch, bool careful)
@@ -400,7 +516,7 @@ file_read_batch(SourceBatch *batch, bool careful)
 
 		CHECK_FOR_INTERRUPTS();
 		FormatDecodeFile(&plan->format, batch->rel, fe->path, careful,
-						 file_row, file_error, batch, -1);
+						 file_row, file_error, batch, -1, (int64) fe->size);
 	}
 }
 
@@ -418,10 +534,11 @@ file_peek(SourceBatch *batch, int64 max_rows)
 	{
 		FileEntry  *fe = lfirst(lc);
 
+		CHECK_FOR_INTERRUPTS();
 		if (batch->input_rows >= max_rows)
 			break;
 		FormatDecodeFile(&fmt, batch->rel, fe->path, true,
-						 file_row, file_error, batch, max_rows - batch->input_rows);
+						 file_row, file_error, batch, max_rows - batch->input_rows, -1);
 	}
 }
 

@@ -14,12 +14,18 @@
  * Its offsets, in streaming.offsets, are the next value, and the start
  * time or the next batch index, so a restart goes on where it stopped.
  *
+ * Every numeric option has an upper bound (RATE_MAX_ROWS and the like), and
+ * a batch never holds more than RATE_MAX_ROWS rows: rows due by the clock
+ * beyond that (after a long stop) wait for the next batches.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/int.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/lsyscache.h"
@@ -29,6 +35,12 @@
 
 #include "source.h"
 #include "streaming.h"
+
+/* the most rows per second, per batch, and in one batch */
+#define RATE_MAX_ROWS			10000000
+/* the longest ramp_up_time, in seconds, and advance_millis_per_batch */
+#define RATE_MAX_RAMP_UP_SECONDS 86400
+#define RATE_MAX_ADVANCE_MILLIS	((int64) 86400 * 1000)
 
 static const char *const rate_options[] = {
 	"rows_per_second", "ramp_up_time", "rows_per_batch", "start_timestamp",
@@ -48,32 +60,91 @@ typedef struct RatePlan
 } RatePlan;
 
 static int64
+rows_per_second(Jsonb *options)
+{
+	return SourceGetIntOption(options, "rows_per_second", 1, 0, RATE_MAX_ROWS);
+}
+
+static int64
+rows_per_batch(Jsonb *options)
+{
+	return SourceGetIntOption(options, "rows_per_batch", 1, 1, RATE_MAX_ROWS);
+}
+
+static int64
+advance_millis_per_batch(Jsonb *options)
+{
+	return SourceGetIntOption(options, "advance_millis_per_batch", 1000, 0, RATE_MAX_ADVANCE_MILLIS);
+}
+
+/*
+ * ramp_up_seconds reads ramp_up_time: a number of seconds, or an interval
+ * without months, from 0 to RATE_MAX_RAMP_UP_SECONDS.
+ */
+static int64
 ramp_up_seconds(Jsonb *options)
 {
-	char	   *text = JsonbGetString(options, "ramp_up_time");
+	JsonbValue *v = JsonbGetKey(options, "ramp_up_time");
+	char	   *text;
 	Interval   *iv;
+	int64		usecs;
 
-	if (text == NULL)
-		return JsonbGetInt64(options, "ramp_up_time", 0, 0);
+	/* a number, or a string of digits, is a number of seconds */
+	if (v == NULL || v->type != jbvString)
+		return SourceGetIntOption(options, "ramp_up_time", 0, 0, RATE_MAX_RAMP_UP_SECONDS);
+	text = JsonbValueAsText(v);
+	if (text[0] == '\0' || strspn(text, "0123456789") == strlen(text))
+		return SourceGetIntOption(options, "ramp_up_time", 0, 0, RATE_MAX_RAMP_UP_SECONDS);
 	iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(text),
 											   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
-	if (iv->month != 0 || iv->time < 0 || iv->day < 0)
+	if (iv->month != 0 || iv->time < 0 || iv->day < 0 ||
+		iv->day > RATE_MAX_RAMP_UP_SECONDS / SECS_PER_DAY ||
+		(usecs = iv->time + (int64) iv->day * USECS_PER_DAY) > RATE_MAX_RAMP_UP_SECONDS * USECS_PER_SEC)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid value for option \"ramp_up_time\": \"%s\"", text),
-				 errhint("Use a number of seconds or an interval such as '10 seconds'.")));
-	return (iv->time + (int64) iv->day * USECS_PER_DAY) / USECS_PER_SEC;
+				 errhint("Use a number of seconds, or an interval such as '10 seconds', from 0 to %d seconds.",
+						 RATE_MAX_RAMP_UP_SECONDS)));
+	return usecs / USECS_PER_SEC;
 }
 
 static TimestampTz
 start_timestamp(Jsonb *options)
 {
 	char	   *text = JsonbGetString(options, "start_timestamp");
+	TimestampTz ts;
 
 	if (text == NULL)
 		return (TimestampTz) -((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
-	return DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text),
-												   ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(text),
+												 ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)));
+	if (TIMESTAMP_NOT_FINITE(ts))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for option \"start_timestamp\": \"%s\"", text),
+				 errhint("Use a finite timestamp.")));
+	return ts;
+}
+
+/*
+ * batch_timestamp is the timestamp of the rows of deterministic batch
+ * number index: start + index * advance; an error once it would leave the
+ * range of timestamptz.
+ */
+static TimestampTz
+batch_timestamp(Jsonb *options, int64 index)
+{
+	int64		step;
+	int64		ts;
+
+	if (pg_mul_s64_overflow(index, advance_millis_per_batch(options) * 1000, &step) ||
+		pg_add_s64_overflow(start_timestamp(options), step, &ts) ||
+		!IS_VALID_TIMESTAMP(ts))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp of rate batch " INT64_FORMAT " is out of range", index),
+				 errhint("Use a smaller advance_millis_per_batch or an earlier start_timestamp.")));
+	return ts;
 }
 
 /*
@@ -96,10 +167,10 @@ rate_validate(Jsonb *options)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("options \"start_timestamp\" and \"advance_millis_per_batch\" need \"rows_per_batch\"")));
-	(void) JsonbGetInt64(options, "rows_per_second", 1, 0);
+	(void) rows_per_second(options);
 	(void) ramp_up_seconds(options);
-	(void) JsonbGetInt64(options, "rows_per_batch", 1, 1);
-	(void) JsonbGetInt64(options, "advance_millis_per_batch", 1000, 0);
+	(void) rows_per_batch(options);
+	(void) advance_millis_per_batch(options);
 	(void) start_timestamp(options);
 }
 
@@ -149,13 +220,12 @@ rate_plan_batch(SourceBatch *batch)
 
 	if (JsonbGetKey(batch->options, "rows_per_batch") != NULL)
 	{
-		int64		n = JsonbGetInt64(batch->options, "rows_per_batch", 1, 1);
-		int64		advance = JsonbGetInt64(batch->options, "advance_millis_per_batch", 1000, 0);
+		int64		n = rows_per_batch(batch->options);
 		int64		index = SourceCommittedOffset(batch, "batch", 0, &found);
 
 		plan->deterministic = true;
 		plan->nrows = n;
-		plan->batch_time = start_timestamp(batch->options) + index * advance * 1000;
+		plan->batch_time = batch_timestamp(batch->options, index);
 		SourceBatchAddOffset(batch, "batch", index + 1);
 		batch->endless = true;
 	}
@@ -163,13 +233,14 @@ rate_plan_batch(SourceBatch *batch)
 	{
 		TimestampTz now = GetCurrentTimestamp();
 		int64		start_us = SourceCommittedOffset(batch, "start", now, &found);
-		double		rps = (double) JsonbGetInt64(batch->options, "rows_per_second", 1, 0);
+		double		rps = (double) rows_per_second(batch->options);
 		double		ramp = (double) ramp_up_seconds(batch->options);
 		int64		due = rows_due(rps, ramp, (double) (now - start_us) / USECS_PER_SEC);
 
 		plan->start = start_us;
 		plan->rows_per_second = rps;
-		plan->nrows = Max(due - plan->first_value, 0);
+		/* a backlog (after a stop) comes in batches of at most RATE_MAX_ROWS */
+		plan->nrows = Min(Max(due - plan->first_value, 0), RATE_MAX_ROWS);
 		SourceBatchAddOffset(batch, "start", start_us);
 		/* the first batch only records the start */
 		if (plan->nrows == 0 && found)
@@ -202,6 +273,7 @@ rate_read_batch(SourceBatch *batch, bool careful)
 	{
 		TimestampTz ts;
 
+		CHECK_FOR_INTERRUPTS();
 		if (plan->deterministic)
 			ts = plan->batch_time;
 		else
@@ -228,12 +300,12 @@ rate_peek(SourceBatch *batch, int64 max_rows)
 	{
 		plan.deterministic = true;
 		plan.batch_time = start_timestamp(batch->options);
-		plan.nrows = Min(max_rows, JsonbGetInt64(batch->options, "rows_per_batch", 1, 1));
+		plan.nrows = Min(max_rows, rows_per_batch(batch->options));
 	}
 	else
 	{
 		plan.start = GetCurrentTimestamp();
-		plan.rows_per_second = Max((double) JsonbGetInt64(batch->options, "rows_per_second", 1, 0), 1);
+		plan.rows_per_second = Max((double) rows_per_second(batch->options), 1);
 		plan.nrows = max_rows;
 	}
 	batch->private = &plan;

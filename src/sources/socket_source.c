@@ -19,6 +19,15 @@
  * backoff (doubling from 100 ms up to 30 s).  The offset, partition "lines"
  * in streaming.offsets, counts the lines the query has consumed.
  *
+ * The buffer is bounded twice: at most SOCKET_MAX_BUFFERED_LINES lines and
+ * SOCKET_MAX_BUFFERED bytes of memory, counting each line's allocation with
+ * its header and the array of line slots, so that empty lines count too.
+ * The lines live in a generation context, which gives memory back as the
+ * oldest lines are consumed, so what is counted is what is held.  A full
+ * buffer stops the reading; TCP then holds the rest at the server until
+ * batches have consumed lines.  Received bytes that do not fit are kept,
+ * unsplit, for later: no line is lost or reordered.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -45,8 +54,16 @@
 #define SOCKET_BACKOFF_MAX_MS	30000
 #define SOCKET_CONNECT_TIMEOUT_MS 2000
 #define SOCKET_READ_CHUNK		65536
-/* stop reading while this many bytes are buffered; TCP holds the rest */
+/* stop reading while this much is buffered; TCP holds the rest */
 #define SOCKET_MAX_BUFFERED		(64 * 1024 * 1024)
+#define SOCKET_MAX_BUFFERED_LINES 1000000
+/* the largest block of the buffer's memory context */
+#define SOCKET_BUFFER_BLOCK		(1024 * 1024)
+/* the allocator's header of each line's chunk (at most, PostgreSQL 15) */
+#define SOCKET_CHUNK_HEADER		24
+#define SOCKET_INITIAL_CAPACITY 1024
+/* the most lines a batch may take (max_lines_per_trigger) */
+#define SOCKET_MAX_LINES_PER_TRIGGER 10000000
 /* a longer line is a dead letter, kept by its first SOCKET_KEPT_PREFIX bytes */
 #define SOCKET_MAX_LINE			(16 * 1024 * 1024)
 #define SOCKET_KEPT_PREFIX		1024
@@ -72,13 +89,15 @@ typedef struct SocketConn
 	TimestampTz next_attempt;
 	int			backoff_ms;
 	bool		logged_failure;
+	StringInfoData inbuf;		/* received, not yet split into lines */
 	StringInfoData partial;		/* an incomplete last line */
 	bool		skipping;		/* dropping the rest of a line too long */
+	MemoryContext cxt;			/* the buffered lines and their array */
 	SocketLine *lines;			/* lines[head .. head + nlines) are buffered */
 	int			head;
 	int			nlines;
 	int			capacity;
-	int64		buffered_bytes;
+	int64		buffered_bytes; /* the lines' chunks, headers included */
 	int64		base;			/* offset of lines[head] */
 	int			pending;		/* lines given to the last planned batch */
 } SocketConn;
@@ -94,6 +113,13 @@ typedef struct SocketPlan
 
 static List *connections = NIL;
 
+/* max_lines_per_trigger: 0 (no option) takes every buffered line */
+static int64
+max_lines_per_trigger(Jsonb *options)
+{
+	return SourceGetIntOption(options, "max_lines_per_trigger", 0, 1, SOCKET_MAX_LINES_PER_TRIGGER);
+}
+
 static int
 socket_port(Jsonb *options)
 {
@@ -104,7 +130,7 @@ socket_port(Jsonb *options)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a socket source needs the option \"port\""),
 				 errhint("For example: options => '{\"host\": \"localhost\", \"port\": 9999}'.")));
-	return (int) JsonbGetInt64(options, "port", 0, 1);
+	return (int) SourceGetIntOption(options, "port", 0, 1, 65535);
 }
 
 static void
@@ -113,11 +139,7 @@ socket_validate(Jsonb *options)
 	char	   *host;
 
 	SourceCheckOptionKeys(options, "source kind \"socket\"", socket_options, NULL);
-	if (socket_port(options) > 65535)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for option \"port\""),
-				 errhint("Use a TCP port number from 1 to 65535.")));
+	(void) socket_port(options);
 	host = JsonbGetString(options, "host");
 	if (JsonbGetKey(options, "host") != NULL && (host == NULL || host[0] == '\0'))
 		ereport(ERROR,
@@ -125,7 +147,7 @@ socket_validate(Jsonb *options)
 				 errmsg("invalid value for option \"host\""),
 				 errhint("Use a host name or an IP address, as a string.")));
 	(void) JsonbGetBool(options, "include_timestamp", false);
-	(void) JsonbGetInt64(options, "max_lines_per_trigger", 0, 1);
+	(void) max_lines_per_trigger(options);
 }
 
 static const char *
@@ -175,9 +197,15 @@ socket_conn(SourceBatch *batch)
 	conn->relid = batch->relid;
 	conn->fd = PGINVALID_SOCKET;
 	conn->backoff_ms = SOCKET_BACKOFF_MIN_MS;
+	initStringInfo(&conn->inbuf);
 	initStringInfo(&conn->partial);
-	conn->capacity = 1024;
-	conn->lines = palloc(sizeof(SocketLine) * conn->capacity);
+	/* its own context, so that pg_backend_memory_contexts shows its size */
+	/* small blocks: a block is given back once all its lines are consumed */
+	conn->cxt = GenerationContextCreate(TopMemoryContext, "streaming socket buffer",
+										0, SOCKET_READ_CHUNK, SOCKET_BUFFER_BLOCK);
+	MemoryContextSetIdentifier(conn->cxt, conn->query);
+	conn->capacity = SOCKET_INITIAL_CAPACITY;
+	conn->lines = MemoryContextAlloc(conn->cxt, sizeof(SocketLine) * conn->capacity);
 	connections = lappend(connections, conn);
 	MemoryContextSwitchTo(old);
 	return conn;
@@ -291,10 +319,25 @@ socket_connect(SocketConn *conn, const char *host, int port)
 	SourceClearCondition();
 }
 
+/* socket_buffer_full: no more lines until a batch has consumed some */
+static bool
+socket_buffer_full(SocketConn *conn)
+{
+	return conn->nlines >= SOCKET_MAX_BUFFERED_LINES ||
+		conn->buffered_bytes + (int64) conn->capacity * sizeof(SocketLine) >= SOCKET_MAX_BUFFERED;
+}
+
+/* socket_line_cost: the memory a buffered line of len bytes takes */
+static int64
+socket_line_cost(int len)
+{
+	return MAXALIGN(len + 1) + SOCKET_CHUNK_HEADER;
+}
+
 static void
 socket_add_line(SocketConn *conn, const char *data, int len, bool too_long, TimestampTz now)
 {
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+	MemoryContext old = MemoryContextSwitchTo(conn->cxt);
 	SocketLine *line;
 
 	if (len > 0 && data[len - 1] == '\r')
@@ -320,27 +363,79 @@ socket_add_line(SocketConn *conn, const char *data, int len, bool too_long, Time
 	line->too_long = too_long;
 	line->received = now;
 	conn->nlines++;
-	conn->buffered_bytes += len;
+	conn->buffered_bytes += socket_line_cost(len);
 	MemoryContextSwitchTo(old);
 }
 
 /*
+ * socket_split moves the complete lines of conn->inbuf into the buffer
+ * until it is full; the bytes after the last line taken stay in inbuf.
+ */
+static void
+socket_split(SocketConn *conn, TimestampTz now)
+{
+	char	   *p = conn->inbuf.data + conn->inbuf.cursor;
+	char	   *end = conn->inbuf.data + conn->inbuf.len;
+
+	while (p < end && !socket_buffer_full(conn))
+	{
+		char	   *nl = memchr(p, '\n', end - p);
+		int			piece = (nl ? nl : end) - p;
+
+		if (conn->skipping)
+		{
+			/* the rest of a line already kept as too long */
+			conn->skipping = nl == NULL;
+		}
+		else if ((int64) conn->partial.len + piece > SOCKET_MAX_LINE)
+		{
+			/* no line grows without bound in memory: keep its start */
+			appendBinaryStringInfo(&conn->partial, p, Min(piece, SOCKET_KEPT_PREFIX));
+			socket_add_line(conn, conn->partial.data, Min(conn->partial.len, SOCKET_KEPT_PREFIX),
+							true, now);
+			resetStringInfo(&conn->partial);
+			conn->skipping = nl == NULL;
+		}
+		else if (nl == NULL)
+			appendBinaryStringInfo(&conn->partial, p, piece);
+		else if (conn->partial.len > 0)
+		{
+			appendBinaryStringInfo(&conn->partial, p, piece);
+			socket_add_line(conn, conn->partial.data, conn->partial.len, false, now);
+			resetStringInfo(&conn->partial);
+		}
+		else
+			socket_add_line(conn, p, piece, false, now);
+		p = nl ? nl + 1 : end;
+	}
+	conn->inbuf.cursor = p - conn->inbuf.data;
+	if (conn->inbuf.cursor >= conn->inbuf.len)
+		resetStringInfo(&conn->inbuf);
+}
+
+/*
  * socket_receive reads what the server has sent, without waiting, and
- * splits it into lines.  End of stream or an error closes the connection;
- * an unterminated last line then counts as a line.
+ * splits it into lines, until the buffer is full.  End of stream or an
+ * error closes the connection; an unterminated last line then counts as a
+ * line.
  */
 static void
 socket_receive(SocketConn *conn, const char *host, int port)
 {
-	char	   *buf = palloc(SOCKET_READ_CHUNK);
-
-	while (conn->fd != PGINVALID_SOCKET && conn->buffered_bytes < SOCKET_MAX_BUFFERED)
+	for (;;)
 	{
-		ssize_t		n = recv(conn->fd, buf, SOCKET_READ_CHUNK, 0);
+		ssize_t		n;
 		TimestampTz now = GetCurrentTimestamp();
-		char	   *p;
-		char	   *end;
 
+		CHECK_FOR_INTERRUPTS();
+		/* first what was received before and did not fit */
+		socket_split(conn, now);
+		if (conn->fd == PGINVALID_SOCKET || socket_buffer_full(conn))
+			break;
+
+		/* inbuf is empty here: receive into it */
+		enlargeStringInfo(&conn->inbuf, SOCKET_READ_CHUNK);
+		n = recv(conn->fd, conn->inbuf.data, SOCKET_READ_CHUNK, 0);
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
 		if (n < 0 && errno == EINTR)
@@ -361,59 +456,38 @@ socket_receive(SocketConn *conn, const char *host, int port)
 			conn->backoff_ms = Min(conn->backoff_ms * 2, SOCKET_BACKOFF_MAX_MS);
 			break;
 		}
-		p = buf;
-		end = buf + n;
-		while (p < end)
-		{
-			char	   *nl = memchr(p, '\n', end - p);
-			int			piece = (nl ? nl : end) - p;
-
-			if (conn->skipping)
-			{
-				/* the rest of a line already kept as too long */
-				conn->skipping = nl == NULL;
-			}
-			else if ((int64) conn->partial.len + piece > SOCKET_MAX_LINE)
-			{
-				/* no line grows without bound in memory: keep its start */
-				appendBinaryStringInfo(&conn->partial, p, Min(piece, SOCKET_KEPT_PREFIX));
-				socket_add_line(conn, conn->partial.data, Min(conn->partial.len, SOCKET_KEPT_PREFIX),
-								true, now);
-				resetStringInfo(&conn->partial);
-				conn->skipping = nl == NULL;
-			}
-			else if (nl == NULL)
-				appendBinaryStringInfo(&conn->partial, p, piece);
-			else if (conn->partial.len > 0)
-			{
-				appendBinaryStringInfo(&conn->partial, p, piece);
-				socket_add_line(conn, conn->partial.data, conn->partial.len, false, now);
-				resetStringInfo(&conn->partial);
-			}
-			else
-				socket_add_line(conn, p, piece, false, now);
-			if (nl == NULL)
-				break;
-			p = nl + 1;
-		}
+		conn->inbuf.len = (int) n;
+		conn->inbuf.data[n] = '\0';
+		conn->inbuf.cursor = 0;
 	}
-	pfree(buf);
 }
 
 /* socket_consume drops the first n buffered lines */
 static void
 socket_consume(SocketConn *conn, int n)
 {
-	for (int i = 0; i < n; i++)
+	if (n == conn->nlines)
 	{
-		conn->buffered_bytes -= conn->lines[conn->head].len;
-		pfree(conn->lines[conn->head].data);
-		conn->head++;
-		conn->nlines--;
+		/* all of them: an empty buffer gives back what a burst made it take */
+		MemoryContextReset(conn->cxt);
+		conn->head = 0;
+		conn->nlines = 0;
+		conn->capacity = SOCKET_INITIAL_CAPACITY;
+		conn->lines = MemoryContextAlloc(conn->cxt, sizeof(SocketLine) * conn->capacity);
+		conn->buffered_bytes = 0;
+	}
+	else
+	{
+		/* at most SOCKET_MAX_BUFFERED_LINES frees, no interrupt in between */
+		for (int i = 0; i < n; i++)
+		{
+			conn->buffered_bytes -= socket_line_cost(conn->lines[conn->head].len);
+			pfree(conn->lines[conn->head].data);
+			conn->head++;
+			conn->nlines--;
+		}
 	}
 	conn->base += n;
-	if (conn->nlines == 0)
-		conn->head = 0;
 }
 
 static Jsonb *
@@ -429,8 +503,7 @@ socket_plan_batch(SourceBatch *batch)
 	SocketConn *conn = socket_conn(batch);
 	char	   *host = JsonbGetString(batch->options, "host");
 	int			port = socket_port(batch->options);
-	int64		max_lines = batch->read_all ? 0 :
-		JsonbGetInt64(batch->options, "max_lines_per_trigger", 0, 1);
+	int64		max_lines = batch->read_all ? 0 : max_lines_per_trigger(batch->options);
 	bool		found;
 	int64		committed = SourceCommittedOffset(batch, "lines", 0, &found);
 	MemoryContext old;
@@ -468,6 +541,8 @@ socket_plan_batch(SourceBatch *batch)
 	batch->private = plan;
 	batch->start_offset = lines_jsonb(conn->base);
 	batch->end_offset = lines_jsonb(conn->base + n);
+	/* what the buffer held: at most SOCKET_MAX_BUFFERED_LINES past the start */
+	batch->latest_offset = lines_jsonb(conn->base + conn->nlines);
 	MemoryContextSwitchTo(old);
 	SourceBatchAddOffset(batch, "lines", conn->base + n);
 	conn->pending = n;

@@ -54,6 +54,12 @@ SELECT streaming.window(now(), '1 day', '1 hour', 'infinity');
 -- nothing of it is stored; what is stored reads back
 SELECT streaming.create_source('far', 'file', 'ts timestamptz',
          '{"path": "/tmp/streaming_regress/bounds/w", "format": "csv"}');
+-- a window that cannot work is refused when the query is created
+SELECT streaming.create_query('monthly',
+         $$SELECT streaming.window(ts, '1 month') AS w, count(*) AS n FROM far GROUP BY 1$$, output_mode => 'update');
+SELECT streaming.create_query('too_many',
+         $$SELECT w, count(*) AS n FROM far, streaming.window(ts, '1 day', '1 second') w GROUP BY 1$$,
+         output_mode => 'update');
 SELECT streaming.create_query('far_windows',
          $$SELECT streaming.window(ts, '1 day') AS w, count(*) AS n FROM far GROUP BY 1$$, output_mode => 'update');
 COPY (VALUES ('294276-12-30 12:00:00+00')) TO '/tmp/streaming_regress/bounds/w/1.csv';

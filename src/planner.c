@@ -45,6 +45,7 @@
 #include "planner.h"
 #include "source.h"
 #include "streaming.h"
+#include "window.h"
 
 /*
  * Operators in generated statements are pg_catalog's, named so: the
@@ -385,6 +386,23 @@ is_streaming_func(Node *expr, const char *name)
 	fexpr = (FuncExpr *) expr;
 	return strcmp(get_func_name(fexpr->funcid), name) == 0 &&
 		get_func_namespace(fexpr->funcid) == get_namespace_oid(STREAMING_SCHEMA, false);
+}
+
+/*
+ * check_window_calls refuses, when the query is created, a call of
+ * streaming.window() with constant arguments that would fail on its first
+ * row: a size in months, a slide that puts a row in too many windows.
+ */
+static bool
+check_window_calls(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (is_streaming_func(node, "window"))
+		WindowCheckConstArgs((FuncExpr *) node);
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, check_window_calls, context, 0);
+	return expression_tree_walker(node, check_window_calls, context);
 }
 
 static char *
@@ -845,6 +863,7 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 	SourceWalk	walk = {NIL, 0};
 
 	(void) query_tree_walker(query, find_sources_walker, &walk, QTW_EXAMINE_RTES_BEFORE);
+	(void) query_tree_walker(query, check_window_calls, NULL, 0);
 	if (walk.sources == NIL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -319,10 +319,13 @@ StreamingQueryWorkerMain(Datum main_arg)
 			AbortCurrentTransaction();
 			pgstat_report_activity(STATE_IDLE, NULL);
 			/*
-			 * A source that lost its connection (class 08) is not a reason to
-			 * fail: nothing was committed, so wait and run the batch again.
+			 * A source that lost its connection (class 08), or input that
+			 * changed under the batch, a deadlock or a serialization failure
+			 * (class 40) is not a reason to fail: nothing was committed, so
+			 * wait and run the batch again.
 			 */
-			if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_CONNECTION_EXCEPTION)
+			if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_CONNECTION_EXCEPTION ||
+				ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_TRANSACTION_ROLLBACK)
 			{
 				SourceSetCondition("%s", edata->message);
 				condition = MemoryContextStrdup(TopMemoryContext, SourceCondition);

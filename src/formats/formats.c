@@ -181,8 +181,9 @@ FormatDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 static void
 file_shrank(const char *path, int64 planned, int64 found)
 {
+	/* a serialization failure: the input changed under the batch; retry it */
 	ereport(ERROR,
-			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 			 errmsg("file \"%s\" shrank after the batch was planned", path),
 			 errdetail("It had " INT64_FORMAT " bytes when the batch was planned and has " INT64_FORMAT " now.",
 					   planned, found),

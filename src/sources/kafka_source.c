@@ -818,9 +818,10 @@ committed_offsets(SourceBatch *batch)
 	args[1] = ObjectIdGetDatum(batch->relid);
 	SPI_connect();
 	/* not read-only: after waiting for the query's lock, see the latest */
+	/* not read-only: a run() of many batches must see the last one's offsets */
 	if (CatalogExecute("SELECT partition, \"offset\" FROM streaming.offsets "
 					   "WHERE query OPERATOR(pg_catalog.=) $1 AND source OPERATOR(pg_catalog.=) $2",
-					   2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+					   2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read streaming.offsets");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{

@@ -108,8 +108,6 @@ sub poll_until
 	die "timed out after $secs s: $what";
 }
 
-sub rand_between { my ($lo, $hi) = @_; return $lo + rand($hi - $lo); }
-
 # --- input: rows (k, v, ts); every source's good rows also go to a csv
 # file that is loaded into an ordinary table at the end
 my @keys = map { "k$_" } 1 .. 5;
@@ -409,7 +407,7 @@ for my $kind (@plan)
 	wait_recovered("fault $fault", $crashed ? $pids : '');
 	pass(sprintf('fault %d: %s; recovered in %.1f s', $fault, $what, time - $t));
 }
-note(sprintf('%d faults in %.0f s', $fault, time - $t0));
+note(sprintf('%d faults in %.0f s; Kafka batches hung during %d outages', $fault, time - $t0, $hangs));
 
 # --- catch up: every file read, every Kafka offset committed; then the
 # closing Kafka message (two days on), which nothing may precede

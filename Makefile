@@ -39,3 +39,4 @@ demo:
 bench:
 	bash test/bench/kafka.sh
 	bash test/bench/incremental.sh
+	bash test/bench/soak.sh

@@ -143,7 +143,8 @@ BEGIN
                                    'int8, int4', 'xid, int4', 'int4, int4', 'int8, int8', 'text, text',
                                    'tstzrange, timestamptz', 'timestamptz, timestamptz', 'jsonb, text',
                                    'float8, float8', 'numeric, numeric', 'name, text', 'float8, int4',
-                                   'numeric, int4', 'timestamptz, interval'] LOOP
+                                   'numeric, int4', 'timestamptz, interval', 'regclass, oid',
+                                   'varchar, varchar'] LOOP
             ret := CASE WHEN op IN ('=', '<>', '<', '<=', '>', '>=') THEN 'boolean'
                         WHEN op IN ('||', '->>') THEN 'text'
                         WHEN sig LIKE '%timestamptz%' THEN 'timestamptz'
@@ -186,13 +187,23 @@ SELECT streaming.create_query('su_windows',
              FROM su_ticks GROUP BY 1$$,
          output_mode => 'append', event_time => 'timestamp', watermark => '1 second');
 SELECT streaming.create_query('su_sessions',
-         $$SELECT value % 2 AS k, streaming.session_window("timestamp", '1500 milliseconds') AS s, count(*) AS n
+         $$SELECT (value % 2)::varchar AS k, streaming.session_window("timestamp", '1500 milliseconds') AS s,
+                  count(*) AS n
              FROM su_ticks GROUP BY 1, 2$$,
          output_mode => 'complete');
 SELECT streaming.create_query('su_dedup',
          $$SELECT DISTINCT value % 4 AS k FROM su_ticks$$, output_mode => 'append');
+-- and a file source, whose batches read the files they processed
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/security && mkdir -p /tmp/streaming_regress/security';
+COPY (VALUES (1, 'a'), (2, 'b')) TO '/tmp/streaming_regress/security/1.csv' WITH (FORMAT csv);
+SELECT streaming.create_source('su_files', 'file', 'id int, name text',
+         '{"path": "/tmp/streaming_regress/security", "format": "csv"}');
+SELECT streaming.create_query('su_file_rows', 'SELECT id, name FROM su_files');
 SELECT streaming.run('su_stats', 4), streaming.run('su_windows', 4), streaming.run('su_sessions', 4),
-       streaming.run('su_dedup', 4);
+       streaming.run('su_dedup', 4), streaming.run('su_file_rows');
+COPY (VALUES (3, 'c')) TO '/tmp/streaming_regress/security/2.csv' WITH (FORMAT csv);
+SELECT streaming.run('su_file_rows');
+SELECT id, name FROM su_file_rows ORDER BY id;
 SELECT * FROM escalated;
 -- and the results are right: the same aggregates over the same 20 values in
 -- plain SQL (floats rounded: partial states merge in another order)
@@ -212,7 +223,9 @@ SELECT k, n FROM su_sessions ORDER BY k;
 SELECT k FROM su_dedup ORDER BY k;
 SELECT streaming.drop_query('su_stats'), streaming.drop_query('su_windows'),
        streaming.drop_query('su_sessions'), streaming.drop_query('su_dedup');
+SELECT streaming.drop_query('su_file_rows');
 SELECT streaming.drop_source('su_ticks');
+SELECT streaming.drop_source('su_files');
 SET SESSION AUTHORIZATION regress_bob;
 DO $$
 DECLARE
@@ -299,6 +312,24 @@ SET SESSION AUTHORIZATION regress_bob;
 SELECT name FROM streaming.queries ORDER BY name;
 RESET SESSION AUTHORIZATION;
 REVOKE regress_alice FROM regress_bob;
+
+-- The functions that keep any aggregate's state run it only with the
+-- caller's EXECUTE privilege on it, and only on the types it takes
+CREATE AGGREGATE secret_max(bigint) (SFUNC = int8larger, STYPE = bigint, COMBINEFUNC = int8larger);
+REVOKE EXECUTE ON FUNCTION secret_max(bigint) FROM PUBLIC;
+SET SESSION AUTHORIZATION regress_carol;
+SELECT sec_try($$SELECT streaming.agg_combine('public.secret_max(bigint)', int8send(1), int8send(2))$$);
+SELECT sec_try($$SELECT streaming.agg_partial('pg_catalog.max(bigint)', repeat('x', 100))$$);
+SELECT sec_try($$SELECT streaming.agg_partial('pg_catalog.max(text)', '\x0102'::bytea)$$);
+SELECT sec_try($$SELECT streaming.agg_finalize('pg_catalog.max(bigint)', int8send(4096), NULL::text)$$);
+SELECT sec_try($$SELECT streaming.agg_partial('pg_catalog.sum(bigint)', 1::bigint, 2::bigint)$$);
+-- used as intended, they work
+SELECT streaming.agg_finalize('pg_catalog.max(bigint)',
+         streaming.agg_combine('pg_catalog.max(bigint)', streaming.agg_partial('pg_catalog.max(bigint)', v), int8send(7)),
+         NULL::bigint) AS max
+  FROM (VALUES (3::bigint), (9), (5)) t(v);
+RESET SESSION AUTHORIZATION;
+DROP AGGREGATE secret_max(bigint);
 
 -- 12. a trigger faster than a worker can wait, or slower than a day
 SELECT sec_try($$SELECT streaming.create_query('fast', 'SELECT value FROM alice_ticks', trigger => '1 microsecond')$$);

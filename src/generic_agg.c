@@ -27,7 +27,10 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "nodes/execnodes.h"
+#include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "parser/parse_coerce.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
 #include "utils/lsyscache.h"
@@ -58,6 +61,7 @@ typedef struct AggParts
 	FmgrInfo	sendfn;			/* other states */
 	FmgrInfo	recvfn;
 	Oid			typioparam;
+	bool		call_checked;	/* the call site's types match the aggregate */
 } AggParts;
 
 /* the running state of streaming.agg_partial */
@@ -101,6 +105,14 @@ agg_parts(FunctionCallInfo fcinfo, Oid aggfnoid)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("aggregate function %s has no serialization functions",
 						format_procedure(aggfnoid))));
+
+	/* these functions run the aggregate's own: its EXECUTE privilege applies */
+#if PG_VERSION_NUM >= 160000
+	if (object_aclcheck(ProcedureRelationId, aggfnoid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+#else
+	if (pg_proc_aclcheck(aggfnoid, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+#endif
+		aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_AGGREGATE, get_func_name(aggfnoid));
 
 	p = MemoryContextAllocZero(cxt, sizeof(AggParts));
 	p->aggfnoid = aggfnoid;
@@ -146,6 +158,59 @@ agg_parts(FunctionCallInfo fcinfo, Oid aggfnoid)
 
 	fcinfo->flinfo->fn_extra = p;
 	return p;
+}
+
+/*
+ * check_input_types refuses a call of streaming.agg_partial() whose
+ * arguments are not of the types the aggregate takes: its transition
+ * function would read them as what they are not (a text as a bigint, a
+ * number as a pointer).
+ */
+static void
+check_input_types(FunctionCallInfo fcinfo, AggParts *p, int ninputs)
+{
+	Oid		   *declared;
+	int			nargs;
+
+	(void) get_func_signature(p->aggfnoid, &declared, &nargs);
+	if (nargs != ninputs)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("aggregate %s takes %d arguments, not %d",
+						format_procedure(p->aggfnoid), nargs, ninputs)));
+	for (int i = 0; i < nargs; i++)
+	{
+		Oid			actual = get_fn_expr_argtype(fcinfo->flinfo, 2 + i);
+
+		if (actual == declared[i] || declared[i] == ANYOID || IsPolymorphicType(declared[i]) ||
+			(OidIsValid(actual) && IsBinaryCoercible(actual, declared[i])))
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("argument %d of aggregate %s must be of type %s, not %s", i + 1,
+						format_procedure(p->aggfnoid), format_type_be(declared[i]),
+						OidIsValid(actual) ? format_type_be(actual) : "unknown")));
+	}
+	p->call_checked = true;
+}
+
+/*
+ * check_result_type refuses a call of streaming.agg_finalize() whose third
+ * argument is not of the aggregate's result type: the result would be
+ * read as that type.
+ */
+static void
+check_result_type(FunctionCallInfo fcinfo, AggParts *p)
+{
+	Oid			rettype = get_func_rettype(p->aggfnoid);
+	Oid			asked = get_fn_expr_argtype(fcinfo->flinfo, 2);
+
+	if (IsPolymorphicType(rettype) || asked != rettype)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("aggregate %s returns %s, not %s", format_procedure(p->aggfnoid),
+						format_type_be(rettype), OidIsValid(asked) ? format_type_be(asked) : "unknown")));
+	p->call_checked = true;
 }
 
 /*
@@ -230,6 +295,8 @@ streaming_agg_partial_trans(PG_FUNCTION_ARGS)
 				 errmsg("aggregate must not be null")));
 
 	p = agg_parts(fcinfo, PG_GETARG_OID(1));
+	if (!p->call_checked)
+		check_input_types(fcinfo, p, ninputs);
 	if (PG_ARGISNULL(0))
 	{
 		state = MemoryContextAllocZero(aggcontext, sizeof(PartialState));
@@ -362,6 +429,9 @@ streaming_agg_finalize(PG_FUNCTION_ARGS)
 	bool		state_null = PG_ARGISNULL(1);
 	LOCAL_FCINFO(call, FUNC_MAX_ARGS);
 	Datum		result;
+
+	if (!p->call_checked)
+		check_result_type(fcinfo, p);
 
 	if (!state_null)
 		state = deserialize_state(p, PG_GETARG_BYTEA_PP(1), context);

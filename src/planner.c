@@ -27,6 +27,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_aggregate.h"
 #include "catalog/pg_namespace.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
@@ -41,6 +42,7 @@
 #include "utils/lsyscache.h"
 #include "utils/ruleutils.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 
 #include "planner.h"
 #include "source.h"
@@ -1104,6 +1106,36 @@ finish_statement(StringInfo sql, const char *counts, int show_rows)
 }
 
 /*
+ * null_safe_equal is "l IS NOT DISTINCT FROM r" for values of the type of
+ * column col of relid, with the type's own equality operator named with its
+ * schema: IS NOT DISTINCT FROM would look "=" up by name, and for a type
+ * without an exact "=" in pg_catalog (varchar, a domain) an operator in a
+ * schema of the owner's search_path would match better.
+ */
+static char *
+null_safe_equal(Oid relid, const char *col, const char *l, const char *r)
+{
+	Oid			type = get_atttype(relid, get_attnum(relid, col));
+	TypeCacheEntry *tc = lookup_type_cache(type, TYPECACHE_EQ_OPR);
+	HeapTuple	tup;
+	Form_pg_operator form;
+	char	   *op;
+
+	if (!OidIsValid(tc->eq_opr))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("could not identify an equality operator for type %s", format_type_be(type))));
+	tup = SearchSysCache1(OPEROID, ObjectIdGetDatum(tc->eq_opr));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for operator %u", tc->eq_opr);
+	form = (Form_pg_operator) GETSTRUCT(tup);
+	op = psprintf("OPERATOR(%s.%s)", quote_identifier(get_namespace_name(form->oprnamespace)),
+				  NameStr(form->oprname));
+	ReleaseSysCache(tup);
+	return psprintf("(%s %s %s OR (%s IS NULL AND %s IS NULL))", l, op, r, l, r);
+}
+
+/*
  * build_session_statement assembles the batch statement of a query grouped
  * by a session window.  The batch's sessions and the stored sessions of the
  * same keys that overlap them are merged into islands of overlapping
@@ -1113,8 +1145,9 @@ finish_statement(StringInfo sql, const char *counts, int show_rows)
  */
 static char *
 build_session_statement(ContinuousPlan *plan, const char *result, const char *columns,
-						const char *state, const char *returning, int show_rows)
+						Oid state_table, const char *returning, int show_rows)
 {
+	const char *state = RelationQualifiedName(state_table);
 	StringInfoData sql;
 	StringInfoData match;		/* state row s matches batch session b */
 	StringInfoData partition;
@@ -1139,7 +1172,8 @@ build_session_statement(ContinuousPlan *plan, const char *result, const char *co
 							 "pg_catalog.max(pg_catalog.upper(u.%s)))", keys.len > 0 ? ", " : "", k, k);
 			continue;
 		}
-		appendStringInfo(&match, "s.%s IS NOT DISTINCT FROM b.%s AND ", key, key);
+		appendStringInfo(&match, "%s AND ",
+						 null_safe_equal(state_table, key, psprintf("s.%s", key), psprintf("b.%s", key)));
 		appendStringInfo(&partition, "%su.%s", partition.len > 0 ? ", " : "", key);
 		appendStringInfo(&keys, "%su.%s", keys.len > 0 ? ", " : "", key);
 	}
@@ -1149,8 +1183,10 @@ build_session_statement(ContinuousPlan *plan, const char *result, const char *co
 		char	   *fin = lfirst(lc2);
 
 		if (strncmp(fin, "m.k", 3) == 0)
-			appendStringInfo(&clear, "%sr.%s IS NOT DISTINCT FROM o.%s",
-							 clear.len > 0 ? " AND " : "", quote_identifier(lfirst(lc)), fin + 2);
+			appendStringInfo(&clear, "%s%s", clear.len > 0 ? " AND " : "",
+							 null_safe_equal(state_table, fin + 2,
+											 psprintf("r.%s", quote_identifier(lfirst(lc))),
+											 psprintf("o.%s", fin + 2)));
 	}
 
 	appendStringInfo(&sql, "WITH batch AS (%s),\n", plan->batch_sql);
@@ -1239,7 +1275,7 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	}
 
 	if (plan->session_key != NULL)
-		return build_session_statement(plan, result, columns, RelationQualifiedName(state_table),
+		return build_session_statement(plan, result, columns, state_table,
 									   returning, show_rows);
 
 	appendStringInfo(&sql, "WITH batch AS (%s),\n", plan->batch_sql);

@@ -293,9 +293,9 @@ processed_files(SourceBatch *batch)
 	args[0] = CStringGetTextDatum(batch->query);
 	args[1] = ObjectIdGetDatum(batch->relid);
 	SPI_connect();
-	if (SPI_execute_with_args("SELECT partition, xmin, \"offset\" FROM streaming.offsets "
-							  "WHERE query = $1 AND source = $2",
-							  2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+	if (CatalogExecute("SELECT partition, xmin, \"offset\" FROM streaming.offsets "
+					   "WHERE query OPERATOR(pg_catalog.=) $1 AND source OPERATOR(pg_catalog.=) $2",
+					   2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read streaming.offsets");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{

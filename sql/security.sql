@@ -305,6 +305,20 @@ SELECT name FROM streaming.sources ORDER BY name;
 SELECT name, state FROM streaming.status ORDER BY name;
 SELECT query, count(*) AS batches FROM streaming.progress GROUP BY query ORDER BY query;
 SELECT query, count(*) AS offsets FROM streaming.offsets GROUP BY query ORDER BY query;
+-- a query's state table is its owner's too, whatever default privileges
+-- the catalog's owner (who creates it) has
+RESET SESSION AUTHORIZATION;
+ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO PUBLIC;
+SET SESSION AUTHORIZATION regress_alice;
+SELECT streaming.create_query('alice_secret_sums',
+         'SELECT value % 3 AS k, sum(value) AS total FROM alice_ticks GROUP BY 1', output_mode => 'update');
+RESET SESSION AUTHORIZATION;
+ALTER DEFAULT PRIVILEGES REVOKE SELECT ON TABLES FROM PUBLIC;
+SELECT state_table AS alice_state FROM streaming.queries WHERE name = 'alice_secret_sums' \gset
+SELECT pg_catalog.has_table_privilege('regress_carol', :'alice_state', 'SELECT') AS carol_reads_state,
+       pg_catalog.has_table_privilege('regress_alice', :'alice_state', 'SELECT') AS alice_reads_state;
+SET SESSION AUTHORIZATION regress_alice;
+SELECT streaming.drop_query('alice_secret_sums');
 -- a role with the owner's privileges sees them too
 RESET SESSION AUTHORIZATION;
 GRANT regress_alice TO regress_bob;

@@ -377,6 +377,33 @@ existing_result_table(const char *table, ContinuousPlan *plan, OutputMode mode)
 }
 
 /*
+ * revoke_default_grants takes back what the catalog owner's default
+ * privileges granted on a table it just created for a query's owner: the
+ * state of a query is its owner's, as its catalog rows are.
+ */
+static void
+revoke_default_grants(Oid relid, const char *name)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	List	   *grantees = NIL;
+	ListCell   *lc;
+
+	/* not read-only: the table was created by the statement before */
+	if (CatalogExecute("SELECT DISTINCT CASE WHEN a.grantee OPERATOR(pg_catalog.=) 0::pg_catalog.oid "
+					   "THEN 'PUBLIC' ELSE pg_catalog.quote_ident(r.rolname) END "
+					   "FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a "
+					   "LEFT JOIN pg_catalog.pg_roles r ON r.oid OPERATOR(pg_catalog.=) a.grantee "
+					   "WHERE c.oid OPERATOR(pg_catalog.=) $1 AND a.grantee OPERATOR(pg_catalog.<>) c.relowner",
+					   1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read the privileges of %s", name);
+	for (uint64 i = 0; i < SPI_processed; i++)
+		grantees = lappend(grantees, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+	foreach(lc, grantees)
+		catalog_ddl(psprintf("REVOKE ALL ON TABLE %s FROM %s", name, (char *) lfirst(lc)));
+}
+
+/*
  * create_state_table creates a query's state table in the extension's
  * schema, where its owner may not create tables: the columns are those of
  * the batch plan, analysed as the calling role (no code runs, nothing is
@@ -391,6 +418,7 @@ create_state_table(const char *state_name, ContinuousPlan *plan)
 	CachedPlanSource *source;
 	TupleDesc	desc;
 	StringInfoData cols;
+	Oid			state_oid;
 
 	prepared = SPI_prepare(plan->batch_sql, 0, NULL);
 	if (prepared == NULL)
@@ -422,10 +450,12 @@ create_state_table(const char *state_name, ContinuousPlan *plan)
 	/* evicting old keys of a deduplication finds them by their time */
 	if (plan->time_key != NULL)
 		catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", state_name, quote_identifier(plan->time_key)));
+	state_oid = RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(state_name, "table")),
+								 NoLock, false);
+	revoke_default_grants(state_oid, state_name);
 	catalog_ddl(psprintf("ALTER TABLE %s OWNER TO %s", state_name,
 						 quote_identifier(GetUserNameFromId(GetUserId(), false))));
-	return RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(state_name, "table")),
-							NoLock, false);
+	return state_oid;
 }
 
 /*

@@ -345,6 +345,27 @@ SELECT streaming.agg_finalize('pg_catalog.max(bigint)',
 RESET SESSION AUTHORIZATION;
 DROP AGGREGATE secret_max(bigint);
 
+-- A file source reads server files with its owner's rights, checked at
+-- every batch: once they are revoked, it reads no more
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && mkdir -p /tmp/streaming_regress/security_alice';
+COPY (VALUES (1), (2)) TO '/tmp/streaming_regress/security_alice/1.csv' WITH (FORMAT csv);
+GRANT pg_read_server_files TO regress_alice;
+SET SESSION AUTHORIZATION regress_alice;
+SELECT streaming.create_source('alice_files', 'file', 'id int',
+         '{"path": "/tmp/streaming_regress/security_alice", "format": "csv"}');
+SELECT streaming.create_query('alice_file_ids', 'SELECT id FROM alice_files');
+SELECT streaming.run('alice_file_ids');
+RESET SESSION AUTHORIZATION;
+REVOKE pg_read_server_files FROM regress_alice;
+COPY (VALUES (3)) TO '/tmp/streaming_regress/security_alice/2.csv' WITH (FORMAT csv);
+SET SESSION AUTHORIZATION regress_alice;
+SELECT sec_try($$SELECT streaming.run('alice_file_ids')$$);
+SELECT sec_try($$SELECT count(*) FROM alice_files$$);
+SELECT id FROM alice_file_ids ORDER BY id;
+SELECT streaming.drop_query('alice_file_ids');
+SELECT streaming.drop_source('alice_files');
+RESET SESSION AUTHORIZATION;
+
 -- 12. a trigger faster than a worker can wait, or slower than a day
 SELECT sec_try($$SELECT streaming.create_query('fast', 'SELECT value FROM alice_ticks', trigger => '1 microsecond')$$);
 SELECT sec_try($$SELECT streaming.create_query('slow', 'SELECT value FROM alice_ticks', trigger => '25 hours')$$);

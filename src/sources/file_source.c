@@ -24,7 +24,9 @@
 #include <sys/stat.h>
 
 #include "access/xact.h"
+#include "access/htup_details.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -33,7 +35,9 @@
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 
 #include "formats/format.h"
 #include "source.h"
@@ -423,6 +427,34 @@ timespec_to_timestamptz(const struct timespec *ts)
 }
 
 /*
+ * check_owner_file_rights checks, at every batch, that the source's owner
+ * still has the rights that creating it took (pg_read_server_files, and
+ * pg_write_server_files to clean files up): a revoked role stops reading
+ * and deleting server files at once, not only for new sources.
+ */
+static void
+check_owner_file_rights(Oid relid, CleanSource clean)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+
+	if (!has_privs_of_role(owner, ROLE_PG_READ_SERVER_FILES) ||
+		(clean != CLEAN_OFF && !has_privs_of_role(owner, ROLE_PG_WRITE_SERVER_FILES)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to read file source \"%s\"", get_rel_name(relid)),
+				 errdetail("Its owner \"%s\" no longer has the privileges of the \"%s\" role.",
+						   GetUserNameFromId(owner, false),
+						   has_privs_of_role(owner, ROLE_PG_READ_SERVER_FILES)
+						   ? "pg_write_server_files" : "pg_read_server_files")));
+}
+
+/*
  * file_plan_batch chooses the files of the next batch: those not yet
  * processed, in order, up to max_files_per_trigger; with 'available_now',
  * only those modified before the run began.
@@ -436,8 +468,11 @@ file_plan_batch(SourceBatch *batch)
 	int64		max_files = batch->read_all ? 0 : max_files_per_trigger(batch->options);
 	bool		latest_first = JsonbGetBool(batch->options, "latest_first", false);
 	CleanSource clean = clean_source(batch->options);
-	HTAB	   *seen = processed_files(batch);
+	HTAB	   *seen;
 	ListCell   *lc;
+
+	check_owner_file_rights(batch->relid, clean);
+	seen = processed_files(batch);
 
 	FormatParseOptions(batch->options, &plan->format);
 	plan->processed_before = hash_get_num_entries(seen);
@@ -529,6 +564,7 @@ file_peek(SourceBatch *batch, int64 max_rows)
 	FormatOptions fmt;
 	ListCell   *lc;
 
+	check_owner_file_rights(batch->relid, CLEAN_OFF);
 	FormatParseOptions(batch->options, &fmt);
 	foreach(lc, list_files(JsonbGetString(batch->options, "path"), false))
 	{

@@ -401,7 +401,7 @@ report_growth(SourceBatch *batch, const char *path, int64 read, int64 size)
 	args[0] = CStringGetTextDatum(batch->query);
 	args[1] = CStringGetTextDatum(condition);
 	SPI_connect();
-	if (CatalogExecute("UPDATE streaming.queries SET condition = $2 WHERE name = $1",
+	if (CatalogExecute("UPDATE streaming.queries SET condition = $2 WHERE name OPERATOR(pg_catalog.=) $1",
 					   2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update streaming.queries");
 	SPI_finish();

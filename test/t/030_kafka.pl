@@ -26,6 +26,9 @@ shared_preload_libraries = 'streaming'
 streaming.launcher_naptime = 1
 streaming.idle_poll = 50
 restart_after_crash = on
+# a worker per running query (until the worker pool): room for all of them,
+# and for a restarted one whose predecessor has not yet given its slot back
+max_worker_processes = 24
 });
 $node->start;
 

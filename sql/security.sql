@@ -241,6 +241,66 @@ BEGIN
 END $$;
 RESET SESSION AUTHORIZATION;
 
+-- 4b. The user's own query text is not parsed again at each batch under
+-- the owner's search_path: a function or operator planted later in public
+-- with the exact argument types of a call that pg_catalog serves through
+-- a polymorphic or "any" parameter (format, ||, jsonb_build_object,
+-- to_json, concat, array_append) would otherwise be picked by the re-parse.
+SELECT streaming.create_source('su_poly', 'rate',
+         options => '{"rows_per_batch": 4, "start_timestamp": "2024-01-01 00:00:00+00",
+                      "advance_millis_per_batch": 1000}');
+SELECT streaming.create_query('su_poly_rows',
+         $$SELECT value, 'tick-' || value AS label, format('%s', value) AS f,
+                  jsonb_build_object('v', value) AS doc, to_json(value) AS j,
+                  concat('c', value) AS c, array_append(ARRAY[0::bigint], value) AS a
+             FROM su_poly$$);
+SELECT streaming.create_query('su_poly_groups',
+         $$SELECT 'tick-' || (value % 2) AS label, count(*) AS n,
+                  sum(length(format('%s', value))) AS digits,
+                  count(*) FILTER (WHERE to_json(value)::text <> '3') AS not3
+             FROM su_poly GROUP BY 1$$, output_mode => 'update');
+SELECT streaming.create_query('su_poly_dedup',
+         $$SELECT DISTINCT concat('k', value % 3) AS k FROM su_poly$$);
+SELECT streaming.run('su_poly_rows', 1), streaming.run('su_poly_groups', 1), streaming.run('su_poly_dedup', 1);
+SET SESSION AUTHORIZATION regress_bob;
+CREATE FUNCTION public.format(text, bigint) RETURNS text LANGUAGE sql
+    AS $$SELECT CASE WHEN public.evil(1, 'regress_bob') THEN pg_catalog.format($1, $2) END$$;
+CREATE FUNCTION public.jsonb_build_object(text, bigint) RETURNS jsonb LANGUAGE sql
+    AS $$SELECT CASE WHEN public.evil(1, 'regress_bob') THEN pg_catalog.jsonb_build_object($1, $2) END$$;
+CREATE FUNCTION public.to_json(bigint) RETURNS json LANGUAGE sql
+    AS $$SELECT CASE WHEN public.evil(1, 'regress_bob') THEN pg_catalog.to_json($1) END$$;
+CREATE FUNCTION public.concat(text, bigint) RETURNS text LANGUAGE sql
+    AS $$SELECT CASE WHEN public.evil(1, 'regress_bob') THEN pg_catalog.concat($1, $2) END$$;
+CREATE FUNCTION public.array_append(bigint[], bigint) RETURNS bigint[] LANGUAGE sql
+    AS $$SELECT CASE WHEN public.evil(1, 'regress_bob') THEN pg_catalog.array_append($1, $2) END$$;
+CREATE FUNCTION public.cat_text_int8(text, bigint) RETURNS text LANGUAGE sql
+    AS $$SELECT CASE WHEN public.evil(1, 'regress_bob') THEN $1 OPERATOR(pg_catalog.||) $2::text END$$;
+CREATE OPERATOR public.|| (LEFTARG = text, RIGHTARG = bigint, FUNCTION = public.cat_text_int8);
+RESET SESSION AUTHORIZATION;
+-- the planted function would win a parse of the same text now
+EXPLAIN (VERBOSE, COSTS OFF) SELECT format('%s', 1::bigint);
+SELECT streaming.run('su_poly_rows', 2), streaming.run('su_poly_groups', 2), streaming.run('su_poly_dedup', 2);
+SELECT * FROM escalated;
+-- 12 rows, as plain SQL computes them over 0 .. 11
+SELECT (SELECT count(*) FROM su_poly_rows) AS rows,
+       (SELECT count(*) FROM (SELECT value, label, f, doc::text, j::text, c, a FROM su_poly_rows
+                              EXCEPT
+                              SELECT v, 'tick-' OPERATOR(pg_catalog.||) v::text, pg_catalog.format('%s', v),
+                                     pg_catalog.jsonb_build_object('v', v)::text, pg_catalog.to_json(v)::text,
+                                     pg_catalog.concat('c', v), pg_catalog.array_append(ARRAY[0::bigint], v)
+                                FROM generate_series(0::bigint, 11) v) d) AS differ;
+SELECT label, n, digits, not3 FROM su_poly_groups ORDER BY label;
+SELECT k FROM su_poly_dedup ORDER BY k;
+SELECT streaming.drop_query('su_poly_rows'), streaming.drop_query('su_poly_groups'),
+       streaming.drop_query('su_poly_dedup');
+SELECT streaming.drop_source('su_poly');
+SET SESSION AUTHORIZATION regress_bob;
+DROP OPERATOR public.|| (text, bigint);
+DROP FUNCTION public.cat_text_int8(text, bigint), public.format(text, bigint),
+              public.jsonb_build_object(text, bigint), public.to_json(bigint),
+              public.concat(text, bigint), public.array_append(bigint[], bigint);
+RESET SESSION AUTHORIZATION;
+
 -- 7. run() runs the owner's code as the owner, under the owner's pinned
 -- search_path, whoever calls it: alice's query reads a table she was
 -- allowed to read when she created it, and calls her own function.

@@ -338,7 +338,7 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 	memset(&options, 0, sizeof(options));
 	dest = SinkReceiverCreate(3, 3, emit, arg);
 	options.dest = dest;
-	if (SPI_execute_extended(sql, &options) != SPI_OK_SELECT)
+	if (SPI_execute_plan_extended(PrepareResolved(sql, 0, NULL), &options) != SPI_OK_SELECT)
 		elog(ERROR, "batch statement of query \"%s\" failed", q->name);
 	st->updated = SinkReceiverCount(dest, 1);
 	st->inserted = SinkReceiverCount(dest, 2);
@@ -348,6 +348,7 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 	if (close_sql != NULL)
 	{
 		ParamListInfo params = makeParamList(1);
+		Oid			close_types[1] = {TIMESTAMPTZOID};
 
 		params->params[0].value = TimestampTzGetDatum(st->watermark);
 		params->params[0].isnull = false;
@@ -356,7 +357,7 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 		dest = SinkReceiverCreate(2, 2, emit, arg);
 		options.dest = dest;
 		options.params = params;
-		if (SPI_execute_extended(close_sql, &options) != SPI_OK_SELECT)
+		if (SPI_execute_plan_extended(PrepareResolved(close_sql, 1, close_types), &options) != SPI_OK_SELECT)
 			elog(ERROR, "close statement of query \"%s\" failed", q->name);
 		st->removed = SinkReceiverCount(dest, 1);
 		st->sink_rows += SinkReceiverCount(dest, 2);
@@ -406,10 +407,10 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 /*
  * execute_batch runs the batch statement (batch plan, merge, emit) and,
  * when the watermark has advanced, the close statement (emit and evict the
- * windows it closed).  Their text names every object, operator and type
- * with its schema, so they mean the same under any search_path; they run
- * as the query's owner under the search_path pinned at create_query, which
- * the user's functions and triggers see.
+ * windows it closed).  They are analysed under the catalog's search_path,
+ * where their text means what it meant at create_query (PrepareResolved),
+ * and run as the query's owner under the search_path pinned at
+ * create_query, which the user's functions and triggers see.
  */
 static void
 execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sql,
@@ -424,7 +425,8 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 		SPI_finish();
 		return;
 	}
-	if (SPI_execute(sql, false, 0) != SPI_OK_SELECT || SPI_processed < 1)
+	if (SPI_execute_plan(PrepareResolved(sql, 0, NULL), NULL, NULL, false, 0) != SPI_OK_SELECT ||
+		SPI_processed < 1)
 		elog(ERROR, "batch statement of query \"%s\" failed", q->name);
 	st->updated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	st->inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
@@ -439,7 +441,7 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 		Datum		args[1] = {TimestampTzGetDatum(st->watermark)};
 		int64		emitted;
 
-		if (SPI_execute_with_args(close_sql, 1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT ||
+		if (SPI_execute_plan(PrepareResolved(close_sql, 1, argtypes), args, NULL, false, 0) != SPI_OK_SELECT ||
 			SPI_processed < 1)
 			elog(ERROR, "close statement of query \"%s\" failed", q->name);
 		st->removed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -11,8 +11,10 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
-#include "executor/spi.h"
+#include "executor/spi_priv.h"
 #include "miscadmin.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -199,6 +201,60 @@ void
 PopCatalogSearchPath(int nestlevel)
 {
 	AtEOXact_GUC(true, nestlevel);
+}
+
+/*
+ * PrepareResolved prepares one statement for SPI_execute_plan[_extended]:
+ * it is parsed and analysed now, under "pg_catalog, pg_temp", and planned
+ * and executed later under whatever search_path is current then.
+ *
+ * A continuous query's statements embed the user's query as PostgreSQL's
+ * deparser printed it under that same path: every name outside pg_catalog
+ * is qualified, and a pg_catalog function or operator is printed bare.  Run
+ * through SPI_execute under the owner's search_path, that text would be
+ * resolved again at every batch, and a function planted later in a schema
+ * on the path with a closer signature (format(text, bigint) beside
+ * pg_catalog.format(text, VARIADIC "any")) would be called instead, with the
+ * rights of whoever owns the query.  Analysed under the catalog path, every
+ * name resolves as create_query resolved it, as a view's stored tree
+ * would; the owner's functions still run under the owner's pinned path.
+ *
+ * The plan is SPI's one-shot kind, which is never re-analysed: analysing
+ * here rather than in SPI is all that differs from SPI_execute.  Call it
+ * between SPI_connect and SPI_finish; the plan lives in the current memory
+ * context and serves one execution.
+ */
+SPIPlanPtr
+PrepareResolved(const char *sql, int nargs, Oid *argtypes)
+{
+	List	   *raw = pg_parse_query(sql);
+	RawStmt    *stmt;
+	CachedPlanSource *source;
+	List	   *querytrees;
+	SPIPlanPtr	plan;
+	int			nestlevel;
+
+	if (list_length(raw) != 1)
+		elog(ERROR, "expected one statement, got %d", list_length(raw));
+	stmt = linitial_node(RawStmt, raw);
+	source = CreateOneShotCachedPlan(stmt, sql, CreateCommandTag(stmt->stmt));
+	nestlevel = PushCatalogSearchPath();
+	querytrees = pg_analyze_and_rewrite_fixedparams(stmt, sql, argtypes, nargs, NULL);
+	PopCatalogSearchPath(nestlevel);
+	CompleteCachedPlan(source, querytrees, NULL, argtypes, nargs, NULL, NULL,
+					   CURSOR_OPT_PARALLEL_OK, false);
+
+	plan = palloc0(sizeof(_SPI_plan));
+	plan->magic = _SPI_PLAN_MAGIC;
+	plan->saved = false;
+	plan->oneshot = false;		/* analysed already: SPI must not do it again */
+	plan->plancache_list = list_make1(source);
+	plan->plancxt = CurrentMemoryContext;
+	plan->parse_mode = RAW_PARSE_DEFAULT;
+	plan->cursor_options = CURSOR_OPT_PARALLEL_OK;
+	plan->nargs = nargs;
+	plan->argtypes = argtypes;
+	return plan;
 }
 
 /*

@@ -120,7 +120,24 @@ UPDATE streaming.sources SET options = options || '{"kafka.sasl.kerberos.princip
  WHERE name = 'tuned_k';
 SET ROLE regress_alice;
 SELECT attempt($q$SELECT * FROM tuned_k$q$);
+-- and so are a server's and a user mapping's, with the rights of the
+-- server's owner and of the mapped role: what a superuser (or a version
+-- before 0.2) put there for alice takes effect only as far as alice may
+-- set it herself
+SELECT streaming.create_source('via_srv', 'kafka', options => '{"server": "alice_srv", "topic": "t"}');
 RESET ROLE;
+ALTER USER MAPPING FOR regress_alice SERVER alice_srv
+  OPTIONS (ADD "kafka.sasl.kerberos.kinit.cmd" 'touch /tmp/pwned');
+SET ROLE regress_alice;
+SELECT attempt($q$SELECT * FROM via_srv$q$);
+RESET ROLE;
+ALTER USER MAPPING FOR regress_alice SERVER alice_srv OPTIONS (DROP "kafka.sasl.kerberos.kinit.cmd");
+ALTER SERVER alice_srv OPTIONS (ADD "kafka.sasl.mechanism" 'GSSAPI');
+SET ROLE regress_alice;
+SELECT attempt($q$SELECT * FROM via_srv$q$);
+SELECT streaming.drop_source('via_srv');
+RESET ROLE;
+ALTER SERVER alice_srv OPTIONS (DROP "kafka.sasl.mechanism");
 -- superusers may set any property, in their own sources too
 SELECT source_with('{"kafka.security.protocol": "SASL_PLAINTEXT", "kafka.sasl.mechanism": "GSSAPI",
                      "kafka.sasl.kerberos.service.name": "kafka", "kafka.debug": "security"}');

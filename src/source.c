@@ -204,6 +204,13 @@ SourceOptionsFromDefElems(List *options)
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
 }
 
+/* names the server or user mapping whose options failed a check */
+static void
+server_options_context(void *arg)
+{
+	errcontext("%s", *(char **) arg);
+}
+
 /*
  * SourceMergeServerOptions completes the own options of a Kafka source or
  * sink with those of its foreign server and of role's user mapping for it
@@ -221,6 +228,24 @@ SourceMergeServerOptions(Oid serverid, Jsonb *options, Oid role)
 	List	   *from_server = list_copy(server->options);
 	HeapTuple	tup;
 	Jsonb	   *inherited;
+	ErrorContextCallback errcallback;
+	char	   *place;
+
+	/*
+	 * Each place's options take effect only as far as the role they speak
+	 * for may set them now: the server's with its owner's rights, a user
+	 * mapping's with its role's (a PUBLIC mapping's with the server
+	 * owner's).  The validator checked them when they were set, but a
+	 * version before 0.2 checked less, and rights change.
+	 */
+	errcallback.callback = server_options_context;
+	errcallback.arg = &place;
+	errcallback.previous = error_context_stack;
+	error_context_stack = &errcallback;
+	place = psprintf("options of server \"%s\"", server->servername);
+	if (server->options != NIL)
+		KafkaCheckOptions(SourceOptionsFromDefElems(server->options), KAFKA_IN_SERVER,
+						  server->owner);
 
 	tup = SearchSysCache2(USERMAPPINGUSERSERVER, ObjectIdGetDatum(role),
 						  ObjectIdGetDatum(serverid));
@@ -231,11 +256,22 @@ SourceMergeServerOptions(Oid serverid, Jsonb *options, Oid role)
 	{
 		bool		isnull;
 		Datum		d = SysCacheGetAttr(USERMAPPINGUSERSERVER, tup, Anum_pg_user_mapping_umoptions, &isnull);
+		Oid			umuser = ((Form_pg_user_mapping) GETSTRUCT(tup))->umuser;
 
 		if (!isnull)
-			from_server = list_concat(from_server, untransformRelOptions(d));
+		{
+			List	   *mapped = untransformRelOptions(d);
+
+			place = psprintf("options of the user mapping for %s on server \"%s\"",
+							 OidIsValid(umuser) ? GetUserNameFromId(umuser, false) : "PUBLIC",
+							 server->servername);
+			KafkaCheckOptions(SourceOptionsFromDefElems(mapped), KAFKA_IN_USER_MAPPING,
+							  OidIsValid(umuser) ? umuser : server->owner);
+			from_server = list_concat(from_server, mapped);
+		}
 		ReleaseSysCache(tup);
 	}
+	error_context_stack = errcallback.previous;
 	if (from_server == NIL)
 		return options;
 	inherited = SourceOptionsFromDefElems(from_server);

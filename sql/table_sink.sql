@@ -50,6 +50,15 @@ SELECT try($q$SELECT streaming.create_query('x', 'SELECT shop, sum(amount) AS to
 SELECT try($q$SELECT streaming.create_query('x', 'SELECT sum(amount) AS total FROM sales', output_mode => 'complete', sink_options => '{"table": "no_index"}')$q$);
 SELECT try($q$SELECT streaming.create_query('x', 'SELECT shop, amount FROM sales', sink_options => '{"table": "sales"}')$q$);
 SELECT try($q$SELECT streaming.create_query('x', 'SELECT shop, amount FROM sales', sink_options => '{"table": "sales_log", "colour": 1}')$q$);
+-- two queries, one table: a grouped query's table is its own (it would
+-- overwrite the other's rows with the same keys), while queries that only
+-- append may share one
+SELECT try($q$SELECT streaming.create_query('x', 'SELECT shop, count(*) AS total FROM sales GROUP BY shop', output_mode => 'update', sink_options => '{"table": "shop_totals"}')$q$);
+SELECT try($q$SELECT streaming.create_query('x', 'SELECT shop, amount::bigint AS total FROM sales', sink_options => '{"table": "shop_totals"}')$q$);
+SELECT try($q$SELECT streaming.create_query('x', 'SELECT shop, max(amount) AS amount FROM sales GROUP BY shop', output_mode => 'update', sink_options => '{"table": "sales_log"}')$q$);
+SELECT streaming.create_query('log_sales_too', 'SELECT shop, amount FROM sales',
+         sink_options => '{"table": "sales_log"}');
+SELECT streaming.drop_query('log_sales_too');
 CREATE ROLE regress_table_sink_user;
 GRANT USAGE ON FOREIGN SERVER streaming TO regress_table_sink_user;
 GRANT SELECT ON sales TO regress_table_sink_user;

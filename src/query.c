@@ -312,6 +312,44 @@ has_key_index(Relation rel, List *keys)
 }
 
 /*
+ * check_shared_result_table refuses a second query's result in a table
+ * where a grouped query keeps its result (or a grouped query's result
+ * where another query writes): a grouped query upserts, replaces and
+ * deletes its groups' rows, which would silently overwrite the other
+ * query's rows with the same keys.  Queries that only append (projections,
+ * filters, deduplications) may share a table.  Every role's queries count,
+ * so the catalog is read as its owner.
+ */
+static void
+check_shared_result_table(Oid relid, const char *table, ContinuousPlan *plan)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	bool		grouped = plan->shape == SHAPE_AGGREGATE;
+
+	SPI_connect();
+	if (CatalogExecute("SELECT name, shape FROM streaming.queries "
+					   "WHERE result_table OPERATOR(pg_catalog.=) $1::pg_catalog.regclass "
+					   "ORDER BY shape OPERATOR(pg_catalog.=) 'aggregate' DESC, name LIMIT 1",
+					   1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streaming.queries");
+	if (SPI_processed == 1)
+	{
+		char	   *other = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+		char	   *shape = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+
+		if (grouped || strcmp(shape, "aggregate") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_IN_USE),
+					 errmsg("continuous query \"%s\" already writes its result into table \"%s\"",
+							other, table),
+					 errdetail("A grouped query upserts and deletes the rows of its groups, and would overwrite the other query's rows with the same keys."),
+					 errhint("Give each grouped query a table of its own, or combine the inputs in one query.")));
+	}
+	SPI_finish();
+}
+
+/*
  * existing_result_table checks a table named by sink_options.table: the
  * query writes its result there instead of a table of its own.  Every
  * result column must be a column of it; the query's owner must be allowed
@@ -323,9 +361,10 @@ has_key_index(Relation rel, List *keys)
 static Oid
 existing_result_table(const char *table, ContinuousPlan *plan, OutputMode mode)
 {
+	/* self-conflicting: two create_query into one table take turns */
 	Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(table, "table")),
-										 AccessShareLock, false);
-	Relation	rel = table_open(relid, AccessShareLock);
+										 ShareUpdateExclusiveLock, false);
+	Relation	rel = table_open(relid, NoLock);
 	char		kind = rel->rd_rel->relkind;
 	AclMode		needed = ACL_INSERT;
 	ListCell   *lc;
@@ -346,6 +385,7 @@ existing_result_table(const char *table, ContinuousPlan *plan, OutputMode mode)
 					 errmsg("column \"%s\" of the query is not a column of table \"%s\"",
 							(char *) lfirst(lc), table),
 					 errhint("Name the query's columns as the table's, with AS.")));
+	check_shared_result_table(relid, table, plan);
 	if (mode != OUTPUT_APPEND && plan->shape == SHAPE_AGGREGATE)
 	{
 		if (plan->result_keys == NIL)
@@ -372,7 +412,7 @@ existing_result_table(const char *table, ContinuousPlan *plan, OutputMode mode)
 		needed |= ACL_DELETE;
 	if (pg_class_aclcheck(relid, GetUserId(), needed) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(kind), table);
-	table_close(rel, AccessShareLock);
+	table_close(rel, NoLock);
 	return relid;
 }
 

@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# `make bench`: the engine's core path (read, decode, aggregate, commit) on
+# Nexmark-like bids from Kafka, side by side in one run with the paths it
+# competes with:
+#   - kcat reading the topic into /dev/null (librdkafka's own cost),
+#   - COPY of the same JSON lines into an unlogged jsonb table followed by
+#     the same aggregation in plain SQL (INSERT ... SELECT ... GROUP BY ...
+#     ON CONFLICT DO UPDATE): what users would write without the extension.
+# CPU is what the process used (/proc/<pid>/stat, utime + stime, all its
+# threads: librdkafka's included), wall is elapsed time.  The windowed
+# aggregate's result is checked row for row against plain SQL over the same
+# rows.  Then events/s per CPU-second for Nexmark q0 (projection), q1
+# (currency conversion), q2 (selection), a q5-style sliding-window count and
+# a q7-style tumbling-window max.
+#
+#   BENCH_EVENTS      bids in the topic (default 1000000; the mock cluster
+#                     keeps about 5 MB per partition)
+#   BENCH_PARTITIONS  partitions (default 32)
+
+set -euo pipefail
+
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+cd "$REPO_ROOT"
+
+N=${BENCH_EVENTS:-1000000}
+PARTS=${BENCH_PARTITIONS:-32}
+
+bash "$REPO_ROOT/test/setup.sh"
+[[ "$(id -u)" == 0 ]] || die "run as root (the server runs as the '$PG_OS_USER' OS user)"
+build
+install_ext
+build_test_tools >/dev/null
+
+DIR="$(make_cluster_dir)"
+PORT="$(free_port)"
+BROKER_KILL=""
+cleanup() {
+	[[ -n "$BROKER_KILL" ]] && kill "$BROKER_KILL" 2>/dev/null || true
+	stop_cluster "$DIR"
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+start_cluster "$DIR" "$PORT"
+sql() { cluster_psql "$DIR" "$PORT" -At "$@"; }
+now() { date +%s.%N; }
+
+coproc BROKER { "$REPO_ROOT/test/kafka/kafka_test_broker" --topic "bids:$PARTS"; }
+BROKER_KILL=$BROKER_PID
+read -r _ BOOTSTRAP <&"${BROKER[0]}"
+BROKER_IN=${BROKER[1]}
+BROKER_OUT=${BROKER[0]}
+
+# one bid per millisecond of event time, 1000 auctions: every 10-second
+# window holds every auction
+log "producing $N bids to $PARTS partitions"
+awk -v n="$N" 'BEGIN {
+	for (i = 0; i < n; i++) {
+		ms = i % 1000; s = int(i / 1000);
+		printf "%d\t{\"auction\":%d,\"bidder\":%d,\"price\":%d,\"channel\":\"Google\",\"date_time\":\"2015-07-15 %02d:%02d:%02d.%03d+00\",\"extra\":\"\"}\n",
+			i % 1000, 1000 + i % 1000, 1000 + (i * 7919) % 100000, 7919 * i % 997, int(s / 3600), int(s / 60) % 60, s % 60, ms
+	}
+}' >"$DIR/bids.tsv"
+cut -f2 "$DIR/bids.tsv" >"$DIR/bids.json"
+chown "$PG_OS_USER" "$DIR/bids.json"
+echo "producefilek bids -1 $DIR/bids.tsv" >&"$BROKER_IN"
+read -r reply <&"$BROKER_OUT"
+[[ "$reply" == "ok $N" ]] || die "producing failed: $reply"
+
+# cpu PID: utime + stime of a process in seconds
+cpu() { awk -v hz="$(getconf CLK_TCK)" '{ print ($14 + $15) / hz }' "/proc/$1/stat"; }
+
+log "kcat -C -e -q into /dev/null (best of 3)"
+KCAT_S="" KCAT_CPU=""
+for _ in 1 2 3; do
+	t0=$(now)
+	out="$( { /usr/bin/time -f '%U %S' kcat -b "$BOOTSTRAP" -C -t bids -e -q -o beginning >/dev/null; } 2>&1)"
+	t1=$(now)
+	s=$(echo "$t1 - $t0" | bc -l)
+	c=$(echo "$out" | tail -1 | awk '{ print $1 + $2 }')
+	if [[ -z "$KCAT_S" ]] || (($(echo "$s < $KCAT_S" | bc -l))); then KCAT_S=$s KCAT_CPU=$c; fi
+done
+
+SCHEMA='auction bigint, bidder bigint, price bigint, channel text, date_time timestamptz'
+sql >/dev/null <<EOF
+CREATE EXTENSION streaming;
+ALTER DATABASE postgres SET streaming.autostart = off;
+CREATE FUNCTION bench_cpu() RETURNS float8 LANGUAGE sql AS
+\$\$SELECT (split_part(s, ' ', 14)::float8 + split_part(s, ' ', 15)::float8) / $(getconf CLK_TCK)
+    FROM pg_read_file('/proc/self/stat') s\$\$;
+EOF
+
+# query NAME SELECT [event-time args]: a source of its own over the whole
+# topic, the query, one run(); prints "wall cpu batches"
+query() {
+	local name=$1 select=$2 extra=${3:-}
+	sql >/dev/null <<EOF
+SELECT streaming.create_source('bids_$name', 'kafka', '$SCHEMA',
+  '{"bootstrap_servers": "$BOOTSTRAP", "topic": "bids", "format": "json", "starting_offsets": "earliest"}');
+SELECT streaming.create_query('$name', \$q\$${select//bids/bids_$name}\$q\$ $extra);
+EOF
+	sql <<EOF
+SELECT bench_cpu() AS c0, extract(epoch FROM clock_timestamp()) AS t0 \gset
+SELECT streaming.run('$name') AS batches \gset
+SELECT extract(epoch FROM clock_timestamp()) - :t0, bench_cpu() - :c0, :batches;
+EOF
+}
+
+log "the windowed aggregate (update mode, watermark 5 s)"
+WINDOW_Q="SELECT streaming.window(date_time, '10 seconds') AS w, auction, count(*) AS n, max(price) AS top FROM bids GROUP BY 1, 2"
+IFS='|' read -r AGG_S AGG_CPU AGG_B < <(query agg "$WINDOW_Q" ", event_time => 'date_time', watermark => '5 seconds', output_mode => 'update'")
+
+log "COPY + re-aggregate in plain SQL"
+IFS='|' read -r COPY_S COPY_CPU < <(sql <<EOF
+CREATE UNLOGGED TABLE raw_bids (doc jsonb);
+CREATE TABLE plain_agg (w tstzrange, auction bigint, n bigint, top bigint, PRIMARY KEY (w, auction));
+SELECT bench_cpu() AS c0, extract(epoch FROM clock_timestamp()) AS t0 \gset
+COPY raw_bids FROM '$DIR/bids.json' WITH (FORMAT text);
+INSERT INTO plain_agg
+SELECT tstzrange(b, b + interval '10 seconds'), auction, count(*), max(price)
+  FROM (SELECT date_bin('10 seconds', (doc->>'date_time')::timestamptz, 'epoch') AS b,
+               (doc->>'auction')::bigint AS auction, (doc->>'price')::bigint AS price FROM raw_bids) s
+ GROUP BY 1, 2
+ON CONFLICT (w, auction) DO UPDATE SET n = plain_agg.n + EXCLUDED.n, top = greatest(plain_agg.top, EXCLUDED.top);
+SELECT extract(epoch FROM clock_timestamp()) - :t0, bench_cpu() - :c0;
+EOF
+)
+CHECK="$(sql -c "SELECT (SELECT count(*) FROM agg) || ' rows, ' ||
+  (SELECT count(*) FROM (SELECT w, auction, n, top FROM agg EXCEPT SELECT * FROM plain_agg) a) || ' + ' ||
+  (SELECT count(*) FROM (SELECT * FROM plain_agg EXCEPT SELECT w, auction, n, top FROM agg) b) || ' differ'")"
+
+log "Nexmark queries"
+IFS='|' read -r Q0_S Q0_CPU _ < <(query q0 "SELECT auction, bidder, price, date_time FROM bids")
+IFS='|' read -r Q1_S Q1_CPU _ < <(query q1 "SELECT auction, bidder, (0.908 * price)::numeric(12, 2) AS price, date_time FROM bids")
+IFS='|' read -r Q2_S Q2_CPU _ < <(query q2 "SELECT auction, price FROM bids WHERE auction % 123 = 0")
+IFS='|' read -r Q5_S Q5_CPU _ < <(query q5 "SELECT streaming.window(date_time, '10 seconds', '2 seconds') AS w, auction, count(*) AS n FROM bids GROUP BY 1, 2" \
+	", event_time => 'date_time', watermark => '5 seconds', output_mode => 'update'")
+IFS='|' read -r Q7_S Q7_CPU _ < <(query q7 "SELECT streaming.window(date_time, '10 seconds') AS w, max(price) AS top FROM bids GROUP BY 1" \
+	", event_time => 'date_time', watermark => '5 seconds', output_mode => 'append'")
+
+echo "quit" >&"$BROKER_IN" || true
+
+per_m() { echo "$1 * 1000000 / $N" | bc -l; }
+echo
+echo "Nexmark bids, $N JSON messages (~$(($(stat -c %s "$DIR/bids.json") / N)) bytes) in $PARTS partitions of librdkafka's mock cluster, $(nproc) cores"
+printf '%-52s %8s %8s %14s\n' "path" "wall s" "CPU s" "CPU s per 1M"
+printf '%-52s %8.2f %8.2f %14.2f\n' "kcat -C -e -q > /dev/null (best of 3)" "$KCAT_S" "$KCAT_CPU" "$(per_m "$KCAT_CPU")"
+printf '%-52s %8.2f %8.2f %14.2f\n' "streaming.run() of the window aggregate ($AGG_B batch)" "$AGG_S" "$AGG_CPU" "$(per_m "$AGG_CPU")"
+printf '%-52s %8.2f %8.2f %14.2f\n' "COPY into jsonb + INSERT ... GROUP BY ... ON CONFLICT" "$COPY_S" "$COPY_CPU" "$(per_m "$COPY_CPU")"
+echo "result check against plain SQL: $CHECK"
+printf 'window aggregate: CPU = kcat + %.2f CPU-s per 1M (target <= 1.0); %.2fx the CPU of COPY + re-aggregate (target <= 0.25); wall %.2fx kcat (target >= 0.7)\n' \
+	"$(per_m "$(echo "$AGG_CPU - $KCAT_CPU" | bc -l)")" "$(echo "$AGG_CPU / $COPY_CPU" | bc -l)" "$(echo "$KCAT_S / $AGG_S" | bc -l)"
+echo
+printf '%-52s %8s %8s %14s\n' "Nexmark query" "wall s" "CPU s" "events/CPU-s"
+nx() { printf '%-52s %8.2f %8.2f %14.0f\n' "$1" "$2" "$3" "$(echo "$N / $3" | bc -l)"; }
+nx "q0 projection" "$Q0_S" "$Q0_CPU"
+nx "q1 currency conversion" "$Q1_S" "$Q1_CPU"
+nx "q2 selection" "$Q2_S" "$Q2_CPU"
+nx "q5-style sliding window count (10 s, slide 2 s)" "$Q5_S" "$Q5_CPU"
+nx "q7-style tumbling window max (10 s, append)" "$Q7_S" "$Q7_CPU"
+printf 'q0 wall %.2fx kcat (target >= 0.8)\n' "$(echo "$KCAT_S / $Q0_S" | bc -l)"

@@ -34,6 +34,24 @@ GRANT CREATE ON SCHEMA public TO regress_file_sink_user;
 SET ROLE regress_file_sink_user;
 SELECT try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', sink => 'file', sink_options => '{"path": "/tmp/streaming_regress/file_sink/o"}')$q$);
 RESET ROLE;
+-- the right is checked at every batch: once revoked, no more files
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && mkdir -p /tmp/streaming_regress/file_sink/in_user';
+SELECT streaming.create_source('ev_user', 'file', 'id int',
+         '{"path": "/tmp/streaming_regress/file_sink/in_user", "format": "csv"}');
+GRANT SELECT ON ev_user TO regress_file_sink_user;
+GRANT pg_write_server_files TO regress_file_sink_user;
+SET ROLE regress_file_sink_user;
+SELECT streaming.create_query('user_files', 'SELECT id FROM ev_user', sink => 'file',
+         sink_options => '{"path": "/tmp/streaming_regress/file_sink/user"}');
+RESET ROLE;
+REVOKE pg_write_server_files FROM regress_file_sink_user;
+COPY (VALUES (7)) TO '/tmp/streaming_regress/file_sink/in_user/0.csv' WITH (FORMAT csv);
+SET ROLE regress_file_sink_user;
+SELECT try($q$SELECT streaming.run('user_files')$q$);
+SELECT count(*) AS files FROM streaming.sink_files WHERE query = 'user_files';
+SELECT streaming.drop_query('user_files');
+RESET ROLE;
+SELECT streaming.drop_source('ev_user');
 
 -- csv with a header, json lines; the directory is created
 SELECT streaming.create_query('to_csv', 'SELECT id, name, ts, v, tags FROM ev',

@@ -18,10 +18,13 @@
  */
 #include "postgres.h"
 
+
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -324,6 +327,12 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 
 	if (q->sink.kind == SINK_FILE)
 	{
+		/* as create_query checked, at every batch: rights can be revoked */
+		if (!has_privs_of_role(q->owner, ROLE_PG_WRITE_SERVER_FILES))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("permission denied to write the file sink of continuous query \"%s\"", q->name),
+					 errdetail("Only roles with privileges of the \"pg_write_server_files\" role may write server files, and the query's owner no longer has them.")));
 		fs = FileSinkBegin(&q->sink, st->batch_id);
 		emit = FileSinkWrite;
 		arg = fs;

@@ -301,6 +301,60 @@ DROP FUNCTION public.cat_text_int8(text, bigint), public.format(text, bigint),
               public.concat(text, bigint), public.array_append(bigint[], bigint);
 RESET SESSION AUTHORIZATION;
 
+-- 4c. Nor are the tables it reads looked up again by name: a batch reads
+-- the query's input view, which holds them (and their columns' types) as
+-- create_query resolved them, and PostgreSQL keeps them from being
+-- retyped or dropped under it.  alice owns two tables a superuser's query
+-- joins: renaming it and putting a view with her function in its place
+-- changes nothing for the query, and retyping a column or dropping the
+-- table is refused while the query reads it.
+SET SESSION AUTHORIZATION regress_alice;
+CREATE TABLE public.alice_dim (k bigint PRIMARY KEY, label text);
+INSERT INTO public.alice_dim VALUES (0, 'even'), (1, 'odd');
+GRANT SELECT ON public.alice_dim TO PUBLIC;
+RESET SESSION AUTHORIZATION;
+SELECT streaming.create_source('su_dim_ticks', 'rate',
+         options => '{"rows_per_batch": 4, "start_timestamp": "2024-01-01 00:00:00+00",
+                      "advance_millis_per_batch": 1000}');
+SELECT streaming.create_query('su_labelled',
+         $$SELECT t.value, d.label FROM su_dim_ticks t JOIN alice_dim d ON d.k = t.value % 2$$);
+SELECT streaming.create_query('su_label_counts',
+         $$SELECT d.label, count(*) AS n FROM su_dim_ticks t JOIN alice_dim d ON d.k = t.value % 2 GROUP BY 1$$,
+         output_mode => 'update');
+SELECT streaming.run('su_labelled', 1), streaming.run('su_label_counts', 1);
+SET SESSION AUTHORIZATION regress_alice;
+ALTER TABLE public.alice_dim RENAME TO alice_dim_old;
+CREATE VIEW public.alice_dim WITH (security_invoker = true) AS
+  SELECT k, 'hijacked'::text AS label FROM public.alice_dim_old WHERE public.evil(k, 'regress_alice');
+GRANT SELECT ON public.alice_dim TO PUBLIC;
+CREATE TYPE public.boxed AS (v bigint);
+SELECT sec_try($$ALTER TABLE public.alice_dim_old ALTER COLUMN k TYPE public.boxed USING ROW(k)$$);
+SELECT sec_try($$DROP TABLE public.alice_dim_old$$);
+RESET SESSION AUTHORIZATION;
+SELECT streaming.run('su_labelled', 1), streaming.run('su_label_counts', 1);
+SELECT * FROM escalated;
+SELECT value, label FROM su_labelled ORDER BY value;
+SELECT label, n FROM su_label_counts ORDER BY label;
+-- what the batches read is shown, as the view PostgreSQL keeps
+SELECT statement FROM streaming.explain('su_label_counts') WHERE step = 'input view';
+-- dropped with CASCADE, the view takes the query's input with it: it says so
+SET SESSION AUTHORIZATION regress_alice;
+DROP TABLE public.alice_dim_old CASCADE;
+RESET SESSION AUTHORIZATION;
+SELECT sec_try($$SELECT streaming.run('su_labelled', 1)$$);
+SELECT streaming.drop_query('su_labelled'), streaming.drop_query('su_label_counts');
+SELECT streaming.drop_source('su_dim_ticks');
+SET SESSION AUTHORIZATION regress_alice;
+DROP TYPE public.boxed;
+RESET SESSION AUTHORIZATION;
+-- a temporary table is another one in every session: refused, as
+-- CREATE MATERIALIZED VIEW refuses it
+SELECT streaming.create_source('su_tmp_ticks', 'rate', options => '{"rows_per_batch": 1}');
+CREATE TEMP TABLE lookup (k bigint, label text);
+SELECT sec_try($$SELECT streaming.create_query('su_tmp', 'SELECT t.value, l.label FROM su_tmp_ticks t JOIN lookup l ON l.k = t.value')$$);
+DROP TABLE lookup;
+SELECT streaming.drop_source('su_tmp_ticks');
+
 -- 7. run() runs the owner's code as the owner, under the owner's pinned
 -- search_path, whoever calls it: alice's query reads a table she was
 -- allowed to read when she created it, and calls her own function.

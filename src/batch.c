@@ -21,6 +21,7 @@
 
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -521,6 +522,14 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("the result or state table of continuous query \"%s\" does not exist", q->name),
+				 errhint("Drop the query with streaming.drop_query() and create it again.")));
+	if (q->plan->input != NULL &&
+		!OidIsValid(RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(q->plan->input, "view")),
+									 NoLock, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("the input view %s of continuous query \"%s\" does not exist", q->plan->input, q->name),
+				 errdetail("It was dropped with a table or function the query uses (DROP ... CASCADE)."),
 				 errhint("Drop the query with streaming.drop_query() and create it again.")));
 
 	memset(&sb, 0, sizeof(sb));

@@ -26,6 +26,7 @@
 #include "access/htup_details.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_aggregate.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_operator.h"
 #include "catalog/pg_type.h"
@@ -165,11 +166,12 @@ typedef struct SourceWalk
 {
 	List	   *sources;
 	int			references;
+	List	   *temp_relations; /* names of temporary relations read */
 } SourceWalk;
 
 /*
  * find_sources_walker collects the streaming sources a query reads, in
- * subqueries too.
+ * subqueries too, and the temporary relations it reads.
  */
 static bool
 find_sources_walker(Node *node, SourceWalk *walk)
@@ -185,6 +187,9 @@ find_sources_walker(Node *node, SourceWalk *walk)
 			walk->references++;
 			walk->sources = list_append_unique_oid(walk->sources, rte->relid);
 		}
+		if (rte->rtekind == RTE_RELATION &&
+			get_rel_persistence(rte->relid) == RELPERSISTENCE_TEMP)
+			walk->temp_relations = lappend(walk->temp_relations, get_rel_name(rte->relid));
 		return false;
 	}
 	if (IsA(node, Query))
@@ -761,10 +766,11 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 	inner->havingQual = NULL;
 
 	plan->merge_set = merge.data;
+	plan->input_sql = deparse_query(inner);
 	if (plan->session_key == NULL)
 	{
-		plan->batch_sql = psprintf("SELECT %s FROM (%s) AS b%s%s",
-								   outer.data, deparse_query(inner),
+		plan->batch_sql = psprintf("SELECT %s FROM %s AS b%s%s",
+								   outer.data, PlanInputRelation(plan),
 								   nkeys > 0 ? " GROUP BY " : "", groupby.data);
 		return;
 	}
@@ -799,17 +805,33 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 			psprintf("SELECT %s FROM ("
 					 "SELECT x.*, pg_catalog.sum(x.streaming_break) OVER (%sORDER BY x.%s ROWS UNBOUNDED PRECEDING) AS streaming_session "
 					 "FROM (SELECT b.*, CASE WHEN b.%s OPERATOR(pg_catalog.<) (pg_catalog.lag(b.%s) OVER (%sORDER BY b.%s) OPERATOR(pg_catalog.+) %s) "
-					 "THEN 0 ELSE 1 END AS streaming_break FROM (%s) AS b WHERE b.%s IS NOT NULL) AS x) AS b "
+					 "THEN 0 ELSE 1 END AS streaming_break FROM %s AS b WHERE b.%s IS NOT NULL) AS x) AS b "
 					 "GROUP BY %s%sb.streaming_session",
 					 outer.data,
 					 xpartition, k,
 					 k, k, partition, k, plan->session_gap,
-					 deparse_query(inner), k,
+					 PlanInputRelation(plan), k,
 					 groupby.data, groupby.len > 0 ? ", " : "");
 	}
 }
 
 static bool string_list_member(List *names, const char *name);
+
+/*
+ * PlanInputRelation names what a batch statement reads its input from: the
+ * query's input view, which holds the user's FROM and WHERE and the
+ * expressions of its group keys and aggregate arguments as a view does -
+ * by OID, with its dependencies recorded - so that renaming, replacing or
+ * retyping a table it reads cannot change what a running query means.
+ * Plans made before 0.3 have none and read the deparsed text inline.
+ */
+const char *
+PlanInputRelation(ContinuousPlan *plan)
+{
+	if (plan->input != NULL)
+		return plan->input;
+	return psprintf("(%s)", plan->input_sql);
+}
 
 /*
  * plan_dedup plans SELECT DISTINCT (each row once) and SELECT DISTINCT ON
@@ -849,7 +871,7 @@ plan_dedup(Query *query, ContinuousPlan *plan, bool has_watermark)
 				plan->time_key = tle->resname;
 		}
 	}
-	plan->batch_sql = plan->query_sql;
+	plan->batch_sql = psprintf("SELECT * FROM %s AS b", PlanInputRelation(plan));
 }
 
 /*
@@ -858,11 +880,11 @@ plan_dedup(Query *query, ContinuousPlan *plan, bool has_watermark)
  */
 ContinuousPlan *
 PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
-					bool has_watermark)
+					bool has_watermark, const char *input)
 {
 	Query	   *query = analyze_query(sql);
 	ContinuousPlan *plan = palloc0(sizeof(ContinuousPlan));
-	SourceWalk	walk = {NIL, 0};
+	SourceWalk	walk = {NIL, 0, NIL};
 
 	(void) query_tree_walker(query, find_sources_walker, &walk, QTW_EXAMINE_RTES_BEFORE);
 	(void) query_tree_walker(query, check_window_calls, NULL, 0);
@@ -876,6 +898,8 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 			   "Join a stream with ordinary tables, not with another stream.");
 	plan->sources = walk.sources;
 	plan->mode = mode;
+	plan->input = input ? pstrdup(input) : NULL;
+	plan->temp_relations = walk.temp_relations;
 
 	if (event_time != NULL)
 	{
@@ -914,6 +938,7 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 				 errhint("Use update or complete mode, or give event_time and watermark and group by streaming.window() of the event time.")));
 
 	plan->query_sql = deparse_query(query);
+	plan->input_sql = plan->query_sql;
 	if (plan->shape == SHAPE_AGGREGATE)
 	{
 		plan_aggregate(query, plan);
@@ -1000,6 +1025,8 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 	append_string(&buf, "session_gap", plan->session_gap);
 	append_string_array(&buf, "state_merge", plan->session_key ? plan->state_merge : NIL);
 	append_string(&buf, "query", plan->query_sql);
+	if (plan->input != NULL)
+		append_string(&buf, "input", plan->input);
 	append_string(&buf, "batch", plan->batch_sql);
 	append_string(&buf, "merge_set", plan->merge_set);
 	append_string_array(&buf, "state_keys", plan->state_keys);
@@ -1051,6 +1078,7 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	plan->session_gap = JsonbGetString(obj, "session_gap");
 	plan->state_merge = jsonb_string_array(obj, "state_merge");
 	plan->query_sql = JsonbGetString(obj, "query");
+	plan->input = JsonbGetString(obj, "input");
 	plan->batch_sql = JsonbGetString(obj, "batch");
 	plan->merge_set = JsonbGetString(obj, "merge_set");
 	plan->state_keys = jsonb_string_array(obj, "state_keys");
@@ -1253,7 +1281,9 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	if (plan->shape == SHAPE_STATELESS)
 	{
 		appendStringInfo(&sql, "WITH emitted AS (INSERT INTO %s (%s) %s %s)\n",
-						 result, columns, plan->query_sql, returning);
+						 result, columns,
+						 plan->input ? psprintf("SELECT * FROM %s", plan->input) : plan->query_sql,
+						 returning);
 		finish_statement(&sql, "0::pg_catalog.int8, 0::pg_catalog.int8, (SELECT pg_catalog.count(*) FROM emitted)",
 						 show_rows);
 		return sql.data;
@@ -1263,9 +1293,10 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	{
 		/* the rows whose key the state did not hold are new: emit them */
 		appendStringInfo(&sql,
-						 "WITH fresh AS (INSERT INTO %s AS s SELECT * FROM (%s) AS b "
+						 "WITH fresh AS (INSERT INTO %s AS s SELECT * FROM %s AS b "
 						 "ON CONFLICT (%s) DO NOTHING RETURNING s.*),\n",
-						 RelationQualifiedName(state_table), plan->query_sql,
+						 RelationQualifiedName(state_table),
+						 plan->input ? plan->input : psprintf("(%s)", plan->query_sql),
 						 quoted_list(plan->state_keys, ""));
 		appendStringInfo(&sql, "emitted AS (INSERT INTO %s (%s) SELECT * FROM fresh %s)\n",
 						 result, columns, returning);

@@ -42,6 +42,14 @@ typedef struct ContinuousPlan
 								 * partial states, over alias "u" */
 	List	   *sources;		/* OIDs of the source relations read */
 	char	   *query_sql;		/* the user's query, deparsed */
+	char	   *input;			/* the query's input view, schema-qualified
+								 * and quoted; NULL in plans made before 0.3,
+								 * which read input_sql inline */
+	char	   *input_sql;		/* the view's query: the user's FROM and
+								 * WHERE, the group keys and aggregate
+								 * arguments as columns (not serialized) */
+	List	   *temp_relations; /* temporary relations the query reads (not
+								 * serialized) */
 	char	   *batch_sql;		/* aggregate: partial state per group; dedup:
 								 * the query (its columns make the state) */
 	List	   *state_keys;		/* aggregate, dedup: key columns of the state table */
@@ -56,9 +64,11 @@ extern OutputMode OutputModeFromString(const char *mode);
 extern const char *OutputModeName(OutputMode mode);
 
 extern ContinuousPlan *PlanContinuousQuery(const char *sql, OutputMode mode,
-										   const char *event_time, bool has_watermark);
+										   const char *event_time, bool has_watermark,
+										   const char *input);
 extern Jsonb *ContinuousPlanToJsonb(ContinuousPlan *plan);
 extern ContinuousPlan *ContinuousPlanFromJsonb(Jsonb *plan);
+extern const char *PlanInputRelation(ContinuousPlan *plan);
 extern char *BuildBatchStatement(ContinuousPlan *plan, Oid result_table,
 								 Oid state_table, int show_rows);
 extern char *BuildCloseStatement(ContinuousPlan *plan, Oid result_table,

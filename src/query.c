@@ -498,6 +498,46 @@ create_state_table(const char *state_name, ContinuousPlan *plan)
 	return state_oid;
 }
 
+/* the name of a query's input view, schema-qualified and quoted */
+static char *
+input_view_name(int32 id)
+{
+	return psprintf("%s.%s", STREAMING_SCHEMA, quote_identifier(psprintf("input_%d", id)));
+}
+
+/*
+ * create_input_view creates the view that a query's batches read their
+ * input from (see PlanInputRelation): the user's FROM and WHERE, with the
+ * group keys and aggregate arguments as columns.  Being a view, it holds
+ * what the query's names meant at create_query (relations and columns by
+ * number, functions and operators by OID), and PostgreSQL keeps the
+ * objects it uses from being dropped or retyped under it; its text was
+ * deparsed under the catalog's search_path and is parsed back under the
+ * same, as the catalog's owner, in the schema where the caller may not
+ * create.  It then belongs to the query's owner, so that the tables it
+ * reads are read with the owner's rights, as the user's query was.
+ */
+static void
+create_input_view(ContinuousPlan *plan)
+{
+	Oid			view_oid;
+	ListCell   *lc;
+
+	/* as CREATE MATERIALIZED VIEW: a later session has another pg_temp */
+	foreach(lc, plan->temp_relations)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a continuous query must not read temporary table \"%s\"",
+						(char *) lfirst(lc)),
+				 errdetail("Its batches run in other sessions, which do not see this session's temporary tables.")));
+	catalog_ddl(psprintf("CREATE VIEW %s AS %s", plan->input, plan->input_sql));
+	view_oid = RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(plan->input, "view")),
+								NoLock, false);
+	revoke_default_grants(view_oid, plan->input);
+	catalog_ddl(psprintf("ALTER VIEW %s OWNER TO %s", plan->input,
+						 quote_identifier(GetUserNameFromId(GetUserId(), false))));
+}
+
 /*
  * QueryCreate does the work of streaming.create_query(): analyses the
  * query, creates its result table (and state table), and records it,
@@ -590,7 +630,15 @@ QueryCreate(const QueryCreateArgs *a)
 				 errmsg("continuous query \"%s\" already exists", name),
 				 errhint("Choose another name, or drop the query first with streaming.drop_query().")));
 
-	plan = PlanContinuousQuery(sql, mode, event_time, a->watermark != NULL);
+	SPI_connect();
+	if (CatalogExecute("SELECT pg_catalog.nextval(pg_catalog.pg_get_serial_sequence('streaming.queries', 'id'))::pg_catalog.int4",
+					   0, NULL, NULL, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not allocate a query id");
+	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+
+	plan = PlanContinuousQuery(sql, mode, event_time, a->watermark != NULL,
+							   input_view_name(id));
 	if (sink_opts.kind == SINK_KAFKA && sink_opts.key != NULL)
 	{
 		bool		found = false;
@@ -608,10 +656,7 @@ QueryCreate(const QueryCreateArgs *a)
 	result_name = NameListToQuotedString(names);
 
 	SPI_connect();
-	if (CatalogExecute("SELECT pg_catalog.nextval(pg_catalog.pg_get_serial_sequence('streaming.queries', 'id'))::pg_catalog.int4",
-					   0, NULL, NULL, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not allocate a query id");
-	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	create_input_view(plan);
 
 	if (sink_opts.table != NULL)
 		result_oid = existing_result_table(sink_opts.table, plan, mode);
@@ -714,6 +759,9 @@ QueryDrop(QueryDef *q, bool keep_result)
 	SPI_finish();
 
 	drop_relation_if_exists(q->state_table);
+	if (q->plan->input != NULL)
+		drop_relation_if_exists(RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(q->plan->input, "view")),
+												 NoLock, true));
 	/* a table the query wrote into but did not create stays */
 	if (!keep_result && q->sink.table == NULL)
 		drop_relation_if_exists(q->result_table);
@@ -753,6 +801,19 @@ streaming_explain(PG_FUNCTION_ARGS)
 						   OutputModeName(q->mode)));
 	foreach(lc, plan->sources)
 		EMIT("source", RelationQualifiedName(lfirst_oid(lc)));
+	if (plan->input != NULL)
+	{
+		Oid			view = RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(plan->input, "view")),
+											NoLock, true);
+		int			nestlevel = PushCatalogSearchPath();
+
+		EMIT("input view", !OidIsValid(view) ? psprintf("%s (missing)", plan->input)
+			 : psprintf("%s AS %s", plan->input,
+						TextDatumGetCString(DirectFunctionCall2(pg_get_viewdef_ext,
+																ObjectIdGetDatum(view),
+																BoolGetDatum(false)))));
+		PopCatalogSearchPath(nestlevel);
+	}
 	EMIT("result table", RelationQualifiedName(q->result_table));
 	if (plan->shape == SHAPE_AGGREGATE)
 	{

@@ -480,6 +480,30 @@ SELECT streaming.drop_query('alice_file_ids');
 SELECT streaming.drop_source('alice_files');
 RESET SESSION AUTHORIZATION;
 
+-- A source decodes its input with its owner's rights: alice's domain on a
+-- column of her source checks values as alice, whoever reads the source
+-- (bob's query over it, a superuser's SELECT)
+GRANT pg_read_server_files TO regress_alice;
+SET SESSION AUTHORIZATION regress_alice;
+CREATE DOMAIN public.alice_id AS int CHECK (public.evil(VALUE, 'regress_alice'));
+SELECT streaming.create_source('alice_typed', 'file', 'id public.alice_id',
+         '{"path": "/tmp/streaming_regress/security_alice", "format": "csv"}');
+GRANT SELECT ON alice_typed TO regress_bob;
+SET SESSION AUTHORIZATION regress_bob;
+SELECT streaming.create_query('bob_typed', 'SELECT id FROM alice_typed');
+SELECT streaming.run('bob_typed');
+SELECT id FROM bob_typed ORDER BY id;
+RESET SESSION AUTHORIZATION;
+SELECT count(*) FROM alice_typed;
+SELECT * FROM escalated;
+SET SESSION AUTHORIZATION regress_bob;
+SELECT streaming.drop_query('bob_typed');
+SET SESSION AUTHORIZATION regress_alice;
+SELECT streaming.drop_source('alice_typed');
+DROP DOMAIN public.alice_id;
+RESET SESSION AUTHORIZATION;
+REVOKE pg_read_server_files FROM regress_alice;
+
 -- 12. a trigger faster than a worker can wait, or slower than a day
 SELECT sec_try($$SELECT streaming.create_query('fast', 'SELECT value FROM alice_ticks', trigger => '1 microsecond')$$);
 SELECT sec_try($$SELECT streaming.create_query('slow', 'SELECT value FROM alice_ticks', trigger => '25 hours')$$);

@@ -506,6 +506,8 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	char	   *close_sql;
 	int			show_rows;
 	OwnerContext owner_cxt;
+	Oid			reader;
+	int			reader_sec_context;
 
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "streaming micro-batch",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -566,8 +568,17 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	}
 	SourceBatchReset(&sb);
 
+	/*
+	 * The source's input is read and decoded with its owner's rights: the
+	 * input functions of its columns' types and the checks of their domains
+	 * are its owner's choice, run for whoever reads the source.
+	 */
+	GetUserIdAndSecContext(&reader, &reader_sec_context);
+	SetUserIdAndSecContext(sb.rel->rd_rel->relowner, reader_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	if (!sb.routine->plan_batch(&sb))
 	{
+		SetUserIdAndSecContext(reader, reader_sec_context);
 		EndAsOwner(&owner_cxt);
 		table_close(sb.rel, AccessShareLock);
 		MemoryContextSwitchTo(oldcxt);
@@ -577,6 +588,7 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	st.t_planned = GetCurrentTimestamp();
 
 	decode_batch(&sb);
+	SetUserIdAndSecContext(reader, reader_sec_context);
 	if (sb.n_dead_letters > 0 && strcmp(q->on_error, "fail") == 0)
 	{
 		DeadLetter *dl = linitial(sb.dead_letters);

@@ -134,6 +134,8 @@ peek_rows(Relation rel)
 {
 	SourceBatch batch;
 	char	   *kind;
+	Oid			reader;
+	int			reader_sec_context;
 
 	memset(&batch, 0, sizeof(batch));
 	if (!SourceLookup(RelationGetRelid(rel), &batch.name, &kind, &batch.options))
@@ -153,7 +155,12 @@ peek_rows(Relation rel)
 	batch.mcxt = CurrentMemoryContext;
 	batch.keep_dead_letters = false;
 	SourceBatchReset(&batch);
+	/* decoded with the source owner's rights, as in a batch (batch.c) */
+	GetUserIdAndSecContext(&reader, &reader_sec_context);
+	SetUserIdAndSecContext(rel->rd_rel->relowner, reader_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	batch.routine->peek(&batch, streaming_peek_rows);
+	SetUserIdAndSecContext(reader, reader_sec_context);
 	if (batch.n_dead_letters > 0)
 		ereport(NOTICE,
 				(errmsg("%lld records of source \"%s\" could not be decoded",

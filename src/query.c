@@ -237,8 +237,10 @@ QueriesReadingSource(Oid relid)
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		MemoryContext old = MemoryContextSwitchTo(caller);
 
-		names = lappend(names, MemoryContextStrdup(caller, name));
+		names = lappend(names, pstrdup(name));
+		MemoryContextSwitchTo(old);
 	}
 	SPI_finish();
 	return names;

@@ -8,7 +8,7 @@ SET streaming.autostart = off;
 COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/operating && mkdir -p /tmp/streaming_regress/operating/in /tmp/streaming_regress/operating/gone';
 COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && printf "2024-01-01T00:00:01Z,1\n2024-01-01T00:00:02Z,2\n" > /tmp/streaming_regress/operating/in/a.csv';
 
-CREATE FUNCTION try(stmt text) RETURNS text
+CREATE FUNCTION operating_try(stmt text) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE msg text; hint text; code text;
 BEGIN
@@ -25,19 +25,19 @@ SELECT streaming.create_source('ev', 'file', 'ts timestamptz, v int',
 
 -- a window that cannot work is refused by create_query, however its size
 -- is written, as long as it does not depend on the row
-SELECT try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, '1 month') AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
-SELECT try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, size => '1 month') AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
-SELECT try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(size => '1 year', ts => ts) AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
-SELECT try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, '1 month'::text::interval) AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
-SELECT try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, make_interval(months => 1)) AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
-SELECT try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, '1 day'::interval * 30 + '1 month') AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
-SELECT try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, '1 day', slide => '1 month') AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
-SELECT try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, '1 day', '1 second'::text::interval) AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
-SELECT try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, '0 seconds'::text::interval) AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
-SELECT try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, '1 day', '1 hour', 'infinity'::text::timestamptz) AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
+SELECT operating_try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, '1 month') AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
+SELECT operating_try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, size => '1 month') AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
+SELECT operating_try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(size => '1 year', ts => ts) AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
+SELECT operating_try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, '1 month'::text::interval) AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
+SELECT operating_try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, make_interval(months => 1)) AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
+SELECT operating_try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, '1 day'::interval * 30 + '1 month') AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
+SELECT operating_try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, '1 day', slide => '1 month') AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
+SELECT operating_try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, '1 day', '1 second'::text::interval) AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
+SELECT operating_try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, '0 seconds'::text::interval) AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
+SELECT operating_try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, '1 day', '1 hour', 'infinity'::text::timestamptz) AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
 -- a size that depends on the row is checked by the batch, as before
-SELECT try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, make_interval(months => v)) AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
-SELECT try($q$SELECT streaming.run('w')$q$);
+SELECT operating_try($q$SELECT streaming.create_query('w', $$SELECT streaming.window(ts, make_interval(months => v)) AS w, count(*) FROM ev GROUP BY 1$$, output_mode => 'complete')$q$);
+SELECT operating_try($q$SELECT streaming.run('w')$q$);
 SELECT streaming.drop_query('w');
 -- sizes that fold to a valid constant are accepted and work
 SELECT streaming.create_query('w', $$SELECT streaming.window(ts, size => '1 day'::text::interval) AS w, count(*) AS n FROM ev GROUP BY 1$$, output_mode => 'complete');
@@ -46,20 +46,20 @@ SELECT * FROM w ORDER BY w;
 SELECT streaming.drop_query('w');
 
 -- every unknown option's hint names every option the source or sink takes
-SELECT try($q$SELECT streaming.create_source('x', 'file', 'a int', '{"path": "/tmp/streaming_regress/operating/in", "colour": "red"}')$q$);
-SELECT try($q$SELECT streaming.create_source('x', 'kafka', 'a int', '{"bootstrap_servers": "localhost:9", "topic": "t", "format": "csv", "colour": "red"}')$q$);
-SELECT try($q$SELECT streaming.create_source('x', 'socket', options => '{"port": 9, "colour": "red"}')$q$);
-SELECT try($q$SELECT streaming.create_source('x', 'rate', options => '{"rows_per_second": 1, "colour": "red"}')$q$);
-SELECT try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', sink => 'console', sink_options => '{"colour": "red"}')$q$);
-SELECT try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', sink => 'notify', sink_options => '{"colour": "red"}')$q$);
-SELECT try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', sink => 'kafka', sink_options => '{"topic": "t", "bootstrap_servers": "localhost:9", "colour": "red"}')$q$);
+SELECT operating_try($q$SELECT streaming.create_source('x', 'file', 'a int', '{"path": "/tmp/streaming_regress/operating/in", "colour": "red"}')$q$);
+SELECT operating_try($q$SELECT streaming.create_source('x', 'kafka', 'a int', '{"bootstrap_servers": "localhost:9", "topic": "t", "format": "csv", "colour": "red"}')$q$);
+SELECT operating_try($q$SELECT streaming.create_source('x', 'socket', options => '{"port": 9, "colour": "red"}')$q$);
+SELECT operating_try($q$SELECT streaming.create_source('x', 'rate', options => '{"rows_per_second": 1, "colour": "red"}')$q$);
+SELECT operating_try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', sink => 'console', sink_options => '{"colour": "red"}')$q$);
+SELECT operating_try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', sink => 'notify', sink_options => '{"colour": "red"}')$q$);
+SELECT operating_try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', sink => 'kafka', sink_options => '{"topic": "t", "bootstrap_servers": "localhost:9", "colour": "red"}')$q$);
 -- and each option the hint names is accepted (here: the file source's all)
-SELECT try($q$SELECT streaming.create_source('x', 'file', 'a int, ts timestamptz', '{"path": "/tmp/streaming_regress/operating/in", "format": "csv", "header": true, "delimiter": ";", "quote": "''", "escape": "\\", "null": "NA", "max_files_per_trigger": 2, "latest_first": true, "clean_source": "off", "event_time_format": "iso8601", "timezone": "UTC", "max_event_time_ahead": "1 hour"}')$q$);
+SELECT operating_try($q$SELECT streaming.create_source('x', 'file', 'a int, ts timestamptz', '{"path": "/tmp/streaming_regress/operating/in", "format": "csv", "header": true, "delimiter": ";", "quote": "''", "escape": "\\", "null": "NA", "max_files_per_trigger": 2, "latest_first": true, "clean_source": "off", "event_time_format": "iso8601", "timezone": "UTC", "max_event_time_ahead": "1 hour"}')$q$);
 SELECT streaming.drop_source('x');
-SELECT try($q$SELECT streaming.create_source('x', 'socket', options => '{"port": 9, "host": "localhost", "include_timestamp": true, "max_lines_per_trigger": 5, "max_event_time_ahead": "off"}')$q$);
+SELECT operating_try($q$SELECT streaming.create_source('x', 'socket', options => '{"port": 9, "host": "localhost", "include_timestamp": true, "max_lines_per_trigger": 5, "max_event_time_ahead": "off"}')$q$);
 SELECT streaming.drop_source('x');
 -- event-time options are options of sources, not of sinks
-SELECT try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', sink => 'console', sink_options => '{"timezone": "UTC"}')$q$);
+SELECT operating_try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', sink => 'console', sink_options => '{"timezone": "UTC"}')$q$);
 
 -- DROP FOREIGN TABLE of a source that queries read: refused without
 -- CASCADE, with CASCADE the queries go too (their tables and catalog rows)
@@ -87,8 +87,8 @@ SELECT streaming.create_source('ev', 'file', 'ts timestamptz, v int',
          '{"path": "/tmp/streaming_regress/operating/in"}');
 CREATE TABLE copies (ts timestamptz, v int);
 SELECT streaming.create_query('copy', 'SELECT ts, v FROM ev', sink_options => '{"table": "copies"}');
-SELECT try('DROP FOREIGN TABLE ev');
-SELECT try('DROP FOREIGN TABLE ev RESTRICT');
+SELECT operating_try('DROP FOREIGN TABLE ev');
+SELECT operating_try('DROP FOREIGN TABLE ev RESTRICT');
 
 -- DROP SCHEMA ... CASCADE takes a source's queries too
 CREATE SCHEMA feeds;
@@ -103,14 +103,14 @@ SELECT to_regclass('per_v');
 -- start() of a query that cannot run is an error, and changes nothing
 SELECT streaming.create_query('agg', 'SELECT v, count(*) AS n FROM ev GROUP BY v', output_mode => 'complete');
 DROP TABLE agg;
-SELECT try($q$SELECT streaming.start('agg')$q$);
-SELECT try($q$SELECT streaming.run('agg')$q$);
+SELECT operating_try($q$SELECT streaming.start('agg')$q$);
+SELECT operating_try($q$SELECT streaming.run('agg')$q$);
 SELECT enabled, status, worker_pid, last_error FROM streaming.queries WHERE name = 'agg';
 SELECT streaming.drop_query('agg');
 SELECT streaming.create_query('agg', 'SELECT v, count(*) AS n FROM ev GROUP BY v', output_mode => 'complete');
 SELECT state_table AS agg_state FROM streaming.queries WHERE name = 'agg' \gset
 DROP TABLE :agg_state;
-SELECT try($q$SELECT streaming.start('agg')$q$);
+SELECT operating_try($q$SELECT streaming.start('agg')$q$);
 SELECT enabled, status, worker_pid, last_error FROM streaming.queries WHERE name = 'agg';
 SELECT streaming.drop_query('agg');
 SELECT streaming.drop_query('copy');
@@ -121,7 +121,7 @@ SELECT streaming.create_source('lost', 'file', 'ts timestamptz, v int',
          '{"path": "/tmp/streaming_regress/operating/gone"}');
 SELECT streaming.create_query('lost_rows', 'SELECT ts, v FROM lost');
 COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rmdir /tmp/streaming_regress/operating/gone';
-SELECT try($q$SELECT streaming.run('lost_rows')$q$);
+SELECT operating_try($q$SELECT streaming.run('lost_rows')$q$);
 COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && mkdir /tmp/streaming_regress/operating/gone && cp /tmp/streaming_regress/operating/in/a.csv /tmp/streaming_regress/operating/gone/';
 SELECT streaming.run('lost_rows');
 SELECT * FROM lost_rows ORDER BY v;
@@ -140,4 +140,4 @@ SELECT streaming.drop_query('to_files');
 
 SELECT streaming.drop_source('ev');
 DROP EXTENSION streaming;
-DROP FUNCTION try(text);
+DROP FUNCTION operating_try(text);

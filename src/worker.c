@@ -253,6 +253,8 @@ worker_sigterm(SIGNAL_ARGS)
 static void
 worker_stop(const char *query, bool cancelled)
 {
+	/* a cancel that came after the batch's last check has nothing to cancel */
+	QueryCancelPending = false;
 	ereport(LOG,
 			(errmsg("streaming query \"%s\": worker stopping on request", query),
 			 cancelled ? errdetail("The batch in progress was rolled back; its input is read again by the next run.") : 0));
@@ -369,7 +371,6 @@ StreamingQueryWorkerMain(Datum main_arg)
 					EmitErrorReport();
 				FlushErrorState();
 				AbortCurrentTransaction();
-				QueryCancelPending = false;
 				worker_stop(args.query, true);
 			}
 			EmitErrorReport();

@@ -519,20 +519,7 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	/* from here on, the query's code runs as its owner, whoever asked */
 	BeginAsOwner(q->owner, q->search_path, &owner_cxt);
 	st.batch_id = q->last_batch_id + 1;
-	if (get_rel_name(q->result_table) == NULL ||
-		(q->plan->shape != SHAPE_STATELESS && get_rel_name(q->state_table) == NULL))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("the result or state table of continuous query \"%s\" does not exist", q->name),
-				 errhint("Drop the query with streaming.drop_query() and create it again.")));
-	if (q->plan->input != NULL &&
-		!OidIsValid(RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(q->plan->input, "view")),
-									 NoLock, true)))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("the input view %s of continuous query \"%s\" does not exist", q->plan->input, q->name),
-				 errdetail("It was dropped with a table or function the query uses (DROP ... CASCADE)."),
-				 errhint("Drop the query with streaming.drop_query() and create it again.")));
+	QueryCheckRunnable(q);
 
 	memset(&sb, 0, sizeof(sb));
 	sb.query = q->name;

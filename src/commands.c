@@ -4,16 +4,25 @@
  *	  streaming.create_query() and drop_query(): a query's definition
  *	  (query.c) together with its worker (worker.c), so that the definition
  *	  module starts nothing and the batch, query and worker modules depend
- *	  on each other in one direction only.
+ *	  on each other in one direction only.  Also what DROP FOREIGN TABLE
+ *	  (and DROP SCHEMA) of a source does to the queries that read it.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
+#include "commands/extension.h"
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "query.h"
+#include "source.h"
 #include "streaming.h"
 #include "worker.h"
 
@@ -78,4 +87,91 @@ streaming_drop_query(PG_FUNCTION_ARGS)
 	StopQuery(name, false);
 	QueryDrop(q, keep_result);
 	PG_RETURN_VOID();
+}
+
+/*
+ * drop_queries_of_source runs before a source is dropped.  A query without
+ * tables of its own (a stateless query into an existing table) has nothing
+ * in pg_depend that makes a plain DROP fail, so that DROP is refused here;
+ * CASCADE drops every query that reads the source, as drop_query() would,
+ * and first stops its worker, which would otherwise fail on the missing
+ * source.  The caller checked that the role may drop the source (others
+ * get PostgreSQL's own error); it must also be allowed to drop each query.
+ */
+static void
+drop_queries_of_source(Oid relid, DropBehavior behavior)
+{
+	ListCell   *lc;
+
+	foreach(lc, QueriesReadingSource(relid))
+	{
+		char	   *name = lfirst(lc);
+		QueryDef   *q = QueryDefLoad(name, false, false);
+
+		if (behavior != DROP_CASCADE)
+		{
+			/* the query's own tables make PostgreSQL refuse, with their names */
+			if (q->sink.table == NULL || OidIsValid(q->state_table))
+				continue;
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot drop source \"%s\" because continuous query \"%s\" reads it",
+							get_rel_name(relid), name),
+					 errhint("Use DROP ... CASCADE to drop the queries that read it too, or drop the query first with streaming.drop_query().")));
+		}
+		QueryCheckOwner(q);
+		ereport(NOTICE,
+				(errmsg("drop cascades to continuous query \"%s\"", name)));
+		StopQuery(name, false);
+		QueryDrop(q, false);
+	}
+}
+
+/*
+ * StreamingBeforeDrop is called by the utility hook before a DROP FOREIGN
+ * TABLE or DROP SCHEMA: see drop_queries_of_source.
+ */
+void
+StreamingBeforeDrop(DropStmt *stmt)
+{
+	ListCell   *lc;
+
+	if (stmt->removeType != OBJECT_FOREIGN_TABLE && stmt->removeType != OBJECT_SCHEMA)
+		return;
+	if (!OidIsValid(get_extension_oid("streaming", true)))
+		return;
+	foreach(lc, stmt->objects)
+	{
+		if (stmt->removeType == OBJECT_FOREIGN_TABLE)
+		{
+			RangeVar   *rv = makeRangeVarFromNameList((List *) lfirst(lc));
+			Oid			relid = RangeVarGetRelid(rv, NoLock, true);
+
+#if PG_VERSION_NUM >= 160000
+			if (OidIsValid(relid) && IsStreamingSource(relid) &&
+				object_ownercheck(RelationRelationId, relid, GetUserId()))
+#else
+			if (OidIsValid(relid) && IsStreamingSource(relid) &&
+				pg_class_ownercheck(relid, GetUserId()))
+#endif
+				drop_queries_of_source(relid, stmt->behavior);
+		}
+		else
+		{
+			Oid			nspid = get_namespace_oid(strVal(lfirst(lc)), true);
+			ListCell   *sc;
+
+			/* a schema goes only with CASCADE: then so do its sources' queries */
+			if (!OidIsValid(nspid) || stmt->behavior != DROP_CASCADE)
+				continue;
+#if PG_VERSION_NUM >= 160000
+			if (!object_ownercheck(NamespaceRelationId, nspid, GetUserId()))
+#else
+			if (!pg_namespace_ownercheck(nspid, GetUserId()))
+#endif
+				continue;
+			foreach(sc, SourcesInNamespace(nspid))
+				drop_queries_of_source(lfirst_oid(sc), DROP_CASCADE);
+		}
+	}
 }

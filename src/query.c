@@ -189,6 +189,71 @@ QueryCheckOwner(QueryDef *q)
 				 errdetail("The query belongs to role \"%s\".", GetUserNameFromId(q->owner, false))));
 }
 
+/*
+ * QueryCheckRunnable raises the error that would fail the query's next
+ * batch when something it needs was dropped: its source (DROP SCHEMA ...
+ * CASCADE, say, which takes a source without its queries), its result or
+ * its state table.  start() calls it, so that starting a query that cannot
+ * run is an error rather than a worker that fails at once; every batch
+ * calls it too.
+ */
+void
+QueryCheckRunnable(QueryDef *q)
+{
+	if (q->plan->sources == NIL || !IsStreamingSource(linitial_oid(q->plan->sources)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("continuous query \"%s\" cannot run: its source was dropped", q->name),
+				 errhint("Drop the query with streaming.drop_query(). DROP FOREIGN TABLE ... CASCADE on a source drops the queries that read it.")));
+	if (get_rel_name(q->result_table) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("continuous query \"%s\" cannot run: its result table was dropped", q->name),
+				 errhint("Drop the query with streaming.drop_query() and create it again.")));
+	if (q->plan->shape != SHAPE_STATELESS && get_rel_name(q->state_table) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("continuous query \"%s\" cannot run: its state table was dropped", q->name),
+				 errhint("Drop the query with streaming.drop_query() and create it again.")));
+	if (q->plan->input != NULL &&
+		!OidIsValid(RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(q->plan->input, "view")),
+									 NoLock, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("continuous query \"%s\" cannot run: its input view %s was dropped", q->name, q->plan->input),
+				 errdetail("It goes with a table or function the query uses when that is dropped with CASCADE."),
+				 errhint("Drop the query with streaming.drop_query() and create it again.")));
+}
+
+/*
+ * QueriesReadingSource lists the names of the queries, of every role, that
+ * read a source.
+ */
+List *
+QueriesReadingSource(Oid relid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	MemoryContext caller = CurrentMemoryContext;
+	List	   *names = NIL;
+
+	SPI_connect();
+	if (CatalogExecute("SELECT name FROM streaming.queries "
+					   "WHERE $1::pg_catalog.regclass OPERATOR(pg_catalog.=) ANY (sources) ORDER BY name",
+					   1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streaming.queries");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		char	   *name = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		names = lappend(names, pstrdup(name));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return names;
+}
+
 static void
 exec_ddl(const char *sql)
 {

@@ -179,6 +179,37 @@ IsStreamingSource(Oid relid)
 }
 
 /*
+ * SourcesInNamespace lists the sources of a schema.
+ */
+List *
+SourcesInNamespace(Oid nspid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(nspid)};
+	MemoryContext caller = CurrentMemoryContext;
+	List	   *relids = NIL;
+
+	SPI_connect();
+	if (CatalogExecute("SELECT s.relid::pg_catalog.oid FROM streaming.sources s "
+					   "JOIN pg_catalog.pg_class c ON c.oid OPERATOR(pg_catalog.=) s.relid::pg_catalog.oid "
+					   "WHERE c.relnamespace OPERATOR(pg_catalog.=) $1 ORDER BY 1",
+					   1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streaming.sources");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			relid = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i],
+														   SPI_tuptable->tupdesc, 1, &isnull));
+		MemoryContext old = MemoryContextSwitchTo(caller);
+
+		relids = lappend_oid(relids, relid);
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+	return relids;
+}
+
+/*
  * SourceOptionsFromDefElems turns the options of a foreign server or user
  * mapping into a jsonb object of strings.
  */
@@ -367,19 +398,22 @@ SourceLookup(Oid relid, char **name, char **kind, Jsonb **options)
 
 /*
  * SourceCheckOptionKeys rejects any key of options that is neither in the
- * NULL-terminated list valid nor accepted by also(); what names the thing
- * the options are for, e.g. 'source kind "file"'.
+ * NULL-terminated list valid nor starts with prefix (NULL: none), e.g.
+ * "kafka." for the properties passed to librdkafka; what names the thing
+ * the options are for, e.g. 'source kind "file"'.  The one list both
+ * validates and makes the hint, so that the hint names every option the
+ * thing accepts.
  */
 void
 SourceCheckOptionKeys(Jsonb *options, const char *what,
-					  const char *const *valid, bool (*also) (const char *))
+					  const char *const *valid, const char *prefix)
 {
 	ListCell   *lc;
 
 	foreach(lc, JsonbObjectKeys(options))
 	{
 		char	   *key = lfirst(lc);
-		bool		ok = EventTimeIsOption(key) || (also != NULL && also(key));
+		bool		ok = prefix != NULL && strncmp(key, prefix, strlen(prefix)) == 0;
 
 		for (int i = 0; !ok && valid[i] != NULL; i++)
 			ok = strcmp(valid[i], key) == 0;
@@ -390,6 +424,8 @@ SourceCheckOptionKeys(Jsonb *options, const char *what,
 			initStringInfo(&names);
 			for (int i = 0; valid[i] != NULL; i++)
 				appendStringInfo(&names, "%s%s", i > 0 ? ", " : "", valid[i]);
+			if (prefix != NULL)
+				appendStringInfo(&names, ", %s*", prefix);
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("unknown option \"%s\" for %s", key, what),
@@ -776,8 +812,9 @@ streaming_create_source(PG_FUNCTION_ARGS)
 	}
 	else
 		merged = options;
-	routine->validate(merged);
+	/* first: a reading option on a rate or socket source has its own error */
 	check_event_time_options(kind, merged);
+	routine->validate(merged);
 
 	if (schema == NULL)
 	{

@@ -102,12 +102,13 @@ struct SourceBatch
 extern const SourceRoutine *SourceRoutineByKind(const char *kind);
 extern bool SourceLookup(Oid relid, char **name, char **kind, Jsonb **options);
 extern bool IsStreamingSource(Oid relid);
+extern List *SourcesInNamespace(Oid nspid);
 extern void SourceBatchAddRow(SourceBatch *batch, Datum *values, bool *nulls);
 extern void SourceBatchAddDeadLetter(SourceBatch *batch, const char *position,
 									 const char *payload, int payload_len,
 									 const char *error);
 extern void SourceCheckOptionKeys(Jsonb *options, const char *what,
-								  const char *const *valid, bool (*also) (const char *));
+								  const char *const *valid, const char *prefix);
 extern void SourceBatchReset(SourceBatch *batch);
 extern int64 SourceCommittedOffset(SourceBatch *batch, const char *partition,
 								   int64 dflt, bool *found);

@@ -9,6 +9,7 @@
 
 #include <limits.h>
 
+#include "access/xact.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -32,7 +33,9 @@ static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 /*
  * streaming_ProcessUtility: before DROP DATABASE, end the query workers
- * connected to that database, which would otherwise make it fail.
+ * connected to that database, which would otherwise make it fail; before
+ * DROP FOREIGN TABLE or DROP SCHEMA, deal with the queries that read a
+ * source that goes (StreamingBeforeDrop).
  */
 static void
 streaming_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
@@ -41,6 +44,8 @@ streaming_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readO
 {
 	if (IsA(pstmt->utilityStmt, DropdbStmt))
 		StopDatabaseWorkers(((DropdbStmt *) pstmt->utilityStmt)->dbname);
+	else if (IsA(pstmt->utilityStmt, DropStmt) && IsTransactionState())
+		StreamingBeforeDrop((DropStmt *) pstmt->utilityStmt);
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else

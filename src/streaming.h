@@ -19,6 +19,10 @@ extern int	streaming_peek_rows;
 extern int	streaming_progress_retention;
 extern bool streaming_autostart;
 
+/* commands.c: before DROP FOREIGN TABLE / DROP SCHEMA (the utility hook) */
+struct DropStmt;
+extern void StreamingBeforeDrop(struct DropStmt *stmt);
+
 /* schema of the catalog */
 #define STREAMING_SCHEMA "streaming"
 

@@ -17,6 +17,9 @@
 #include "datatype/timestamp.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "nodes/pathnodes.h"
+#include "optimizer/clauses.h"
+#include "optimizer/optimizer.h"
 #include "utils/builtins.h"
 #include "utils/rangetypes.h"
 #include "utils/timestamp.h"
@@ -200,8 +203,45 @@ check_slide(int64 size, int64 slide, Interval *size_iv, Interval *slide_iv)
 }
 
 /*
+ * window_arg_value reduces an argument of a window() call to a constant if
+ * it is one once folded: a cast ('1 month'::text::interval), an expression
+ * of constants (make_interval(months => 1), '1 day' * 30), or a constant
+ * written with a name (size => '1 month'), whose NamedArgExpr wrapper the
+ * parser leaves in place.  NULL when the value depends on the row or is
+ * volatile.  Folding as the planner estimates (stable functions too) only
+ * serves the check: what the batch computes is not changed.
+ */
+static Const *
+window_arg_value(Node *arg)
+{
+	PlannerGlobal glob;
+	PlannerInfo root;
+	Node	   *folded;
+
+	if (IsA(arg, NamedArgExpr))
+		arg = (Node *) ((NamedArgExpr *) arg)->arg;
+	if (!IsA(arg, Const))
+	{
+		if (contain_var_clause(arg) || contain_volatile_functions(arg) ||
+			contain_subplans(arg) || contain_agg_clause(arg))
+			return NULL;
+		memset(&glob, 0, sizeof(glob));
+		memset(&root, 0, sizeof(root));
+		root.type = T_PlannerInfo;
+		glob.type = T_PlannerGlobal;
+		root.glob = &glob;
+		folded = estimate_expression_value(&root, copyObject(arg));
+		if (!IsA(folded, Const))
+			return NULL;
+		arg = folded;
+	}
+	return ((Const *) arg)->constisnull ? NULL : (Const *) arg;
+}
+
+/*
  * WindowCheckConstArgs checks the constant arguments of a streaming.window()
  * call (size, slide, origin) as the call itself would, before any row.
+ * Arguments given by name go to their parameter's place.
  */
 void
 WindowCheckConstArgs(FuncExpr *fexpr)
@@ -213,9 +253,11 @@ WindowCheckConstArgs(FuncExpr *fexpr)
 	foreach(lc, fexpr->args)
 	{
 		Node	   *arg = lfirst(lc);
+		int			pos = IsA(arg, NamedArgExpr) ? ((NamedArgExpr *) arg)->argnumber
+			: foreach_current_index(lc);
 
-		if (foreach_current_index(lc) < 4 && IsA(arg, Const) && !((Const *) arg)->constisnull)
-			args[foreach_current_index(lc)] = (Const *) arg;
+		if (pos >= 0 && pos < 4)
+			args[pos] = window_arg_value(arg);
 	}
 	if (args[1] != NULL)
 		size = interval_usecs(DatumGetIntervalP(args[1]->constvalue), "size");

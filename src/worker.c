@@ -11,8 +11,10 @@
  * burst), 'once' or 'available_now' (then it marks the query finished).
  *
  * SIGTERM (stop(), pg_terminate_backend, shutdown) ends the worker between
- * batches or aborts the batch in progress, which loses nothing: the batch's
- * input is read again by the next run.  A batch that fails marks the query
+ * batches, or cancels the batch in progress as a query cancel would, which
+ * loses nothing: the batch is one transaction, rolled back, and its input
+ * is read again by the next run.  Either way the worker logs that it stops,
+ * naming its query, and exits normally.  A batch that fails marks the query
  * failed, with its error, and ends the worker; the other queries go on.
  *
  *-------------------------------------------------------------------------
@@ -54,6 +56,13 @@ int			streaming_max_workers_per_role = 4;
 /* the catalog row of the query this worker runs ($1 name, $2 pid) */
 #define THIS_WORKER \
 	"name OPERATOR(pg_catalog.=) $1 AND worker_pid OPERATOR(pg_catalog.=) $2"
+
+/*
+ * Set by SIGTERM.  While a batch runs (in_batch), SIGTERM also cancels it
+ * as a query cancel does: the error it raises rolls the batch back.
+ */
+static volatile sig_atomic_t got_sigterm = false;
+static volatile sig_atomic_t in_batch = false;
 
 /* bgw_extra of a query worker */
 typedef struct QueryWorkerArgs
@@ -216,6 +225,42 @@ trigger_interval_ms(const char *trigger)
 	return (iv->time + (int64) iv->day * USECS_PER_DAY) / 1000;
 }
 
+/*
+ * worker_sigterm is the SIGTERM handler of a query worker: it only sets
+ * flags and the latch (the loop leaves between batches); a batch in
+ * progress is cancelled at its next CHECK_FOR_INTERRUPTS.
+ */
+static void
+worker_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	got_sigterm = true;
+	if (in_batch)
+	{
+		QueryCancelPending = true;
+		InterruptPending = true;
+	}
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/*
+ * worker_stop ends the worker on SIGTERM with a LOG line naming its query;
+ * the catalog row is left to whoever stopped it (stop() marks the query
+ * stopped; at shutdown it stays enabled and starts again with the server).
+ */
+static void
+worker_stop(const char *query, bool cancelled)
+{
+	/* a cancel that came after the batch's last check has nothing to cancel */
+	QueryCancelPending = false;
+	ereport(LOG,
+			(errmsg("streaming query \"%s\": worker stopping on request", query),
+			 cancelled ? errdetail("The batch in progress was rolled back; its input is read again by the next run.") : 0));
+	proc_exit(0);
+}
+
 static void
 wait_ms(long ms)
 {
@@ -246,7 +291,7 @@ StreamingQueryWorkerMain(Datum main_arg)
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, worker_sigterm);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, args.owner, 0);
 
@@ -295,6 +340,8 @@ StreamingQueryWorkerMain(Datum main_arg)
 		volatile bool ran = false;
 		MemoryContext old;
 
+		if (got_sigterm)
+			worker_stop(args.query, false);
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
@@ -305,15 +352,27 @@ StreamingQueryWorkerMain(Datum main_arg)
 		old = MemoryContextSwitchTo(loopcxt);
 		PG_TRY();
 		{
+			in_batch = true;
 			ran = run_batch(args.query, &enabled, &endless);
+			in_batch = false;
 		}
 		PG_CATCH();
 		{
 			ErrorData  *edata;
 
+			in_batch = false;
 			/* the batch rolled back; record why, and stop this query only */
 			MemoryContextSwitchTo(loopcxt);
 			edata = CopyErrorData();
+			/* stopped: the cancel (or whatever failed meanwhile) is no failure */
+			if (got_sigterm)
+			{
+				if (edata->sqlerrcode != ERRCODE_QUERY_CANCELED)
+					EmitErrorReport();
+				FlushErrorState();
+				AbortCurrentTransaction();
+				worker_stop(args.query, true);
+			}
 			EmitErrorReport();
 			FlushErrorState();
 			AbortCurrentTransaction();
@@ -343,6 +402,8 @@ StreamingQueryWorkerMain(Datum main_arg)
 			proc_exit(1);
 		}
 		PG_END_TRY();
+		if (got_sigterm)
+			worker_stop(args.query, false);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(loopcxt);
 		retry_ms = 1000;
@@ -446,6 +507,8 @@ StartQuery(const char *name)
 	int			pid = 0;
 
 	QueryCheckOwner(q);
+	/* a query that cannot run is an error here, not a worker that fails */
+	QueryCheckRunnable(q);
 	update_query("UPDATE streaming.queries SET enabled = true, status = 'running', "
 				 "last_error = NULL WHERE name OPERATOR(pg_catalog.=) $1", name);
 	if (worker_pids(name) != NIL)

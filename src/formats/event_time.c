@@ -58,23 +58,6 @@ PG_FUNCTION_INFO_V1(streaming_parse_event_time);
 /* how much of a bad text an error message quotes */
 #define EVENT_TIME_QUOTE_LIMIT 64
 
-/* the options that say how event times are read (every source kind) */
-static const char *const event_time_keys[] = {
-	"event_time_format", "timezone", "max_event_time_ahead", NULL
-};
-
-/*
- * EventTimeIsOption tells whether key is one of the event-time options.
- */
-bool
-EventTimeIsOption(const char *key)
-{
-	for (int i = 0; event_time_keys[i] != NULL; i++)
-		if (strcmp(event_time_keys[i], key) == 0)
-			return true;
-	return false;
-}
-
 /*
  * EventTimeIsDecodingOption tells whether key is an event-time option that
  * only a source that decodes records can use (not max_event_time_ahead,

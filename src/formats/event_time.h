@@ -42,7 +42,6 @@ typedef enum EventTimeError
 /* the default of option "max_event_time_ahead" */
 #define EVENT_TIME_DEFAULT_MAX_AHEAD "1 day"
 
-extern bool EventTimeIsOption(const char *key);
 extern bool EventTimeIsDecodingOption(const char *key);
 extern void EventTimeParseOptions(Jsonb *options, EventTimeOptions *out);
 extern bool EventTimeMaxAhead(Jsonb *options, int64 *usecs, char **text);

@@ -53,7 +53,6 @@ typedef void (*FormatErrorCallback) (void *arg, const char *position,
 									 const char *message);
 
 /* true if key is a format option ("format", "header", "delimiter", ...) */
-extern bool FormatIsOption(const char *key);
 
 /*
  * A row callback may find a decoded row unusable (a source's event time

@@ -40,15 +40,6 @@ static const char *const format_keys[] = {
 	"format", "header", "delimiter", "quote", "escape", "null", NULL
 };
 
-bool
-FormatIsOption(const char *key)
-{
-	for (int i = 0; format_keys[i] != NULL; i++)
-		if (strcmp(format_keys[i], key) == 0)
-			return true;
-	return false;
-}
-
 static char *
 single_char_option(Jsonb *options, const char *key, const char *dflt)
 {
@@ -202,6 +193,13 @@ LineReaderOpen(LineReader *reader, const char *path)
 	reader->path = path;
 	reader->limit = decode_read_limit;
 	reader->file = AllocateFile(path, PG_BINARY_R);
+	/* a planned file, readable then: it changed under the batch; retry */
+	if (reader->file == NULL && reader->limit >= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not open file \"%s\" for reading: %m", path),
+				 errdetail("The file could be read when the batch was planned."),
+				 errhint("The batch was not committed; running it again plans the files as they are then.")));
 	if (reader->file == NULL)
 		ereport(ERROR,
 				(errcode_for_file_access(),

@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 #include "access/xact.h"
-#include "common/file_perm.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
@@ -83,8 +82,16 @@ remember_file(const char *path)
 }
 
 /*
+ * The files a file sink writes are for other programs to read, unlike the
+ * server's own files (umask 0077): readable by all, as files that COPY TO
+ * writes are, and so are the directories it creates.
+ */
+#define FILE_SINK_FILE_MODE	0644
+#define FILE_SINK_DIR_MODE	0755
+
+/*
  * FileSinkCheckPath validates the directory at create_query, creating it
- * if it is missing.
+ * (mode 0755, with any missing parent) if it is missing.
  */
 void
 FileSinkCheckPath(const char *path)
@@ -97,7 +104,16 @@ FileSinkCheckPath(const char *path)
 				 errmsg("invalid value for option \"path\": \"%s\" is not an absolute path", path)));
 	if (stat(path, &st) != 0)
 	{
-		if (errno != ENOENT || pg_mkdir_p(pstrdup(path), pg_dir_create_mode) != 0)
+		mode_t		saved_umask;
+		int			rc = -1;
+
+		if (errno == ENOENT)
+		{
+			saved_umask = umask(022);
+			rc = pg_mkdir_p(pstrdup(path), FILE_SINK_DIR_MODE);
+			umask(saved_umask);
+		}
+		if (rc != 0)
 			ereport(ERROR,
 					(errcode_for_file_access(),
 					 errmsg("could not create directory \"%s\": %m", path),
@@ -134,6 +150,10 @@ FileSinkBegin(const SinkOptions *opts, int64 batch_id)
 		ereport(ERROR,
 				(errcode_for_file_access(),
 				 errmsg("could not create file \"%s\": %m", fs->tmp_path)));
+	if (fchmod(fileno(fs->file), FILE_SINK_FILE_MODE) != 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not set permissions of file \"%s\": %m", fs->tmp_path)));
 	initStringInfo(&fs->line);
 	return fs;
 }

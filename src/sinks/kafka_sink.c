@@ -77,7 +77,7 @@ KafkaSinkParseOptions(Jsonb *options, SinkOptions *out)
 {
 	char	   *format = JsonbGetString(options, "format");
 
-	SourceCheckOptionKeys(options, "sink \"kafka\"", kafka_sink_options, KafkaIsPassthroughKey);
+	SourceCheckOptionKeys(options, "sink \"kafka\"", kafka_sink_options, "kafka.");
 	out->topic = JsonbGetString(options, "topic");
 	if (out->topic == NULL || out->topic[0] == '\0')
 		ereport(ERROR,

@@ -17,10 +17,20 @@
  * per process: a WARNING and the query's condition; its new bytes are not
  * read.
  *
+ * A directory that is missing or unreadable, or a next file that the
+ * server cannot read (permissions), is a condition to wait out, as a
+ * broker that is down is for a Kafka source: a worker logs it once, shows
+ * it as the query's condition and tries again with a backoff (doubling
+ * from 100 ms up to 30 s), and goes on by itself once it can read.  The
+ * files keep their order: the unreadable file and those after it wait.
+ * run() in a session raises the error instead, as there is nobody to
+ * retry.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 
 #include "access/xact.h"
@@ -38,6 +48,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 
 #include "formats/format.h"
 #include "source.h"
@@ -57,11 +68,30 @@ typedef struct FilePlan
 	int64		processed_before;
 } FilePlan;
 
+/* retrying an unreadable directory or file: the backoff, doubling */
+#define FILE_RETRY_MIN_MS	100
+#define FILE_RETRY_MAX_MS	30000
+
+/* a query's wait for its directory or next file, per worker */
+typedef struct FileRetry
+{
+	Oid			relid;
+	char	   *query;
+	bool		failing;		/* logged, and the condition set */
+	int			backoff_ms;
+	TimestampTz next_attempt;
+} FileRetry;
+
+static List *file_retries = NIL;
+
 /* the most files a batch may take (max_files_per_trigger) */
 #define FILE_MAX_FILES_PER_TRIGGER 100000
 
+/* every option of a file source: checked, and listed by the hint */
 static const char *const file_options[] = {
-	"path", "max_files_per_trigger", "latest_first", "clean_source", "source_archive_dir", NULL
+	"path", "format", "header", "delimiter", "quote", "escape", "null",
+	"max_files_per_trigger", "latest_first", "clean_source", "source_archive_dir",
+	"event_time_format", "timezone", "max_event_time_ahead", NULL
 };
 
 typedef enum CleanSource
@@ -108,7 +138,7 @@ file_validate(Jsonb *options)
 	struct stat st;
 	FormatOptions fmt;
 
-	SourceCheckOptionKeys(options, "source kind \"file\"", file_options, FormatIsOption);
+	SourceCheckOptionKeys(options, "source kind \"file\"", file_options, NULL);
 
 	if (!has_privs_of_role(GetUserId(), ROLE_PG_READ_SERVER_FILES))
 		ereport(ERROR,
@@ -227,16 +257,23 @@ file_entry_cmp_desc(const ListCell *a, const ListCell *b)
 /*
  * list_files returns the regular files of the directory, oldest first
  * (newest first with latest_first), skipping names that start with "." or
- * "_", as files being written are expected to carry such names.
+ * "_", as files being written are expected to carry such names.  If the
+ * directory cannot be opened, it raises the error, or with dir_errno sets
+ * *dir_errno and returns NIL.
  */
 static List *
-list_files(const char *dirpath, bool latest_first)
+list_files(const char *dirpath, bool latest_first, int *dir_errno)
 {
 	DIR		   *dir;
 	struct dirent *de;
 	List	   *files = NIL;
 
 	dir = AllocateDir(dirpath);
+	if (dir == NULL && dir_errno != NULL)
+	{
+		*dir_errno = errno;
+		return NIL;
+	}
 	while ((de = ReadDir(dir, dirpath)) != NULL)
 	{
 		char	   *path;
@@ -454,6 +491,92 @@ check_owner_file_rights(Oid relid, CleanSource clean)
 						   ? "pg_write_server_files" : "pg_read_server_files")));
 }
 
+/* file_retry_state: this worker's retry state of the batch's query */
+static FileRetry *
+file_retry_state(SourceBatch *batch)
+{
+	ListCell   *lc;
+	FileRetry  *r;
+
+	foreach(lc, file_retries)
+	{
+		r = lfirst(lc);
+		if (r->relid == batch->relid && strcmp(r->query, batch->query) == 0)
+			return r;
+	}
+	r = MemoryContextAllocZero(TopMemoryContext, sizeof(FileRetry));
+	r->relid = batch->relid;
+	r->query = MemoryContextStrdup(TopMemoryContext, batch->query);
+	r->backoff_ms = FILE_RETRY_MIN_MS;
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		file_retries = lappend(file_retries, r);
+		MemoryContextSwitchTo(old);
+	}
+	return r;
+}
+
+/*
+ * file_unavailable reports a directory or file that cannot be read now
+ * (what, errno err): in a session, as the error; in a worker, by a LOG line
+ * the first time, the query's condition, and a next attempt after the
+ * backoff.
+ */
+static void
+file_unavailable(SourceBatch *batch, FileRetry *retry, const char *what, int err)
+{
+	char	   *why = pstrdup(strerror(err));
+
+	if (retry == NULL)
+	{
+		errno = err;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read %s of file source \"%s\": %m", what, batch->name),
+				 errhint("A query's worker waits for it and goes on once the server can read it.")));
+	}
+	if (!retry->failing)
+		ereport(LOG,
+				(errmsg("streaming query \"%s\": could not read %s of file source \"%s\": %s",
+						batch->query, what, batch->name, why),
+				 errdetail("Retrying with backoff up to %d seconds.", FILE_RETRY_MAX_MS / 1000)));
+	retry->failing = true;
+	SourceSetCondition("waiting for %s of file source \"%s\": %s", what, batch->name, why);
+	retry->next_attempt = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), retry->backoff_ms);
+	retry->backoff_ms = Min(retry->backoff_ms * 2, FILE_RETRY_MAX_MS);
+}
+
+/* file_available: the source can be read again (after file_unavailable) */
+static void
+file_available(SourceBatch *batch, FileRetry *retry)
+{
+	if (retry == NULL || !retry->failing)
+		return;
+	ereport(LOG,
+			(errmsg("streaming query \"%s\": file source \"%s\" can be read again",
+					batch->query, batch->name)));
+	retry->failing = false;
+	retry->backoff_ms = FILE_RETRY_MIN_MS;
+	retry->next_attempt = 0;
+	SourceClearCondition();
+}
+
+/*
+ * file_readable tells whether the server can open a file now; errno says
+ * why not.
+ */
+static bool
+file_readable(const char *path)
+{
+	int			fd = OpenTransientFile(path, O_RDONLY | PG_BINARY);
+
+	if (fd < 0)
+		return false;
+	CloseTransientFile(fd);
+	return true;
+}
+
 /*
  * file_plan_batch chooses the files of the next batch: those not yet
  * processed, in order, up to max_files_per_trigger; with 'available_now',
@@ -468,16 +591,33 @@ file_plan_batch(SourceBatch *batch)
 	int64		max_files = batch->read_all ? 0 : max_files_per_trigger(batch->options);
 	bool		latest_first = JsonbGetBool(batch->options, "latest_first", false);
 	CleanSource clean = clean_source(batch->options);
+	FileRetry  *retry = IsBackgroundWorker ? file_retry_state(batch) : NULL;
 	HTAB	   *seen;
+	List	   *files;
+	int			dir_errno = 0;
 	ListCell   *lc;
 
 	check_owner_file_rights(batch->relid, clean);
-	seen = processed_files(batch);
 
+	/* waiting for the directory or a file: not before the next attempt */
+	if (retry != NULL && retry->failing && GetCurrentTimestamp() < retry->next_attempt)
+	{
+		MemoryContextSwitchTo(old);
+		return false;
+	}
+	files = list_files(dirpath, latest_first, &dir_errno);
+	if (dir_errno != 0)
+	{
+		file_unavailable(batch, retry, psprintf("directory \"%s\"", dirpath), dir_errno);
+		MemoryContextSwitchTo(old);
+		return false;
+	}
+
+	seen = processed_files(batch);
 	FormatParseOptions(batch->options, &plan->format);
 	plan->processed_before = hash_get_num_entries(seen);
 
-	foreach(lc, list_files(dirpath, latest_first))
+	foreach(lc, files)
 	{
 		FileEntry  *fe = lfirst(lc);
 		char		key[MAXPGPATH];
@@ -504,6 +644,22 @@ file_plan_batch(SourceBatch *batch)
 		if (batch->available_now != 0 &&
 			timespec_to_timestamptz(&fe->mtime) > batch->available_now)
 			continue;
+		/* an unreadable file waits, and so do those after it */
+		if (!file_readable(fe->path))
+		{
+			int			err = errno;
+
+			if (err == ENOENT)
+				continue;		/* gone since it was listed */
+			if (plan->files == NIL)
+			{
+				hash_destroy(seen);
+				file_unavailable(batch, retry, psprintf("file \"%s\"", fe->path), err);
+				MemoryContextSwitchTo(old);
+				return false;
+			}
+			break;
+		}
 		plan->files = lappend(plan->files, fe);
 		off = palloc(sizeof(SourceOffset));
 		off->partition = fe->path;
@@ -513,6 +669,7 @@ file_plan_batch(SourceBatch *batch)
 			break;
 	}
 	hash_destroy(seen);
+	file_available(batch, retry);
 
 	batch->private = plan;
 	batch->start_offset = files_offset_jsonb(plan->processed_before);
@@ -566,7 +723,7 @@ file_peek(SourceBatch *batch, int64 max_rows)
 
 	check_owner_file_rights(batch->relid, CLEAN_OFF);
 	FormatParseOptions(batch->options, &fmt);
-	foreach(lc, list_files(JsonbGetString(batch->options, "path"), false))
+	foreach(lc, list_files(JsonbGetString(batch->options, "path"), false, NULL))
 	{
 		FileEntry  *fe = lfirst(lc);
 

@@ -63,9 +63,11 @@
 
 PG_FUNCTION_INFO_V1(streaming_kafka_lag);
 
+/* every option of a kafka source (and kafka.*): checked, and listed by the hint */
 static const char *const kafka_options[] = {
-	"bootstrap_servers", "topic", "topics", "topic_pattern", "starting_offsets", "max_offsets_per_trigger",
-	"fail_on_data_loss", "format", "delimiter", "quote", "escape", "null", NULL
+	"bootstrap_servers", "server", "topic", "topics", "topic_pattern", "starting_offsets",
+	"max_offsets_per_trigger", "fail_on_data_loss", "format", "delimiter", "quote", "escape", "null",
+	"event_time_format", "timezone", "max_event_time_ahead", NULL
 };
 
 /* the metadata columns of the json, csv and text formats */
@@ -449,7 +451,7 @@ kafka_validate(Jsonb *options)
 	rd_kafka_conf_t *conf;
 
 	/* create_source checked the kafka.* options against the allow-list */
-	SourceCheckOptionKeys(options, "source kind \"kafka\"", kafka_options, KafkaIsPassthroughKey);
+	SourceCheckOptionKeys(options, "source kind \"kafka\"", kafka_options, "kafka.");
 	if (bootstrap_servers(options) == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

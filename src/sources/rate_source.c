@@ -42,9 +42,10 @@
 #define RATE_MAX_RAMP_UP_SECONDS 86400
 #define RATE_MAX_ADVANCE_MILLIS	((int64) 86400 * 1000)
 
+/* every option of a rate source: checked, and listed by the hint */
 static const char *const rate_options[] = {
 	"rows_per_second", "ramp_up_time", "rows_per_batch", "start_timestamp",
-	"advance_millis_per_batch", NULL
+	"advance_millis_per_batch", "max_event_time_ahead", NULL
 };
 
 typedef struct RatePlan

@@ -68,8 +68,9 @@
 #define SOCKET_MAX_LINE			(16 * 1024 * 1024)
 #define SOCKET_KEPT_PREFIX		1024
 
+/* every option of a socket source: checked, and listed by the hint */
 static const char *const socket_options[] = {
-	"host", "port", "include_timestamp", "max_lines_per_trigger", NULL
+	"host", "port", "include_timestamp", "max_lines_per_trigger", "max_event_time_ahead", NULL
 };
 
 typedef struct SocketLine

@@ -109,7 +109,7 @@ sql(qq{
 });
 put('c', 'p,1');
 wait_for(q{SELECT status FROM streaming.queries WHERE name = 'doomed'}, 'failed', 'the query whose result table is gone fails');
-like(sql(q{SELECT last_error FROM streaming.status WHERE name = 'doomed'}), qr/does not exist/, 'last_error says why');
+like(sql(q{SELECT last_error FROM streaming.status WHERE name = 'doomed'}), qr/cannot run: its result table was dropped/, 'last_error says why');
 put('a', 'w,7');
 wait_for('SELECT total FROM totals WHERE k = \'w\'', '7', 'the other queries keep running');
 

@@ -17,6 +17,7 @@
 #   LAT_SECONDS     producing time per run (default 20)
 #   LAT_WARMUP      seconds left out at the start (default 2)
 #   LAT_PARTITIONS  partitions (default 8)
+#   LAT_OPTIONS     more source options, e.g. '"kafka.fetch.wait.max.ms": "10"'
 
 set -euo pipefail
 
@@ -27,6 +28,7 @@ RATES=${LAT_RATES:-"10000 50000"}
 SECONDS_RUN=${LAT_SECONDS:-20}
 WARMUP=${LAT_WARMUP:-2}
 PARTS=${LAT_PARTITIONS:-8}
+EXTRA=${LAT_OPTIONS:+, $LAT_OPTIONS}
 
 bash "$REPO_ROOT/test/setup.sh"
 [[ "$(id -u)" == 0 ]] || die "run as root (the server runs as the '$PG_OS_USER' OS user)"
@@ -68,7 +70,7 @@ for RATE in $RATES; do
 	[[ "$reply" == ok* ]] || die "creating topic $TOPIC failed: $reply"
 	sql >/dev/null <<-EOF
 		SELECT streaming.create_source('lat', 'kafka', 'seq bigint, pus bigint',
-		  '{"bootstrap_servers": "$BOOTSTRAP", "topic": "$TOPIC", "format": "csv", "starting_offsets": "earliest"}');
+		  '{"bootstrap_servers": "$BOOTSTRAP", "topic": "$TOPIC", "format": "csv", "starting_offsets": "earliest"$EXTRA}');
 		SELECT streaming.create_query('lat_rows', 'SELECT seq, pus FROM lat');
 	EOF
 	# the worker is up and past its first batch (which records the start)
@@ -108,7 +110,7 @@ for RATE in $RATES; do
 		       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1),
 		       round(max(ms)::numeric, 1)
 		  FROM l")"
-	BATCHES="$(sql -c "SELECT count(*) FILTER (WHERE input_rows > 0) FROM streaming.progress WHERE query = 'lat_rows'")"
+	BATCHES="$(sql -c "SELECT last_batch_id + 1 FROM streaming.queries WHERE name = 'lat_rows'")"
 	RESULTS+=("$RATE $SENT $STATS $BATCHES $CATCHUP")
 	sql >/dev/null <<-EOF
 		SELECT streaming.drop_query('lat_rows');
@@ -119,7 +121,7 @@ echo "quit" >&"$BROKER_IN" || true
 
 echo
 echo "Kafka produce -> commit latency, query 'SELECT seq, pus FROM lat' (trigger '0', worker), $PARTS partitions,"
-echo "librdkafka mock cluster on loopback, $(nproc) cores, $SECONDS_RUN s per rate, first $WARMUP s left out"
+echo "librdkafka mock cluster on loopback, $(nproc) cores, $SECONDS_RUN s per rate, first $WARMUP s left out${EXTRA:+; options$EXTRA}"
 printf '%10s %9s %9s %9s %9s %9s %9s %12s\n' "msg/s" "sent" "measured" "p50 ms" "p99 ms" "max ms" "batches" "catch-up s"
 for r in "${RESULTS[@]}"; do
 	read -r rate sent n p50 p99 max batches catchup <<<"$r"

@@ -1276,6 +1276,7 @@ kafka_plan_live(SourceBatch *batch, KafkaConn *conn)
 	HTAB	   *committed;
 	KafkaPlan  *plan;
 	bool		moved = false;
+	bool		just_assigned = false;
 	int64		total = 0;
 	int			n;
 	int			kept;
@@ -1307,10 +1308,14 @@ kafka_plan_live(SourceBatch *batch, KafkaConn *conn)
 		if (e == NULL || e->offset != conn->listed[i].next)
 			live_forget(conn);
 	}
-	if (!conn->assigned && !live_assign(batch, conn, committed, &moved))
+	if (!conn->assigned)
 	{
-		batch->wake_at = conn->next_attempt;
-		return false;
+		if (!live_assign(batch, conn, committed, &moved))
+		{
+			batch->wake_at = conn->next_attempt;
+			return false;
+		}
+		just_assigned = true;
 	}
 
 	/* what the consumer has read by now; the pipe first, so no wake-up is lost */
@@ -1339,10 +1344,18 @@ kafka_plan_live(SourceBatch *batch, KafkaConn *conn)
 		if (rd_kafka_get_watermark_offsets(conn->rk, kp->topic, kp->partition, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR)
 			high = -1;
 		kp->high = Max(high, kp->fetched);
-		if (max > 0)
+
+		/*
+		 * Right after an assignment the consumer has read nothing yet: the
+		 * batch goes up to the high watermarks the assignment saw, as a
+		 * batch planned in a session does, rather than being empty.
+		 */
+		if (just_assigned)
+			kp->high = Max(kp->high, conn->listed[i].high);
+		if (max > 0 || just_assigned)
 			kp->end = kp->high;
 	}
-	if (max > 0)
+	if (max > 0 || just_assigned)
 	{
 		TimestampTz last_progress = GetCurrentTimestamp();
 		bool		waiting = true;

@@ -436,9 +436,9 @@ StreamingQueryWorkerMain(Datum main_arg)
 			 * a trigger that found nothing, the worker then also waits for
 			 * the source.
 			 */
-			if (ran)
-				started = res.t_start;
-			wait_until(started + interval_ms * 1000, PGINVALID_SOCKET);
+			TimestampTz from = ran ? res.t_start : started;
+
+			wait_until(from + interval_ms * 1000, PGINVALID_SOCKET);
 			if (!ran)
 				wait_for_input(&res, false);
 		}

@@ -39,5 +39,6 @@ demo:
 bench:
 	bash test/bench/kafka.sh
 	bash test/bench/nexmark.sh
+	bash test/bench/latency.sh
 	bash test/bench/incremental.sh
 	bash test/bench/soak.sh

@@ -42,6 +42,7 @@
 PG_FUNCTION_INFO_V1(streaming_run);
 
 TimestampTz BatchAvailableNow = 0;
+bool		BatchLive = false;
 
 /* what one batch did, for its progress row */
 typedef struct BatchStats
@@ -514,6 +515,12 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	oldcxt = MemoryContextSwitchTo(batchcxt);
 	memset(&st, 0, sizeof(st));
 	st.t_start = GetCurrentTimestamp();
+	if (result != NULL)
+	{
+		memset(result, 0, sizeof(BatchResult));
+		result->t_start = st.t_start;
+		result->wake_fd = PGINVALID_SOCKET;
+	}
 
 	q = QueryDefLoad(query_name, true, false);
 	/* from here on, the query's code runs as its owner, whoever asked */
@@ -535,6 +542,8 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	/* as Spark's Trigger.Once: the one batch takes all the input there is */
 	sb.read_all = strcmp(q->trigger, "once") == 0;
 	sb.available_now = BatchAvailableNow;
+	sb.live = BatchLive && !sb.read_all && sb.available_now == 0;
+	sb.wake_fd = PGINVALID_SOCKET;
 	if (q->event_time != NULL)
 	{
 		sb.event_time_attno = get_attnum(sb.relid, q->event_time);
@@ -566,6 +575,11 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	if (!sb.routine->plan_batch(&sb))
 	{
 		SetUserIdAndSecContext(reader, reader_sec_context);
+		if (result != NULL)
+		{
+			result->wake_fd = sb.wake_fd;
+			result->wake_at = sb.wake_at;
+		}
 		EndAsOwner(&owner_cxt);
 		table_close(sb.rel, AccessShareLock);
 		MemoryContextSwitchTo(oldcxt);
@@ -628,6 +642,7 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 		result->state_rows_updated = st.updated;
 		result->sink_rows = st.sink_rows;
 		result->endless = sb.endless;
+		result->t_start = st.t_start;
 	}
 
 	EndAsOwner(&owner_cxt);

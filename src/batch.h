@@ -19,11 +19,19 @@ typedef struct BatchResult
 	int64		state_rows_updated;
 	int64		sink_rows;
 	bool		endless;		/* the source never runs out of input */
+	TimestampTz t_start;		/* when the batch started (its progress row's
+								 * timestamp), or when it looked for input */
+	/* no batch ran: what the source says to wait for (see SourceBatch) */
+	pgsocket	wake_fd;
+	TimestampTz wake_at;
 } BatchResult;
 
 extern bool RunMicroBatch(const char *query_name, BatchResult *result);
 
 /* set by a worker running an 'available_now' trigger: when the run began */
 extern TimestampTz BatchAvailableNow;
+
+/* set by a worker with a repeating trigger: sources may read ahead */
+extern bool BatchLive;
 
 #endif							/* STREAMING_BATCH_H */

@@ -88,6 +88,11 @@ struct SourceBatch
 	TimestampTz available_now;	/* trigger 'available_now': when the run
 								 * started; input that came later waits for
 								 * the next run (0: no bound) */
+	bool		live;			/* the process goes on reading the source
+								 * batch after batch (a worker with trigger
+								 * '0' or an interval): the source may keep
+								 * what it read ahead, e.g. a Kafka
+								 * consumer's assignment */
 
 	/* filled by the source */
 	void	   *private;
@@ -96,6 +101,11 @@ struct SourceBatch
 	Jsonb	   *end_offset;
 	Jsonb	   *latest_offset;	/* what the source had when planned, or NULL */
 	int64		lost_records;	/* gone before they were read (Kafka retention) */
+	/* when plan_batch finds nothing: what to wait for before asking again */
+	pgsocket	wake_fd;		/* readable once input may be there, or
+								 * PGINVALID_SOCKET */
+	TimestampTz wake_at;		/* ask again at this time at the latest (0:
+								 * the source cannot tell) */
 };
 
 /* source.c */

@@ -6,9 +6,13 @@
  *
  * A query worker connects to the query's database as the query's owner and
  * runs micro-batches, one transaction each, as its trigger says: '0' as
- * fast as possible (idling on its latch while no input is available), an
- * interval (a batch that overruns is followed at once, without a catch-up
- * burst), 'once' or 'available_now' (then it marks the query finished).
+ * fast as possible, an interval (a batch that overruns is followed at once,
+ * without a catch-up burst), 'once' or 'available_now' (then it marks the
+ * query finished).  While its source has nothing, the worker sleeps on its
+ * latch and on what the source says to wait for: a descriptor that becomes
+ * readable when input arrives (Kafka), or the time the next input is due
+ * (the rate source); only a source that can tell neither is polled, every
+ * streaming.idle_poll.
  *
  * SIGTERM (stop(), pg_terminate_backend, shutdown) ends the worker between
  * batches, or cancels the batch in progress as a query cancel would, which
@@ -183,12 +187,14 @@ exec_in_transaction(const char *sql, const char *query, const char *text)
  * enabled.
  */
 static bool
-run_batch(const char *name, bool *enabled, bool *endless)
+run_batch(const char *name, bool *enabled, BatchResult *res)
 {
 	QueryDef   *q;
 	bool		ran = false;
-	BatchResult res;
 
+	memset(res, 0, sizeof(BatchResult));
+	res->t_start = GetCurrentTimestamp();
+	res->wake_fd = PGINVALID_SOCKET;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -197,12 +203,8 @@ run_batch(const char *name, bool *enabled, bool *endless)
 	/* after DROP EXTENSION the worker has nothing left to do */
 	q = OidIsValid(get_extension_oid("streaming", true)) ? QueryDefLoad(name, false, true) : NULL;
 	*enabled = q != NULL && q->enabled;
-	*endless = false;
 	if (*enabled)
-	{
-		ran = RunMicroBatch(name, &res);
-		*endless = ran && res.endless;
-	}
+		ran = RunMicroBatch(name, res);
 
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -261,14 +263,61 @@ worker_stop(const char *query, bool cancelled)
 	proc_exit(0);
 }
 
+/*
+ * wait_until sleeps until the time until, or until fd (when valid) is
+ * readable.  A latch wake-up (a signal, a configuration reload) is served
+ * and the wait goes on: it must not start a batch before its time, which
+ * is what made two batches of a 700 ms trigger start 19 ms apart.
+ */
 static void
-wait_ms(long ms)
+wait_until(TimestampTz until, pgsocket fd)
 {
-	if (ms <= 0)
-		return;
-	(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-					 ms, PG_WAIT_EXTENSION);
-	ResetLatch(MyLatch);
+	for (;;)
+	{
+		long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
+		int			events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
+		int			rc;
+
+		if (ms <= 0)
+			return;
+		if (fd != PGINVALID_SOCKET)
+			events |= WL_SOCKET_READABLE;
+		rc = WaitLatchOrSocket(MyLatch, events, fd, ms, PG_WAIT_EXTENSION);
+		if (rc & WL_LATCH_SET)
+		{
+			ResetLatch(MyLatch);
+			if (got_sigterm)
+				return;
+			CHECK_FOR_INTERRUPTS();
+			if (ConfigReloadPending)
+			{
+				ConfigReloadPending = false;
+				ProcessConfigFile(PGC_SIGHUP);
+			}
+		}
+		if (rc & WL_SOCKET_READABLE)
+			return;
+	}
+}
+
+/*
+ * wait_for_input sleeps while the source has nothing: until its descriptor
+ * is readable or its wake-up time comes; a source that can tell neither is
+ * looked at again after streaming.idle_poll, unless poll is false (an
+ * interval trigger, whose own schedule does that).
+ */
+static void
+wait_for_input(BatchResult *res, bool poll)
+{
+	TimestampTz until = res->wake_at;
+
+	if (until == 0)
+	{
+		if (!poll && res->wake_fd == PGINVALID_SOCKET)
+			return;
+		until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), streaming_idle_poll);
+	}
+	wait_until(until, res->wake_fd);
 }
 
 /*
@@ -329,6 +378,8 @@ StreamingQueryWorkerMain(Datum main_arg)
 	/* available_now: the input present now, however many batches it takes */
 	if (available_now)
 		BatchAvailableNow = GetCurrentTimestamp();
+	/* batch after batch: sources may keep what they read ahead */
+	BatchLive = !once && !available_now;
 
 	loopcxt = AllocSetContextCreate(TopMemoryContext, "streaming query worker",
 									ALLOCSET_DEFAULT_SIZES);
@@ -336,7 +387,7 @@ StreamingQueryWorkerMain(Datum main_arg)
 	{
 		TimestampTz started = GetCurrentTimestamp();
 		bool		enabled = true;
-		bool		endless = false;
+		BatchResult res;
 		volatile bool ran = false;
 		MemoryContext old;
 
@@ -353,7 +404,7 @@ StreamingQueryWorkerMain(Datum main_arg)
 		PG_TRY();
 		{
 			in_batch = true;
-			ran = run_batch(args.query, &enabled, &endless);
+			ran = run_batch(args.query, &enabled, &res);
 			in_batch = false;
 		}
 		PG_CATCH();
@@ -392,7 +443,8 @@ StreamingQueryWorkerMain(Datum main_arg)
 									"WHERE " THIS_WORKER, args.query, condition);
 				SourceClearCondition();
 				MemoryContextReset(loopcxt);
-				wait_ms(retry_ms);
+				wait_until(TimestampTzPlusMilliseconds(GetCurrentTimestamp(), retry_ms),
+						   PGINVALID_SOCKET);
 				retry_ms = Min(retry_ms * 2, 30000);
 				continue;
 			}
@@ -429,7 +481,7 @@ StreamingQueryWorkerMain(Datum main_arg)
 
 		if (!enabled)
 			break;
-		if (once || (available_now && (!ran || endless)))
+		if (once || (available_now && (!ran || res.endless)))
 		{
 			exec_in_transaction("UPDATE streaming.queries SET status = 'finished', worker_pid = NULL, "
 								"condition = NULL, enabled = false WHERE " THIS_WORKER,
@@ -440,13 +492,21 @@ StreamingQueryWorkerMain(Datum main_arg)
 			continue;
 		if (interval_ms > 0)
 		{
-			/* the next trigger is one interval after this one started */
-			long		elapsed = (long) ((GetCurrentTimestamp() - started) / 1000);
+			/*
+			 * The next trigger is one interval after this batch started, as
+			 * its progress row says: timed from anywhere earlier, a batch
+			 * that was slow to get going would be followed too soon.  After
+			 * a trigger that found nothing, the worker then also waits for
+			 * the source.
+			 */
+			TimestampTz from = ran ? res.t_start : started;
 
-			wait_ms((long) interval_ms - elapsed);
+			wait_until(from + interval_ms * 1000, PGINVALID_SOCKET);
+			if (!ran)
+				wait_for_input(&res, false);
 		}
 		else if (!ran)
-			wait_ms(streaming_idle_poll);
+			wait_for_input(&res, true);
 	}
 	proc_exit(0);
 }

@@ -25,11 +25,28 @@
  * to batch.  librdkafka logs on its own threads, so its log callback only
  * discards; errors reach us as events on the consumer queue.
  *
+ * A worker with trigger '0' or an interval ("live", SourceBatch.live) also
+ * keeps its assignment: the partitions are listed again every few seconds,
+ * not every batch; each stays assigned where the last batch ended and the
+ * consumer fetches ahead.  A batch takes what the consumer has read by then
+ * (with max_offsets_per_trigger, the same split of the backlog as above,
+ * over the high watermarks librdkafka reports with the messages it
+ * fetches), so it starts as soon as messages are there and is small when
+ * the query is caught up.  The committed offsets still decide: whenever a
+ * partition's committed offset is not where the consumer's last batch
+ * ended (a batch rolled back, another runner went ahead, a new worker),
+ * the partitions are assigned again at the committed offsets and what was
+ * read ahead is dropped.  With nothing to read, the worker sleeps on a
+ * pipe that librdkafka writes to when the consumer queue gets something
+ * (rd_kafka_queue_io_event_enable).
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include <fcntl.h>
 #include <regex.h>
+#include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -60,6 +77,10 @@
 #define KAFKA_STALL_MS				10000
 #define KAFKA_BACKOFF_MIN_MS		200
 #define KAFKA_BACKOFF_MAX_MS		30000
+/* live: how often the partitions are listed again (new topics, partitions) */
+#define KAFKA_RELIST_MS				5000
+/* live: with nothing read, look again at the latest after this long */
+#define KAFKA_IDLE_CHECK_MS			5000
 
 PG_FUNCTION_INFO_V1(streaming_kafka_lag);
 
@@ -106,6 +127,21 @@ typedef struct KafkaConn
 	/* 'available_now': the end offsets when the run began bound the run */
 	TimestampTz run_began;
 	HTAB	   *run_ends;		/* OffsetEntry per partition key */
+
+	/* live: the assignment, kept from batch to batch (TopMemoryContext) */
+	bool		live;
+	rd_kafka_queue_t *queue;	/* the consumer queue */
+	int			wake[2];		/* a pipe librdkafka writes to when the
+								 * queue gets something */
+	int			nlisted;
+	struct KafkaPartition *listed;	/* the partitions, as last listed */
+	TimestampTz listed_at;
+	bool		assigned;		/* listed[] is assigned, each at .next */
+	bool		ask_broker;		/* the cached watermarks are not to be
+								 * trusted: ask the broker */
+	rd_kafka_message_t **held;	/* read from the queue, in no batch yet */
+	int			nheld;
+	int			held_cap;
 } KafkaConn;
 
 typedef struct KafkaPartition
@@ -116,9 +152,11 @@ typedef struct KafkaPartition
 	int64		high;
 	int64		start;			/* first offset of the batch */
 	int64		end;			/* first offset after the batch */
-	/* while reading */
+	/* while reading; live: where the next batch starts */
 	int64		next;
 	bool		done;
+	/* live: the offset after the last message (or end) the consumer read */
+	int64		fetched;
 } KafkaPartition;
 
 typedef struct KafkaPlan
@@ -128,9 +166,14 @@ typedef struct KafkaPlan
 	KafkaPartition *parts;
 	bool		raw;
 	FormatOptions format;
+	/* live: the batch's messages, in the order read */
+	rd_kafka_message_t **msgs;
+	int			nmsgs;
 } KafkaPlan;
 
 static List *connections = NIL;
+
+static KafkaPartition *find_partition(KafkaPlan *plan, const char *topic, int32 partition);
 
 /* ------------------------------------------------------------------------
  * Options
@@ -230,7 +273,7 @@ compile_pattern(const char *pattern, regex_t *re)
  * librdkafka's own message says what is wrong with a setting.
  */
 static rd_kafka_conf_t *
-build_conf(Jsonb *options, const char *client_id)
+build_conf(Jsonb *options, const char *client_id, bool live)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	List	   *keys = JsonbObjectKeys(options);
@@ -267,6 +310,21 @@ build_conf(Jsonb *options, const char *client_id)
 		if (rd_kafka_conf_set(conf, "queued.min.messages", count, errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
 			elog(ERROR, "could not set Kafka option queued.min.messages: %s", errstr);
 		(void) rd_kafka_conf_set(conf, "fetch.queue.backoff.ms", "50", errstr, sizeof(errstr));
+	}
+
+	/*
+	 * A live consumer fetches while the query waits: a broker holds an empty
+	 * fetch up to fetch.wait.max.ms, and some (librdkafka's mock cluster)
+	 * answer only then, even when messages came in meanwhile, so keep it
+	 * short.  Offsets it cannot fetch are an error to report, not a reason
+	 * to jump to the end of the partition.  The source's kafka.* options may
+	 * set both.
+	 */
+	if (live)
+	{
+		if (rd_kafka_conf_set(conf, "fetch.wait.max.ms", "100", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+			rd_kafka_conf_set(conf, "auto.offset.reset", "error", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
+			elog(ERROR, "could not set a Kafka option: %s", errstr);
 	}
 	foreach(lc, keys)
 	{
@@ -440,7 +498,7 @@ validate_starting_offsets(Jsonb *options)
 void
 KafkaCheckSettings(Jsonb *options)
 {
-	rd_kafka_conf_destroy(build_conf(options, NULL));
+	rd_kafka_conf_destroy(build_conf(options, NULL, false));
 }
 
 static void
@@ -515,7 +573,7 @@ kafka_validate(Jsonb *options)
 		FormatParseOptions(options, &fmt);
 	}
 
-	conf = build_conf(options, NULL);
+	conf = build_conf(options, NULL, false);
 	rd_kafka_conf_destroy(conf);
 }
 
@@ -642,14 +700,14 @@ discard_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 }
 
 static rd_kafka_t *
-new_consumer(Jsonb *options, const char *client_id)
+new_consumer(Jsonb *options, const char *client_id, bool live)
 {
 	rd_kafka_conf_t *conf;
 	char		errstr[512];
 	rd_kafka_t *rk;
 
 	KafkaCheckSasl(options);
-	conf = build_conf(options, client_id);
+	conf = build_conf(options, client_id, live);
 	rd_kafka_conf_set_log_cb(conf, discard_log);
 	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof(errstr));
 	if (rk == NULL)
@@ -661,6 +719,46 @@ new_consumer(Jsonb *options, const char *client_id)
 	}
 	rd_kafka_poll_set_consumer(rk);
 	return rk;
+}
+
+/*
+ * live_forget drops what a live consumer read ahead and marks its partitions
+ * to be assigned again.
+ */
+static void
+live_forget(KafkaConn *conn)
+{
+	for (int i = 0; i < conn->nheld; i++)
+		rd_kafka_message_destroy(conn->held[i]);
+	conn->nheld = 0;
+	conn->assigned = false;
+}
+
+/*
+ * kafka_conn_destroy ends a consumer and frees what it holds.
+ */
+static void
+kafka_conn_destroy(KafkaConn *conn)
+{
+	live_forget(conn);
+	if (conn->queue)
+		rd_kafka_queue_destroy(conn->queue);
+	rd_kafka_destroy(conn->rk);
+	if (conn->wake[0] >= 0)
+		close(conn->wake[0]);
+	if (conn->wake[1] >= 0)
+		close(conn->wake[1]);
+	if (conn->run_ends)
+		hash_destroy(conn->run_ends);
+	if (conn->held)
+		pfree(conn->held);
+	for (int i = 0; i < conn->nlisted; i++)
+		pfree(conn->listed[i].topic);
+	if (conn->listed)
+		pfree(conn->listed);
+	pfree(conn->query);
+	pfree(conn->options);
+	pfree(conn);
 }
 
 /*
@@ -683,17 +781,12 @@ kafka_conn(SourceBatch *batch)
 		conn = lfirst(lc);
 		if (conn->relid != batch->relid || strcmp(conn->query, batch->query) != 0)
 			continue;
-		if (strcmp(conn->options, text) == 0)
+		if (strcmp(conn->options, text) == 0 && conn->live == batch->live)
 			return conn;
-		rd_kafka_destroy(conn->rk);
-		if (conn->run_ends)
-			hash_destroy(conn->run_ends);
-		pfree(conn->query);
-		pfree(conn->options);
-		pfree(conn);
+		kafka_conn_destroy(conn);
 		connections = foreach_delete_current(connections, lc);
 	}
-	rk = new_consumer(batch->options, psprintf("streaming-%s", batch->query));
+	rk = new_consumer(batch->options, psprintf("streaming-%s", batch->query), batch->live);
 	old = MemoryContextSwitchTo(TopMemoryContext);
 	conn = palloc0(sizeof(KafkaConn));
 	conn->query = pstrdup(batch->query);
@@ -701,6 +794,25 @@ kafka_conn(SourceBatch *batch)
 	conn->options = pstrdup(text);
 	conn->backoff_ms = KAFKA_BACKOFF_MIN_MS;
 	conn->rk = rk;
+	conn->wake[0] = conn->wake[1] = -1;
+	conn->live = batch->live;
+	if (conn->live)
+	{
+		/* the queue wakes the worker through a pipe when it gets something */
+		if (pipe2(conn->wake, O_NONBLOCK | O_CLOEXEC) != 0)
+		{
+			int			save_errno = errno;
+
+			rd_kafka_destroy(rk);
+			pfree(conn);
+			errno = save_errno;
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not create a pipe: %m")));
+		}
+		conn->queue = rd_kafka_queue_get_consumer(rk);
+		rd_kafka_queue_io_event_enable(conn->queue, conn->wake[1], "w", 1);
+	}
 	connections = lappend(connections, conn);
 	MemoryContextSwitchTo(old);
 	return conn;
@@ -906,6 +1018,417 @@ limit_ranges(KafkaPartition *parts, int n, int64 max)
 	}
 }
 
+/* ------------------------------------------------------------------------
+ * Live planning: a worker's consumer keeps its assignment
+ * ------------------------------------------------------------------------ */
+
+static KafkaPartition *
+live_partition(KafkaConn *conn, const char *topic, int32 partition)
+{
+	for (int i = 0; i < conn->nlisted; i++)
+		if (conn->listed[i].partition == partition && strcmp(conn->listed[i].topic, topic) == 0)
+			return &conn->listed[i];
+	return NULL;
+}
+
+/*
+ * live_list lists the source's partitions again; if they changed, the
+ * consumer is assigned anew.  False if the broker did not answer.
+ */
+static bool
+live_list(SourceBatch *batch, KafkaConn *conn)
+{
+	List	   *list = NIL;
+	char	   *why = NULL;
+	bool		same;
+	ListCell   *lc;
+
+	if (!list_partitions(conn, batch->options, &list, &why))
+	{
+		kafka_unreachable(conn, batch->options, "listing partitions", why);
+		return false;
+	}
+	list_sort(list, partition_cmp);
+	same = list_length(list) == conn->nlisted;
+	foreach(lc, list)
+	{
+		KafkaPartition *kp = lfirst(lc);
+
+		if (same && live_partition(conn, kp->topic, kp->partition) == NULL)
+			same = false;
+	}
+	if (!same)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		int			i = 0;
+
+		live_forget(conn);
+		for (i = 0; i < conn->nlisted; i++)
+			pfree(conn->listed[i].topic);
+		if (conn->listed)
+			pfree(conn->listed);
+		conn->nlisted = list_length(list);
+		conn->listed = palloc0(sizeof(KafkaPartition) * Max(conn->nlisted, 1));
+		i = 0;
+		foreach(lc, list)
+		{
+			KafkaPartition *kp = lfirst(lc);
+
+			conn->listed[i].topic = pstrdup(kp->topic);
+			conn->listed[i].partition = kp->partition;
+			i++;
+		}
+		MemoryContextSwitchTo(old);
+	}
+	conn->listed_at = GetCurrentTimestamp();
+	SourceClearCondition();
+	conn->backoff_ms = KAFKA_BACKOFF_MIN_MS;
+	return true;
+}
+
+/*
+ * live_assign assigns the listed partitions at the committed offsets (or
+ * where starting_offsets says, for partitions that have none), checking
+ * them against the partitions' low and high watermarks as kafka_plan_batch
+ * does.  The watermarks come from librdkafka's cache when it has them, so
+ * that a worker that assigns again after a rolled-back batch asks the
+ * broker nothing; only partitions this consumer has not fetched from yet
+ * cost a round trip.  *moved is set if a partition starts elsewhere than
+ * at a committed offset.  False if the broker did not answer.
+ */
+static bool
+live_assign(SourceBatch *batch, KafkaConn *conn, HTAB *committed, bool *moved)
+{
+	bool		fail_on_loss = JsonbGetBool(batch->options, "fail_on_data_loss", true);
+	bool		first_run = committed == NULL;
+	rd_kafka_topic_partition_list_t *assignment;
+	rd_kafka_resp_err_t err;
+
+	live_forget(conn);
+	for (int i = 0; i < conn->nlisted; i++)
+	{
+		KafkaPartition *kp = &conn->listed[i];
+		OffsetEntry *e = NULL;
+		char		key[NAMEDATALEN * 2];
+
+		CHECK_FOR_INTERRUPTS();
+		kp->low = kp->high = -1;
+		if (conn->ask_broker ||
+			rd_kafka_get_watermark_offsets(conn->rk, kp->topic, kp->partition,
+										   &kp->low, &kp->high) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+			kp->low < 0 || kp->high < 0)
+		{
+			err = rd_kafka_query_watermark_offsets(conn->rk, kp->topic, kp->partition,
+												   &kp->low, &kp->high, KAFKA_WATERMARK_TIMEOUT_MS);
+			if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			{
+				kafka_unreachable(conn, batch->options,
+								  psprintf("the offsets of %s:%d", kp->topic, kp->partition),
+								  rd_kafka_err2str(err));
+				return false;
+			}
+		}
+		strlcpy(key, partition_key(kp->topic, kp->partition), sizeof(key));
+		if (committed)
+			e = hash_search(committed, key, HASH_FIND, NULL);
+		if (e != NULL)
+			kp->start = e->offset;
+		else if (first_run)
+		{
+			int64		s = starting_offset_for(batch->options, kp->topic, kp->partition);
+
+			kp->start = s == -2 ? kp->low : s == -1 ? kp->high : s;
+			*moved = true;
+		}
+		else
+		{
+			kp->start = kp->low;
+			*moved = true;
+		}
+		if (kp->start < kp->low || kp->start > kp->high)
+		{
+			if (fail_on_loss)
+				ereport(ERROR,
+						(errcode(ERRCODE_DATA_EXCEPTION),
+						 errmsg("Kafka partition %s:%d no longer has offset " INT64_FORMAT,
+								kp->topic, kp->partition, kp->start),
+						 errdetail("The broker has offsets " INT64_FORMAT " to " INT64_FORMAT
+								   "; the messages in between were deleted (retention) or the topic was recreated.",
+								   kp->low, kp->high),
+						 errhint("Set the source's option fail_on_data_loss to false to skip them, with a warning.")));
+			ereport(WARNING,
+					(errmsg("Kafka partition %s:%d: skipping from offset " INT64_FORMAT " to " INT64_FORMAT
+							", which the broker no longer has",
+							kp->topic, kp->partition, kp->start, kp->low)));
+			if (kp->start < kp->low)
+				batch->lost_records += kp->low - kp->start;
+			kp->start = kp->low;
+			*moved = true;
+		}
+		kp->next = kp->fetched = kp->start;
+	}
+	conn->ask_broker = false;
+
+	assignment = rd_kafka_topic_partition_list_new(Max(conn->nlisted, 1));
+	for (int i = 0; i < conn->nlisted; i++)
+		rd_kafka_topic_partition_list_add(assignment, conn->listed[i].topic,
+										  conn->listed[i].partition)->offset = conn->listed[i].start;
+	err = rd_kafka_assign(conn->rk, assignment);
+	rd_kafka_topic_partition_list_destroy(assignment);
+	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not assign Kafka partitions: %s", rd_kafka_err2str(err))));
+	conn->assigned = true;
+	return true;
+}
+
+/*
+ * live_read takes what the consumer queue has, waiting up to timeout_ms
+ * for the first of it: messages after the last one read of their
+ * partition are held for the batches; an end-of-partition event moves the
+ * partition's read position over offsets without messages (transaction
+ * markers, compaction).  Broker trouble becomes the query's condition;
+ * offsets the broker does not have (retention) fail the batch, and the
+ * next plan asks the broker for the partitions' watermarks.  Returns the
+ * number of events taken.
+ */
+static int
+live_read(SourceBatch *batch, KafkaConn *conn, int timeout_ms)
+{
+	rd_kafka_message_t *msgs[KAFKA_CHUNK];
+	ssize_t		n;
+	char	   *fatal = NULL;
+
+	n = rd_kafka_consume_batch_queue(conn->queue, timeout_ms, msgs, KAFKA_CHUNK);
+	if (n < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("reading from Kafka failed: %s", rd_kafka_err2str(rd_kafka_last_error()))));
+	if (conn->nheld + n > conn->held_cap)
+	{
+		conn->held_cap = Max(conn->held_cap * 2, conn->nheld + KAFKA_CHUNK);
+		conn->held = conn->held
+			? repalloc(conn->held, sizeof(rd_kafka_message_t *) * conn->held_cap)
+			: MemoryContextAlloc(TopMemoryContext, sizeof(rd_kafka_message_t *) * conn->held_cap);
+	}
+	for (ssize_t i = 0; i < n; i++)
+	{
+		rd_kafka_message_t *msg = msgs[i];
+		KafkaPartition *kp = msg->rkt ? live_partition(conn, rd_kafka_topic_name(msg->rkt), msg->partition) : NULL;
+
+		if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
+		{
+			if (kp && msg->offset > kp->fetched)
+				kp->fetched = msg->offset;
+		}
+		else if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			if (msg->err == RD_KAFKA_RESP_ERR_OFFSET_OUT_OF_RANGE ||
+				msg->err == RD_KAFKA_RESP_ERR__AUTO_OFFSET_RESET ||
+				msg->err == RD_KAFKA_RESP_ERR__FATAL)
+			{
+				if (fatal == NULL)
+					fatal = pstrdup(rd_kafka_message_errstr(msg));
+			}
+			else
+				SourceSetCondition("waiting for Kafka (%s): %s",
+								   bootstrap_servers(batch->options), rd_kafka_message_errstr(msg));
+		}
+		else if (kp && conn->assigned && msg->offset >= kp->fetched)
+		{
+			conn->held[conn->nheld++] = msg;
+			kp->fetched = msg->offset + 1;
+			continue;
+		}
+		rd_kafka_message_destroy(msg);
+	}
+	if (fatal != NULL)
+	{
+		conn->ask_broker = true;
+		live_forget(conn);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("reading from Kafka failed: %s", fatal)));
+	}
+	return (int) n;
+}
+
+/* the batch's messages go back to librdkafka when the batch ends, however */
+static void
+release_messages(void *arg)
+{
+	KafkaPlan  *plan = arg;
+
+	for (int i = 0; i < plan->nmsgs; i++)
+		rd_kafka_message_destroy(plan->msgs[i]);
+	plan->nmsgs = 0;
+}
+
+/*
+ * kafka_plan_live plans a batch of a live consumer: from where the last
+ * batch ended (the committed offsets) to what the consumer has read, cut
+ * down to max_offsets_per_trigger as kafka_plan_batch does.
+ */
+static bool
+kafka_plan_live(SourceBatch *batch, KafkaConn *conn)
+{
+	int64		max = JsonbGetInt64(batch->options, "max_offsets_per_trigger", 0, 1);
+	TimestampTz now = GetCurrentTimestamp();
+	HTAB	   *committed;
+	KafkaPlan  *plan;
+	bool		moved = false;
+	bool		just_assigned = false;
+	int64		total = 0;
+	int			n;
+	int			kept;
+	char		buf[64];
+	MemoryContextCallback *cb;
+
+	if (now < conn->next_attempt)
+	{
+		batch->wake_at = conn->next_attempt;
+		return false;
+	}
+	if ((conn->listed == NULL || now >= TimestampTzPlusMilliseconds(conn->listed_at, KAFKA_RELIST_MS)) &&
+		!live_list(batch, conn))
+	{
+		batch->wake_at = conn->next_attempt;
+		return false;
+	}
+
+	/* the assignment holds while every partition's batches ended where it is committed */
+	committed = committed_offsets(batch);
+	for (int i = 0; conn->assigned && i < conn->nlisted; i++)
+	{
+		OffsetEntry *e = NULL;
+		char		key[NAMEDATALEN * 2];
+
+		strlcpy(key, partition_key(conn->listed[i].topic, conn->listed[i].partition), sizeof(key));
+		if (committed)
+			e = hash_search(committed, key, HASH_FIND, NULL);
+		if (e == NULL || e->offset != conn->listed[i].next)
+			live_forget(conn);
+	}
+	if (!conn->assigned)
+	{
+		if (!live_assign(batch, conn, committed, &moved))
+		{
+			batch->wake_at = conn->next_attempt;
+			return false;
+		}
+		just_assigned = true;
+	}
+
+	/* what the consumer has read by now; the pipe first, so no wake-up is lost */
+	while (read(conn->wake[0], buf, sizeof(buf)) > 0)
+		;
+	while (live_read(batch, conn, 0) == KAFKA_CHUNK)
+		CHECK_FOR_INTERRUPTS();
+
+	plan = palloc0(sizeof(KafkaPlan));
+	plan->conn = conn;
+	plan->raw = is_raw(batch->options);
+	if (!plan->raw)
+		FormatParseOptions(batch->options, &plan->format);
+	plan->nparts = conn->nlisted;
+	plan->parts = palloc0(sizeof(KafkaPartition) * Max(plan->nparts, 1));
+	for (int i = 0; i < plan->nparts; i++)
+	{
+		KafkaPartition *kp = &plan->parts[i];
+		int64		low;
+		int64		high;
+
+		*kp = conn->listed[i];
+		kp->start = kp->next;
+		kp->end = kp->fetched;
+		/* the high watermark librdkafka saw last, for the split and progress */
+		if (rd_kafka_get_watermark_offsets(conn->rk, kp->topic, kp->partition, &low, &high) != RD_KAFKA_RESP_ERR_NO_ERROR)
+			high = -1;
+		kp->high = Max(high, kp->fetched);
+
+		/*
+		 * Right after an assignment the consumer has read nothing yet: the
+		 * batch goes up to the high watermarks the assignment saw, as a
+		 * batch planned in a session does, rather than being empty.
+		 */
+		if (just_assigned)
+			kp->high = Max(kp->high, conn->listed[i].high);
+		if (max > 0 || just_assigned)
+			kp->end = kp->high;
+	}
+	if (max > 0 || just_assigned)
+	{
+		TimestampTz last_progress = GetCurrentTimestamp();
+		bool		waiting = true;
+
+		limit_ranges(plan->parts, plan->nparts, max);
+		/* the consumer is fetching up to the ends; wait until it has */
+		while (waiting)
+		{
+			CHECK_FOR_INTERRUPTS();
+			waiting = false;
+			for (int i = 0; i < plan->nparts; i++)
+				if (conn->listed[i].fetched < plan->parts[i].end)
+					waiting = true;
+			if (!waiting)
+				break;
+			if (live_read(batch, conn, KAFKA_POLL_MS) > 0)
+				last_progress = GetCurrentTimestamp();
+			else if (GetCurrentTimestamp() - last_progress > KAFKA_STALL_MS * 1000L)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("reading from Kafka stalled for %d seconds", KAFKA_STALL_MS / 1000),
+						 errdetail("The batch is rolled back and retried from the committed offsets.")));
+		}
+	}
+	for (int i = 0; i < plan->nparts; i++)
+		total += plan->parts[i].end - plan->parts[i].start;
+	if (total == 0 && !moved)
+	{
+		/* nothing: sleep until the consumer queue gets something */
+		batch->wake_fd = conn->wake[0];
+		batch->wake_at = Min(TimestampTzPlusMilliseconds(conn->listed_at, KAFKA_RELIST_MS),
+							 TimestampTzPlusMilliseconds(now, KAFKA_IDLE_CHECK_MS));
+		return false;
+	}
+
+	/* the batch takes the messages before the ends; the others wait */
+	plan->msgs = palloc(sizeof(rd_kafka_message_t *) * Max(conn->nheld, 1));
+	n = 0;
+	kept = 0;
+	for (int i = 0; i < conn->nheld; i++)
+	{
+		rd_kafka_message_t *msg = conn->held[i];
+		KafkaPartition *kp = find_partition(plan, rd_kafka_topic_name(msg->rkt), msg->partition);
+
+		if (kp != NULL && msg->offset < kp->end)
+			plan->msgs[n++] = msg;
+		else
+			conn->held[kept++] = msg;
+	}
+	conn->nheld = kept;
+	plan->nmsgs = n;
+	cb = palloc(sizeof(MemoryContextCallback));
+	cb->func = release_messages;
+	cb->arg = plan;
+	MemoryContextRegisterResetCallback(batch->mcxt, cb);
+
+	for (int i = 0; i < plan->nparts; i++)
+	{
+		conn->listed[i].next = plan->parts[i].end;
+		SourceBatchAddOffset(batch, partition_key(plan->parts[i].topic, plan->parts[i].partition),
+							 plan->parts[i].end);
+	}
+	if (n > 0)
+		SourceClearCondition();
+	batch->start_offset = offsets_jsonb(plan->parts, plan->nparts, 0);
+	batch->end_offset = offsets_jsonb(plan->parts, plan->nparts, 1);
+	batch->latest_offset = offsets_jsonb(plan->parts, plan->nparts, 2);
+	batch->private = plan;
+	return true;
+}
+
 static bool
 kafka_plan_batch(SourceBatch *batch)
 {
@@ -925,6 +1448,13 @@ kafka_plan_batch(SourceBatch *batch)
 	ListCell   *lc;
 	int			i;
 
+	if (conn->live)
+	{
+		bool		planned = kafka_plan_live(batch, conn);
+
+		MemoryContextSwitchTo(old);
+		return planned;
+	}
 	if (GetCurrentTimestamp() < conn->next_attempt)
 	{
 		MemoryContextSwitchTo(old);
@@ -1279,6 +1809,24 @@ kafka_read_batch(SourceBatch *batch, bool careful)
 	if (!plan->raw)
 		r.decoder = RecordDecoderCreate(&plan->format, r.desc, r.skip, r.values, r.nulls);
 
+	/* live: the messages the plan took from the consumer */
+	if (plan->msgs != NULL)
+	{
+		rowcxt = AllocSetContextCreate(CurrentMemoryContext, "streaming kafka row", ALLOCSET_DEFAULT_SIZES);
+		for (int i = 0; i < plan->nmsgs; i++)
+		{
+			MemoryContext old;
+
+			CHECK_FOR_INTERRUPTS();
+			old = MemoryContextSwitchTo(rowcxt);
+			decode_message(&r, plan->msgs[i], careful);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(rowcxt);
+		}
+		MemoryContextDelete(rowcxt);
+		return;
+	}
+
 	assignment = rd_kafka_topic_partition_list_new(Max(plan->nparts, 1));
 	for (int i = 0; i < plan->nparts; i++)
 	{
@@ -1403,7 +1951,7 @@ kafka_peek(SourceBatch *batch, int64 max_rows)
 	char	   *why = NULL;
 
 	memset(&tmp, 0, sizeof(tmp));
-	tmp.rk = new_consumer(batch->options, "streaming-peek");
+	tmp.rk = new_consumer(batch->options, "streaming-peek", false);
 	PG_TRY();
 	{
 		KafkaPlan  *plan = palloc0(sizeof(KafkaPlan));
@@ -1491,7 +2039,7 @@ streaming_kafka_lag(PG_FUNCTION_ARGS)
 	committed = committed_offsets(&sb);
 
 	memset(&tmp, 0, sizeof(tmp));
-	tmp.rk = new_consumer(options, "streaming-lag");
+	tmp.rk = new_consumer(options, "streaming-lag", false);
 	PG_TRY();
 	{
 		if (!list_partitions(&tmp, options, &parts, &why))

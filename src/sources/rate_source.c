@@ -5,8 +5,12 @@
  *	  demos and benchmarks, as Spark's rate source.
  *
  * Two variants:
- *	- rows_per_second (and ramp_up_time): the rows due by now since the
- *	  query's first batch; value v is due at start + v / rows_per_second.
+ *	- rows_per_second (and ramp_up_time): the rows due since the query's
+ *	  first batch; value v is due at start + v / rows_per_second.  The
+ *	  source's clock ticks every RATE_TICK: a batch takes the rows due by
+ *	  the last tick, and a source with none due tells the worker when the
+ *	  next one is, so that a query with trigger '0' runs at most one batch
+ *	  a tick and sleeps in between, however many rows a second it makes.
  *	- rows_per_batch (with start_timestamp and advance_millis_per_batch):
  *	  batch b holds values [b * n, (b + 1) * n), all stamped start_timestamp
  *	  + b * advance_millis_per_batch, identical on every run.
@@ -21,6 +25,8 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
+
+#include <math.h>
 
 #include "catalog/pg_type.h"
 #include "common/int.h"
@@ -41,6 +47,10 @@
 /* the longest ramp_up_time, in seconds, and advance_millis_per_batch */
 #define RATE_MAX_RAMP_UP_SECONDS 86400
 #define RATE_MAX_ADVANCE_MILLIS	((int64) 86400 * 1000)
+/* the clock of rows_per_second: rows come out a tenth of a second at a time */
+#define RATE_TICK				(USECS_PER_SEC / 10)
+/* with rows_per_second 0, look again now and then (nothing will come) */
+#define RATE_NEVER_CHECK		(10 * USECS_PER_SEC)
 
 /* every option of a rate source: checked, and listed by the hint */
 static const char *const rate_options[] = {
@@ -207,6 +217,22 @@ rows_due(double rps, double ramp, double elapsed)
 	return (int64) (rps * (ramp / 2 + (elapsed - ramp)));
 }
 
+/*
+ * seconds_until_due is the time after the start, in seconds, at which row
+ * v falls due (the inverse of rows_due), or -1 if it never does.
+ */
+static double
+seconds_until_due(double rps, double ramp, int64 v)
+{
+	double		n = (double) v + 1;
+
+	if (rps <= 0)
+		return -1;
+	if (ramp > 0 && n <= rps * ramp / 2)
+		return sqrt(2 * ramp * n / rps);
+	return n / rps + ramp / 2;
+}
+
 static bool
 rate_plan_batch(SourceBatch *batch)
 {
@@ -236,7 +262,9 @@ rate_plan_batch(SourceBatch *batch)
 		int64		start_us = SourceCommittedOffset(batch, "start", now, &found);
 		double		rps = (double) rows_per_second(batch->options);
 		double		ramp = (double) ramp_up_seconds(batch->options);
-		int64		due = rows_due(rps, ramp, (double) (now - start_us) / USECS_PER_SEC);
+		int64		elapsed = Max(now - start_us, 0);
+		int64		ticked = elapsed - elapsed % RATE_TICK;
+		int64		due = rows_due(rps, ramp, (double) ticked / USECS_PER_SEC);
 
 		plan->start = start_us;
 		plan->rows_per_second = rps;
@@ -246,6 +274,17 @@ rate_plan_batch(SourceBatch *batch)
 		/* the first batch only records the start */
 		if (plan->nrows == 0 && found)
 		{
+			double		next = seconds_until_due(rps, ramp, plan->first_value);
+			int64		next_us;
+
+			/* the first tick at which the next row is due, and never this one */
+			if (next < 0 || next > (double) RATE_MAX_RAMP_UP_SECONDS * 1000)
+				batch->wake_at = now + RATE_NEVER_CHECK;
+			else
+			{
+				next_us = (int64) ceil(next * USECS_PER_SEC / RATE_TICK) * RATE_TICK;
+				batch->wake_at = start_us + Max(next_us, ticked + RATE_TICK);
+			}
 			MemoryContextSwitchTo(old);
 			return false;
 		}

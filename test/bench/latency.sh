@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# `make bench`: how long a message takes from a Kafka producer to a
+# committed row of a continuous query run by its background worker.
+#
+# test/kafka/kafka_rate_producer writes csv messages "SEQ,MICROS" (MICROS:
+# when it handed the message to librdkafka) at a fixed rate for
+# LAT_SECONDS to a topic of LAT_PARTITIONS partitions in librdkafka's mock
+# cluster (test/kafka).  The query `SELECT seq, pus FROM lat` (trigger '0')
+# appends them to its result table; a row's visibility is the commit time
+# of the batch that wrote it, pg_xact_commit_timestamp(xmin) (the cluster
+# runs with track_commit_timestamp = on).  Latency = commit time - MICROS,
+# over the messages produced after a LAT_WARMUP-second warm-up: p50, p99
+# and max, per rate; and how long the query took to catch up once the
+# producer stopped (a growing backlog shows there).
+#
+#   LAT_RATES       messages per second, one run each (default "10000 50000")
+#   LAT_SECONDS     producing time per run (default 20)
+#   LAT_WARMUP      seconds left out at the start (default 2)
+#   LAT_PARTITIONS  partitions (default 8)
+#   LAT_OPTIONS     more source options, e.g. '"kafka.fetch.wait.max.ms": "10"'
+
+set -euo pipefail
+
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+cd "$REPO_ROOT"
+
+RATES=${LAT_RATES:-"10000 50000"}
+SECONDS_RUN=${LAT_SECONDS:-20}
+WARMUP=${LAT_WARMUP:-2}
+PARTS=${LAT_PARTITIONS:-8}
+EXTRA=${LAT_OPTIONS:+, $LAT_OPTIONS}
+
+bash "$REPO_ROOT/test/setup.sh"
+[[ "$(id -u)" == 0 ]] || die "run as root (the server runs as the '$PG_OS_USER' OS user)"
+build
+install_ext
+build_test_tools >/dev/null
+
+DIR="$(make_cluster_dir)"
+PORT="$(free_port)"
+BROKER_KILL=""
+cleanup() {
+	[[ -n "$BROKER_KILL" ]] && kill "$BROKER_KILL" 2>/dev/null || true
+	stop_cluster "$DIR"
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+start_cluster "$DIR" "$PORT"
+as_postgres tee -a "$DIR/data/postgresql.conf" >/dev/null <<-EOF
+	track_commit_timestamp = on
+EOF
+as_postgres "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 restart >/dev/null
+sql() { cluster_psql "$DIR" "$PORT" -At "$@"; }
+
+coproc BROKER { "$REPO_ROOT/test/kafka/kafka_test_broker"; }
+BROKER_KILL=$BROKER_PID
+read -r _ BOOTSTRAP <&"${BROKER[0]}"
+BROKER_IN=${BROKER[1]}
+BROKER_OUT=${BROKER[0]}
+
+sql >/dev/null <<EOF
+CREATE EXTENSION streaming;
+EOF
+
+RESULTS=()
+for RATE in $RATES; do
+	TOPIC="lat$RATE"
+	echo "topic $TOPIC $PARTS" >&"$BROKER_IN"
+	read -r reply <&"$BROKER_OUT"
+	[[ "$reply" == ok* ]] || die "creating topic $TOPIC failed: $reply"
+	sql >/dev/null <<-EOF
+		SELECT streaming.create_source('lat', 'kafka', 'seq bigint, pus bigint',
+		  '{"bootstrap_servers": "$BOOTSTRAP", "topic": "$TOPIC", "format": "csv", "starting_offsets": "earliest"$EXTRA}');
+		SELECT streaming.create_query('lat_rows', 'SELECT seq, pus FROM lat');
+	EOF
+	# the worker is up and past its first batch (which records the start)
+	for _ in $(seq 600); do
+		[[ "$(sql -c "SELECT last_batch_id >= 0 FROM streaming.queries WHERE name = 'lat_rows'")" == t ]] && break
+		sleep 0.1
+	done
+
+	log "producing $RATE messages/s to $PARTS partitions for $SECONDS_RUN s"
+	read -r _ SENT _ FAILED < <("$REPO_ROOT/test/kafka/kafka_rate_producer" "$BOOTSTRAP" "$TOPIC" \
+		"$PARTS" "$RATE" "$SECONDS_RUN")
+	[[ "$FAILED" == 0 ]] || die "the producer lost $FAILED messages"
+	t_stop=$(date +%s.%N)
+	got=0
+	for _ in $(seq 1200); do
+		got="$(sql -c "SELECT count(*) FROM lat_rows")"
+		[[ "$got" == "$SENT" ]] && break
+		sleep 0.1
+	done
+	if [[ "$got" == "$SENT" ]]; then
+		CATCHUP="$(sql -c "SELECT round((extract(epoch FROM max(pg_xact_commit_timestamp(xmin))) - $t_stop)::numeric, 2) FROM lat_rows")"
+		CATCHUP="$(echo "if ($CATCHUP < 0) 0 else $CATCHUP" | bc -l)"
+		[[ "$(sql -c "SELECT count(DISTINCT seq) = $SENT AND min(seq) = 1 AND max(seq) = $SENT FROM lat_rows")" == t ]] ||
+			die "the result table does not hold each message once"
+	else
+		# a benchmark: the figures of the rows committed so far, and the shortfall
+		warn "the query has $got of $SENT messages 120 s after the producer stopped"
+		CATCHUP=">120($got)"
+	fi
+	STATS="$(sql -F ' ' -c "
+		WITH l AS (
+			SELECT (extract(epoch FROM pg_xact_commit_timestamp(xmin)) * 1e6 - pus) / 1000.0 AS ms
+			  FROM lat_rows
+			 WHERE pus >= (SELECT min(pus) FROM lat_rows) + $WARMUP * 1000000)
+		SELECT count(*),
+		       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+		       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1),
+		       round(max(ms)::numeric, 1)
+		  FROM l")"
+	BATCHES="$(sql -c "SELECT last_batch_id + 1 FROM streaming.queries WHERE name = 'lat_rows'")"
+	RESULTS+=("$RATE $SENT $STATS $BATCHES $CATCHUP")
+	sql >/dev/null <<-EOF
+		SELECT streaming.drop_query('lat_rows');
+		SELECT streaming.drop_source('lat');
+	EOF
+done
+echo "quit" >&"$BROKER_IN" || true
+
+echo
+echo "Kafka produce -> commit latency, query 'SELECT seq, pus FROM lat' (trigger '0', worker), $PARTS partitions,"
+echo "librdkafka mock cluster on loopback, $(nproc) cores, $SECONDS_RUN s per rate, first $WARMUP s left out${EXTRA:+; options$EXTRA}"
+printf '%10s %9s %9s %9s %9s %9s %9s %12s\n' "msg/s" "sent" "measured" "p50 ms" "p99 ms" "max ms" "batches" "catch-up s"
+for r in "${RESULTS[@]}"; do
+	read -r rate sent n p50 p99 max batches catchup <<<"$r"
+	printf '%10s %9s %9s %9s %9s %9s %9s %12s\n' "$rate" "$sent" "$n" "$p50" "$p99" "$max" "$batches" "$catchup"
+done

@@ -514,6 +514,7 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 	int			nkeys = 0;
 	int			nstate = 0;
 	int			nargs = 0;
+	int			nfilters = 0;
 	StringInfoData outer;
 	StringInfoData groupby;
 	StringInfoData merge;
@@ -642,7 +643,8 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 		}
 		if (agg->aggfilter != NULL)
 		{
-			char	   *f = psprintf("f%d", nargs + 1);
+			/* numbered on their own: several aggregates may have no argument */
+			char	   *f = psprintf("f%d", ++nfilters);
 
 			inner_tlist = lappend(inner_tlist,
 								  makeTargetEntry(copyObject(agg->aggfilter), resno++, f, false));

@@ -137,6 +137,9 @@ SELECT add_case('having_keys',
   $$SELECT a, max(x) AS top FROM $src GROUP BY a HAVING a <> 'b' AND a IS NOT NULL$$, 'update');
 SELECT add_case('having_global',
   $$SELECT count(*) AS n, sum(x) AS s FROM $src HAVING sum(x) % 2 = 0$$, 'update');
+-- HAVING without aggregates: one group, as in plain SQL
+SELECT add_case('having_only',
+  $$SELECT 'seen' AS tag, 2 + 2 AS four FROM $src HAVING 1 > 0$$, 'update');
 SELECT add_case('having_expr',
   $$SELECT a, sum(x) * 100 / count(*) AS pct FROM $src GROUP BY a HAVING sum(x) * 100 / count(*) > 300$$,
   'complete');

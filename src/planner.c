@@ -217,7 +217,8 @@ check_query_shape(Query *query)
 	if (query->limitCount != NULL || query->limitOffset != NULL)
 		reject("LIMIT and OFFSET are not supported in continuous queries",
 			   "Apply them when reading the result table.");
-	if (query->distinctClause != NIL && (query->hasAggs || query->groupClause != NIL))
+	if (query->distinctClause != NIL &&
+		(query->hasAggs || query->groupClause != NIL || query->havingQual != NULL))
 		reject("SELECT DISTINCT with aggregates is not supported in continuous queries",
 			   "Apply DISTINCT in a view over the result table.");
 	if (query->hasWindowFuncs)
@@ -428,7 +429,7 @@ deparse_query(Query *query)
  * Chan's parallel formula, which stays accurate where a running sum of
  * squares would cancel catastrophically.  Integer and numeric input keeps
  * the exact numeric sums (n, sum x, sum x^2) that PostgreSQL's own numeric
- * variance uses, merged by exact addition.
+ * variance uses, merged by exact addition.  It returns the finalizer.
  */
 static char *
 plan_variance(Aggref *agg, Oid argtype, const char *arg, const char *filter,
@@ -1096,7 +1097,8 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 	}
 
 	check_query_shape(query);
-	plan->shape = (query->hasAggs || query->groupClause != NIL) ? SHAPE_AGGREGATE
+	/* HAVING alone makes a query an aggregation, of one group */
+	plan->shape = (query->hasAggs || query->groupClause != NIL || query->havingQual != NULL) ? SHAPE_AGGREGATE
 		: query->distinctClause != NIL ? SHAPE_DEDUP : SHAPE_STATELESS;
 
 	if (plan->shape != SHAPE_AGGREGATE && mode == OUTPUT_COMPLETE)
@@ -1569,8 +1571,12 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 
 	if (plan->result_keys == NIL)
 	{
-		/* a global aggregate: its single result row is replaced */
-		appendStringInfo(&sql, "cleared AS (DELETE FROM %s),\n", result);
+		/*
+		 * a global aggregate: its single result row is replaced by the merged
+		 * one (none if the state had nothing to merge: HAVING without
+		 * aggregates keeps the row it has)
+		 */
+		appendStringInfo(&sql, "cleared AS (DELETE FROM %s WHERE EXISTS (SELECT FROM merged)),\n", result);
 		appendStringInfo(&sql, "emitted AS (INSERT INTO %s (%s) ", result, columns);
 	}
 	else

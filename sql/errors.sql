@@ -38,8 +38,8 @@ CREATE AGGREGATE concat_all(int) (sfunc = concat_sfunc, stype = text, initcond =
 SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT k, concat_all(v) FROM src GROUP BY k', output_mode => 'update')$q$);
 -- shapes the result table cannot key
 SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT count(*) FROM src GROUP BY k', output_mode => 'update')$q$);
-SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT k, count(*) + 1 FROM src GROUP BY k', output_mode => 'update')$q$);
-SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT k, count(*) FROM src GROUP BY k HAVING count(*) > 1', output_mode => 'update')$q$);
+SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT k, count(*) + (SELECT 1) FROM src GROUP BY k', output_mode => 'update')$q$);
+SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT k, count(*) FROM src GROUP BY k HAVING count(*) > (SELECT count(*) FROM plain)', output_mode => 'update')$q$);
 SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT k, v FROM src ORDER BY v')$q$);
 SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT DISTINCT k, count(*) FROM src GROUP BY k', output_mode => 'update')$q$);
 SELECT * FROM try($q$SELECT streaming.create_query('Sales Report', 'SELECT k FROM src')$q$);

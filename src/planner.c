@@ -222,7 +222,8 @@ check_query_shape(Query *query)
 	if (query->limitCount != NULL || query->limitOffset != NULL)
 		reject("LIMIT and OFFSET are not supported in continuous queries",
 			   "Apply them when reading the result table.");
-	if (query->distinctClause != NIL && (query->hasAggs || query->groupClause != NIL))
+	if (query->distinctClause != NIL &&
+		(query->hasAggs || query->groupClause != NIL || query->havingQual != NULL))
 		reject("SELECT DISTINCT with aggregates is not supported in continuous queries",
 			   "Apply DISTINCT in a view over the result table.");
 	if (query->hasWindowFuncs)
@@ -231,9 +232,6 @@ check_query_shape(Query *query)
 	if (query->groupingSets != NIL)
 		reject("GROUPING SETS, ROLLUP and CUBE are not supported in continuous queries",
 			   "Create one query per grouping.");
-	if (query->havingQual != NULL)
-		reject("HAVING is not supported in continuous queries",
-			   "Filter the result table in a view instead.");
 	if (query->hasRecursive || query->cteList != NIL)
 		reject("WITH is not supported in continuous queries",
 			   "Write the common table expression as a subquery in FROM.");
@@ -267,7 +265,13 @@ classify_aggregate(Aggref *agg, Oid *argtype)
 	combinefn = aggform->aggcombinefn;
 	ReleaseSysCache(tup);
 
-	if (agg->aggkind != AGGKIND_NORMAL || !OidIsValid(combinefn))
+	if (agg->aggkind != AGGKIND_NORMAL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("ordered-set aggregate %s has no incremental form", name),
+				 errdetail("It needs all the values of a group at once, in order; the partial results of separate batches cannot be merged."),
+				 errhint("Use an aggregate over a mergeable sketch instead, e.g. tdigest_percentile(x, 100, 0.95) of the tdigest extension for percentiles.")));
+	if (!OidIsValid(combinefn))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("aggregate function %s has no incremental form", name),
@@ -430,9 +434,9 @@ deparse_query(Query *query)
  * Chan's parallel formula, which stays accurate where a running sum of
  * squares would cancel catastrophically.  Integer and numeric input keeps
  * the exact numeric sums (n, sum x, sum x^2) that PostgreSQL's own numeric
- * variance uses, merged by exact addition.
+ * variance uses, merged by exact addition.  It returns the finalizer.
  */
-static void
+static char *
 plan_variance(Aggref *agg, Oid argtype, const char *arg, const char *filter,
 			  const char *colname, int *nstate, StringInfo outer,
 			  StringInfo merge, ContinuousPlan *plan)
@@ -501,43 +505,351 @@ plan_variance(Aggref *agg, Oid argtype, const char *arg, const char *filter,
 								   psprintf("%s: %s as count %s, exact numeric sum %s and sum of squares %s, merged by addition",
 											colname, name, n, a, b));
 	}
-	plan->finalizers = lappend(plan->finalizers,
-							   psprintf("CAST(%s%s%s AS %s)", root ? "pg_catalog.sqrt(" : "",
-										var, root ? ")" : "", restype));
+	return psprintf("CAST(%s%s%s AS %s)", root ? "pg_catalog.sqrt(" : "",
+					var, root ? ")" : "", restype);
+}
+
+/*
+ * AggBuild collects the pieces of an aggregation's plan while
+ * plan_aggregate walks the query: the inner query's target list (group
+ * keys, aggregate arguments, filters), the batch plan's SELECT list and
+ * GROUP BY, the merge's SET list, the group key expressions (state keys
+ * k1, k2, ...) and the distinct aggregates (values v1, v2, ...).
+ */
+typedef struct AggBuild
+{
+	List	   *inner_tlist;
+	int			resno;
+	int			nkeys;
+	int			nstate;
+	int			nargs;
+	int			nfilters;
+	StringInfoData outer;
+	StringInfoData groupby;
+	StringInfoData merge;
+	List	   *key_exprs;		/* group key expressions, in key order */
+	List	   *aggrefs;		/* distinct aggregates, in value order */
+	const char *column;			/* what finalize_mutator is rewriting */
+} AggBuild;
+
+/*
+ * plan_one_aggregate adds to the batch plan and merge the partial state of
+ * one aggregate and returns its finalizer: the expression that computes
+ * its value from a state row, "m".  label names it in explain().
+ */
+static char *
+plan_one_aggregate(Aggref *agg, const char *label, AggBuild *b, ContinuousPlan *plan)
+{
+	AggKind		kind;
+	Oid			argtype;
+	char	   *arg = NULL;
+	char	   *all_args = "";
+	char	   *filter = "";
+	char	   *s1;
+	char	   *s2;
+	char	   *restype;
+	char	   *finalizer = NULL;
+
+	kind = classify_aggregate(agg, &argtype);
+	restype = format_type_be_qualified(agg->aggtype);
+
+	if (agg->args != NIL)
+	{
+		StringInfoData all;
+		ListCell   *alc;
+
+		/* every argument becomes a column of the inner query */
+		initStringInfo(&all);
+		foreach(alc, agg->args)
+		{
+			TargetEntry *argtle = lfirst_node(TargetEntry, alc);
+			char	   *a = psprintf("a%d", ++b->nargs);
+			char	   *typed = psprintf("b.%s::%s", a,
+										 format_type_be_qualified(exprType((Node *) argtle->expr)));
+
+			b->inner_tlist = lappend(b->inner_tlist,
+									 makeTargetEntry(copyObject(argtle->expr), b->resno++, a, false));
+			if (arg == NULL)
+				arg = typed;
+			appendStringInfo(&all, ", %s", typed);
+		}
+		all_args = all.data;
+	}
+	if (agg->aggfilter != NULL)
+	{
+		/* numbered on their own: several aggregates may have no argument */
+		char	   *f = psprintf("f%d", ++b->nfilters);
+
+		b->inner_tlist = lappend(b->inner_tlist,
+								 makeTargetEntry(copyObject(agg->aggfilter), b->resno++, f, false));
+		filter = psprintf(" FILTER (WHERE b.%s)", f);
+	}
+
+	s1 = psprintf("s%d", ++b->nstate);
+	switch (kind)
+	{
+		case AGG_COUNT_STAR:
+		case AGG_COUNT:
+			appendStringInfo(&b->outer, ", pg_catalog.count(%s)%s AS %s",
+							 kind == AGG_COUNT_STAR ? "*" : arg, filter, s1);
+			appendStringInfo(&b->merge, "%s%s = s.%s " OP_ADD " EXCLUDED.%s",
+							 b->merge.len > 0 ? ", " : "", s1, s1, s1);
+			finalizer = psprintf("m.%s", s1);
+			plan->state_merge = lappend(plan->state_merge, psprintf("pg_catalog.sum(u.%s)", s1));
+			plan->aggregates = lappend(plan->aggregates,
+									   psprintf("%s: count in bigint column %s, merged by addition", label, s1));
+			break;
+		case AGG_SUM:
+			appendStringInfo(&b->outer, ", pg_catalog.sum(%s)%s AS %s", arg, filter, s1);
+			appendStringInfo(&b->merge, "%s%s = COALESCE(s.%s " OP_ADD " EXCLUDED.%s, s.%s, EXCLUDED.%s)",
+							 b->merge.len > 0 ? ", " : "", s1, s1, s1, s1, s1);
+			finalizer = psprintf("m.%s", s1);
+			plan->state_merge = lappend(plan->state_merge, psprintf("pg_catalog.sum(u.%s)", s1));
+			plan->aggregates = lappend(plan->aggregates,
+									   psprintf("%s: sum in %s column %s, merged by addition", label, restype, s1));
+			break;
+		case AGG_MIN:
+		case AGG_MAX:
+			appendStringInfo(&b->outer, ", pg_catalog.%s(%s)%s AS %s",
+							 kind == AGG_MIN ? "min" : "max", arg, filter, s1);
+			appendStringInfo(&b->merge, "%s%s = %s(s.%s, EXCLUDED.%s)",
+							 b->merge.len > 0 ? ", " : "", s1,
+							 kind == AGG_MIN ? "LEAST" : "GREATEST", s1, s1);
+			finalizer = psprintf("m.%s", s1);
+			plan->state_merge = lappend(plan->state_merge,
+										psprintf("pg_catalog.%s(u.%s)", kind == AGG_MIN ? "min" : "max", s1));
+			plan->aggregates = lappend(plan->aggregates,
+									   psprintf("%s: %s in column %s, merged by %s", label,
+												kind == AGG_MIN ? "min" : "max", s1,
+												kind == AGG_MIN ? "LEAST" : "GREATEST"));
+			break;
+		case AGG_BOOL_AND:
+		case AGG_BOOL_OR:
+			appendStringInfo(&b->outer, ", pg_catalog.%s(%s)%s AS %s",
+							 kind == AGG_BOOL_AND ? "bool_and" : "bool_or", arg, filter, s1);
+			appendStringInfo(&b->merge, "%s%s = COALESCE(s.%s %s EXCLUDED.%s, s.%s, EXCLUDED.%s)",
+							 b->merge.len > 0 ? ", " : "", s1, s1,
+							 kind == AGG_BOOL_AND ? "AND" : "OR", s1, s1, s1);
+			finalizer = psprintf("m.%s", s1);
+			plan->state_merge = lappend(plan->state_merge,
+										psprintf("pg_catalog.%s(u.%s)", kind == AGG_BOOL_AND ? "bool_and" : "bool_or", s1));
+			plan->aggregates = lappend(plan->aggregates,
+									   psprintf("%s: %s in boolean column %s, merged by %s", label,
+												kind == AGG_BOOL_AND ? "bool_and" : "bool_or", s1,
+												kind == AGG_BOOL_AND ? "AND" : "OR"));
+			break;
+		case AGG_GENERIC:
+			{
+				char	   *fn = quote_literal_cstr(format_procedure_qualified(agg->aggfnoid));
+
+				plan->state_merge = lappend(plan->state_merge, NULL);
+				appendStringInfo(&b->outer, ", streaming.agg_partial(%s::pg_catalog.regprocedure%s)%s AS %s",
+								 fn, all_args, filter, s1);
+				appendStringInfo(&b->merge, "%s%s = streaming.agg_combine(%s::pg_catalog.regprocedure, s.%s, EXCLUDED.%s)",
+								 b->merge.len > 0 ? ", " : "", s1, fn, s1, s1);
+				finalizer = psprintf("streaming.agg_finalize(%s::pg_catalog.regprocedure, m.%s, NULL::%s)",
+									 fn, s1, restype);
+				plan->aggregates = lappend(plan->aggregates,
+										   psprintf("%s: %s as its serialized transition state in bytea column %s, merged by its combine function, finalized by its final function",
+													label, format_procedure(agg->aggfnoid), s1));
+				break;
+			}
+		case AGG_VARIANCE:
+			plan->state_merge = lappend(plan->state_merge, NULL);
+			finalizer = plan_variance(agg, argtype, arg, filter, label, &b->nstate,
+									  &b->outer, &b->merge, plan);
+			break;
+		case AGG_AVG:
+			{
+				const char *divisor;
+
+				s2 = psprintf("s%d", ++b->nstate);
+				/* float4 is summed in float8, as avg(float4) itself does */
+				appendStringInfo(&b->outer, ", pg_catalog.sum(%s%s)%s AS %s, pg_catalog.count(%s)%s AS %s",
+								 arg, argtype == FLOAT4OID ? "::pg_catalog.float8" : "",
+								 filter, s1, arg, filter, s2);
+				appendStringInfo(&b->merge, "%s%s = COALESCE(s.%s " OP_ADD " EXCLUDED.%s, s.%s, EXCLUDED.%s), "
+								 "%s = s.%s " OP_ADD " EXCLUDED.%s",
+								 b->merge.len > 0 ? ", " : "", s1, s1, s1, s1, s1, s2, s2, s2);
+				if (argtype == FLOAT4OID || argtype == FLOAT8OID || argtype == INTERVALOID)
+					divisor = "pg_catalog.float8";
+				else
+					divisor = "pg_catalog.numeric";
+				/* no NULLIF: it would look its = operator up by name */
+				finalizer = psprintf("CAST(m.%s%s " OP_DIV " (CASE WHEN m.%s " OP_EQ " 0::pg_catalog.int8"
+									 " THEN NULL ELSE m.%s END)::%s AS %s)",
+									 s1, strcmp(divisor, "pg_catalog.numeric") == 0 ? "::pg_catalog.numeric" : "",
+									 s2, s2, divisor, restype);
+				plan->state_merge = lappend(plan->state_merge, psprintf("pg_catalog.sum(u.%s)", s1));
+				plan->state_merge = lappend(plan->state_merge, psprintf("pg_catalog.sum(u.%s)", s2));
+				plan->aggregates = lappend(plan->aggregates,
+										   psprintf("%s: avg as sum %s and count %s, each merged by addition, finalized as sum / count",
+													label, s1, s2));
+				break;
+			}
+	}
+	return finalizer;
+}
+
+/*
+ * collect_aggrefs gathers the distinct aggregates of an expression into
+ * b->aggrefs (equal() ignores where they were written, so an aggregate
+ * written twice is kept once).  Aggregates of subqueries are theirs.
+ */
+static bool
+collect_aggrefs(Node *node, AggBuild *b)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Aggref))
+	{
+		if (!list_member(b->aggrefs, node))
+			b->aggrefs = lappend(b->aggrefs, node);
+		return false;
+	}
+	if (IsA(node, Query))
+		return false;
+	return expression_tree_walker(node, collect_aggrefs, b);
+}
+
+/*
+ * finalize_mutator rewrites an expression of the select list or HAVING
+ * into one over the finalized row: every aggregate becomes the column of
+ * its value (v1, v2, ...), every group key expression the column of its
+ * key (k1, k2, ...), both as Vars of range table entry 1.  What is left
+ * must be computable from those alone.
+ */
+static Node *
+finalize_mutator(Node *node, AggBuild *b)
+{
+	ListCell   *lc;
+
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, Aggref))
+	{
+		foreach(lc, b->aggrefs)
+			if (equal(node, lfirst(lc)))
+				return (Node *) makeVar(1, list_length(b->key_exprs) + foreach_current_index(lc) + 1,
+										exprType(node), exprTypmod(node), exprCollation(node), 0);
+		elog(ERROR, "aggregate of \"%s\" was not collected", b->column);
+	}
+	foreach(lc, b->key_exprs)
+		if (equal(node, lfirst(lc)))
+			return (Node *) makeVar(1, foreach_current_index(lc) + 1,
+									exprType(node), exprTypmod(node), exprCollation(node), 0);
+	if (IsA(node, Var))
+		reject(psprintf("%s uses a column that is not a GROUP BY expression", b->column),
+			   "Add the column to GROUP BY, or use it inside an aggregate.");
+	if (IsA(node, SubLink))
+		reject(psprintf("%s has a subquery outside the aggregates", b->column),
+			   "Compute it in a view over the result table.");
+	if (IsA(node, GroupingFunc))
+		reject(psprintf("%s uses GROUPING()", b->column),
+			   "Remove it: a continuous query has a single grouping.");
+	return expression_tree_mutator(node, finalize_mutator, b);
+}
+
+/*
+ * deparse_finalized returns the text of a select-list or HAVING expression
+ * computed from the finalized row "m" (see finalize_mutator).
+ *
+ * The text is PostgreSQL's own deparse of the analysed expression, with
+ * the aggregates and group keys replaced by Vars, made under the catalog
+ * search path (as deparse_query): every name outside pg_catalog comes out
+ * schema-qualified, so the text means at every batch what the query meant
+ * at create_query.  No part of it is assembled from the user's text.  The
+ * Vars refer to a CTE range table entry whose columns are named as those
+ * of the finalized row; the generated statements provide that row (see
+ * append_finalized).
+ */
+static char *
+deparse_finalized(Node *expr, const char *column, AggBuild *b)
+{
+	RangeTblEntry *rte = makeNode(RangeTblEntry);
+	PlannedStmt *pstmt = makeNode(PlannedStmt);
+	List	   *colnames = NIL;
+	List	   *context;
+	Node	   *finalized;
+	int			nestlevel;
+	char	   *sql;
+
+	b->column = column;
+	finalized = finalize_mutator(expr, b);
+
+	for (int i = 1; i <= list_length(b->key_exprs); i++)
+		colnames = lappend(colnames, makeString(psprintf("k%d", i)));
+	for (int i = 1; i <= list_length(b->aggrefs); i++)
+		colnames = lappend(colnames, makeString(psprintf("v%d", i)));
+	rte->rtekind = RTE_CTE;
+	rte->ctename = "finalized";
+	rte->alias = makeAlias("m", NIL);
+	rte->eref = makeAlias("m", colnames);
+	rte->inFromCl = true;
+	pstmt->rtable = list_make1(rte);
+
+	nestlevel = PushCatalogSearchPath();
+	context = deparse_context_for_plan_tree(pstmt, list_make1("m"));
+	sql = deparse_expression(finalized, context, true, false);
+	PopCatalogSearchPath(nestlevel);
+	return sql;
+}
+
+/*
+ * group_key_index returns the key number (1, 2, ...) of a result column
+ * that is a GROUP BY expression, else 0.
+ */
+static int
+group_key_index(Query *query, TargetEntry *tle)
+{
+	ListCell   *lc;
+
+	if (tle->ressortgroupref == 0)
+		return 0;
+	foreach(lc, query->groupClause)
+		if (((SortGroupClause *) lfirst(lc))->tleSortGroupRef == tle->ressortgroupref)
+			return foreach_current_index(lc) + 1;
+	return 0;
 }
 
 /*
  * plan_aggregate derives the batch plan, merge and finalizers of an
  * aggregation.
+ *
+ * The state keeps each distinct aggregate of the select list and HAVING
+ * once.  When every result column is a group key or an aggregate as it is,
+ * and there is no HAVING, a result column is its aggregate's finalizer over
+ * the state row.  Otherwise the result is computed in two steps: the
+ * values v1, v2, ... of the aggregates from the state row (plan->values),
+ * then each result column, and HAVING, from the group keys and those
+ * values (plan->finalizers, plan->having; see deparse_finalized).
  */
 static void
 plan_aggregate(Query *query, ContinuousPlan *plan)
 {
 	Query	   *inner = copyObject(query);
-	List	   *inner_tlist = NIL;
-	int			resno = 1;
-	int			nkeys = 0;
-	int			nstate = 0;
-	int			nargs = 0;
-	StringInfoData outer;
-	StringInfoData groupby;
-	StringInfoData merge;
+	AggBuild	b;
+	List	   *values = NIL;
+	bool		direct = query->havingQual == NULL;
 	ListCell   *lc;
 
-	initStringInfo(&outer);
-	initStringInfo(&groupby);
-	initStringInfo(&merge);
+	memset(&b, 0, sizeof(b));
+	b.resno = 1;
+	initStringInfo(&b.outer);
+	initStringInfo(&b.groupby);
+	initStringInfo(&b.merge);
 
 	/* group keys: every GROUP BY expression must be a result column */
 	foreach(lc, query->groupClause)
 	{
 		SortGroupClause *sgc = lfirst(lc);
 		TargetEntry *tle = get_sortgroupclause_tle(sgc, query->targetList);
-		char	   *k = psprintf("k%d", ++nkeys);
+		char	   *k = psprintf("k%d", ++b.nkeys);
 
 		if (tle->resjunk)
 			reject("every GROUP BY expression must appear in the select list of a continuous query",
 				   "Add the expression to the select list; it becomes a key column of the result table.");
+		b.key_exprs = lappend(b.key_exprs, tle->expr);
 		if (plan->window_key == NULL && is_event_time_window(query, (Node *) tle->expr, plan->event_time))
 			plan->window_key = k;
 		plan->state_keys = lappend(plan->state_keys, k);
@@ -557,221 +869,109 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 			plan->session_gap = psprintf("%s::pg_catalog.interval",
 										 quote_literal_cstr(DatumGetCString(DirectFunctionCall1(interval_out,
 																								((Const *) gap)->constvalue))));
-			inner_tlist = lappend(inner_tlist,
-								  makeTargetEntry(copyObject(linitial(fexpr->args)), resno++, k, false));
-			appendStringInfo(&outer, "%spg_catalog.tstzrange(pg_catalog.min(b.%s), pg_catalog.max(b.%s) OPERATOR(pg_catalog.+) %s) AS %s",
-							 nkeys > 1 ? ", " : "", k, k, plan->session_gap, k);
+			b.inner_tlist = lappend(b.inner_tlist,
+									makeTargetEntry(copyObject(linitial(fexpr->args)), b.resno++, k, false));
+			appendStringInfo(&b.outer, "%spg_catalog.tstzrange(pg_catalog.min(b.%s), pg_catalog.max(b.%s) OPERATOR(pg_catalog.+) %s) AS %s",
+							 b.nkeys > 1 ? ", " : "", k, k, plan->session_gap, k);
 			continue;
 		}
-		inner_tlist = lappend(inner_tlist,
-							  makeTargetEntry(copyObject(tle->expr), resno++, k, false));
-		appendStringInfo(&outer, "%sb.%s", nkeys > 1 ? ", " : "", k);
-		appendStringInfo(&groupby, "%sb.%s", groupby.len > 0 ? ", " : "", k);
+		b.inner_tlist = lappend(b.inner_tlist,
+								makeTargetEntry(copyObject(tle->expr), b.resno++, k, false));
+		appendStringInfo(&b.outer, "%sb.%s", b.nkeys > 1 ? ", " : "", k);
+		appendStringInfo(&b.groupby, "%sb.%s", b.groupby.len > 0 ? ", " : "", k);
 	}
-	if (nkeys == 0)
+	if (b.nkeys == 0)
 	{
 		/* a global aggregate keeps one state row, keyed by a constant */
-		appendStringInfoString(&outer, "true AS k0");
+		appendStringInfoString(&b.outer, "true AS k0");
 		plan->state_keys = lappend(plan->state_keys, "k0");
 	}
 
-	/* result columns: keys as they are, aggregates finalized from state */
+	/* the distinct aggregates, and whether each column is one as it is */
+	foreach(lc, query->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		if (tle->resjunk)
+			continue;
+		(void) collect_aggrefs((Node *) tle->expr, &b);
+		if (group_key_index(query, tle) == 0 && !IsA(tle->expr, Aggref))
+			direct = false;
+	}
+	(void) collect_aggrefs(query->havingQual, &b);
+
+	/* each aggregate's partial state, merge and finalizer */
+	foreach(lc, b.aggrefs)
+	{
+		Aggref	   *agg = lfirst(lc);
+		char	   *label = psprintf("v%d", foreach_current_index(lc) + 1);
+
+		if (direct)
+		{
+			ListCell   *tlc;
+
+			/* named after the first result column that it is */
+			foreach(tlc, query->targetList)
+			{
+				TargetEntry *tle = lfirst(tlc);
+
+				if (!tle->resjunk && equal(tle->expr, agg))
+				{
+					label = tle->resname ? tle->resname : "?column?";
+					break;
+				}
+			}
+		}
+		values = lappend(values, plan_one_aggregate(agg, label, &b, plan));
+	}
+
+	/* result columns: keys as they are, the rest computed from the values */
 	foreach(lc, query->targetList)
 	{
 		TargetEntry *tle = lfirst(lc);
 		char	   *colname = tle->resname ? tle->resname : "?column?";
-		Aggref	   *agg;
-		AggKind		kind;
-		Oid			argtype;
-		char	   *arg = NULL;
-		char	   *all_args = "";
-		char	   *filter = "";
-		char	   *s1;
-		char	   *s2;
-		char	   *restype;
+		int			key = group_key_index(query, tle);
 
 		if (tle->resjunk)
 			continue;
 		plan->result_columns = lappend(plan->result_columns, colname);
-
-		if (tle->ressortgroupref != 0 &&
-			get_sortgroupref_clause_noerr(tle->ressortgroupref, query->groupClause) != NULL)
+		if (key > 0)
 		{
-			int			k = 0;
-			ListCell   *lc2;
-
-			foreach(lc2, query->groupClause)
-			{
-				k++;
-				if (((SortGroupClause *) lfirst(lc2))->tleSortGroupRef == tle->ressortgroupref)
-					break;
-			}
 			plan->result_keys = lappend(plan->result_keys, colname);
-			plan->finalizers = lappend(plan->finalizers, psprintf("m.k%d", k));
-			continue;
+			plan->finalizers = lappend(plan->finalizers, psprintf("m.k%d", key));
 		}
-
-		if (!IsA(tle->expr, Aggref))
+		else if (direct)
 		{
-			if (contain_agg_clause((Node *) tle->expr))
-				reject(psprintf("result column \"%s\" computes an expression over aggregates", colname),
-					   "Select each aggregate as a column of its own and compute the expression in a view over the result table.");
-			reject(psprintf("result column \"%s\" is neither a GROUP BY expression nor an aggregate", colname),
-				   "Select only group keys and aggregates in an aggregating continuous query.");
+			int			i = 0;
+
+			while (!equal(list_nth(b.aggrefs, i), tle->expr))
+				i++;
+			plan->finalizers = lappend(plan->finalizers, list_nth(values, i));
 		}
-		agg = (Aggref *) tle->expr;
-		kind = classify_aggregate(agg, &argtype);
-		restype = format_type_be_qualified(agg->aggtype);
-
-		if (agg->args != NIL)
-		{
-			StringInfoData all;
-			ListCell   *alc;
-
-			/* every argument becomes a column of the inner query */
-			initStringInfo(&all);
-			foreach(alc, agg->args)
-			{
-				TargetEntry *argtle = lfirst_node(TargetEntry, alc);
-				char	   *a = psprintf("a%d", ++nargs);
-				char	   *typed = psprintf("b.%s::%s", a,
-											 format_type_be_qualified(exprType((Node *) argtle->expr)));
-
-				inner_tlist = lappend(inner_tlist,
-									  makeTargetEntry(copyObject(argtle->expr), resno++, a, false));
-				if (arg == NULL)
-					arg = typed;
-				appendStringInfo(&all, ", %s", typed);
-			}
-			all_args = all.data;
-		}
-		if (agg->aggfilter != NULL)
-		{
-			char	   *f = psprintf("f%d", nargs + 1);
-
-			inner_tlist = lappend(inner_tlist,
-								  makeTargetEntry(copyObject(agg->aggfilter), resno++, f, false));
-			filter = psprintf(" FILTER (WHERE b.%s)", f);
-		}
-
-		s1 = psprintf("s%d", ++nstate);
-		switch (kind)
-		{
-			case AGG_COUNT_STAR:
-			case AGG_COUNT:
-				appendStringInfo(&outer, ", pg_catalog.count(%s)%s AS %s",
-								 kind == AGG_COUNT_STAR ? "*" : arg, filter, s1);
-				appendStringInfo(&merge, "%s%s = s.%s " OP_ADD " EXCLUDED.%s",
-								 merge.len > 0 ? ", " : "", s1, s1, s1);
-				plan->finalizers = lappend(plan->finalizers, psprintf("m.%s", s1));
-				plan->state_merge = lappend(plan->state_merge, psprintf("pg_catalog.sum(u.%s)", s1));
-				plan->aggregates = lappend(plan->aggregates,
-										   psprintf("%s: count in bigint column %s, merged by addition", colname, s1));
-				break;
-			case AGG_SUM:
-				appendStringInfo(&outer, ", pg_catalog.sum(%s)%s AS %s", arg, filter, s1);
-				appendStringInfo(&merge, "%s%s = COALESCE(s.%s " OP_ADD " EXCLUDED.%s, s.%s, EXCLUDED.%s)",
-								 merge.len > 0 ? ", " : "", s1, s1, s1, s1, s1);
-				plan->finalizers = lappend(plan->finalizers, psprintf("m.%s", s1));
-				plan->state_merge = lappend(plan->state_merge, psprintf("pg_catalog.sum(u.%s)", s1));
-				plan->aggregates = lappend(plan->aggregates,
-										   psprintf("%s: sum in %s column %s, merged by addition", colname, restype, s1));
-				break;
-			case AGG_MIN:
-			case AGG_MAX:
-				appendStringInfo(&outer, ", pg_catalog.%s(%s)%s AS %s",
-								 kind == AGG_MIN ? "min" : "max", arg, filter, s1);
-				appendStringInfo(&merge, "%s%s = %s(s.%s, EXCLUDED.%s)",
-								 merge.len > 0 ? ", " : "", s1,
-								 kind == AGG_MIN ? "LEAST" : "GREATEST", s1, s1);
-				plan->finalizers = lappend(plan->finalizers, psprintf("m.%s", s1));
-				plan->state_merge = lappend(plan->state_merge,
-											psprintf("pg_catalog.%s(u.%s)", kind == AGG_MIN ? "min" : "max", s1));
-				plan->aggregates = lappend(plan->aggregates,
-										   psprintf("%s: %s in column %s, merged by %s", colname,
-													kind == AGG_MIN ? "min" : "max", s1,
-													kind == AGG_MIN ? "LEAST" : "GREATEST"));
-				break;
-			case AGG_BOOL_AND:
-			case AGG_BOOL_OR:
-				appendStringInfo(&outer, ", pg_catalog.%s(%s)%s AS %s",
-								 kind == AGG_BOOL_AND ? "bool_and" : "bool_or", arg, filter, s1);
-				appendStringInfo(&merge, "%s%s = COALESCE(s.%s %s EXCLUDED.%s, s.%s, EXCLUDED.%s)",
-								 merge.len > 0 ? ", " : "", s1, s1,
-								 kind == AGG_BOOL_AND ? "AND" : "OR", s1, s1, s1);
-				plan->finalizers = lappend(plan->finalizers, psprintf("m.%s", s1));
-				plan->state_merge = lappend(plan->state_merge,
-											psprintf("pg_catalog.%s(u.%s)", kind == AGG_BOOL_AND ? "bool_and" : "bool_or", s1));
-				plan->aggregates = lappend(plan->aggregates,
-										   psprintf("%s: %s in boolean column %s, merged by %s", colname,
-													kind == AGG_BOOL_AND ? "bool_and" : "bool_or", s1,
-													kind == AGG_BOOL_AND ? "AND" : "OR"));
-				break;
-			case AGG_GENERIC:
-				{
-					char	   *fn = quote_literal_cstr(format_procedure_qualified(agg->aggfnoid));
-
-					plan->state_merge = lappend(plan->state_merge, NULL);
-					appendStringInfo(&outer, ", streaming.agg_partial(%s::pg_catalog.regprocedure%s)%s AS %s",
-									 fn, all_args, filter, s1);
-					appendStringInfo(&merge, "%s%s = streaming.agg_combine(%s::pg_catalog.regprocedure, s.%s, EXCLUDED.%s)",
-									 merge.len > 0 ? ", " : "", s1, fn, s1, s1);
-					plan->finalizers = lappend(plan->finalizers,
-											   psprintf("streaming.agg_finalize(%s::pg_catalog.regprocedure, m.%s, NULL::%s)",
-														fn, s1, restype));
-					plan->aggregates = lappend(plan->aggregates,
-											   psprintf("%s: %s as its serialized transition state in bytea column %s, merged by its combine function, finalized by its final function",
-														colname, format_procedure(agg->aggfnoid), s1));
-					break;
-				}
-			case AGG_VARIANCE:
-				plan->state_merge = lappend(plan->state_merge, NULL);
-				plan_variance(agg, argtype, arg, filter, colname, &nstate, &outer, &merge, plan);
-				break;
-			case AGG_AVG:
-				{
-					const char *divisor;
-
-					s2 = psprintf("s%d", ++nstate);
-					/* float4 is summed in float8, as avg(float4) itself does */
-					appendStringInfo(&outer, ", pg_catalog.sum(%s%s)%s AS %s, pg_catalog.count(%s)%s AS %s",
-									 arg, argtype == FLOAT4OID ? "::pg_catalog.float8" : "",
-									 filter, s1, arg, filter, s2);
-					appendStringInfo(&merge, "%s%s = COALESCE(s.%s " OP_ADD " EXCLUDED.%s, s.%s, EXCLUDED.%s), "
-									 "%s = s.%s " OP_ADD " EXCLUDED.%s",
-									 merge.len > 0 ? ", " : "", s1, s1, s1, s1, s1, s2, s2, s2);
-					if (argtype == FLOAT4OID || argtype == FLOAT8OID || argtype == INTERVALOID)
-						divisor = "pg_catalog.float8";
-					else
-						divisor = "pg_catalog.numeric";
-					/* no NULLIF: it would look its = operator up by name */
-					plan->finalizers = lappend(plan->finalizers,
-											   psprintf("CAST(m.%s%s " OP_DIV " (CASE WHEN m.%s " OP_EQ " 0::pg_catalog.int8"
-														" THEN NULL ELSE m.%s END)::%s AS %s)",
-														s1, strcmp(divisor, "pg_catalog.numeric") == 0 ? "::pg_catalog.numeric" : "",
-														s2, s2, divisor, restype));
-					plan->state_merge = lappend(plan->state_merge, psprintf("pg_catalog.sum(u.%s)", s1));
-					plan->state_merge = lappend(plan->state_merge, psprintf("pg_catalog.sum(u.%s)", s2));
-					plan->aggregates = lappend(plan->aggregates,
-											   psprintf("%s: avg as sum %s and count %s, each merged by addition, finalized as sum / count",
-														colname, s1, s2));
-					break;
-				}
-		}
+		else
+			plan->finalizers = lappend(plan->finalizers,
+									   deparse_finalized((Node *) tle->expr,
+														 psprintf("result column \"%s\"", colname), &b));
+	}
+	if (!direct)
+	{
+		plan->values = values;
+		if (query->havingQual != NULL)
+			plan->having = deparse_finalized(query->havingQual, "HAVING", &b);
 	}
 
-	inner->targetList = inner_tlist;
+	inner->targetList = b.inner_tlist;
 	inner->groupClause = NIL;
 	inner->hasAggs = false;
 	inner->havingQual = NULL;
 
-	plan->merge_set = merge.data;
+	plan->merge_set = b.merge.data;
 	plan->input_sql = deparse_query(inner);
 	if (plan->session_key == NULL)
 	{
 		plan->batch_sql = psprintf("SELECT %s FROM %s AS b%s%s",
-								   outer.data, PlanInputRelation(plan),
-								   nkeys > 0 ? " GROUP BY " : "", groupby.data);
+								   b.outer.data, PlanInputRelation(plan),
+								   b.nkeys > 0 ? " GROUP BY " : "", b.groupby.data);
 		return;
 	}
 
@@ -789,7 +989,7 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 		char	   *partition = "";
 		char	   *xpartition = "";
 
-		if (groupby.len > 0)
+		if (b.groupby.len > 0)
 		{
 			StringInfoData xp;
 
@@ -797,7 +997,7 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 			foreach(lc, plan->state_keys)
 				if (strcmp(lfirst(lc), k) != 0)
 					appendStringInfo(&xp, "%sx.%s", xp.len > 0 ? ", " : "", (char *) lfirst(lc));
-			partition = psprintf("PARTITION BY %s ", groupby.data);
+			partition = psprintf("PARTITION BY %s ", b.groupby.data);
 			xpartition = psprintf("PARTITION BY %s ", xp.data);
 		}
 
@@ -807,11 +1007,11 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 					 "FROM (SELECT b.*, CASE WHEN b.%s OPERATOR(pg_catalog.<) (pg_catalog.lag(b.%s) OVER (%sORDER BY b.%s) OPERATOR(pg_catalog.+) %s) "
 					 "THEN 0 ELSE 1 END AS streaming_break FROM %s AS b WHERE b.%s IS NOT NULL) AS x) AS b "
 					 "GROUP BY %s%sb.streaming_session",
-					 outer.data,
+					 b.outer.data,
 					 xpartition, k,
 					 k, k, partition, k, plan->session_gap,
 					 PlanInputRelation(plan), k,
-					 groupby.data, groupby.len > 0 ? ", " : "");
+					 b.groupby.data, b.groupby.len > 0 ? ", " : "");
 	}
 }
 
@@ -921,7 +1121,8 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 	}
 
 	check_query_shape(query);
-	plan->shape = (query->hasAggs || query->groupClause != NIL) ? SHAPE_AGGREGATE
+	/* HAVING alone makes a query an aggregation, of one group */
+	plan->shape = (query->hasAggs || query->groupClause != NIL || query->havingQual != NULL) ? SHAPE_AGGREGATE
 		: query->distinctClause != NIL ? SHAPE_DEDUP : SHAPE_STATELESS;
 
 	if (plan->shape != SHAPE_AGGREGATE && mode == OUTPUT_COMPLETE)
@@ -1034,6 +1235,8 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 	append_string_array(&buf, "result_columns", plan->result_columns);
 	append_string_array(&buf, "result_keys", plan->result_keys);
 	append_string_array(&buf, "finalizers", plan->finalizers);
+	append_string_array(&buf, "values", plan->values);
+	append_string(&buf, "having", plan->having);
 	appendStringInfoChar(&buf, '}');
 
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
@@ -1086,6 +1289,9 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	plan->result_columns = jsonb_string_array(obj, "result_columns");
 	plan->result_keys = jsonb_string_array(obj, "result_keys");
 	plan->finalizers = jsonb_string_array(obj, "finalizers");
+	/* absent from plans made before expressions over aggregates */
+	plan->values = jsonb_string_array(obj, "values");
+	plan->having = JsonbGetString(obj, "having");
 	return plan;
 }
 
@@ -1164,6 +1370,70 @@ null_safe_equal(Oid relid, const char *col, const char *l, const char *r)
 }
 
 /*
+ * append_finalized adds to a statement, when the result columns are
+ * computed from the values of the aggregates (plan->values), the CTE
+ * "finalized": each row of source (state rows, alias m) with the value of
+ * every aggregate, v1, v2, ...  It returns the relation the result
+ * columns are computed from, as alias m.
+ */
+static const char *
+append_finalized(StringInfo sql, ContinuousPlan *plan, const char *source)
+{
+	ListCell   *lc;
+
+	if (plan->values == NIL)
+		return source;
+	appendStringInfoString(sql, ",\nfinalized AS (SELECT m.*");
+	foreach(lc, plan->values)
+		appendStringInfo(sql, ", %s AS v%d", (char *) lfirst(lc), foreach_current_index(lc) + 1);
+	appendStringInfo(sql, " FROM %s m)", source);
+	return "finalized";
+}
+
+/*
+ * append_result_rows adds the SELECT of the result rows computed from the
+ * rows of relation "from": those that satisfy HAVING.
+ */
+static void
+append_result_rows(StringInfo sql, ContinuousPlan *plan, const char *from)
+{
+	ListCell   *lc;
+
+	appendStringInfoString(sql, "SELECT ");
+	foreach(lc, plan->finalizers)
+		appendStringInfo(sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 (char *) lfirst(lc));
+	appendStringInfo(sql, " FROM %s m", from);
+	if (plan->having != NULL)
+		appendStringInfo(sql, " WHERE (%s)", plan->having);
+}
+
+/*
+ * append_unmet adds the CTE "unmet" that deletes from the result table the
+ * rows of the groups in "from" that do not satisfy HAVING (any more).
+ */
+static void
+append_unmet(StringInfo sql, ContinuousPlan *plan, Oid result_table, const char *from)
+{
+	ListCell   *lc;
+	ListCell   *lc2;
+
+	appendStringInfo(sql, "unmet AS (DELETE FROM %s AS r USING %s AS m WHERE (%s) IS NOT TRUE",
+					 RelationQualifiedName(result_table), from, plan->having);
+	forboth(lc, plan->result_columns, lc2, plan->finalizers)
+	{
+		char	   *col = lfirst(lc);
+
+		if (string_list_member(plan->result_keys, col))
+			appendStringInfo(sql, " AND %s",
+							 null_safe_equal(result_table, col,
+											 psprintf("r.%s", quote_identifier(col)),
+											 (char *) lfirst(lc2)));
+	}
+	appendStringInfoString(sql, "),\n");
+}
+
+/*
  * build_session_statement assembles the batch statement of a query grouped
  * by a session window.  The batch's sessions and the stored sessions of the
  * same keys that overlap them are merged into islands of overlapping
@@ -1182,6 +1452,7 @@ build_session_statement(ContinuousPlan *plan, const char *result, const char *co
 	StringInfoData keys;
 	StringInfoData clear;
 	const char *k = plan->session_key;
+	const char *from;
 	ListCell   *lc;
 	ListCell   *lc2;
 
@@ -1210,7 +1481,7 @@ build_session_statement(ContinuousPlan *plan, const char *result, const char *co
 	{
 		char	   *fin = lfirst(lc2);
 
-		if (strncmp(fin, "m.k", 3) == 0)
+		if (string_list_member(plan->result_keys, lfirst(lc)))
 			appendStringInfo(&clear, "%s%s", clear.len > 0 ? " AND " : "",
 							 null_safe_equal(state_table, fin + 2,
 											 psprintf("r.%s", quote_identifier(lfirst(lc))),
@@ -1245,13 +1516,12 @@ build_session_statement(ContinuousPlan *plan, const char *result, const char *co
 							   " (SELECT pg_catalog.count(*) FROM absorbed), 0::pg_catalog.int8");
 		return sql.data;
 	}
+	from = append_finalized(&sql, plan, "merged");
+	/* the result rows of the absorbed sessions go; the merged ones replace them */
 	appendStringInfo(&sql, ",\ncleared AS (DELETE FROM %s AS r USING absorbed AS o WHERE %s),\n",
 					 result, clear.data);
-	appendStringInfo(&sql, "emitted AS (INSERT INTO %s AS r (%s) SELECT ", result, columns);
-	foreach(lc, plan->finalizers)
-		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
-						 (char *) lfirst(lc));
-	appendStringInfoString(&sql, " FROM merged m");
+	appendStringInfo(&sql, "emitted AS (INSERT INTO %s AS r (%s) ", result, columns);
+	append_result_rows(&sql, plan, from);
 	append_upsert(&sql, plan);
 	appendStringInfo(&sql, " %s)\n", returning);
 	finish_statement(&sql,
@@ -1274,8 +1544,8 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	char	   *result = RelationQualifiedName(result_table);
 	char	   *columns = quoted_list(plan->result_columns, "");
 	const char *returning = show_rows > 0 ? "RETURNING *" : "RETURNING 1";
+	const char *from;
 	StringInfoData sql;
-	ListCell   *lc;
 
 	initStringInfo(&sql);
 	if (plan->shape == SHAPE_STATELESS)
@@ -1327,20 +1597,27 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 							   "(SELECT pg_catalog.count(*) FROM merged WHERE streaming_new_group), 0::pg_catalog.int8");
 		return sql.data;
 	}
+	from = append_finalized(&sql, plan, "merged");
 	appendStringInfoString(&sql, ",\n");
 
 	if (plan->result_keys == NIL)
 	{
-		/* a global aggregate: its single result row is replaced */
-		appendStringInfo(&sql, "cleared AS (DELETE FROM %s),\n", result);
-		appendStringInfo(&sql, "emitted AS (INSERT INTO %s (%s) SELECT ", result, columns);
+		/*
+		 * a global aggregate: its single result row is replaced by the merged
+		 * one (none if the state had nothing to merge: HAVING without
+		 * aggregates keeps the row it has)
+		 */
+		appendStringInfo(&sql, "cleared AS (DELETE FROM %s WHERE EXISTS (SELECT FROM merged)),\n", result);
+		appendStringInfo(&sql, "emitted AS (INSERT INTO %s (%s) ", result, columns);
 	}
 	else
-		appendStringInfo(&sql, "emitted AS (INSERT INTO %s AS r (%s) SELECT ", result, columns);
-	foreach(lc, plan->finalizers)
-		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
-						 (char *) lfirst(lc));
-	appendStringInfoString(&sql, " FROM merged m");
+	{
+		/* a group that no longer satisfies HAVING leaves the result */
+		if (plan->having != NULL)
+			append_unmet(&sql, plan, result_table, from);
+		appendStringInfo(&sql, "emitted AS (INSERT INTO %s AS r (%s) ", result, columns);
+	}
+	append_result_rows(&sql, plan, from);
 	append_upsert(&sql, plan);
 	appendStringInfo(&sql, " %s)\n", returning);
 	finish_statement(&sql,
@@ -1363,7 +1640,7 @@ BuildCloseStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 					int show_rows)
 {
 	StringInfoData sql;
-	ListCell   *lc;
+	const char *from;
 
 	if (plan->shape == SHAPE_DEDUP)
 	{
@@ -1389,12 +1666,11 @@ BuildCloseStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 		appendStringInfoString(&sql, "\nSELECT pg_catalog.count(*), 0::pg_catalog.int8 FROM closed");
 		return sql.data;
 	}
-	appendStringInfo(&sql, ",\nemitted AS (INSERT INTO %s (%s) SELECT ",
+	from = append_finalized(&sql, plan, "closed");
+	appendStringInfo(&sql, ",\nemitted AS (INSERT INTO %s (%s) ",
 					 RelationQualifiedName(result_table), quoted_list(plan->result_columns, ""));
-	foreach(lc, plan->finalizers)
-		appendStringInfo(&sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
-						 (char *) lfirst(lc));
-	appendStringInfo(&sql, " FROM closed m %s)\n", show_rows > 0 ? "RETURNING *" : "RETURNING 1");
+	append_result_rows(&sql, plan, from);
+	appendStringInfo(&sql, " %s)\n", show_rows > 0 ? "RETURNING *" : "RETURNING 1");
 	finish_statement(&sql, "(SELECT pg_catalog.count(*) FROM closed), (SELECT pg_catalog.count(*) FROM emitted)",
 					 show_rows);
 	return sql.data;

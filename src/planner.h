@@ -58,6 +58,11 @@ typedef struct ContinuousPlan
 	List	   *result_columns; /* names of the result columns, in order */
 	List	   *result_keys;	/* aggregate: result columns that are keys */
 	List	   *finalizers;		/* aggregate: per result column, over "m" */
+	List	   *values;			/* aggregate: per distinct aggregate, its value
+								 * v1, v2, ... over the state row "m"; if set,
+								 * finalizers and having are over the row of
+								 * the keys and values */
+	char	   *having;			/* aggregate: HAVING over "m", or NULL */
 } ContinuousPlan;
 
 extern OutputMode OutputModeFromString(const char *mode);

@@ -473,7 +473,7 @@ existing_result_table(const char *table, ContinuousPlan *plan, OutputMode mode)
 							 table, quoted_columns(plan->result_keys))));
 		needed |= ACL_UPDATE;
 	}
-	if (plan->session_key != NULL && mode == OUTPUT_COMPLETE)
+	if ((plan->session_key != NULL || plan->having != NULL) && mode != OUTPUT_APPEND)
 		needed |= ACL_DELETE;
 	if (pg_class_aclcheck(relid, GetUserId(), needed) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(kind), table);
@@ -890,12 +890,25 @@ streaming_explain(PG_FUNCTION_ARGS)
 			EMIT("aggregate", (char *) lfirst(lc));
 		EMIT("merge", plan->merge_set && plan->merge_set[0] ? psprintf("ON CONFLICT DO UPDATE SET %s", plan->merge_set)
 			 : "ON CONFLICT DO NOTHING");
+		/* values of the aggregates over the state row m, then columns over keys and values */
+		foreach(lc, plan->values)
+			EMIT("finalizer", psprintf("v%d = %s", foreach_current_index(lc) + 1, (char *) lfirst(lc)));
 		forboth(lc, plan->result_columns, lc2, plan->finalizers)
 			EMIT("finalizer", psprintf("%s = %s", quote_identifier(lfirst(lc)), (char *) lfirst(lc2)));
-		EMIT("emit", plan->result_keys != NIL
-			 ? psprintf("upsert the finalized rows of the groups the batch touched into %s on (%s)",
-						RelationQualifiedName(q->result_table), quoted_columns(plan->result_keys))
-			 : psprintf("replace the single row of %s", RelationQualifiedName(q->result_table)));
+		if (plan->having != NULL)
+			EMIT("having", plan->having);
+		if (q->mode == OUTPUT_APPEND)
+			EMIT("emit", psprintf("append the finalized rows of the windows the watermark closes%s to %s",
+								  plan->having ? " that satisfy HAVING" : "",
+								  RelationQualifiedName(q->result_table)));
+		else if (plan->result_keys != NIL)
+			EMIT("emit", psprintf("upsert the finalized rows of the groups the batch touched%s into %s on (%s)%s",
+								  plan->having ? " that satisfy HAVING" : "",
+								  RelationQualifiedName(q->result_table), quoted_columns(plan->result_keys),
+								  plan->having ? "; delete the rows of those that do not" : ""));
+		else
+			EMIT("emit", psprintf("replace the single row of %s%s", RelationQualifiedName(q->result_table),
+								  plan->having ? " (with none if it does not satisfy HAVING)" : ""));
 	}
 	else if (plan->shape == SHAPE_DEDUP)
 	{

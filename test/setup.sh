@@ -25,6 +25,7 @@ _streaming_setup() {
 	# nice to have: tests that need them skip themselves when absent
 	local optional=(
 		postgresql-15-hll        # an aggregate with a combine function from another extension
+		postgresql-15-tdigest    # percentiles through a mergeable sketch (t/015_tdigest.pl)
 	)
 
 	local missing=() opt_missing=() pkg

@@ -14,6 +14,7 @@
 #include "utils/builtins.h"
 
 #include "query.h"
+#include "source.h"
 #include "streaming.h"
 #include "worker.h"
 
@@ -77,5 +78,7 @@ streaming_drop_query(PG_FUNCTION_ARGS)
 	QueryCheckOwner(q);
 	StopQuery(name, false);
 	QueryDrop(q, keep_result);
+	/* its table sources' replication slots, when this transaction commits */
+	TableSourceDropSlots(q->id, q->plan->sources);
 	PG_RETURN_VOID();
 }

@@ -50,6 +50,7 @@ static const SourceRoutine *const source_routines[] = {
 	&KafkaSourceRoutine,
 	&SocketSourceRoutine,
 	&RateSourceRoutine,
+	&TableSourceRoutine,
 };
 
 /*
@@ -145,6 +146,30 @@ SourceBatchAddOffset(SourceBatch *batch, const char *partition, int64 offset)
 	off->offset = offset;
 	batch->offsets = lappend(batch->offsets, off);
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * SourcePrepareQuery lets the sources of a query prepare a batch (see
+ * SourceRoutine.prepare): called before the batch's transaction writes or
+ * locks anything.
+ */
+void
+SourcePrepareQuery(const char *query, int32 query_id, List *sources)
+{
+	ListCell   *lc;
+
+	foreach(lc, sources)
+	{
+		char	   *kind;
+		Jsonb	   *options;
+		const SourceRoutine *routine;
+
+		if (!SourceLookup(lfirst_oid(lc), NULL, &kind, &options))
+			continue;
+		routine = SourceRoutineByKind(kind);
+		if (routine != NULL && routine->prepare != NULL)
+			routine->prepare(query, query_id, lfirst_oid(lc), options);
+	}
 }
 
 /*
@@ -736,7 +761,7 @@ streaming_create_source(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown source kind \"%s\"", kind),
-				 errhint("Valid kinds are file, kafka, socket and rate.")));
+				 errhint("Valid kinds are file, kafka, socket, rate and table.")));
 	if (!JB_ROOT_IS_OBJECT(options))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -814,6 +839,8 @@ streaming_create_source(PG_FUNCTION_ARGS)
 	rel = table_open(relid, AccessShareLock);
 	routine->check_schema(merged, RelationGetDescr(rel));
 	table_close(rel, AccessShareLock);
+	if (routine->created != NULL)
+		routine->created(relid, merged);
 
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = CStringGetTextDatum(name);

@@ -191,6 +191,8 @@ run_batch(const char *name, bool *enabled, bool *endless)
 	*endless = false;
 	if (*enabled)
 	{
+		/* before the batch writes or locks anything (a table source's slot) */
+		SourcePrepareQuery(q->name, q->id, q->plan->sources);
 		ran = RunMicroBatch(name, &res);
 		*endless = ran && res.endless;
 	}

@@ -160,15 +160,23 @@ SourcePrepareQuery(const char *query, int32 query_id, List *sources)
 
 	foreach(lc, sources)
 	{
-		char	   *kind;
+		Oid			argtypes[1] = {OIDOID};
+		Datum		args[1] = {ObjectIdGetDatum(lfirst_oid(lc))};
+		const SourceRoutine *routine = NULL;
 		Jsonb	   *options;
-		const SourceRoutine *routine;
 
-		if (!SourceLookup(lfirst_oid(lc), NULL, &kind, &options))
+		/* the kind first: the full look-up of some kinds is not free */
+		SPI_connect();
+		if (CatalogExecute("SELECT kind FROM streaming.sources WHERE relid OPERATOR(pg_catalog.=) $1",
+						   1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read streaming.sources");
+		if (SPI_processed == 1)
+			routine = SourceRoutineByKind(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		SPI_finish();
+		if (routine == NULL || routine->prepare == NULL ||
+			!SourceLookup(lfirst_oid(lc), NULL, NULL, &options))
 			continue;
-		routine = SourceRoutineByKind(kind);
-		if (routine != NULL && routine->prepare != NULL)
-			routine->prepare(query, query_id, lfirst_oid(lc), options);
+		routine->prepare(query, query_id, lfirst_oid(lc), options);
 	}
 }
 

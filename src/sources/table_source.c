@@ -570,8 +570,10 @@ table_prepare(const char *query, int32 query_id, Oid relid, Jsonb *options)
 
 /*
  * drop_slots drops the slots of the queries this transaction dropped, just
- * before it commits: dropping is not transactional, and a failure here
- * (a slot in use) still aborts the drop.
+ * before it commits: dropping is not transactional.  A slot that another
+ * process still holds (a worker that the launcher started again between
+ * drop_query's stop and its delete, now waiting for the query's row) is
+ * left to the launcher, which drops it once that worker has exited.
  */
 static void
 drop_slots(void)
@@ -584,7 +586,7 @@ drop_slots(void)
 
 		if (MyReplicationSlot != NULL && strcmp(NameStr(MyReplicationSlot->data.name), d->name) == 0)
 			release_slot();
-		if (slot_active_pid(d->name) >= 0)
+		if (slot_active_pid(d->name) == 0)
 			ReplicationSlotDrop(d->name, true);
 	}
 	list_free_deep(slot_drops);

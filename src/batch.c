@@ -238,6 +238,8 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 						 JsonbToCString(NULL, &sb->latest_offset->root, 0));
 	if (sb->lost_records > 0)
 		appendStringInfo(&sources, "\"lost_records\": " INT64_FORMAT ", ", sb->lost_records);
+	if (sb->metrics)
+		appendStringInfo(&sources, "%s, ", sb->metrics);
 	appendStringInfo(&sources, "\"input_rows\": " INT64_FORMAT ", \"dead_letters\": " INT64_FORMAT "}]",
 					 sb->input_rows, sb->n_dead_letters);
 
@@ -530,6 +532,7 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 
 	memset(&sb, 0, sizeof(sb));
 	sb.query = q->name;
+	sb.query_id = q->id;
 	sb.relid = linitial_oid(q->plan->sources);
 	if (!SourceLookup(sb.relid, &sb.name, &kind, &sb.options))
 		ereport(ERROR,
@@ -665,6 +668,7 @@ streaming_run(PG_FUNCTION_ARGS)
 	char	   *name;
 	int64		max_batches = -1;
 	int64		n = 0;
+	QueryDef   *q;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -681,7 +685,10 @@ streaming_run(PG_FUNCTION_ARGS)
 	}
 
 	/* before waiting for the query's lock */
-	QueryCheckOwner(QueryDefLoad(name, false, false));
+	q = QueryDefLoad(name, false, false);
+	QueryCheckOwner(q);
+	/* a table source's slot: only before the transaction writes or locks */
+	SourcePrepareQuery(q->name, q->id, q->plan->sources);
 
 	while (max_batches < 0 || n < max_batches)
 	{

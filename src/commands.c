@@ -86,6 +86,8 @@ streaming_drop_query(PG_FUNCTION_ARGS)
 	QueryCheckOwner(q);
 	StopQuery(name, false);
 	QueryDrop(q, keep_result);
+	/* its table sources' replication slots, when this transaction commits */
+	TableSourceDropSlots(q->id, q->plan->sources);
 	PG_RETURN_VOID();
 }
 

@@ -39,6 +39,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "source.h"
 #include "streaming.h"
 #include "worker.h"
 
@@ -298,6 +299,9 @@ StreamingScannerMain(Datum main_arg)
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
+
+	/* slots of table sources whose query is gone keep WAL: drop them */
+	TableSourceDropOrphanSlots();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	proc_exit(0);
 }

@@ -50,6 +50,7 @@ static const SourceRoutine *const source_routines[] = {
 	&KafkaSourceRoutine,
 	&SocketSourceRoutine,
 	&RateSourceRoutine,
+	&TableSourceRoutine,
 };
 
 /*
@@ -145,6 +146,38 @@ SourceBatchAddOffset(SourceBatch *batch, const char *partition, int64 offset)
 	off->offset = offset;
 	batch->offsets = lappend(batch->offsets, off);
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * SourcePrepareQuery lets the sources of a query prepare a batch (see
+ * SourceRoutine.prepare): called before the batch's transaction writes or
+ * locks anything.
+ */
+void
+SourcePrepareQuery(const char *query, int32 query_id, List *sources)
+{
+	ListCell   *lc;
+
+	foreach(lc, sources)
+	{
+		Oid			argtypes[1] = {OIDOID};
+		Datum		args[1] = {ObjectIdGetDatum(lfirst_oid(lc))};
+		const SourceRoutine *routine = NULL;
+		Jsonb	   *options;
+
+		/* the kind first: the full look-up of some kinds is not free */
+		SPI_connect();
+		if (CatalogExecute("SELECT kind FROM streaming.sources WHERE relid OPERATOR(pg_catalog.=) $1",
+						   1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read streaming.sources");
+		if (SPI_processed == 1)
+			routine = SourceRoutineByKind(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+		SPI_finish();
+		if (routine == NULL || routine->prepare == NULL ||
+			!SourceLookup(lfirst_oid(lc), NULL, NULL, &options))
+			continue;
+		routine->prepare(query, query_id, lfirst_oid(lc), options);
+	}
 }
 
 /*
@@ -772,7 +805,7 @@ streaming_create_source(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown source kind \"%s\"", kind),
-				 errhint("Valid kinds are file, kafka, socket and rate.")));
+				 errhint("Valid kinds are file, kafka, socket, rate and table.")));
 	if (!JB_ROOT_IS_OBJECT(options))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -851,6 +884,8 @@ streaming_create_source(PG_FUNCTION_ARGS)
 	rel = table_open(relid, AccessShareLock);
 	routine->check_schema(merged, RelationGetDescr(rel));
 	table_close(rel, AccessShareLock);
+	if (routine->created != NULL)
+		routine->created(relid, merged);
 
 	args[0] = ObjectIdGetDatum(relid);
 	args[1] = CStringGetTextDatum(name);

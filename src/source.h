@@ -2,7 +2,7 @@
  *
  * source.h
  *	  The source interface: what every kind of source (file, kafka, socket,
- *	  rate) provides to the micro-batch engine and to the FDW.
+ *	  rate, table) provides to the micro-batch engine and to the FDW.
  *
  * A source is a foreign table of the extension's FDW plus a row of
  * streaming.sources naming its kind and options.  During a micro-batch the
@@ -34,6 +34,13 @@ typedef struct SourceRoutine
 	void		(*validate) (Jsonb *options);
 	/* SourceCheckSchema: reject columns the source cannot fill */
 	void		(*check_schema) (Jsonb *options, TupleDesc tupdesc);
+	/* created: the source's foreign table exists (create_source); or NULL */
+	void		(*created) (Oid relid, Jsonb *options);
+	/*
+	 * prepare: before a batch's transaction writes or locks anything (a
+	 * worker's batch, run()), set up what cannot be made later; or NULL
+	 */
+	void		(*prepare) (const char *query, int32 query_id, Oid relid, Jsonb *options);
 	/* plan_batch: choose the input after the committed offsets; false if none */
 	bool		(*plan_batch) (SourceBatch *batch);
 	/* read_batch: decode the planned input with SourceBatchAddRow */
@@ -60,6 +67,7 @@ struct SourceBatch
 {
 	/* filled by the engine */
 	const char *query;			/* the query's name; NULL when peeking */
+	int32		query_id;		/* streaming.queries.id; 0 when peeking */
 	Oid			relid;
 	char	   *name;			/* the source's name */
 	Relation	rel;
@@ -106,6 +114,8 @@ struct SourceBatch
 								 * PGINVALID_SOCKET */
 	TimestampTz wake_at;		/* ask again at this time at the latest (0:
 								 * the source cannot tell) */
+	char	   *metrics;		/* more members of the source's progress
+								 * object, as JSON text ("k": v, ...), or NULL */
 };
 
 /* source.c */
@@ -131,12 +141,18 @@ extern int64 SourceGetIntOption(Jsonb *options, const char *key, int64 dflt,
 								int64 min, int64 max);
 extern Jsonb *SourceOptionsFromDefElems(List *options);
 extern Jsonb *SourceMergeServerOptions(Oid serverid, Jsonb *options, Oid role);
+extern void SourcePrepareQuery(const char *query, int32 query_id, List *sources);
 
-/* sources/{file,rate,socket,kafka}_source.c */
+/* sources/{file,rate,socket,kafka,table}_source.c */
 extern const SourceRoutine FileSourceRoutine;
 extern const SourceRoutine RateSourceRoutine;
 extern const SourceRoutine SocketSourceRoutine;
 extern const SourceRoutine KafkaSourceRoutine;
+extern const SourceRoutine TableSourceRoutine;
+
+/* sources/table_source.c: the replication slots of table sources */
+extern void TableSourceDropSlots(int32 query_id, List *sources);
+extern void TableSourceDropOrphanSlots(void);
 
 /* sources/kafka_source.c, shared with the Kafka sink and the FDW validator */
 extern void KafkaCheckSettings(Jsonb *options);

@@ -204,7 +204,11 @@ run_batch(const char *name, bool *enabled, BatchResult *res)
 	q = OidIsValid(get_extension_oid("streaming", true)) ? QueryDefLoad(name, false, true) : NULL;
 	*enabled = q != NULL && q->enabled;
 	if (*enabled)
+	{
+		/* before the batch writes or locks anything (a table source's slot) */
+		SourcePrepareQuery(q->name, q->id, q->plan->sources);
 		ran = RunMicroBatch(name, res);
+	}
 
 	PopActiveSnapshot();
 	CommitTransactionCommand();

@@ -151,6 +151,10 @@ start_cluster() {
 		synchronous_commit = off
 		full_page_writes = off
 		max_worker_processes = 32
+		# table sources read the WAL through logical decoding, with the
+		# extension's library as output plugin
+		wal_level = logical
+		output_plugin_libraries = 'pgoutput, test_decoding, streaming'
 		logging_collector = off
 		log_line_prefix = '%m [%p] %q%a '
 	EOF

@@ -1,0 +1,192 @@
+-- The table source: the committed inserts into an ordinary table, in commit
+-- order, through logical decoding (a replication slot per query and source)
+CREATE EXTENSION streaming;
+-- batches are driven by run() here, not by background workers
+SET streaming.autostart = off;
+SHOW wal_level;
+
+CREATE TABLE orders (id int PRIMARY KEY, name text NOT NULL, value numeric(10,2), note text);
+-- committed before the query's slot exists: not part of its stream
+INSERT INTO orders VALUES (0, 'before', 1, NULL);
+
+-- the schema comes from the table
+SELECT streaming.create_source('orders_s', 'table', options => '{"table": "public.orders"}');
+\d orders_s
+-- outside a batch there is nothing to peek at
+SELECT * FROM orders_s;
+
+SELECT streaming.create_query('by_name',
+         $$SELECT name, count(*) AS n, sum(value) AS total, max(length(note)) AS longest
+             FROM orders_s GROUP BY name$$, output_mode => 'complete');
+SELECT streaming.create_query('copied', $$SELECT id, name, value, note FROM orders_s$$);
+
+-- the first run creates the slots: the streams start there
+SELECT streaming.run('by_name');
+SELECT streaming.run('copied');
+SELECT s.slot_name = pg_catalog.format('streaming_%s_%s_%s', d.oid, q.id, 'orders_s'::regclass::oid) AS named,
+       s.plugin, s.slot_type, s.temporary
+  FROM pg_replication_slots s
+  JOIN pg_database d ON d.datname = s.database
+  JOIN streaming.queries q ON s.slot_name LIKE pg_catalog.format('streaming\_%s\_%s\_%%', d.oid, q.id)
+ ORDER BY q.name;
+
+-- committed inserts in commit order; a rolled-back one is never seen
+INSERT INTO orders SELECT i, 'n' || (i % 3), i * 1.5, NULL FROM generate_series(1, 10) i;
+BEGIN;
+INSERT INTO orders VALUES (11, 'n0', 100, (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 400) i));
+INSERT INTO orders VALUES (12, 'n1', 1, 'small');
+COMMIT;
+BEGIN;
+INSERT INTO orders VALUES (13, 'rolled back', 1, NULL);
+ROLLBACK;
+-- a value stored out of line (TOAST) arrives whole
+SELECT pg_relation_size(reltoastrelid) > 0 AS toasted FROM pg_class WHERE oid = 'orders'::regclass;
+
+SELECT streaming.run('by_name');
+SELECT name, n, total, longest FROM by_name ORDER BY name;
+-- the same as plain SQL over the table, without the row from before the stream
+SELECT name, count(*) AS n, sum(value) AS total, max(length(note)) AS longest
+  FROM orders WHERE id > 0 GROUP BY name ORDER BY name;
+SELECT streaming.run('copied');
+-- row for row: nothing missing, nothing extra, nothing twice
+SELECT (SELECT count(*) FROM copied) AS copied,
+       (SELECT count(*) FROM (SELECT * FROM copied EXCEPT ALL
+                              SELECT id, name, value, note FROM orders WHERE id > 0) x) AS extra,
+       (SELECT count(*) FROM (SELECT id, name, value, note FROM orders WHERE id > 0 EXCEPT ALL
+                              SELECT * FROM copied) x) AS missing;
+-- nothing new: no batch
+SELECT streaming.run('by_name');
+
+-- a batch that rolls back is read again by the next run, exactly once
+INSERT INTO orders VALUES (14, 'n2', 10, NULL), (15, 'n2', 20, NULL);
+BEGIN;
+SELECT streaming.run('by_name');
+SELECT n, total FROM by_name WHERE name = 'n2';
+ROLLBACK;
+SELECT n, total FROM by_name WHERE name = 'n2';
+-- a batch in a transaction: an insert of that transaction is seen once it commits
+BEGIN;
+SELECT streaming.run('by_name');
+INSERT INTO orders VALUES (16, 'n2', 30, NULL);
+SELECT streaming.run('by_name');
+COMMIT;
+SELECT streaming.run('by_name');
+SELECT n, total FROM by_name WHERE name = 'n2';
+SELECT count(*) AS n, sum(value) AS total FROM orders WHERE name = 'n2';
+
+-- updates and deletes are counted and skipped, in the progress of the batch
+UPDATE orders SET value = value + 1 WHERE id <= 3;
+DELETE FROM orders WHERE id IN (4, 5);
+INSERT INTO orders VALUES (17, 'n0', 7, NULL);
+SELECT streaming.run('by_name');
+SELECT batch_id, input_rows, sources->0->'skipped_updates' AS updates,
+       sources->0->'skipped_deletes' AS deletes, sources->0->'truncates' AS truncates,
+       (sources->0->'end_offset'->>'seq')::int AS end_seq
+  FROM streaming.progress WHERE query = 'by_name' ORDER BY batch_id DESC LIMIT 1;
+SELECT name, n, total FROM by_name WHERE name = 'n0';
+
+-- a large transaction is read in several batches of max_rows_per_trigger
+SELECT streaming.create_source('orders_small', 'table', 'id int, value numeric',
+         '{"table": "public.orders", "max_rows_per_trigger": 4}');
+SELECT streaming.create_query('ids', $$SELECT id, value FROM orders_small$$);
+SELECT streaming.run('ids');
+INSERT INTO orders SELECT i, 'bulk', i, NULL FROM generate_series(100, 109) i;
+INSERT INTO orders VALUES (110, 'bulk', 110, NULL);
+SELECT streaming.run('ids', 1);
+SELECT streaming.run('ids', 1);
+SELECT streaming.run('ids');
+SELECT batch_id, input_rows, (sources->0->'start_offset'->>'seq')::int AS start_seq,
+       (sources->0->'end_offset'->>'seq')::int AS end_seq
+  FROM streaming.progress WHERE query = 'ids' ORDER BY batch_id;
+-- the first two batches end in the same transaction, the third in the next one
+SELECT count(DISTINCT sources->0->'end_offset'->>'lsn') FILTER (WHERE batch_id < 2) AS first_two,
+       count(DISTINCT sources->0->'end_offset'->>'lsn') AS all_three
+  FROM streaming.progress WHERE query = 'ids';
+SELECT partition, "offset" FROM streaming.offsets WHERE query = 'ids' AND partition = 'seq';
+SELECT count(*) AS n, sum(value) AS total, count(DISTINCT id) AS distinct_ids FROM ids;
+
+-- TRUNCATE of the table is reported with a warning; the results stay
+TRUNCATE orders;
+SELECT streaming.run('ids');
+SELECT sources->0->'truncates' AS truncates FROM streaming.progress
+ WHERE query = 'ids' ORDER BY batch_id DESC LIMIT 1;
+SELECT count(*) FROM ids;
+
+-- a table cannot be dropped under its source
+CREATE TABLE items (id int);
+SELECT streaming.create_source('items_s', 'table', options => '{"table": "public.items"}');
+DROP TABLE items;
+SELECT streaming.drop_source('items_s');
+DROP TABLE items;
+
+-- run() in a transaction that has written cannot create a slot
+SELECT streaming.create_query('late', $$SELECT id FROM orders_small$$);
+BEGIN;
+INSERT INTO orders VALUES (200, 'x', 1, NULL);
+SELECT streaming.run('late');
+ROLLBACK;
+
+-- drop_query drops the query's slot
+SELECT count(*) AS slots FROM pg_replication_slots WHERE slot_name LIKE 'streaming\_%';
+SELECT streaming.drop_query('late');
+SELECT streaming.drop_query('ids');
+SELECT count(*) AS slots FROM pg_replication_slots WHERE slot_name LIKE 'streaming\_%';
+-- ... when its transaction commits
+BEGIN;
+SELECT streaming.drop_query('copied');
+ROLLBACK;
+SELECT count(*) AS slots FROM pg_replication_slots WHERE slot_name LIKE 'streaming\_%';
+
+-- bad definitions
+SELECT streaming.create_source('bad', 'table', options => '{}');
+SELECT streaming.create_source('bad', 'table', options => '{"table": "orders"}');
+SELECT streaming.create_source('bad', 'table', options => '{"table": "public.nosuch"}');
+SELECT streaming.create_source('bad', 'table', options => '{"table": "public.orders", "changes": "all"}');
+SELECT streaming.create_source('bad', 'table', options => '{"table": "public.orders", "colour": "red"}');
+SELECT streaming.create_source('bad', 'table', options => '{"table": "public.orders", "max_rows_per_trigger": 0}');
+SELECT streaming.create_source('bad', 'table', 'id int, name int', '{"table": "public.orders"}');
+SELECT streaming.create_source('bad', 'table', 'id int, colour text', '{"table": "public.orders"}');
+CREATE VIEW orders_v AS SELECT * FROM orders;
+SELECT streaming.create_source('bad', 'table', options => '{"table": "public.orders_v"}');
+CREATE UNLOGGED TABLE scratch (id int);
+SELECT streaming.create_source('bad', 'table', options => '{"table": "public.scratch"}');
+CREATE TABLE parted (id int) PARTITION BY RANGE (id);
+SELECT streaming.create_source('bad', 'table', options => '{"table": "public.parted"}');
+SELECT streaming.create_source('bad', 'table', options => '{"table": "pg_catalog.pg_class"}');
+-- row-level security: decoding would bypass the policies
+CREATE TABLE secret (id int, owner text);
+ALTER TABLE secret ENABLE ROW LEVEL SECURITY;
+SELECT streaming.create_source('bad', 'table', options => '{"table": "public.secret"}');
+-- the creator needs SELECT on the table
+CREATE ROLE regress_table_user;
+GRANT USAGE ON FOREIGN SERVER streaming TO regress_table_user;
+GRANT CREATE ON SCHEMA public TO regress_table_user;
+SET ROLE regress_table_user;
+SELECT streaming.create_source('bad', 'table', options => '{"table": "public.orders"}');
+RESET ROLE;
+-- ... and the query's owner, at every batch
+GRANT SELECT ON orders TO regress_table_user;
+SET ROLE regress_table_user;
+SELECT streaming.create_source('mine', 'table', options => '{"table": "public.orders"}');
+SELECT streaming.create_query('mine_q', $$SELECT id FROM mine$$);
+SELECT streaming.run('mine_q');
+RESET ROLE;
+REVOKE SELECT ON orders FROM regress_table_user;
+INSERT INTO orders VALUES (300, 'x', 1, NULL);
+SET ROLE regress_table_user;
+SELECT streaming.run('mine_q');
+SELECT streaming.drop_query('mine_q');
+SELECT streaming.drop_source('mine');
+RESET ROLE;
+
+SELECT streaming.drop_query('by_name');
+SELECT streaming.drop_query('copied');
+SELECT count(*) AS slots FROM pg_replication_slots WHERE slot_name LIKE 'streaming\_%';
+SELECT streaming.drop_source('orders_small');
+SELECT streaming.drop_source('orders_s');
+DROP VIEW orders_v;
+DROP TABLE orders, scratch, parted, secret;
+REVOKE ALL ON SCHEMA public FROM regress_table_user;
+REVOKE USAGE ON FOREIGN SERVER streaming FROM regress_table_user;
+DROP ROLE regress_table_user;
+DROP EXTENSION streaming;

@@ -1,0 +1,1306 @@
+/*-------------------------------------------------------------------------
+ *
+ * table_source.c
+ *	  The table source: the committed inserts into an ordinary table, in
+ *	  commit order, read in-process through logical decoding, with one
+ *	  replication slot per (query, source).
+ *
+ * The extension's own library is the output plugin of those slots
+ * (_PG_output_plugin_init below, plugin name "streaming"): its change
+ * callback keeps the changes of the followed table, as typed Datums taken
+ * from the decoded tuple, in a tuplestore of the reader ("pending").  A
+ * batch takes changes from there up to max_rows_per_trigger inserts;
+ * updates, deletes and truncations are counted and skipped.
+ *
+ * Positions.  A change is identified by the start LSN of its transaction's
+ * commit record and its sequence number among that transaction's changes
+ * of the table (1, 2, ...).  Decoding yields transactions in commit order,
+ * so (lsn, seq) grows strictly.  A batch records the position of the last
+ * change it took in streaming.offsets (partitions "lsn" and "seq"), in its
+ * own transaction; a new decoding context skips every change at or before
+ * the recorded position.  That is what makes a crash at any point resume
+ * exactly after the last committed batch, even inside a large transaction
+ * split over several batches.
+ *
+ * The slot.  Its confirmed position is only ever moved to what committed
+ * batches recorded: to the commit LSN of the last change taken (so that
+ * its transaction, maybe only partly taken, is decoded again after a
+ * restart), or, when every change of the table decoded so far has been
+ * taken and committed, to the end of what was decoded.  A worker commits
+ * with synchronous_commit = off, so the move waits until the WAL is
+ * flushed past the point where the batch was seen committed; a lost
+ * commit can therefore never leave the slot ahead of streaming.offsets.
+ *
+ * Processes.  Creating a slot waits for running transactions and cannot
+ * happen in a transaction that has written: table_prepare creates it
+ * before the batch's transaction takes the query's row lock (a worker, or
+ * run() in a transaction of its own); run() in a transaction that has
+ * written, before the slot exists, is refused with a hint.  A worker keeps
+ * its slot and decoding context from batch to batch (a process can hold
+ * one slot); a session releases them when its transaction ends, so that
+ * a worker started later can take the slot.
+ *
+ * drop_query drops the query's slots when its transaction commits; the
+ * launcher drops the slots whose query no longer exists (named
+ * streaming_<database oid>_<query id>_<source oid>).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/detoast.h"
+#include "access/htup_details.h"
+#include "access/relation.h"
+#include "access/xact.h"
+#include "access/xlog.h"
+#include "access/xlogutils.h"
+#include "catalog/catalog.h"
+#include "catalog/dependency.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "miscadmin.h"
+#include "replication/decode.h"
+#include "replication/logical.h"
+#include "replication/output_plugin.h"
+#include "replication/slot.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/resowner.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/tuplestore.h"
+#include "utils/varlena.h"
+
+#include "source.h"
+#include "streaming.h"
+
+/* the most inserts one batch takes by default, and at most */
+#define TABLE_DEFAULT_MAX_ROWS	100000
+#define TABLE_MAX_ROWS			100000000
+
+/* the plugin name of the slots: this library */
+#define TABLE_PLUGIN			"streaming"
+
+/* kinds of changes in the pending store */
+#define CHANGE_INSERT			'i'
+#define CHANGE_UPDATE			'u'
+#define CHANGE_DELETE			'd'
+#define CHANGE_TRUNCATE			't'
+
+static const char *const table_options[] = {
+	"table", "changes", "max_rows_per_trigger", NULL
+};
+
+void		_PG_output_plugin_init(OutputPluginCallbacks *cb);
+
+/*
+ * The reader of one slot, kept by the process from batch to batch.  Its
+ * pending store holds the source's columns, then the change's kind, lsn
+ * and seq.
+ */
+typedef struct TableReader
+{
+	char		slot[NAMEDATALEN];
+	Oid			source;			/* the source's foreign table */
+	Oid			table;			/* the table it follows */
+	MemoryContext cxt;			/* everything of the reader, under Top */
+	MemoryContext rowcxt;		/* reset after each decoded change */
+	LogicalDecodingContext *ctx;
+	TupleDesc	desc;			/* of the pending store */
+	int			ncols;			/* the source's columns */
+	AttrNumber *map;			/* the table's attnum of each column, cached */
+	Tuplestorestate *pending;	/* decoded, not yet taken by a batch */
+	int64		npending;
+	int64		npending_inserts;
+	XLogRecPtr	skip_lsn;		/* changes up to (skip_lsn, skip_seq) were */
+	int64		skip_seq;		/* taken before this context was made */
+	XLogRecPtr	done_lsn;		/* the last change taken by a batch */
+	int64		done_seq;
+	XLogRecPtr	txn_lsn;		/* the transaction being decoded */
+	int64		txn_seq;
+	bool		busy;			/* decoding or taking; an error leaves it set */
+	XLogRecPtr	confirm_lsn;	/* the slot may be confirmed to this ... */
+	XLogRecPtr	confirm_after;	/* ... once the WAL is flushed this far */
+} TableReader;
+
+/* what plan_batch chose for read_batch */
+typedef struct TablePlan
+{
+	Tuplestorestate *rows;		/* the inserts, in the source's columns */
+} TablePlan;
+
+/* a slot to drop when the transaction commits (drop_query) */
+typedef struct SlotDrop
+{
+	char		name[NAMEDATALEN];
+	int			nestlevel;
+} SlotDrop;
+
+static TableReader *reader = NULL;
+static List *slot_drops = NIL;
+static bool callbacks_registered = false;
+
+/* 'available_now': the WAL present when the run began bounds the run */
+static TimestampTz run_began = 0;
+static XLogRecPtr run_end = InvalidXLogRecPtr;
+
+static void reader_free(void);
+
+/* ------------------------------------------------------------------------
+ * Options and checks
+ * ------------------------------------------------------------------------ */
+
+static int64
+max_rows_per_trigger(Jsonb *options)
+{
+	return SourceGetIntOption(options, "max_rows_per_trigger", TABLE_DEFAULT_MAX_ROWS,
+							  1, TABLE_MAX_ROWS);
+}
+
+/*
+ * plugin_allowed tells whether the server lets this library serve as an
+ * output plugin: since 15.19, only the libraries that
+ * output_plugin_libraries names may (before, the setting does not exist).
+ */
+static bool
+plugin_allowed(void)
+{
+	const char *setting = GetConfigOption("output_plugin_libraries", true, false);
+	char	   *raw;
+	List	   *names = NIL;
+	ListCell   *lc;
+	bool		found = false;
+
+	if (setting == NULL)
+		return true;
+	raw = pstrdup(setting);
+	if (!SplitGUCList(raw, ',', &names))
+		return false;
+	foreach(lc, names)
+		if (strcmp(lfirst(lc), TABLE_PLUGIN) == 0)
+			found = true;
+	list_free(names);
+	pfree(raw);
+	return found;
+}
+
+/*
+ * check_decoding_settings says what to set when logical decoding is not possible.
+ */
+static void
+check_decoding_settings(void)
+{
+	if (wal_level < WAL_LEVEL_LOGICAL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table sources need wal_level = logical"),
+				 errdetail("The server runs with wal_level = %s.",
+						   GetConfigOption("wal_level", false, false)),
+				 errhint("Set wal_level = logical in postgresql.conf and restart the server.")));
+	if (!plugin_allowed())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table sources need \"streaming\" in output_plugin_libraries"),
+				 errdetail("The extension's library decodes the WAL of its table sources, as an output plugin; the server allows only the plugins named in output_plugin_libraries (now '%s').",
+						   GetConfigOption("output_plugin_libraries", true, false)),
+				 errhint("Add streaming to output_plugin_libraries in postgresql.conf, e.g. output_plugin_libraries = 'pgoutput, test_decoding, streaming', and reload the server configuration.")));
+	if (max_replication_slots == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table sources need replication slots"),
+				 errdetail("The server runs with max_replication_slots = 0."),
+				 errhint("Set max_replication_slots in postgresql.conf (each query over a table source takes one) and restart the server.")));
+}
+
+/*
+ * table_relid resolves option "table".  It must be schema-qualified:
+ * batches resolve it under the catalog's search_path, not the creator's.
+ */
+static Oid
+table_relid(Jsonb *options)
+{
+	char	   *name = JsonbGetString(options, "table");
+	List	   *names;
+
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("source kind \"table\" needs option \"table\""),
+				 errhint("Name the table to follow, schema-qualified: '{\"table\": \"public.orders\"}'.")));
+	names = ParseQualifiedName(name, "table");
+	if (list_length(names) < 2)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("option \"table\" must be schema-qualified: \"%s\"", name),
+				 errhint("Write the schema too, e.g. \"public.%s\".", name)));
+	return RangeVarGetRelid(makeRangeVarFromNameList(names), AccessShareLock, false);
+}
+
+/*
+ * check_table refuses a table that a table source cannot follow for role:
+ * not an ordinary, WAL-logged user table, row-level security (decoding
+ * reads every row, bypassing the policies), or no SELECT privilege.
+ * Partitioned tables are refused: their rows are decoded as rows of their
+ * partitions.
+ */
+static void
+check_table(Oid relid, Oid role)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Form_pg_class cls;
+	char	   *name = RelationQualifiedName(relid);
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	cls = (Form_pg_class) GETSTRUCT(tup);
+	if (cls->relkind == RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table sources cannot follow partitioned table %s", name),
+				 errdetail("Rows inserted into a partitioned table are stored, and decoded, as rows of its partitions."),
+				 errhint("Follow one partition, or an ordinary table.")));
+	if (cls->relkind != RELKIND_RELATION)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("\"%s\" is not an ordinary table", name),
+				 errhint("A table source follows the inserts into an ordinary table.")));
+	if (cls->relpersistence != RELPERSISTENCE_PERMANENT)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table sources cannot follow unlogged or temporary table %s", name),
+				 errdetail("Their changes are not in the WAL that logical decoding reads.")));
+	if (IsCatalogRelationOid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table sources cannot follow system catalog %s", name)));
+	if (cls->relrowsecurity)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table sources cannot follow table %s: it has row-level security enabled", name),
+				 errdetail("Logical decoding reads every row the table receives, which would bypass its policies."),
+				 errhint("Follow a table without row-level security.")));
+	ReleaseSysCache(tup);
+	if (pg_class_aclcheck(relid, role, ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", name),
+				 errdetail("Role \"%s\" needs SELECT on the table that its table source follows.",
+						   GetUserNameFromId(role, false))));
+}
+
+static void
+table_validate(Jsonb *options)
+{
+	char	   *changes;
+
+	SourceCheckOptionKeys(options, "source kind \"table\"", table_options, NULL);
+	changes = JsonbGetString(options, "changes");
+	if (changes != NULL && strcmp(changes, "insert") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("table sources follow inserts only: changes \"%s\" is not supported", changes),
+				 errdetail("Updates and deletes are counted and skipped; retracting them from results is not implemented yet."),
+				 errhint("Leave out option \"changes\", or set it to \"insert\".")));
+	(void) max_rows_per_trigger(options);
+	check_decoding_settings();
+	check_table(table_relid(options), GetUserId());
+}
+
+/*
+ * table_default_schema is the table's live columns, with their types.
+ */
+static const char *
+table_default_schema(Jsonb *options)
+{
+	Oid			relid = table_relid(options);
+	Relation	rel = relation_open(relid, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped)
+			continue;
+		appendStringInfo(&buf, "%s%s %s", buf.len > 0 ? ", " : "",
+						 quote_identifier(NameStr(att->attname)),
+						 format_type_extended(att->atttypid, att->atttypmod,
+											  FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
+	}
+	relation_close(rel, AccessShareLock);
+	if (buf.len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("table %s has no columns", RelationQualifiedName(relid))));
+	return buf.data;
+}
+
+/*
+ * table_check_schema: every column of the source is a column of the table
+ * with the same type (the source may leave columns of the table out).
+ */
+static void
+table_check_schema(Jsonb *options, TupleDesc desc)
+{
+	Oid			relid = table_relid(options);
+	Relation	rel = relation_open(relid, AccessShareLock);
+	TupleDesc	tdesc = RelationGetDescr(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		AttrNumber	attno;
+
+		if (att->attisdropped)
+			continue;
+		attno = SourceFindColumn(tdesc, NameStr(att->attname), InvalidOid);
+		if (attno == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("table %s has no column \"%s\"", RelationQualifiedName(relid),
+							NameStr(att->attname)),
+					 errhint("Leave out the schema to take the table's columns.")));
+		if (TupleDescAttr(tdesc, attno - 1)->atttypid != att->atttypid)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATATYPE_MISMATCH),
+					 errmsg("column \"%s\" of the source has type %s, but in table %s it has type %s",
+							NameStr(att->attname), format_type_be(att->atttypid),
+							RelationQualifiedName(relid),
+							format_type_be(TupleDescAttr(tdesc, attno - 1)->atttypid)),
+					 errhint("Leave out the schema to take the table's columns.")));
+	}
+	relation_close(rel, AccessShareLock);
+}
+
+/*
+ * table_created makes the source depend on its table, so that DROP TABLE
+ * says that the source reads it.
+ */
+static void
+table_created(Oid relid, Jsonb *options)
+{
+	ObjectAddress source;
+	ObjectAddress table;
+
+	ObjectAddressSet(source, RelationRelationId, relid);
+	ObjectAddressSet(table, RelationRelationId, table_relid(options));
+	recordDependencyOn(&source, &table, DEPENDENCY_NORMAL);
+}
+
+/* ------------------------------------------------------------------------
+ * Slots
+ * ------------------------------------------------------------------------ */
+
+static void
+slot_name(char *buf, int32 query_id, Oid source)
+{
+	snprintf(buf, NAMEDATALEN, "streaming_%u_%d_%u", MyDatabaseId, query_id, source);
+}
+
+/* the pid of the process using a slot, 0 if none, -1 if there is no slot */
+static int
+slot_active_pid(const char *name)
+{
+	ReplicationSlot *s;
+	int			pid;
+
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	s = SearchNamedReplicationSlot(name, false);
+	if (s == NULL)
+		pid = -1;
+	else
+	{
+		SpinLockAcquire(&s->mutex);
+		pid = s->active_pid;
+		SpinLockRelease(&s->mutex);
+	}
+	LWLockRelease(ReplicationSlotControlLock);
+	return pid;
+}
+
+/* releases the slot this process holds, with its reader */
+static void
+release_slot(void)
+{
+	reader_free();
+	if (MyReplicationSlot != NULL)
+		ReplicationSlotRelease();
+}
+
+/*
+ * create_slot creates a logical slot of this library's plugin, as
+ * pg_create_logical_replication_slot() does; a failure drops it again.
+ */
+static void
+create_slot(const char *name)
+{
+	PG_TRY();
+	{
+		LogicalDecodingContext *ctx;
+
+		ReplicationSlotCreate(name, true, RS_EPHEMERAL, false);
+		ctx = CreateInitDecodingContext(TABLE_PLUGIN, NIL, false, InvalidXLogRecPtr,
+										XL_ROUTINE(.page_read = read_local_xlog_page,
+												   .segment_open = wal_segment_open,
+												   .segment_close = wal_segment_close),
+										NULL, NULL, NULL);
+		DecodingContextFindStartpoint(ctx);
+		FreeDecodingContext(ctx);
+		ReplicationSlotPersist();
+		ReplicationSlotRelease();
+	}
+	PG_CATCH();
+	{
+		/* an ephemeral slot goes when released */
+		if (MyReplicationSlot != NULL)
+			ReplicationSlotRelease();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * read_position reads the position the query's committed batches recorded
+ * for the source; false if none.  *mine tells that this transaction wrote
+ * it (run() after a batch in the same transaction): not committed yet.
+ */
+static bool
+read_position(const char *query, Oid source, XLogRecPtr *lsn, int64 *seq, bool *mine)
+{
+	Oid			argtypes[2] = {TEXTOID, OIDOID};
+	Datum		args[2] = {CStringGetTextDatum(query), ObjectIdGetDatum(source)};
+	bool		found_lsn = false;
+
+	*lsn = InvalidXLogRecPtr;
+	*seq = 0;
+	*mine = false;
+	SPI_connect();
+	/* not read-only: a runner that waited for the query's lock must see the latest */
+	if (CatalogExecute("SELECT partition, \"offset\", xmin FROM streaming.offsets "
+					   "WHERE query OPERATOR(pg_catalog.=) $1 AND source OPERATOR(pg_catalog.=) $2 "
+					   "AND partition OPERATOR(pg_catalog.=) ANY ('{lsn,seq}'::pg_catalog.text[])",
+					   2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streaming.offsets");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *partition = TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull));
+		int64		value = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+		TransactionId xmin = DatumGetTransactionId(SPI_getbinval(tup, desc, 3, &isnull));
+
+		if (strcmp(partition, "lsn") == 0)
+		{
+			*lsn = (XLogRecPtr) value;
+			found_lsn = true;
+		}
+		else
+			*seq = value;
+		if (TransactionIdIsCurrentTransactionId(xmin))
+			*mine = true;
+	}
+	SPI_finish();
+	return found_lsn;
+}
+
+static void
+lost_slot(const char *name, const char *query, XLogRecPtr lsn)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("replication slot \"%s\" of continuous query \"%s\" does not exist", name, query),
+			 errdetail("The query has read the table up to %X/%X; the changes after that can no longer be read.",
+					   LSN_FORMAT_ARGS(lsn)),
+			 errhint("Drop the query and create it again; it starts from the changes committed after that.")));
+}
+
+/*
+ * table_prepare creates the slot of a query's table source if it does
+ * not exist yet.  It runs before the batch's transaction writes anything
+ * (creating a slot is not possible after that) and before it takes the
+ * query's row lock (creation waits for the transactions running then).
+ */
+static void
+table_prepare(const char *query, int32 query_id, Oid relid, Jsonb *options)
+{
+	char		name[NAMEDATALEN];
+	XLogRecPtr	lsn;
+	int64		seq;
+	bool		mine;
+
+	check_decoding_settings();
+	slot_name(name, query_id, relid);
+	if (MyReplicationSlot != NULL && strcmp(NameStr(MyReplicationSlot->data.name), name) == 0)
+		return;
+	if (slot_active_pid(name) >= 0)
+		return;
+
+	if (GetTopTransactionIdIfAny() != InvalidTransactionId)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("continuous query \"%s\" has no replication slot yet", query),
+				 errdetail("A table source reads through a replication slot, which cannot be created in a transaction that has written."),
+				 errhint("Call streaming.run() in a transaction of its own once, or start the query: that creates the slot.")));
+
+	/* one creator at a time; the loser finds the slot made */
+	LockDatabaseObject(RelationRelationId, relid, (uint16) query_id, ExclusiveLock);
+	if (slot_active_pid(name) >= 0)
+		return;
+	if (read_position(query, relid, &lsn, &seq, &mine))
+		lost_slot(name, query, lsn);
+	release_slot();
+	create_slot(name);
+}
+
+/* ------------------------------------------------------------------------
+ * Commit and abort: a session's reader, slots dropped by drop_query
+ * ------------------------------------------------------------------------ */
+
+/*
+ * drop_slots drops the slots of the queries this transaction dropped, just
+ * before it commits: dropping is not transactional.  A slot that another
+ * process still holds (a worker that the launcher started again between
+ * drop_query's stop and its delete, now waiting for the query's row) is
+ * left to the launcher, which drops it once that worker has exited.
+ */
+static void
+drop_slots(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, slot_drops)
+	{
+		SlotDrop   *d = lfirst(lc);
+
+		if (MyReplicationSlot != NULL && strcmp(NameStr(MyReplicationSlot->data.name), d->name) == 0)
+			release_slot();
+		if (slot_active_pid(d->name) == 0)
+			ReplicationSlotDrop(d->name, true);
+	}
+	list_free_deep(slot_drops);
+	slot_drops = NIL;
+}
+
+static void
+table_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_PRE_COMMIT:
+			/* a worker keeps its slot and decoding context; a session not */
+			if (!IsBackgroundWorker)
+				release_slot();
+			drop_slots();
+			break;
+		case XACT_EVENT_ABORT:
+			if (!IsBackgroundWorker)
+				release_slot();
+			list_free_deep(slot_drops);
+			slot_drops = NIL;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+table_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	int			level = GetCurrentTransactionNestLevel();
+	ListCell   *lc;
+
+	foreach(lc, slot_drops)
+	{
+		SlotDrop   *d = lfirst(lc);
+
+		if (event == SUBXACT_EVENT_ABORT_SUB && d->nestlevel >= level)
+		{
+			pfree(d);
+			slot_drops = foreach_delete_current(slot_drops, lc);
+		}
+		else if (event == SUBXACT_EVENT_COMMIT_SUB && d->nestlevel >= level)
+			d->nestlevel = level - 1;
+	}
+}
+
+static void
+register_callbacks(void)
+{
+	if (callbacks_registered)
+		return;
+	RegisterXactCallback(table_xact_callback, NULL);
+	RegisterSubXactCallback(table_subxact_callback, NULL);
+	callbacks_registered = true;
+}
+
+/*
+ * TableSourceDropSlots drops the slots of a query that is being dropped,
+ * when the transaction commits.  Sources of other kinds have none.
+ */
+void
+TableSourceDropSlots(int32 query_id, List *sources)
+{
+	ListCell   *lc;
+
+	register_callbacks();
+	foreach(lc, sources)
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		SlotDrop   *d = palloc(sizeof(SlotDrop));
+
+		slot_name(d->name, query_id, lfirst_oid(lc));
+		d->nestlevel = GetCurrentTransactionNestLevel();
+		slot_drops = lappend(slot_drops, d);
+		MemoryContextSwitchTo(old);
+	}
+}
+
+/*
+ * TableSourceDropOrphanSlots drops this database's slots of table sources
+ * whose query no longer exists (or, after DROP EXTENSION, all of them):
+ * nothing reads them, and they keep the server's WAL.  The launcher's
+ * scanner calls it outside any transaction, as a superuser.  The slots are
+ * listed first and the queries read after, so that a query committed
+ * before its slot was made is always seen.
+ */
+void
+TableSourceDropOrphanSlots(void)
+{
+	char		prefix[NAMEDATALEN];
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	if (max_replication_slots == 0)
+		return;
+	snprintf(prefix, sizeof(prefix), "streaming_%u_", MyDatabaseId);
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	for (int i = 0; i < max_replication_slots; i++)
+	{
+		ReplicationSlot *s = &ReplicationSlotCtl->replication_slots[i];
+
+		if (s->in_use && s->data.database == MyDatabaseId &&
+			strncmp(NameStr(s->data.name), prefix, strlen(prefix)) == 0)
+			names = lappend(names, pstrdup(NameStr(s->data.name)));
+	}
+	LWLockRelease(ReplicationSlotControlLock);
+	if (names == NIL)
+		return;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	{
+		bool		installed;
+
+		if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension "
+						"WHERE extname OPERATOR(pg_catalog.=) 'streaming'",
+						true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read pg_extension");
+		installed = SPI_processed == 1;
+		foreach(lc, names)
+		{
+			char	   *name = lfirst(lc);
+			int32		query_id;
+			Oid			source;
+			bool		orphan = true;
+
+			CHECK_FOR_INTERRUPTS();
+			if (sscanf(name + strlen(prefix), "%d_%u", &query_id, &source) != 2)
+				continue;
+			if (installed)
+			{
+				Oid			argtypes[1] = {INT4OID};
+				Datum		args[1] = {Int32GetDatum(query_id)};
+
+				if (SPI_execute_with_args("SELECT 1 FROM streaming.queries "
+										  "WHERE id OPERATOR(pg_catalog.=) $1",
+										  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+					elog(ERROR, "could not read streaming.queries");
+				orphan = SPI_processed == 0;
+			}
+			if (!orphan || slot_active_pid(name) != 0)
+				continue;
+			ReplicationSlotDrop(name, true);
+			ereport(LOG,
+					(errmsg("dropped replication slot \"%s\": its continuous query no longer exists", name)));
+		}
+	}
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+}
+
+/* ------------------------------------------------------------------------
+ * The reader
+ * ------------------------------------------------------------------------ */
+
+static bool
+position_after(XLogRecPtr lsn, int64 seq, XLogRecPtr lsn2, int64 seq2)
+{
+	return lsn > lsn2 || (lsn == lsn2 && seq > seq2);
+}
+
+/*
+ * reader_free ends the reader: its decoding context (unless an error left
+ * it mid-way, then only its memory and WAL file) and its pending changes.
+ * The slot stays acquired.
+ */
+static void
+reader_free(void)
+{
+	TableReader *r = reader;
+
+	if (r == NULL)
+		return;
+	reader = NULL;
+	if (r->ctx != NULL)
+	{
+		if (!r->busy)
+			FreeDecodingContext(r->ctx);
+		else if (r->ctx->reader->seg.ws_file >= 0)
+			close(r->ctx->reader->seg.ws_file);
+	}
+	if (r->pending != NULL)
+		tuplestore_end(r->pending);
+	MemoryContextDelete(r->cxt);
+}
+
+/*
+ * reader_create acquires the slot and starts decoding at its restart
+ * point, skipping what committed batches took.
+ */
+static TableReader *
+reader_create(SourceBatch *batch, const char *name, Oid table, XLogRecPtr lsn, int64 seq,
+			  bool recorded)
+{
+	TableReader *r;
+	TupleDesc	sdesc = RelationGetDescr(batch->rel);
+	MemoryContext cxt;
+	MemoryContext old;
+	int			pid;
+
+	if (MyReplicationSlot != NULL && strcmp(NameStr(MyReplicationSlot->data.name), name) != 0)
+		release_slot();
+	pid = slot_active_pid(name);
+	if (pid < 0)
+	{
+		if (recorded)
+			lost_slot(name, batch->query, lsn);
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("replication slot \"%s\" of continuous query \"%s\" does not exist", name, batch->query),
+				 errhint("Call streaming.run() in a transaction of its own once, or start the query: that creates the slot.")));
+	}
+	if (pid != 0 && pid != MyProcPid)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("continuous query \"%s\" is being run by process %d", batch->query, pid),
+				 errdetail("That process holds replication slot \"%s\" of the query's table source.", name),
+				 errhint("Stop the query with streaming.stop() before running it with streaming.run().")));
+	if (MyReplicationSlot == NULL)
+		ReplicationSlotAcquire(name, true);
+
+	cxt = AllocSetContextCreate(TopMemoryContext, "streaming table source", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(cxt);
+	r = palloc0(sizeof(TableReader));
+	r->cxt = cxt;
+	r->rowcxt = AllocSetContextCreate(cxt, "streaming table source row", ALLOCSET_DEFAULT_SIZES);
+	strlcpy(r->slot, name, NAMEDATALEN);
+	r->source = batch->relid;
+	r->table = table;
+	r->ncols = sdesc->natts;
+	r->desc = CreateTemplateTupleDesc(r->ncols + 3);
+	for (int i = 0; i < r->ncols; i++)
+		TupleDescCopyEntry(r->desc, i + 1, sdesc, i + 1);
+	TupleDescInitEntry(r->desc, r->ncols + 1, "kind", CHAROID, -1, 0);
+	TupleDescInitEntry(r->desc, r->ncols + 2, "lsn", INT8OID, -1, 0);
+	TupleDescInitEntry(r->desc, r->ncols + 3, "seq", INT8OID, -1, 0);
+	r->map = palloc0(sizeof(AttrNumber) * Max(r->ncols, 1));
+	/* it outlives transactions: an inter-transaction store */
+	r->pending = tuplestore_begin_heap(false, true, work_mem);
+	r->skip_lsn = r->done_lsn = lsn;
+	r->skip_seq = r->done_seq = seq;
+	r->busy = true;
+	reader = r;
+
+	r->ctx = CreateDecodingContext(InvalidXLogRecPtr, NIL, false,
+								   XL_ROUTINE(.page_read = read_local_xlog_page,
+											  .segment_open = wal_segment_open,
+											  .segment_close = wal_segment_close),
+								   NULL, NULL, NULL);
+	r->ctx->output_plugin_private = r;
+	/* the whole of every transaction committed after confirmed_flush */
+	XLogBeginRead(r->ctx->reader, MyReplicationSlot->data.restart_lsn);
+	r->busy = false;
+	MemoryContextSwitchTo(old);
+	return r;
+}
+
+/*
+ * reader_decode decodes the WAL flushed so far (or up to the end of an
+ * 'available_now' run) until want inserts are pending.
+ */
+static void
+reader_decode(TableReader *r, int64 want, XLogRecPtr end)
+{
+	MemoryContext old;
+	ResourceOwner owner = CurrentResourceOwner;
+
+	if (r->ctx->reader->EndRecPtr >= end || r->npending_inserts >= want)
+		return;
+	r->busy = true;
+	/* the WAL reader allocates its decode buffers where it runs */
+	old = MemoryContextSwitchTo(r->ctx->context);
+	/* no cache entry made with a normal snapshot may serve decoding, and back */
+	InvalidateSystemCaches();
+	PG_TRY();
+	{
+		while (r->ctx->reader->EndRecPtr < end && r->npending_inserts < want)
+		{
+			XLogRecord *record;
+			char	   *errm = NULL;
+
+			record = XLogReadRecord(r->ctx->reader, &errm);
+			if (errm)
+				elog(ERROR, "could not find record for logical decoding: %s", errm);
+			if (record != NULL)
+			{
+				/* replaying a transaction ends a subtransaction of ours */
+				LogicalDecodingProcessRecord(r->ctx, r->ctx->reader);
+				CurrentResourceOwner = owner;
+				MemoryContextSwitchTo(r->ctx->context);
+			}
+			CHECK_FOR_INTERRUPTS();
+		}
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(old);
+		CurrentResourceOwner = owner;
+		InvalidateSystemCaches();
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	InvalidateSystemCaches();
+	r->busy = false;
+}
+
+/*
+ * reader_confirm moves the slot to what the last committed batch recorded
+ * once the WAL holding that commit is flushed, and notes the next point.
+ * A session flushes at once; a worker (synchronous_commit = off) leaves
+ * it to the WAL writer and confirms at a later batch.
+ */
+static void
+reader_confirm(TableReader *r, XLogRecPtr target)
+{
+	if (r->confirm_after != InvalidXLogRecPtr && GetFlushRecPtr(NULL) >= r->confirm_after)
+	{
+		LogicalConfirmReceivedLocation(r->confirm_lsn);
+		ReplicationSlotMarkDirty();
+		r->confirm_after = InvalidXLogRecPtr;
+	}
+	if (target == InvalidXLogRecPtr || target <= MyReplicationSlot->data.confirmed_flush ||
+		(r->confirm_after != InvalidXLogRecPtr && target <= r->confirm_lsn))
+		return;
+	r->confirm_lsn = target;
+	r->confirm_after = GetXLogInsertRecPtr();
+	if (!IsBackgroundWorker)
+	{
+		XLogFlush(r->confirm_after);
+		LogicalConfirmReceivedLocation(r->confirm_lsn);
+		ReplicationSlotMarkDirty();
+		r->confirm_after = InvalidXLogRecPtr;
+	}
+}
+
+/* ------------------------------------------------------------------------
+ * The output plugin
+ * ------------------------------------------------------------------------ */
+
+static TableReader *
+plugin_reader(LogicalDecodingContext *ctx)
+{
+	TableReader *r = ctx->output_plugin_private;
+
+	if (r == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("output plugin \"streaming\" serves only the table sources of the streaming extension"),
+				 errhint("Read the extension's replication slots only through its queries: other readers would make them lose changes.")));
+	return r;
+}
+
+static void
+plugin_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt, bool is_init)
+{
+	opt->output_type = OUTPUT_PLUGIN_BINARY_OUTPUT;
+	opt->receive_rewrites = false;
+}
+
+static void
+plugin_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
+{
+	TableReader *r = plugin_reader(ctx);
+
+	r->txn_lsn = txn->final_lsn;
+	r->txn_seq = 0;
+}
+
+static void
+plugin_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, XLogRecPtr commit_lsn)
+{
+}
+
+/*
+ * map_column finds the column of the decoded tuple's descriptor that feeds
+ * column i of the source: by name, cached by attnum while it still fits.
+ */
+static AttrNumber
+map_column(TableReader *r, TupleDesc tdesc, int i, Relation relation)
+{
+	Form_pg_attribute att = TupleDescAttr(r->desc, i);
+	AttrNumber	attno = r->map[i];
+	Form_pg_attribute tatt;
+
+	if (attno <= 0 || attno > tdesc->natts ||
+		TupleDescAttr(tdesc, attno - 1)->attisdropped ||
+		strcmp(NameStr(TupleDescAttr(tdesc, attno - 1)->attname), NameStr(att->attname)) != 0)
+	{
+		attno = SourceFindColumn(tdesc, NameStr(att->attname), InvalidOid);
+		r->map[i] = attno;
+		if (attno == InvalidAttrNumber)
+			return InvalidAttrNumber;
+	}
+	tatt = TupleDescAttr(tdesc, attno - 1);
+	if (tatt->atttypid != att->atttypid)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("column \"%s\" of table %s has type %s, but the source has type %s",
+						NameStr(att->attname), RelationGetRelationName(relation),
+						format_type_be(tatt->atttypid), format_type_be(att->atttypid)),
+				 errhint("Drop the query and the source, and create them again over the changed table.")));
+	return attno;
+}
+
+/*
+ * add_pending stores one change of the table, after the skipped ones.  An
+ * insert keeps its values as they were decoded; toasted values, which the
+ * decoder hands over as pointers to memory it frees, are copied in.
+ */
+static void
+add_pending(TableReader *r, char kind, Relation relation, HeapTuple tuple)
+{
+	MemoryContext old;
+	Datum	   *values;
+	bool	   *nulls;
+
+	r->txn_seq++;
+	if (!position_after(r->txn_lsn, r->txn_seq, r->skip_lsn, r->skip_seq))
+		return;
+
+	old = MemoryContextSwitchTo(r->rowcxt);
+	values = palloc0(sizeof(Datum) * (r->ncols + 3));
+	nulls = palloc(sizeof(bool) * (r->ncols + 3));
+	for (int i = 0; i < r->ncols; i++)
+		nulls[i] = true;
+	if (tuple != NULL)
+	{
+		TupleDesc	tdesc = RelationGetDescr(relation);
+		Datum	   *tvalues = palloc(sizeof(Datum) * tdesc->natts);
+		bool	   *tnulls = palloc(sizeof(bool) * tdesc->natts);
+
+		heap_deform_tuple(tuple, tdesc, tvalues, tnulls);
+		for (int i = 0; i < r->ncols; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(r->desc, i);
+			AttrNumber	attno;
+			Datum		d;
+
+			if (att->attisdropped)
+				continue;
+			attno = map_column(r, tdesc, i, relation);
+			if (attno == InvalidAttrNumber || tnulls[attno - 1])
+				continue;
+			d = tvalues[attno - 1];
+			if (att->attlen == -1 && VARATT_IS_EXTERNAL(DatumGetPointer(d)))
+			{
+				if (VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(d)))
+					elog(ERROR, "decoded insert into %s holds an unresolved toast pointer",
+						 RelationGetRelationName(relation));
+				d = PointerGetDatum(detoast_external_attr((struct varlena *) DatumGetPointer(d)));
+			}
+			values[i] = d;
+			nulls[i] = false;
+		}
+	}
+	values[r->ncols] = CharGetDatum(kind);
+	values[r->ncols + 1] = Int64GetDatum((int64) r->txn_lsn);
+	values[r->ncols + 2] = Int64GetDatum(r->txn_seq);
+	nulls[r->ncols] = nulls[r->ncols + 1] = nulls[r->ncols + 2] = false;
+	tuplestore_putvalues(r->pending, r->desc, values, nulls);
+	r->npending++;
+	if (kind == CHANGE_INSERT)
+		r->npending_inserts++;
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(r->rowcxt);
+}
+
+static void
+plugin_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+			  Relation relation, ReorderBufferChange *change)
+{
+	TableReader *r = plugin_reader(ctx);
+
+	if (RelationGetRelid(relation) != r->table)
+		return;
+	switch (change->action)
+	{
+		case REORDER_BUFFER_CHANGE_INSERT:
+			add_pending(r, CHANGE_INSERT, relation,
+						change->data.tp.newtuple ? &change->data.tp.newtuple->tuple : NULL);
+			break;
+		case REORDER_BUFFER_CHANGE_UPDATE:
+			add_pending(r, CHANGE_UPDATE, relation, NULL);
+			break;
+		case REORDER_BUFFER_CHANGE_DELETE:
+			add_pending(r, CHANGE_DELETE, relation, NULL);
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+plugin_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
+				int nrelations, Relation relations[], ReorderBufferChange *change)
+{
+	TableReader *r = plugin_reader(ctx);
+
+	for (int i = 0; i < nrelations; i++)
+		if (RelationGetRelid(relations[i]) == r->table)
+			add_pending(r, CHANGE_TRUNCATE, relations[i], NULL);
+}
+
+/*
+ * _PG_output_plugin_init makes this library the output plugin "streaming"
+ * of the table sources' slots.
+ */
+void
+_PG_output_plugin_init(OutputPluginCallbacks *cb)
+{
+	cb->startup_cb = plugin_startup;
+	cb->begin_cb = plugin_begin;
+	cb->change_cb = plugin_change;
+	cb->truncate_cb = plugin_truncate;
+	cb->commit_cb = plugin_commit;
+}
+
+/* ------------------------------------------------------------------------
+ * Batches
+ * ------------------------------------------------------------------------ */
+
+/* same_columns: the source still has the columns the reader stores */
+static bool
+same_columns(TableReader *r, TupleDesc sdesc)
+{
+	if (sdesc->natts != r->ncols)
+		return false;
+	for (int i = 0; i < r->ncols; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(sdesc, i);
+		Form_pg_attribute b = TupleDescAttr(r->desc, i);
+
+		if (a->attisdropped != b->attisdropped || a->atttypid != b->atttypid ||
+			strcmp(NameStr(a->attname), NameStr(b->attname)) != 0)
+			return false;
+	}
+	return true;
+}
+
+static Jsonb *
+position_jsonb(XLogRecPtr lsn, int64 seq)
+{
+	char	   *text = psprintf("{\"lsn\": \"%X/%X\", \"seq\": " INT64_FORMAT "}",
+							   LSN_FORMAT_ARGS(lsn), seq);
+
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+}
+
+/*
+ * table_plan_batch takes the next changes of the table: the committed
+ * position, the reader (kept if it stopped exactly there, else made
+ * again), the WAL decoded up to the flush point, then up to
+ * max_rows_per_trigger inserts taken from the pending changes.
+ */
+static bool
+table_plan_batch(SourceBatch *batch)
+{
+	char		name[NAMEDATALEN];
+	Oid			table;
+	XLogRecPtr	lsn;
+	int64		seq;
+	bool		mine;
+	bool		recorded;
+	TableReader *r;
+	TablePlan  *plan;
+	TupleTableSlot *slot;
+	int64		want = batch->read_all ? PG_INT64_MAX : max_rows_per_trigger(batch->options);
+	int64		inserts = 0;
+	int64		updates = 0;
+	int64		deletes = 0;
+	int64		truncates = 0;
+	XLogRecPtr	end;
+	MemoryContext old;
+
+	register_callbacks();
+	check_decoding_settings();
+	table = table_relid(batch->options);
+	/* as the source's owner, whom batches read it as, at every batch */
+	check_table(table, GetUserId());
+	slot_name(name, batch->query_id, batch->relid);
+	recorded = read_position(batch->query, batch->relid, &lsn, &seq, &mine);
+
+	/* a reader goes on only from exactly where the committed batches stopped */
+	r = reader;
+	if (r != NULL && (strcmp(r->slot, name) != 0 || r->busy || r->table != table ||
+					  r->done_lsn != lsn || r->done_seq != seq ||
+					  !same_columns(r, RelationGetDescr(batch->rel))))
+		reader_free();
+	r = reader != NULL ? reader : reader_create(batch, name, table, lsn, seq, recorded);
+
+	if (!mine)
+		reader_confirm(r, lsn);
+
+	/*
+	 * Decoding reads flushed WAL only.  A session makes sure that what
+	 * committed before run() is (with synchronous_commit = off it may not
+	 * be yet); a worker leaves that to the WAL writer.
+	 */
+	if (!IsBackgroundWorker)
+		XLogFlush(GetXLogInsertRecPtr());
+	end = GetFlushRecPtr(NULL);
+	if (batch->available_now != 0)
+	{
+		if (run_began != batch->available_now)
+		{
+			run_began = batch->available_now;
+			run_end = end;
+		}
+		end = Min(end, run_end);
+	}
+	reader_decode(r, want, end);
+
+	/* nothing of the table since the last batch: the slot may move on */
+	if (r->npending == 0)
+	{
+		if (!mine)
+			reader_confirm(r, r->ctx->reader->EndRecPtr);
+		return false;
+	}
+
+	old = MemoryContextSwitchTo(batch->mcxt);
+	plan = palloc0(sizeof(TablePlan));
+	plan->rows = tuplestore_begin_heap(false, false, work_mem);
+	slot = MakeSingleTupleTableSlot(r->desc, &TTSOpsMinimalTuple);
+	batch->start_offset = position_jsonb(r->done_lsn, r->done_seq);
+	r->busy = true;
+	while (r->npending > 0 && inserts < want)
+	{
+		char		kind;
+
+		CHECK_FOR_INTERRUPTS();
+		if (!tuplestore_gettupleslot(r->pending, true, false, slot))
+			elog(ERROR, "pending changes of table source \"%s\" ran out", batch->name);
+		slot_getallattrs(slot);
+		kind = DatumGetChar(slot->tts_values[r->ncols]);
+		r->done_lsn = (XLogRecPtr) DatumGetInt64(slot->tts_values[r->ncols + 1]);
+		r->done_seq = DatumGetInt64(slot->tts_values[r->ncols + 2]);
+		r->npending--;
+		switch (kind)
+		{
+			case CHANGE_INSERT:
+				tuplestore_putvalues(plan->rows, RelationGetDescr(batch->rel),
+									 slot->tts_values, slot->tts_isnull);
+				r->npending_inserts--;
+				inserts++;
+				break;
+			case CHANGE_UPDATE:
+				updates++;
+				break;
+			case CHANGE_DELETE:
+				deletes++;
+				break;
+			case CHANGE_TRUNCATE:
+				truncates++;
+				ereport(WARNING,
+						(errmsg("table %s, which source \"%s\" follows, was truncated",
+								RelationQualifiedName(table), batch->name),
+						 errdetail("Continuous query \"%s\" keeps what it has read: a table source follows inserts only.",
+								   batch->query)));
+				break;
+		}
+		ExecClearTuple(slot);
+	}
+	if (r->npending == 0)
+		tuplestore_clear(r->pending);
+	r->busy = false;
+	ExecDropSingleTupleTableSlot(slot);
+
+	SourceBatchAddOffset(batch, "lsn", (int64) r->done_lsn);
+	SourceBatchAddOffset(batch, "seq", r->done_seq);
+	batch->end_offset = position_jsonb(r->done_lsn, r->done_seq);
+	batch->metrics = psprintf("\"skipped_updates\": " INT64_FORMAT ", \"skipped_deletes\": " INT64_FORMAT
+							  ", \"truncates\": " INT64_FORMAT, updates, deletes, truncates);
+	batch->private = plan;
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/*
+ * table_read_batch hands the planned inserts to the batch; it may run
+ * twice (a retry record by record), so it reads the plan from the start.
+ */
+static void
+table_read_batch(SourceBatch *batch, bool careful)
+{
+	TablePlan  *plan = batch->private;
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(batch->rel),
+													&TTSOpsMinimalTuple);
+
+	tuplestore_rescan(plan->rows);
+	while (tuplestore_gettupleslot(plan->rows, true, false, slot))
+	{
+		CHECK_FOR_INTERRUPTS();
+		slot_getallattrs(slot);
+		SourceBatchAddRow(batch, slot->tts_values, slot->tts_isnull);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+}
+
+const SourceRoutine TableSourceRoutine = {
+	.kind = "table",
+	.default_schema = table_default_schema,
+	.validate = table_validate,
+	.check_schema = table_check_schema,
+	.created = table_created,
+	.prepare = table_prepare,
+	.plan_batch = table_plan_batch,
+	.read_batch = table_read_batch,
+	.peek = NULL,
+};

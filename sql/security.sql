@@ -347,6 +347,35 @@ SELECT streaming.drop_source('su_dim_ticks');
 SET SESSION AUTHORIZATION regress_alice;
 DROP TYPE public.boxed;
 RESET SESSION AUTHORIZATION;
+-- What the batch statement computes from the state - expressions over
+-- aggregates, HAVING - names the query's functions in text: a name
+-- resolved in the function's own schema can still find an overload
+-- created since with a closer signature.  Every batch checks that its
+-- statements resolve to what they resolved to at create_query, and
+-- refuses to run otherwise.
+CREATE FUNCTION public.same(v anyelement) RETURNS anyelement LANGUAGE sql AS $$SELECT v$$;
+SELECT streaming.create_source('su_fp_ticks', 'rate',
+         options => '{"rows_per_batch": 4, "start_timestamp": "2024-01-01 00:00:00+00",
+                      "advance_millis_per_batch": 1000}');
+SELECT streaming.create_query('su_same',
+         $$SELECT value % 2 AS k, public.same(sum(value)) AS s FROM su_fp_ticks
+            GROUP BY 1 HAVING public.same(sum(value)) >= 0$$, output_mode => 'update');
+SELECT streaming.run('su_same', 1);
+SET SESSION AUTHORIZATION regress_bob;
+CREATE FUNCTION public.same(numeric) RETURNS numeric LANGUAGE sql
+    AS $$SELECT CASE WHEN public.evil(1, 'regress_bob') THEN $1 END$$;
+RESET SESSION AUTHORIZATION;
+SELECT sec_try($$SELECT streaming.run('su_same', 1)$$);
+SELECT * FROM escalated;
+SELECT k, s FROM su_same ORDER BY k;
+SET SESSION AUTHORIZATION regress_bob;
+DROP FUNCTION public.same(numeric);
+RESET SESSION AUTHORIZATION;
+SELECT streaming.run('su_same', 1);
+SELECT k, s FROM su_same ORDER BY k;
+SELECT streaming.drop_query('su_same');
+SELECT streaming.drop_source('su_fp_ticks');
+DROP FUNCTION public.same(anyelement);
 -- a temporary table is another one in every session: refused, as
 -- CREATE MATERIALIZED VIEW refuses it
 SELECT streaming.create_source('su_tmp_ticks', 'rate', options => '{"rows_per_batch": 1}');

@@ -351,7 +351,7 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 	memset(&options, 0, sizeof(options));
 	dest = SinkReceiverCreate(3, 3, emit, arg);
 	options.dest = dest;
-	if (SPI_execute_plan_extended(PrepareResolved(sql, 0, NULL), &options) != SPI_OK_SELECT)
+	if (SPI_execute_plan_extended(PrepareResolved(sql, 0, NULL, q->name, q->plan->batch_fingerprint), &options) != SPI_OK_SELECT)
 		elog(ERROR, "batch statement of query \"%s\" failed", q->name);
 	st->updated = SinkReceiverCount(dest, 1);
 	st->inserted = SinkReceiverCount(dest, 2);
@@ -370,7 +370,7 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 		dest = SinkReceiverCreate(2, 2, emit, arg);
 		options.dest = dest;
 		options.params = params;
-		if (SPI_execute_plan_extended(PrepareResolved(close_sql, 1, close_types), &options) != SPI_OK_SELECT)
+		if (SPI_execute_plan_extended(PrepareResolved(close_sql, 1, close_types, q->name, q->plan->close_fingerprint), &options) != SPI_OK_SELECT)
 			elog(ERROR, "close statement of query \"%s\" failed", q->name);
 		st->removed = SinkReceiverCount(dest, 1);
 		st->sink_rows += SinkReceiverCount(dest, 2);
@@ -438,7 +438,7 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 		SPI_finish();
 		return;
 	}
-	if (SPI_execute_plan(PrepareResolved(sql, 0, NULL), NULL, NULL, false, 0) != SPI_OK_SELECT ||
+	if (SPI_execute_plan(PrepareResolved(sql, 0, NULL, q->name, q->plan->batch_fingerprint), NULL, NULL, false, 0) != SPI_OK_SELECT ||
 		SPI_processed < 1)
 		elog(ERROR, "batch statement of query \"%s\" failed", q->name);
 	st->updated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -454,7 +454,7 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 		Datum		args[1] = {TimestampTzGetDatum(st->watermark)};
 		int64		emitted;
 
-		if (SPI_execute_plan(PrepareResolved(close_sql, 1, argtypes), args, NULL, false, 0) != SPI_OK_SELECT ||
+		if (SPI_execute_plan(PrepareResolved(close_sql, 1, argtypes, q->name, q->plan->close_fingerprint), args, NULL, false, 0) != SPI_OK_SELECT ||
 			SPI_processed < 1)
 			elog(ERROR, "close statement of query \"%s\" failed", q->name);
 		st->removed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

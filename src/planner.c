@@ -1228,6 +1228,10 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 	append_string(&buf, "query", plan->query_sql);
 	if (plan->input != NULL)
 		append_string(&buf, "input", plan->input);
+	if (plan->batch_fingerprint != NULL)
+		append_string(&buf, "batch_fingerprint", plan->batch_fingerprint);
+	if (plan->close_fingerprint != NULL)
+		append_string(&buf, "close_fingerprint", plan->close_fingerprint);
 	append_string(&buf, "batch", plan->batch_sql);
 	append_string(&buf, "merge_set", plan->merge_set);
 	append_string_array(&buf, "state_keys", plan->state_keys);
@@ -1282,6 +1286,8 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	plan->state_merge = jsonb_string_array(obj, "state_merge");
 	plan->query_sql = JsonbGetString(obj, "query");
 	plan->input = JsonbGetString(obj, "input");
+	plan->batch_fingerprint = JsonbGetString(obj, "batch_fingerprint");
+	plan->close_fingerprint = JsonbGetString(obj, "close_fingerprint");
 	plan->batch_sql = JsonbGetString(obj, "batch");
 	plan->merge_set = JsonbGetString(obj, "merge_set");
 	plan->state_keys = jsonb_string_array(obj, "state_keys");

@@ -48,6 +48,9 @@ typedef struct ContinuousPlan
 	char	   *input_sql;		/* the view's query: the user's FROM and
 								 * WHERE, the group keys and aggregate
 								 * arguments as columns (not serialized) */
+	char	   *batch_fingerprint;	/* what the batch statement resolved to
+									 * at create_query (ResolvedFingerprint) */
+	char	   *close_fingerprint;	/* the same of the close statement */
 	List	   *temp_relations; /* temporary relations the query reads (not
 								 * serialized) */
 	char	   *batch_sql;		/* aggregate: partial state per group; dedup:

@@ -744,15 +744,18 @@ QueryCreate(const QueryCreateArgs *a)
 		record_depends_on_sources(state_oid, plan->sources);
 	}
 
-	/* into an existing table: the statements must make sense for it now */
-	if (sink_opts.table != NULL)
+	/*
+	 * What the statements resolve to now, which every batch checks: this
+	 * also makes sure that they make sense for an existing result table.
+	 */
 	{
 		char	   *close_sql = BuildCloseStatement(plan, result_oid, state_oid, 0);
 		Oid			close_types[1] = {TIMESTAMPTZOID};
 
-		(void) SPI_prepare(BuildBatchStatement(plan, result_oid, state_oid, 0), 0, NULL);
+		plan->batch_fingerprint =
+			ResolvedFingerprint(BuildBatchStatement(plan, result_oid, state_oid, 0), 0, NULL);
 		if (close_sql != NULL)
-			(void) SPI_prepare(close_sql, 1, close_types);
+			plan->close_fingerprint = ResolvedFingerprint(close_sql, 1, close_types);
 	}
 
 	source_datums = palloc(sizeof(Datum) * list_length(plan->sources));

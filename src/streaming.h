@@ -46,7 +46,9 @@ extern int	PushCatalogSearchPath(void);
 extern int	PushSearchPath(const char *path);
 extern void PopCatalogSearchPath(int nestlevel);
 extern char *PinnedSearchPath(void);
-extern struct _SPI_plan *PrepareResolved(const char *sql, int nargs, Oid *argtypes);
+extern struct _SPI_plan *PrepareResolved(const char *sql, int nargs, Oid *argtypes,
+										 const char *query, const char *fingerprint);
+extern char *ResolvedFingerprint(const char *sql, int nargs, Oid *argtypes);
 
 /* run a query's code as its owner (util.c) */
 typedef struct OwnerContext

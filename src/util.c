@@ -13,6 +13,8 @@
 #include "catalog/pg_class.h"
 #include "executor/spi_priv.h"
 #include "miscadmin.h"
+#include "optimizer/optimizer.h"
+#include "parser/analyze.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
@@ -203,6 +205,76 @@ PopCatalogSearchPath(int nestlevel)
 	AtEOXact_GUC(true, nestlevel);
 }
 
+static char *dependencies_fingerprint(Query *query);
+
+/*
+ * analyse_resolved parses and analyses one statement under the catalog's
+ * search_path, and rewrites it; *fingerprint gets what its names resolved
+ * to (before rewriting: the defaults of a result table's columns and the
+ * insides of views are not named by the text).
+ */
+static List *
+analyse_resolved(const char *sql, int nargs, Oid *argtypes, RawStmt **stmt,
+				 char **fingerprint)
+{
+	List	   *raw = pg_parse_query(sql);
+	Query	   *query;
+	int			nestlevel;
+
+	if (list_length(raw) != 1)
+		elog(ERROR, "expected one statement, got %d", list_length(raw));
+	*stmt = linitial_node(RawStmt, raw);
+	nestlevel = PushCatalogSearchPath();
+	query = parse_analyze_fixedparams(*stmt, sql, argtypes, nargs, NULL);
+	PopCatalogSearchPath(nestlevel);
+	*fingerprint = dependencies_fingerprint(query);
+	return pg_rewrite_query(query);
+}
+
+static int
+cstring_cmp(const ListCell *a, const ListCell *b)
+{
+	return strcmp(lfirst(a), lfirst(b));
+}
+
+/*
+ * dependencies_fingerprint lists what an analysed statement depends on, as
+ * the plan cache tracks it: the relations it names, and the functions
+ * (those of operators too) and domains outside PostgreSQL's own.  Two
+ * analyses of one text that resolved a name differently differ here.
+ */
+static char *
+dependencies_fingerprint(Query *query)
+{
+	List	   *relations = NIL;
+	List	   *items = NIL;
+	List	   *words = NIL;
+	bool		rls = false;
+	StringInfoData buf;
+	ListCell   *lc;
+
+	extract_query_dependencies((Node *) query, &relations, &items, &rls);
+	foreach(lc, relations)
+		words = lappend(words, psprintf("r%u", lfirst_oid(lc)));
+	foreach(lc, items)
+	{
+		PlanInvalItem *item = lfirst_node(PlanInvalItem, lc);
+
+		words = lappend(words, psprintf("c%d:%u", item->cacheId, item->hashValue));
+	}
+	list_sort(words, cstring_cmp);
+	initStringInfo(&buf);
+	foreach(lc, words)
+	{
+		/* the same object named twice is one dependency */
+		if (foreach_current_index(lc) > 0 &&
+			strcmp(lfirst(lc), list_nth(words, foreach_current_index(lc) - 1)) == 0)
+			continue;
+		appendStringInfo(&buf, "%s%s", buf.len > 0 ? " " : "", (char *) lfirst(lc));
+	}
+	return buf.data;
+}
+
 /*
  * PrepareResolved prepares one statement for SPI_execute_plan[_extended]:
  * it is parsed and analysed now, under "pg_catalog, pg_temp", and planned
@@ -223,24 +295,31 @@ PopCatalogSearchPath(int nestlevel)
  * here rather than in SPI is all that differs from SPI_execute.  Call it
  * between SPI_connect and SPI_finish; the plan lives in the current memory
  * context and serves one execution.
+ *
+ * A fingerprint (ResolvedFingerprint at create_query) makes it check that
+ * the analysis found the very objects it found then: a name the catalog
+ * path resolves can still find a better match created since in its own
+ * schema (public.f(numeric) beside a query's public.f(anyelement)), and
+ * such a statement fails, naming query, instead of running another's code.
  */
 SPIPlanPtr
-PrepareResolved(const char *sql, int nargs, Oid *argtypes)
+PrepareResolved(const char *sql, int nargs, Oid *argtypes, const char *query,
+				const char *fingerprint)
 {
-	List	   *raw = pg_parse_query(sql);
 	RawStmt    *stmt;
 	CachedPlanSource *source;
-	List	   *querytrees;
+	char	   *found;
+	List	   *querytrees = analyse_resolved(sql, nargs, argtypes, &stmt, &found);
 	SPIPlanPtr	plan;
-	int			nestlevel;
 
-	if (list_length(raw) != 1)
-		elog(ERROR, "expected one statement, got %d", list_length(raw));
-	stmt = linitial_node(RawStmt, raw);
+	if (fingerprint != NULL && strcmp(fingerprint, found) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("continuous query \"%s\" no longer means what it meant at create_query", query),
+				 errdetail("A name in its statements now finds another function, operator, type or table "
+						   "than when it was created: one created since in the name's schema, with a closer signature."),
+				 errhint("Look at what was created in the schemas the query names. To accept the new meaning, drop the query and create it again.")));
 	source = CreateOneShotCachedPlan(stmt, sql, CreateCommandTag(stmt->stmt));
-	nestlevel = PushCatalogSearchPath();
-	querytrees = pg_analyze_and_rewrite_fixedparams(stmt, sql, argtypes, nargs, NULL);
-	PopCatalogSearchPath(nestlevel);
 	CompleteCachedPlan(source, querytrees, NULL, argtypes, nargs, NULL, NULL,
 					   CURSOR_OPT_PARALLEL_OK, false);
 
@@ -255,6 +334,20 @@ PrepareResolved(const char *sql, int nargs, Oid *argtypes)
 	plan->nargs = nargs;
 	plan->argtypes = argtypes;
 	return plan;
+}
+
+/*
+ * ResolvedFingerprint: the fingerprint of a statement as PrepareResolved
+ * analyses it now, for create_query to keep.
+ */
+char *
+ResolvedFingerprint(const char *sql, int nargs, Oid *argtypes)
+{
+	RawStmt    *stmt;
+	char	   *found;
+
+	(void) analyse_resolved(sql, nargs, argtypes, &stmt, &found);
+	return found;
 }
 
 /*

@@ -157,14 +157,21 @@ SELECT streaming.create_source('bad', 'table', options => '{"table": "pg_catalog
 CREATE TABLE secret (id int, owner text);
 ALTER TABLE secret ENABLE ROW LEVEL SECURITY;
 SELECT streaming.create_source('bad', 'table', options => '{"table": "public.secret"}');
--- the creator needs SELECT on the table
+-- the creator needs REPLICATION (a slot keeps WAL, and slots are few, as
+-- PostgreSQL reserves them to such roles) and SELECT on the table
 CREATE ROLE regress_table_user;
 GRANT USAGE ON FOREIGN SERVER streaming TO regress_table_user;
 GRANT CREATE ON SCHEMA public TO regress_table_user;
+GRANT SELECT ON orders TO regress_table_user;
 SET ROLE regress_table_user;
 SELECT streaming.create_source('bad', 'table', options => '{"table": "public.orders"}');
 RESET ROLE;
--- ... and the query's owner, at every batch
+REVOKE SELECT ON orders FROM regress_table_user;
+ALTER ROLE regress_table_user REPLICATION;
+SET ROLE regress_table_user;
+SELECT streaming.create_source('bad', 'table', options => '{"table": "public.orders"}');
+RESET ROLE;
+-- ... and the source's owner, at every batch (sources read as their owner)
 GRANT SELECT ON orders TO regress_table_user;
 SET ROLE regress_table_user;
 SELECT streaming.create_source('mine', 'table', options => '{"table": "public.orders"}');

@@ -289,6 +289,17 @@ check_table(Oid relid, Oid role)
 				 errdetail("Logical decoding reads every row the table receives, which would bypass its policies."),
 				 errhint("Follow a table without row-level security.")));
 	ReleaseSysCache(tup);
+	/*
+	 * A slot keeps WAL until it is read, and slots are few: PostgreSQL
+	 * lets only roles with REPLICATION create them, and so does this.
+	 */
+	if (!has_rolreplication(role))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied to follow table %s", name),
+				 errdetail("A table source keeps a replication slot per query, which only roles with the REPLICATION attribute may create."),
+				 errhint("ALTER ROLE %s REPLICATION, as a superuser.",
+						 quote_identifier(GetUserNameFromId(role, false)))));
 	if (pg_class_aclcheck(relid, role, ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -691,7 +702,9 @@ TableSourceDropOrphanSlots(void)
 	{
 		ReplicationSlot *s = &ReplicationSlotCtl->replication_slots[i];
 
+		/* ours: logical, of this database, our plugin and our names */
 		if (s->in_use && s->data.database == MyDatabaseId &&
+			SlotIsLogical(s) && strcmp(NameStr(s->data.plugin), "streaming") == 0 &&
 			strncmp(NameStr(s->data.name), prefix, strlen(prefix)) == 0)
 			names = lappend(names, pstrdup(NameStr(s->data.name)));
 	}

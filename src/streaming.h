@@ -26,6 +26,13 @@ extern void StreamingBeforeDrop(struct DropStmt *stmt);
 /* schema of the catalog */
 #define STREAMING_SCHEMA "streaming"
 
+/*
+ * First key of the transaction-level advisory lock that stop() and
+ * drop_query() hold on a query (second key: its id) while they end its
+ * worker, so that no new worker claims it meanwhile.
+ */
+#define STREAMING_STOP_LOCK 1937011297
+
 /* jsonb helpers (util.c) */
 extern JsonbValue *JsonbGetKey(Jsonb *obj, const char *key);
 extern char *JsonbValueAsText(JsonbValue *v);

@@ -361,7 +361,9 @@ StreamingQueryWorkerMain(Datum main_arg)
 							"(SELECT 1 FROM pg_catalog.pg_stat_activity a "
 							"WHERE a.pid OPERATOR(pg_catalog.=) q.worker_pid "
 							"AND a.pid OPERATOR(pg_catalog.<>) $2 "
-							"AND a.backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "')",
+							"AND a.backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "') "
+							/* not while stop() or drop_query() is at it (StopQuery) */
+							"AND pg_catalog.pg_try_advisory_xact_lock(" CppAsString2(STREAMING_STOP_LOCK) ", q.id)",
 							args.query, NULL) != 1)
 		proc_exit(0);
 
@@ -624,9 +626,19 @@ StartQuery(const char *name)
 void
 StopQuery(const char *name, bool disable)
 {
+	QueryDef   *q = QueryDefLoad(name, false, false);
 	ListCell   *lc;
 
-	QueryCheckOwner(QueryDefLoad(name, false, false));
+	QueryCheckOwner(q);
+
+	/*
+	 * Until this transaction ends, no new worker claims the query: the
+	 * launcher sees a worker it stopped exit and would start another, which
+	 * could claim the query before this transaction disables it (and then
+	 * run a whole batch, which this transaction would wait for).
+	 */
+	(void) DirectFunctionCall2(pg_advisory_xact_lock_int4,
+							   Int32GetDatum(STREAMING_STOP_LOCK), Int32GetDatum(q->id));
 	foreach(lc, worker_pids(name))
 	{
 		int			pid = lfirst_int(lc);

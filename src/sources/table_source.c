@@ -53,6 +53,7 @@
 #include "access/relation.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "access/xlog_internal.h"
 #include "access/xlogutils.h"
 #include "catalog/catalog.h"
 #include "catalog/dependency.h"
@@ -914,6 +915,24 @@ reader_decode(TableReader *r, int64 want, XLogRecPtr end)
 }
 
 /*
+ * insert_end is where the WAL inserted so far ends, to flush up to: the
+ * insert position, but at a page boundary the page's start rather than
+ * the position after the header of a page not written yet, which XLogFlush
+ * refuses ("xlog flush request ... is not satisfied").
+ */
+static XLogRecPtr
+insert_end(void)
+{
+	XLogRecPtr	ptr = GetXLogInsertRecPtr();
+
+	if (XLogSegmentOffset(ptr, wal_segment_size) == SizeOfXLogLongPHD)
+		return ptr - SizeOfXLogLongPHD;
+	if (ptr % XLOG_BLCKSZ == SizeOfXLogShortPHD)
+		return ptr - SizeOfXLogShortPHD;
+	return ptr;
+}
+
+/*
  * reader_confirm moves the slot to what the last committed batch recorded
  * once the WAL holding that commit is flushed, and notes the next point.
  * A session flushes at once; a worker (synchronous_commit = off) leaves
@@ -932,7 +951,7 @@ reader_confirm(TableReader *r, XLogRecPtr target)
 		(r->confirm_after != InvalidXLogRecPtr && target <= r->confirm_lsn))
 		return;
 	r->confirm_lsn = target;
-	r->confirm_after = GetXLogInsertRecPtr();
+	r->confirm_after = insert_end();
 	if (!IsBackgroundWorker)
 	{
 		XLogFlush(r->confirm_after);
@@ -1206,7 +1225,7 @@ table_plan_batch(SourceBatch *batch)
 	 * be yet); a worker leaves that to the WAL writer.
 	 */
 	if (!IsBackgroundWorker)
-		XLogFlush(GetXLogInsertRecPtr());
+		XLogFlush(insert_end());
 	end = GetFlushRecPtr(NULL);
 	if (batch->available_now != 0)
 	{

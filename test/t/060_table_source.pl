@@ -135,16 +135,23 @@ sql(q{SELECT streaming.drop_query('per_client')});
 wait_for(q{SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'streaming\_%'}, '1',
 	'drop_query drops its slot');
 
-# the launcher drops a slot whose query is gone
+# the launcher drops a slot whose query is gone - one of its own plugin:
+# a slot someone else made under a name like its own is left alone
 sql(q{SELECT pg_create_logical_replication_slot(
 		pg_catalog.format('streaming_%s_%s_%s', (SELECT oid FROM pg_database WHERE datname = current_database()),
-		                  99999, 'events_s'::regclass::oid), 'test_decoding')});
-is(sql(q{SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'streaming\_%'}), '2',
+		                  99999, 'events_s'::regclass::oid), 'streaming')});
+sql(q{SELECT pg_create_logical_replication_slot(
+		pg_catalog.format('streaming_%s_%s_%s', (SELECT oid FROM pg_database WHERE datname = current_database()),
+		                  99998, 'events_s'::regclass::oid), 'test_decoding')});
+is(sql(q{SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'streaming\_%'}), '3',
 	'an orphaned slot exists');
-wait_for(q{SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'streaming\_%'}, '1',
+wait_for(q{SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'streaming\_%'}, '2',
 	'the launcher drops it');
 ok($node->log_contains(qr/dropped replication slot "streaming_\d+_99999_\d+": its continuous query no longer exists/),
 	'... and says so');
+is(sql(q{SELECT plugin FROM pg_replication_slots WHERE slot_name LIKE 'streaming\_%\_99998\_%'}), 'test_decoding',
+	'a slot of another plugin is not its own');
+sql(q{SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE plugin = 'test_decoding'});
 
 sql(q{SELECT streaming.drop_query('copied')});
 wait_for(q{SELECT count(*) FROM pg_replication_slots}, '0', 'no slot is left');

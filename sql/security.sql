@@ -347,6 +347,25 @@ SELECT streaming.drop_source('su_dim_ticks');
 SET SESSION AUTHORIZATION regress_alice;
 DROP TYPE public.boxed;
 RESET SESSION AUTHORIZATION;
+-- A query planned by an earlier version (simulated: its plan without the
+-- view and fingerprints) gets them at its next batch, its text meaning now
+-- what it meant then
+SELECT streaming.create_source('su_old_ticks', 'rate',
+         options => '{"rows_per_batch": 2, "start_timestamp": "2024-01-01 00:00:00+00",
+                      "advance_millis_per_batch": 1000}');
+SELECT streaming.create_query('su_old', 'SELECT value FROM su_old_ticks');
+SELECT plan->>'input' AS old_view FROM streaming.queries WHERE name = 'su_old' \gset
+UPDATE streaming.queries SET plan = plan - 'input' - 'batch_fingerprint' - 'close_fingerprint'
+ WHERE name = 'su_old';
+DROP VIEW :old_view;
+SELECT streaming.run('su_old', 2);
+SELECT plan ? 'input' AS has_view, plan ? 'batch_fingerprint' AS has_fingerprint,
+       to_regclass(plan->>'input') IS NOT NULL AS view_exists
+  FROM streaming.queries WHERE name = 'su_old';
+SELECT value FROM su_old ORDER BY value;
+SELECT streaming.drop_query('su_old');
+SELECT streaming.drop_source('su_old_ticks');
+
 -- What the batch statement computes from the state - expressions over
 -- aggregates, HAVING - names the query's functions in text: a name
 -- resolved in the function's own schema can still find an overload

@@ -529,6 +529,8 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	BeginAsOwner(q->owner, q->search_path, &owner_cxt);
 	st.batch_id = q->last_batch_id + 1;
 	QueryCheckRunnable(q);
+	/* a query planned by an earlier version gets its input view */
+	(void) QueryUpgradePlan(q);
 
 	memset(&sb, 0, sizeof(sb));
 	sb.query = q->name;

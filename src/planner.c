@@ -1023,7 +1023,8 @@ static bool string_list_member(List *names, const char *name);
  * expressions of its group keys and aggregate arguments as a view does -
  * by OID, with its dependencies recorded - so that renaming, replacing or
  * retyping a table it reads cannot change what a running query means.
- * Plans made before 0.3 have none and read the deparsed text inline.
+ * Plans of earlier releases have none and read the deparsed text inline
+ * (QueryUpgradePlan gives them one when it can).
  */
 const char *
 PlanInputRelation(ContinuousPlan *plan)

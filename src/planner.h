@@ -43,7 +43,7 @@ typedef struct ContinuousPlan
 	List	   *sources;		/* OIDs of the source relations read */
 	char	   *query_sql;		/* the user's query, deparsed */
 	char	   *input;			/* the query's input view, schema-qualified
-								 * and quoted; NULL in plans made before 0.3,
+								 * and quoted; NULL in plans of earlier releases,
 								 * which read input_sql inline */
 	char	   *input_sql;		/* the view's query: the user's FROM and
 								 * WHERE, the group keys and aggregate

@@ -11,6 +11,7 @@
 
 #include "access/genam.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
@@ -27,6 +28,7 @@
 #include "utils/plancache.h"
 #include "utils/regproc.h"
 #include "utils/rel.h"
+#include "utils/resowner.h"
 #include "utils/ruleutils.h"
 #include "utils/timestamp.h"
 
@@ -807,6 +809,87 @@ drop_relation_if_exists(Oid relid)
 		return;
 	ObjectAddressSet(obj, RelationRelationId, relid);
 	performDeletion(&obj, DROP_RESTRICT, 0);
+}
+
+/*
+ * QueryUpgradePlan gives a query planned by an earlier version - whose
+ * batches read the user's deparsed text inline, looking its tables up by
+ * name each time - its input view and the fingerprints of its statements,
+ * as create_query gives a new query: when its text, planned again now, gives
+ * the very same statements, it means what it meant, and from then on it is
+ * held so.  Otherwise (or if planning fails) it stays as it was, and the
+ * README says to create it again.  Called at the start of a batch, as the
+ * query's owner under its pinned search_path, as create_query plans.
+ */
+bool
+QueryUpgradePlan(QueryDef *q)
+{
+	static List *tried = NIL;	/* queries this process tried: once each */
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ContinuousPlan *volatile plan = NULL;
+	volatile bool done = false;
+
+	if (q->plan->input != NULL || list_member_int(tried, q->id))
+		return false;
+	cxt = MemoryContextSwitchTo(TopMemoryContext);
+	tried = lappend_int(tried, q->id);
+	MemoryContextSwitchTo(cxt);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		ContinuousPlan *inline_plan = PlanContinuousQuery(q->query, q->mode, q->event_time,
+														  q->has_watermark, NULL);
+		char	   *old_close = BuildCloseStatement(q->plan, q->result_table, q->state_table, 0);
+		char	   *new_close = BuildCloseStatement(inline_plan, q->result_table, q->state_table, 0);
+
+		if (strcmp(BuildBatchStatement(q->plan, q->result_table, q->state_table, 0),
+				   BuildBatchStatement(inline_plan, q->result_table, q->state_table, 0)) == 0 &&
+			((old_close == NULL && new_close == NULL) ||
+			 (old_close != NULL && new_close != NULL && strcmp(old_close, new_close) == 0)))
+		{
+			Oid			close_types[1] = {TIMESTAMPTZOID};
+			Oid			argtypes[2] = {TEXTOID, JSONBOID};
+			Datum		args[2];
+			char	   *close_sql;
+
+			plan = PlanContinuousQuery(q->query, q->mode, q->event_time, q->has_watermark,
+									   input_view_name(q->id));
+			SPI_connect();
+			create_input_view(plan);
+			plan->batch_fingerprint =
+				ResolvedFingerprint(BuildBatchStatement(plan, q->result_table, q->state_table, 0), 0, NULL);
+			close_sql = BuildCloseStatement(plan, q->result_table, q->state_table, 0);
+			if (close_sql != NULL)
+				plan->close_fingerprint = ResolvedFingerprint(close_sql, 1, close_types);
+			args[0] = CStringGetTextDatum(q->name);
+			args[1] = JsonbPGetDatum(ContinuousPlanToJsonb(plan));
+			if (CatalogExecute("UPDATE streaming.queries SET plan = $2 WHERE name OPERATOR(pg_catalog.=) $1",
+							   2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+				elog(ERROR, "could not update streaming.queries");
+			SPI_finish();
+			done = true;
+		}
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		done = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	if (done)
+	{
+		q->plan = plan;
+		ereport(LOG,
+				(errmsg("continuous query \"%s\" now reads its input from %s", q->name, plan->input)));
+	}
+	return done;
 }
 
 /*

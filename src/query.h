@@ -58,6 +58,7 @@ typedef struct QueryCreateArgs
 
 extern QueryDef *QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok);
 extern void QueryCheckOwner(QueryDef *q);
+extern bool QueryUpgradePlan(QueryDef *q);
 extern void QueryCheckRunnable(QueryDef *q);
 extern List *QueriesReadingSource(Oid relid);
 extern Oid	QueryCreate(const QueryCreateArgs *args);

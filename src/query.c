@@ -858,11 +858,14 @@ QueryUpgradePlan(QueryDef *q)
 									   input_view_name(q->id));
 			SPI_connect();
 			create_input_view(plan);
+			/* kept for this batch too: out of SPI's memory */
 			plan->batch_fingerprint =
-				ResolvedFingerprint(BuildBatchStatement(plan, q->result_table, q->state_table, 0), 0, NULL);
+				MemoryContextStrdup(cxt, ResolvedFingerprint(BuildBatchStatement(plan, q->result_table,
+																				 q->state_table, 0),
+															 0, NULL));
 			close_sql = BuildCloseStatement(plan, q->result_table, q->state_table, 0);
 			if (close_sql != NULL)
-				plan->close_fingerprint = ResolvedFingerprint(close_sql, 1, close_types);
+				plan->close_fingerprint = MemoryContextStrdup(cxt, ResolvedFingerprint(close_sql, 1, close_types));
 			args[0] = CStringGetTextDatum(q->name);
 			args[1] = JsonbPGetDatum(ContinuousPlanToJsonb(plan));
 			if (CatalogExecute("UPDATE streaming.queries SET plan = $2 WHERE name OPERATOR(pg_catalog.=) $1",

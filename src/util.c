@@ -13,7 +13,7 @@
 #include "catalog/pg_class.h"
 #include "executor/spi_priv.h"
 #include "miscadmin.h"
-#include "optimizer/optimizer.h"
+#include "nodes/nodeFuncs.h"
 #include "parser/analyze.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
@@ -237,40 +237,84 @@ cstring_cmp(const ListCell *a, const ListCell *b)
 	return strcmp(lfirst(a), lfirst(b));
 }
 
+/* what fingerprint_walker collects */
+typedef struct Fingerprint
+{
+	List	   *words;
+} Fingerprint;
+
 /*
- * dependencies_fingerprint lists what an analysed statement depends on, as
- * the plan cache tracks it: the relations it names, and the functions
- * (those of operators too) and domains outside PostgreSQL's own.  Two
- * analyses of one text that resolved a name differently differ here.
+ * fingerprint_walker names, with their schemas, the functions, aggregates,
+ * operators and domains an analysed statement uses.
+ */
+static bool
+fingerprint_walker(Node *node, Fingerprint *fp)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, fingerprint_walker, fp, QTW_EXAMINE_RTES_BEFORE);
+	/*
+	 * Relations are left out: a batch statement names only the extension's
+	 * own (the input view, the state table) and the result table, by what
+	 * their OIDs are named now, and a renamed result table is no change of
+	 * meaning.
+	 */
+	if (IsA(node, RangeTblEntry))
+		return false;
+	if (IsA(node, FuncExpr))
+		fp->words = lappend(fp->words, psprintf("function %s",
+												format_procedure_qualified(((FuncExpr *) node)->funcid)));
+	else if (IsA(node, Aggref))
+		fp->words = lappend(fp->words, psprintf("aggregate %s",
+												format_procedure_qualified(((Aggref *) node)->aggfnoid)));
+	else if (IsA(node, WindowFunc))
+		fp->words = lappend(fp->words, psprintf("function %s",
+												format_procedure_qualified(((WindowFunc *) node)->winfnoid)));
+	else if (IsA(node, OpExpr) || IsA(node, DistinctExpr) || IsA(node, NullIfExpr))
+		fp->words = lappend(fp->words, psprintf("operator %s",
+												format_operator_qualified(((OpExpr *) node)->opno)));
+	else if (IsA(node, ScalarArrayOpExpr))
+		fp->words = lappend(fp->words, psprintf("operator %s",
+												format_operator_qualified(((ScalarArrayOpExpr *) node)->opno)));
+	else if (IsA(node, RowCompareExpr))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((RowCompareExpr *) node)->opnos)
+			fp->words = lappend(fp->words, psprintf("operator %s", format_operator_qualified(lfirst_oid(lc))));
+	}
+	else if (IsA(node, CoerceToDomain))
+		fp->words = lappend(fp->words, psprintf("domain %s",
+												format_type_be_qualified(((CoerceToDomain *) node)->resulttype)));
+	return expression_tree_walker(node, fingerprint_walker, fp);
+}
+
+/*
+ * dependencies_fingerprint lists what an analysed statement's names found:
+ * its functions, aggregates, operators and domains, each named
+ * with its schema (and a routine with its argument types), sorted and
+ * without repeats.  Two analyses of one text that resolved a name to
+ * different objects differ here; a dump restored elsewhere, with other
+ * OIDs, does not.
  */
 static char *
 dependencies_fingerprint(Query *query)
 {
-	List	   *relations = NIL;
-	List	   *items = NIL;
-	List	   *words = NIL;
-	bool		rls = false;
+	Fingerprint fp = {NIL};
 	StringInfoData buf;
 	ListCell   *lc;
 
-	extract_query_dependencies((Node *) query, &relations, &items, &rls);
-	foreach(lc, relations)
-		words = lappend(words, psprintf("r%u", lfirst_oid(lc)));
-	foreach(lc, items)
-	{
-		PlanInvalItem *item = lfirst_node(PlanInvalItem, lc);
-
-		words = lappend(words, psprintf("c%d:%u", item->cacheId, item->hashValue));
-	}
-	list_sort(words, cstring_cmp);
+	(void) fingerprint_walker((Node *) query, &fp);
+	list_sort(fp.words, cstring_cmp);
 	initStringInfo(&buf);
-	foreach(lc, words)
+	foreach(lc, fp.words)
 	{
 		/* the same object named twice is one dependency */
 		if (foreach_current_index(lc) > 0 &&
-			strcmp(lfirst(lc), list_nth(words, foreach_current_index(lc) - 1)) == 0)
+			strcmp(lfirst(lc), list_nth(fp.words, foreach_current_index(lc) - 1)) == 0)
 			continue;
-		appendStringInfo(&buf, "%s%s", buf.len > 0 ? " " : "", (char *) lfirst(lc));
+		appendStringInfo(&buf, "%s%s", buf.len > 0 ? "; " : "", (char *) lfirst(lc));
 	}
 	return buf.data;
 }

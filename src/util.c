@@ -244,6 +244,21 @@ typedef struct Fingerprint
 } Fingerprint;
 
 /*
+ * fingerprint_add notes an object found, unless it is PostgreSQL's own:
+ * only a superuser can add to pg_catalog, so a name that finds another
+ * object than before finds one outside it - which shows - and leaving
+ * pg_catalog's out keeps casts the generated text adds (LIMIT n as int8)
+ * from mattering.
+ */
+static void
+fingerprint_add(Fingerprint *fp, const char *kind, char *name)
+{
+	if (strncmp(name, "pg_catalog.", 11) == 0)
+		return;
+	fp->words = lappend(fp->words, psprintf("%s %s", kind, name));
+}
+
+/*
  * fingerprint_walker names, with their schemas, the functions, aggregates,
  * operators and domains an analysed statement uses.
  */
@@ -263,30 +278,24 @@ fingerprint_walker(Node *node, Fingerprint *fp)
 	if (IsA(node, RangeTblEntry))
 		return false;
 	if (IsA(node, FuncExpr))
-		fp->words = lappend(fp->words, psprintf("function %s",
-												format_procedure_qualified(((FuncExpr *) node)->funcid)));
+		fingerprint_add(fp, "function", format_procedure_qualified(((FuncExpr *) node)->funcid));
 	else if (IsA(node, Aggref))
-		fp->words = lappend(fp->words, psprintf("aggregate %s",
-												format_procedure_qualified(((Aggref *) node)->aggfnoid)));
+		fingerprint_add(fp, "aggregate", format_procedure_qualified(((Aggref *) node)->aggfnoid));
 	else if (IsA(node, WindowFunc))
-		fp->words = lappend(fp->words, psprintf("function %s",
-												format_procedure_qualified(((WindowFunc *) node)->winfnoid)));
+		fingerprint_add(fp, "function", format_procedure_qualified(((WindowFunc *) node)->winfnoid));
 	else if (IsA(node, OpExpr) || IsA(node, DistinctExpr) || IsA(node, NullIfExpr))
-		fp->words = lappend(fp->words, psprintf("operator %s",
-												format_operator_qualified(((OpExpr *) node)->opno)));
+		fingerprint_add(fp, "operator", format_operator_qualified(((OpExpr *) node)->opno));
 	else if (IsA(node, ScalarArrayOpExpr))
-		fp->words = lappend(fp->words, psprintf("operator %s",
-												format_operator_qualified(((ScalarArrayOpExpr *) node)->opno)));
+		fingerprint_add(fp, "operator", format_operator_qualified(((ScalarArrayOpExpr *) node)->opno));
 	else if (IsA(node, RowCompareExpr))
 	{
 		ListCell   *lc;
 
 		foreach(lc, ((RowCompareExpr *) node)->opnos)
-			fp->words = lappend(fp->words, psprintf("operator %s", format_operator_qualified(lfirst_oid(lc))));
+			fingerprint_add(fp, "operator", format_operator_qualified(lfirst_oid(lc)));
 	}
 	else if (IsA(node, CoerceToDomain))
-		fp->words = lappend(fp->words, psprintf("domain %s",
-												format_type_be_qualified(((CoerceToDomain *) node)->resulttype)));
+		fingerprint_add(fp, "domain", format_type_be_qualified(((CoerceToDomain *) node)->resulttype));
 	return expression_tree_walker(node, fingerprint_walker, fp);
 }
 
@@ -360,8 +369,9 @@ PrepareResolved(const char *sql, int nargs, Oid *argtypes, const char *query,
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("continuous query \"%s\" no longer means what it meant at create_query", query),
-				 errdetail("A name in its statements now finds another function, operator, type or table "
-						   "than when it was created: one created since in the name's schema, with a closer signature."),
+				 errdetail("A name in its statements now finds another function, operator or domain "
+						   "than when it was created (one created since in the name's schema, with a closer signature): "
+						   "it found \"%s\", it finds \"%s\".", fingerprint, found),
 				 errhint("Look at what was created in the schemas the query names. To accept the new meaning, drop the query and create it again.")));
 	source = CreateOneShotCachedPlan(stmt, sql, CreateCommandTag(stmt->stmt));
 	CompleteCachedPlan(source, querytrees, NULL, argtypes, nargs, NULL, NULL,

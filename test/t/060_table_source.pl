@@ -143,10 +143,10 @@ sql(q{SELECT pg_create_logical_replication_slot(
 sql(q{SELECT pg_create_logical_replication_slot(
 		pg_catalog.format('streaming_%s_%s_%s', (SELECT oid FROM pg_database WHERE datname = current_database()),
 		                  99998, 'events_s'::regclass::oid), 'test_decoding')});
-is(sql(q{SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'streaming\_%'}), '3',
-	'an orphaned slot exists');
-wait_for(q{SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'streaming\_%'}, '2',
-	'the launcher drops it');
+wait_for(q{SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'streaming\_%\_99999\_%'}, '0',
+	'the launcher drops the orphaned slot');
+is(sql(q{SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'streaming\_%'}), '2',
+	'and only it');
 ok($node->log_contains(qr/dropped replication slot "streaming_\d+_99999_\d+": its continuous query no longer exists/),
 	'... and says so');
 is(sql(q{SELECT plugin FROM pg_replication_slots WHERE slot_name LIKE 'streaming\_%\_99998\_%'}), 'test_decoding',

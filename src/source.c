@@ -156,6 +156,8 @@ SourceBatchAddOffset(SourceBatch *batch, const char *partition, int64 offset)
 void
 SourcePrepareQuery(const char *query, int32 query_id, List *sources)
 {
+	/* sources of kinds with nothing to prepare, looked up once a process */
+	static List *unprepared = NIL;
 	ListCell   *lc;
 
 	foreach(lc, sources)
@@ -165,6 +167,8 @@ SourcePrepareQuery(const char *query, int32 query_id, List *sources)
 		const SourceRoutine *routine = NULL;
 		Jsonb	   *options;
 
+		if (list_member_oid(unprepared, lfirst_oid(lc)))
+			continue;
 		/* the kind first: the full look-up of some kinds is not free */
 		SPI_connect();
 		if (CatalogExecute("SELECT kind FROM streaming.sources WHERE relid OPERATOR(pg_catalog.=) $1",
@@ -173,6 +177,13 @@ SourcePrepareQuery(const char *query, int32 query_id, List *sources)
 		if (SPI_processed == 1)
 			routine = SourceRoutineByKind(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 		SPI_finish();
+		if (routine != NULL && routine->prepare == NULL)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			unprepared = lappend_oid(unprepared, lfirst_oid(lc));
+			MemoryContextSwitchTo(old);
+		}
 		if (routine == NULL || routine->prepare == NULL ||
 			!SourceLookup(lfirst_oid(lc), NULL, NULL, &options))
 			continue;

@@ -210,8 +210,9 @@ static char *dependencies_fingerprint(Query *query);
 /*
  * analyse_resolved parses and analyses one statement under the catalog's
  * search_path, and rewrites it; *fingerprint gets what its names resolved
- * to (before rewriting: the defaults of a result table's columns and the
- * insides of views are not named by the text).
+ * to, when fingerprint is not NULL (before rewriting: the defaults of a
+ * result table's columns and the insides of views are not named by the
+ * text).
  */
 static List *
 analyse_resolved(const char *sql, int nargs, Oid *argtypes, RawStmt **stmt,
@@ -227,7 +228,8 @@ analyse_resolved(const char *sql, int nargs, Oid *argtypes, RawStmt **stmt,
 	nestlevel = PushCatalogSearchPath();
 	query = parse_analyze_fixedparams(*stmt, sql, argtypes, nargs, NULL);
 	PopCatalogSearchPath(nestlevel);
-	*fingerprint = dependencies_fingerprint(query);
+	if (fingerprint != NULL)
+		*fingerprint = dependencies_fingerprint(query);
 	return pg_rewrite_query(query);
 }
 
@@ -361,8 +363,9 @@ PrepareResolved(const char *sql, int nargs, Oid *argtypes, const char *query,
 {
 	RawStmt    *stmt;
 	CachedPlanSource *source;
-	char	   *found;
-	List	   *querytrees = analyse_resolved(sql, nargs, argtypes, &stmt, &found);
+	char	   *found = NULL;
+	List	   *querytrees = analyse_resolved(sql, nargs, argtypes, &stmt,
+											  fingerprint != NULL ? &found : NULL);
 	SPIPlanPtr	plan;
 
 	if (fingerprint != NULL && strcmp(fingerprint, found) != 0)

@@ -12,7 +12,11 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export REPO_ROOT
 
 PG_MAJOR=15
-PG_BIN="/usr/lib/postgresql/$PG_MAJOR/bin"
+# STREAMING_PG_ROOT: a relocated copy of the PostgreSQL installation
+# (test/pgroot.sh makes one) to build, install and test into, so that
+# several checkouts can run their tests at once; empty: the system's.
+PG_ROOT="${STREAMING_PG_ROOT:-}"
+PG_BIN="$PG_ROOT/usr/lib/postgresql/$PG_MAJOR/bin"
 PG_CONFIG="$PG_BIN/pg_config"
 PG_OS_USER=postgres
 

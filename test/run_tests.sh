@@ -194,7 +194,7 @@ run_tap() {
 	chown -R "$PG_OS_USER:" "$tmp"
 
 	local troot="$tmp/repo"
-	local pgxs_dir="/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src"
+	local pgxs_dir="$PG_ROOT/usr/lib/postgresql/$PG_MAJOR/lib/pgxs/src"
 	local tap_env=(
 		env
 		"PATH=$PG_BIN:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"

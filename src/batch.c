@@ -584,6 +584,7 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 		{
 			result->wake_fd = sb.wake_fd;
 			result->wake_at = sb.wake_at;
+			result->wake_drain = sb.wake_drain;
 		}
 		EndAsOwner(&owner_cxt);
 		table_close(sb.rel, AccessShareLock);

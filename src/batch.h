@@ -24,6 +24,7 @@ typedef struct BatchResult
 	/* no batch ran: what the source says to wait for (see SourceBatch) */
 	pgsocket	wake_fd;
 	TimestampTz wake_at;
+	bool		wake_drain;		/* wake_fd is read empty by whoever waits */
 } BatchResult;
 
 extern bool RunMicroBatch(const char *query_name, BatchResult *result);

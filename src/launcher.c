@@ -8,12 +8,12 @@
  * The launcher itself connects to no database.  Every
  * streaming.launcher_naptime it lists the databases and, one at a time,
  * starts a short-lived scanner in each; the scanner looks for the
- * extension and starts a query worker for every enabled query whose
- * worker is not running.  A crashed worker is thus restarted, with a
- * backoff that doubles from one second up to a minute while it keeps
- * failing before it gets going (streaming.queries.restarts, restart_at).  After any server restart,
- * clean or not, enabled queries
- * resume from their committed offsets this way.
+ * extension and, when queries are started there, starts the pool workers
+ * the database lacks (worker.c).  A pool worker that exited or crashed is
+ * thus replaced, and after any server restart, clean or not, started
+ * queries resume from their committed offsets this way; the pool workers
+ * take the queries, with a backoff for those whose worker died holding
+ * them (scheduler.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -44,31 +44,6 @@
 #include "worker.h"
 
 int			streaming_launcher_naptime = 5;
-
-/*
- * An enabled query (alias q) of this database ($1) without a live worker:
- * none has claimed it (its pid is in the row) or is starting under its name.
- */
-#define GONE_QUERY \
-	"q.enabled AND q.status OPERATOR(pg_catalog.<>) 'failed' AND NOT EXISTS " \
-	"(SELECT 1 FROM pg_catalog.pg_stat_activity a " \
-	"WHERE a.datid OPERATOR(pg_catalog.=) $1 " \
-	"AND a.backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "' " \
-	"AND (a.pid OPERATOR(pg_catalog.=) q.worker_pid " \
-	"OR a.application_name OPERATOR(pg_catalog.=) ('streaming query ' OPERATOR(pg_catalog.||) q.name)))"
-
-/*
- * restart_delay is the backoff before restarting a query whose worker died
- * `restarts` times in a row without getting going: at once the first time,
- * then 1, 2, 4, ... seconds, at most a minute.
- */
-static TimestampTz
-restart_delay(int restarts)
-{
-	int			seconds = restarts <= 0 ? 0 : restarts > 7 ? 60 : Min(60, 1 << (restarts - 1));
-
-	return (TimestampTz) seconds * USECS_PER_SEC;
-}
 
 /*
  * StreamingRegisterLauncher registers the launcher at server start.
@@ -167,6 +142,17 @@ StreamingLauncherMain(Datum main_arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 
+	/* the launcher and a scanner take two slots; the pool needs the rest */
+	if (streaming_max_workers + 2 > max_worker_processes)
+		ereport(WARNING,
+				(errmsg("streaming.max_workers (%d) is too high for max_worker_processes (%d)",
+						streaming_max_workers, max_worker_processes),
+				 errdetail("The streaming launcher and its scanner take two background worker slots, "
+						   "so at most %d pool workers can run, fewer if other extensions or parallel queries take slots.",
+						   Max(max_worker_processes - 2, 0)),
+				 errhint("Raise max_worker_processes to at least %d, or lower streaming.max_workers.",
+						 streaming_max_workers + 2)));
+
 	loopcxt = AllocSetContextCreate(TopMemoryContext, "streaming launcher",
 									ALLOCSET_DEFAULT_SIZES);
 	for (;;)
@@ -197,7 +183,7 @@ StreamingLauncherMain(Datum main_arg)
 }
 
 /*
- * StreamingScannerMain starts the missing query workers of one database.
+ * StreamingScannerMain starts the missing pool workers of one database.
  */
 void
 StreamingScannerMain(Datum main_arg)
@@ -220,79 +206,28 @@ StreamingScannerMain(Datum main_arg)
 					"WHERE extname OPERATOR(pg_catalog.=) 'streaming'",
 					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
-		SPITupleTable *gone;
-		uint64		ngone;
-		int			started = 0;
-		TimestampTz now = GetCurrentTransactionStartTimestamp();
-		Oid			argtypes[1] = {OIDOID};
-		Datum		args[1];
+		int64		nqueries;
+		bool		isnull;
+		char	   *waiting;
 
-		args[0] = ObjectIdGetDatum(dboid);
-		if (SPI_execute_with_args("SELECT q.name, q.owner::pg_catalog.oid, q.status, q.restarts, q.restart_at "
-								  "FROM streaming.queries q WHERE " GONE_QUERY " ORDER BY q.name",
-								  1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		if (SPI_execute("SELECT pg_catalog.count(*) FROM streaming.queries "
+						"WHERE enabled AND status OPERATOR(pg_catalog.<>) 'failed'",
+						true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read streaming.queries");
-		gone = SPI_tuptable;
-		ngone = SPI_processed;
-		for (uint64 i = 0; i < ngone; i++)
+		nqueries = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		waiting = StartPoolWorkers(dboid, (int) nqueries);
+		/* the status view says why a query has no worker */
+		if (waiting != NULL)
 		{
-			bool		isnull;
-			char	   *name = SPI_getvalue(gone->vals[i], gone->tupdesc, 1);
-			Oid			owner = DatumGetObjectId(SPI_getbinval(gone->vals[i], gone->tupdesc, 2, &isnull));
-			char	   *status = SPI_getvalue(gone->vals[i], gone->tupdesc, 3);
-			int			restarts = DatumGetInt32(SPI_getbinval(gone->vals[i], gone->tupdesc, 4, &isnull));
-			Datum		restart_at = SPI_getbinval(gone->vals[i], gone->tupdesc, 5, &isnull);
-			char	   *waiting;
+			Oid			argtypes[1] = {TEXTOID};
+			Datum		args[1] = {CStringGetTextDatum(waiting)};
 
-			CHECK_FOR_INTERRUPTS();
-
-			/*
-			 * A query still marked running whose worker is gone died without
-			 * saying so (a crash, or the server went down): restart it, at
-			 * once the first time and then after a backoff, until a worker
-			 * of it has run a batch loop without error.  The backoff is
-			 * computed here, not in SQL: the scanner runs as a superuser.
-			 */
-			if (isnull && strcmp(status, "running") == 0)
-			{
-				Oid			rtypes[3] = {TEXTOID, INT4OID, TIMESTAMPTZOID};
-				Datum		rargs[3];
-
-				rargs[0] = CStringGetTextDatum(name);
-				rargs[1] = Int32GetDatum(restarts + 1);
-				rargs[2] = TimestampTzGetDatum(now + restart_delay(restarts));
-				if (SPI_execute_with_args("UPDATE streaming.queries SET restarts = $2, restart_at = $3 "
-										  "WHERE name OPERATOR(pg_catalog.=) $1",
-										  3, rtypes, rargs, NULL, false, 0) != SPI_OK_UPDATE)
-					elog(ERROR, "could not update streaming.queries");
-				restart_at = rargs[2];
-				isnull = false;
-			}
-			/* not due yet */
-			if (!isnull && DatumGetTimestampTz(restart_at) > now)
-				continue;
-
-			waiting = QueryWorkerLimitReached(owner, started);
-			if (waiting != NULL)
-			{
-				/* wait, due at once, not counted as a crash */
-				Oid			wtypes[3] = {TEXTOID, TEXTOID, TIMESTAMPTZOID};
-				Datum		wargs[3];
-
-				wargs[0] = CStringGetTextDatum(name);
-				wargs[1] = CStringGetTextDatum(waiting);
-				wargs[2] = TimestampTzGetDatum(now);
-				if (SPI_execute_with_args("UPDATE streaming.queries SET condition = $2, restart_at = $3 "
-										  "WHERE name OPERATOR(pg_catalog.=) $1",
-										  3, wtypes, wargs, NULL, false, 0) != SPI_OK_UPDATE)
-					elog(ERROR, "could not update streaming.queries");
-			}
-			else if (StartQueryWorker(dboid, name, owner, false, NULL))
-				started++;
-			else
-				ereport(LOG,
-						(errmsg("could not start a worker for continuous query \"%s\": no free background worker slot", name),
-						 errhint("Raise max_worker_processes.")));
+			if (SPI_execute_with_args("UPDATE streaming.queries SET condition = $1 "
+									  "WHERE enabled AND worker_pid IS NULL "
+									  "AND status OPERATOR(pg_catalog.<>) 'failed' "
+									  "AND condition IS DISTINCT FROM $1",
+									  1, argtypes, args, NULL, false, 0) < 0)
+				elog(ERROR, "could not update streaming.queries");
 		}
 	}
 

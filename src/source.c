@@ -192,6 +192,18 @@ SourcePrepareQuery(const char *query, int32 query_id, List *sources)
 }
 
 /*
+ * SourceForgetQuery closes what the sources keep in this process for a
+ * query, from batch to batch: a pool worker lets go of the query.
+ */
+void
+SourceForgetQuery(const char *query)
+{
+	for (int i = 0; i < lengthof(source_routines); i++)
+		if (source_routines[i]->forget != NULL)
+			source_routines[i]->forget(query);
+}
+
+/*
  * SourceRoutineByKind returns the routine of a kind, or NULL if unknown.
  */
 const SourceRoutine *

@@ -47,6 +47,8 @@ typedef struct SourceRoutine
 	void		(*read_batch) (SourceBatch *batch, bool careful);
 	/* peek: add up to max_rows rows of the input present now (no offsets) */
 	void		(*peek) (SourceBatch *batch, int64 max_rows);
+	/* forget: close what this process keeps for a query (or NULL) */
+	void		(*forget) (const char *query);
 } SourceRoutine;
 
 /* a position to commit to streaming.offsets with the batch */
@@ -114,6 +116,8 @@ struct SourceBatch
 								 * PGINVALID_SOCKET */
 	TimestampTz wake_at;		/* ask again at this time at the latest (0:
 								 * the source cannot tell) */
+	bool		wake_drain;		/* wake_fd is shared by several queries:
+								 * whoever waits on it reads it empty */
 	char	   *metrics;		/* more members of the source's progress
 								 * object, as JSON text ("k": v, ...), or NULL */
 };
@@ -142,6 +146,7 @@ extern int64 SourceGetIntOption(Jsonb *options, const char *key, int64 dflt,
 extern Jsonb *SourceOptionsFromDefElems(List *options);
 extern Jsonb *SourceMergeServerOptions(Oid serverid, Jsonb *options, Oid role);
 extern void SourcePrepareQuery(const char *query, int32 query_id, List *sources);
+extern void SourceForgetQuery(const char *query);
 
 /* sources/{file,rate,socket,kafka,table}_source.c */
 extern const SourceRoutine FileSourceRoutine;

@@ -88,15 +88,15 @@ _PG_init(void)
 
 	DefineCustomIntVariable("streaming.launcher_naptime",
 							"Seconds between the launcher's rounds.",
-							"Each round starts a worker for every enabled query whose worker "
-							"is not running, in every database with the extension.",
+							"Each round starts the pool workers that a database with started "
+							"queries lacks, in every database with the extension.",
 							&streaming_launcher_naptime,
 							5, 1, 3600,
 							PGC_SIGHUP, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streaming.idle_poll",
-							"Milliseconds a query worker with trigger '0' waits when no input is available.",
+							"Milliseconds a query with trigger '0' waits before it looks again when its source has no input and cannot tell when it will.",
 							NULL,
 							&streaming_idle_poll,
 							200, 1, 60000,
@@ -104,20 +104,20 @@ _PG_init(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("streaming.max_workers",
-							"Most query workers that run at once, in all databases; 0: no limit.",
-							"A query that would take one more waits, enabled, until one stops; "
-							"every worker also needs a slot of max_worker_processes.",
+							"Most pool workers that run at once, in all databases.",
+							"Pool workers run the batches of every started query of their "
+							"database; each takes a slot of max_worker_processes.",
 							&streaming_max_workers,
-							0, 0, MAX_BACKENDS,
+							4, 1, MAX_BACKENDS,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 
-	DefineCustomIntVariable("streaming.max_workers_per_role",
-							"Most query workers that the queries of one role run at once; 0: no limit.",
-							"Queries owned by a superuser are not counted against it. "
-							"A query that would take one more waits, enabled, until one of its role stops.",
-							&streaming_max_workers_per_role,
-							4, 0, MAX_BACKENDS,
+	DefineCustomIntVariable("streaming.workers_per_database",
+							"Most pool workers of one database.",
+							"A database with started queries gets as many pool workers as it "
+							"has queries, up to this many, within streaming.max_workers.",
+							&streaming_workers_per_database,
+							2, 1, MAX_BACKENDS,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 

@@ -33,6 +33,10 @@ extern void StreamingBeforeDrop(struct DropStmt *stmt);
  */
 #define STREAMING_STOP_LOCK 1937011297
 
+/* the backend_type of pool workers and of the launcher (pg_stat_activity) */
+#define STREAMING_WORKER_TYPE "streaming query"
+#define STREAMING_LAUNCHER_TYPE "streaming launcher"
+
 /* jsonb helpers (util.c) */
 extern JsonbValue *JsonbGetKey(Jsonb *obj, const char *key);
 extern char *JsonbValueAsText(JsonbValue *v);

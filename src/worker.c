@@ -1,34 +1,54 @@
 /*-------------------------------------------------------------------------
  *
  * worker.c
- *	  Query workers: one background worker per running continuous query,
- *	  and streaming.start() / streaming.stop().
+ *	  Pool workers, which run the batches of every started continuous query
+ *	  of their database, and streaming.start() / streaming.stop().
  *
- * A query worker connects to the query's database as the query's owner and
- * runs micro-batches, one transaction each, as its trigger says: '0' as
- * fast as possible, an interval (a batch that overruns is followed at once,
- * without a catch-up burst), 'once' or 'available_now' (then it marks the
- * query finished).  While its source has nothing, the worker sleeps on its
- * latch and on what the source says to wait for: a descriptor that becomes
- * readable when input arrives (Kafka), or the time the next input is due
- * (the rate source); only a source that can tell neither is polled, every
- * streaming.idle_poll.
+ * Each database where queries are started has a pool of background
+ * workers: streaming.workers_per_database of them at most, and
+ * streaming.max_workers in all databases.  A pool worker connects to its
+ * database as the bootstrap superuser and holds a share of the database's
+ * started queries (scheduler.c says which).  It runs one batch at a time,
+ * one transaction each, for whichever held query is due, in turn: a query
+ * with trigger '0' is due again as soon as its batch ends, an interval
+ * trigger one interval after its last batch started (a batch that overruns
+ * is followed at once, without a catch-up burst), 'once' and
+ * 'available_now' until they mark the query finished.  A query whose
+ * source had nothing waits for what the source says to wait for: a
+ * descriptor that becomes readable when input arrives (Kafka, a socket),
+ * or the time the next input is due (the rate source); only a source that
+ * can tell neither is looked at again after streaming.idle_poll.  While
+ * no held query is due, the worker sleeps on its latch and those
+ * descriptors.  A busy query thus gets one batch, then every other due
+ * query gets one: no query starves the others.
  *
- * SIGTERM (stop(), pg_terminate_backend, shutdown) ends the worker between
+ * Every batch runs as the query's owner, security-restricted (the owner's
+ * code can change nothing of the session: no SET ROLE, no temporary
+ * objects, and the settings it makes are undone after the batch), as
+ * REFRESH MATERIALIZED VIEW runs a view's owner's code.  Deferred triggers
+ * would fire at commit, outside the owner's rights: a batch that queued
+ * some fails instead, saying so.
+ *
+ * A batch that fails marks its query failed, with its error; the worker
+ * goes on with the others.  A source that lost its connection, or a
+ * serialization failure or deadlock, is retried with a backoff.  SIGTERM
+ * (pg_terminate_backend, shutdown, DROP DATABASE) ends the worker between
  * batches, or cancels the batch in progress as a query cancel would, which
  * loses nothing: the batch is one transaction, rolled back, and its input
- * is read again by the next run.  Either way the worker logs that it stops,
- * naming its query, and exits normally.  A batch that fails marks the query
- * failed, with its error, and ends the worker; the other queries go on.
+ * is read again.  A worker that exits lets go of its queries, and the
+ * other workers take them at once.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "catalog/pg_authid.h"
+#include "commands/async.h"
 #include "commands/dbcommands.h"
+#include "commands/prepare.h"
+#include "commands/sequence.h"
 #include "commands/extension.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -36,6 +56,9 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lock.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -46,6 +69,7 @@
 
 #include "batch.h"
 #include "query.h"
+#include "scheduler.h"
 #include "source.h"
 #include "streaming.h"
 #include "worker.h"
@@ -54,12 +78,17 @@ PG_FUNCTION_INFO_V1(streaming_start);
 PG_FUNCTION_INFO_V1(streaming_stop);
 
 int			streaming_idle_poll = 200;
-int			streaming_max_workers = 0;
-int			streaming_max_workers_per_role = 4;
+int			streaming_max_workers = 4;
+int			streaming_workers_per_database = 2;
 
-/* the catalog row of the query this worker runs ($1 name, $2 pid) */
-#define THIS_WORKER \
-	"name OPERATOR(pg_catalog.=) $1 AND worker_pid OPERATOR(pg_catalog.=) $2"
+/*
+ * How often a pool worker looks at the catalog for queries to take or give
+ * up, besides when start(), stop() or an exiting worker sets its latch.
+ */
+#define POOL_SCAN_MS 5000
+
+/* a pool worker with no started query in its database exits after this */
+#define POOL_IDLE_EXIT_MS 10000
 
 /*
  * Set by SIGTERM.  While a batch runs (in_batch), SIGTERM also cancels it
@@ -68,148 +97,237 @@ int			streaming_max_workers_per_role = 4;
 static volatile sig_atomic_t got_sigterm = false;
 static volatile sig_atomic_t in_batch = false;
 
-/* bgw_extra of a query worker */
-typedef struct QueryWorkerArgs
-{
-	Oid			owner;
-	char		query[BGW_EXTRALEN - sizeof(Oid)];
-} QueryWorkerArgs;
+/* the queries this worker holds, and whose turn is next */
+static List *held = NIL;
+static int	turn = 0;
+
+/* the role the worker connected as (the bootstrap superuser) */
+static Oid	worker_user = InvalidOid;
+
+/* the query whose batch runs, for the context of log lines */
+static const char *batch_query = NULL;
 
 /*
- * StartQueryWorker registers a dynamic background worker for a query; with
- * wait, it waits until the worker has started and returns its pid in
- * *started_pid.  False if no worker slot is free.
+ * count_pool_workers counts the live pool workers of a database (or of
+ * all databases, with InvalidOid).  Callers are in a transaction.
  */
-bool
-StartQueryWorker(Oid dboid, const char *query, Oid owner, bool wait, int *started_pid)
+static int64
+count_pool_workers(Oid dboid)
 {
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-	QueryWorkerArgs args;
-	pid_t		pid;
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "streaming");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "StreamingQueryWorkerMain");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "streaming query %s", query);
-	snprintf(worker.bgw_type, BGW_MAXLEN, STREAMING_WORKER_TYPE);
-	worker.bgw_main_arg = ObjectIdGetDatum(dboid);
-	worker.bgw_notify_pid = wait ? MyProcPid : 0;
-	memset(&args, 0, sizeof(args));
-	args.owner = owner;
-	strlcpy(args.query, query, sizeof(args.query));
-	StaticAssertStmt(sizeof(args) <= BGW_EXTRALEN, "query worker arguments do not fit bgw_extra");
-	memcpy(worker.bgw_extra, &args, sizeof(args));
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-		return false;
-	if (wait && WaitForBackgroundWorkerStartup(handle, &pid) != BGWH_STARTED)
-		return false;
-	if (started_pid)
-		*started_pid = wait ? (int) pid : 0;
-	return true;
-}
-
-/*
- * QueryWorkerLimitReached tells whether a query of owner may not start a
- * worker now: streaming.max_workers query workers already run in all (or
- * streaming.max_workers_per_role of its owner's, unless the owner is a
- * superuser), counting `starting` more that were launched but are not yet
- * up.  If so, it returns the condition to show on the query, which waits.
- * Callers are in a transaction.
- */
-char *
-QueryWorkerLimitReached(Oid owner, int starting)
-{
-	int64		running;
-	int64		of_owner;
-	bool		isnull;
 	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1] = {ObjectIdGetDatum(owner)};
-	bool		per_role = streaming_max_workers_per_role > 0 && !superuser_arg(owner);
+	Datum		args[1] = {ObjectIdGetDatum(dboid)};
+	bool		isnull;
+	int64		n;
 
-	if (streaming_max_workers <= 0 && !per_role)
-		return NULL;
 	SPI_connect();
-	if (CatalogExecute("SELECT pg_catalog.count(*), "
-					   "pg_catalog.count(*) FILTER (WHERE usesysid OPERATOR(pg_catalog.=) $1) "
-					   "FROM pg_catalog.pg_stat_activity "
-					   "WHERE backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "'",
+	if (CatalogExecute("SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity "
+					   "WHERE backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "' "
+					   "AND ($1 OPERATOR(pg_catalog.=) 0 OR datid OPERATOR(pg_catalog.=) $1)",
 					   1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_stat_activity");
-	running = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	of_owner = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	n = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
-	if (streaming_max_workers > 0 && running + starting >= streaming_max_workers)
-		return psprintf("waiting for a worker: streaming.max_workers (%d) queries are running",
-						streaming_max_workers);
-	if (per_role && of_owner + starting >= streaming_max_workers_per_role)
-		return psprintf("waiting for a worker: streaming.max_workers_per_role (%d) queries of role \"%s\" are running",
-						streaming_max_workers_per_role, GetUserNameFromId(owner, false));
-	return NULL;
-}
-
-/*
- * exec_in_transaction runs one statement about a query's catalog row in a
- * transaction of its own; returns the number of rows it touched.
- */
-static uint64
-exec_in_transaction(const char *sql, const char *query, const char *text)
-{
-	Oid			argtypes[3] = {TEXTOID, INT4OID, TEXTOID};
-	Datum		args[3];
-	char		nulls[3] = {' ', ' ', ' '};
-	uint64		n;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	args[0] = CStringGetTextDatum(query);
-	args[1] = Int32GetDatum(MyProcPid);
-	args[2] = text ? CStringGetTextDatum(text) : (Datum) 0;
-	nulls[2] = text ? ' ' : 'n';
-	if (CatalogExecute(sql, 3, argtypes, args, nulls, false, 0) < 0)
-		elog(ERROR, "could not update the state of query \"%s\"", query);
-	n = SPI_processed;
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
 	return n;
 }
 
 /*
- * run_batch runs one micro-batch in its own transaction.  Returns whether
- * a batch ran; *enabled tells whether the query still exists and is
- * enabled.
+ * StartPoolWorkers starts the pool workers a database lacks for nqueries
+ * started queries: as many as there are queries, up to
+ * streaming.workers_per_database, as far as streaming.max_workers (all
+ * databases) and free background worker slots allow.  Returns NULL, or
+ * why a query of the database has no worker.  Callers are in a
+ * transaction.
+ */
+char *
+StartPoolWorkers(Oid dboid, int nqueries)
+{
+	int64		in_db = count_pool_workers(dboid);
+	int64		in_all = count_pool_workers(InvalidOid);
+	int64		wanted = Min(nqueries, streaming_workers_per_database) - in_db;
+	char	   *why = NULL;
+
+	if (nqueries <= 0)
+		return NULL;
+	if (wanted > streaming_max_workers - in_all)
+	{
+		wanted = streaming_max_workers - in_all;
+		if (in_db + Max(wanted, 0) == 0)
+			why = psprintf("waiting for a worker: streaming.max_workers (%d) pool workers run in other databases",
+						   streaming_max_workers);
+	}
+	for (int64 i = 0; i < wanted; i++)
+	{
+		BackgroundWorker worker;
+		BackgroundWorkerHandle *handle;
+
+		memset(&worker, 0, sizeof(worker));
+		worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+		worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+		worker.bgw_restart_time = BGW_NEVER_RESTART;
+		snprintf(worker.bgw_library_name, BGW_MAXLEN, "streaming");
+		snprintf(worker.bgw_function_name, BGW_MAXLEN, "StreamingPoolWorkerMain");
+		snprintf(worker.bgw_name, BGW_MAXLEN, "streaming worker");
+		snprintf(worker.bgw_type, BGW_MAXLEN, STREAMING_WORKER_TYPE);
+		worker.bgw_main_arg = ObjectIdGetDatum(dboid);
+		worker.bgw_notify_pid = 0;
+		if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+		{
+			if (in_db + i == 0)
+				why = pstrdup("waiting for a worker: no background worker slot is free (max_worker_processes)");
+			break;
+		}
+	}
+	return why;
+}
+
+/*
+ * exec_query_update runs one statement about a query's catalog row in a
+ * transaction of its own, if the row is still this worker's.
+ */
+static void
+exec_query_update(const char *set, PoolQuery *pq, const char *text)
+{
+	Oid			argtypes[3] = {INT4OID, INT4OID, TEXTOID};
+	Datum		args[3];
+	char		nulls[3] = {' ', ' ', ' '};
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	args[0] = Int32GetDatum(pq->id);
+	args[1] = Int32GetDatum(MyProcPid);
+	args[2] = text ? CStringGetTextDatum(text) : (Datum) 0;
+	nulls[2] = text ? ' ' : 'n';
+	if (CatalogExecute(psprintf("UPDATE streaming.queries SET %s WHERE id OPERATOR(pg_catalog.=) $1 "
+								"AND worker_pid OPERATOR(pg_catalog.=) $2", set),
+					   3, argtypes, args, nulls, false, 0) < 0)
+		elog(ERROR, "could not update the state of query \"%s\"", pq->name);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+}
+
+/* log lines of a batch name its query */
+static void
+batch_error_context(void *arg)
+{
+	if (batch_query != NULL)
+		errcontext("continuous query \"%s\"", batch_query);
+}
+
+/*
+ * discard_session_state drops what the owner's code may have left in the
+ * session, as DISCARD ALL does, so that the next batch — of another
+ * role's query, maybe — finds none of it: prepared statements, LISTEN
+ * registrations (which would fill the server's notification queue),
+ * session-level advisory locks, sequence values (lastval()).  Settings are
+ * undone by the batch's GUC nest level, and temporary objects cannot be
+ * made in a security-restricted operation.
+ */
+static void
+discard_session_state(void)
+{
+	DropAllPreparedStatements();
+	Async_UnlistenAll();
+	LockReleaseSession(USER_LOCKMETHOD);
+	ResetSequenceCaches();
+}
+
+/*
+ * query_is_mine tells whether a query is started and held by this worker;
+ * with lock, its row is locked as a batch locks it.
  */
 static bool
-run_batch(const char *name, bool *enabled, BatchResult *res)
+query_is_mine(PoolQuery *pq, bool lock)
 {
-	QueryDef   *q;
+	Oid			argtypes[2] = {INT4OID, INT4OID};
+	Datum		args[2] = {Int32GetDatum(pq->id), Int32GetDatum(MyProcPid)};
+	bool		mine;
+
+	SPI_connect();
+	if (CatalogExecute(lock ?
+					   "SELECT 1 FROM streaming.queries WHERE id OPERATOR(pg_catalog.=) $1 "
+					   "AND worker_pid OPERATOR(pg_catalog.=) $2 AND enabled FOR UPDATE" :
+					   "SELECT 1 FROM streaming.queries WHERE id OPERATOR(pg_catalog.=) $1 "
+					   "AND worker_pid OPERATOR(pg_catalog.=) $2 AND enabled",
+					   2, argtypes, args, NULL, !lock, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streaming.queries");
+	mine = SPI_processed == 1;
+	SPI_finish();
+	return mine;
+}
+
+/*
+ * run_batch runs one micro-batch of a held query in its own transaction,
+ * as the query's owner.  Returns whether a batch ran; *mine tells whether
+ * the query is still started and this worker's.
+ */
+static bool
+run_batch(PoolQuery *pq, bool *mine, BatchResult *res)
+{
 	bool		ran = false;
+	Oid			save_userid;
+	int			save_sec_context;
+	int			nestlevel;
+	ErrorContextCallback errcb;
 
 	memset(res, 0, sizeof(BatchResult));
 	res->t_start = GetCurrentTimestamp();
 	res->wake_fd = PGINVALID_SOCKET;
+	/* batch after batch: sources may keep what they read ahead */
+	BatchLive = !pq->once && !pq->available_now;
+	BatchAvailableNow = pq->available_now_at;
+
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "streaming micro-batch");
+	pgstat_report_activity(STATE_RUNNING, psprintf("streaming micro-batch: %s", pq->name));
+	batch_query = pq->name;
+	errcb.callback = batch_error_context;
+	errcb.arg = NULL;
+	errcb.previous = error_context_stack;
+	error_context_stack = &errcb;
+
+	/*
+	 * The owner's rights, security-restricted; its settings undone after.
+	 * session_user is the owner too, as in a session of the owner's: what
+	 * audit triggers record.
+	 */
+	SetSessionAuthorization(pq->owner, superuser_arg(pq->owner));
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	SetUserIdAndSecContext(pq->owner, save_sec_context |
+						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	nestlevel = NewGUCNestLevel();
 
 	/* after DROP EXTENSION the worker has nothing left to do */
-	q = OidIsValid(get_extension_oid("streaming", true)) ? QueryDefLoad(name, false, true) : NULL;
-	*enabled = q != NULL && q->enabled;
-	if (*enabled)
+	*mine = OidIsValid(get_extension_oid("streaming", true)) && query_is_mine(pq, false);
+	if (*mine)
 	{
-		/* before the batch writes or locks anything (a table source's slot) */
-		SourcePrepareQuery(q->name, q->id, q->plan->sources);
-		ran = RunMicroBatch(name, res);
+		QueryDef   *q = QueryDefLoad(pq->name, false, true);
+
+		*mine = q != NULL && q->id == pq->id;
+		if (*mine)
+		{
+			/* before the batch writes or locks anything (a table source's slot) */
+			SourcePrepareQuery(q->name, q->id, q->plan->sources);
+			/* still, under the row lock the batch holds: stop() waited for it */
+			*mine = query_is_mine(pq, true);
+		}
+		if (*mine)
+			ran = RunMicroBatch(pq->name, res);
 	}
 
+	/* as the owner, or not at all: a deferred trigger is refused here */
+	AfterTriggerFireDeferred();
+	/* nothing of the owner's session state is left for the next batch */
+	discard_session_state();
+	AtEOXact_GUC(false, nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
+	SetSessionAuthorization(worker_user, true);
+
+	error_context_stack = errcb.previous;
+	batch_query = NULL;
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -218,21 +336,7 @@ run_batch(const char *name, bool *enabled, BatchResult *res)
 }
 
 /*
- * trigger_interval_ms reads a trigger interval, in milliseconds.
- */
-static int64
-trigger_interval_ms(const char *trigger)
-{
-	Interval   *iv = DatumGetIntervalP(DirectFunctionCall3(interval_in,
-														   CStringGetDatum(trigger),
-														   ObjectIdGetDatum(InvalidOid),
-														   Int32GetDatum(-1)));
-
-	return (iv->time + (int64) iv->day * USECS_PER_DAY) / 1000;
-}
-
-/*
- * worker_sigterm is the SIGTERM handler of a query worker: it only sets
+ * worker_sigterm is the SIGTERM handler of a pool worker: it only sets
  * flags and the latch (the loop leaves between batches); a batch in
  * progress is cancelled at its next CHECK_FOR_INTERRUPTS.
  */
@@ -252,153 +356,386 @@ worker_sigterm(SIGNAL_ARGS)
 }
 
 /*
- * worker_stop ends the worker on SIGTERM with a LOG line naming its query;
- * the catalog row is left to whoever stopped it (stop() marks the query
- * stopped; at shutdown it stays enabled and starts again with the server).
+ * worker_sigint: a cancel (stop(), pg_cancel_backend) cancels the batch in
+ * progress; between batches there is nothing to cancel.
  */
 static void
-worker_stop(const char *query, bool cancelled)
+worker_sigint(SIGNAL_ARGS)
+{
+	if (in_batch)
+		StatementCancelHandler(postgres_signal_arg);
+}
+
+/*
+ * worker_exit lets go of the held queries, so that the other workers take
+ * them at once, and exits.  The catalog rows stay as they are otherwise:
+ * the queries stay started.
+ */
+static void
+worker_exit(const char *why, const char *cancelled)
 {
 	/* a cancel that came after the batch's last check has nothing to cancel */
 	QueryCancelPending = false;
-	ereport(LOG,
-			(errmsg("streaming query \"%s\": worker stopping on request", query),
-			 cancelled ? errdetail("The batch in progress was rolled back; its input is read again by the next run.") : 0));
+	if (why != NULL)
+		ereport(LOG,
+				(errmsg("streaming worker stopping %s", why),
+				 cancelled ? errdetail("The batch of continuous query \"%s\" in progress was rolled back; its input is read again by the next run.", cancelled) : 0));
+	SchedulerReleaseAll(held);
 	proc_exit(0);
 }
 
-/*
- * wait_until sleeps until the time until, or until fd (when valid) is
- * readable.  A latch wake-up (a signal, a configuration reload) is served
- * and the wait goes on: it must not start a batch before its time, which
- * is what made two batches of a 700 ms trigger start 19 ms apart.
- */
-static void
-wait_until(TimestampTz until, pgsocket fd)
+/* tells whether the extension is installed in the worker's database */
+static bool
+has_extension(void)
 {
-	for (;;)
-	{
-		long		ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
-		int			events = WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH;
-		int			rc;
+	bool		found;
 
-		if (ms <= 0)
-			return;
-		if (fd != PGINVALID_SOCKET)
-			events |= WL_SOCKET_READABLE;
-		rc = WaitLatchOrSocket(MyLatch, events, fd, ms, PG_WAIT_EXTENSION);
-		if (rc & WL_LATCH_SET)
+	StartTransactionCommand();
+	found = OidIsValid(get_extension_oid("streaming", true));
+	CommitTransactionCommand();
+	return found;
+}
+
+/*
+ * fail_query records a batch's error: a query that may succeed by trying
+ * again waits and tries again; any other error fails it.  Returns false
+ * when the query failed (and was let go of).
+ */
+static bool
+fail_query(PoolQuery *pq, ErrorData *edata)
+{
+	/*
+	 * A source that lost its connection (class 08), input that changed
+	 * under the batch, a deadlock or a serialization failure (class 40),
+	 * or a cancel (stop(), or pg_cancel_backend of the worker) is not a
+	 * reason to fail: nothing was committed, so run the batch again (after
+	 * a backoff but for a cancel).
+	 */
+	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+	{
+		/* by stop() (the query is let go of at the next look), or by hand */
+		pq->due = 0;
+		pq->wait_input = false;
+		return true;
+	}
+	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_CONNECTION_EXCEPTION ||
+		ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_TRANSACTION_ROLLBACK)
+	{
+		if (pq->condition)
+			pfree(pq->condition);
+		pq->condition = MemoryContextStrdup(TopMemoryContext, edata->message);
+		exec_query_update("condition = $3", pq, pq->condition);
+		pq->due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), pq->retry_ms);
+		pq->wait_input = false;
+		pq->retry_ms = Min(pq->retry_ms * 2, 30000);
+		return true;
+	}
+	exec_query_update("status = 'failed', worker_pid = NULL, condition = NULL, last_error = $3",
+					  pq, edata->message);
+	return false;
+}
+
+/*
+ * run_turn runs one batch of a held query and sets when it is due next.
+ * Returns false when the worker let go of the query.
+ */
+static bool
+run_turn(PoolQuery *pq, MemoryContext loopcxt)
+{
+	TimestampTz started = GetCurrentTimestamp();
+	BatchResult res;
+	volatile bool mine = true;
+	volatile bool ran = false;
+	MemoryContext old;
+
+	old = MemoryContextSwitchTo(loopcxt);
+	PG_TRY();
+	{
+		bool		m;
+
+		in_batch = true;
+		ran = run_batch(pq, &m, &res);
+		mine = m;
+		in_batch = false;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+		bool		keep;
+
+		in_batch = false;
+		/* the batch rolled back; record why, and stop this query only */
+		MemoryContextSwitchTo(loopcxt);
+		edata = CopyErrorData();
+		batch_query = NULL;
+		if (got_sigterm)
+		{
+			/* stopped: the cancel (or whatever failed meanwhile) is no failure */
+			if (edata->sqlerrcode != ERRCODE_QUERY_CANCELED)
+				EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			SetSessionAuthorization(worker_user, true);
+			worker_exit("on request", pq->name);
+		}
+		AbortCurrentTransaction();
+		SetSessionAuthorization(worker_user, true);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		/* DROP EXTENSION under the batch: not an error, the end */
+		if (!has_extension())
+		{
+			FlushErrorState();
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(loopcxt);
+			return false;
+		}
+		/* stop() cancels the batch of the query it stops: no error */
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
+			ereport(LOG,
+					(errmsg("streaming query \"%s\": the batch in progress was cancelled", pq->name),
+					 errdetail("It was rolled back; its input is read again by the next batch.")));
+		else
+			EmitErrorReport();
+		FlushErrorState();
+		/* what the sources kept may be what failed: start them afresh */
+		SourceForgetQuery(pq->name);
+		keep = fail_query(pq, edata);
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(loopcxt);
+		return keep;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(loopcxt);
+	if (!mine)
+		return false;
+	pq->retry_ms = 1000;
+
+	/* it got going: the next crash takes it again at once */
+	if (pq->first)
+	{
+		exec_query_update("restarts = 0", pq, NULL);
+		pq->first = false;
+	}
+	/* what the source waits for (a broker, a server), for the status view */
+	if ((SourceCondition == NULL) != (pq->condition == NULL) ||
+		(pq->condition != NULL && strcmp(pq->condition, SourceCondition) != 0))
+	{
+		if (pq->condition)
+			pfree(pq->condition);
+		pq->condition = SourceCondition ? MemoryContextStrdup(TopMemoryContext, SourceCondition) : NULL;
+		exec_query_update("condition = $3", pq, pq->condition);
+	}
+
+	if (pq->once || (pq->available_now && (!ran || res.endless)))
+	{
+		exec_query_update("status = 'finished', worker_pid = NULL, condition = NULL, enabled = false",
+						  pq, NULL);
+		return false;
+	}
+	pq->woken = false;
+	pq->wait_input = !ran && !pq->available_now;
+	pq->wake_fd = res.wake_fd;
+	pq->wake_at = res.wake_at;
+	pq->wake_drain = res.wake_drain;
+	if (pq->wait_input && pq->wake_at == 0 &&
+		(pq->interval_ms == 0 || res.wake_fd == PGINVALID_SOCKET))
+	{
+		/*
+		 * A source that cannot tell when input comes is looked at again
+		 * after streaming.idle_poll (or at the next interval trigger).
+		 */
+		if (pq->interval_ms == 0)
+			pq->wake_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), streaming_idle_poll);
+		else
+			pq->wait_input = false;
+	}
+
+	/*
+	 * The next trigger is one interval after this batch started, as its
+	 * progress row says: timed from anywhere earlier, a batch that was slow
+	 * to get going would be followed too soon.
+	 */
+	if (pq->interval_ms > 0)
+		pq->due = (ran ? res.t_start : started) + pq->interval_ms * 1000;
+	else
+		pq->due = 0;
+	return true;
+}
+
+/*
+ * wait_for_turn sleeps until a held query is ready, the latch is set, or
+ * until (at the latest).  A descriptor that became readable marks its
+ * queries woken.  Returns whether the latch was set.
+ */
+static bool
+wait_for_turn(TimestampTz until)
+{
+	bool		latch_set = false;
+	WaitEventSet *set;
+	WaitEvent	events[16];
+	int			nfds = 0;
+	ListCell   *lc;
+	long		ms;
+	int			n;
+	List	   *fds = NIL;
+
+	/* each descriptor once: queries may share one */
+	foreach(lc, held)
+	{
+		PoolQuery  *pq = lfirst(lc);
+
+		if (pq->wait_input && !pq->woken && pq->wake_fd != PGINVALID_SOCKET)
+			fds = list_append_unique_int(fds, pq->wake_fd);
+	}
+	nfds = list_length(fds);
+	ms = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), until);
+	if (ms <= 0 && nfds == 0)
+		return false;
+	set = CreateWaitEventSet(CurrentMemoryContext, nfds + 2);
+	AddWaitEventToSet(set, WL_LATCH_SET, PGINVALID_SOCKET, MyLatch, NULL);
+	AddWaitEventToSet(set, WL_EXIT_ON_PM_DEATH, PGINVALID_SOCKET, NULL, NULL);
+	foreach(lc, fds)
+		AddWaitEventToSet(set, WL_SOCKET_READABLE, lfirst_int(lc), NULL, NULL);
+	n = WaitEventSetWait(set, Max(ms, 0), events, lengthof(events), PG_WAIT_EXTENSION);
+	for (int i = 0; i < n; i++)
+	{
+		if (events[i].events & WL_LATCH_SET)
 		{
 			ResetLatch(MyLatch);
-			if (got_sigterm)
-				return;
-			CHECK_FOR_INTERRUPTS();
-			if (ConfigReloadPending)
+			latch_set = true;
+		}
+		if (events[i].events & WL_SOCKET_READABLE)
+		{
+			bool		drain = false;
+
+			/* every query waiting on this descriptor (a shared one) */
+			foreach(lc, held)
 			{
-				ConfigReloadPending = false;
-				ProcessConfigFile(PGC_SIGHUP);
+				PoolQuery  *pq = lfirst(lc);
+
+				if (pq->wait_input && pq->wake_fd == events[i].fd)
+				{
+					pq->woken = true;
+					drain |= pq->wake_drain;
+				}
+			}
+			/*
+			 * A shared descriptor (the file sources' directory watch) is
+			 * read empty here, once every query waiting on it is woken: a
+			 * query that is not waiting looks at its source at its next
+			 * batch anyway.
+			 */
+			if (drain)
+			{
+				char		buf[4096];
+
+				while (read(events[i].fd, buf, sizeof(buf)) > 0)
+					;
 			}
 		}
-		if (rc & WL_SOCKET_READABLE)
-			return;
 	}
+	FreeWaitEventSet(set);
+	list_free(fds);
+	return latch_set;
 }
 
 /*
- * wait_for_input sleeps while the source has nothing: until its descriptor
- * is readable or its wake-up time comes; a source that can tell neither is
- * looked at again after streaming.idle_poll, unless poll is false (an
- * interval trigger, whose own schedule does that).
+ * scan brings the held queries up to date with the catalog (scheduler.c);
+ * returns the number of started queries of the database, 0 if the
+ * extension is not (or no longer) installed.  A worker started once too
+ * often (start() and the launcher at once) exits at its first scan.
  */
-static void
-wait_for_input(BatchResult *res, bool poll)
+static int
+scan(Oid dboid, bool *first_scan)
 {
-	TimestampTz until = res->wake_at;
+	volatile int nqueries = 0;
 
-	if (until == 0)
+	if (*first_scan)
 	{
-		if (!poll && res->wake_fd == PGINVALID_SOCKET)
-			return;
-		until = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), streaming_idle_poll);
+		int64		in_db;
+		int64		in_all;
+
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		in_db = count_pool_workers(dboid);
+		in_all = count_pool_workers(InvalidOid);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		if (in_db > streaming_workers_per_database || in_all > streaming_max_workers)
+			worker_exit(NULL, NULL);
+		*first_scan = false;
 	}
-	wait_until(until, res->wake_fd);
+	PG_TRY();
+	{
+		int			n;
+
+		held = SchedulerScan(held, &n);
+		nqueries = n;
+		if (n < 0)
+		{
+			/* DROP EXTENSION: leave, unless just started by an uncommitted start() */
+			if (GetCurrentTimestamp() - MyStartTimestamp >= (TimestampTz) POOL_IDLE_EXIT_MS * 1000)
+				worker_exit(NULL, NULL);
+			nqueries = 0;
+		}
+	}
+	PG_CATCH();
+	{
+		/*
+		 * DROP EXTENSION under the scan: not an error, the end.  What the
+		 * scan left of the list is not to be trusted, nor used again.
+		 */
+		held = NIL;
+		AbortCurrentTransaction();
+		if (has_extension())
+			PG_RE_THROW();
+		FlushErrorState();
+		nqueries = 0;
+	}
+	PG_END_TRY();
+	return nqueries;
 }
 
 /*
- * StreamingQueryWorkerMain is the entry point of a query worker.
+ * StreamingPoolWorkerMain is the entry point of a pool worker.
  */
 void
-StreamingQueryWorkerMain(Datum main_arg)
+StreamingPoolWorkerMain(Datum main_arg)
 {
 	Oid			dboid = DatumGetObjectId(main_arg);
-	QueryWorkerArgs args;
-	char	   *trigger;
-	volatile int64 interval_ms = 0;
-	bool		once;
-	bool		available_now;
-	volatile bool first = true;
-	volatile long retry_ms = 1000;
-	char	   *volatile condition = NULL;
 	MemoryContext loopcxt;
-
-	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(args));
+	TimestampTz next_scan = 0;
+	TimestampTz idle_since = 0;
+	bool		first_scan = true;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, worker_sigterm);
+	pqsignal(SIGINT, worker_sigint);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(dboid, args.owner, 0);
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 
-	SetConfigOption("application_name", psprintf("streaming query %s", args.query),
-					PGC_USERSET, PGC_S_SESSION);
-	pgstat_report_appname(psprintf("streaming query %s", args.query));
+	worker_user = GetSessionUserId();
+	SetConfigOption("application_name", "streaming worker", PGC_USERSET, PGC_S_SESSION);
+	pgstat_report_appname("streaming worker");
+	/* nothing of the database's users is looked up outside a batch */
+	SetConfigOption("search_path", CATALOG_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION);
 	/* offsets and results share each commit, so a lost commit is replayed */
 	SetConfigOption("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION);
 
-	/* one worker per query: claim the query, only while it is enabled */
-	if (exec_in_transaction("UPDATE streaming.queries q SET status = 'running', worker_pid = $2, "
-							"last_error = NULL, condition = NULL, restart_at = NULL "
-							"WHERE name OPERATOR(pg_catalog.=) $1 AND enabled AND NOT EXISTS "
-							"(SELECT 1 FROM pg_catalog.pg_stat_activity a "
-							"WHERE a.pid OPERATOR(pg_catalog.=) q.worker_pid "
-							"AND a.pid OPERATOR(pg_catalog.<>) $2 "
-							"AND a.backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "') "
-							/* not while stop() or drop_query() is at it (StopQuery) */
-							"AND pg_catalog.pg_try_advisory_xact_lock(" CppAsString2(STREAMING_STOP_LOCK) ", q.id)",
-							args.query, NULL) != 1)
-		proc_exit(0);
-
-	/* the trigger, read once: a changed trigger takes a restart */
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	{
-		QueryDef   *q = QueryDefLoad(args.query, false, false);
-
-		trigger = MemoryContextStrdup(TopMemoryContext, q->trigger);
-	}
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	once = strcmp(trigger, "once") == 0;
-	available_now = strcmp(trigger, "available_now") == 0;
-	if (!once && !available_now)
-		interval_ms = trigger_interval_ms(trigger);
-	/* available_now: the input present now, however many batches it takes */
-	if (available_now)
-		BatchAvailableNow = GetCurrentTimestamp();
-	/* batch after batch: sources may keep what they read ahead */
-	BatchLive = !once && !available_now;
-
-	loopcxt = AllocSetContextCreate(TopMemoryContext, "streaming query worker",
+	loopcxt = AllocSetContextCreate(TopMemoryContext, "streaming pool worker",
 									ALLOCSET_DEFAULT_SIZES);
 	for (;;)
 	{
-		TimestampTz started = GetCurrentTimestamp();
-		bool		enabled = true;
-		BatchResult res;
-		volatile bool ran = false;
-		MemoryContext old;
+		TimestampTz now;
+		TimestampTz until;
+		PoolQuery  *next = NULL;
+		int			nheld;
 
 		if (got_sigterm)
-			worker_stop(args.query, false);
+			worker_exit("on request", NULL);
+		/* a cancel meant for a batch that has ended has nothing to cancel */
+		QueryCancelPending = false;
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
@@ -406,137 +743,150 @@ StreamingQueryWorkerMain(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		old = MemoryContextSwitchTo(loopcxt);
-		PG_TRY();
+		now = GetCurrentTimestamp();
+		if (now >= next_scan)
 		{
-			in_batch = true;
-			ran = run_batch(args.query, &enabled, &res);
-			in_batch = false;
-		}
-		PG_CATCH();
-		{
-			ErrorData  *edata;
+			int			nqueries = scan(dboid, &first_scan);
 
-			in_batch = false;
-			/* the batch rolled back; record why, and stop this query only */
-			MemoryContextSwitchTo(loopcxt);
-			edata = CopyErrorData();
-			/* stopped: the cancel (or whatever failed meanwhile) is no failure */
-			if (got_sigterm)
+			next_scan = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), POOL_SCAN_MS);
+			if (nqueries == 0)
 			{
-				if (edata->sqlerrcode != ERRCODE_QUERY_CANCELED)
-					EmitErrorReport();
-				FlushErrorState();
-				AbortCurrentTransaction();
-				worker_stop(args.query, true);
+				/*
+				 * None started (or the extension is gone): the worker stays
+				 * a while, as the start() that started it may not have
+				 * committed yet, and the next may come soon.
+				 */
+				if (idle_since == 0)
+					idle_since = now;
+				else if (now - idle_since >= (TimestampTz) POOL_IDLE_EXIT_MS * 1000)
+					worker_exit(NULL, NULL);
 			}
-			EmitErrorReport();
-			FlushErrorState();
-			AbortCurrentTransaction();
-			pgstat_report_activity(STATE_IDLE, NULL);
-			/*
-			 * A source that lost its connection (class 08), or input that
-			 * changed under the batch, a deadlock or a serialization failure
-			 * (class 40) is not a reason to fail: nothing was committed, so
-			 * wait and run the batch again.
-			 */
-			if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_CONNECTION_EXCEPTION ||
-				ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_TRANSACTION_ROLLBACK)
+			else
+				idle_since = 0;
+			turn = 0;
+		}
+
+		/* the next ready query, in turn after the last one that ran */
+		nheld = list_length(held);
+		now = GetCurrentTimestamp();
+		for (int i = 0; i < nheld; i++)
+		{
+			PoolQuery  *pq = list_nth(held, (turn + i) % nheld);
+
+			if (PoolQueryReady(pq, now))
 			{
-				SourceSetCondition("%s", edata->message);
-				condition = MemoryContextStrdup(TopMemoryContext, SourceCondition);
-				exec_in_transaction("UPDATE streaming.queries SET condition = $3 "
-									"WHERE " THIS_WORKER, args.query, condition);
-				SourceClearCondition();
-				MemoryContextReset(loopcxt);
-				wait_until(TimestampTzPlusMilliseconds(GetCurrentTimestamp(), retry_ms),
-						   PGINVALID_SOCKET);
-				retry_ms = Min(retry_ms * 2, 30000);
-				continue;
+				next = pq;
+				turn = (turn + i + 1) % nheld;
+				break;
 			}
-			exec_in_transaction("UPDATE streaming.queries SET status = 'failed', worker_pid = NULL, "
-								"condition = NULL, last_error = $3 WHERE " THIS_WORKER,
-								args.query, edata->message);
-			proc_exit(1);
 		}
-		PG_END_TRY();
-		if (got_sigterm)
-			worker_stop(args.query, false);
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(loopcxt);
-		retry_ms = 1000;
-
-		/* it got going: the next crash restarts it at once again */
-		if (first)
+		if (next != NULL)
 		{
-			exec_in_transaction("UPDATE streaming.queries SET restarts = 0 "
-								"WHERE " THIS_WORKER " AND restarts OPERATOR(pg_catalog.>) 0",
-								args.query, NULL);
-			first = false;
-		}
-		/* what the source waits for (a broker, a server), for the status view */
-		if ((SourceCondition == NULL) != (condition == NULL) ||
-			(condition != NULL && strcmp(condition, SourceCondition) != 0))
-		{
-			if (condition)
-				pfree(condition);
-			condition = SourceCondition ? MemoryContextStrdup(TopMemoryContext, SourceCondition) : NULL;
-			exec_in_transaction("UPDATE streaming.queries SET condition = $3 "
-								"WHERE " THIS_WORKER, args.query, condition);
-		}
-
-		if (!enabled)
-			break;
-		if (once || (available_now && (!ran || res.endless)))
-		{
-			exec_in_transaction("UPDATE streaming.queries SET status = 'finished', worker_pid = NULL, "
-								"condition = NULL, enabled = false WHERE " THIS_WORKER,
-								args.query, NULL);
-			break;
-		}
-		if (available_now)
+			if (!run_turn(next, loopcxt))
+			{
+				SchedulerForget(next);
+				held = list_delete_ptr(held, next);
+			}
 			continue;
-		if (interval_ms > 0)
-		{
-			/*
-			 * The next trigger is one interval after this batch started, as
-			 * its progress row says: timed from anywhere earlier, a batch
-			 * that was slow to get going would be followed too soon.  After
-			 * a trigger that found nothing, the worker then also waits for
-			 * the source.
-			 */
-			TimestampTz from = ran ? res.t_start : started;
-
-			wait_until(from + interval_ms * 1000, PGINVALID_SOCKET);
-			if (!ran)
-				wait_for_input(&res, false);
 		}
-		else if (!ran)
-			wait_for_input(&res, true);
+
+		/* nothing ready: sleep until one may be, or the next scan */
+		until = next_scan;
+		{
+			ListCell   *lc;
+
+			foreach(lc, held)
+			{
+				TimestampTz t = PoolQueryWakeTime((PoolQuery *) lfirst(lc));
+
+				if (t != 0 && t < until)
+					until = t;
+			}
+		}
+		/* a latch set by start() or stop(): look at the catalog now */
+		if (wait_for_turn(until))
+			next_scan = 0;
 	}
-	proc_exit(0);
 }
 
 /*
- * worker_pids lists the live workers of a query in this database: the one
- * whose pid is in the query's row (start() writes it, the worker claims
- * it), and any other still starting under the query's name.  The
- * application name alone does not do, as PostgreSQL cuts it at 63 bytes.
+ * StartQuery enables a query; a pool worker of the database takes it.
  */
-static List *
-worker_pids(const char *name)
+void
+StartQuery(const char *name)
+{
+	QueryDef   *q = QueryDefLoad(name, false, false);
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	int64		nqueries;
+	bool		isnull;
+	char	   *waiting;
+
+	QueryCheckOwner(q);
+	/* a query that cannot run is an error here, not a worker that fails */
+	QueryCheckRunnable(q);
+	SPI_connect();
+	if (CatalogExecute("UPDATE streaming.queries SET enabled = true, status = 'running', "
+					   "last_error = NULL, restart_at = NULL, condition = NULL "
+					   "WHERE name OPERATOR(pg_catalog.=) $1 AND NOT (enabled AND status OPERATOR(pg_catalog.=) 'running')",
+					   1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update streaming.queries");
+	if (CatalogExecute("SELECT pg_catalog.count(*) FROM streaming.queries "
+					   "WHERE enabled AND status OPERATOR(pg_catalog.<>) 'failed'",
+					   0, NULL, NULL, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streaming.queries");
+	nqueries = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+
+	waiting = StartPoolWorkers(MyDatabaseId, (int) nqueries);
+	if (waiting != NULL)
+	{
+		if (!streaming_preloaded)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("could not start continuous query \"%s\"", name),
+					 errdetail("%s.", waiting),
+					 errhint("Raise streaming.max_workers, or max_worker_processes.")));
+		SPI_connect();
+		if (CatalogExecute(psprintf("UPDATE streaming.queries SET condition = %s "
+									"WHERE name OPERATOR(pg_catalog.=) $1", quote_literal_cstr(waiting)),
+						   1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update streaming.queries");
+		SPI_finish();
+		ereport(NOTICE,
+				(errmsg("continuous query \"%s\" waits for a worker", name),
+				 errdetail("%s; the launcher starts one when it can.", waiting)));
+		return;
+	}
+	/* the workers look at once (they see the query when this commits) */
+	SchedulerWakeAtCommit(MyDatabaseId);
+	if (!streaming_preloaded)
+		ereport(NOTICE,
+				(errmsg("continuous query \"%s\" runs until the server restarts", name),
+				 errhint("Add streaming to shared_preload_libraries to start enabled queries at server start.")));
+}
+
+/*
+ * cancel_batch cancels a batch of the query that a pool worker is running
+ * now, as pg_cancel_backend would: it rolls back, losing nothing.  The
+ * caller owns the query, and the worker (a superuser's process) runs it
+ * for the caller; should the worker have gone on to another query's batch
+ * in the meantime, that batch is cancelled and run again at once.
+ */
+static void
+cancel_batch(const char *name)
 {
 	Oid			argtypes[2] = {OIDOID, TEXTOID};
-	Datum		args[2] = {ObjectIdGetDatum(MyDatabaseId), CStringGetTextDatum(name)};
+	Datum		args[2] = {ObjectIdGetDatum(MyDatabaseId),
+	CStringGetTextDatum(psprintf("streaming micro-batch: %s", name))};
 	List	   *pids = NIL;
+	ListCell   *lc;
 
 	SPI_connect();
-	if (CatalogExecute("SELECT a.pid FROM pg_catalog.pg_stat_activity a "
-					   "WHERE a.datid OPERATOR(pg_catalog.=) $1 "
-					   "AND a.backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "' "
-					   "AND (a.pid OPERATOR(pg_catalog.=) (SELECT q.worker_pid FROM streaming.queries q "
-					   "WHERE q.name OPERATOR(pg_catalog.=) $2) "
-					   "OR a.application_name OPERATOR(pg_catalog.=) ('streaming query ' OPERATOR(pg_catalog.||) $2))",
+	if (CatalogExecute("SELECT pid FROM pg_catalog.pg_stat_activity "
+					   "WHERE backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "' "
+					   "AND datid OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'active' "
+					   "AND query OPERATOR(pg_catalog.=) $2",
 					   2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_stat_activity");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -547,121 +897,56 @@ worker_pids(const char *name)
 															 SPI_tuptable->tupdesc, 1, &isnull)));
 	}
 	SPI_finish();
-	return pids;
-}
+	foreach(lc, pids)
+	{
+		PGPROC	   *proc = BackendPidGetProc(lfirst_int(lc));
 
-static void
-update_query(const char *sql, const char *name)
-{
-	Oid			argtypes[1] = {TEXTOID};
-	Datum		args[1] = {CStringGetTextDatum(name)};
-
-	SPI_connect();
-	if (CatalogExecute(sql, 1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not update streaming.queries");
-	SPI_finish();
+		if (proc != NULL && proc->databaseId == MyDatabaseId)
+			(void) kill(lfirst_int(lc), SIGINT);
+	}
 }
 
 /*
- * StartQuery enables a query and starts its worker now.
- */
-void
-StartQuery(const char *name)
-{
-	QueryDef   *q = QueryDefLoad(name, false, false);
-	char	   *waiting;
-	int			pid = 0;
-
-	QueryCheckOwner(q);
-	/* a query that cannot run is an error here, not a worker that fails */
-	QueryCheckRunnable(q);
-	update_query("UPDATE streaming.queries SET enabled = true, status = 'running', "
-				 "last_error = NULL WHERE name OPERATOR(pg_catalog.=) $1", name);
-	if (worker_pids(name) != NIL)
-		return;
-	if ((waiting = QueryWorkerLimitReached(q->owner, 0)) != NULL)
-	{
-		if (!streaming_preloaded)
-			ereport(ERROR,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("could not start continuous query \"%s\"", name),
-					 errdetail("%s.", waiting),
-					 errhint("Stop a query, or raise streaming.max_workers or streaming.max_workers_per_role.")));
-		/* not a crash: due now, so the launcher starts it once a worker stops */
-		update_query(psprintf("UPDATE streaming.queries SET restart_at = pg_catalog.now(), condition = %s "
-							  "WHERE name OPERATOR(pg_catalog.=) $1", quote_literal_cstr(waiting)), name);
-		ereport(NOTICE,
-				(errmsg("continuous query \"%s\" waits for a worker", name),
-				 errdetail("%s; the launcher starts it when one stops.", waiting)));
-		return;
-	}
-	if (!StartQueryWorker(MyDatabaseId, q->name, q->owner, true, &pid))
-		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start a worker for continuous query \"%s\"", name),
-				 errdetail("No background worker slot is free."),
-				 errhint("Raise max_worker_processes: each running query takes one slot, and the launcher one.")));
-	/* stop() finds it by this pid even before it has claimed the query */
-	{
-		Oid			argtypes[2] = {TEXTOID, INT4OID};
-		Datum		args[2] = {CStringGetTextDatum(name), Int32GetDatum(pid)};
-
-		SPI_connect();
-		if (CatalogExecute("UPDATE streaming.queries SET worker_pid = $2 "
-						   "WHERE name OPERATOR(pg_catalog.=) $1",
-						   2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "could not update streaming.queries");
-		SPI_finish();
-	}
-	if (!streaming_preloaded)
-		ereport(NOTICE,
-				(errmsg("continuous query \"%s\" runs until the server restarts", name),
-				 errhint("Add streaming to shared_preload_libraries to start enabled queries at server start.")));
-}
-
-/*
- * StopQuery ends a query's worker, waiting for it to exit, and disables
- * the query.
+ * StopQuery disables a query (with disable) and lets go of it: once this
+ * returns, no worker runs a batch of it until it is started again.  A
+ * batch in progress is cancelled, and waited for as it rolls back.
  */
 void
 StopQuery(const char *name, bool disable)
 {
 	QueryDef   *q = QueryDefLoad(name, false, false);
-	ListCell   *lc;
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
 
 	QueryCheckOwner(q);
 
 	/*
-	 * Until this transaction ends, no new worker claims the query: the
-	 * launcher sees a worker it stopped exit and would start another, which
-	 * could claim the query before this transaction disables it (and then
-	 * run a whole batch, which this transaction would wait for).
+	 * Until this transaction ends, no worker takes the query: the advisory
+	 * lock that every claim needs.  The row lock that a batch holds until
+	 * it ends makes the update below wait for the batch in progress, which
+	 * is cancelled first.
 	 */
 	(void) DirectFunctionCall2(pg_advisory_xact_lock_int4,
 							   Int32GetDatum(STREAMING_STOP_LOCK), Int32GetDatum(q->id));
-	foreach(lc, worker_pids(name))
-	{
-		int			pid = lfirst_int(lc);
-		bool		gone;
-
-		gone = DatumGetBool(DirectFunctionCall2(pg_terminate_backend,
-												Int32GetDatum(pid), Int64GetDatum(10000)));
-		if (!gone)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_IN_USE),
-					 errmsg("the worker of continuous query \"%s\" did not exit within 10 seconds", name)));
-	}
-	if (disable)
-		update_query("UPDATE streaming.queries SET enabled = false, status = 'stopped', restart_at = NULL, "
-					 "worker_pid = NULL, condition = NULL WHERE name OPERATOR(pg_catalog.=) $1", name);
+	cancel_batch(name);
+	SPI_connect();
+	if (CatalogExecute(disable ?
+					   "UPDATE streaming.queries SET enabled = false, status = 'stopped', restart_at = NULL, "
+					   "worker_pid = NULL, condition = NULL WHERE name OPERATOR(pg_catalog.=) $1" :
+					   "UPDATE streaming.queries SET worker_pid = NULL WHERE name OPERATOR(pg_catalog.=) $1",
+					   1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update streaming.queries");
+	SPI_finish();
+	/* the worker lets go of what it keeps for the query at once */
+	SchedulerWakeAtCommit(MyDatabaseId);
 }
 
 /*
- * StopDatabaseWorkers ends the query workers of a database that is about to
- * be dropped (DROP DATABASE refuses while other sessions are connected), as
- * far as the dropping role may: its own workers, or all with superuser or
- * pg_signal_backend.  The queries stay enabled: if the drop fails after
- * all, the launcher starts them again.
+ * StopDatabaseWorkers ends the pool workers of a database that is about to
+ * be dropped (DROP DATABASE refuses while other sessions are connected),
+ * if the dropping role may drop it: its owner, or a superuser.  The
+ * queries stay enabled: if the drop fails after all, the launcher starts
+ * the pool again.
  */
 void
 StopDatabaseWorkers(const char *dbname)
@@ -672,12 +957,13 @@ StopDatabaseWorkers(const char *dbname)
 	List	   *pids = NIL;
 	ListCell   *lc;
 
-	if (!OidIsValid(dboid) || dboid == MyDatabaseId)
+	if (!OidIsValid(dboid) || dboid == MyDatabaseId ||
+		!pg_database_ownercheck(dboid, GetUserId()))
 		return;
 	args[0] = ObjectIdGetDatum(dboid);
 	SPI_connect();
 	/* as the caller: the extension need not be installed in this database */
-	if (SPI_execute_with_args("SELECT pid, usesysid FROM pg_catalog.pg_stat_activity "
+	if (SPI_execute_with_args("SELECT pid FROM pg_catalog.pg_stat_activity "
 							  "WHERE datid OPERATOR(pg_catalog.=) $1 "
 							  "AND backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "'",
 							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
@@ -685,18 +971,21 @@ StopDatabaseWorkers(const char *dbname)
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		bool		isnull;
-		int			pid = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		Oid			role = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
 
-		if (!isnull && (has_privs_of_role(GetUserId(), role) ||
-						has_privs_of_role(GetUserId(), ROLE_PG_SIGNAL_BACKEND)))
-			pids = lappend_int(pids, pid);
+		pids = lappend_int(pids, DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+															 SPI_tuptable->tupdesc, 1, &isnull)));
 	}
 	SPI_finish();
 
+	/* the owner of the database ends its workers as the server would */
 	foreach(lc, pids)
-		(void) DirectFunctionCall2(pg_terminate_backend,
-								   Int32GetDatum(lfirst_int(lc)), Int64GetDatum(5000));
+	{
+		PGPROC	   *proc = BackendPidGetProc(lfirst_int(lc));
+
+		if (proc != NULL && proc->databaseId == dboid)
+			(void) kill(lfirst_int(lc), SIGTERM);
+	}
+	/* DROP DATABASE itself waits a few seconds for them to go */
 }
 
 /*
@@ -710,8 +999,8 @@ streaming_start(PG_FUNCTION_ARGS)
 }
 
 /*
- * streaming_stop implements streaming.stop(name): returns once the worker
- * has exited.
+ * streaming_stop implements streaming.stop(name): returns once no worker
+ * runs the query.
  */
 Datum
 streaming_stop(PG_FUNCTION_ARGS)

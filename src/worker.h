@@ -1,9 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * worker.h
- *	  Background processes: the launcher, which starts a query worker for
- *	  every enabled query of every database with the extension, and the
- *	  query workers, which run one continuous query each.
+ *	  Background processes: the launcher, which keeps a pool of workers in
+ *	  every database with started continuous queries, and the pool
+ *	  workers, which run the queries' batches.
  *
  *-------------------------------------------------------------------------
  */
@@ -12,23 +12,17 @@
 
 #include "postgres.h"
 
-/* the backend_type of query workers, as pg_stat_activity shows it */
-#define STREAMING_WORKER_TYPE "streaming query"
-#define STREAMING_LAUNCHER_TYPE "streaming launcher"
-
 extern int	streaming_launcher_naptime;
 extern int	streaming_idle_poll;
 extern int	streaming_max_workers;
-extern int	streaming_max_workers_per_role;
+extern int	streaming_workers_per_database;
 
 extern void StreamingRegisterLauncher(void);
-extern bool StartQueryWorker(Oid dboid, const char *query, Oid owner, bool wait,
-							 int *started_pid);
-extern char *QueryWorkerLimitReached(Oid owner, int starting);
+extern char *StartPoolWorkers(Oid dboid, int nqueries);
 
 PGDLLEXPORT void StreamingLauncherMain(Datum main_arg);
 PGDLLEXPORT void StreamingScannerMain(Datum main_arg);
-PGDLLEXPORT void StreamingQueryWorkerMain(Datum main_arg);
+PGDLLEXPORT void StreamingPoolWorkerMain(Datum main_arg);
 
 extern bool streaming_preloaded;
 extern void StartQuery(const char *name);

@@ -31,6 +31,7 @@
 #include "postgres.h"
 
 #include <fcntl.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 
 #include "access/xact.h"
@@ -545,6 +546,9 @@ file_unavailable(SourceBatch *batch, FileRetry *retry, const char *what, int err
 	SourceSetCondition("waiting for %s of file source \"%s\": %s", what, batch->name, why);
 	retry->next_attempt = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), retry->backoff_ms);
 	retry->backoff_ms = Min(retry->backoff_ms * 2, FILE_RETRY_MAX_MS);
+	/* a watched directory may wake the worker sooner; the retry is due then */
+	if (batch->wake_at == 0 || batch->wake_at > retry->next_attempt)
+		batch->wake_at = retry->next_attempt;
 }
 
 /* file_available: the source can be read again (after file_unavailable) */
@@ -560,6 +564,36 @@ file_available(SourceBatch *batch, FileRetry *retry)
 	retry->backoff_ms = FILE_RETRY_MIN_MS;
 	retry->next_attempt = 0;
 	SourceClearCondition();
+}
+
+/*
+ * The directories of the file sources that a pool worker's queries wait
+ * on are watched with one inotify instance per process (instances are few:
+ * 128 per OS user by default), so that a new or grown file wakes the
+ * worker at once and an idle query costs nothing.  The worker reads the
+ * instance empty when it wakes (SourceBatch.wake_drain).  Filesystems that
+ * report no changes (NFS) are looked at every FILE_WATCH_POLL_MS anyway.
+ */
+#define FILE_WATCH_POLL_MS 60000
+
+static int	watch_fd = -1;
+
+/* watch a directory; returns the descriptor to wait on, or -1 */
+static int
+watch_directory(const char *dirpath)
+{
+	if (watch_fd < 0)
+	{
+		watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+		if (watch_fd < 0)
+			return -1;
+	}
+	/* again each time: a directory that went and came back is a new one */
+	if (inotify_add_watch(watch_fd, dirpath,
+						  IN_CREATE | IN_MOVED_TO | IN_CLOSE_WRITE | IN_MODIFY |
+						  IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF) < 0)
+		return -1;
+	return watch_fd;
 }
 
 /*
@@ -602,8 +636,21 @@ file_plan_batch(SourceBatch *batch)
 	/* waiting for the directory or a file: not before the next attempt */
 	if (retry != NULL && retry->failing && GetCurrentTimestamp() < retry->next_attempt)
 	{
+		batch->wake_at = retry->next_attempt;
 		MemoryContextSwitchTo(old);
 		return false;
+	}
+	/* watched before it is listed: nothing that comes after goes unseen */
+	if (batch->live && IsBackgroundWorker)
+	{
+		int			fd = watch_directory(dirpath);
+
+		if (fd >= 0)
+		{
+			batch->wake_fd = fd;
+			batch->wake_drain = true;
+			batch->wake_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), FILE_WATCH_POLL_MS);
+		}
 	}
 	files = list_files(dirpath, latest_first, &dir_errno);
 	if (dir_errno != 0)

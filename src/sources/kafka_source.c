@@ -2084,6 +2084,26 @@ streaming_kafka_lag(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * kafka_forget closes the consumers this process keeps for a query (a
+ * pool worker lets go of it).
+ */
+static void
+kafka_forget(const char *query)
+{
+	ListCell   *lc;
+
+	foreach(lc, connections)
+	{
+		KafkaConn  *conn = lfirst(lc);
+
+		if (strcmp(conn->query, query) != 0)
+			continue;
+		kafka_conn_destroy(conn);
+		connections = foreach_delete_current(connections, lc);
+	}
+}
+
 const SourceRoutine KafkaSourceRoutine = {
 	.kind = "kafka",
 	.default_schema = kafka_default_schema,
@@ -2092,4 +2112,5 @@ const SourceRoutine KafkaSourceRoutine = {
 	.plan_batch = kafka_plan_batch,
 	.read_batch = kafka_read_batch,
 	.peek = kafka_peek,
+	.forget = kafka_forget,
 };

@@ -626,6 +626,34 @@ socket_peek(SourceBatch *batch, int64 max_rows)
 {
 }
 
+/*
+ * socket_forget closes the connections this process keeps for a query (a
+ * pool worker lets go of it); the lines it buffered and gave to no
+ * committed batch are read again from the server by whoever runs it next
+ * only if the server sends them again: as after a restart.
+ */
+static void
+socket_forget(const char *query)
+{
+	ListCell   *lc;
+
+	foreach(lc, connections)
+	{
+		SocketConn *conn = lfirst(lc);
+
+		if (strcmp(conn->query, query) != 0)
+			continue;
+		if (conn->fd != PGINVALID_SOCKET)
+			close(conn->fd);
+		MemoryContextDelete(conn->cxt);
+		pfree(conn->inbuf.data);
+		pfree(conn->partial.data);
+		pfree(conn->query);
+		pfree(conn);
+		connections = foreach_delete_current(connections, lc);
+	}
+}
+
 const SourceRoutine SocketSourceRoutine = {
 	.kind = "socket",
 	.default_schema = socket_default_schema,
@@ -634,4 +662,5 @@ const SourceRoutine SocketSourceRoutine = {
 	.plan_batch = socket_plan_batch,
 	.read_batch = socket_read_batch,
 	.peek = socket_peek,
+	.forget = socket_forget,
 };

@@ -1325,6 +1325,19 @@ table_read_batch(SourceBatch *batch, bool careful)
 	ExecDropSingleTupleTableSlot(slot);
 }
 
+/*
+ * table_forget: a pool worker lets go of a query.  This process holds at
+ * most one slot, and another worker may take the query now: the slot is
+ * released, whichever query's it is (the next batch of a query of this
+ * process acquires its slot again).
+ */
+static void
+table_forget(const char *query)
+{
+	if (MyReplicationSlot != NULL || reader != NULL)
+		release_slot();
+}
+
 const SourceRoutine TableSourceRoutine = {
 	.kind = "table",
 	.default_schema = table_default_schema,
@@ -1335,4 +1348,5 @@ const SourceRoutine TableSourceRoutine = {
 	.plan_batch = table_plan_batch,
 	.read_batch = table_read_batch,
 	.peek = NULL,
+	.forget = table_forget,
 };

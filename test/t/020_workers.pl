@@ -41,14 +41,14 @@ put('a', 'x,1', 'y,2', 'x,3');
 wait_for('SELECT string_agg(k || \'=\' || total, \',\' ORDER BY k) FROM totals', 'x=4,y=2',
 	'a created query processes input by itself');
 is(sql(q{SELECT backend_type, application_name FROM pg_stat_activity WHERE backend_type = 'streaming query'}),
-	'streaming query|streaming query totals', 'the worker shows up in pg_stat_activity');
+	'streaming query|streaming worker', 'a pool worker shows up in pg_stat_activity');
 is(sql(q{SELECT state, worker_pid IS NOT NULL FROM streaming.status WHERE name = 'totals'}), 'running|t',
 	'streaming.status shows it running');
 
-# stop: the worker is gone when stop() returns, and nothing more is read
+# stop: no worker holds the query when stop() returns, and nothing more is read
 sql(q{SELECT streaming.stop('totals')});
-is(sql(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'streaming query'}), '0',
-	'stop() returns once the worker has exited');
+is(sql(q{SELECT worker_pid IS NULL FROM streaming.queries WHERE name = 'totals'}), 't',
+	'stop() returns once no worker holds the query');
 my $batches = sql(q{SELECT last_batch_id FROM streaming.queries WHERE name = 'totals'});
 put('a', 'x,10', 'z,5');
 sleep 2;
@@ -79,7 +79,7 @@ for my $kill (1 .. 2)
 	my $pid = '';
 	for (1 .. 200)
 	{
-		$pid = sql(q{SELECT pid FROM pg_stat_activity WHERE application_name = 'streaming query slow_totals' AND state = 'active'});
+		$pid = sql(q{SELECT pid FROM pg_stat_activity WHERE query = 'streaming micro-batch: slow_totals' AND state = 'active'});
 		last if $pid ne '';
 		usleep(20_000);
 	}

@@ -1,7 +1,7 @@
-# The life of a query's worker, beyond 020: it runs as the query's owner, a
-# role without superuser who may run, stop and drop only their own queries;
-# stop() in the middle of a batch rolls that batch back and start() reads
-# it again, nothing lost or doubled; 'once' runs one batch over all the
+# The life of a query in the pool, beyond 020: its batches run as the
+# query's owner, a role without superuser who may run, stop and drop only
+# their own queries; stop() in the middle of a batch waits for it and
+# start() reads the rest, nothing lost or doubled; 'once' runs one batch over all the
 # input there is; an idle query waits on its latch instead of spinning;
 # SIGHUP reloads the settings of a running worker; a query whose batch
 # fails resumes, once fixed, with nothing lost; DROP DATABASE ends the
@@ -62,23 +62,30 @@ for my $f (1 .. 4)
 }
 as('alice', qq{
 	CREATE FUNCTION slow(int) RETURNS boolean LANGUAGE sql AS \$\$SELECT pg_sleep(0.004) IS NOT NULL\$\$;
+	CREATE FUNCTION slower(int) RETURNS boolean LANGUAGE sql AS \$\$SELECT pg_sleep(0.01) IS NOT NULL\$\$;
 	SELECT streaming.create_source('src_a', 'file', 'k text, v int',
 		'{"path": "$base/a", "format": "csv", "max_files_per_trigger": 1}');
 	SELECT streaming.create_query('totals',
-		'SELECT k, count(*) AS n, sum(v) AS total FROM src_a WHERE slow(v) GROUP BY k', output_mode => 'update');
+		'SELECT k, count(*) AS n, sum(v) AS total FROM src_a WHERE slower(v) GROUP BY k', output_mode => 'update');
+	SELECT streaming.create_query('whoami',
+		'SELECT k, current_user AS u, session_user AS s FROM src_a', trigger => 'once');
 });
 wait_for(q{SELECT last_batch_id >= 0 FROM streaming.queries WHERE name = 'totals'}, 't',
 	'a query of a role without superuser runs');
-is(sql(q{SELECT usename FROM pg_stat_activity WHERE application_name = 'streaming query totals'}), 'alice',
-	'its worker runs as the query\'s owner');
 is(sql(q{SELECT owner, c.relowner::regrole FROM streaming.queries q JOIN pg_class c ON c.oid = q.state_table
 	WHERE name = 'totals'}), 'alice|alice', 'the owner owns the state table in the streaming schema');
 
-# --- stop() in the middle of a batch: the batch rolls back, start() reads it again
-usleep(200_000);
+# --- stop() in the middle of a batch: it cancels the batch, start() reads the rest
+wait_for(q{SELECT count(*) FROM pg_stat_activity WHERE query = 'streaming micro-batch: totals'
+	AND state = 'active' AND wait_event = 'PgSleep'}, '1', 'a batch of the query is in progress');
 as('alice', q{SELECT streaming.stop('totals')});
-is(sql(q{SELECT count(*) FROM pg_stat_activity WHERE application_name = 'streaming query totals'}), '0',
-	'stop() in a batch returns once the worker has exited');
+is(sql(q{SELECT count(*) FROM pg_stat_activity WHERE query = 'streaming micro-batch: totals' AND state = 'active'})
+	. '|' . sql(q{SELECT worker_pid IS NULL FROM streaming.queries WHERE name = 'totals'}), '0|t',
+	'stop() in a batch returns once the batch has ended and no worker holds the query');
+my $stopped_at = sql(q{SELECT last_batch_id FROM streaming.queries WHERE name = 'totals'});
+usleep(1_500_000);
+is(sql(q{SELECT last_batch_id FROM streaming.queries WHERE name = 'totals'}), $stopped_at,
+	'and no batch runs after it');
 my $done = sql(q{SELECT last_batch_id FROM streaming.queries WHERE name = 'totals'}) + 1;
 ok($done >= 1 && $done < 4, "stopped after $done of 4 batches");
 is(sql(q{SELECT sum(n) || '/' || (SELECT count(*) FROM streaming.offsets WHERE query = 'totals')
@@ -90,6 +97,10 @@ is(sql(q{SELECT string_agg(k || '=' || n || '/' || total, ',' ORDER BY k) FROM a
 	'k0=200/15300,k1=200/14900,k2=200/15100', 'every row counted once');
 is(sql(q{SELECT count(*), min(batch_id), max(batch_id) FROM streaming.progress WHERE query = 'totals'}),
 	'4|0|3', 'four batches, one per file, none doubled');
+
+wait_for(q{SELECT status FROM streaming.queries WHERE name = 'whoami'}, 'finished', 'another query of hers runs');
+is(sql(q{SELECT string_agg(DISTINCT u || '|' || s, ',') FROM alice.whoami}), 'alice|alice',
+	'their batches run as the query\'s owner, current_user and session_user alike');
 
 # --- only the owner (or a member of the owner's role) manages a query
 like(fails_as('bob', q{SELECT streaming.stop('totals')}), qr/must be owner of continuous query "totals"/,
@@ -183,11 +194,11 @@ as('alice', qq{
 my $pid = '';
 for (1 .. 100)
 {
-	$pid = sql(q{SELECT pid FROM pg_stat_activity WHERE application_name = 'streaming query idle'});
+	$pid = sql(q{SELECT worker_pid FROM streaming.queries WHERE name = 'idle'});
 	last if $pid ne '';
 	usleep(100_000);
 }
-ok($pid ne '', 'the idle query has a worker');
+ok($pid ne '', 'a pool worker holds the idle query');
 sub cpu_ticks
 {
 	open my $fh, '<', "/proc/$_[0]/stat" or return -1;
@@ -198,7 +209,7 @@ sub cpu_ticks
 my $ticks = cpu_ticks($pid);
 sleep 3;
 my $used = cpu_ticks($pid) - $ticks;
-ok($used >= 0 && $used < 30, "an idle worker used $used CPU ticks in 3 seconds (a busy loop takes about 300)");
+ok($used >= 0 && $used < 30, "a worker of idle queries used $used CPU ticks in 3 seconds (a busy loop takes about 300)");
 is(sql(q{SELECT last_batch_id || '/' || (SELECT count(*) FROM streaming.progress WHERE query = 'idle')
 	FROM streaming.queries WHERE name = 'idle'}), '-1/0', 'and recorded no batch');
 put('c', 'p,1');
@@ -211,35 +222,39 @@ as('alice', q{
 		trigger => '100 ms');
 });
 wait_for(q{SELECT count(*) >= 8 FROM streaming.progress WHERE query = 'tick_count'}, 't', 'the rate query runs');
-my $worker = sql(q{SELECT pid FROM pg_stat_activity WHERE application_name = 'streaming query tick_count'});
+my $worker = sql(q{SELECT worker_pid FROM streaming.queries WHERE name = 'tick_count'});
 sql(q{ALTER SYSTEM SET streaming.progress_retention = 3; SELECT pg_reload_conf()});
 wait_for(q{SELECT count(*) FROM streaming.progress WHERE query = 'tick_count'}, '3',
 	'after a reload the worker keeps only streaming.progress_retention progress rows');
-is(sql(q{SELECT pid FROM pg_stat_activity WHERE application_name = 'streaming query tick_count'}), $worker,
+is(sql(q{SELECT worker_pid FROM streaming.queries WHERE name = 'tick_count'}), $worker,
 	'without a restart');
 is(sql(q{SELECT max(batch_id) - min(batch_id) FROM streaming.progress WHERE query = 'tick_count'}), '2',
 	'the three latest');
 
-# --- streaming.max_workers: a query over the limit waits, enabled, and
-# starts when a worker stops
+# --- streaming.max_workers: the pool workers of all databases; a database
+# that gets none waits, enabled, and starts when the limit allows
 my $running = sql(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'streaming query'});
 sql(qq{ALTER SYSTEM SET streaming.max_workers = $running; SELECT pg_reload_conf()});
 usleep(300_000);
-my ($ok_rc, $ok_out, $notice) = $node->psql('postgres', q{
+sql(q{CREATE DATABASE second_db});
+my ($ok_rc, $ok_out, $notice) = $node->psql('second_db', q{
+	CREATE EXTENSION streaming;
 	SELECT streaming.create_source('ticks2', 'rate', options => '{"rows_per_batch": 5}');
 	SELECT streaming.create_query('waiter', 'SELECT count(*) AS n FROM ticks2', output_mode => 'complete');
-}, extra_params => ['-U', 'alice']);
+});
 like($notice, qr/continuous query "waiter" waits for a worker/, 'create_query over the limit says the query waits');
-is(sql(q{SELECT state, condition FROM streaming.status WHERE name = 'waiter'}),
-	"starting|waiting for a worker: streaming.max_workers ($running) queries are running", 'and the status shows why');
+sub sql2 { return $node->safe_psql('second_db', $_[0]); }
+is(sql2(q{SELECT state, condition FROM streaming.status WHERE name = 'waiter'}),
+	"starting|waiting for a worker: streaming.max_workers ($running) pool workers run in other databases",
+	'and the status shows why');
 sleep 2;
-is(sql(q{SELECT state, restarts FROM streaming.status WHERE name = 'waiter'}), 'starting|0',
+is(sql2(q{SELECT state, restarts FROM streaming.status WHERE name = 'waiter'}), 'starting|0',
 	'it stays waiting, not counted as a crash');
-as('alice', q{SELECT streaming.stop('tick_count')});
-wait_for(q{SELECT state, condition IS NULL FROM streaming.status WHERE name = 'waiter'}, 'running|t',
-	'when a worker stops, the launcher starts it');
-wait_for(q{SELECT n > 0 FROM alice.waiter}, 't', 'and it runs');
 sql(q{ALTER SYSTEM RESET streaming.max_workers; SELECT pg_reload_conf()});
+wait_for(sub { sql2(q{SELECT state || '|' || coalesce(condition, '') FROM streaming.status WHERE name = 'waiter'}) },
+	'running|', 'when the limit allows, the launcher starts a worker for it');
+wait_for(sub { sql2(q{SELECT n > 0 FROM waiter}) }, 't', 'and it runs');
+sql2(q{SELECT streaming.stop('waiter')});
 
 # --- DROP DATABASE ends the workers of the database it drops
 sql(q{CREATE DATABASE doomed_db});

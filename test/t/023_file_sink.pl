@@ -54,7 +54,7 @@ for my $kill (1 .. 3)
 	my $pid = '';
 	for (1 .. 300)
 	{
-		$pid = sql(q{SELECT pid FROM pg_stat_activity WHERE application_name = 'streaming query copy' AND state = 'active'});
+		$pid = sql(q{SELECT pid FROM pg_stat_activity WHERE query = 'streaming micro-batch: copy' AND state = 'active'});
 		last if $pid ne '';
 		usleep(20_000);
 	}

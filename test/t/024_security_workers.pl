@@ -1,10 +1,11 @@
-# The security model where a worker or the launcher is involved: the
-# launcher's scanner, which runs as a superuser, computes nothing in SQL
-# that a role could redefine (alice plants operators and functions in
-# public and makes her worker restart until the backoff grows); a worker
-# runs the owner's code as the owner under the search_path pinned at
-# create_query; a query name longer than an application name still finds
-# its worker (status, stop(), start()); streaming.max_workers_per_role.
+# The security model where a pool worker or the launcher is involved: the
+# launcher's scanner and the pool workers, which run as a superuser,
+# compute nothing in SQL that a role could redefine (alice plants operators
+# and functions in public); a pool worker runs the owner's code as the
+# owner under the search_path pinned at create_query, security-restricted:
+# her code cannot end the worker that runs other roles' queries too, change
+# its role or leave settings behind for the next query's batch; a query
+# name longer than an application name is held and stopped like any other.
 use strict;
 use warnings;
 
@@ -21,7 +22,7 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'streaming'
 streaming.launcher_naptime = 1
 streaming.idle_poll = 100
-streaming.max_workers_per_role = 2
+streaming.workers_per_database = 1
 max_worker_processes = 16
 });
 $node->start;
@@ -103,30 +104,49 @@ wait_for(q{SELECT count(*) > 0 FROM alice_s.mine}, 't', 'alice\'s query runs in 
 is(sql(q{SELECT DISTINCT who FROM alice_s.mine}), 'alice / alice_s, public, pg_temp',
 	'the worker runs alice\'s code as alice, under the search_path pinned at create_query');
 
-# alice makes her worker die without a word as it starts, again and again
-# (her function ends its own backend): the scanner restarts it with a
-# growing backoff, computed in C since the scanner runs as a superuser
+# alice's code tries to end the pool worker, to become another role, and
+# to leave a setting behind for the next batch (of another role's query):
+# none of it works, and her query fails alone
 as('alice', q{
-	CREATE TABLE alice_s.crash (on_ boolean);
-	INSERT INTO alice_s.crash VALUES (true);
-	CREATE FUNCTION alice_s.maybe_die(bigint) RETURNS bigint LANGUAGE plpgsql AS $$
+	CREATE FUNCTION alice_s.try_die(bigint) RETURNS bigint LANGUAGE plpgsql AS $$
 	BEGIN
-	    IF (SELECT on_ FROM alice_s.crash) THEN
-	        PERFORM pg_terminate_backend(pg_backend_pid());
-	    END IF;
+	    PERFORM pg_terminate_backend(pg_backend_pid());
+	    RETURN $1;
+	END $$;
+	CREATE FUNCTION alice_s.try_role(bigint) RETURNS bigint LANGUAGE plpgsql AS $$
+	BEGIN
+	    EXECUTE 'SET ROLE postgres';
+	    RETURN $1;
+	END $$;
+	CREATE FUNCTION alice_s.try_setting(bigint) RETURNS bigint LANGUAGE plpgsql AS $$
+	BEGIN
+	    PERFORM set_config('timezone', 'Pacific/Kiritimati', false);
+	    PERFORM set_config('work_mem', '64kB', false);
 	    RETURN $1;
 	END $$;
 	SET search_path = alice_s, public;
-	SELECT streaming.create_query('crashy', 'SELECT maybe_die(value) AS v FROM ticks', trigger => '100 milliseconds');
+	SELECT streaming.create_query('crashy', 'SELECT try_die(value) AS v FROM ticks', trigger => '100 milliseconds');
+	SELECT streaming.create_query('climber', 'SELECT try_role(value) AS v FROM ticks', trigger => '100 milliseconds');
+	SELECT streaming.create_query('setter', 'SELECT try_setting(value) AS v FROM ticks', trigger => '100 milliseconds');
 });
-wait_for(q{SELECT restarts >= 4 FROM streaming.queries WHERE name = 'crashy'}, 't',
-	'the scanner restarts a worker that dies as it starts, four times and more');
-is(sql(q{SELECT restart_at - now() <= interval '8 seconds' FROM streaming.queries WHERE name = 'crashy'}), 't',
-	'with a backoff that has grown but stays bounded');
-as('alice', q{UPDATE alice_s.crash SET on_ = false});
-wait_for(q{SELECT restarts = 0 AND last_batch_id >= 0 FROM streaming.queries WHERE name = 'crashy'}, 't',
-	'once its worker gets going, the query runs and its restart count is reset');
-as('alice', q{SELECT streaming.drop_query('crashy')});
+wait_for(q{SELECT status FROM streaming.queries WHERE name = 'crashy'}, 'failed', 'a query that tries to end its worker fails');
+like(sql(q{SELECT last_error FROM streaming.queries WHERE name = 'crashy'}), qr/must be a superuser to terminate superuser process/,
+	'as her code may not end a process of another role');
+wait_for(q{SELECT status FROM streaming.queries WHERE name = 'climber'}, 'failed', 'a query that tries SET ROLE fails');
+like(sql(q{SELECT last_error FROM streaming.queries WHERE name = 'climber'}), qr/cannot set parameter "role" within security-(restricted operation|definer function)/,
+	'as the batch is security-restricted');
+wait_for(q{SELECT last_batch_id >= 3 FROM streaming.queries WHERE name = 'setter'}, 't', 'a query that sets settings runs');
+sql(q{CREATE FUNCTION public.settings(bigint) RETURNS text LANGUAGE sql AS
+	$$SELECT current_setting('timezone') || ' ' || current_setting('work_mem')$$});
+my $default_tz = sql(q{SHOW timezone});
+sql(q{SELECT streaming.create_query('observer', 'SELECT public.settings(value) AS s FROM alice_s.ticks', trigger => '100 milliseconds')});
+wait_for(q{SELECT count(*) >= 10 FROM observer}, 't', 'a superuser\'s query runs in the same pool');
+is(sql(q{SELECT string_agg(DISTINCT s, ',') FROM observer}), "$default_tz 4MB",
+	'and never sees a setting of alice\'s batches');
+is(sql(q{SELECT count(DISTINCT worker_pid) FROM streaming.queries WHERE name IN ('mine', 'setter', 'observer')}), '1',
+	'all three in the one pool worker of the database');
+as('alice', q{SELECT streaming.drop_query('crashy'); SELECT streaming.drop_query('climber'); SELECT streaming.drop_query('setter')});
+sql(q{SELECT streaming.drop_query('observer')});
 is(sql(q{SELECT rolsuper FROM pg_roles WHERE rolname = 'alice'}), 'f',
 	'alice is not a superuser: nothing of hers ran in the launcher or a worker');
 my $log = slurp_file($node->logfile);
@@ -140,32 +160,14 @@ as('alice', qq{
 });
 wait_for(qq{SELECT state, worker_pid IS NOT NULL FROM streaming.status WHERE name = '$long'}, 'running|t',
 	'a query with a 100-byte name shows as running, with its worker');
-my $lpid = sql(qq{SELECT worker_pid FROM streaming.status WHERE name = '$long'});
-
-# streaming.max_workers_per_role = 2: with 'mine' and the long one running,
-# alice's third query waits for a worker, and says why
-as('alice', q{
-	SET search_path = alice_s, public;
-	SELECT streaming.create_query('third', 'SELECT value FROM ticks', trigger => '100 milliseconds');
-});
-wait_for(q{SELECT condition FROM streaming.queries WHERE name = 'third'},
-	'waiting for a worker: streaming.max_workers_per_role (2) queries of role "alice" are running',
-	'a third query of the same role waits, and says why');
-is(sql(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'streaming query' AND usename = 'alice'}),
-	'2', 'alice runs two workers, her limit');
+wait_for(qq{SELECT count(*) > 0 FROM alice_s."$long"}, 't', 'and runs');
 
 as('alice', qq{SELECT streaming.stop('$long')});
-is(sql(qq{SELECT count(*) FROM pg_stat_activity WHERE pid = $lpid}), '0',
-	'stop() returns once the worker of the long-named query has exited');
-is(sql(qq{SELECT state FROM streaming.status WHERE name = '$long'}), 'stopped', 'and it shows as stopped');
-wait_for(q{SELECT state FROM streaming.status WHERE name = 'third'}, 'running',
-	'once one of hers stops, the waiting query starts');
+is(sql(qq{SELECT state, worker_pid IS NULL FROM streaming.status WHERE name = '$long'}), 'stopped|t',
+	'stop() returns once no worker holds it');
 as('alice', qq{SELECT streaming.start('$long')});
-wait_for(qq{SELECT state, worker_pid IS NOT NULL FROM streaming.status WHERE name = '$long'}, 'starting|f',
-	'started again beyond her limit, the long-named query waits');
-as('alice', q{SELECT streaming.stop('third')});
 wait_for(qq{SELECT state, worker_pid IS NOT NULL FROM streaming.status WHERE name = '$long'}, 'running|t',
-	'and runs when a worker of hers is free');
+	'start() has a worker take it again');
 
 $node->stop;
 done_testing();

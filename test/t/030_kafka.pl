@@ -279,7 +279,7 @@ for my $round (1 .. 3)
 	my $pid = '';
 	for (1 .. 300)
 	{
-		$pid = sql(q{SELECT pid FROM pg_stat_activity WHERE application_name = 'streaming query eo_totals' AND state = 'active'});
+		$pid = sql(q{SELECT pid FROM pg_stat_activity WHERE query = 'streaming micro-batch: eo_totals' AND state = 'active'});
 		last if $pid ne '';
 		usleep(20_000);
 	}

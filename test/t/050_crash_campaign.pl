@@ -261,7 +261,7 @@ sub active_worker
 {
 	my ($q) = @_;
 	return try_sql(qq{SELECT pid FROM pg_stat_activity
-	                   WHERE application_name = 'streaming query $q' AND state = 'active'}) // '';
+	                   WHERE query = 'streaming micro-batch: $q' AND state = 'active'}) // '';
 }
 
 # kill a query's worker once it is in a batch (or, if it stays idle for
@@ -281,7 +281,7 @@ sub kill_worker
 	if ($pid eq '')
 	{
 		$where = 'idle';
-		$pid = try_sql(qq{SELECT pid FROM pg_stat_activity WHERE application_name = 'streaming query $q'}) // '';
+		$pid = try_sql(qq{SELECT worker_pid FROM streaming.queries WHERE name = '$q'}) // '';
 	}
 	die "no worker of $q to kill" if $pid eq '';
 	usleep(int(rand(200_000)));

@@ -1,0 +1,504 @@
+/*-------------------------------------------------------------------------
+ *
+ * scheduler.c
+ *	  Which continuous queries a pool worker holds, and when each is due.
+ *
+ * Every started query of a database is held by one of the database's pool
+ * workers: its row in streaming.queries names the worker (worker_pid).  A
+ * worker scans the catalog every second and whenever its latch is set
+ * (start() sets it): it lets go of the queries that were stopped, dropped
+ * or failed, gives up what it holds beyond its fair share (the started
+ * queries divided by the live pool workers of the database, rounded up),
+ * and takes, up to that share, queries that no live worker holds: new
+ * ones, and those of a worker that exited or died.  A query stays with its
+ * worker while the balance holds, so that what its sources keep (a Kafka
+ * consumer, a slot) and its prepared statements are used again.
+ *
+ * A query whose worker died holding it (the catalog still says 'running')
+ * is counted as a restart: taken again at once the first time, then after
+ * a backoff that doubles from one second up to a minute while it keeps
+ * failing before it gets going (streaming.queries.restarts, restart_at);
+ * a query that crashes its worker thus cannot keep taking the others down
+ * with it.  The worker resets restarts after the query's first batch.
+ *
+ * Every claim and release is a conditional UPDATE that skips rows locked
+ * by a batch in progress elsewhere (a run() in a session), and a claim
+ * also needs the advisory lock that stop() and drop_query() hold.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/procarray.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+#include "scheduler.h"
+#include "source.h"
+#include "streaming.h"
+
+/* a live pool worker's pid (expr) */
+#define LIVE_WORKER(expr) \
+	"EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a " \
+	"WHERE a.pid OPERATOR(pg_catalog.=) " expr " " \
+	"AND a.backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "')"
+
+/* the row of query $1 unless a batch in progress has it locked */
+#define UNLOCKED_ROW \
+	"q.id OPERATOR(pg_catalog.=) (SELECT l.id FROM streaming.queries l " \
+	"WHERE l.id OPERATOR(pg_catalog.=) $1 FOR UPDATE SKIP LOCKED)"
+
+/*
+ * restart_delay is the backoff before a query whose worker died `restarts`
+ * times in a row without getting going is taken again: at once the first
+ * time, then 1, 2, 4, ... seconds, at most a minute.
+ */
+static TimestampTz
+restart_delay(int restarts)
+{
+	int			seconds = restarts <= 0 ? 0 : restarts > 7 ? 60 : Min(60, 1 << (restarts - 1));
+
+	return (TimestampTz) seconds * USECS_PER_SEC;
+}
+
+/*
+ * TriggerIntervalMs reads a trigger interval, in milliseconds.
+ */
+int64
+TriggerIntervalMs(const char *trigger)
+{
+	Interval   *iv = DatumGetIntervalP(DirectFunctionCall3(interval_in,
+														   CStringGetDatum(trigger),
+														   ObjectIdGetDatum(InvalidOid),
+														   Int32GetDatum(-1)));
+
+	return (iv->time + (int64) iv->day * USECS_PER_DAY) / 1000;
+}
+
+/* sets the schedule of a query from its trigger */
+static void
+set_trigger(PoolQuery *pq, const char *trigger)
+{
+	if (pq->trigger)
+		pfree(pq->trigger);
+	pq->trigger = MemoryContextStrdup(TopMemoryContext, trigger);
+	pq->once = strcmp(trigger, "once") == 0;
+	pq->available_now = strcmp(trigger, "available_now") == 0;
+	pq->interval_ms = pq->once || pq->available_now ? 0 : TriggerIntervalMs(trigger);
+	/* available_now: the input present now, however many batches it takes */
+	pq->available_now_at = pq->available_now ? GetCurrentTimestamp() : 0;
+	pq->due = 0;
+	pq->wait_input = false;
+	pq->woken = false;
+}
+
+static PoolQuery *
+pool_query_new(const char *name, int32 id, Oid owner, const char *trigger)
+{
+	PoolQuery  *pq = MemoryContextAllocZero(TopMemoryContext, sizeof(PoolQuery));
+
+	pq->name = MemoryContextStrdup(TopMemoryContext, name);
+	pq->id = id;
+	pq->owner = owner;
+	pq->wake_fd = PGINVALID_SOCKET;
+	pq->retry_ms = 1000;
+	pq->first = true;
+	pq->seen = true;
+	set_trigger(pq, trigger);
+	return pq;
+}
+
+/* the list of held queries lives as long as the worker */
+static List *
+hold(List *held, PoolQuery *pq)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	held = lappend(held, pq);
+	MemoryContextSwitchTo(old);
+	return held;
+}
+
+/*
+ * SchedulerForget lets go of a query: what its sources keep in this
+ * process is closed.
+ */
+void
+SchedulerForget(PoolQuery *pq)
+{
+	SourceForgetQuery(pq->name);
+	pfree(pq->name);
+	pfree(pq->trigger);
+	if (pq->condition)
+		pfree(pq->condition);
+	pfree(pq);
+}
+
+static uint64
+exec_update(const char *sql, int nargs, Oid *argtypes, Datum *args)
+{
+	if (CatalogExecute(sql, nargs, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update streaming.queries");
+	return SPI_processed;
+}
+
+/*
+ * busiest_other: the most queries that another worker holds, in the rows
+ * of SchedulerScan's catalog query (worker_pid in column 10).
+ */
+static int
+busiest_other(SPITupleTable *tab, uint64 nrows)
+{
+	List	   *pids = NIL;
+	List	   *counts = NIL;
+	int			most = 0;
+
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		bool		isnull;
+		int			pid = DatumGetInt32(SPI_getbinval(tab->vals[i], tab->tupdesc, 10, &isnull));
+		ListCell   *lp;
+		ListCell   *lc;
+		bool		found = false;
+
+		if (isnull || pid == MyProcPid)
+			continue;
+		forboth(lp, pids, lc, counts)
+		{
+			if (lfirst_int(lp) == pid)
+			{
+				lfirst_int(lc)++;
+				most = Max(most, lfirst_int(lc));
+				found = true;
+			}
+		}
+		if (!found)
+		{
+			pids = lappend_int(pids, pid);
+			counts = lappend_int(counts, 1);
+			most = Max(most, 1);
+		}
+	}
+	return most;
+}
+
+/*
+ * SchedulerScan brings the queries a worker holds up to date with the
+ * catalog, in a transaction of its own; it returns the new list, and the
+ * number of started queries of the database in *nqueries (-1 when the
+ * extension is not installed: the list is returned as it was).
+ */
+List *
+SchedulerScan(List *held, int *nqueries)
+{
+	Oid			argtypes[4] = {INT4OID, INT4OID, TIMESTAMPTZOID, INT4OID};
+	Datum		args[4];
+	SPITupleTable *tab;
+	uint64		nrows;
+	int64		nworkers;
+	int			share;
+	int			nheld;
+	bool		released = false;
+	bool		isnull;
+	TimestampTz now;
+	ListCell   *lc;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "streaming worker: scanning for queries");
+	now = GetCurrentTransactionStartTimestamp();
+	if (!OidIsValid(get_extension_oid("streaming", true)))
+	{
+		*nqueries = -1;
+		PopActiveSnapshot();
+		SPI_finish();
+		CommitTransactionCommand();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return held;
+	}
+
+	args[0] = ObjectIdGetDatum(MyDatabaseId);
+	if (CatalogExecute("SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity "
+					   "WHERE datid OPERATOR(pg_catalog.=) $1 "
+					   "AND backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "'",
+					   1, (Oid[]) {OIDOID}, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_stat_activity");
+	nworkers = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	nworkers = Max(nworkers, 1);
+
+	args[0] = Int32GetDatum(MyProcPid);
+	if (CatalogExecute("SELECT q.name, q.id, q.owner::pg_catalog.oid, q.trigger, "
+					   "q.worker_pid OPERATOR(pg_catalog.=) $1, "
+					   "q.worker_pid IS NOT NULL AND q.worker_pid OPERATOR(pg_catalog.<>) $1 "
+					   "AND NOT " LIVE_WORKER("q.worker_pid") ", "
+					   "q.worker_pid IS NULL OR (q.worker_pid OPERATOR(pg_catalog.<>) $1 "
+					   "AND NOT " LIVE_WORKER("q.worker_pid") "), "
+					   "q.restarts, q.restart_at, q.worker_pid "
+					   "FROM streaming.queries q "
+					   "WHERE q.enabled AND q.status OPERATOR(pg_catalog.<>) 'failed' ORDER BY q.id",
+					   1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streaming.queries");
+	tab = SPI_tuptable;
+	nrows = SPI_processed;
+	*nqueries = (int) nrows;
+
+	/* what this worker holds, as the catalog says */
+	foreach(lc, held)
+		((PoolQuery *) lfirst(lc))->seen = false;
+	for (uint64 i = 0; i < nrows; i++)
+	{
+		char	   *name = SPI_getvalue(tab->vals[i], tab->tupdesc, 1);
+		int32		id = DatumGetInt32(SPI_getbinval(tab->vals[i], tab->tupdesc, 2, &isnull));
+		char	   *trigger = SPI_getvalue(tab->vals[i], tab->tupdesc, 4);
+		PoolQuery  *found = NULL;
+
+		if (!DatumGetBool(SPI_getbinval(tab->vals[i], tab->tupdesc, 5, &isnull)) || isnull)
+			continue;
+		foreach(lc, held)
+		{
+			PoolQuery  *pq = lfirst(lc);
+
+			if (pq->id == id && strcmp(pq->name, name) == 0)
+				found = pq;
+		}
+		if (found == NULL)
+			held = hold(held, pool_query_new(name, id,
+											 DatumGetObjectId(SPI_getbinval(tab->vals[i], tab->tupdesc, 3, &isnull)),
+											 trigger));
+		else
+		{
+			found->seen = true;
+			/* alter_query changed the trigger: the new one from now */
+			if (strcmp(found->trigger, trigger) != 0)
+				set_trigger(found, trigger);
+		}
+	}
+	/* stopped, dropped, failed, or taken over: let go */
+	foreach(lc, held)
+	{
+		PoolQuery  *pq = lfirst(lc);
+
+		if (!pq->seen)
+		{
+			SchedulerForget(pq);
+			held = foreach_delete_current(held, lc);
+		}
+	}
+
+	/* the fair share: give up what is beyond it, take up to it */
+	share = (int) ((nrows + nworkers - 1) / nworkers);
+	nheld = list_length(held);
+	while (nheld > share)
+	{
+		PoolQuery  *pq = llast(held);
+
+		args[0] = Int32GetDatum(pq->id);
+		args[1] = Int32GetDatum(MyProcPid);
+		if (exec_update("UPDATE streaming.queries q SET worker_pid = NULL "
+						"WHERE " UNLOCKED_ROW " AND q.worker_pid OPERATOR(pg_catalog.=) $2",
+						2, argtypes, args) == 0)
+			break;				/* a run() has it; another time */
+		SchedulerForget(pq);
+		held = list_delete_last(held);
+		nheld--;
+		released = true;
+	}
+	for (uint64 i = 0; i < nrows && nheld < share; i++)
+	{
+		char	   *name = SPI_getvalue(tab->vals[i], tab->tupdesc, 1);
+		int32		id = DatumGetInt32(SPI_getbinval(tab->vals[i], tab->tupdesc, 2, &isnull));
+		bool		died = DatumGetBool(SPI_getbinval(tab->vals[i], tab->tupdesc, 6, &isnull));
+		bool		unheld = DatumGetBool(SPI_getbinval(tab->vals[i], tab->tupdesc, 7, &isnull));
+		int			restarts = DatumGetInt32(SPI_getbinval(tab->vals[i], tab->tupdesc, 8, &isnull));
+		Datum		restart_at = SPI_getbinval(tab->vals[i], tab->tupdesc, 9, &isnull);
+		TimestampTz due = isnull ? 0 : DatumGetTimestampTz(restart_at);
+		Datum		dead_pid = SPI_getbinval(tab->vals[i], tab->tupdesc, 10, &isnull);
+
+		CHECK_FOR_INTERRUPTS();
+		if (!unheld)
+			continue;
+
+		/*
+		 * Its worker died holding it, without saying so (a crash, or the
+		 * server went down): a restart, counted once, by whoever sees it
+		 * first.
+		 */
+		if (died)
+		{
+			args[0] = Int32GetDatum(id);
+			args[1] = Int32GetDatum(restarts + 1);
+			args[2] = TimestampTzGetDatum(now + restart_delay(restarts));
+			args[3] = dead_pid;
+			if (exec_update("UPDATE streaming.queries q SET restarts = $2, restart_at = $3, worker_pid = NULL "
+							"WHERE " UNLOCKED_ROW " AND q.worker_pid OPERATOR(pg_catalog.=) $4",
+							4, argtypes, args) == 0)
+				continue;
+			due = DatumGetTimestampTz(args[2]);
+		}
+		if (due > now)
+			continue;
+		args[0] = Int32GetDatum(id);
+		args[1] = Int32GetDatum(MyProcPid);
+		if (exec_update("UPDATE streaming.queries q SET worker_pid = $2, status = 'running', "
+						"last_error = NULL, condition = NULL, restart_at = NULL "
+						"WHERE " UNLOCKED_ROW " AND q.enabled "
+						"AND q.status OPERATOR(pg_catalog.<>) 'failed' "
+						"AND (q.worker_pid IS NULL OR NOT " LIVE_WORKER("q.worker_pid") ") "
+						/* not while stop() or drop_query() is at it */
+						"AND pg_catalog.pg_try_advisory_xact_lock(" CppAsString2(STREAMING_STOP_LOCK) ", q.id)",
+						2, argtypes, args) != 1)
+			continue;
+		held = hold(held, pool_query_new(name, id,
+										 DatumGetObjectId(SPI_getbinval(tab->vals[i], tab->tupdesc, 3, &isnull)),
+										 SPI_getvalue(tab->vals[i], tab->tupdesc, 4)));
+		nheld++;
+	}
+
+	/*
+	 * Given up queries are for the others to take now; short of its share,
+	 * the worker has the others give up what they hold beyond theirs (a
+	 * worker that has just started).
+	 */
+	if (released || (nheld < share && busiest_other(tab, nrows) > share))
+		SchedulerWakeAtCommit(MyDatabaseId);
+
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return held;
+}
+
+/* pool workers to wake when the transaction that started a query commits */
+static List *wake_at_commit = NIL;
+static bool wake_callback_registered = false;
+
+static void
+wake_at_commit_callback(XactEvent event, void *arg)
+{
+	ListCell   *lc;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	if (event == XACT_EVENT_COMMIT)
+		foreach(lc, wake_at_commit)
+		{
+			PGPROC	   *proc = BackendPidGetProc(lfirst_int(lc));
+
+			if (proc != NULL)
+				SetLatch(&proc->procLatch);
+		}
+	list_free(wake_at_commit);
+	wake_at_commit = NIL;
+}
+
+/*
+ * SchedulerWakeAtCommit has the latches of a database's pool workers set when
+ * the transaction commits: they look at the catalog at once, and see what
+ * start() or stop() changed.
+ */
+void
+SchedulerWakeAtCommit(Oid dboid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(dboid)};
+
+	if (!wake_callback_registered)
+	{
+		RegisterXactCallback(wake_at_commit_callback, NULL);
+		wake_callback_registered = true;
+	}
+	SPI_connect();
+	if (CatalogExecute("SELECT pid FROM pg_catalog.pg_stat_activity "
+					   "WHERE backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "' "
+					   "AND datid OPERATOR(pg_catalog.=) $1 AND pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()",
+					   1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_stat_activity");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		wake_at_commit = lappend_int(wake_at_commit,
+									 DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+																 SPI_tuptable->tupdesc, 1, &isnull)));
+		MemoryContextSwitchTo(old);
+	}
+	SPI_finish();
+}
+
+/*
+ * SchedulerReleaseAll gives up every query a worker holds as it exits, so
+ * that the other workers take them at once, without counting a restart.
+ * Called outside a transaction; an error here is only logged.
+ */
+void
+SchedulerReleaseAll(List *held)
+{
+	if (held == NIL)
+		return;
+	PG_TRY();
+	{
+		Oid			argtypes[1] = {INT4OID};
+		Datum		args[1] = {Int32GetDatum(MyProcPid)};
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		(void) exec_update("UPDATE streaming.queries SET worker_pid = NULL "
+						   "WHERE worker_pid OPERATOR(pg_catalog.=) $1", 1, argtypes, args);
+		/* the other workers take them at once, when this commits */
+		SchedulerWakeAtCommit(MyDatabaseId);
+		PopActiveSnapshot();
+		SPI_finish();
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * PoolQueryReady tells whether a held query may run a batch now: its
+ * trigger is due and, if its last look found nothing, its source may have
+ * something (its descriptor became readable, or its time came).
+ */
+bool
+PoolQueryReady(PoolQuery *pq, TimestampTz now)
+{
+	if (now < pq->due)
+		return false;
+	if (!pq->wait_input)
+		return true;
+	return pq->woken || (pq->wake_at != 0 && now >= pq->wake_at);
+}
+
+/*
+ * PoolQueryWakeTime is the time at which a query becomes ready unless its
+ * descriptor wakes it first; 0 when only its descriptor can.
+ */
+TimestampTz
+PoolQueryWakeTime(PoolQuery *pq)
+{
+	if (!pq->wait_input)
+		return pq->due;
+	if (pq->wake_at == 0)
+		return 0;
+	return Max(pq->due, pq->wake_at);
+}

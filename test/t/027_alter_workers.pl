@@ -2,9 +2,11 @@
 # a new trigger restarts the worker, which goes on without losing or
 # repeating input; reset rebuilds the result from the source's files while
 # the worker runs; a worker's failure enters streaming.errors and the
-# status view (failed_at, totals, activity).
+# status view (failed_at, totals, activity).  And the README's walk-through
+# of repairing a watermark, run block by block as written.
 use strict;
 use warnings;
+use IPC::Run;
 
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
@@ -97,6 +99,48 @@ sql(q{SELECT streaming.alter_query('per_k', on_error => 'dead_letter')});
 sql(q{SELECT streaming.start('per_k')});
 put('2,7');
 wait_for($result, expected(), 'after start() the query goes on');
+
+# ------------------------------------------------------------------------
+# "Repairing a watermark" in README.md: every block, in order, as written;
+# a block whose comment shows rows must return them
+# ------------------------------------------------------------------------
+my $readme = slurp_file("$ENV{REPO_ROOT}/README.md");
+my ($section) = $readme =~ /^### Repairing a watermark\n(.*?)^### /ms;
+ok(defined $section, 'the README has its walk-through of repairing a watermark');
+my @blocks;
+while ($section =~ /^```(sh|sql)\n(.*?)^```$/gms)
+{
+	push @blocks, [ $1, $2 ];
+}
+is(scalar(@blocks), 8, 'the walk-through has eight blocks');
+my $shown = 0;
+for my $i (0 .. $#blocks)
+{
+	my ($lang, $text) = @{ $blocks[$i] };
+	if ($lang eq 'sh')
+	{
+		my ($stdout, $stderr);
+		my $ok = IPC::Run::run([ 'bash', '-e', '-c', $text ], '>', \$stdout, '2>', \$stderr);
+		ok($ok, "walk-through block $i (sh) runs") or diag($stderr);
+		next;
+	}
+	my @rows;
+	for my $line (split /\n/, $text)
+	{
+		next unless $line =~ /^--\s+(\S+)\s+\|\s+(\S+)\s+\|\s+(\S+)\s*$/;
+		next if $1 eq 'w';
+		push @rows, "$1|$2|$3";
+	}
+	my ($rc, $stdout, $stderr) = $node->psql('postgres', $text,
+		on_error_stop => 1, extra_params => [ '-A', '-t' ]);
+	is($rc, 0, "walk-through block $i (sql) runs without an error") or diag($stderr);
+	next unless @rows;
+	my @out = split /\n/, $stdout;
+	is(join("\n", @out[ -@rows .. -1 ]), join("\n", @rows), "block $i returns the rows the README shows");
+	$shown++;
+}
+is($shown, 2, 'two blocks show their result');
+system('rm', '-rf', '/tmp/readings');
 
 $node->stop;
 done_testing();

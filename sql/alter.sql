@@ -171,6 +171,39 @@ SELECT count(*), (array_agg(message ORDER BY id))[1] AS oldest, max(id) - min(id
   FROM streaming.errors WHERE query = 'upd';
 SELECT count(*) FROM streaming.errors WHERE query = 'win';
 
+-- deduplication and session windows: what the watermark closed stays
+-- closed when it is moved back (a forgotten key, a written session)
+COPY (SELECT 1) TO PROGRAM 'mkdir -p /tmp/streaming_regress/alter/dd';
+SELECT streaming.create_source('dd', 'file', 'k int, ts timestamptz, v int',
+         '{"path": "/tmp/streaming_regress/alter/dd", "format": "csv"}');
+SELECT streaming.create_query('seen', 'SELECT DISTINCT ON (k, ts) k, ts, v FROM dd',
+         event_time => 'ts', watermark => '1 minute');
+SELECT streaming.create_query('sess',
+         $$SELECT k, streaming.session_window(ts, '5 minutes') AS s, count(*) AS n FROM dd GROUP BY 1, 2$$,
+         output_mode => 'append', event_time => 'ts', watermark => '1 minute');
+COPY (VALUES (1, '2024-01-01 10:00:00+00', 1), (1, '2024-01-01 10:02:00+00', 2), (2, '2024-01-01 10:10:00+00', 3))
+  TO '/tmp/streaming_regress/alter/dd/1.csv' WITH (FORMAT csv);
+SELECT streaming.run('seen'), streaming.run('sess');
+SELECT name, watermark, closed_until FROM streaming.queries WHERE name IN ('seen', 'sess') ORDER BY name;
+SELECT streaming.alter_query('seen', watermark_at => '2024-01-01 10:00:00+00');
+SELECT streaming.alter_query('sess', watermark_at => '2024-01-01 10:00:00+00');
+-- 10:02 of key 1 again: forgotten by the deduplication, and in the written
+-- session of key 1, so late for both; 10:05 is a new key, but would join
+-- the written session
+COPY (VALUES (1, '2024-01-01 10:02:00+00', 2), (1, '2024-01-01 10:05:00+00', 5), (2, '2024-01-01 10:11:00+00', 6))
+  TO '/tmp/streaming_regress/alter/dd/2.csv' WITH (FORMAT csv);
+SELECT streaming.run('seen'), streaming.run('sess');
+COPY (VALUES (3, '2024-01-01 10:30:00+00', 7))
+  TO '/tmp/streaming_regress/alter/dd/3.csv' WITH (FORMAT csv);
+SELECT streaming.run('seen'), streaming.run('sess');
+SELECT k, ts, v FROM seen ORDER BY ts, k;
+SELECT k, lower(s), upper(s), n FROM sess ORDER BY k, lower(s);
+SELECT query, batch_id, input_rows, state_rows_dropped_by_watermark AS late
+  FROM streaming.progress WHERE query IN ('seen', 'sess') ORDER BY query, batch_id;
+SELECT streaming.drop_query('seen');
+SELECT streaming.drop_query('sess');
+SELECT streaming.drop_source('dd');
+
 SELECT streaming.drop_query('win');
 SELECT streaming.drop_query('upd');
 SELECT streaming.drop_query('plain');

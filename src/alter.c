@@ -88,10 +88,18 @@ QueryAlterCheck(QueryDef *q, const char *trigger, Interval *watermark,
 							   timestamptz_text(q->watermark)),
 					 errhint("Give a time at or before the current watermark.")));
 		if (notice && q->closed_valid && *watermark_at < q->closed_until)
-			ereport(NOTICE,
-					(errmsg("windows of continuous query \"%s\" that end at or before %s stay closed",
-							q->name, timestamptz_text(q->closed_until)),
-					 errdetail("They were emitted or evicted; rows before that time are still late.")));
+		{
+			if (q->plan->shape == SHAPE_DEDUP)
+				ereport(NOTICE,
+						(errmsg("keys of continuous query \"%s\" at or before %s stay closed",
+								q->name, timestamptz_text(q->closed_until)),
+						 errdetail("The deduplication has forgotten them; rows with such a time are still late.")));
+			else
+				ereport(NOTICE,
+						(errmsg("windows of continuous query \"%s\" that end at or before %s stay closed",
+								q->name, timestamptz_text(q->closed_until)),
+						 errdetail("They were emitted or evicted; rows before that time are still late.")));
+		}
 	}
 }
 

@@ -209,3 +209,7 @@ SELECT streaming.drop_query('upd');
 SELECT streaming.drop_query('plain');
 SELECT count(*) AS errors_left FROM streaming.errors;
 DROP ROLE alter_other;
+SELECT streaming.drop_source('ev');
+DROP EXTENSION streaming;
+DROP TABLE alter_raw, alter_t;
+DROP FUNCTION alter_try(text), alter_file(text, text);

@@ -150,6 +150,17 @@ SELECT name, state, activity, backlog, watermark_delay, closed_until,
        state_bytes > 0 AS has_state_bytes, failed_at
   FROM streaming.status ORDER BY name;
 
+-- the backlog is what the last batch's sources had beyond what it read, by
+-- their own count (as a Kafka source records it: a batch that read up to
+-- offset 30 of partition 0, of 100, and all 20 of partition 1)
+INSERT INTO streaming.progress (query, batch_id, "timestamp", input_rows, duration_ms, sources, sink_rows)
+VALUES ('upd', 1000, now(), 50, '{"trigger_execution": 12.5}',
+        '[{"source": "ev", "kind": "kafka", "start_offset": {"t:0": 0, "t:1": 0},
+           "end_offset": {"t:0": 30, "t:1": 20}, "latest_offset": {"t:0": 100, "t:1": 20}, "input_rows": 50}]', 0);
+SELECT name, backlog, last_batch_ms FROM streaming.status WHERE name = 'upd';
+-- a file source says nothing of what waits
+SELECT name, backlog, last_batch_ms > 0 AS timed FROM streaming.status WHERE name = 'win';
+
 -- the errors history: each new error or condition of a query, the last
 -- 100 of each (written as a worker writes them)
 UPDATE streaming.queries SET last_error = 'first failure' WHERE name = 'win';

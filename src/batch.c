@@ -54,6 +54,8 @@ typedef struct BatchStats
 	int64		sink_rows;
 	bool		watermark_valid;
 	TimestampTz watermark;		/* after this batch */
+	bool		closed_valid;
+	TimestampTz closed_until;	/* the largest window end (key) it closed */
 	TimestampTz t_start;
 	TimestampTz t_planned;
 	TimestampTz t_decoded;
@@ -146,9 +148,9 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 	double		in_rate = -1;
 	StringInfoData durations;
 	StringInfoData sources;
-	Oid			argtypes[16];
-	Datum		args[16];
-	char		nulls[16];
+	Oid			argtypes[17];
+	Datum		args[17];
+	char		nulls[17];
 	int64		batch_id = st->batch_id;
 	TimestampTz t_start = st->t_start;
 
@@ -302,11 +304,24 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 			elog(ERROR, "could not trim streaming.progress");
 	}
 
-	if (CatalogExecute("UPDATE streaming.queries SET last_batch_id = $2, "
-							  "last_progress_at = $3, state_rows = state_rows OPERATOR(pg_catalog.+) $13, "
-							  "watermark = $14 "
-							  "WHERE name OPERATOR(pg_catalog.=) $1",
-							  14, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
+	/* since 0.3: totals, and the bound of what the watermark closed */
+	argtypes[16] = TIMESTAMPTZOID;
+	args[16] = TimestampTzGetDatum(st->closed_until);
+	nulls[16] = st->closed_valid ? ' ' : 'n';
+	if (CatalogExecute(CatalogHasOperatingColumns()
+					   ? "UPDATE streaming.queries SET last_batch_id = $2, "
+					   "last_progress_at = $3, state_rows = state_rows OPERATOR(pg_catalog.+) $13, "
+					   "watermark = $14, closed_until = GREATEST(closed_until, $17), "
+					   "input_rows_total = input_rows_total OPERATOR(pg_catalog.+) $4, "
+					   "late_rows_total = late_rows_total OPERATOR(pg_catalog.+) $15, "
+					   "dead_letters_total = dead_letters_total OPERATOR(pg_catalog.+) $10, "
+					   "sink_rows_total = sink_rows_total OPERATOR(pg_catalog.+) $12 "
+					   "WHERE name OPERATOR(pg_catalog.=) $1"
+					   : "UPDATE streaming.queries SET last_batch_id = $2, "
+					   "last_progress_at = $3, state_rows = state_rows OPERATOR(pg_catalog.+) $13, "
+					   "watermark = $14 "
+					   "WHERE name OPERATOR(pg_catalog.=) $1",
+					   CatalogHasOperatingColumns() ? 17 : 14, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update streaming.queries");
 
 	SPI_finish();
@@ -358,6 +373,8 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 	st->sink_rows = SinkReceiverCount(dest, 3);
 	dest->rDestroy(dest);
 
+	if (close_sql != NULL)
+		st->closed_valid = QueryClosingBound(q, st->watermark, &st->closed_until);
 	if (close_sql != NULL)
 	{
 		ParamListInfo params = makeParamList(1);
@@ -453,6 +470,8 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 		Oid			argtypes[1] = {TIMESTAMPTZOID};
 		Datum		args[1] = {TimestampTzGetDatum(st->watermark)};
 		int64		emitted;
+
+		st->closed_valid = QueryClosingBound(q, st->watermark, &st->closed_until);
 
 		if (SPI_execute_plan(PrepareResolved(close_sql, 1, argtypes, q->name, q->plan->close_fingerprint), args, NULL, false, 0) != SPI_OK_SELECT ||
 			SPI_processed < 1)
@@ -557,8 +576,6 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 					(errcode(ERRCODE_UNDEFINED_COLUMN),
 					 errmsg("event_time column \"%s\" of continuous query \"%s\" does not exist",
 							q->event_time, q->name)));
-		sb.has_watermark = q->watermark_valid;
-		sb.watermark = q->watermark;
 		/*
 		 * complete mode keeps every group, so late rows still count there;
 		 * a deduplication drops them, as Spark's dropDuplicates does
@@ -566,6 +583,8 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 		sb.drop_late = q->has_watermark &&
 			((q->plan->shape == SHAPE_AGGREGATE && q->mode != OUTPUT_COMPLETE) ||
 			 q->plan->shape == SHAPE_DEDUP);
+		/* the watermark, and what it closed even if moved back since */
+		sb.has_watermark = QueryLateBound(q, sb.drop_late, &sb.watermark);
 	}
 	SourceBatchReset(&sb);
 

@@ -4,22 +4,33 @@
  *	  streaming.create_query() and drop_query(): a query's definition
  *	  (query.c) together with its worker (worker.c), so that the definition
  *	  module starts nothing and the batch, query and worker modules depend
- *	  on each other in one direction only.  Also what DROP FOREIGN TABLE
- *	  (and DROP SCHEMA) of a source does to the queries that read it.
+ *	  on each other in one direction only; alter_query() and reset_query()
+ *	  (alter.c), which restart the worker when it must pick up the change.
+ *	  Also what DROP FOREIGN TABLE (and DROP SCHEMA) of a source does to the
+ *	  queries that read it, and how a worker notices a new extension version.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "commands/extension.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "query.h"
 #include "source.h"
@@ -28,6 +39,8 @@
 
 PG_FUNCTION_INFO_V1(streaming_create_query);
 PG_FUNCTION_INFO_V1(streaming_drop_query);
+PG_FUNCTION_INFO_V1(streaming_alter_query);
+PG_FUNCTION_INFO_V1(streaming_reset_query);
 
 /*
  * streaming_create_query implements streaming.create_query(): creates the
@@ -89,6 +102,149 @@ streaming_drop_query(PG_FUNCTION_ARGS)
 	/* its table sources' replication slots, when this transaction commits */
 	TableSourceDropSlots(q->id, q->plan->sources);
 	PG_RETURN_VOID();
+}
+
+/*
+ * query_is_running tells whether a query is enabled and meant to have a
+ * worker (not failed, not finished): after its worker is ended to pick up
+ * a change, it is started again.
+ */
+static bool
+query_is_running(const char *name)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		args[1] = {CStringGetTextDatum(name)};
+	bool		running;
+
+	SPI_connect();
+	if (CatalogExecute("SELECT 1 FROM streaming.queries WHERE name OPERATOR(pg_catalog.=) $1 "
+					   "AND enabled AND status OPERATOR(pg_catalog.=) 'running'",
+					   1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streaming.queries");
+	running = SPI_processed == 1;
+	SPI_finish();
+	return running;
+}
+
+/*
+ * streaming_alter_query implements streaming.alter_query(name, trigger,
+ * watermark, watermark_at, on_error): changes them in place, keeping the
+ * query's state, offsets and results.  It takes the lock a batch takes, so
+ * it waits for a batch in progress (run() in another session) and the next
+ * batch sees the change.  A worker reads its trigger when it starts: a new
+ * trigger ends the worker (a batch in progress is rolled back, losing
+ * nothing) and starts it again.
+ */
+Datum
+streaming_alter_query(PG_FUNCTION_ARGS)
+{
+	char	   *name;
+	char	   *trigger = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Interval   *watermark = PG_ARGISNULL(2) ? NULL : PG_GETARG_INTERVAL_P(2);
+	TimestampTz watermark_at = PG_ARGISNULL(3) ? 0 : PG_GETARG_TIMESTAMPTZ(3);
+	char	   *on_error = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
+	QueryDef   *q;
+	bool		restart = false;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("query name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	q = QueryDefLoad(name, false, false);
+	QueryCheckOwner(q);
+	if (trigger == NULL && watermark == NULL && PG_ARGISNULL(3) && on_error == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("nothing to alter in continuous query \"%s\"", name),
+				 errhint("Give at least one of trigger, watermark, watermark_at and on_error.")));
+	QueryAlterCheck(q, trigger, watermark, PG_ARGISNULL(3) ? NULL : &watermark_at, on_error, false);
+	if (trigger != NULL && strcmp(trigger, q->trigger) != 0)
+	{
+		restart = query_is_running(name);
+		if (restart)
+			StopQuery(name, false);
+	}
+	/* the lock a batch takes: no batch runs meanwhile */
+	q = QueryDefLoad(name, true, false);
+	QueryAlter(q, trigger, watermark, PG_ARGISNULL(3) ? NULL : &watermark_at, on_error);
+	if (restart)
+		StartQuery(name);
+	PG_RETURN_VOID();
+}
+
+/*
+ * streaming_reset_query implements streaming.reset_query(name): ends the
+ * query's worker, empties its state and result and forgets its offsets,
+ * watermark and dead letters (QueryReset), under the lock a batch takes,
+ * and starts the worker again if the query was running.  Its next batches
+ * read its sources again from where a new query would start.
+ */
+Datum
+streaming_reset_query(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	QueryDef   *q = QueryDefLoad(name, false, false);
+	bool		running;
+
+	QueryCheckOwner(q);
+	running = query_is_running(name);
+	StopQuery(name, false);
+	q = QueryDefLoad(name, true, false);
+	QueryReset(q);
+	if (running)
+		StartQuery(name);
+	PG_RETURN_VOID();
+}
+
+/*
+ * ExtensionVersionChanged tells a long-lived process, such as a query
+ * worker, whether the extension's version (pg_extension.extversion) has
+ * changed since it first asked, or the extension was dropped.  Its library
+ * is the one it loaded when it started: after ALTER EXTENSION streaming
+ * UPDATE that code may not know the new catalog, so the worker should exit
+ * between batches, when this returns true, and be started again on the
+ * library installed with the new version.  The first call remembers the
+ * version and returns false.  It must be called in a transaction; it costs
+ * one index lookup in pg_extension.
+ */
+bool
+ExtensionVersionChanged(void)
+{
+	static char *first_version = NULL;
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	char	   *version = NULL;
+	bool		changed;
+
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("streaming"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, Anum_pg_extension_extversion,
+									 RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			version = TextDatumGetCString(d);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+
+	if (first_version == NULL)
+	{
+		if (version == NULL)
+			return true;
+		first_version = MemoryContextStrdup(TopMemoryContext, version);
+		return false;
+	}
+	changed = version == NULL || strcmp(version, first_version) != 0;
+	return changed;
 }
 
 /*

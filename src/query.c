@@ -73,8 +73,9 @@ QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok)
 	QueryDef   *q = NULL;
 	char	   *sql;
 
-	sql = psprintf("SELECT " QUERY_COLUMNS "%s FROM streaming.queries WHERE name OPERATOR(pg_catalog.=) $1%s",
+	sql = psprintf("SELECT " QUERY_COLUMNS "%s, %s FROM streaming.queries WHERE name OPERATOR(pg_catalog.=) $1%s",
 				   catalog_has_search_path() ? "search_path" : "NULL::pg_catalog.text",
+				   CatalogHasOperatingColumns() ? "closed_until" : "NULL::pg_catalog.timestamptz",
 				   lock_for_batch ? " FOR UPDATE" : "");
 	SPI_connect();
 	if (CatalogExecute(sql, 1, argtypes, args, NULL, false, 1) < 0)
@@ -120,6 +121,9 @@ QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok)
 		q->search_path = SPI_getvalue(tup, desc, 21);
 		if (q->search_path == NULL)
 			q->search_path = pstrdup(CATALOG_SEARCH_PATH);
+		d = SPI_getbinval(tup, desc, 22, &isnull);
+		q->closed_valid = !isnull;
+		q->closed_until = isnull ? 0 : DatumGetTimestampTz(d);
 		/* the catalog's regclass[] survives a dump and restore; OIDs do not */
 		{
 			ArrayType  *arr = DatumGetArrayTypePCopy(SPI_getbinval(tup, desc, 18, &isnull));
@@ -287,12 +291,12 @@ quoted_columns(List *names)
 #define MAX_TRIGGER_USECS	USECS_PER_DAY
 
 /*
- * check_trigger validates a trigger: an interval ('0' = as fast as
+ * QueryCheckTrigger validates a trigger: an interval ('0' = as fast as
  * possible, else from a millisecond, the resolution of a worker's wait,
  * 24 hours), 'once' or 'available_now'.
  */
-static void
-check_trigger(const char *trigger)
+void
+QueryCheckTrigger(const char *trigger)
 {
 	if (strcmp(trigger, "once") == 0 || strcmp(trigger, "available_now") == 0)
 		return;
@@ -319,6 +323,34 @@ check_trigger(const char *trigger)
 				 errhint("Use an interval such as '0' or '10 seconds', 'once' or 'available_now'.")));
 	}
 	PG_END_TRY();
+}
+
+/*
+ * QueryCheckOnError validates what a query does with input it cannot decode.
+ */
+void
+QueryCheckOnError(const char *on_error)
+{
+	if (strcmp(on_error, "dead_letter") != 0 && strcmp(on_error, "skip") != 0 &&
+		strcmp(on_error, "fail") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid value for on_error: \"%s\"", on_error),
+				 errhint("Valid values are dead_letter, skip and fail.")));
+}
+
+/*
+ * QueryCheckWatermarkDelay validates a watermark delay: the watermark is
+ * the largest event time seen minus it.
+ */
+void
+QueryCheckWatermarkDelay(Interval *delay)
+{
+	if (delay->month != 0 || delay->day < 0 || delay->time < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("watermark delay must be a non-negative interval without months"),
+				 errhint("Use e.g. '10 seconds' or '1 hour'.")));
 }
 
 /*
@@ -644,28 +676,15 @@ QueryCreate(const QueryCreateArgs *a)
 				 errmsg("continuous query name \"%s\" is too long", name),
 				 errdetail("A query name has at most 120 bytes.")));
 	(void) ParseQualifiedName(name, "continuous query");
-	check_trigger(trigger);
-	if (strcmp(on_error, "dead_letter") != 0 && strcmp(on_error, "skip") != 0 &&
-		strcmp(on_error, "fail") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid value for on_error: \"%s\"", on_error),
-				 errhint("Valid values are dead_letter, skip and fail.")));
+	QueryCheckTrigger(trigger);
+	QueryCheckOnError(on_error);
 	if ((a->event_time == NULL) != (a->watermark == NULL))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("event_time and watermark must be given together"),
 				 errhint("The watermark is a delay behind the largest event time seen, e.g. event_time => 'ts', watermark => '10 minutes'.")));
 	if (a->watermark != NULL)
-	{
-		Interval   *delay = a->watermark;
-
-		if (delay->month != 0 || delay->day < 0 || delay->time < 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("watermark delay must be a non-negative interval without months"),
-					 errhint("Use e.g. '10 seconds' or '1 hour'.")));
-	}
+		QueryCheckWatermarkDelay(a->watermark);
 	/* the caller's search_path, as it is now, is the query's for good */
 	search_path = PinnedSearchPath();
 	if (sink_options == NULL)

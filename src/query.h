@@ -35,6 +35,8 @@ typedef struct QueryDef
 	int64		watermark_delay;	/* microseconds */
 	bool		watermark_valid;	/* false until the first event time */
 	TimestampTz watermark;
+	bool		closed_valid;	/* false until a batch closes a window or key */
+	TimestampTz closed_until;	/* the largest window end (dedup: key) closed */
 	SinkOptions sink;
 	bool		enabled;
 	Oid			owner;
@@ -63,5 +65,20 @@ extern void QueryCheckRunnable(QueryDef *q);
 extern List *QueriesReadingSource(Oid relid);
 extern Oid	QueryCreate(const QueryCreateArgs *args);
 extern void QueryDrop(QueryDef *q, bool keep_result);
+
+/* what create_query and alter_query accept (query.c) */
+extern void QueryCheckTrigger(const char *trigger);
+extern void QueryCheckOnError(const char *on_error);
+extern void QueryCheckWatermarkDelay(Interval *delay);
+
+/* alter.c: changing a query in place, rebuilding it, its watermark bounds */
+extern bool CatalogHasOperatingColumns(void);
+extern void QueryAlterCheck(QueryDef *q, const char *trigger, Interval *watermark,
+							TimestampTz *watermark_at, const char *on_error, bool notice);
+extern void QueryAlter(QueryDef *q, const char *trigger, Interval *watermark,
+					   TimestampTz *watermark_at, const char *on_error);
+extern void QueryReset(QueryDef *q);
+extern bool QueryLateBound(QueryDef *q, bool drop_late, TimestampTz *bound);
+extern bool QueryClosingBound(QueryDef *q, TimestampTz watermark, TimestampTz *bound);
 
 #endif							/* STREAMING_QUERY_H */

@@ -23,6 +23,9 @@ extern bool streaming_autostart;
 struct DropStmt;
 extern void StreamingBeforeDrop(struct DropStmt *stmt);
 
+/* commands.c: for a worker, between batches; true: exit and be restarted */
+extern bool ExtensionVersionChanged(void);
+
 /* schema of the catalog */
 #define STREAMING_SCHEMA "streaming"
 

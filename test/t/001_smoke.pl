@@ -1,7 +1,7 @@
 # Smoke test: the library preloads, the extension installs at its default
-# version (0.2, through 0.1 and the update script) with its catalog; and a
+# version (0.3, through 0.1 and the update scripts) with its catalog; and a
 # database at version 0.1, with a query that has run, updates with ALTER
-# EXTENSION and the query goes on where it stopped.
+# EXTENSION to 0.2 and then to 0.3, and the query goes on where it stopped.
 use strict;
 use warnings;
 
@@ -19,8 +19,8 @@ $node->safe_psql('postgres', 'CREATE EXTENSION streaming');
 is( $node->safe_psql(
 		'postgres',
 		"SELECT extversion FROM pg_extension WHERE extname = 'streaming'"),
-	'0.2',
-	'extension version is 0.2');
+	'0.3',
+	'extension version is 0.3');
 
 is( $node->safe_psql(
 		'postgres', q{
@@ -47,14 +47,26 @@ $sql->(q{
 # the library serves the old catalog until it is updated
 is($sql->(q{SELECT streaming.run('per_parity', 2)}), '2', 'before the update, the query runs');
 
-$sql->('ALTER EXTENSION streaming UPDATE');
+$sql->(q{ALTER EXTENSION streaming UPDATE TO '0.2'});
 is($sql->(q{SELECT extversion FROM pg_extension WHERE extname = 'streaming'}), '0.2',
-	'ALTER EXTENSION streaming UPDATE reaches 0.2');
+	'ALTER EXTENSION streaming UPDATE TO 0.2 reaches 0.2');
 is($sql->(q{SELECT search_path FROM streaming.queries}), 'pg_catalog, pg_temp',
 	'a query created before the update runs under the catalog search_path');
 is($sql->(q{SELECT streaming.run('per_parity', 3)}), '3', 'the query runs after the update');
-is($sql->(q{SELECT streaming.run('per_parity', 2)}), '2', 'and on');
-# 5 batches of 10 values: 0 .. 49
+
+# 0.2 -> 0.3: the catalog gains the totals, closed_until and streaming.errors
+$sql->('ALTER EXTENSION streaming UPDATE');
+is($sql->(q{SELECT extversion FROM pg_extension WHERE extname = 'streaming'}), '0.3',
+	'ALTER EXTENSION streaming UPDATE reaches 0.3');
+is($sql->(q{SELECT streaming.run('per_parity', 2)}), '2', 'the query runs after the update to 0.3');
+is($sql->(q{SELECT input_rows_total, last_batch_id FROM streaming.queries}), '20|6',
+	'the totals count from the update on (2 batches of 10 rows)');
+$sql->(q{SELECT streaming.alter_query('per_parity', trigger => '1 second')});
+is($sql->(q{SELECT trigger FROM streaming.queries}), '1 second',
+	'alter_query works on a query created at 0.1');
+is($sql->(q{SELECT state, input_rows_total FROM streaming.status}), 'stopped|20',
+	'the status view has the columns of 0.3');
+# 7 batches of 10 values: 0 .. 69
 is($sql->(q{SELECT string_agg(format('%s:%s:%s:%s', parity, n, total, mean), ' ' ORDER BY parity) FROM per_parity}),
 	$sql->(q{SELECT string_agg(format('%s:%s:%s:%s', parity, n, total, mean), ' ' ORDER BY parity)
 	           FROM (SELECT v % 2 AS parity, count(*) AS n, sum(v) AS total, avg(v) AS mean
@@ -81,7 +93,22 @@ my $catalog = q{
 	    FROM pg_catalog.pg_proc p WHERE p.pronamespace = 'streaming'::regnamespace
 	  UNION ALL
 	  SELECT format('rls %s %s', relname, relrowsecurity) FROM pg_catalog.pg_class
-	   WHERE relnamespace = 'streaming'::regnamespace AND relkind = 'r' AND relname NOT LIKE 'state\_%') s};
+	   WHERE relnamespace = 'streaming'::regnamespace AND relkind = 'r' AND relname NOT LIKE 'state\_%'
+	  UNION ALL
+	  SELECT format('index %s', pg_catalog.pg_get_indexdef(i.indexrelid))
+	    FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indrelid
+	   WHERE c.relnamespace = 'streaming'::regnamespace AND c.relname NOT LIKE 'state\_%'
+	  UNION ALL
+	  SELECT format('trigger %s', pg_catalog.pg_get_triggerdef(t.oid))
+	    FROM pg_catalog.pg_trigger t JOIN pg_catalog.pg_class c ON c.oid = t.tgrelid
+	   WHERE c.relnamespace = 'streaming'::regnamespace AND NOT t.tgisinternal
+	  UNION ALL
+	  SELECT format('dumped %s', x::regclass)
+	    FROM pg_catalog.pg_extension e, unnest(e.extconfig) x WHERE e.extname = 'streaming'
+	  UNION ALL
+	  SELECT format('grant %s %s', c.relname, c.relacl)
+	    FROM pg_catalog.pg_class c WHERE c.relnamespace = 'streaming'::regnamespace
+	         AND c.relname NOT LIKE 'state\_%' AND c.relname NOT LIKE 'input\_%') s};
 is($sql->($catalog), $node->safe_psql('postgres', $catalog),
 	'the updated catalog equals a fresh install\'s');
 

@@ -1,0 +1,226 @@
+-- alter_query() and reset_query(): changing a query in place, repairing a
+-- watermark that a bad event time pushed ahead, rebuilding a query from its
+-- sources; the errors history and the status columns a dashboard charts
+CREATE EXTENSION streaming;
+SET streaming.autostart = off;
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/alter && mkdir -p /tmp/streaming_regress/alter/in';
+
+CREATE FUNCTION alter_try(stmt text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE msg text; detail text; hint text; code text;
+BEGIN
+    EXECUTE stmt;
+    RETURN 'succeeded';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL,
+                            hint = PG_EXCEPTION_HINT, code = RETURNED_SQLSTATE;
+    RETURN code || ': ' || msg || coalesce(' [' || nullif(detail, '') || ']', '')
+           || coalesce(' (' || nullif(hint, '') || ')', '');
+END
+$$;
+
+-- one file of input per batch: (event time, key, value)
+CREATE FUNCTION alter_file(name text, body text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('COPY (SELECT pg_catalog.unnest(pg_catalog.string_to_array(%L, E''\n''))) TO PROGRAM %L', body,
+                   format('cat > /tmp/streaming_regress/alter/in/%s.tmp && mv /tmp/streaming_regress/alter/in/%s.tmp /tmp/streaming_regress/alter/in/%s.csv',
+                          name, name, name));
+END
+$$;
+
+SELECT streaming.create_source('ev', 'file', 'ts timestamptz, k int, v int',
+         '{"path": "/tmp/streaming_regress/alter/in", "format": "csv"}');
+-- ten-minute windows, emitted once when closed (append) or kept up to date (update)
+SELECT streaming.create_query('win',
+         $$SELECT streaming.window(ts, '10 minutes') AS w, k, count(*) AS n, sum(v) AS total
+             FROM ev GROUP BY 1, 2$$,
+         output_mode => 'append', event_time => 'ts', watermark => '5 minutes');
+SELECT streaming.create_query('upd',
+         $$SELECT streaming.window(ts, '10 minutes') AS w, count(*) AS n, sum(v) AS total
+             FROM ev GROUP BY 1$$,
+         output_mode => 'update', event_time => 'ts', watermark => '5 minutes');
+
+-- the watermark cannot be moved before a batch has set it
+SELECT alter_try($$SELECT streaming.alter_query('win', watermark_at => '2024-01-01 10:00:00+00')$$);
+
+SELECT alter_file('a', E'2024-01-01T10:01:00Z,1,1\n2024-01-01T10:03:00Z,1,2\n2024-01-01T10:12:00Z,1,3\n2024-01-01T10:14:00Z,2,4');
+SELECT streaming.run('win'), streaming.run('upd');
+SELECT alter_file('b', E'2024-01-01T10:21:00Z,1,5');
+SELECT streaming.run('win'), streaming.run('upd');
+SELECT name, watermark, closed_until FROM streaming.queries ORDER BY name;
+
+-- a bad event time, a day ahead, pushes the watermark a day ahead: every
+-- window open then is closed (append: emitted; update: evicted)
+SELECT alter_file('c', E'2024-01-02T10:00:00Z,1,100');
+SELECT streaming.run('win'), streaming.run('upd');
+SELECT name, watermark, closed_until FROM streaming.queries ORDER BY name;
+-- so the rows that come next are all late
+SELECT alter_file('d', E'2024-01-01T10:25:00Z,1,6\n2024-01-01T10:31:00Z,1,7\n2024-01-01T10:33:00Z,1,8');
+SELECT streaming.run('win'), streaming.run('upd');
+SELECT query, batch_id, input_rows, state_rows_dropped_by_watermark
+  FROM streaming.progress WHERE batch_id = 3 ORDER BY query;
+
+-- the watermark is moved back, never forward
+SELECT alter_try($$SELECT streaming.alter_query('win', watermark_at => '2024-01-03 00:00:00+00')$$);
+SELECT streaming.alter_query('win', watermark_at => '2024-01-01 10:26:00+00');
+SELECT streaming.alter_query('upd', watermark_at => '2024-01-01 10:26:00+00');
+SELECT name, watermark, closed_until FROM streaming.queries ORDER BY name;
+
+-- 10:27 falls in the window [10:20, 10:30), closed before: still late;
+-- 10:32 and 10:34 open the window [10:30, 10:40), which had not closed
+SELECT alter_file('e', E'2024-01-01T10:27:00Z,1,9\n2024-01-01T10:32:00Z,1,10\n2024-01-01T10:34:00Z,1,11');
+SELECT streaming.run('win'), streaming.run('upd');
+SELECT query, batch_id, input_rows, state_rows_dropped_by_watermark
+  FROM streaming.progress WHERE batch_id = 4 ORDER BY query;
+SELECT alter_file('f', E'2024-01-01T10:46:00Z,1,12');
+SELECT streaming.run('win'), streaming.run('upd');
+
+-- each window once; [10:20, 10:30) as it was closed, before the bad row
+SELECT lower(w) AS w, k, n, total FROM win ORDER BY w, k;
+SELECT count(*) AS emitted_twice FROM (SELECT w, k FROM win GROUP BY w, k HAVING count(*) > 1) s;
+-- update mode: the evicted window's row is not overwritten by the late 10:27
+SELECT lower(w) AS w, n, total FROM upd ORDER BY w;
+-- the bad row's window is still in state, open
+SELECT lower(k1) AS w, k2 AS k FROM streaming.state_1 ORDER BY 1, 2;
+
+-- trigger, watermark delay and on_error change in place
+SELECT streaming.alter_query('win', trigger => '5 seconds', watermark => '1 minute', on_error => 'fail');
+SELECT trigger, watermark_delay, on_error, last_batch_id, state_rows FROM streaming.queries WHERE name = 'win';
+SELECT alter_file('g', E'2024-01-01T10:47:00Z,1,13\nnot a time,1,14');
+SELECT alter_try($$SELECT streaming.run('win')$$);
+SELECT streaming.alter_query('win', on_error => 'dead_letter');
+SELECT streaming.run('win');
+SELECT position, error FROM streaming.dead_letters WHERE query = 'win';
+
+-- what cannot be changed, or not so
+SELECT alter_try($$SELECT streaming.alter_query('win')$$);
+SELECT alter_try($$SELECT streaming.alter_query('win', trigger => '2 days')$$);
+SELECT alter_try($$SELECT streaming.alter_query('win', on_error => 'ignore')$$);
+SELECT alter_try($$SELECT streaming.alter_query('win', watermark => '-1 minute')$$);
+SELECT alter_try($$SELECT streaming.alter_query('nope', trigger => '1 second')$$);
+SELECT streaming.create_query('plain', $$SELECT k, count(*) AS n FROM ev GROUP BY k$$,
+                              output_mode => 'complete');
+SELECT alter_try($$SELECT streaming.alter_query('plain', watermark => '1 minute')$$);
+SELECT alter_try($$SELECT streaming.alter_query('plain', watermark_at => '2024-01-01 00:00:00+00')$$);
+
+-- only the owner may alter or reset a query
+CREATE ROLE alter_other;
+SET ROLE alter_other;
+SELECT alter_try($$SELECT streaming.alter_query('win', trigger => '1 second')$$);
+SELECT alter_try($$SELECT streaming.reset_query('win')$$);
+SELECT count(*) AS errors_visible FROM streaming.errors;
+RESET ROLE;
+
+-- reset: the bad input is removed, and the query rebuilt from its source
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm /tmp/streaming_regress/alter/in/c.csv /tmp/streaming_regress/alter/in/g.csv';
+SELECT streaming.reset_query('win');
+SELECT watermark, closed_until, state_rows, input_rows_total, last_batch_id FROM streaming.queries WHERE name = 'win';
+SELECT (SELECT count(*) FROM win) AS result_rows, (SELECT count(*) FROM streaming.state_1) AS state_rows,
+       (SELECT count(*) FROM streaming.offsets WHERE query = 'win') AS offsets,
+       (SELECT count(*) FROM streaming.dead_letters WHERE query = 'win') AS dead_letters;
+SELECT streaming.run('win');
+-- the result equals plain SQL over the files: the windows that the
+-- watermark (largest event time - 1 minute) has closed
+CREATE TABLE alter_raw (ts timestamptz, k int, v int);
+COPY alter_raw FROM PROGRAM 'cat /tmp/streaming_regress/alter/in/*.csv' WITH (FORMAT csv);
+SELECT lower(w) AS w, k, n, total FROM win
+EXCEPT ALL
+SELECT lower(streaming.window(ts, '10 minutes')), k, count(*), sum(v) FROM alter_raw
+ GROUP BY 1, 2 HAVING lower(streaming.window(ts, '10 minutes')) + '10 minutes' <= (SELECT max(ts) - '1 minute'::interval FROM alter_raw);
+SELECT lower(streaming.window(ts, '10 minutes')), k, count(*), sum(v) FROM alter_raw
+ GROUP BY 1, 2 HAVING lower(streaming.window(ts, '10 minutes')) + '10 minutes' <= (SELECT max(ts) - '1 minute'::interval FROM alter_raw)
+EXCEPT ALL
+SELECT lower(w) AS w, k, n, total FROM win;
+SELECT count(*) AS result_rows FROM win;
+SELECT last_batch_id, input_rows_total, late_rows_total FROM streaming.queries WHERE name = 'win';
+
+-- a query whose source is a table cannot be read again from its start
+CREATE TABLE alter_t (id int, v int);
+SELECT streaming.create_source('tsrc', 'table', options => '{"table": "public.alter_t"}');
+SELECT streaming.create_query('tq', $$SELECT id, v FROM tsrc$$);
+SELECT alter_try($$SELECT streaming.reset_query('tq')$$);
+SELECT streaming.drop_query('tq');
+SELECT streaming.drop_source('tsrc');
+
+-- totals for a dashboard, from the catalog alone
+SELECT name, input_rows_total, late_rows_total, dead_letters_total, sink_rows_total
+  FROM streaming.queries ORDER BY name;
+SELECT name, state, activity, backlog, watermark_delay, closed_until,
+       state_bytes > 0 AS has_state_bytes, failed_at
+  FROM streaming.status ORDER BY name;
+
+-- the backlog is what the last batch's sources had beyond what it read, by
+-- their own count (as a Kafka source records it: a batch that read up to
+-- offset 30 of partition 0, of 100, and all 20 of partition 1)
+INSERT INTO streaming.progress (query, batch_id, "timestamp", input_rows, duration_ms, sources, sink_rows)
+VALUES ('upd', 1000, now(), 50, '{"trigger_execution": 12.5}',
+        '[{"source": "ev", "kind": "kafka", "start_offset": {"t:0": 0, "t:1": 0},
+           "end_offset": {"t:0": 30, "t:1": 20}, "latest_offset": {"t:0": 100, "t:1": 20}, "input_rows": 50}]', 0);
+SELECT name, backlog, last_batch_ms FROM streaming.status WHERE name = 'upd';
+-- a file source says nothing of what waits
+SELECT name, backlog, last_batch_ms > 0 AS timed FROM streaming.status WHERE name = 'win';
+
+-- the errors history: each new error or condition of a query, the last
+-- 100 of each (written as a worker writes them)
+UPDATE streaming.queries SET last_error = 'first failure' WHERE name = 'win';
+UPDATE streaming.queries SET last_error = 'first failure' WHERE name = 'win';
+UPDATE streaming.queries SET condition = 'waiting for a directory' WHERE name = 'win';
+UPDATE streaming.queries SET condition = NULL WHERE name = 'win';
+UPDATE streaming.queries SET status = 'failed', last_error = 'second failure' WHERE name = 'win';
+SELECT query, kind, batch_id, message FROM streaming.errors ORDER BY id;
+SELECT state, failed_at = (SELECT max(occurred_at) FROM streaming.errors WHERE kind = 'failed') AS failed_at_is_last
+  FROM streaming.status WHERE name = 'win';
+DO $$
+BEGIN
+    FOR i IN 1..150 LOOP
+        UPDATE streaming.queries SET condition = 'condition ' || i WHERE name = 'upd';
+    END LOOP;
+END
+$$;
+SELECT count(*), (array_agg(message ORDER BY id))[1] AS oldest, max(id) - min(id) AS span
+  FROM streaming.errors WHERE query = 'upd';
+SELECT count(*) FROM streaming.errors WHERE query = 'win';
+
+-- deduplication and session windows: what the watermark closed stays
+-- closed when it is moved back (a forgotten key, a written session)
+COPY (SELECT 1) TO PROGRAM 'mkdir -p /tmp/streaming_regress/alter/dd';
+SELECT streaming.create_source('dd', 'file', 'k int, ts timestamptz, v int',
+         '{"path": "/tmp/streaming_regress/alter/dd", "format": "csv"}');
+SELECT streaming.create_query('seen', 'SELECT DISTINCT ON (k, ts) k, ts, v FROM dd',
+         event_time => 'ts', watermark => '1 minute');
+SELECT streaming.create_query('sess',
+         $$SELECT k, streaming.session_window(ts, '5 minutes') AS s, count(*) AS n FROM dd GROUP BY 1, 2$$,
+         output_mode => 'append', event_time => 'ts', watermark => '1 minute');
+COPY (VALUES (1, '2024-01-01 10:00:00+00', 1), (1, '2024-01-01 10:02:00+00', 2), (2, '2024-01-01 10:10:00+00', 3))
+  TO '/tmp/streaming_regress/alter/dd/1.csv' WITH (FORMAT csv);
+SELECT streaming.run('seen'), streaming.run('sess');
+SELECT name, watermark, closed_until FROM streaming.queries WHERE name IN ('seen', 'sess') ORDER BY name;
+SELECT streaming.alter_query('seen', watermark_at => '2024-01-01 10:00:00+00');
+SELECT streaming.alter_query('sess', watermark_at => '2024-01-01 10:00:00+00');
+-- 10:02 of key 1 again: forgotten by the deduplication, and in the written
+-- session of key 1, so late for both; 10:05 is a new key, but would join
+-- the written session
+COPY (VALUES (1, '2024-01-01 10:02:00+00', 2), (1, '2024-01-01 10:05:00+00', 5), (2, '2024-01-01 10:11:00+00', 6))
+  TO '/tmp/streaming_regress/alter/dd/2.csv' WITH (FORMAT csv);
+SELECT streaming.run('seen'), streaming.run('sess');
+COPY (VALUES (3, '2024-01-01 10:30:00+00', 7))
+  TO '/tmp/streaming_regress/alter/dd/3.csv' WITH (FORMAT csv);
+SELECT streaming.run('seen'), streaming.run('sess');
+SELECT k, ts, v FROM seen ORDER BY ts, k;
+SELECT k, lower(s), upper(s), n FROM sess ORDER BY k, lower(s);
+SELECT query, batch_id, input_rows, state_rows_dropped_by_watermark AS late
+  FROM streaming.progress WHERE query IN ('seen', 'sess') ORDER BY query, batch_id;
+SELECT streaming.drop_query('seen');
+SELECT streaming.drop_query('sess');
+SELECT streaming.drop_source('dd');
+
+SELECT streaming.drop_query('win');
+SELECT streaming.drop_query('upd');
+SELECT streaming.drop_query('plain');
+SELECT count(*) AS errors_left FROM streaming.errors;
+DROP ROLE alter_other;
+SELECT streaming.drop_source('ev');
+DROP EXTENSION streaming;
+DROP TABLE alter_raw, alter_t;
+DROP FUNCTION alter_try(text), alter_file(text, text);

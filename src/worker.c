@@ -104,6 +104,9 @@ static int	turn = 0;
 /* the role the worker connected as (the bootstrap superuser) */
 static Oid	worker_user = InvalidOid;
 
+/* the extension was updated since the worker started */
+static bool new_version = false;
+
 /* the query whose batch runs, for the context of log lines */
 static const char *batch_query = NULL;
 
@@ -301,7 +304,14 @@ run_batch(PoolQuery *pq, bool *mine, BatchResult *res)
 	nestlevel = NewGUCNestLevel();
 
 	/* after DROP EXTENSION the worker has nothing left to do */
-	*mine = OidIsValid(get_extension_oid("streaming", true)) && query_is_mine(pq, false);
+	*mine = OidIsValid(get_extension_oid("streaming", true));
+	/* ALTER EXTENSION UPDATE: a new worker, which knows the new catalog */
+	if (*mine && ExtensionVersionChanged())
+	{
+		new_version = true;
+		*mine = false;
+	}
+	*mine = *mine && query_is_mine(pq, false);
 	if (*mine)
 	{
 		QueryDef   *q = QueryDefLoad(pq->name, false, true);
@@ -658,6 +668,8 @@ scan(Oid dboid, bool *first_scan)
 
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
+		/* the version this worker runs for */
+		(void) ExtensionVersionChanged();
 		in_db = count_pool_workers(dboid);
 		in_all = count_pool_workers(InvalidOid);
 		PopActiveSnapshot();
@@ -787,6 +799,8 @@ StreamingPoolWorkerMain(Datum main_arg)
 				SchedulerForget(next);
 				held = list_delete_ptr(held, next);
 			}
+			if (new_version)
+				worker_exit("for the new version of the extension", NULL);
 			continue;
 		}
 

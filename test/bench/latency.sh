@@ -33,7 +33,7 @@
 #   LAT_SECONDS     producing time per run (default 20)
 #   LAT_WARMUP      seconds left out at the start (default 2)
 #   LAT_PARTITIONS  partitions (default 8)
-#   LAT_LINGER      the producer's linger.ms (default 10)
+#   LAT_LINGER      the producer's linger.ms (default 20)
 #   LAT_FETCH_WAIT  the source's kafka.fetch.wait.max.ms (default 5; empty:
 #                   the worker's own default of 100)
 #   LAT_OPTIONS     more source options, e.g. '"max_offsets_per_trigger": 5000'
@@ -47,7 +47,7 @@ RATES=${LAT_RATES:-"10000 50000"}
 SECONDS_RUN=${LAT_SECONDS:-20}
 WARMUP=${LAT_WARMUP:-2}
 PARTS=${LAT_PARTITIONS:-8}
-LINGER=${LAT_LINGER:-10}
+LINGER=${LAT_LINGER:-20}
 FETCH_WAIT=${LAT_FETCH_WAIT-5}
 EXTRA=""
 [[ -n "$FETCH_WAIT" ]] && EXTRA=", \"kafka.fetch.wait.max.ms\": \"$FETCH_WAIT\""

@@ -11,7 +11,7 @@
  * per message.  At the end it waits for every delivery report and prints
  * "sent N failed F" on stdout.
  *
- * LINGER_MS (default 10) is librdkafka's linger.ms: how long a partition's
+ * LINGER_MS (default 20) is librdkafka's linger.ms: how long a partition's
  * messages gather into one record batch.  librdkafka's mock cluster answers
  * a fetch with at most one record batch per partition, so the batches'
  * size bounds what a consumer can read per round trip: with 1 ms, batches
@@ -81,7 +81,7 @@ main(int argc, char **argv)
 
 	conf = rd_kafka_conf_new();
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", argv[1], errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
-		rd_kafka_conf_set(conf, "linger.ms", argc == 7 ? argv[6] : "10", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+		rd_kafka_conf_set(conf, "linger.ms", argc == 7 ? argv[6] : "20", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
 		rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
 	{
 		fprintf(stderr, "%s: %s\n", argv[0], errstr);

@@ -86,7 +86,7 @@ PG_FUNCTION_INFO_V1(streaming_kafka_lag);
 
 /* every option of a kafka source (and kafka.*): checked, and listed by the hint */
 static const char *const kafka_options[] = {
-	"bootstrap_servers", "server", "topic", "topics", "topic_pattern", "starting_offsets",
+	"bootstrap_servers", "server", "topic", "topics", "topic_pattern", "assign", "starting_offsets",
 	"max_offsets_per_trigger", "fail_on_data_loss", "format", "delimiter", "quote", "escape", "null",
 	"event_time_format", "timezone", "max_event_time_ahead", NULL
 };
@@ -266,6 +266,108 @@ compile_pattern(const char *pattern, regex_t *re)
 				(errcode(ERRCODE_INVALID_REGULAR_EXPRESSION),
 				 errmsg("invalid value for option \"topic_pattern\": %s", msg)));
 	}
+}
+
+static pg_attribute_noreturn() void
+bad_assign(const char *detail)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for option \"assign\""),
+			 errdetail("%s", detail),
+			 errhint("Use an object of topic names and partition numbers, such as {\"events\": [0, 1, 2]}.")));
+}
+
+/*
+ * assigned_partitions returns the partitions that the option "assign"
+ * names, as KafkaPartitions with topic and partition set, in the order
+ * given; NIL without the option.  As in Spark, the value is an object
+ * {"topic": [partition, ...], ...}, or that object as a JSON string.
+ */
+static List *
+assigned_partitions(Jsonb *options)
+{
+	JsonbValue *v = JsonbGetKey(options, "assign");
+	Jsonb	   *obj;
+	JsonbIterator *it;
+	JsonbValue	x;
+	JsonbIteratorToken tok;
+	List	   *parts = NIL;
+	char	   *topic = NULL;
+
+	if (v == NULL)
+		return NIL;
+	if (v->type == jbvString)
+	{
+		char	   *text = pnstrdup(v->val.string.val, v->val.string.len);
+
+		obj = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(text)));
+	}
+	else if (v->type == jbvBinary)
+		obj = JsonbValueToJsonb(v);
+	else
+		bad_assign("The value is neither an object nor a string.");
+	if (!JB_ROOT_IS_OBJECT(obj))
+		bad_assign("The value is not an object.");
+
+	it = JsonbIteratorInit(&obj->root);
+	while ((tok = JsonbIteratorNext(&it, &x, true)) != WJB_DONE)
+	{
+		JsonbIterator *pit;
+		JsonbValue	p;
+		JsonbIteratorToken ptok;
+		int			n = 0;
+
+		if (tok == WJB_KEY)
+		{
+			topic = pnstrdup(x.val.string.val, x.val.string.len);
+			if (topic[0] == '\0')
+				bad_assign("A topic name is empty.");
+			continue;
+		}
+		if (tok != WJB_VALUE)
+			continue;
+		if (x.type != jbvBinary || !JsonContainerIsArray(x.val.binary.data))
+			bad_assign(psprintf("The partitions of topic \"%s\" are not an array.", topic));
+		pit = JsonbIteratorInit(x.val.binary.data);
+		while ((ptok = JsonbIteratorNext(&pit, &p, true)) != WJB_DONE)
+		{
+			char	   *num;
+			char	   *end;
+			long		id;
+			ListCell   *lc;
+			KafkaPartition *kp;
+
+			if (ptok != WJB_ELEM)
+				continue;
+			CHECK_FOR_INTERRUPTS();
+			if (p.type != jbvNumeric)
+				bad_assign(psprintf("A partition of topic \"%s\" is not a number.", topic));
+			num = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(p.val.numeric)));
+			errno = 0;
+			id = strtol(num, &end, 10);
+			if (*end != '\0' || errno != 0 || id < 0 || id > PG_INT32_MAX)
+				bad_assign(psprintf("Partition %s of topic \"%s\" is not a partition number (0 or more).",
+									num, topic));
+			foreach(lc, parts)
+			{
+				KafkaPartition *other = lfirst(lc);
+
+				if (other->partition == id && strcmp(other->topic, topic) == 0)
+					bad_assign(psprintf("Partition %ld of topic \"%s\" is named twice.", id, topic));
+			}
+			kp = palloc0(sizeof(KafkaPartition));
+			kp->topic = topic;
+			kp->partition = (int32) id;
+			parts = lappend(parts, kp);
+			n++;
+		}
+		if (n == 0)
+			bad_assign(psprintf("Topic \"%s\" has no partitions listed.", topic));
+	}
+	if (parts == NIL)
+		bad_assign("No topic is named.");
+	return parts;
 }
 
 /*
@@ -523,11 +625,14 @@ kafka_validate(Jsonb *options)
 	nsel += JsonbGetKey(options, "topic") != NULL;
 	nsel += JsonbGetKey(options, "topics") != NULL;
 	nsel += JsonbGetKey(options, "topic_pattern") != NULL;
+	nsel += JsonbGetKey(options, "assign") != NULL;
 	if (nsel != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("a kafka source needs exactly one of the options \"topic\", \"topics\" and \"topic_pattern\"")));
-	if (JsonbGetKey(options, "topic_pattern") != NULL)
+				 errmsg("a kafka source needs exactly one of the options \"topic\", \"topics\", \"topic_pattern\" and \"assign\"")));
+	if (JsonbGetKey(options, "assign") != NULL)
+		(void) assigned_partitions(options);
+	else if (JsonbGetKey(options, "topic_pattern") != NULL)
 	{
 		regex_t		re;
 		char	   *pattern = JsonbGetString(options, "topic_pattern");
@@ -839,8 +944,51 @@ partition_key(const char *topic, int32 partition)
 }
 
 /*
- * list_partitions fills parts with the partitions of the source's topics;
- * false if the broker did not answer.
+ * check_assigned fills parts with the partitions that the option "assign"
+ * names, once the broker's metadata md shows that each exists.  A topic
+ * the broker does not know (yet) is waited for, as with "topic"; a
+ * partition number beyond the topic's partitions is a mistake in the
+ * source's definition, and an error.  False (and *why) to wait.
+ */
+static bool
+check_assigned(const struct rd_kafka_metadata *md, List *assigned, List **parts, char **why)
+{
+	ListCell   *lc;
+
+	foreach(lc, assigned)
+	{
+		KafkaPartition *kp = lfirst(lc);
+		const struct rd_kafka_metadata_topic *mt = NULL;
+		bool		found = false;
+
+		for (int t = 0; t < md->topic_cnt && mt == NULL; t++)
+			if (strcmp(md->topics[t].topic, kp->topic) == 0)
+				mt = &md->topics[t];
+		if (mt == NULL || mt->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			*why = mt == NULL ? psprintf("topic \"%s\" does not exist", kp->topic) :
+				psprintf("topic \"%s\": %s", kp->topic, rd_kafka_err2str(mt->err));
+			return false;
+		}
+		for (int p = 0; p < mt->partition_cnt && !found; p++)
+			found = mt->partitions[p].id == kp->partition;
+		if (!found)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("Kafka topic \"%s\" has no partition %d", kp->topic, kp->partition),
+					 errdetail("The source's option \"assign\" names it; the topic has %d partitions, numbered from 0.",
+							   mt->partition_cnt),
+					 errhint("Assign partitions that exist, or add partitions to the topic.")));
+		*parts = lappend(*parts, kp);
+	}
+	return true;
+}
+
+/*
+ * list_partitions fills parts with the partitions of the source's topics,
+ * or those it is assigned; false if the broker did not answer.  The
+ * metadata request is bounded by KAFKA_METADATA_TIMEOUT_MS, so a broker
+ * that is down costs the backend that long, never more.
  */
 static bool
 list_partitions(KafkaConn *conn, Jsonb *options, List **parts, char **why)
@@ -848,6 +996,7 @@ list_partitions(KafkaConn *conn, Jsonb *options, List **parts, char **why)
 	const struct rd_kafka_metadata *md;
 	rd_kafka_resp_err_t err;
 	List	   *topics = topic_list(options);
+	List	   *assigned = assigned_partitions(options);
 	char	   *pattern = JsonbGetString(options, "topic_pattern");
 	regex_t		re;
 
@@ -856,6 +1005,22 @@ list_partitions(KafkaConn *conn, Jsonb *options, List **parts, char **why)
 	{
 		*why = pstrdup(rd_kafka_err2str(err));
 		return false;
+	}
+	if (assigned != NIL)
+	{
+		volatile bool ok = false;
+
+		/* librdkafka's metadata is freed however the check ends */
+		PG_TRY();
+		{
+			ok = check_assigned(md, assigned, parts, why);
+		}
+		PG_FINALLY();
+		{
+			rd_kafka_metadata_destroy(md);
+		}
+		PG_END_TRY();
+		return ok;
 	}
 	if (pattern)
 		compile_pattern(pattern, &re);

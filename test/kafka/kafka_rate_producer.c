@@ -11,7 +11,17 @@
  * per message.  At the end it waits for every delivery report and prints
  * "sent N failed F" on stdout.
  *
- * Usage: kafka_rate_producer BOOTSTRAP TOPIC PARTITIONS RATE SECONDS
+ * LINGER_MS (default 20) is librdkafka's linger.ms: how long a partition's
+ * messages gather into one record batch.  librdkafka's mock cluster answers
+ * a fetch with at most one record batch per partition, so the batches'
+ * size bounds what a consumer can read per round trip: with 1 ms, batches
+ * of one or two messages at 10,000 msg/s over 8 partitions asked for about
+ * a thousand fetch round trips a second, more than a busy 2-core machine
+ * gives, and the consumer fell seconds behind before the query saw a
+ * message.  A real broker returns every batch up to the fetch's byte
+ * limits.
+ *
+ * Usage: kafka_rate_producer BOOTSTRAP TOPIC PARTITIONS RATE SECONDS [LINGER_MS]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,9 +64,9 @@ main(int argc, char **argv)
 	long long	start;
 	long long	sent = 0;
 
-	if (argc != 6)
+	if (argc != 6 && argc != 7)
 	{
-		fprintf(stderr, "usage: %s BOOTSTRAP TOPIC PARTITIONS RATE SECONDS\n", argv[0]);
+		fprintf(stderr, "usage: %s BOOTSTRAP TOPIC PARTITIONS RATE SECONDS [LINGER_MS]\n", argv[0]);
 		return 2;
 	}
 	topic = argv[2];
@@ -71,7 +81,7 @@ main(int argc, char **argv)
 
 	conf = rd_kafka_conf_new();
 	if (rd_kafka_conf_set(conf, "bootstrap.servers", argv[1], errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
-		rd_kafka_conf_set(conf, "linger.ms", "1", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
+		rd_kafka_conf_set(conf, "linger.ms", argc == 7 ? argv[6] : "20", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK ||
 		rd_kafka_conf_set(conf, "queue.buffering.max.messages", "1000000", errstr, sizeof(errstr)) != RD_KAFKA_CONF_OK)
 	{
 		fprintf(stderr, "%s: %s\n", argv[0], errstr);

@@ -131,9 +131,8 @@ query_is_running(const char *name)
  * watermark, watermark_at, on_error): changes them in place, keeping the
  * query's state, offsets and results.  It takes the lock a batch takes, so
  * it waits for a batch in progress (run() in another session) and the next
- * batch sees the change.  A worker reads its trigger when it starts: a new
- * trigger ends the worker (a batch in progress is rolled back, losing
- * nothing) and starts it again.
+ * batch sees the change.  A new trigger has the pool let go of the query
+ * (a batch in progress is cancelled, losing nothing) and take it afresh.
  */
 Datum
 streaming_alter_query(PG_FUNCTION_ARGS)
@@ -174,10 +173,10 @@ streaming_alter_query(PG_FUNCTION_ARGS)
 }
 
 /*
- * streaming_reset_query implements streaming.reset_query(name): ends the
- * query's worker, empties its state and result and forgets its offsets,
+ * streaming_reset_query implements streaming.reset_query(name): has the
+ * pool let go of the query (cancelling a batch in progress), empties its state and result and forgets its offsets,
  * watermark and dead letters (QueryReset), under the lock a batch takes,
- * and starts the worker again if the query was running.  Its next batches
+ * and has the pool take it again if the query was running.  Its next batches
  * read its sources again from where a new query would start.
  */
 Datum

@@ -81,7 +81,7 @@ t0=$(date +%s.%N)
 } >"$DIR/create.sql"
 for i in $(seq "$NQ"); do as_postgres mkdir "$IN/d$i"; done
 sql -f "$DIR/create.sql" >/dev/null 2>&1
-created=$(echo "$(date +%s.%N) - $t0" | bc)
+created=$(printf "%.1f" "$(echo "$(date +%s.%N) - $t0" | bc)")
 total=$((NQ + NK))
 for _ in $(seq 1200); do
 	[[ "$(sql -c "SELECT count(*) FROM streaming.queries WHERE worker_pid IS NOT NULL")" == "$total" ]] && break

@@ -92,19 +92,19 @@ is(sql(q{SELECT count(*) FROM streaming.queries WHERE last_batch_id < 2}), '0', 
 
 # --- a pool worker terminated: its queries go on, no restart counted
 my $pid = sql(q{SELECT worker_pid FROM streaming.queries WHERE name = 'q1'});
-my %last = map { split /\|/ } split /\n/, sql(q{SELECT name || '|' || last_batch_id FROM streaming.queries});
+my %last = map { split /\|/ } split /\n/, sql(q{SELECT name || '|' || last_batch_id FROM streaming.queries WHERE name NOT LIKE 't%'});
 sql(qq{SELECT pg_terminate_backend($pid)});
 wait_for(q{SELECT count(*) FROM streaming.queries WHERE worker_pid IS NOT NULL AND worker_pid <> } . $pid,
 	'16', 'a terminated pool worker\'s queries are taken again');
 wait_for(sub {
-		my %now = map { split /\|/ } split /\n/, sql(q{SELECT name || '|' || last_batch_id FROM streaming.queries});
+		my %now = map { split /\|/ } split /\n/, sql(q{SELECT name || '|' || last_batch_id FROM streaming.queries WHERE name NOT LIKE 't%'});
 		return join(',', grep { $now{$_} <= $last{$_} } sort keys %last) || 'all';
-	}, 'all', 'and every query runs batches again');
+	}, 'all', 'and every query with input runs batches again');
 is(sql(q{SELECT max(restarts) FROM streaming.queries}), '0', 'without counting a restart');
 
 # --- a crash: every backend is reset; the queries resume by themselves
 $pid = sql(q{SELECT worker_pid FROM streaming.queries WHERE name = 'q1'});
-%last = map { split /\|/ } split /\n/, sql(q{SELECT name || '|' || last_batch_id FROM streaming.queries});
+%last = map { split /\|/ } split /\n/, sql(q{SELECT name || '|' || last_batch_id FROM streaming.queries WHERE name NOT LIKE 't%'});
 my $log = -s $node->logfile;
 kill 'KILL', $pid;
 $node->poll_query_until('postgres', 'SELECT true') or die;
@@ -114,9 +114,9 @@ wait_for(q{SELECT count(*) FROM streaming.queries WHERE worker_pid IS NOT NULL},
 my $resumed = time - $up;
 ok($resumed < 2, sprintf('within %.2f s of the server accepting connections', $resumed));
 wait_for(sub {
-		my %now = map { split /\|/ } split /\n/, sql(q{SELECT name || '|' || last_batch_id FROM streaming.queries});
+		my %now = map { split /\|/ } split /\n/, sql(q{SELECT name || '|' || last_batch_id FROM streaming.queries WHERE name NOT LIKE 't%'});
 		return join(',', grep { $now{$_} <= $last{$_} } sort keys %last) || 'all';
-	}, 'all', 'and every query runs batches again');
+	}, 'all', 'and every query with input runs batches again');
 like(slurp_file($node->logfile, $log), qr/was terminated by signal 9/, 'it was a crash');
 wait_for(q{SELECT max(restarts) FROM streaming.queries}, '0',
 	'the restart each query counted is reset once it gets going');

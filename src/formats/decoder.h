@@ -2,8 +2,8 @@
  *
  * decoder.h
  *	  Machinery shared by the record decoders (private to src/formats):
- *	  reading a file line by line, converting column text with the types'
- *	  input functions, and running one record in a subtransaction.
+ *	  reading a file line by line, converting column text into Datums, and
+ *	  running one record in a subtransaction.
  *
  *-------------------------------------------------------------------------
  */
@@ -38,7 +38,21 @@ extern bool LineReaderNext(LineReader *reader);
 extern void LineReaderClose(LineReader *reader);
 extern int	LineContentLength(const char *line, int len);
 
-/* how to turn text into each column's type */
+/* a column type that column_input.c writes without its input function */
+typedef enum FastInputKind
+{
+	FAST_INPUT_NONE,
+	FAST_INPUT_INT2,
+	FAST_INPUT_INT4,
+	FAST_INPUT_INT8,
+	FAST_INPUT_FLOAT8,
+	FAST_INPUT_BOOL,
+	FAST_INPUT_TEXT,
+	FAST_INPUT_VARCHAR,
+	FAST_INPUT_TIMESTAMP
+} FastInputKind;
+
+/* how to turn text into each column's type (column_input.c) */
 typedef struct ColumnInputs
 {
 	int			natts;
@@ -48,6 +62,7 @@ typedef struct ColumnInputs
 	bool	   *dropped;
 	/* timestamptz columns (and domains over it) are read by event_time.c */
 	bool	   *event_time;
+	FastInputKind *fast;		/* the column's fast path, if any */
 	const char **names;
 	void	  **domain_info;	/* domain_check's cache, per domain column */
 	Oid		   *types;
@@ -57,6 +72,7 @@ typedef struct ColumnInputs
 
 extern void ColumnInputsInit(ColumnInputs *ci, TupleDesc tupdesc, const FormatOptions *opts);
 extern Datum ColumnInput(ColumnInputs *ci, int attno, char *text);
+extern Datum ColumnInputLen(ColumnInputs *ci, int attno, char *text, int len);
 
 /* a row to the row callback, with its record named for FormatRejectRow */
 extern void FormatEmitRow(FormatRowCallback row_cb, FormatErrorCallback err_cb, void *arg,

@@ -165,11 +165,14 @@ EventTimeMaxAhead(Jsonb *options, int64 *usecs, char **text)
  * Parsing
  * ------------------------------------------------------------------------ */
 
+/* a decimal digit, whatever the locale says of other bytes */
+#define IS_DIGIT(c) ((unsigned char) ((c) - '0') <= 9)
+
 /* two_digits reads exactly two decimal digits */
 static inline bool
 two_digits(const char *p, int *value)
 {
-	if (!isdigit((unsigned char) p[0]) || !isdigit((unsigned char) p[1]))
+	if (!IS_DIGIT(p[0]) || !IS_DIGIT(p[1]))
 		return false;
 	*value = (p[0] - '0') * 10 + (p[1] - '0');
 	return true;
@@ -190,7 +193,7 @@ parse_fraction(const char **p, int scale, int64 *units)
 	int			n = 0;
 	int64		v = 0;
 
-	while (isdigit((unsigned char) s[n]))
+	while (IS_DIGIT(s[n]))
 	{
 		if (n >= EVENT_TIME_MAX_FRACTION)
 			return false;
@@ -218,36 +221,44 @@ parse_fraction(const char **p, int scale, int64 *units)
 	return true;
 }
 
-/*
- * parse_iso8601 reads the ISO 8601 grammar (see the file header).
- */
-static EventTimeError
-parse_iso8601(const EventTimeOptions *opts, const char *p, TimestampTz *result)
+/* the fields of an ISO 8601 text, as parse_iso8601_fields reads them */
+typedef struct Iso8601Fields
 {
 	int			year;
-	int			y2;
 	int			mon;
 	int			mday;
 	int			hour;
 	int			min;
 	int			sec;
-	int64		fsec = 0;
-	int64		time;
-	bool		has_offset = false;
-	int			tz = 0;			/* seconds west of UTC, as PostgreSQL counts */
+	int64		time;			/* time of day in microseconds, fraction included */
+	bool		has_offset;
+	int			tz;				/* seconds west of UTC, as PostgreSQL counts */
+} Iso8601Fields;
 
+/*
+ * parse_iso8601_fields reads the ISO 8601 grammar (see the file header)
+ * and checks the fields' ranges; the text must end after it.
+ */
+static EventTimeError
+parse_iso8601_fields(const char *p, Iso8601Fields *f)
+{
+	int			y2;
+	int64		fsec = 0;
+
+	f->has_offset = false;
+	f->tz = 0;
 	/* YYYY-MM-DD */
-	if (!two_digits(p, &year) || !two_digits(p + 2, &y2) || p[4] != '-' ||
-		!two_digits(p + 5, &mon) || p[7] != '-' || !two_digits(p + 8, &mday))
+	if (!two_digits(p, &f->year) || !two_digits(p + 2, &y2) || p[4] != '-' ||
+		!two_digits(p + 5, &f->mon) || p[7] != '-' || !two_digits(p + 8, &f->mday))
 		return EVENT_TIME_SYNTAX;
-	year = year * 100 + y2;
+	f->year = f->year * 100 + y2;
 	p += 10;
 	if (*p != 'T' && *p != 't' && *p != ' ')
 		return EVENT_TIME_SYNTAX;
 	p++;
 	/* hh:mm:ss[.fraction] */
-	if (!two_digits(p, &hour) || p[2] != ':' || !two_digits(p + 3, &min) ||
-		p[5] != ':' || !two_digits(p + 6, &sec))
+	if (!two_digits(p, &f->hour) || p[2] != ':' || !two_digits(p + 3, &f->min) ||
+		p[5] != ':' || !two_digits(p + 6, &f->sec))
 		return EVENT_TIME_SYNTAX;
 	p += 8;
 	if (*p == '.')
@@ -259,7 +270,7 @@ parse_iso8601(const EventTimeOptions *opts, const char *p, TimestampTz *result)
 	/* offset */
 	if (*p == 'Z' || *p == 'z')
 	{
-		has_offset = true;
+		f->has_offset = true;
 		p++;
 	}
 	else if (*p == '+' || *p == '-')
@@ -278,7 +289,7 @@ parse_iso8601(const EventTimeOptions *opts, const char *p, TimestampTz *result)
 				return EVENT_TIME_SYNTAX;
 			p += 3;
 		}
-		else if (isdigit((unsigned char) *p))
+		else if (IS_DIGIT(*p))
 		{
 			if (!two_digits(p, &om))
 				return EVENT_TIME_SYNTAX;
@@ -286,40 +297,73 @@ parse_iso8601(const EventTimeOptions *opts, const char *p, TimestampTz *result)
 		}
 		if (oh > MAX_TZDISP_HOUR || om >= MINS_PER_HOUR)
 			return EVENT_TIME_FIELD_RANGE;
-		has_offset = true;
-		tz = -sign * (oh * SECS_PER_HOUR + om * SECS_PER_MINUTE);
+		f->has_offset = true;
+		f->tz = -sign * (oh * SECS_PER_HOUR + om * SECS_PER_MINUTE);
 	}
 	if (*p != '\0')
 		return EVENT_TIME_SYNTAX;
 
-	if (year < 1 || mon < 1 || mon > MONTHS_PER_YEAR ||
-		mday < 1 || mday > day_tab[isleap(year)][mon - 1] ||
-		hour >= HOURS_PER_DAY || min >= MINS_PER_HOUR || sec > SECS_PER_MINUTE)
+	if (f->year < 1 || f->mon < 1 || f->mon > MONTHS_PER_YEAR ||
+		f->mday < 1 || f->mday > day_tab[isleap(f->year)][f->mon - 1] ||
+		f->hour >= HOURS_PER_DAY || f->min >= MINS_PER_HOUR || f->sec > SECS_PER_MINUTE)
 		return EVENT_TIME_FIELD_RANGE;
 	/* a leap second may end the day, not pass it (time_overflows) */
-	time = (((int64) hour * MINS_PER_HOUR + min) * SECS_PER_MINUTE + sec) * USECS_PER_SEC + fsec;
-	if (time > USECS_PER_DAY)
+	f->time = (((int64) f->hour * MINS_PER_HOUR + f->min) * SECS_PER_MINUTE + f->sec) * USECS_PER_SEC + fsec;
+	if (f->time > USECS_PER_DAY)
 		return EVENT_TIME_FIELD_RANGE;
+	return EVENT_TIME_OK;
+}
+
+/*
+ * parse_iso8601 reads the ISO 8601 grammar (see the file header).
+ */
+static EventTimeError
+parse_iso8601(const EventTimeOptions *opts, const char *p, TimestampTz *result)
+{
+	Iso8601Fields f;
+	EventTimeError err = parse_iso8601_fields(p, &f);
+
+	if (err != EVENT_TIME_OK)
+		return err;
 
 	/* local time without an offset: the source's zone, as DecodeDateTime does */
-	if (!has_offset && opts->tz != NULL)
+	if (!f.has_offset && opts->tz != NULL)
 	{
 		struct pg_tm tm;
 
 		memset(&tm, 0, sizeof(tm));
-		tm.tm_year = year;
-		tm.tm_mon = mon;
-		tm.tm_mday = mday;
-		tm.tm_hour = hour;
-		tm.tm_min = min;
-		tm.tm_sec = sec;
-		tz = DetermineTimeZoneOffset(&tm, opts->tz);
+		tm.tm_year = f.year;
+		tm.tm_mon = f.mon;
+		tm.tm_mday = f.mday;
+		tm.tm_hour = f.hour;
+		tm.tm_min = f.min;
+		tm.tm_sec = f.sec;
+		f.tz = DetermineTimeZoneOffset(&tm, opts->tz);
 	}
 
 	/* as tm2timestamp: local date and time, then the zone */
-	*result = (TimestampTz) (date2j(year, mon, mday) - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY +
-		time + (int64) tz * USECS_PER_SEC;
+	*result = (TimestampTz) (date2j(f.year, f.mon, f.mday) - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY +
+		f.time + (int64) f.tz * USECS_PER_SEC;
 	return EVENT_TIME_OK;
+}
+
+/*
+ * EventTimeParseLocal reads a timestamp without time zone in the ISO 8601
+ * grammar without an offset (the date and time alone); false for any other
+ * text, which the caller then gives to timestamp_in.  The value is
+ * timestamp_in's for every text accepted (the same calendar and rounding;
+ * no time zone, so no dependence on TimeZone).
+ */
+bool
+EventTimeParseLocal(const char *str, Timestamp *result)
+{
+	Iso8601Fields f;
+
+	if (parse_iso8601_fields(str, &f) != EVENT_TIME_OK || f.has_offset)
+		return false;
+	*result = (Timestamp) (date2j(f.year, f.mon, f.mday) - POSTGRES_EPOCH_JDATE) * USECS_PER_DAY +
+		f.time;
+	return true;
 }
 
 /*
@@ -342,7 +386,7 @@ parse_epoch(const char *p, bool ms, TimestampTz *result)
 		p++;
 	}
 	start = p;
-	while (isdigit((unsigned char) *p))
+	while (IS_DIGIT(*p))
 	{
 		if (pg_mul_s64_overflow(whole, 10, &whole) ||
 			pg_add_s64_overflow(whole, *p - '0', &whole))

@@ -47,6 +47,7 @@ extern void EventTimeParseOptions(Jsonb *options, EventTimeOptions *out);
 extern bool EventTimeMaxAhead(Jsonb *options, int64 *usecs, char **text);
 extern EventTimeError EventTimeParse(const EventTimeOptions *opts, const char *str,
 									 TimestampTz *result);
+extern bool EventTimeParseLocal(const char *str, Timestamp *result);
 extern TimestampTz EventTimeInput(const EventTimeOptions *opts, const char *str,
 								  const char *column, int32 typmod);
 extern char *EventTimeToString(TimestampTz ts);

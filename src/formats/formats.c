@@ -2,8 +2,9 @@
  *
  * formats.c
  *	  Format options, schema checks and dispatch of the record decoders,
- *	  and the machinery they share: line reading, column input, and the
- *	  per-record subtransaction that turns a bad record into a dead letter.
+ *	  and the machinery they share: line reading, and the per-record
+ *	  subtransaction that turns a bad record into a dead letter (column
+ *	  input is in column_input.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -309,74 +310,6 @@ LineContentLength(const char *line, int len)
 	if (len > 0 && line[len - 1] == '\r')
 		len--;
 	return len;
-}
-
-/* ------------------------------------------------------------------------
- * Column input
- * ------------------------------------------------------------------------ */
-
-/*
- * ColumnInputsInit looks up how to convert the text of each column: the
- * type's input function, except for timestamptz columns (and domains over
- * timestamptz), which are read by the source's event-time grammar rather
- * than by timestamptz_in and its DateStyle.
- */
-void
-ColumnInputsInit(ColumnInputs *ci, TupleDesc tupdesc, const FormatOptions *opts)
-{
-	int			n = Max(tupdesc->natts, 1);
-
-	ci->natts = tupdesc->natts;
-	ci->infuncs = palloc0(sizeof(FmgrInfo) * n);
-	ci->ioparams = palloc0(sizeof(Oid) * n);
-	ci->typmods = palloc0(sizeof(int32) * n);
-	ci->dropped = palloc0(sizeof(bool) * n);
-	ci->event_time = palloc0(sizeof(bool) * n);
-	ci->names = palloc0(sizeof(char *) * n);
-	ci->domain_info = palloc0(sizeof(void *) * n);
-	ci->types = palloc0(sizeof(Oid) * n);
-	ci->event_time_opts = opts->event_time;
-	ci->mcxt = CurrentMemoryContext;
-	for (int i = 0; i < ci->natts; i++)
-	{
-		Form_pg_attribute att = TupleDescAttr(tupdesc, i);
-		Oid			infunc;
-		int32		base_typmod = att->atttypmod;
-
-		ci->dropped[i] = att->attisdropped;
-		if (att->attisdropped)
-			continue;
-		ci->names[i] = NameStr(att->attname);
-		ci->types[i] = att->atttypid;
-		if (getBaseTypeAndTypmod(att->atttypid, &base_typmod) == TIMESTAMPTZOID)
-		{
-			ci->event_time[i] = true;
-			ci->typmods[i] = base_typmod;
-			continue;
-		}
-		getTypeInputInfo(att->atttypid, &infunc, &ci->ioparams[i]);
-		fmgr_info(infunc, &ci->infuncs[i]);
-		ci->typmods[i] = att->atttypmod;
-	}
-}
-
-/*
- * ColumnInput converts the text of a column (NULL: SQL NULL, which only a
- * domain can reject).
- */
-Datum
-ColumnInput(ColumnInputs *ci, int attno, char *text)
-{
-	Datum		value = (Datum) 0;
-
-	if (!ci->event_time[attno])
-		return InputFunctionCall(&ci->infuncs[attno], text, ci->ioparams[attno], ci->typmods[attno]);
-	if (text != NULL)
-		value = TimestampTzGetDatum(EventTimeInput(&ci->event_time_opts, text, ci->names[attno],
-												   ci->typmods[attno]));
-	if (ci->types[attno] != TIMESTAMPTZOID)
-		domain_check(value, text == NULL, ci->types[attno], &ci->domain_info[attno], ci->mcxt);
-	return value;
 }
 
 /* ------------------------------------------------------------------------

@@ -188,6 +188,7 @@ RecordDecode(RecordDecoder *dec, const char *data, int len, bool careful,
 	ConvertRecord conv;
 	FieldsRecord rec;
 	char	   *fields_buf[1];
+	int			out_len;
 	bool		ok = false;
 
 	FormatForgetRow();
@@ -205,18 +206,28 @@ RecordDecode(RecordDecoder *dec, const char *data, int len, bool careful,
 	conv.len = len;
 	conv.out = NULL;
 	if (GetDatabaseEncoding() == PG_UTF8 || GetDatabaseEncoding() == PG_SQL_ASCII)
-		conv.out = pnstrdup(data, len);
+	{
+		/* verified: no NUL inside, so the copy is len bytes */
+		conv.out = palloc(len + 1);
+		memcpy(conv.out, data, len);
+		conv.out[len] = '\0';
+		out_len = len;
+	}
 	else if (!RunRecord(careful, convert_to_server, &conv, err_cb, arg, position, data, len))
 		return false;
-	else if (conv.out == data)
-		conv.out = pnstrdup(data, len);
+	else
+	{
+		if (conv.out == data)
+			conv.out = pnstrdup(data, len);
+		out_len = strlen(conv.out);
+	}
 
 	memset(&rec, 0, sizeof(rec));
 	rec.dec = dec;
 	switch (dec->opts.kind)
 	{
 		case STREAMING_FORMAT_JSON:
-			ok = JsonLineDecode(dec->json, conv.out, strlen(conv.out), careful, position,
+			ok = JsonLineDecode(dec->json, conv.out, out_len, careful, position,
 								data, len, err_cb, arg);
 			break;
 		case STREAMING_FORMAT_TEXT:
@@ -229,7 +240,7 @@ RecordDecode(RecordDecoder *dec, const char *data, int len, bool careful,
 			break;
 		case STREAMING_FORMAT_CSV:
 			rec.fields = palloc(sizeof(char *) * (dec->ncsv + 1));
-			rec.nfields = csv_split(dec, conv.out, strlen(conv.out), rec.fields, dec->ncsv + 1);
+			rec.nfields = csv_split(dec, conv.out, out_len, rec.fields, dec->ncsv + 1);
 			ok = RunRecord(careful, fields_convert, &rec, err_cb, arg, position, data, len);
 			break;
 	}

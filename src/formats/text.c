@@ -21,6 +21,7 @@ typedef struct TextRecord
 	ColumnInputs *inputs;
 	int			attno;
 	char	   *text;
+	int			len;
 	Datum	   *values;
 } TextRecord;
 
@@ -29,7 +30,7 @@ text_convert(void *arg)
 {
 	TextRecord *rec = arg;
 
-	rec->values[rec->attno] = ColumnInput(rec->inputs, rec->attno, rec->text);
+	rec->values[rec->attno] = ColumnInputLen(rec->inputs, rec->attno, rec->text, rec->len);
 }
 
 /*
@@ -84,6 +85,7 @@ TextDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 			else
 			{
 				rec.text = pnstrdup(reader.line.data, len);
+				rec.len = len;
 				if (RunRecord(careful, text_convert, &rec, err_cb, arg, position,
 							  reader.line.data, len))
 				{

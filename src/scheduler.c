@@ -21,6 +21,10 @@
  * a query that crashes its worker thus cannot keep taking the others down
  * with it.  The worker resets restarts after the query's first batch.
  *
+ * A worker whose batch has run for more than ten seconds keeps that query,
+ * but the others take the rest of what it holds, so that one long batch
+ * (a backlog, a slow function) does not hold up the queries beside it.
+ *
  * Every claim and release is a conditional UPDATE that skips rows locked
  * by a batch in progress elsewhere (a run() in a session), and a claim
  * also needs the advisory lock that stop() and drop_query() hold.
@@ -50,6 +54,20 @@
 	"EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a " \
 	"WHERE a.pid OPERATOR(pg_catalog.=) " expr " " \
 	"AND a.backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "')"
+
+/*
+ * A live pool worker (pid expr) whose batch has run for more than
+ * STUCK_BATCH_SECONDS: the other queries it holds are taken by the other
+ * workers meanwhile (the one whose batch runs stays locked to it).
+ */
+#define STUCK_BATCH_SECONDS "10"
+#define STUCK_WORKER(expr) \
+	"EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a " \
+	"WHERE a.pid OPERATOR(pg_catalog.=) " expr " " \
+	"AND a.backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "' " \
+	"AND a.state OPERATOR(pg_catalog.=) 'active' " \
+	"AND a.query_start OPERATOR(pg_catalog.<) pg_catalog.now() " \
+	"OPERATOR(pg_catalog.-) '" STUCK_BATCH_SECONDS " seconds'::pg_catalog.interval)"
 
 /* the row of query $1 unless a batch in progress has it locked */
 #define UNLOCKED_ROW \
@@ -243,7 +261,8 @@ SchedulerScan(List *held, int *nqueries)
 					   "AND NOT " LIVE_WORKER("q.worker_pid") ", "
 					   "q.worker_pid IS NULL OR (q.worker_pid OPERATOR(pg_catalog.<>) $1 "
 					   "AND NOT " LIVE_WORKER("q.worker_pid") "), "
-					   "q.restarts, q.restart_at, q.worker_pid "
+					   "q.restarts, q.restart_at, q.worker_pid, "
+					   "q.worker_pid OPERATOR(pg_catalog.<>) $1 AND " STUCK_WORKER("q.worker_pid") " "
 					   "FROM streaming.queries q "
 					   "WHERE q.enabled AND q.status OPERATOR(pg_catalog.<>) 'failed' ORDER BY q.id",
 					   1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
@@ -313,7 +332,7 @@ SchedulerScan(List *held, int *nqueries)
 		nheld--;
 		released = true;
 	}
-	for (uint64 i = 0; i < nrows && nheld < share; i++)
+	for (uint64 i = 0; i < nrows; i++)
 	{
 		char	   *name = SPI_getvalue(tab->vals[i], tab->tupdesc, 1);
 		int32		id = DatumGetInt32(SPI_getbinval(tab->vals[i], tab->tupdesc, 2, &isnull));
@@ -323,9 +342,14 @@ SchedulerScan(List *held, int *nqueries)
 		Datum		restart_at = SPI_getbinval(tab->vals[i], tab->tupdesc, 9, &isnull);
 		TimestampTz due = isnull ? 0 : DatumGetTimestampTz(restart_at);
 		Datum		dead_pid = SPI_getbinval(tab->vals[i], tab->tupdesc, 10, &isnull);
+		bool		stuck = DatumGetBool(SPI_getbinval(tab->vals[i], tab->tupdesc, 11, &isnull)) && !isnull;
 
 		CHECK_FOR_INTERRUPTS();
-		if (!unheld)
+		/*
+		 * Up to the share; and beyond, the queries of a worker stuck in a
+		 * long batch, which would wait for it.
+		 */
+		if (!(unheld && nheld < share) && !stuck)
 			continue;
 
 		/*
@@ -353,7 +377,8 @@ SchedulerScan(List *held, int *nqueries)
 						"last_error = NULL, condition = NULL, restart_at = NULL "
 						"WHERE " UNLOCKED_ROW " AND q.enabled "
 						"AND q.status OPERATOR(pg_catalog.<>) 'failed' "
-						"AND (q.worker_pid IS NULL OR NOT " LIVE_WORKER("q.worker_pid") ") "
+						"AND (q.worker_pid IS NULL OR NOT " LIVE_WORKER("q.worker_pid") " "
+						"OR " STUCK_WORKER("q.worker_pid") ") "
 						/* not while stop() or drop_query() is at it */
 						"AND pg_catalog.pg_try_advisory_xact_lock(" CppAsString2(STREAMING_STOP_LOCK) ", q.id)",
 						2, argtypes, args) != 1)

@@ -1,6 +1,7 @@
 # The pool: more started queries than max_worker_processes all run, on the
 # pool workers of their database; a flooded query does not starve the
-# others (the latency of a trickle of input stays bounded); a pool worker
+# others (the latency of a trickle of input stays bounded), nor does a
+# batch that runs for long (the other worker takes the rest); a pool worker
 # that is terminated hands its queries on at once, without counting a
 # restart; after a crash (SIGKILL) the queries resume within about a second
 # of the server accepting connections, each counted as a restart once; a
@@ -101,6 +102,29 @@ wait_for(sub {
 		return join(',', grep { $now{$_} <= $last{$_} } sort keys %last) || 'all';
 	}, 'all', 'and every query with input runs batches again');
 is(sql(q{SELECT max(restarts) FROM streaming.queries}), '0', 'without counting a restart');
+
+# --- a batch that runs long: the other worker takes the rest of its queries
+sql(q{ALTER SYSTEM SET streaming.workers_per_database = 2; SELECT pg_reload_conf()});
+sql(q{
+	CREATE FUNCTION nap(v bigint) RETURNS bigint LANGUAGE sql AS
+		$$SELECT CASE WHEN v = 0 THEN (SELECT 0 FROM pg_sleep(40)) ELSE v END$$;
+	SELECT streaming.create_source('once_slow', 'rate', options => '{"rows_per_second": 1}');
+	SELECT streaming.create_query('sleeper', 'SELECT nap(value) AS v FROM once_slow');
+});
+wait_for(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'streaming query'}, '2', 'a second pool worker');
+wait_for(q{SELECT count(*) FROM pg_stat_activity WHERE query = 'streaming micro-batch: sleeper' AND state = 'active'},
+	'1', 'a batch that takes 40 s is in progress');
+my $slow_pid = sql(q{SELECT pid FROM pg_stat_activity WHERE query = 'streaming micro-batch: sleeper' AND state = 'active'});
+%last = map { split /\|/ } split /\n/, sql(q{SELECT name || '|' || last_batch_id FROM streaming.queries WHERE name NOT LIKE 't%' AND name <> 'sleeper'});
+my $t_slow = time;
+wait_for(sub {
+		my %now = map { split /\|/ } split /\n/, sql(q{SELECT name || '|' || last_batch_id FROM streaming.queries WHERE name NOT LIKE 't%' AND name <> 'sleeper'});
+		return join(',', grep { $now{$_} <= $last{$_} } sort keys %last) || 'all';
+	}, 'all', 'meanwhile every other query with input runs batches');
+ok(time - $t_slow < 30, sprintf('within %.1f s, while the long batch goes on', time - $t_slow));
+is(sql(qq{SELECT count(*) FROM streaming.queries WHERE worker_pid = $slow_pid}), '1',
+	'its worker keeps only the query whose batch it runs');
+sql(q{SELECT streaming.drop_query('sleeper')});
 
 # --- a crash: every backend is reset; the queries resume by themselves
 $pid = sql(q{SELECT worker_pid FROM streaming.queries WHERE name = 'q1'});

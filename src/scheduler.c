@@ -66,8 +66,8 @@
 	"WHERE a.pid OPERATOR(pg_catalog.=) " expr " " \
 	"AND a.backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "' " \
 	"AND a.state OPERATOR(pg_catalog.=) 'active' " \
-	"AND a.query_start OPERATOR(pg_catalog.<) pg_catalog.now() " \
-	"OPERATOR(pg_catalog.-) '" STUCK_BATCH_SECONDS " seconds'::pg_catalog.interval)"
+	"AND a.query_start OPERATOR(pg_catalog.<) (pg_catalog.now() " \
+	"OPERATOR(pg_catalog.-) '" STUCK_BATCH_SECONDS " seconds'::pg_catalog.interval))"
 
 /* the row of query $1 unless a batch in progress has it locked */
 #define UNLOCKED_ROW \
@@ -246,9 +246,12 @@ SchedulerScan(List *held, int *nqueries)
 	}
 
 	args[0] = ObjectIdGetDatum(MyDatabaseId);
-	if (CatalogExecute("SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity "
-					   "WHERE datid OPERATOR(pg_catalog.=) $1 "
-					   "AND backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "'",
+	/* the workers that share the queries: those not stuck in a long batch */
+	if (CatalogExecute("SELECT pg_catalog.count(*) FROM pg_catalog.pg_stat_activity s "
+					   "WHERE s.datid OPERATOR(pg_catalog.=) $1 "
+					   "AND s.backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "' "
+					   "AND (s.pid OPERATOR(pg_catalog.=) pg_catalog.pg_backend_pid() "
+					   "OR NOT " STUCK_WORKER("s.pid") ")",
 					   1, (Oid[]) {OIDOID}, args, NULL, true, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_stat_activity");
 	nworkers = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

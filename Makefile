@@ -41,4 +41,5 @@ bench:
 	bash test/bench/nexmark.sh
 	bash test/bench/latency.sh
 	bash test/bench/incremental.sh
+	bash test/bench/batch_overhead.sh
 	bash test/bench/soak.sh

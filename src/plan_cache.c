@@ -277,10 +277,16 @@ prepared_make_room(void)
 
 /*
  * prepared_build analyses a statement through AnalyseResolved (catalog
- * search_path, fingerprint check) and keeps it.  Its generic plan is made
- * at its first execution, under the owner's search_path as before, and
- * reused; the close statement's parameter, the watermark, is a bound in a
- * filter whose plan does not depend on its value.
+ * search_path, fingerprint check) and keeps it.  The batch statement has
+ * no parameter: its generic plan is made at its first execution, under the
+ * owner's search_path as before, and reused.  The close statement's
+ * parameter, the watermark, bounds an index scan of the state (windows
+ * ending by it): a generic plan, costed at PostgreSQL's default
+ * selectivity of a third of the rows, may scan the whole state instead, so it
+ * is planned for each watermark - planned only, not analysed again.
+ * Either way the plan cache makes one kind of plan per execution, never a
+ * generic one and then a custom one, between which an invalidation could
+ * make it analyse the statement again.
  */
 static PreparedStatement *
 prepared_build(PreparedKey *key, const PreparedSpec *spec)
@@ -294,7 +300,8 @@ prepared_build(PreparedKey *key, const PreparedSpec *spec)
 	PreparedStatement *ps;
 	SPIPlanPtr	plan;
 	bool		found;
-	int			options = CURSOR_OPT_PARALLEL_OK | CURSOR_OPT_GENERIC_PLAN;
+	int			options = CURSOR_OPT_PARALLEL_OK |
+		(spec->nargs > 0 ? CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN);
 
 	querytrees = AnalyseResolved(spec->sql, spec->nargs, spec->argtypes, spec->query,
 								 spec->fingerprint, &stmt);

@@ -42,4 +42,5 @@ bench:
 	bash test/bench/latency.sh
 	bash test/bench/incremental.sh
 	bash test/bench/pool.sh
+	bash test/bench/batch_overhead.sh
 	bash test/bench/soak.sh

@@ -34,6 +34,7 @@
 #include "utils/timestamp.h"
 
 #include "batch.h"
+#include "plan_cache.h"
 #include "query.h"
 #include "sinks/sink.h"
 #include "source.h"
@@ -60,6 +61,8 @@ typedef struct BatchStats
 	TimestampTz t_planned;
 	TimestampTz t_decoded;
 	TimestampTz t_executed;
+	double		prepare_ms;		/* preparing its statements (0: reused) */
+	int64		batch_rows;		/* rows its scan of the source returns */
 } BatchStats;
 
 static double
@@ -223,10 +226,10 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 	initStringInfo(&durations);
 	appendStringInfo(&durations,
 					 "{\"latest_offset\": %.3f, \"get_batch\": %.3f, \"add_batch\": %.3f, "
-					 "\"commit_offsets\": %.3f, \"trigger_execution\": %.3f}",
+					 "\"query_planning\": %.3f, \"commit_offsets\": %.3f, \"trigger_execution\": %.3f}",
 					 ms_between(t_start, st->t_planned), ms_between(st->t_planned, st->t_decoded),
-					 ms_between(st->t_decoded, st->t_executed), ms_between(st->t_executed, t_end),
-					 total_ms);
+					 ms_between(st->t_decoded, st->t_executed), st->prepare_ms,
+					 ms_between(st->t_executed, t_end), total_ms);
 	initStringInfo(&sources);
 	appendStringInfoString(&sources, "[{\"source\": ");
 	escape_json(&sources, sb->name);
@@ -328,9 +331,48 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 }
 
 /*
+ * run_statement runs the batch or the close statement ($1: the watermark,
+ * in options->params) of a query, prepared once per process
+ * (ExecutePrepared), and returns SPI's result code.
+ */
+static int
+run_statement(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql,
+			  SPIExecuteOptions *options)
+{
+	Oid			close_types[1] = {TIMESTAMPTZOID};
+	PreparedSpec spec;
+
+	spec.query_id = q->id;
+	spec.query = q->name;
+	spec.kind = kind;
+	spec.sql = sql;
+	spec.nargs = kind == PREPARED_CLOSE ? 1 : 0;
+	spec.argtypes = kind == PREPARED_CLOSE ? close_types : NULL;
+	spec.fingerprint = kind == PREPARED_CLOSE ? q->plan->close_fingerprint : q->plan->batch_fingerprint;
+	/* the close statement reads the state only */
+	spec.scan_rows = kind == PREPARED_CLOSE ? 0 : st->batch_rows;
+	spec.state_rows = q->state_rows;
+	return ExecutePrepared(&spec, options, &st->prepare_ms);
+}
+
+/* watermark_param: the close statement's $1, the watermark after the batch */
+static ParamListInfo
+watermark_param(BatchStats *st)
+{
+	ParamListInfo params = makeParamList(1);
+
+	params->params[0].value = TimestampTzGetDatum(st->watermark);
+	params->params[0].isnull = false;
+	params->params[0].pflags = PARAM_FLAG_CONST;
+	params->params[0].ptype = TIMESTAMPTZOID;
+	return params;
+}
+
+/*
  * execute_to_sink runs the batch and close statements of a query with the
  * file or Kafka sink: the rows they write to the result table go to the
  * sink as they come (in complete mode, the whole result table after them).
+ * The statements are prepared once per process (ExecutePrepared).
  * The file enters the manifest, streaming.sink_files, in the batch's
  * transaction; Kafka has acknowledged every message before it commits.
  */
@@ -366,7 +408,7 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 	memset(&options, 0, sizeof(options));
 	dest = SinkReceiverCreate(3, 3, emit, arg);
 	options.dest = dest;
-	if (SPI_execute_plan_extended(PrepareResolved(sql, 0, NULL, q->name, q->plan->batch_fingerprint), &options) != SPI_OK_SELECT)
+	if (run_statement(q, st, PREPARED_BATCH, sql, &options) != SPI_OK_SELECT)
 		elog(ERROR, "batch statement of query \"%s\" failed", q->name);
 	st->updated = SinkReceiverCount(dest, 1);
 	st->inserted = SinkReceiverCount(dest, 2);
@@ -377,17 +419,10 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 		st->closed_valid = QueryClosingBound(q, st->watermark, &st->closed_until);
 	if (close_sql != NULL)
 	{
-		ParamListInfo params = makeParamList(1);
-		Oid			close_types[1] = {TIMESTAMPTZOID};
-
-		params->params[0].value = TimestampTzGetDatum(st->watermark);
-		params->params[0].isnull = false;
-		params->params[0].pflags = PARAM_FLAG_CONST;
-		params->params[0].ptype = TIMESTAMPTZOID;
 		dest = SinkReceiverCreate(2, 2, emit, arg);
 		options.dest = dest;
-		options.params = params;
-		if (SPI_execute_plan_extended(PrepareResolved(close_sql, 1, close_types, q->name, q->plan->close_fingerprint), &options) != SPI_OK_SELECT)
+		options.params = watermark_param(st);
+		if (run_statement(q, st, PREPARED_CLOSE, close_sql, &options) != SPI_OK_SELECT)
 			elog(ERROR, "close statement of query \"%s\" failed", q->name);
 		st->removed = SinkReceiverCount(dest, 1);
 		st->sink_rows += SinkReceiverCount(dest, 2);
@@ -438,15 +473,17 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
  * execute_batch runs the batch statement (batch plan, merge, emit) and,
  * when the watermark has advanced, the close statement (emit and evict the
  * windows it closed).  They are analysed under the catalog's search_path,
- * where their text means what it meant at create_query (PrepareResolved),
- * and run as the query's owner under the search_path pinned at
- * create_query, which the user's functions and triggers see.
+ * where their text means what it meant at create_query (AnalyseResolved),
+ * once per process and again only when what they use changes
+ * (ExecutePrepared), and run as the query's owner under the search_path
+ * pinned at create_query, which the user's functions and triggers see.
  */
 static void
 execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sql,
 			  int show_rows)
 {
 	bool		isnull;
+	SPIExecuteOptions options;
 
 	SPI_connect();
 	if (q->sink.kind == SINK_FILE || q->sink.kind == SINK_KAFKA)
@@ -455,7 +492,8 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 		SPI_finish();
 		return;
 	}
-	if (SPI_execute_plan(PrepareResolved(sql, 0, NULL, q->name, q->plan->batch_fingerprint), NULL, NULL, false, 0) != SPI_OK_SELECT ||
+	memset(&options, 0, sizeof(options));
+	if (run_statement(q, st, PREPARED_BATCH, sql, &options) != SPI_OK_SELECT ||
 		SPI_processed < 1)
 		elog(ERROR, "batch statement of query \"%s\" failed", q->name);
 	st->updated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -467,13 +505,12 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 
 	if (close_sql != NULL)
 	{
-		Oid			argtypes[1] = {TIMESTAMPTZOID};
-		Datum		args[1] = {TimestampTzGetDatum(st->watermark)};
 		int64		emitted;
 
 		st->closed_valid = QueryClosingBound(q, st->watermark, &st->closed_until);
 
-		if (SPI_execute_plan(PrepareResolved(close_sql, 1, argtypes, q->name, q->plan->close_fingerprint), args, NULL, false, 0) != SPI_OK_SELECT ||
+		options.params = watermark_param(st);
+		if (run_statement(q, st, PREPARED_CLOSE, close_sql, &options) != SPI_OK_SELECT ||
 			SPI_processed < 1)
 			elog(ERROR, "close statement of query \"%s\" failed", q->name);
 		st->removed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -647,6 +684,7 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	close_sql = st.watermark_valid
 		? BuildCloseStatement(q->plan, q->result_table, q->state_table, show_rows) : NULL;
 	FdwSetBatchInput(sb.relid, sb.rows);
+	st.batch_rows = tuplestore_tuple_count(sb.rows);
 	PG_TRY();
 	{
 		execute_batch(q, &st, sql, close_sql, show_rows);

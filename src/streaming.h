@@ -63,6 +63,9 @@ extern char *PinnedSearchPath(void);
 extern struct _SPI_plan *PrepareResolved(const char *sql, int nargs, Oid *argtypes,
 										 const char *query, const char *fingerprint);
 extern char *ResolvedFingerprint(const char *sql, int nargs, Oid *argtypes);
+struct RawStmt;
+extern List *AnalyseResolved(const char *sql, int nargs, Oid *argtypes, const char *query,
+							 const char *fingerprint, struct RawStmt **stmt);
 
 /* run a query's code as its owner (util.c) */
 typedef struct OwnerContext

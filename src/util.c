@@ -331,9 +331,9 @@ dependencies_fingerprint(Query *query)
 }
 
 /*
- * PrepareResolved prepares one statement for SPI_execute_plan[_extended]:
- * it is parsed and analysed now, under "pg_catalog, pg_temp", and planned
- * and executed later under whatever search_path is current then.
+ * AnalyseResolved parses, analyses and rewrites one statement under
+ * "pg_catalog, pg_temp", for it to be planned and executed later under
+ * whatever search_path is current then; *stmt gets its raw parse tree.
  *
  * A continuous query's statements embed the user's query as PostgreSQL's
  * deparser printed it under that same path: every name outside pg_catalog
@@ -346,27 +346,21 @@ dependencies_fingerprint(Query *query)
  * name resolves as create_query resolved it, as a view's stored tree
  * would; the owner's functions still run under the owner's pinned path.
  *
- * The plan is SPI's one-shot kind, which is never re-analysed: analysing
- * here rather than in SPI is all that differs from SPI_execute.  Call it
- * between SPI_connect and SPI_finish; the plan lives in the current memory
- * context and serves one execution.
- *
  * A fingerprint (ResolvedFingerprint at create_query) makes it check that
  * the analysis found the very objects it found then: a name the catalog
  * path resolves can still find a better match created since in its own
  * schema (public.f(numeric) beside a query's public.f(anyelement)), and
  * such a statement fails, naming query, instead of running another's code.
+ * Every analysis of a query's statement goes through here, so none skips
+ * the check (see plan_cache.c).
  */
-SPIPlanPtr
-PrepareResolved(const char *sql, int nargs, Oid *argtypes, const char *query,
-				const char *fingerprint)
+List *
+AnalyseResolved(const char *sql, int nargs, Oid *argtypes, const char *query,
+				const char *fingerprint, RawStmt **stmt)
 {
-	RawStmt    *stmt;
-	CachedPlanSource *source;
 	char	   *found = NULL;
-	List	   *querytrees = analyse_resolved(sql, nargs, argtypes, &stmt,
+	List	   *querytrees = analyse_resolved(sql, nargs, argtypes, stmt,
 											  fingerprint != NULL ? &found : NULL);
-	SPIPlanPtr	plan;
 
 	if (fingerprint != NULL && strcmp(fingerprint, found) != 0)
 		ereport(ERROR,
@@ -376,6 +370,27 @@ PrepareResolved(const char *sql, int nargs, Oid *argtypes, const char *query,
 						   "than when it was created (one created since in the name's schema, with a closer signature): "
 						   "it found \"%s\", it finds \"%s\".", fingerprint, found),
 				 errhint("Look at what was created in the schemas the query names. To accept the new meaning, drop the query and create it again.")));
+	return querytrees;
+}
+
+/*
+ * PrepareResolved prepares one statement for SPI_execute_plan[_extended],
+ * analysed and checked by AnalyseResolved.  The plan is SPI's one-shot
+ * kind, which is never re-analysed: analysing here rather than in SPI is
+ * all that differs from SPI_execute.  Call it between SPI_connect and
+ * SPI_finish; the plan lives in the current memory context and serves one
+ * execution.  A statement run at every batch is better prepared once
+ * (ExecutePrepared).
+ */
+SPIPlanPtr
+PrepareResolved(const char *sql, int nargs, Oid *argtypes, const char *query,
+				const char *fingerprint)
+{
+	RawStmt    *stmt;
+	CachedPlanSource *source;
+	List	   *querytrees = AnalyseResolved(sql, nargs, argtypes, query, fingerprint, &stmt);
+	SPIPlanPtr	plan;
+
 	source = CreateOneShotCachedPlan(stmt, sql, CreateCommandTag(stmt->stmt));
 	CompleteCachedPlan(source, querytrees, NULL, argtypes, nargs, NULL, NULL,
 					   CURSOR_OPT_PARALLEL_OK, false);
@@ -394,7 +409,7 @@ PrepareResolved(const char *sql, int nargs, Oid *argtypes, const char *query,
 }
 
 /*
- * ResolvedFingerprint: the fingerprint of a statement as PrepareResolved
+ * ResolvedFingerprint: the fingerprint of a statement as AnalyseResolved
  * analyses it now, for create_query to keep.
  */
 char *

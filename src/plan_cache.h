@@ -1,0 +1,39 @@
+/*-------------------------------------------------------------------------
+ *
+ * plan_cache.h
+ *	  A continuous query's statements, prepared once per process.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef STREAMING_PLAN_CACHE_H
+#define STREAMING_PLAN_CACHE_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+
+/* which of a query's statements */
+typedef enum PreparedKind
+{
+	PREPARED_BATCH,				/* the batch statement */
+	PREPARED_CLOSE				/* the close statement ($1: the watermark) */
+} PreparedKind;
+
+/* one of a query's statements, and what its plan is made for */
+typedef struct PreparedSpec
+{
+	int32		query_id;
+	const char *query;			/* its name, for messages */
+	PreparedKind kind;
+	const char *sql;
+	int			nargs;
+	Oid		   *argtypes;
+	const char *fingerprint;	/* ResolvedFingerprint at create_query, or NULL */
+	int64		scan_rows;		/* rows its scan of the batch input returns */
+	int64		state_rows;		/* rows in the query's state table */
+} PreparedSpec;
+
+extern int	ExecutePrepared(const PreparedSpec *spec, SPIExecuteOptions *options,
+							double *prepare_ms);
+
+#endif							/* STREAMING_PLAN_CACHE_H */

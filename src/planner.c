@@ -996,6 +996,16 @@ plan_aggregate(Query *query, ContinuousPlan *plan, bool window_range_key)
 		plan->batch_sql = psprintf("SELECT %s FROM %s AS b%s%s",
 								   b.outer.data, PlanInputRelation(plan),
 								   b.nkeys > 0 ? " GROUP BY " : "", b.groupby.data);
+		/*
+		 * Windows kept by their start: the groups are merged in the order of
+		 * the state's key, the result's key order too when it lists the
+		 * same columns in the same order (ranges of one size sort as their
+		 * starts).  New windows then go to
+		 * the right end of both B-trees, where an insertion needs no descent,
+		 * and the pages an upsert reads are those the previous one read.
+		 */
+		if (plan->window_size != NULL)
+			plan->batch_sql = psprintf("%s ORDER BY %s", plan->batch_sql, b.groupby.data);
 		return;
 	}
 

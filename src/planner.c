@@ -1003,9 +1003,18 @@ plan_aggregate(Query *query, ContinuousPlan *plan, bool window_range_key)
 		 * starts).  New windows then go to
 		 * the right end of both B-trees, where an insertion needs no descent,
 		 * and the pages an upsert reads are those the previous one read.
+		 * The groups are sorted after they are formed: an ORDER BY beside
+		 * the GROUP BY would have the batch's rows sorted to group them.
 		 */
 		if (plan->window_size != NULL)
-			plan->batch_sql = psprintf("%s ORDER BY %s", plan->batch_sql, b.groupby.data);
+		{
+			StringInfoData order;
+
+			initStringInfo(&order);
+			foreach(lc, plan->state_keys)
+				appendStringInfo(&order, "%sg.%s", order.len > 0 ? ", " : "", (char *) lfirst(lc));
+			plan->batch_sql = psprintf("SELECT * FROM (%s) AS g ORDER BY %s", plan->batch_sql, order.data);
+		}
 		return;
 	}
 

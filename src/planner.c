@@ -45,6 +45,7 @@
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
+#include "operators/window_state.h"
 #include "planner.h"
 #include "source.h"
 #include "streaming.h"
@@ -530,6 +531,8 @@ typedef struct AggBuild
 	List	   *key_exprs;		/* group key expressions, in key order */
 	List	   *aggrefs;		/* distinct aggregates, in value order */
 	const char *column;			/* what finalize_mutator is rewriting */
+	int			window_keyno;	/* the key kept as its window's start, or 0 */
+	int64		window_usecs;	/* that window's size */
 } AggBuild;
 
 /*
@@ -735,9 +738,17 @@ finalize_mutator(Node *node, AggBuild *b)
 		elog(ERROR, "aggregate of \"%s\" was not collected", b->column);
 	}
 	foreach(lc, b->key_exprs)
-		if (equal(node, lfirst(lc)))
-			return (Node *) makeVar(1, foreach_current_index(lc) + 1,
-									exprType(node), exprTypmod(node), exprCollation(node), 0);
+	{
+		if (!equal(node, lfirst(lc)))
+			continue;
+		/* a window kept as its start is the range again */
+		if (foreach_current_index(lc) + 1 == b->window_keyno)
+			return WindowStateRangeNode((Node *) makeVar(1, b->window_keyno, TIMESTAMPTZOID, -1,
+														 InvalidOid, 0),
+										b->window_usecs);
+		return (Node *) makeVar(1, foreach_current_index(lc) + 1,
+								exprType(node), exprTypmod(node), exprCollation(node), 0);
+	}
 	if (IsA(node, Var))
 		reject(psprintf("%s uses a column that is not a GROUP BY expression", b->column),
 			   "Add the column to GROUP BY, or use it inside an aggregate.");
@@ -825,7 +836,7 @@ group_key_index(Query *query, TargetEntry *tle)
  * values (plan->finalizers, plan->having; see deparse_finalized).
  */
 static void
-plan_aggregate(Query *query, ContinuousPlan *plan)
+plan_aggregate(Query *query, ContinuousPlan *plan, bool window_range_key)
 {
 	Query	   *inner = copyObject(query);
 	AggBuild	b;
@@ -851,7 +862,16 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 				   "Add the expression to the select list; it becomes a key column of the result table.");
 		b.key_exprs = lappend(b.key_exprs, tle->expr);
 		if (plan->window_key == NULL && is_event_time_window(query, (Node *) tle->expr, plan->event_time))
+		{
 			plan->window_key = k;
+			/* a window of constant size is kept as its start */
+			if (!window_range_key && is_streaming_func((Node *) tle->expr, "window") &&
+				WindowConstantSize((FuncExpr *) tle->expr, &b.window_usecs))
+			{
+				plan->window_size = WindowStateSizeLiteral(b.window_usecs);
+				b.window_keyno = b.nkeys;
+			}
+		}
 		plan->state_keys = lappend(plan->state_keys, k);
 		if (is_streaming_func((Node *) tle->expr, "session_window"))
 		{
@@ -876,7 +896,9 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 			continue;
 		}
 		b.inner_tlist = lappend(b.inner_tlist,
-								makeTargetEntry(copyObject(tle->expr), b.resno++, k, false));
+								makeTargetEntry(b.window_keyno == b.nkeys ? WindowStateKeyExpr(copyObject(tle->expr))
+												: copyObject(tle->expr),
+												b.resno++, k, false));
 		appendStringInfo(&b.outer, "%sb.%s", b.nkeys > 1 ? ", " : "", k);
 		appendStringInfo(&b.groupby, "%sb.%s", b.groupby.len > 0 ? ", " : "", k);
 	}
@@ -938,7 +960,9 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 		if (key > 0)
 		{
 			plan->result_keys = lappend(plan->result_keys, colname);
-			plan->finalizers = lappend(plan->finalizers, psprintf("m.k%d", key));
+			plan->finalizers = lappend(plan->finalizers,
+									   key == b.window_keyno ? WindowStateRangeSql(psprintf("m.k%d", key), plan->window_size)
+									   : psprintf("m.k%d", key));
 		}
 		else if (direct)
 		{
@@ -972,6 +996,25 @@ plan_aggregate(Query *query, ContinuousPlan *plan)
 		plan->batch_sql = psprintf("SELECT %s FROM %s AS b%s%s",
 								   b.outer.data, PlanInputRelation(plan),
 								   b.nkeys > 0 ? " GROUP BY " : "", b.groupby.data);
+		/*
+		 * Windows kept by their start: the groups are merged in the order of
+		 * the state's key, the result's key order too when it lists the
+		 * same columns in the same order (ranges of one size sort as their
+		 * starts).  New windows then go to
+		 * the right end of both B-trees, where an insertion needs no descent,
+		 * and the pages an upsert reads are those the previous one read.
+		 * The groups are sorted after they are formed: an ORDER BY beside
+		 * the GROUP BY would have the batch's rows sorted to group them.
+		 */
+		if (plan->window_size != NULL)
+		{
+			StringInfoData order;
+
+			initStringInfo(&order);
+			foreach(lc, plan->state_keys)
+				appendStringInfo(&order, "%sg.%s", order.len > 0 ? ", " : "", (char *) lfirst(lc));
+			plan->batch_sql = psprintf("SELECT * FROM (%s) AS g ORDER BY %s", plan->batch_sql, order.data);
+		}
 		return;
 	}
 
@@ -1081,7 +1124,7 @@ plan_dedup(Query *query, ContinuousPlan *plan, bool has_watermark)
  */
 ContinuousPlan *
 PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
-					bool has_watermark, const char *input)
+					bool has_watermark, const char *input, bool window_range_key)
 {
 	Query	   *query = analyze_query(sql);
 	ContinuousPlan *plan = palloc0(sizeof(ContinuousPlan));
@@ -1143,7 +1186,7 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 	plan->input_sql = plan->query_sql;
 	if (plan->shape == SHAPE_AGGREGATE)
 	{
-		plan_aggregate(query, plan);
+		plan_aggregate(query, plan, window_range_key);
 		if (plan->session_key != NULL && mode == OUTPUT_UPDATE)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -1222,6 +1265,8 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 	append_string(&buf, "mode", OutputModeName(plan->mode));
 	append_string(&buf, "event_time", plan->event_time);
 	append_string(&buf, "window_key", plan->window_key);
+	if (plan->window_size != NULL)
+		append_string(&buf, "window_size", plan->window_size);
 	append_string(&buf, "time_key", plan->time_key);
 	append_string(&buf, "session_key", plan->session_key);
 	append_string(&buf, "session_gap", plan->session_gap);
@@ -1281,6 +1326,8 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	plan->mode = OutputModeFromString(JsonbGetString(obj, "mode"));
 	plan->event_time = JsonbGetString(obj, "event_time");
 	plan->window_key = JsonbGetString(obj, "window_key");
+	/* absent from plans made before windows were kept as their start */
+	plan->window_size = JsonbGetString(obj, "window_size");
 	plan->time_key = JsonbGetString(obj, "time_key");
 	plan->session_key = JsonbGetString(obj, "session_key");
 	plan->session_gap = JsonbGetString(obj, "session_gap");
@@ -1666,8 +1713,8 @@ BuildCloseStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
-					 "WITH closed AS (DELETE FROM %s AS s WHERE pg_catalog.upper(s.%s) " OP_LE " $1 RETURNING s.*)",
-					 RelationQualifiedName(state_table), quote_identifier(plan->window_key));
+					 "WITH closed AS (DELETE FROM %s AS s WHERE %s RETURNING s.*)",
+					 RelationQualifiedName(state_table), WindowStateClosed(plan, "s"));
 	if (plan->mode == OUTPUT_UPDATE)
 	{
 		appendStringInfoString(&sql, "\nSELECT pg_catalog.count(*), 0::pg_catalog.int8 FROM closed");

@@ -35,6 +35,11 @@ typedef struct ContinuousPlan
 	OutputMode	mode;
 	char	   *event_time;		/* event-time column of the source, or NULL */
 	char	   *window_key;		/* state key holding window(event_time, ...) */
+	char	   *window_size;	/* the window's size, an SQL interval literal,
+								 * when the state key is the window's start
+								 * (operators/window_state.c); NULL when it
+								 * is the window itself (session windows,
+								 * plans of earlier releases) */
 	char	   *time_key;		/* dedup: state key holding the event time, or NULL */
 	char	   *session_key;	/* state key of streaming.session_window(), or NULL */
 	char	   *session_gap;	/* its gap, as an SQL interval literal */
@@ -73,7 +78,7 @@ extern const char *OutputModeName(OutputMode mode);
 
 extern ContinuousPlan *PlanContinuousQuery(const char *sql, OutputMode mode,
 										   const char *event_time, bool has_watermark,
-										   const char *input);
+										   const char *input, bool window_range_key);
 extern Jsonb *ContinuousPlanToJsonb(ContinuousPlan *plan);
 extern ContinuousPlan *ContinuousPlanFromJsonb(Jsonb *plan);
 extern const char *PlanInputRelation(ContinuousPlan *plan);

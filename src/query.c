@@ -32,6 +32,7 @@
 #include "utils/ruleutils.h"
 #include "utils/timestamp.h"
 
+#include "operators/window_state.h"
 #include "planner.h"
 #include "sinks/sink.h"
 #include "query.h"
@@ -583,9 +584,8 @@ create_state_table(const char *state_name, ContinuousPlan *plan)
 	catalog_ddl(psprintf("CREATE UNIQUE INDEX ON %s (%s) NULLS NOT DISTINCT",
 						 state_name, quoted_columns(plan->state_keys)));
 	/* closing windows finds them by their end, without a scan */
-	if (plan->window_key != NULL)
-		catalog_ddl(psprintf("CREATE INDEX ON %s (pg_catalog.upper(%s))",
-							 state_name, quote_identifier(plan->window_key)));
+	if (WindowStateCloseIndex(plan) != NULL)
+		catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", state_name, WindowStateCloseIndex(plan)));
 	/* evicting old keys of a deduplication finds them by their time */
 	if (plan->time_key != NULL)
 		catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", state_name, quote_identifier(plan->time_key)));
@@ -724,7 +724,7 @@ QueryCreate(const QueryCreateArgs *a)
 	SPI_finish();
 
 	plan = PlanContinuousQuery(sql, mode, event_time, a->watermark != NULL,
-							   input_view_name(id));
+							   input_view_name(id), false);
 	if (sink_opts.kind == SINK_KAFKA && sink_opts.key != NULL)
 	{
 		bool		found = false;
@@ -858,8 +858,10 @@ QueryUpgradePlan(QueryDef *q)
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
+		/* planned as the stored plan was: its state table has that shape */
+		bool		window_range_key = q->plan->window_size == NULL;
 		ContinuousPlan *inline_plan = PlanContinuousQuery(q->query, q->mode, q->event_time,
-														  q->has_watermark, NULL);
+														  q->has_watermark, NULL, window_range_key);
 		char	   *old_close = BuildCloseStatement(q->plan, q->result_table, q->state_table, 0);
 		char	   *new_close = BuildCloseStatement(inline_plan, q->result_table, q->state_table, 0);
 
@@ -874,7 +876,7 @@ QueryUpgradePlan(QueryDef *q)
 			char	   *close_sql;
 
 			plan = PlanContinuousQuery(q->query, q->mode, q->event_time, q->has_watermark,
-									   input_view_name(q->id));
+									   input_view_name(q->id), window_range_key);
 			SPI_connect();
 			create_input_view(plan);
 			/* kept for this batch too: out of SPI's memory */

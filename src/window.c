@@ -48,6 +48,7 @@ typedef struct SlidingState
 	int64		slide;
 	TimestampTz last;			/* start of the latest window that contains ts */
 	int64		nwindows;
+	TypeCacheEntry *typcache;	/* tstzrange's */
 } SlidingState;
 
 /*
@@ -135,9 +136,8 @@ earlier(TimestampTz ts, TimestampTz point, int64 back)
  * that both bounds are timestamps.
  */
 static Datum
-make_window(TimestampTz ts, TimestampTz start, int64 size)
+make_window(TypeCacheEntry *typcache, TimestampTz ts, TimestampTz start, int64 size)
 {
-	TypeCacheEntry *typcache = lookup_type_cache(TSTZRANGEOID, TYPECACHE_RANGE_INFO);
 	RangeBound	lower;
 	RangeBound	upper;
 	int64		end;
@@ -162,6 +162,18 @@ make_window(TimestampTz ts, TimestampTz start, int64 size)
 }
 
 /*
+ * window_typcache returns tstzrange's type cache entry, looked up once per
+ * call site: a batch makes a window for every row.
+ */
+static TypeCacheEntry *
+window_typcache(void **cache)
+{
+	if (*cache == NULL)
+		*cache = lookup_type_cache(TSTZRANGEOID, TYPECACHE_RANGE_INFO);
+	return (TypeCacheEntry *) *cache;
+}
+
+/*
  * streaming_window_tumbling implements streaming.window(ts, size): the one
  * window [start, start + size) that contains ts.
  */
@@ -173,7 +185,8 @@ streaming_window_tumbling(PG_FUNCTION_ARGS)
 	TimestampTz origin = UNIX_EPOCH_TIMESTAMPTZ;
 
 	check_finite(ts, "timestamp");
-	PG_RETURN_DATUM(make_window(ts, earlier(ts, ts, grid_offset(ts, origin, size)), size));
+	PG_RETURN_DATUM(make_window(window_typcache(&fcinfo->flinfo->fn_extra), ts,
+								earlier(ts, ts, grid_offset(ts, origin, size)), size));
 }
 
 /*
@@ -274,6 +287,46 @@ WindowCheckConstArgs(FuncExpr *fexpr)
 }
 
 /*
+ * WindowConstantSize tells whether a streaming.window() call has a constant
+ * size, and gives it in microseconds: then every window it returns ends
+ * size after its start, so its start alone names it.  Only an immutable
+ * size counts (a stable one may differ from batch to batch).  A size the
+ * call would refuse is not one: WindowCheckConstArgs reports it.
+ */
+bool
+WindowConstantSize(FuncExpr *fexpr, int64 *usecs)
+{
+	ListCell   *lc;
+
+	foreach(lc, fexpr->args)
+	{
+		Node	   *arg = lfirst(lc);
+		int			pos = IsA(arg, NamedArgExpr) ? ((NamedArgExpr *) arg)->argnumber
+			: foreach_current_index(lc);
+		Interval   *iv;
+
+		if (pos != 1)
+			continue;
+		/* immutable only: the size is written into the query's statements */
+		if (IsA(arg, NamedArgExpr))
+			arg = (Node *) ((NamedArgExpr *) arg)->arg;
+		if (contain_var_clause(arg) || contain_mutable_functions(arg) ||
+			contain_subplans(arg) || contain_agg_clause(arg))
+			return false;
+		arg = eval_const_expressions(NULL, copyObject(arg));
+		if (!IsA(arg, Const) || ((Const *) arg)->constisnull)
+			return false;
+		iv = DatumGetIntervalP(((Const *) arg)->constvalue);
+		if (iv->month != 0 ||
+			pg_mul_s64_overflow((int64) iv->day, USECS_PER_DAY, usecs) ||
+			pg_add_s64_overflow(*usecs, iv->time, usecs) || *usecs <= 0)
+			return false;
+		return true;
+	}
+	return false;
+}
+
+/*
  * streaming_window_sliding implements streaming.window(ts, size, slide
  * [, origin]): every window of the grid that contains ts, oldest first.
  * The windows are computed, not searched for, so the cost of a row is the
@@ -323,6 +376,7 @@ streaming_window_sliding(PG_FUNCTION_ARGS)
 			funcctx->max_calls = (uint64) st.nwindows;
 		}
 
+		st.typcache = lookup_type_cache(TSTZRANGEOID, TYPECACHE_RANGE_INFO);
 		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
 		state = palloc(sizeof(SlidingState));
 		*state = st;
@@ -340,7 +394,8 @@ streaming_window_sliding(PG_FUNCTION_ARGS)
 		Datum		window;
 
 		/* before SRF_RETURN_NEXT, which advances call_cntr */
-		window = make_window(state->ts, earlier(state->ts, state->last, back), state->size);
+		window = make_window(state->typcache, state->ts, earlier(state->ts, state->last, back),
+							 state->size);
 
 		SRF_RETURN_NEXT(funcctx, window);
 	}

@@ -20,4 +20,11 @@
  */
 extern void WindowCheckConstArgs(FuncExpr *fexpr);
 
+/*
+ * WindowConstantSize: whether a streaming.window() call's size is a
+ * constant (*usecs, in microseconds), so that its windows are named by
+ * their start.
+ */
+extern bool WindowConstantSize(FuncExpr *fexpr, int64 *usecs);
+
 #endif							/* STREAMING_WINDOW_H */

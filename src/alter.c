@@ -28,6 +28,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
+#include "operators/window_state.h"
 #include "query.h"
 #include "source.h"
 #include "streaming.h"
@@ -271,6 +272,15 @@ QueryClosingBound(QueryDef *q, TimestampTz watermark, TimestampTz *bound)
 		sql = psprintf("SELECT pg_catalog.max(s.%s)::pg_catalog.timestamptz FROM %s AS s "
 					   "WHERE s.%s OPERATOR(pg_catalog.<=) $1",
 					   key, RelationQualifiedName(q->state_table), key);
+	}
+	else if (q->plan->shape == SHAPE_AGGREGATE && q->plan->window_key != NULL &&
+			 q->plan->window_size != NULL)
+	{
+		/* keyed by the window's start: its end is start + size */
+		key = quote_identifier(q->plan->window_key);
+		sql = psprintf("SELECT pg_catalog.max(s.%s) OPERATOR(pg_catalog.+) %s FROM %s AS s WHERE %s",
+					   key, q->plan->window_size, RelationQualifiedName(q->state_table),
+					   WindowStateClosed(q->plan, "s"));
 	}
 	else if (q->plan->shape == SHAPE_AGGREGATE && q->plan->window_key != NULL)
 	{

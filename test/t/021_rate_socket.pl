@@ -166,8 +166,10 @@ waitpid $server, 0;
 sql(q{SELECT streaming.stop('late_count')});
 
 # --- restart backoff: a query that keeps dying waits 2^(restarts - 1) s
-# (here: a stopped query made to look as if its worker had died 3 times)
-sql(q{UPDATE streaming.queries SET enabled = true, status = 'running', restarts = 3 WHERE name = 'tick_count'});
+# (here: a stopped query made to look as if a worker had died holding it,
+# for the 3rd time: a pid no process has)
+sql(q{UPDATE streaming.queries SET enabled = true, status = 'running', restarts = 3, worker_pid = 2147483646
+      WHERE name = 'tick_count'});
 wait_for(q{SELECT state, restarts, restart_at - now() > interval '1 second'
              FROM streaming.status WHERE name = 'tick_count'}, 'restarting|4|t',
 	'a query that died again is restarted after a backoff');

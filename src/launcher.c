@@ -202,9 +202,7 @@ StreamingScannerMain(Datum main_arg)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "streaming scanner");
 
-	if (SPI_execute("SELECT 1 FROM pg_catalog.pg_extension "
-					"WHERE extname OPERATOR(pg_catalog.=) 'streaming'",
-					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	if (LockStreamingExtension())
 	{
 		int64		nqueries;
 		bool		isnull;

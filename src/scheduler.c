@@ -235,7 +235,7 @@ SchedulerScan(List *held, int *nqueries)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "streaming worker: scanning for queries");
 	now = GetCurrentTransactionStartTimestamp();
-	if (!OidIsValid(get_extension_oid("streaming", true)))
+	if (!LockStreamingExtension())
 	{
 		*nqueries = -1;
 		PopActiveSnapshot();

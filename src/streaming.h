@@ -26,6 +26,9 @@ extern void StreamingBeforeDrop(struct DropStmt *stmt);
 /* commands.c: for a worker, between batches; true: exit and be restarted */
 extern bool ExtensionVersionChanged(void);
 
+/* util.c: the extension is installed, and stays so until commit */
+extern bool LockStreamingExtension(void);
+
 /* schema of the catalog */
 #define STREAMING_SCHEMA "streaming"
 

@@ -11,10 +11,13 @@
 
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
 #include "executor/spi_priv.h"
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "parser/analyze.h"
+#include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
@@ -576,4 +579,23 @@ ParseQualifiedName(const char *name, const char *what)
 	}
 	PG_END_TRY();
 	return names;
+}
+
+/*
+ * LockStreamingExtension tells whether the extension is installed in this
+ * database and, if so, keeps it so until the transaction ends: it takes
+ * the lock on the extension that DROP EXTENSION takes exclusively, so
+ * that a worker's scan or batch never meets a catalog half dropped (the
+ * drop waits for it, or it sees the extension gone).
+ */
+bool
+LockStreamingExtension(void)
+{
+	Oid			extoid = get_extension_oid("streaming", true);
+
+	if (!OidIsValid(extoid))
+		return false;
+	/* LockDatabaseObject takes in the invalidations it waited for */
+	LockDatabaseObject(ExtensionRelationId, extoid, 0, AccessShareLock);
+	return OidIsValid(get_extension_oid("streaming", true));
 }

@@ -304,7 +304,7 @@ run_batch(PoolQuery *pq, bool *mine, BatchResult *res)
 	nestlevel = NewGUCNestLevel();
 
 	/* after DROP EXTENSION the worker has nothing left to do */
-	*mine = OidIsValid(get_extension_oid("streaming", true));
+	*mine = LockStreamingExtension();
 	/* ALTER EXTENSION UPDATE: a new worker, which knows the new catalog */
 	if (*mine && ExtensionVersionChanged())
 	{

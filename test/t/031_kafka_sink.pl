@@ -118,7 +118,7 @@ for my $kill (1 .. 2)
 	my $pid = '';
 	for (1 .. 300)
 	{
-		$pid = sql(q{SELECT pid FROM pg_stat_activity WHERE application_name = 'streaming query to_many' AND state = 'active'});
+		$pid = sql(q{SELECT pid FROM pg_stat_activity WHERE query = 'streaming micro-batch: to_many' AND state = 'active'});
 		last if $pid ne '';
 		usleep(20_000);
 	}

@@ -66,8 +66,8 @@
 	"WHERE a.pid OPERATOR(pg_catalog.=) " expr " " \
 	"AND a.backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "' " \
 	"AND a.state OPERATOR(pg_catalog.=) 'active' " \
-	"AND a.query_start OPERATOR(pg_catalog.<) pg_catalog.now() " \
-	"OPERATOR(pg_catalog.-) '" STUCK_BATCH_SECONDS " seconds'::pg_catalog.interval)"
+	"AND a.query_start OPERATOR(pg_catalog.<) (pg_catalog.now() " \
+	"OPERATOR(pg_catalog.-) '" STUCK_BATCH_SECONDS " seconds'::pg_catalog.interval))"
 
 /* the row of query $1 unless a batch in progress has it locked */
 #define UNLOCKED_ROW \

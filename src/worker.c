@@ -61,6 +61,7 @@
 #include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
+#include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -896,6 +897,12 @@ cancel_batch(const char *name)
 	List	   *pids = NIL;
 	ListCell   *lc;
 
+	/*
+	 * What the workers run now, not what they ran when the caller's
+	 * transaction first looked at pg_stat_activity: a snapshot kept from
+	 * then would have this cancel whatever batch runs now, another role's.
+	 */
+	pgstat_clear_backend_activity_snapshot();
 	SPI_connect();
 	if (CatalogExecute("SELECT pid FROM pg_catalog.pg_stat_activity "
 					   "WHERE backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "' "

@@ -468,6 +468,8 @@ run_turn(PoolQuery *pq, MemoryContext loopcxt)
 		ran = run_batch(pq, &m, &res);
 		mine = m;
 		in_batch = false;
+		/* a cancel that came as the batch committed has nothing to cancel */
+		QueryCancelPending = false;
 	}
 	PG_CATCH();
 	{

@@ -56,6 +56,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
@@ -944,13 +945,12 @@ StopQuery(const char *name, bool disable)
 	QueryCheckOwner(q);
 
 	/*
-	 * Until this transaction ends, no worker takes the query: the advisory
-	 * lock that every claim needs.  The row lock that a batch holds until
+	 * Until this transaction ends, no worker takes the query: the lock
+	 * that every claim needs.  The row lock that a batch holds until
 	 * it ends makes the update below wait for the batch in progress, which
 	 * is cancelled first.
 	 */
-	(void) DirectFunctionCall2(pg_advisory_xact_lock_int4,
-							   Int32GetDatum(STREAMING_STOP_LOCK), Int32GetDatum(q->id));
+	LockDatabaseObject(StreamingStopLockClass(), (Oid) q->id, 0, STREAMING_STOP_LOCKMODE);
 	cancel_batch(name);
 	SPI_connect();
 	if (CatalogExecute(disable ?

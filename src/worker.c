@@ -226,7 +226,8 @@ batch_error_context(void *arg)
  * session, as DISCARD ALL does, so that the next batch — of another
  * role's query, maybe — finds none of it: prepared statements, LISTEN
  * registrations (which would fill the server's notification queue),
- * session-level advisory locks, sequence values (lastval()).  Settings are
+ * session-level advisory locks, sequence values (lastval()), the seed of
+ * random() (setseed(), which DISCARD ALL keeps).  Settings are
  * undone by the batch's GUC nest level, and temporary objects cannot be
  * made in a security-restricted operation.
  */
@@ -237,6 +238,14 @@ discard_session_state(void)
 	Async_UnlistenAll();
 	LockReleaseSession(USER_LOCKMETHOD);
 	ResetSequenceCaches();
+	/* random() seeded afresh: not from a seed the owner's setseed() chose */
+	{
+		uint64		r;
+
+		if (!pg_strong_random(&r, sizeof(r)))
+			r = (uint64) GetCurrentTimestamp() ^ (uint64) MyProcPid;
+		(void) DirectFunctionCall1(setseed, Float8GetDatum((double) (r >> 11) / (double) (UINT64CONST(1) << 53)));
+	}
 }
 
 /*

@@ -152,7 +152,27 @@ is(sql(q{SELECT status FROM streaming.queries WHERE name = 'deferring'}), 'faile
 	'a batch that queued a deferred trigger fails, as the README says');
 as('alice', q{SELECT streaming.drop_query('deferring')});
 
-# 6. alice's code seeds random(): bob's next batch on the worker must not
+# 5. alice's code seeds random(): bob's next batch on the worker must not
+# draw the numbers she chose
+my $first = (split /\n/, sql(q{SELECT setseed(0.5); SELECT random()}))[-1];
+as('alice', q{
+	CREATE FUNCTION alice_s.seed(bigint) RETURNS bigint LANGUAGE sql AS 'SELECT setseed(0.5); SELECT $1';
+	SET search_path = alice_s;
+	SELECT streaming.create_query('seeder', 'SELECT value, seed(value) AS v FROM aticks', trigger => '100 milliseconds');
+});
+as('bob', q{
+	CREATE FUNCTION bob_s.roll(bigint) RETURNS float8 LANGUAGE sql VOLATILE AS 'SELECT random()';
+	SET search_path = bob_s;
+	SELECT streaming.create_query('dice', 'SELECT value, roll(value) AS r FROM bticks', trigger => '100 milliseconds');
+});
+wait_for(q{SELECT count(*) >= 100 FROM bob_s.dice}, 't', 'bob\'s dice roll');
+wait_for(q{SELECT count(*) >= 50 FROM alice_s.seeder}, 't', 'alice seeds');
+is(sql(qq{SELECT count(*) FROM bob_s.dice WHERE r = '$first'::float8}), '0',
+	'bob\'s random() never draws what alice\'s setseed() chose');
+as('alice', q{SELECT streaming.drop_query('seeder')});
+as('bob', q{SELECT streaming.drop_query('dice')});
+
+# 5. alice's code seeds random(): bob's next batch on the worker must not
 # draw the numbers she chose
 my $first = (split /\n/, sql(q{SELECT setseed(0.5); SELECT random()}))[-1];
 as('alice', q{

@@ -27,20 +27,23 @@
  *
  * Every claim and release is a conditional UPDATE that skips rows locked
  * by a batch in progress elsewhere (a run() in a session), and a claim
- * also needs the advisory lock that stop() and drop_query() hold.
+ * also needs the lock that stop() and drop_query() hold (streaming.h).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "pgstat.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -374,6 +377,9 @@ SchedulerScan(List *held, int *nqueries)
 		}
 		if (due > now)
 			continue;
+		/* not while stop() or drop_query() is at it */
+		if (!ConditionalLockDatabaseObject(StreamingStopLockClass(), (Oid) id, 0, STREAMING_STOP_LOCKMODE))
+			continue;
 		args[0] = Int32GetDatum(id);
 		args[1] = Int32GetDatum(MyProcPid);
 		if (exec_update("UPDATE streaming.queries q SET worker_pid = $2, status = 'running', "
@@ -381,9 +387,7 @@ SchedulerScan(List *held, int *nqueries)
 						"WHERE " UNLOCKED_ROW " AND q.enabled "
 						"AND q.status OPERATOR(pg_catalog.<>) 'failed' "
 						"AND (q.worker_pid IS NULL OR NOT " LIVE_WORKER("q.worker_pid") " "
-						"OR " STUCK_WORKER("q.worker_pid") ") "
-						/* not while stop() or drop_query() is at it */
-						"AND pg_catalog.pg_try_advisory_xact_lock(" CppAsString2(STREAMING_STOP_LOCK) ", q.id)",
+						"OR " STUCK_WORKER("q.worker_pid") ") ",
 						2, argtypes, args) != 1)
 			continue;
 		held = hold(held, pool_query_new(name, id,
@@ -405,6 +409,20 @@ SchedulerScan(List *held, int *nqueries)
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return held;
+}
+
+/*
+ * StreamingStopLockClass is the class of the lock that stop() and
+ * drop_query() hold on a query: streaming.queries.
+ */
+Oid
+StreamingStopLockClass(void)
+{
+	Oid			relid = get_relname_relid("queries", get_namespace_oid(STREAMING_SCHEMA, false));
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "streaming.queries does not exist");
+	return relid;
 }
 
 /* pool workers to wake when the transaction that started a query commits */

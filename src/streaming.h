@@ -33,11 +33,14 @@ extern bool LockStreamingExtension(void);
 #define STREAMING_SCHEMA "streaming"
 
 /*
- * First key of the transaction-level advisory lock that stop() and
- * drop_query() hold on a query (second key: its id) while they end its
- * worker, so that no new worker claims it meanwhile.
+ * stop() and drop_query() hold a transaction-level lock on a query while
+ * they end its worker, so that no new worker claims it meanwhile: a lock
+ * on the object (streaming.queries, the query's id), which no role can
+ * take from SQL as it could an advisory lock (and so hold every query of
+ * the database from its workers, and stop() waiting).
  */
-#define STREAMING_STOP_LOCK 1937011297
+#define STREAMING_STOP_LOCKMODE ExclusiveLock
+extern Oid	StreamingStopLockClass(void);
 
 /* the backend_type of pool workers and of the launcher (pg_stat_activity) */
 #define STREAMING_WORKER_TYPE "streaming query"

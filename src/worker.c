@@ -56,11 +56,13 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/lock.h"
 #include "storage/proc.h"
 #include "storage/procarray.h"
 #include "tcop/tcopprot.h"
 #include "utils/acl.h"
+#include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -224,7 +226,8 @@ batch_error_context(void *arg)
  * session, as DISCARD ALL does, so that the next batch — of another
  * role's query, maybe — finds none of it: prepared statements, LISTEN
  * registrations (which would fill the server's notification queue),
- * session-level advisory locks, sequence values (lastval()).  Settings are
+ * session-level advisory locks, sequence values (lastval()), the seed of
+ * random() (setseed(), which DISCARD ALL keeps).  Settings are
  * undone by the batch's GUC nest level, and temporary objects cannot be
  * made in a security-restricted operation.
  */
@@ -235,6 +238,14 @@ discard_session_state(void)
 	Async_UnlistenAll();
 	LockReleaseSession(USER_LOCKMETHOD);
 	ResetSequenceCaches();
+	/* random() seeded afresh: not from a seed the owner's setseed() chose */
+	{
+		uint64		r;
+
+		if (!pg_strong_random(&r, sizeof(r)))
+			r = (uint64) GetCurrentTimestamp() ^ (uint64) MyProcPid;
+		(void) DirectFunctionCall1(setseed, Float8GetDatum((double) (r >> 11) / (double) (UINT64CONST(1) << 53)));
+	}
 }
 
 /*
@@ -467,6 +478,8 @@ run_turn(PoolQuery *pq, MemoryContext loopcxt)
 		ran = run_batch(pq, &m, &res);
 		mine = m;
 		in_batch = false;
+		/* a cancel that came as the batch committed has nothing to cancel */
+		QueryCancelPending = false;
 	}
 	PG_CATCH();
 	{
@@ -896,6 +909,12 @@ cancel_batch(const char *name)
 	List	   *pids = NIL;
 	ListCell   *lc;
 
+	/*
+	 * What the workers run now, not what they ran when the caller's
+	 * transaction first looked at pg_stat_activity: a snapshot kept from
+	 * then would have this cancel whatever batch runs now, another role's.
+	 */
+	pgstat_clear_backend_activity_snapshot();
 	SPI_connect();
 	if (CatalogExecute("SELECT pid FROM pg_catalog.pg_stat_activity "
 					   "WHERE backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "' "
@@ -935,13 +954,12 @@ StopQuery(const char *name, bool disable)
 	QueryCheckOwner(q);
 
 	/*
-	 * Until this transaction ends, no worker takes the query: the advisory
-	 * lock that every claim needs.  The row lock that a batch holds until
+	 * Until this transaction ends, no worker takes the query: the lock
+	 * that every claim needs.  The row lock that a batch holds until
 	 * it ends makes the update below wait for the batch in progress, which
 	 * is cancelled first.
 	 */
-	(void) DirectFunctionCall2(pg_advisory_xact_lock_int4,
-							   Int32GetDatum(STREAMING_STOP_LOCK), Int32GetDatum(q->id));
+	LockDatabaseObject(StreamingStopLockClass(), (Oid) q->id, 0, STREAMING_STOP_LOCKMODE);
 	cancel_batch(name);
 	SPI_connect();
 	if (CatalogExecute(disable ?

@@ -894,33 +894,36 @@ StartQuery(const char *name)
 }
 
 /*
- * cancel_batch cancels a batch of the query that a pool worker is running
- * now, as pg_cancel_backend would: it rolls back, losing nothing.  The
- * caller owns the query, and the worker (a superuser's process) runs it
- * for the caller; should the worker have gone on to another query's batch
- * in the meantime, that batch is cancelled and run again at once.
+ * signal_pool_workers sends signo to the pool workers of database dboid:
+ * with batch_of, only to one running that batch now (its activity), read
+ * as the catalog's owner, who sees every worker's activity; without, to
+ * all of them, read as the caller (the extension need not be installed in
+ * dboid).  A pid is checked to be a backend of dboid before it is sent.
  */
 static void
-cancel_batch(const char *name)
+signal_pool_workers(Oid dboid, const char *batch_of, int signo)
 {
 	Oid			argtypes[2] = {OIDOID, TEXTOID};
-	Datum		args[2] = {ObjectIdGetDatum(MyDatabaseId),
-	CStringGetTextDatum(psprintf("streaming micro-batch: %s", name))};
+	Datum		args[2];
+	const char *sql;
 	List	   *pids = NIL;
 	ListCell   *lc;
+	int			rc;
 
-	/*
-	 * What the workers run now, not what they ran when the caller's
-	 * transaction first looked at pg_stat_activity: a snapshot kept from
-	 * then would have this cancel whatever batch runs now, another role's.
-	 */
-	pgstat_clear_backend_activity_snapshot();
+	args[0] = ObjectIdGetDatum(dboid);
+	args[1] = batch_of ? CStringGetTextDatum(batch_of) : (Datum) 0;
+	sql = batch_of ?
+		"SELECT pid FROM pg_catalog.pg_stat_activity "
+		"WHERE backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "' "
+		"AND datid OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'active' "
+		"AND query OPERATOR(pg_catalog.=) $2" :
+		"SELECT pid FROM pg_catalog.pg_stat_activity "
+		"WHERE datid OPERATOR(pg_catalog.=) $1 "
+		"AND backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "'";
 	SPI_connect();
-	if (CatalogExecute("SELECT pid FROM pg_catalog.pg_stat_activity "
-					   "WHERE backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "' "
-					   "AND datid OPERATOR(pg_catalog.=) $1 AND state OPERATOR(pg_catalog.=) 'active' "
-					   "AND query OPERATOR(pg_catalog.=) $2",
-					   2, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+	rc = batch_of ? CatalogExecute(sql, 2, argtypes, args, NULL, true, 0) :
+		SPI_execute_with_args(sql, 1, argtypes, args, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
 		elog(ERROR, "could not read pg_stat_activity");
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
@@ -934,9 +937,29 @@ cancel_batch(const char *name)
 	{
 		PGPROC	   *proc = BackendPidGetProc(lfirst_int(lc));
 
-		if (proc != NULL && proc->databaseId == MyDatabaseId)
-			(void) kill(lfirst_int(lc), SIGINT);
+		if (proc != NULL && proc->databaseId == dboid)
+			(void) kill(lfirst_int(lc), signo);
 	}
+}
+
+/*
+ * cancel_batch cancels a batch of the query that a pool worker is running
+ * now, as pg_cancel_backend would: it rolls back, losing nothing.  The
+ * caller owns the query, and the worker (a superuser's process) runs it
+ * for the caller; should the worker have gone on to another query's batch
+ * in the meantime, that batch is cancelled and run again at once.
+ */
+static void
+cancel_batch(const char *name)
+{
+	/*
+	 * What the workers run now, not what they ran when the caller's
+	 * transaction first looked at pg_stat_activity: a snapshot kept from
+	 * then would have this cancel whatever batch runs now, another role's.
+	 */
+	pgstat_clear_backend_activity_snapshot();
+	/* as the catalog's owner: a worker's activity is hidden from others */
+	signal_pool_workers(MyDatabaseId, psprintf("streaming micro-batch: %s", name), SIGINT);
 }
 
 /*
@@ -984,39 +1007,12 @@ void
 StopDatabaseWorkers(const char *dbname)
 {
 	Oid			dboid = get_database_oid(dbname, true);
-	Oid			argtypes[1] = {OIDOID};
-	Datum		args[1];
-	List	   *pids = NIL;
-	ListCell   *lc;
 
 	if (!OidIsValid(dboid) || dboid == MyDatabaseId ||
 		!pg_database_ownercheck(dboid, GetUserId()))
 		return;
-	args[0] = ObjectIdGetDatum(dboid);
-	SPI_connect();
-	/* as the caller: the extension need not be installed in this database */
-	if (SPI_execute_with_args("SELECT pid FROM pg_catalog.pg_stat_activity "
-							  "WHERE datid OPERATOR(pg_catalog.=) $1 "
-							  "AND backend_type OPERATOR(pg_catalog.=) '" STREAMING_WORKER_TYPE "'",
-							  1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_stat_activity");
-	for (uint64 i = 0; i < SPI_processed; i++)
-	{
-		bool		isnull;
-
-		pids = lappend_int(pids, DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
-															 SPI_tuptable->tupdesc, 1, &isnull)));
-	}
-	SPI_finish();
-
 	/* the owner of the database ends its workers as the server would */
-	foreach(lc, pids)
-	{
-		PGPROC	   *proc = BackendPidGetProc(lfirst_int(lc));
-
-		if (proc != NULL && proc->databaseId == dboid)
-			(void) kill(lfirst_int(lc), SIGTERM);
-	}
+	signal_pool_workers(dboid, NULL, SIGTERM);
 	/* DROP DATABASE itself waits a few seconds for them to go */
 }
 

@@ -199,6 +199,9 @@ QueryReset(QueryDef *q)
 	/* the query's tables are its owner's: their triggers run as the owner */
 	BeginAsOwner(q->owner, q->search_path, &owner_cxt);
 	truncate_if_exists(q->state_table);
+	if (q->plan->distinct_table != NULL)
+		truncate_if_exists(RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(q->plan->distinct_table, "table")),
+											NoLock, true));
 	if (q->sink.table == NULL)
 		truncate_if_exists(q->result_table);
 	EndAsOwner(&owner_cxt);

@@ -45,6 +45,7 @@
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
+#include "operators/distinct_agg.h"
 #include "operators/window_state.h"
 #include "planner.h"
 #include "source.h"
@@ -77,7 +78,8 @@ typedef enum AggKind
 	AGG_BOOL_AND,
 	AGG_BOOL_OR,
 	AGG_VARIANCE,				/* var_samp/var_pop/stddev_samp/stddev_pop */
-	AGG_GENERIC					/* any other aggregate with a combine function */
+	AGG_GENERIC,				/* any other aggregate with a combine function */
+	AGG_DISTINCT_SET			/* DISTINCT, no combine function: from the set */
 } AggKind;
 
 /*
@@ -241,6 +243,26 @@ check_query_shape(Query *query)
 			   "Remove the locking clause.");
 }
 
+/*
+ * distinct_set_kind accepts a DISTINCT aggregate that is computed from the
+ * set of its distinct values (operators/distinct_agg.c), kept as arrays of
+ * its arguments: not over arrays, which an array of them would flatten.
+ */
+static AggKind
+distinct_set_kind(Aggref *agg, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, agg->aggargtypes)
+		if (OidIsValid(get_element_type(getBaseType(lfirst_oid(lc)))))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("%s(DISTINCT ...) over an array is not supported in continuous queries", name),
+					 errdetail("The distinct values of %s are kept as an array, and an array of arrays would merge them.", name),
+					 errhint("Aggregate the array's elements, or use count(DISTINCT ...) of it.")));
+	return AGG_DISTINCT_SET;
+}
+
 static AggKind
 classify_aggregate(Aggref *agg, Oid *argtype)
 {
@@ -251,13 +273,6 @@ classify_aggregate(Aggref *agg, Oid *argtype)
 	bool		builtin = get_func_namespace(agg->aggfnoid) == PG_CATALOG_NAMESPACE;
 
 	*argtype = list_length(agg->aggargtypes) == 1 ? linitial_oid(agg->aggargtypes) : InvalidOid;
-
-	if (agg->aggdistinct != NIL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("%s(DISTINCT ...) has no incremental form", name),
-				 errdetail("Distinct values of separate batches cannot be merged without keeping every value."),
-				 errhint("Group by the value instead, or use an approximate distinct-count aggregate that has a combine function.")));
 
 	tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(agg->aggfnoid));
 	if (!HeapTupleIsValid(tup))
@@ -272,15 +287,18 @@ classify_aggregate(Aggref *agg, Oid *argtype)
 				 errmsg("ordered-set aggregate %s has no incremental form", name),
 				 errdetail("It needs all the values of a group at once, in order; the partial results of separate batches cannot be merged."),
 				 errhint("Use an aggregate over a mergeable sketch instead, e.g. tdigest_percentile(x, 100, 0.95) of the tdigest extension for percentiles.")));
+	if (agg->aggorder != NIL)
+		reject(psprintf("ORDER BY inside aggregate %s is not supported in continuous queries", name),
+			   agg->aggdistinct != NIL ? "Remove the ORDER BY: an aggregate over DISTINCT values sees them in their sort order."
+			   : "Remove the ORDER BY from the aggregate's arguments.");
+	if (agg->aggdistinct != NIL && !OidIsValid(combinefn))
+		return distinct_set_kind(agg, name);
 	if (!OidIsValid(combinefn))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("aggregate function %s has no incremental form", name),
 				 errdetail("It has no combine function, so the partial results of separate batches cannot be merged."),
-				 errhint("Use an aggregate that has one (pg_aggregate.aggcombinefn), such as count, sum, avg, min or max.")));
-	if (agg->aggorder != NIL)
-		reject(psprintf("ORDER BY inside aggregate %s is not supported in continuous queries", name),
-			   "Remove the ORDER BY from the aggregate's arguments.");
+				 errhint("Use an aggregate that has one (pg_aggregate.aggcombinefn), such as count, sum, avg, min or max, or one over DISTINCT values.")));
 
 	if (builtin && strcmp(name, "count") == 0)
 		return agg->aggstar ? AGG_COUNT_STAR : AGG_COUNT;
@@ -341,6 +359,8 @@ classify_aggregate(Aggref *agg, Oid *argtype)
 		if (!OidIsValid(aggform->aggserialfn) || !OidIsValid(aggform->aggdeserialfn))
 		{
 			ReleaseSysCache(tup);
+			if (agg->aggdistinct != NIL)
+				return distinct_set_kind(agg, name);
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("aggregate function %s has no incremental form", name),
@@ -533,7 +553,42 @@ typedef struct AggBuild
 	const char *column;			/* what finalize_mutator is rewriting */
 	int			window_keyno;	/* the key kept as its window's start, or 0 */
 	int64		window_usecs;	/* that window's size */
+	bool		has_distinct;	/* some aggregate keeps its distinct values */
+	List	   *distinct_aggs;	/* those aggregates (DistinctAgg) */
 } AggBuild;
+
+/* text_list returns names as "a, b, c" */
+static char *
+text_list(List *names)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, names)
+		appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "", (char *) lfirst(lc));
+	return buf.data;
+}
+
+/*
+ * keeps_distinct tells whether an aggregate is over DISTINCT values that
+ * must be kept: not min, max, bool_and or bool_or, which DISTINCT does not
+ * change.
+ */
+static bool
+keeps_distinct(Aggref *agg)
+{
+	char	   *name;
+
+	if (agg->aggdistinct == NIL)
+		return false;
+	if (get_func_namespace(agg->aggfnoid) != PG_CATALOG_NAMESPACE)
+		return true;
+	name = get_func_name(agg->aggfnoid);
+	return strcmp(name, "min") != 0 && strcmp(name, "max") != 0 &&
+		strcmp(name, "bool_and") != 0 && strcmp(name, "bool_or") != 0 &&
+		strcmp(name, "every") != 0;
+}
 
 /*
  * plan_one_aggregate adds to the batch plan and merge the partial state of
@@ -552,6 +607,9 @@ plan_one_aggregate(Aggref *agg, const char *label, AggBuild *b, ContinuousPlan *
 	char	   *s2;
 	char	   *restype;
 	char	   *finalizer = NULL;
+	char	   *f = NULL;
+	List	   *arg_columns = NIL;
+	List	   *arg_types = NIL;
 
 	kind = classify_aggregate(agg, &argtype);
 	restype = format_type_be_qualified(agg->aggtype);
@@ -572,6 +630,8 @@ plan_one_aggregate(Aggref *agg, const char *label, AggBuild *b, ContinuousPlan *
 
 			b->inner_tlist = lappend(b->inner_tlist,
 									 makeTargetEntry(copyObject(argtle->expr), b->resno++, a, false));
+			arg_columns = lappend(arg_columns, a);
+			arg_types = lappend_oid(arg_types, exprType((Node *) argtle->expr));
 			if (arg == NULL)
 				arg = typed;
 			appendStringInfo(&all, ", %s", typed);
@@ -581,12 +641,29 @@ plan_one_aggregate(Aggref *agg, const char *label, AggBuild *b, ContinuousPlan *
 	if (agg->aggfilter != NULL)
 	{
 		/* numbered on their own: several aggregates may have no argument */
-		char	   *f = psprintf("f%d", ++b->nfilters);
+		f = psprintf("f%d", ++b->nfilters);
 
 		b->inner_tlist = lappend(b->inner_tlist,
 								 makeTargetEntry(copyObject(agg->aggfilter), b->resno++, f, false));
 		filter = psprintf(" FILTER (WHERE b.%s)", f);
 	}
+	if (keeps_distinct(agg))
+	{
+		/* it aggregates its group's new distinct values, which its FILTER passed */
+		DistinctAgg *d = palloc0(sizeof(DistinctAgg));
+
+		d->number = list_length(b->distinct_aggs) + 1;
+		d->columns = arg_columns;
+		d->types = arg_types;
+		d->filter = f;
+		b->distinct_aggs = lappend(b->distinct_aggs, d);
+		filter = DistinctAggFilter(d->number);
+		plan->aggregates = lappend(plan->aggregates,
+								   psprintf("%s: over the distinct values of its group, kept in the distinct table (streaming_d = %d)",
+											label, d->number));
+	}
+	else if (b->has_distinct)
+		filter = DistinctAggOtherFilter(f);
 
 	s1 = psprintf("s%d", ++b->nstate);
 	switch (kind)
@@ -655,6 +732,31 @@ plan_one_aggregate(Aggref *agg, const char *label, AggBuild *b, ContinuousPlan *
 				plan->aggregates = lappend(plan->aggregates,
 										   psprintf("%s: %s as its serialized transition state in bytea column %s, merged by its combine function, finalized by its final function",
 													label, format_procedure(agg->aggfnoid), s1));
+				break;
+			}
+		case AGG_DISTINCT_SET:
+			{
+				List	   *columns = NIL;
+				ListCell   *alc;
+
+				/* the distinct values, as parallel arrays of the arguments */
+				plan->state_merge = lappend(plan->state_merge, NULL);
+				foreach(alc, arg_columns)
+				{
+					char	   *s = foreach_current_index(alc) == 0 ? s1 : psprintf("s%d", ++b->nstate);
+
+					appendStringInfo(&b->outer, ", pg_catalog.array_agg(b.%s)%s AS %s",
+									 (char *) lfirst(alc), filter, s);
+					appendStringInfo(&b->merge, "%s%s = pg_catalog.array_cat(s.%s, EXCLUDED.%s)",
+									 b->merge.len > 0 ? ", " : "", s, s, s);
+					columns = lappend(columns, s);
+				}
+				finalizer = DistinctAggSetFinalizer(agg, columns);
+				plan->aggregates = lappend(plan->aggregates,
+										   psprintf("%s: %s computed from its distinct values, kept as arrays in column%s %s, merged by appending the new ones",
+													label, format_procedure(agg->aggfnoid),
+													list_length(columns) > 1 ? "s" : "",
+													text_list(columns)));
 				break;
 			}
 		case AGG_VARIANCE:
@@ -921,6 +1023,11 @@ plan_aggregate(Query *query, ContinuousPlan *plan, bool window_range_key)
 			direct = false;
 	}
 	(void) collect_aggrefs(query->havingQual, &b);
+	foreach(lc, b.aggrefs)
+		b.has_distinct |= keeps_distinct(lfirst(lc));
+	if (b.has_distinct && plan->session_key != NULL)
+		reject("aggregates over DISTINCT values cannot be kept in a session window yet",
+			   "Group by streaming.window() of the event time, or aggregate the distinct values in a view over the result table.");
 
 	/* each aggregate's partial state, merge and finalizer */
 	foreach(lc, b.aggrefs)
@@ -993,8 +1100,13 @@ plan_aggregate(Query *query, ContinuousPlan *plan, bool window_range_key)
 	plan->input_sql = deparse_query(inner);
 	if (plan->session_key == NULL)
 	{
+		/* with DISTINCT aggregates, the input and the new distinct values */
+		const char *from = b.has_distinct
+			? DistinctAggPlan(plan, b.inner_tlist, list_length(b.key_exprs), b.distinct_aggs)
+			: PlanInputRelation(plan);
+
 		plan->batch_sql = psprintf("SELECT %s FROM %s AS b%s%s",
-								   b.outer.data, PlanInputRelation(plan),
+								   b.outer.data, from,
 								   b.nkeys > 0 ? " GROUP BY " : "", b.groupby.data);
 		/*
 		 * Windows kept by their start: the groups are merged in the order of
@@ -1059,6 +1171,18 @@ plan_aggregate(Query *query, ContinuousPlan *plan, bool window_range_key)
 }
 
 static bool string_list_member(List *names, const char *name);
+
+/*
+ * PlanStateQuery returns a query whose columns are those of the state
+ * table of an aggregation: its batch plan.
+ */
+char *
+PlanStateQuery(ContinuousPlan *plan)
+{
+	if (plan->distinct_fresh != NULL)
+		return psprintf("%s%s", DistinctAggStatePrefix(plan), plan->batch_sql);
+	return plan->batch_sql;
+}
 
 /*
  * PlanInputRelation names what a batch statement reads its input from: the
@@ -1287,6 +1411,12 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 	append_string_array(&buf, "finalizers", plan->finalizers);
 	append_string_array(&buf, "values", plan->values);
 	append_string(&buf, "having", plan->having);
+	if (plan->distinct_fresh != NULL)
+	{
+		append_string(&buf, "distinct_table", plan->distinct_table);
+		append_string(&buf, "distinct_columns", plan->distinct_columns);
+		append_string(&buf, "distinct_fresh", plan->distinct_fresh);
+	}
 	appendStringInfoChar(&buf, '}');
 
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
@@ -1346,6 +1476,10 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	/* absent from plans made before expressions over aggregates */
 	plan->values = jsonb_string_array(obj, "values");
 	plan->having = JsonbGetString(obj, "having");
+	/* absent from plans without DISTINCT aggregates */
+	plan->distinct_table = JsonbGetString(obj, "distinct_table");
+	plan->distinct_columns = JsonbGetString(obj, "distinct_columns");
+	plan->distinct_fresh = JsonbGetString(obj, "distinct_fresh");
 	return plan;
 }
 
@@ -1633,7 +1767,10 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 		return build_session_statement(plan, result, columns, state_table,
 									   returning, show_rows);
 
-	appendStringInfo(&sql, "WITH batch AS (%s),\n", plan->batch_sql);
+	if (plan->distinct_fresh != NULL)
+		appendStringInfo(&sql, "%sbatch AS (%s),\n", DistinctAggBatchPrefix(plan), plan->batch_sql);
+	else
+		appendStringInfo(&sql, "WITH batch AS (%s),\n", plan->batch_sql);
 	appendStringInfo(&sql,
 					 "merged AS (INSERT INTO %s AS s SELECT * FROM batch ON CONFLICT (%s) DO ",
 					 RelationQualifiedName(state_table), quoted_list(plan->state_keys, ""));
@@ -1715,6 +1852,9 @@ BuildCloseStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	appendStringInfo(&sql,
 					 "WITH closed AS (DELETE FROM %s AS s WHERE %s RETURNING s.*)",
 					 RelationQualifiedName(state_table), WindowStateClosed(plan, "s"));
+	/* the distinct values of the closed windows go with their state */
+	if (DistinctAggCloseCte(plan) != NULL)
+		appendStringInfo(&sql, ",\n%s", DistinctAggCloseCte(plan));
 	if (plan->mode == OUTPUT_UPDATE)
 	{
 		appendStringInfoString(&sql, "\nSELECT pg_catalog.count(*), 0::pg_catalog.int8 FROM closed");

@@ -71,6 +71,11 @@ typedef struct ContinuousPlan
 								 * finalizers and having are over the row of
 								 * the keys and values */
 	char	   *having;			/* aggregate: HAVING over "m", or NULL */
+	char	   *distinct_table; /* aggregate with DISTINCT aggregates: the
+								 * table of their values, schema-qualified
+								 * and quoted (operators/distinct_agg.c) */
+	char	   *distinct_columns;	/* its columns, as an INSERT lists them */
+	char	   *distinct_fresh; /* the batch's distinct values, over "inp" */
 } ContinuousPlan;
 
 extern OutputMode OutputModeFromString(const char *mode);
@@ -82,6 +87,7 @@ extern ContinuousPlan *PlanContinuousQuery(const char *sql, OutputMode mode,
 extern Jsonb *ContinuousPlanToJsonb(ContinuousPlan *plan);
 extern ContinuousPlan *ContinuousPlanFromJsonb(Jsonb *plan);
 extern const char *PlanInputRelation(ContinuousPlan *plan);
+extern char *PlanStateQuery(ContinuousPlan *plan);
 extern char *BuildBatchStatement(ContinuousPlan *plan, Oid result_table,
 								 Oid state_table, int show_rows);
 extern char *BuildCloseStatement(ContinuousPlan *plan, Oid result_table,

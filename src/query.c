@@ -32,6 +32,7 @@
 #include "utils/ruleutils.h"
 #include "utils/timestamp.h"
 
+#include "operators/distinct_agg.h"
 #include "operators/window_state.h"
 #include "planner.h"
 #include "sinks/sink.h"
@@ -544,23 +545,22 @@ revoke_default_grants(Oid relid, const char *name)
 }
 
 /*
- * create_state_table creates a query's state table in the extension's
+ * create_table_for creates a table of the query's own in the extension's
  * schema, where its owner may not create tables: the columns are those of
- * the batch plan, analysed as the calling role (no code runs, nothing is
- * planned); the table and its indexes are then created as the catalog's
- * owner from names and types alone, and given to the calling role, whose
- * worker writes it.
+ * query sql, analysed as the calling role (no code runs, nothing is
+ * planned); the table and its unique index on unique_columns are then
+ * created as the catalog's owner from names and types alone.  The caller
+ * adds its other indexes and gives it to its owner (give_table).
  */
 static Oid
-create_state_table(const char *state_name, ContinuousPlan *plan)
+create_table_for(const char *name, const char *sql, const char *unique_columns)
 {
 	SPIPlanPtr	prepared;
 	CachedPlanSource *source;
 	TupleDesc	desc;
 	StringInfoData cols;
-	Oid			state_oid;
 
-	prepared = SPI_prepare(plan->batch_sql, 0, NULL);
+	prepared = SPI_prepare(sql, 0, NULL);
 	if (prepared == NULL)
 		elog(ERROR, "could not analyse the batch plan: %s", SPI_result_code_string(SPI_result));
 	source = linitial(SPI_plan_get_plan_sources(prepared));
@@ -580,20 +580,54 @@ create_state_table(const char *state_name, ContinuousPlan *plan)
 	}
 	SPI_freeplan(prepared);
 
-	catalog_ddl(psprintf("CREATE TABLE %s (%s)", state_name, cols.data));
-	catalog_ddl(psprintf("CREATE UNIQUE INDEX ON %s (%s) NULLS NOT DISTINCT",
-						 state_name, quoted_columns(plan->state_keys)));
+	catalog_ddl(psprintf("CREATE TABLE %s (%s)", name, cols.data));
+	catalog_ddl(psprintf("CREATE UNIQUE INDEX ON %s (%s) NULLS NOT DISTINCT", name, unique_columns));
+	return RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(name, "table")),
+							NoLock, false);
+}
+
+/* give_table gives a table made by create_table_for to the calling role */
+static void
+give_table(Oid relid, const char *name)
+{
+	revoke_default_grants(relid, name);
+	catalog_ddl(psprintf("ALTER TABLE %s OWNER TO %s", name,
+						 quote_identifier(GetUserNameFromId(GetUserId(), false))));
+}
+
+/*
+ * create_state_table creates a query's state table, with the columns of
+ * its batch plan, unique on its keys, and given to the calling role, whose
+ * worker writes it.  A query with DISTINCT aggregates gets its distinct
+ * table first (operators/distinct_agg.c), which the batch plan reads.
+ */
+static Oid
+create_state_table(const char *state_name, ContinuousPlan *plan)
+{
+	Oid			state_oid;
+
+	if (plan->distinct_table != NULL)
+	{
+		Oid			distinct_oid = create_table_for(plan->distinct_table,
+													DistinctAggTableQuery(plan),
+													plan->distinct_columns);
+
+		/* closing windows finds their values by their start */
+		if (WindowStateCloseIndex(plan) != NULL)
+			catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", plan->distinct_table,
+								 WindowStateCloseIndex(plan)));
+		record_depends_on_sources(distinct_oid, plan->sources);
+		give_table(distinct_oid, plan->distinct_table);
+	}
+
+	state_oid = create_table_for(state_name, PlanStateQuery(plan), quoted_columns(plan->state_keys));
 	/* closing windows finds them by their end, without a scan */
 	if (WindowStateCloseIndex(plan) != NULL)
 		catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", state_name, WindowStateCloseIndex(plan)));
 	/* evicting old keys of a deduplication finds them by their time */
 	if (plan->time_key != NULL)
 		catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", state_name, quote_identifier(plan->time_key)));
-	state_oid = RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(state_name, "table")),
-								 NoLock, false);
-	revoke_default_grants(state_oid, state_name);
-	catalog_ddl(psprintf("ALTER TABLE %s OWNER TO %s", state_name,
-						 quote_identifier(GetUserNameFromId(GetUserId(), false))));
+	give_table(state_oid, state_name);
 	return state_oid;
 }
 
@@ -725,6 +759,8 @@ QueryCreate(const QueryCreateArgs *a)
 
 	plan = PlanContinuousQuery(sql, mode, event_time, a->watermark != NULL,
 							   input_view_name(id), false);
+	if (plan->distinct_fresh != NULL)
+		plan->distinct_table = DistinctAggTableName(id);
 	if (sink_opts.kind == SINK_KAFKA && sink_opts.key != NULL)
 	{
 		bool		found = false;
@@ -934,6 +970,9 @@ QueryDrop(QueryDef *q, bool keep_result)
 	SPI_finish();
 
 	drop_relation_if_exists(q->state_table);
+	if (q->plan->distinct_table != NULL)
+		drop_relation_if_exists(RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(q->plan->distinct_table, "table")),
+												 NoLock, true));
 	if (q->plan->input != NULL)
 		drop_relation_if_exists(RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(q->plan->input, "view")),
 												 NoLock, true));
@@ -996,6 +1035,11 @@ streaming_explain(PG_FUNCTION_ARGS)
 		EMIT("state table", psprintf("%s, unique on (%s)",
 									 RelationQualifiedName(q->state_table),
 									 quoted_columns(plan->state_keys)));
+		if (plan->distinct_table != NULL)
+			EMIT("distinct table", psprintf("%s (%s), unique on all its columns: a batch inserts its distinct values, and aggregates those that were new%s",
+											plan->distinct_table, plan->distinct_columns,
+											plan->window_key != NULL && q->mode != OUTPUT_COMPLETE
+											? "; the values of a window go when the watermark closes it" : ""));
 		foreach(lc, plan->aggregates)
 			EMIT("aggregate", (char *) lfirst(lc));
 		EMIT("merge", plan->merge_set && plan->merge_set[0] ? psprintf("ON CONFLICT DO UPDATE SET %s", plan->merge_set)

@@ -1,0 +1,261 @@
+/*-------------------------------------------------------------------------
+ *
+ * distinct_agg.c
+ *	  Aggregates over the distinct values of a group: count(DISTINCT x),
+ *	  sum(DISTINCT x), avg(DISTINCT x), string_agg(DISTINCT x, ', '), ...
+ *
+ * The partial results of two batches cannot be merged when the aggregate
+ * sees each value once: a value of this batch may have been seen by an
+ * earlier one.  So the values themselves are kept.  A query with DISTINCT
+ * aggregates has, beside its state table, a distinct table: one row per
+ * group key, aggregate (column streaming_d: 1, 2, ...) and distinct value
+ * of its arguments, unique on all of them.  A batch inserts the distinct
+ * values it read; ON CONFLICT DO NOTHING drops those the table held, and
+ * what the insert returns - the values this group has never seen - is
+ * what the batch aggregates:
+ *
+ *	- an aggregate with a combine function (count, sum, avg, variance, any
+ *	  combinable aggregate) aggregates the new values as if without
+ *	  DISTINCT and merges the result into the state as usual: the set of
+ *	  old values and the set of new ones are disjoint, so combining their
+ *	  aggregates gives the aggregate of the union.  A batch costs what its
+ *	  input costs (an index probe per distinct value), whatever the number
+ *	  of values the group has;
+ *	- an aggregate without one (array_agg, string_agg, json_agg, ...) is
+ *	  computed from the whole set when its row is finalized: the state
+ *	  keeps its arguments' distinct values as arrays, appended to by each
+ *	  batch's new values (never the same value twice), and the finalizer
+ *	  runs the aggregate with DISTINCT over their elements, so that the
+ *	  order and NULL handling are PostgreSQL's own.  A batch costs the size
+ *	  of the sets of the groups it touches.
+ *
+ * In one statement: the batch's input is read once into the CTE "inp";
+ * "fresh" inserts into the distinct table and returns the new values; the
+ * batch plan groups the union of inp's rows (streaming_d = 0, read by the
+ * ordinary aggregates) and fresh's rows (streaming_d = n, read by the n-th
+ * distinct aggregate).  Every group of fresh is a group of inp, so the
+ * union makes no group of its own.
+ *
+ * The watermark evicts the distinct values of the windows it closes with
+ * their state.  min, max, bool_and and bool_or are the same with DISTINCT
+ * as without and are kept as without.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "nodes/nodeFuncs.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "operators/distinct_agg.h"
+#include "operators/window_state.h"
+#include "streaming.h"
+
+#define OP_EQ "OPERATOR(pg_catalog.=)"
+
+/*
+ * DistinctAggFilter returns the FILTER clause of the n-th distinct
+ * aggregate over the batch rows: the new values of its group.
+ */
+char *
+DistinctAggFilter(int number)
+{
+	return psprintf(" FILTER (WHERE b." DISTINCT_AGG_COLUMN " " OP_EQ " %d::pg_catalog.int2)", number);
+}
+
+/*
+ * DistinctAggOtherFilter returns the FILTER clause of an ordinary aggregate
+ * of a query with distinct aggregates: the batch's input rows only, and of
+ * those the ones its own FILTER column (or NULL) passes.
+ */
+char *
+DistinctAggOtherFilter(const char *filter)
+{
+	if (filter == NULL)
+		return " FILTER (WHERE b." DISTINCT_AGG_COLUMN " " OP_EQ " 0::pg_catalog.int2)";
+	return psprintf(" FILTER (WHERE (b." DISTINCT_AGG_COLUMN " " OP_EQ " 0::pg_catalog.int2) AND b.%s)",
+					filter);
+}
+
+/*
+ * DistinctAggSetFinalizer returns the finalizer of a distinct aggregate
+ * without a combine function, whose arguments' distinct values the state
+ * row "m" keeps as parallel arrays in state_columns: the aggregate, with
+ * DISTINCT, over their elements.  The aggregate is named with its schema,
+ * and the elements have the types of its arguments, so the call resolves
+ * to the aggregate of the query.
+ */
+char *
+DistinctAggSetFinalizer(Aggref *agg, List *state_columns)
+{
+	StringInfoData call;
+	StringInfoData from;
+	StringInfoData names;
+	ListCell   *lc;
+
+	initStringInfo(&call);
+	initStringInfo(&from);
+	initStringInfo(&names);
+	foreach(lc, state_columns)
+	{
+		int			i = foreach_current_index(lc) + 1;
+
+		appendStringInfo(&call, "%su.x%d", i > 1 ? ", " : "", i);
+		appendStringInfo(&from, "%spg_catalog.unnest(m.%s)", i > 1 ? ", " : "", (char *) lfirst(lc));
+		appendStringInfo(&names, "%sx%d", i > 1 ? ", " : "", i);
+	}
+	return psprintf("CAST((SELECT %s(DISTINCT %s) FROM ROWS FROM (%s) AS u(%s)) AS %s)",
+					quote_qualified_identifier(get_namespace_name(get_func_namespace(agg->aggfnoid)),
+											   get_func_name(agg->aggfnoid)),
+					call.data, from.data, names.data,
+					format_type_be_qualified(agg->aggtype));
+}
+
+/*
+ * DistinctAggPlan completes the plan of a query with distinct aggregates:
+ * the distinct table's columns (the group keys, streaming_d, and each
+ * distinct aggregate's argument columns, named as in the input view) and
+ * the SELECT of a batch's distinct values per aggregate, over "inp".  It
+ * returns the relation the batch plan groups: inp's rows and fresh's.
+ */
+char *
+DistinctAggPlan(ContinuousPlan *plan, List *inner_tlist, int nkeys, List *distinct_aggs)
+{
+	StringInfoData columns;
+	StringInfoData fresh;
+	StringInfoData fresh_rows;
+	List	   *value_columns = NIL;
+	ListCell   *lc;
+	ListCell   *lc2;
+
+	initStringInfo(&columns);
+	initStringInfo(&fresh);
+	initStringInfo(&fresh_rows);
+
+	for (int i = 0; i < nkeys; i++)
+		appendStringInfo(&columns, "%s, ", ((TargetEntry *) list_nth(inner_tlist, i))->resname);
+	appendStringInfoString(&columns, DISTINCT_AGG_COLUMN);
+	foreach(lc, distinct_aggs)
+	{
+		DistinctAgg *d = lfirst(lc);
+
+		foreach(lc2, d->columns)
+		{
+			appendStringInfo(&columns, ", %s", (char *) lfirst(lc2));
+			value_columns = lappend(value_columns, lfirst(lc2));
+		}
+	}
+
+	/* per aggregate, the distinct values of each group its FILTER passes */
+	foreach(lc, distinct_aggs)
+	{
+		DistinctAgg *d = lfirst(lc);
+
+		appendStringInfo(&fresh, "%sSELECT DISTINCT ", fresh.len > 0 ? " UNION ALL " : "");
+		for (int i = 0; i < nkeys; i++)
+		{
+			char	   *k = ((TargetEntry *) list_nth(inner_tlist, i))->resname;
+
+			appendStringInfo(&fresh, "b.%s AS %s, ", k, k);
+		}
+		appendStringInfo(&fresh, "%d::pg_catalog.int2 AS " DISTINCT_AGG_COLUMN, d->number);
+		foreach(lc2, distinct_aggs)
+		{
+			DistinctAgg *e = lfirst(lc2);
+			ListCell   *col;
+			ListCell   *type;
+
+			forboth(col, e->columns, type, e->types)
+			{
+				if (e == d)
+					appendStringInfo(&fresh, ", b.%s AS %s", (char *) lfirst(col), (char *) lfirst(col));
+				else
+					appendStringInfo(&fresh, ", NULL::%s AS %s",
+									 format_type_be_qualified(lfirst_oid(type)), (char *) lfirst(col));
+			}
+		}
+		appendStringInfoString(&fresh, " FROM inp AS b");
+		if (d->filter != NULL)
+			appendStringInfo(&fresh, " WHERE b.%s", d->filter);
+	}
+
+	/* fresh's rows in the input view's columns, NULL where it has none */
+	foreach(lc, inner_tlist)
+	{
+		TargetEntry *tle = lfirst(lc);
+		bool		kept = foreach_current_index(lc) < nkeys;
+
+		foreach(lc2, value_columns)
+			kept |= strcmp(lfirst(lc2), tle->resname) == 0;
+		if (kept)
+			appendStringInfo(&fresh_rows, "f.%s, ", tle->resname);
+		else
+			appendStringInfo(&fresh_rows, "NULL::%s, ",
+							 format_type_be_qualified(exprType((Node *) tle->expr)));
+	}
+
+	plan->distinct_columns = columns.data;
+	plan->distinct_fresh = fresh.data;
+	return psprintf("(SELECT b.*, 0::pg_catalog.int2 AS " DISTINCT_AGG_COLUMN " FROM inp AS b"
+					" UNION ALL SELECT %sf." DISTINCT_AGG_COLUMN " FROM fresh AS f)",
+					fresh_rows.data);
+}
+
+/* the name of a query's distinct table, schema-qualified and quoted */
+char *
+DistinctAggTableName(int32 query_id)
+{
+	return psprintf("%s.%s", STREAMING_SCHEMA,
+					quote_identifier(psprintf("state_%d_distinct", query_id)));
+}
+
+/*
+ * DistinctAggTableQuery returns a query whose columns are those of the
+ * distinct table, for create_query to analyse.
+ */
+char *
+DistinctAggTableQuery(ContinuousPlan *plan)
+{
+	return psprintf("WITH inp AS (SELECT * FROM %s AS b) %s",
+					PlanInputRelation(plan), plan->distinct_fresh);
+}
+
+/*
+ * DistinctAggStatePrefix returns the WITH clause under which the batch
+ * plan can be analysed alone (for the columns of the state table): inp
+ * and fresh as relations of the right columns, without the insert.
+ */
+char *
+DistinctAggStatePrefix(ContinuousPlan *plan)
+{
+	return psprintf("WITH inp AS (SELECT * FROM %s AS b), fresh AS (SELECT * FROM %s AS d) ",
+					PlanInputRelation(plan), plan->distinct_table);
+}
+
+/*
+ * DistinctAggBatchPrefix returns the first CTEs of the batch statement:
+ * the batch's input, read once, and the insert of its distinct values
+ * that returns the new ones.
+ */
+char *
+DistinctAggBatchPrefix(ContinuousPlan *plan)
+{
+	return psprintf("WITH inp AS MATERIALIZED (SELECT * FROM %s AS b),\n"
+					"fresh AS (INSERT INTO %s AS d (%s) %s ON CONFLICT DO NOTHING RETURNING d.*),\n",
+					PlanInputRelation(plan), plan->distinct_table,
+					plan->distinct_columns, plan->distinct_fresh);
+}
+
+/*
+ * DistinctAggCloseCte returns the CTE of the close statement that evicts
+ * the distinct values of the windows the watermark ($1) closes, or NULL.
+ */
+char *
+DistinctAggCloseCte(ContinuousPlan *plan)
+{
+	if (plan->distinct_table == NULL || plan->window_key == NULL)
+		return NULL;
+	return psprintf("distinct_closed AS (DELETE FROM %s AS d WHERE %s)",
+					plan->distinct_table, WindowStateClosed(plan, "d"));
+}

@@ -137,27 +137,18 @@ text_array(List *strings)
 }
 
 /*
- * commit_batch writes what the batch consumed and what it did, in the
- * batch's transaction: offsets, dead letters, the query's row, progress.
+ * commit_source writes what a batch consumed of one source: its offsets
+ * and its dead letters.
  */
 static void
-commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
+commit_source(QueryDef *q, SourceBatch *sb, int64 batch_id)
 {
 	ListCell   *lc;
 	List	   *partitions = NIL;
 	Datum	   *offsets;
-	TimestampTz t_end;
-	double		total_ms;
-	double		in_rate = -1;
-	StringInfoData durations;
-	StringInfoData sources;
-	Oid			argtypes[17];
-	Datum		args[17];
-	char		nulls[17];
-	int64		batch_id = st->batch_id;
-	TimestampTz t_start = st->t_start;
-
-	SPI_connect();
+	Oid			argtypes[6];
+	Datum		args[6];
+	char		nulls[6];
 
 	/* offsets */
 	offsets = palloc(sizeof(Datum) * Max(list_length(sb->offsets), 1));
@@ -216,12 +207,47 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 								  6, argtypes, args, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not write streaming.dead_letters");
 	}
+}
+
+/*
+ * commit_batch writes what the batch consumed and what it did, in the
+ * batch's transaction: offsets, dead letters, the query's row, progress.
+ */
+static void
+commit_batch(QueryDef *q, List *batches, BatchStats *st)
+{
+	ListCell   *blc;
+	int64		input_rows = 0;
+	int64		n_dead_letters = 0;
+	int64		late_rows = 0;
+	TimestampTz t_end;
+	double		total_ms;
+	double		in_rate = -1;
+	StringInfoData durations;
+	StringInfoData sources;
+	Oid			argtypes[17];
+	Datum		args[17];
+	char		nulls[17];
+	int64		batch_id = st->batch_id;
+	TimestampTz t_start = st->t_start;
+
+	SPI_connect();
+
+	foreach(blc, batches)
+	{
+		SourceBatch *sb = lfirst(blc);
+
+		input_rows += sb->input_rows;
+		n_dead_letters += sb->n_dead_letters;
+		late_rows += sb->drop_late ? sb->late_rows : 0;
+		commit_source(q, sb, batch_id);
+	}
 
 	/* progress, in Spark's StreamingQueryProgress terms */
 	t_end = GetCurrentTimestamp();
 	total_ms = ms_between(t_start, t_end);
 	if (q->last_progress_at != 0 && t_start > q->last_progress_at)
-		in_rate = sb->input_rows / (ms_between(q->last_progress_at, t_start) / 1000.0);
+		in_rate = input_rows / (ms_between(q->last_progress_at, t_start) / 1000.0);
 
 	initStringInfo(&durations);
 	appendStringInfo(&durations,
@@ -231,22 +257,29 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 					 ms_between(st->t_decoded, st->t_executed), st->prepare_ms,
 					 ms_between(st->t_executed, t_end), total_ms);
 	initStringInfo(&sources);
-	appendStringInfoString(&sources, "[{\"source\": ");
-	escape_json(&sources, sb->name);
-	appendStringInfoString(&sources, ", \"kind\": ");
-	escape_json(&sources, sb->routine->kind);
-	appendStringInfo(&sources, ", \"start_offset\": %s, \"end_offset\": %s, ",
-					 sb->start_offset ? JsonbToCString(NULL, &sb->start_offset->root, 0) : "null",
-					 sb->end_offset ? JsonbToCString(NULL, &sb->end_offset->root, 0) : "null");
-	if (sb->latest_offset)
-		appendStringInfo(&sources, "\"latest_offset\": %s, ",
-						 JsonbToCString(NULL, &sb->latest_offset->root, 0));
-	if (sb->lost_records > 0)
-		appendStringInfo(&sources, "\"lost_records\": " INT64_FORMAT ", ", sb->lost_records);
-	if (sb->metrics)
-		appendStringInfo(&sources, "%s, ", sb->metrics);
-	appendStringInfo(&sources, "\"input_rows\": " INT64_FORMAT ", \"dead_letters\": " INT64_FORMAT "}]",
-					 sb->input_rows, sb->n_dead_letters);
+	appendStringInfoChar(&sources, '[');
+	foreach(blc, batches)
+	{
+		SourceBatch *sb = lfirst(blc);
+
+		appendStringInfoString(&sources, foreach_current_index(blc) > 0 ? ", {\"source\": " : "{\"source\": ");
+		escape_json(&sources, sb->name);
+		appendStringInfoString(&sources, ", \"kind\": ");
+		escape_json(&sources, sb->routine->kind);
+		appendStringInfo(&sources, ", \"start_offset\": %s, \"end_offset\": %s, ",
+						 sb->start_offset ? JsonbToCString(NULL, &sb->start_offset->root, 0) : "null",
+						 sb->end_offset ? JsonbToCString(NULL, &sb->end_offset->root, 0) : "null");
+		if (sb->latest_offset)
+			appendStringInfo(&sources, "\"latest_offset\": %s, ",
+							 JsonbToCString(NULL, &sb->latest_offset->root, 0));
+		if (sb->lost_records > 0)
+			appendStringInfo(&sources, "\"lost_records\": " INT64_FORMAT ", ", sb->lost_records);
+		if (sb->metrics)
+			appendStringInfo(&sources, "%s, ", sb->metrics);
+		appendStringInfo(&sources, "\"input_rows\": " INT64_FORMAT ", \"dead_letters\": " INT64_FORMAT "}",
+						 sb->input_rows, sb->n_dead_letters);
+	}
+	appendStringInfoChar(&sources, ']');
 
 	memset(nulls, ' ', sizeof(nulls));
 	argtypes[0] = TEXTOID;
@@ -256,12 +289,12 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 	argtypes[2] = TIMESTAMPTZOID;
 	args[2] = TimestampTzGetDatum(t_start);
 	argtypes[3] = INT8OID;
-	args[3] = Int64GetDatum(sb->input_rows);
+	args[3] = Int64GetDatum(input_rows);
 	argtypes[4] = FLOAT8OID;
 	args[4] = Float8GetDatum(in_rate);
 	nulls[4] = in_rate < 0 ? 'n' : ' ';
 	argtypes[5] = FLOAT8OID;
-	args[5] = Float8GetDatum(total_ms > 0 ? sb->input_rows / (total_ms / 1000.0) : 0);
+	args[5] = Float8GetDatum(total_ms > 0 ? input_rows / (total_ms / 1000.0) : 0);
 	argtypes[6] = TEXTOID;
 	args[6] = CStringGetTextDatum(durations.data);
 	argtypes[7] = INT8OID;
@@ -271,7 +304,7 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 	args[8] = Int64GetDatum(st->updated);
 	nulls[8] = OidIsValid(q->state_table) ? ' ' : 'n';
 	argtypes[9] = INT8OID;
-	args[9] = Int64GetDatum(sb->n_dead_letters);
+	args[9] = Int64GetDatum(n_dead_letters);
 	argtypes[10] = TEXTOID;
 	args[10] = CStringGetTextDatum(sources.data);
 	argtypes[11] = INT8OID;
@@ -282,7 +315,7 @@ commit_batch(QueryDef *q, SourceBatch *sb, BatchStats *st)
 	args[13] = TimestampTzGetDatum(st->watermark);
 	nulls[13] = st->watermark_valid ? ' ' : 'n';
 	argtypes[14] = INT8OID;
-	args[14] = Int64GetDatum(sb->drop_late ? sb->late_rows : 0);
+	args[14] = Int64GetDatum(late_rows);
 	argtypes[15] = INT8OID;
 	args[15] = Int64GetDatum(st->removed);
 	if (CatalogExecute("INSERT INTO streaming.progress (query, batch_id, \"timestamp\", "
@@ -548,6 +581,103 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 }
 
 /*
+ * open_source sets up the batch of one source of a query: what the query
+ * asks of it (event time, late rows, trigger), before plan_batch.
+ */
+static SourceBatch *
+open_source(QueryDef *q, Oid relid, MemoryContext batchcxt)
+{
+	SourceBatch *sb = palloc0(sizeof(SourceBatch));
+	char	   *kind;
+
+	sb->query = q->name;
+	sb->query_id = q->id;
+	sb->relid = relid;
+	if (!SourceLookup(sb->relid, &sb->name, &kind, &sb->options))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("the source of continuous query \"%s\" does not exist", q->name)));
+	sb->routine = SourceRoutineByKind(kind);
+	sb->rel = table_open(sb->relid, AccessShareLock);
+	sb->mcxt = batchcxt;
+	sb->keep_dead_letters = strcmp(q->on_error, "skip") != 0;
+	/* as Spark's Trigger.Once: the one batch takes all the input there is */
+	sb->read_all = strcmp(q->trigger, "once") == 0;
+	sb->available_now = BatchAvailableNow;
+	sb->live = BatchLive && !sb->read_all && sb->available_now == 0;
+	sb->wake_fd = PGINVALID_SOCKET;
+	if (q->event_time != NULL)
+	{
+		sb->event_time_attno = get_attnum(sb->relid, q->event_time);
+		if (sb->event_time_attno == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("event_time column \"%s\" of continuous query \"%s\" does not exist",
+							q->event_time, q->name)));
+		/*
+		 * complete mode keeps every group, so late rows still count there;
+		 * a deduplication drops them, as Spark's dropDuplicates does
+		 */
+		sb->drop_late = q->has_watermark &&
+			((q->plan->shape == SHAPE_AGGREGATE && q->mode != OUTPUT_COMPLETE) ||
+			 q->plan->shape == SHAPE_DEDUP);
+		/* the watermark, and what it closed even if moved back since */
+		sb->has_watermark = QueryLateBound(q, sb->drop_late, &sb->watermark);
+	}
+	SourceBatchReset(sb);
+	return sb;
+}
+
+/*
+ * wait_for_sources tells the caller of a batch that found no input what
+ * to wait for: the one descriptor its sources wait on, if they all wait on
+ * the same (a query over sources that do not asks again at the idle
+ * poll), and the earliest time any asked to be asked again.
+ */
+static void
+wait_for_sources(List *batches, BatchResult *result)
+{
+	ListCell   *lc;
+	bool		several = false;
+
+	foreach(lc, batches)
+	{
+		SourceBatch *sb = lfirst(lc);
+
+		if (sb->wake_fd == PGINVALID_SOCKET ||
+			(result->wake_fd != PGINVALID_SOCKET && result->wake_fd != sb->wake_fd))
+			several = list_length(batches) > 1;
+		else
+		{
+			result->wake_fd = sb->wake_fd;
+			result->wake_drain |= sb->wake_drain;
+		}
+		if (sb->wake_at != 0 && (result->wake_at == 0 || sb->wake_at < result->wake_at))
+			result->wake_at = sb->wake_at;
+	}
+	if (several)
+	{
+		result->wake_fd = PGINVALID_SOCKET;
+		result->wake_drain = false;
+	}
+}
+
+static void
+close_sources(List *batches)
+{
+	ListCell   *lc;
+
+	foreach(lc, batches)
+	{
+		SourceBatch *sb = lfirst(lc);
+
+		if (sb->rows != NULL)
+			tuplestore_end(sb->rows);
+		table_close(sb->rel, AccessShareLock);
+	}
+}
+
+/*
  * RunMicroBatch runs the next micro-batch of a query in the current
  * transaction.  It returns false, having changed nothing, when no new
  * input is available.
@@ -558,9 +688,10 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	MemoryContext batchcxt;
 	MemoryContext oldcxt;
 	QueryDef   *q;
-	SourceBatch sb;
+	List	   *batches = NIL;
+	bool		planned = false;
+	ListCell   *lc;
 	BatchStats	st;
-	char	   *kind;
 	char	   *sql;
 	char	   *close_sql;
 	int			show_rows;
@@ -588,93 +719,77 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	/* a query planned by an earlier version gets its input view */
 	(void) QueryUpgradePlan(q);
 
-	memset(&sb, 0, sizeof(sb));
-	sb.query = q->name;
-	sb.query_id = q->id;
-	sb.relid = linitial_oid(q->plan->sources);
-	if (!SourceLookup(sb.relid, &sb.name, &kind, &sb.options))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_OBJECT),
-				 errmsg("the source of continuous query \"%s\" does not exist", q->name)));
-	sb.routine = SourceRoutineByKind(kind);
-	sb.rel = table_open(sb.relid, AccessShareLock);
-	sb.mcxt = batchcxt;
-	sb.keep_dead_letters = strcmp(q->on_error, "skip") != 0;
-	/* as Spark's Trigger.Once: the one batch takes all the input there is */
-	sb.read_all = strcmp(q->trigger, "once") == 0;
-	sb.available_now = BatchAvailableNow;
-	sb.live = BatchLive && !sb.read_all && sb.available_now == 0;
-	sb.wake_fd = PGINVALID_SOCKET;
-	if (q->event_time != NULL)
+	/* each source's input after its committed offsets, as its owner reads it */
+	foreach(lc, q->plan->sources)
 	{
-		sb.event_time_attno = get_attnum(sb.relid, q->event_time);
-		if (sb.event_time_attno == InvalidAttrNumber)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("event_time column \"%s\" of continuous query \"%s\" does not exist",
-							q->event_time, q->name)));
-		/*
-		 * complete mode keeps every group, so late rows still count there;
-		 * a deduplication drops them, as Spark's dropDuplicates does
-		 */
-		sb.drop_late = q->has_watermark &&
-			((q->plan->shape == SHAPE_AGGREGATE && q->mode != OUTPUT_COMPLETE) ||
-			 q->plan->shape == SHAPE_DEDUP);
-		/* the watermark, and what it closed even if moved back since */
-		sb.has_watermark = QueryLateBound(q, sb.drop_late, &sb.watermark);
-	}
-	SourceBatchReset(&sb);
+		SourceBatch *sb = open_source(q, lfirst_oid(lc), batchcxt);
 
-	/*
-	 * The source's input is read and decoded with its owner's rights: the
-	 * input functions of its columns' types and the checks of their domains
-	 * are its owner's choice, run for whoever reads the source.
-	 */
-	GetUserIdAndSecContext(&reader, &reader_sec_context);
-	SetUserIdAndSecContext(sb.rel->rd_rel->relowner, reader_sec_context |
-						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	if (!sb.routine->plan_batch(&sb))
-	{
+		batches = lappend(batches, sb);
+		GetUserIdAndSecContext(&reader, &reader_sec_context);
+		SetUserIdAndSecContext(sb->rel->rd_rel->relowner, reader_sec_context |
+							   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+		sb->planned = sb->routine->plan_batch(sb);
 		SetUserIdAndSecContext(reader, reader_sec_context);
+		planned |= sb->planned;
+	}
+	if (!planned)
+	{
 		if (result != NULL)
-		{
-			result->wake_fd = sb.wake_fd;
-			result->wake_at = sb.wake_at;
-			result->wake_drain = sb.wake_drain;
-		}
+			wait_for_sources(batches, result);
 		EndAsOwner(&owner_cxt);
-		table_close(sb.rel, AccessShareLock);
+		close_sources(batches);
 		MemoryContextSwitchTo(oldcxt);
 		MemoryContextDelete(batchcxt);
 		return false;
 	}
 	st.t_planned = GetCurrentTimestamp();
 
-	decode_batch(&sb);
-	SetUserIdAndSecContext(reader, reader_sec_context);
-	if (sb.n_dead_letters > 0 && strcmp(q->on_error, "fail") == 0)
+	foreach(lc, batches)
 	{
-		DeadLetter *dl = linitial(sb.dead_letters);
+		SourceBatch *sb = lfirst(lc);
 
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_EXCEPTION),
-				 errmsg("could not decode record at %s: %s", dl->position, dl->error),
-				 errdetail("Continuous query \"%s\" has on_error = 'fail'.", q->name),
-				 errhint("Fix or remove the input, or create the query with on_error => 'dead_letter'.")));
+		/*
+		 * The source's input is read and decoded with its owner's rights:
+		 * the input functions of its columns' types and the checks of their
+		 * domains are its owner's choice, run for whoever reads the source.
+		 * A source without new input takes part with no rows.
+		 */
+		if (!sb->planned)
+			continue;
+		GetUserIdAndSecContext(&reader, &reader_sec_context);
+		SetUserIdAndSecContext(sb->rel->rd_rel->relowner, reader_sec_context |
+							   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+		decode_batch(sb);
+		SetUserIdAndSecContext(reader, reader_sec_context);
+		if (sb->n_dead_letters > 0 && strcmp(q->on_error, "fail") == 0)
+		{
+			DeadLetter *dl = linitial(sb->dead_letters);
+
+			ereport(ERROR,
+					(errcode(ERRCODE_DATA_EXCEPTION),
+					 errmsg("could not decode record at %s: %s", dl->position, dl->error),
+					 errdetail("Continuous query \"%s\" has on_error = 'fail'.", q->name),
+					 errhint("Fix or remove the input, or create the query with on_error => 'dead_letter'.")));
+		}
 	}
 
 	/* the watermark after this batch: max event time - delay, never back */
 	st.watermark_valid = q->watermark_valid;
 	st.watermark = q->watermark;
-	if (q->has_watermark && sb.has_max_event_time &&
-		(!st.watermark_valid || sb.max_event_time - q->watermark_delay > st.watermark))
+	foreach(lc, batches)
 	{
-		st.watermark = sb.max_event_time - q->watermark_delay;
-		st.watermark_valid = true;
+		SourceBatch *sb = lfirst(lc);
+
+		if (q->has_watermark && sb->has_max_event_time &&
+			(!st.watermark_valid || sb->max_event_time - q->watermark_delay > st.watermark))
+		{
+			st.watermark = sb->max_event_time - q->watermark_delay;
+			st.watermark_valid = true;
+		}
 	}
 	st.t_decoded = GetCurrentTimestamp();
 
-	/* the batch statement: the FDW scan of the source returns sb.rows */
+	/* the batch statement: the FDW scan of each source returns its rows */
 	/* one row more than shown, to tell when rows were left out */
 	show_rows = q->sink.kind == SINK_CONSOLE && q->mode != OUTPUT_COMPLETE ? q->sink.num_rows + 1 : 0;
 	/* the file and Kafka sinks take every row written (complete: see below) */
@@ -683,8 +798,14 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	sql = BuildBatchStatement(q->plan, q->result_table, q->state_table, show_rows);
 	close_sql = st.watermark_valid
 		? BuildCloseStatement(q->plan, q->result_table, q->state_table, show_rows) : NULL;
-	FdwSetBatchInput(sb.relid, sb.rows);
-	st.batch_rows = tuplestore_tuple_count(sb.rows);
+	st.batch_rows = 0;
+	foreach(lc, batches)
+	{
+		SourceBatch *sb = lfirst(lc);
+
+		FdwSetBatchInput(sb->relid, sb->rows);
+		st.batch_rows += tuplestore_tuple_count(sb->rows);
+	}
 	PG_TRY();
 	{
 		execute_batch(q, &st, sql, close_sql, show_rows);
@@ -696,21 +817,25 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	PG_END_TRY();
 	st.t_executed = GetCurrentTimestamp();
 
-	commit_batch(q, &sb, &st);
+	commit_batch(q, batches, &st);
 
 	if (result != NULL)
 	{
 		result->batch_id = st.batch_id;
-		result->input_rows = sb.input_rows;
+		foreach(lc, batches)
+		{
+			SourceBatch *sb = lfirst(lc);
+
+			result->input_rows += sb->input_rows;
+			result->endless |= sb->endless;
+		}
 		result->state_rows_updated = st.updated;
 		result->sink_rows = st.sink_rows;
-		result->endless = sb.endless;
 		result->t_start = st.t_start;
 	}
 
 	EndAsOwner(&owner_cxt);
-	tuplestore_end(sb.rows);
-	table_close(sb.rel, AccessShareLock);
+	close_sources(batches);
 	MemoryContextSwitchTo(oldcxt);
 	MemoryContextDelete(batchcxt);
 	return true;

@@ -216,9 +216,6 @@ reject(const char *what, const char *hint)
 static void
 check_query_shape(Query *query)
 {
-	if (query->setOperations != NULL)
-		reject("UNION, INTERSECT and EXCEPT are not supported in continuous queries",
-			   "Create one query per branch.");
 	if (query->sortClause != NIL)
 		reject("ORDER BY is not supported in continuous queries",
 			   "Order the rows when reading the result table.");
@@ -370,6 +367,85 @@ classify_aggregate(Aggref *agg, Oid *argtype)
 		ReleaseSysCache(tup);
 	}
 	return AGG_GENERIC;
+}
+
+/*
+ * only_union_all tells whether a set operation tree is UNION ALL alone.
+ */
+static bool
+only_union_all(Node *node)
+{
+	SetOperationStmt *op;
+
+	if (node == NULL || IsA(node, RangeTblRef))
+		return true;
+	op = castNode(SetOperationStmt, node);
+	return op->op == SETOP_UNION && op->all &&
+		only_union_all(op->larg) && only_union_all(op->rarg);
+}
+
+static bool
+reads_stream_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+
+		return rte->rtekind == RTE_RELATION && IsStreamingSource(rte->relid);
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, reads_stream_walker, context,
+								 QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, reads_stream_walker, context);
+}
+
+/* reads_stream tells whether a query or expression reads a source */
+static bool
+reads_stream(Node *node)
+{
+	return reads_stream_walker(node, NULL);
+}
+
+/*
+ * check_stream_inputs refuses, at every level of a query, what combines
+ * two streams other than by UNION ALL: a join of two streams (or of a
+ * stream with a subquery over one), a stream in a subquery of an
+ * expression beside another, UNION, INTERSECT and EXCEPT over streams
+ * (which would compare the rows of one batch only).  A stream may be
+ * joined with ordinary tables, and streams combined with UNION ALL.
+ */
+static bool
+check_stream_inputs(Query *query)
+{
+	int			streams = 0;
+	ListCell   *lc;
+
+	foreach(lc, query->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_RELATION && IsStreamingSource(rte->relid))
+			streams++;
+		else if (rte->rtekind == RTE_SUBQUERY && check_stream_inputs(rte->subquery))
+			streams++;
+	}
+	if (query->setOperations != NULL)
+	{
+		if (streams > 0 && !only_union_all(query->setOperations))
+			reject("UNION, INTERSECT and EXCEPT of streams are not supported in continuous queries",
+				   "Combine streams with UNION ALL; for distinct rows, SELECT DISTINCT over the UNION ALL in a subquery.");
+		return streams > 0;
+	}
+	/* streams read by subqueries of expressions (WHERE x IN (SELECT ...)) */
+	if (reads_stream((Node *) query->jointree->quals) || reads_stream((Node *) query->targetList) ||
+		reads_stream(query->havingQual))
+		streams++;
+	if (streams > 1)
+		reject("joins between streams are not supported yet in continuous queries",
+			   "Combine streams with UNION ALL, or join a stream with ordinary tables.");
+	return streams > 0;
 }
 
 /*
@@ -1261,14 +1337,17 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a continuous query must read a streaming source"),
 				 errhint("Create one with streaming.create_source() and name it in the FROM clause.")));
-	if (walk.references > 1)
-		reject("a continuous query can read only one streaming source, once",
-			   "Join a stream with ordinary tables, not with another stream.");
+	(void) check_stream_inputs(query);
 	plan->sources = walk.sources;
 	plan->mode = mode;
 	plan->input = input ? pstrdup(input) : NULL;
 	plan->temp_relations = walk.temp_relations;
 
+	if (event_time != NULL && list_length(plan->sources) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("event_time and watermark are not supported yet in a query over several sources"),
+				 errhint("Create one query per source with its own watermark, or leave out event_time and watermark (update and complete modes).")));
 	if (event_time != NULL)
 	{
 		Oid			relid = linitial_oid(plan->sources);

@@ -208,7 +208,12 @@ QueryCheckOwner(QueryDef *q)
 void
 QueryCheckRunnable(QueryDef *q)
 {
-	if (q->plan->sources == NIL || !IsStreamingSource(linitial_oid(q->plan->sources)))
+	ListCell   *lc;
+	bool		dropped = q->plan->sources == NIL;
+
+	foreach(lc, q->plan->sources)
+		dropped |= !IsStreamingSource(lfirst_oid(lc));
+	if (dropped)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("continuous query \"%s\" cannot run: its source was dropped", q->name),

@@ -85,6 +85,7 @@ struct SourceBatch
 	/* event time: late rows are dropped, the maximum is tracked */
 	AttrNumber	event_time_attno;	/* 0 if the query has no event time */
 	bool		drop_late;		/* drop rows at or before the watermark */
+	bool		planned;		/* plan_batch found input (set by the caller) */
 	bool		has_watermark;
 	TimestampTz watermark;		/* committed by the previous batch */
 	bool		has_max_event_time;

@@ -2164,39 +2164,19 @@ kafka_peek(SourceBatch *batch, int64 max_rows)
 	PG_END_TRY();
 }
 
-/* ------------------------------------------------------------------------
- * streaming.kafka_lag(query): per partition, the committed offset, the
- * broker's high watermark and the lag, asked of the broker now.
- * ------------------------------------------------------------------------ */
-
-Datum
-streaming_kafka_lag(PG_FUNCTION_ARGS)
+/*
+ * kafka_lag_source adds the lag of each partition of one Kafka source of a
+ * query to rsinfo's result.
+ */
+static void
+kafka_lag_source(ReturnSetInfo *rsinfo, const char *query, Oid relid, Jsonb *options)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	QueryDef   *q;
-	Oid			relid;
-	Jsonb	   *options;
-	char	   *name;
-	char	   *kind;
 	SourceBatch sb;
 	List	   *parts = NIL;
 	char	   *why = NULL;
 	HTAB	   *committed;
 	KafkaConn	tmp;
 	ListCell   *lc;
-
-	InitMaterializedSRF(fcinfo, 0);
-
-	/*
-	 * Asking the brokers connects with the credentials of the source's
-	 * owner: only the query's owner (or a member of its role) may.
-	 */
-	q = QueryDefLoad(query, false, false);
-	QueryCheckOwner(q);
-	relid = linitial_oid(q->plan->sources);
-	if (!SourceLookup(relid, &name, &kind, &options) || strcmp(kind, "kafka") != 0)
-		PG_RETURN_VOID();
 
 	memset(&sb, 0, sizeof(sb));
 	sb.query = query;
@@ -2246,6 +2226,40 @@ streaming_kafka_lag(PG_FUNCTION_ARGS)
 		rd_kafka_destroy(tmp.rk);
 	}
 	PG_END_TRY();
+}
+
+/* ------------------------------------------------------------------------
+ * streaming.kafka_lag(query): per partition, the committed offset, the
+ * broker's high watermark and the lag, asked of the broker now.
+ * ------------------------------------------------------------------------ */
+
+Datum
+streaming_kafka_lag(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *query = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	QueryDef   *q;
+	ListCell   *lc;
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	/*
+	 * Asking the brokers connects with the credentials of the source's
+	 * owner: only the query's owner (or a member of its role) may.
+	 */
+	q = QueryDefLoad(query, false, false);
+	QueryCheckOwner(q);
+	/* every Kafka source of the query */
+	foreach(lc, q->plan->sources)
+	{
+		Oid			relid = lfirst_oid(lc);
+		Jsonb	   *options;
+		char	   *name;
+		char	   *kind;
+
+		if (SourceLookup(relid, &name, &kind, &options) && strcmp(kind, "kafka") == 0)
+			kafka_lag_source(rsinfo, query, relid, options);
+	}
 	PG_RETURN_VOID();
 }
 

@@ -31,7 +31,7 @@ SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT k, count(*) FROM
 -- complete mode without an aggregate
 SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT k, v FROM src', output_mode => 'complete')$q$);
 -- aggregates that have no incremental form
-SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT k, count(DISTINCT v) FROM src GROUP BY k', output_mode => 'update')$q$);
+SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT k, array_agg(DISTINCT ARRAY[v]) FROM src GROUP BY k', output_mode => 'update')$q$);
 SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT k, mode() WITHIN GROUP (ORDER BY v) FROM src GROUP BY k', output_mode => 'update')$q$);
 CREATE FUNCTION concat_sfunc(text, int) RETURNS text LANGUAGE sql AS $$SELECT $1 || $2::text$$;
 CREATE AGGREGATE concat_all(int) (sfunc = concat_sfunc, stype = text, initcond = '');
@@ -45,7 +45,7 @@ SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT DISTINCT k, coun
 SELECT * FROM try($q$SELECT streaming.create_query('Sales Report', 'SELECT k FROM src')$q$);
 SELECT * FROM try($q$SELECT streaming.create_source('my source', 'rate')$q$);
 SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT k, row_number() OVER () FROM src')$q$);
-SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT a.k FROM src a JOIN src b USING (k)')$q$);
+SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT s.k FROM (SELECT a.k FROM src a JOIN src b USING (k)) s')$q$);
 -- bad arguments
 SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT k FROM src', output_mode => 'sometimes')$q$);
 SELECT * FROM try($q$SELECT streaming.create_query('q', 'SELECT k FROM src', trigger => 'whenever')$q$);

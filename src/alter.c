@@ -202,6 +202,9 @@ QueryReset(QueryDef *q)
 	if (q->plan->distinct_table != NULL)
 		truncate_if_exists(RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(q->plan->distinct_table, "table")),
 											NoLock, true));
+	foreach(lc, q->plan->join_states)
+		truncate_if_exists(RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(lfirst(lc), "table")),
+											NoLock, true));
 	if (q->sink.table == NULL)
 		truncate_if_exists(q->result_table);
 	EndAsOwner(&owner_cxt);

@@ -46,6 +46,7 @@
 #include "utils/typcache.h"
 
 #include "operators/distinct_agg.h"
+#include "operators/stream_join.h"
 #include "operators/window_state.h"
 #include "planner.h"
 #include "source.h"
@@ -410,16 +411,19 @@ reads_stream(Node *node)
 
 /*
  * check_stream_inputs refuses, at every level of a query, what combines
- * two streams other than by UNION ALL: a join of two streams (or of a
- * stream with a subquery over one), a stream in a subquery of an
- * expression beside another, UNION, INTERSECT and EXCEPT over streams
- * (which would compare the rows of one batch only).  A stream may be
- * joined with ordinary tables, and streams combined with UNION ALL.
+ * two streams in ways a batch cannot keep: UNION, INTERSECT and EXCEPT
+ * over streams (which would compare the rows of one batch only), a join
+ * of streams below the query's top level, or of a stream with a subquery
+ * over one, a stream in a subquery of an expression beside another.
+ * Streams may be combined with UNION ALL and, in the query's own FROM,
+ * joined (operators/stream_join.c); a stream may be joined with ordinary
+ * tables.
  */
 static bool
-check_stream_inputs(Query *query)
+check_stream_inputs(Query *query, bool top)
 {
 	int			streams = 0;
+	int			others = 0;
 	ListCell   *lc;
 
 	foreach(lc, query->rtable)
@@ -428,24 +432,25 @@ check_stream_inputs(Query *query)
 
 		if (rte->rtekind == RTE_RELATION && IsStreamingSource(rte->relid))
 			streams++;
-		else if (rte->rtekind == RTE_SUBQUERY && check_stream_inputs(rte->subquery))
-			streams++;
+		else if (rte->rtekind == RTE_SUBQUERY && check_stream_inputs(rte->subquery, false))
+			others++;
 	}
 	if (query->setOperations != NULL)
 	{
-		if (streams > 0 && !only_union_all(query->setOperations))
+		if (streams + others > 0 && !only_union_all(query->setOperations))
 			reject("UNION, INTERSECT and EXCEPT of streams are not supported in continuous queries",
 				   "Combine streams with UNION ALL; for distinct rows, SELECT DISTINCT over the UNION ALL in a subquery.");
-		return streams > 0;
+		return streams + others > 0;
 	}
 	/* streams read by subqueries of expressions (WHERE x IN (SELECT ...)) */
 	if (reads_stream((Node *) query->jointree->quals) || reads_stream((Node *) query->targetList) ||
 		reads_stream(query->havingQual))
-		streams++;
-	if (streams > 1)
-		reject("joins between streams are not supported yet in continuous queries",
-			   "Combine streams with UNION ALL, or join a stream with ordinary tables.");
-	return streams > 0;
+		others++;
+	/* sources joined in the query's own FROM: operators/stream_join.c */
+	if (streams + others > 1 && (!top || others > 0))
+		reject("this join between streams is not supported in continuous queries",
+			   "Join the sources themselves in the query's own FROM clause (not subqueries over them, nor in a subquery), or combine streams with UNION ALL.");
+	return streams + others > 0;
 }
 
 /*
@@ -521,6 +526,13 @@ deparse_query(Query *query)
 
 	PopCatalogSearchPath(nestlevel);
 	return sql;
+}
+
+/* PlanDeparseQuery is deparse_query, for the operators */
+char *
+PlanDeparseQuery(Query *query)
+{
+	return deparse_query(query);
 }
 
 /*
@@ -1171,6 +1183,8 @@ plan_aggregate(Query *query, ContinuousPlan *plan, bool window_range_key)
 	inner->groupClause = NIL;
 	inner->hasAggs = false;
 	inner->havingQual = NULL;
+	/* a join of streams: the input view is made of copies of this */
+	plan->join_query = inner;
 
 	plan->merge_set = b.merge.data;
 	plan->input_sql = deparse_query(inner);
@@ -1261,6 +1275,33 @@ PlanStateQuery(ContinuousPlan *plan)
 }
 
 /*
+ * PlanExpandJoin makes the input view of a query that joins streams out of
+ * copies of its query (operators/stream_join.c), once create_query has made
+ * the state tables of the joined sources, state_oids, in the order of
+ * plan->join_sources.
+ */
+void
+PlanExpandJoin(ContinuousPlan *plan, List *state_oids)
+{
+	List	   *distinct_relids = NIL;
+	List	   *per_entry = NIL;
+	ListCell   *lc;
+
+	foreach(lc, plan->join_relids)
+		distinct_relids = list_append_unique_oid(distinct_relids, lfirst_oid(lc));
+	foreach(lc, plan->join_relids)
+	{
+		ListCell   *dlc;
+
+		foreach(dlc, distinct_relids)
+			if (lfirst_oid(dlc) == lfirst_oid(lc))
+				per_entry = lappend_oid(per_entry, list_nth_oid(state_oids, foreach_current_index(dlc)));
+	}
+	plan->input_sql = StreamJoinExpand(plan->join_query, plan->join_rtindexes,
+									   plan->join_relids, per_entry);
+}
+
+/*
  * PlanInputRelation names what a batch statement reads its input from: the
  * query's input view, which holds the user's FROM and WHERE and the
  * expressions of its group keys and aggregate arguments as a view does -
@@ -1337,7 +1378,7 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a continuous query must read a streaming source"),
 				 errhint("Create one with streaming.create_source() and name it in the FROM clause.")));
-	(void) check_stream_inputs(query);
+	(void) check_stream_inputs(query, true);
 	plan->sources = walk.sources;
 	plan->mode = mode;
 	plan->input = input ? pstrdup(input) : NULL;
@@ -1387,6 +1428,20 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 
 	plan->query_sql = deparse_query(query);
 	plan->input_sql = plan->query_sql;
+	/* sources joined in the query's FROM: their rows are kept */
+	plan->join_rtindexes = StreamJoinFind(query);
+	if (plan->join_rtindexes != NIL)
+	{
+		ListCell   *lc;
+
+		plan->join_query = query;
+		foreach(lc, plan->join_rtindexes)
+			plan->join_relids = lappend_oid(plan->join_relids,
+											rt_fetch(lfirst_int(lc), query->rtable)->relid);
+		ereport(NOTICE,
+				(errmsg("the join keeps every row of the joined streams"),
+				 errdetail("Each row is kept in a state table of its source, to be joined with the other streams' rows of later batches; without watermarks on the joined streams the state grows without bound.")));
+	}
 	if (plan->shape == SHAPE_AGGREGATE)
 	{
 		plan_aggregate(query, plan, window_range_key);
@@ -1496,6 +1551,11 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 		append_string(&buf, "distinct_columns", plan->distinct_columns);
 		append_string(&buf, "distinct_fresh", plan->distinct_fresh);
 	}
+	if (plan->join_sources != NIL)
+	{
+		append_string_array(&buf, "join_sources", plan->join_sources);
+		append_string_array(&buf, "join_states", plan->join_states);
+	}
 	appendStringInfoChar(&buf, '}');
 
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
@@ -1559,6 +1619,9 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	plan->distinct_table = JsonbGetString(obj, "distinct_table");
 	plan->distinct_columns = JsonbGetString(obj, "distinct_columns");
 	plan->distinct_fresh = JsonbGetString(obj, "distinct_fresh");
+	/* absent from plans without a join of streams */
+	plan->join_sources = jsonb_string_array(obj, "join_sources");
+	plan->join_states = jsonb_string_array(obj, "join_states");
 	return plan;
 }
 
@@ -1755,7 +1818,7 @@ build_session_statement(ContinuousPlan *plan, const char *result, const char *co
 											 psprintf("o.%s", fin + 2)));
 	}
 
-	appendStringInfo(&sql, "WITH batch AS (%s),\n", plan->batch_sql);
+	appendStringInfo(&sql, "WITH %sbatch AS (%s),\n", StreamJoinStateCtes(plan), plan->batch_sql);
 	appendStringInfo(&sql,
 					 "absorbed AS (DELETE FROM %s AS s USING batch AS b WHERE %ss.%s OPERATOR(pg_catalog.&&) b.%s RETURNING s.*),\n",
 					 state, match.data, k, k);
@@ -1817,8 +1880,8 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	initStringInfo(&sql);
 	if (plan->shape == SHAPE_STATELESS)
 	{
-		appendStringInfo(&sql, "WITH emitted AS (INSERT INTO %s (%s) %s %s)\n",
-						 result, columns,
+		appendStringInfo(&sql, "WITH %semitted AS (INSERT INTO %s (%s) %s %s)\n",
+						 StreamJoinStateCtes(plan), result, columns,
 						 plan->input ? psprintf("SELECT * FROM %s", plan->input) : plan->query_sql,
 						 returning);
 		finish_statement(&sql, "0::pg_catalog.int8, 0::pg_catalog.int8, (SELECT pg_catalog.count(*) FROM emitted)",
@@ -1830,9 +1893,9 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	{
 		/* the rows whose key the state did not hold are new: emit them */
 		appendStringInfo(&sql,
-						 "WITH fresh AS (INSERT INTO %s AS s SELECT * FROM %s AS b "
+						 "WITH %sfresh AS (INSERT INTO %s AS s SELECT * FROM %s AS b "
 						 "ON CONFLICT (%s) DO NOTHING RETURNING s.*),\n",
-						 RelationQualifiedName(state_table),
+						 StreamJoinStateCtes(plan), RelationQualifiedName(state_table),
 						 plan->input ? plan->input : psprintf("(%s)", plan->query_sql),
 						 quoted_list(plan->state_keys, ""));
 		appendStringInfo(&sql, "emitted AS (INSERT INTO %s (%s) SELECT * FROM fresh %s)\n",
@@ -1846,10 +1909,8 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 		return build_session_statement(plan, result, columns, state_table,
 									   returning, show_rows);
 
-	if (plan->distinct_fresh != NULL)
-		appendStringInfo(&sql, "%sbatch AS (%s),\n", DistinctAggBatchPrefix(plan), plan->batch_sql);
-	else
-		appendStringInfo(&sql, "WITH batch AS (%s),\n", plan->batch_sql);
+	appendStringInfo(&sql, "WITH %s%sbatch AS (%s),\n", StreamJoinStateCtes(plan),
+					 plan->distinct_fresh != NULL ? DistinctAggBatchPrefix(plan) : "", plan->batch_sql);
 	appendStringInfo(&sql,
 					 "merged AS (INSERT INTO %s AS s SELECT * FROM batch ON CONFLICT (%s) DO ",
 					 RelationQualifiedName(state_table), quoted_list(plan->state_keys, ""));

@@ -76,6 +76,14 @@ typedef struct ContinuousPlan
 								 * and quoted (operators/distinct_agg.c) */
 	char	   *distinct_columns;	/* its columns, as an INSERT lists them */
 	char	   *distinct_fresh; /* the batch's distinct values, over "inp" */
+	List	   *join_sources;	/* a join of streams: the joined sources,
+								 * schema-qualified and quoted, each once */
+	List	   *join_states;	/* their state tables, the same way
+								 * (operators/stream_join.c) */
+	/* not serialized: what create_query needs to make the join's states */
+	List	   *join_rtindexes; /* range table entries of the joined sources */
+	List	   *join_relids;	/* their relations, per entry */
+	Query	   *join_query;		/* the query the input view is made of */
 } ContinuousPlan;
 
 extern OutputMode OutputModeFromString(const char *mode);
@@ -88,6 +96,8 @@ extern Jsonb *ContinuousPlanToJsonb(ContinuousPlan *plan);
 extern ContinuousPlan *ContinuousPlanFromJsonb(Jsonb *plan);
 extern const char *PlanInputRelation(ContinuousPlan *plan);
 extern char *PlanStateQuery(ContinuousPlan *plan);
+extern char *PlanDeparseQuery(Query *query);
+extern void PlanExpandJoin(ContinuousPlan *plan, List *state_oids);
 extern char *BuildBatchStatement(ContinuousPlan *plan, Oid result_table,
 								 Oid state_table, int show_rows);
 extern char *BuildCloseStatement(ContinuousPlan *plan, Oid result_table,

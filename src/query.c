@@ -33,6 +33,7 @@
 #include "utils/timestamp.h"
 
 #include "operators/distinct_agg.h"
+#include "operators/stream_join.h"
 #include "operators/window_state.h"
 #include "planner.h"
 #include "sinks/sink.h"
@@ -553,8 +554,9 @@ revoke_default_grants(Oid relid, const char *name)
  * create_table_for creates a table of the query's own in the extension's
  * schema, where its owner may not create tables: the columns are those of
  * query sql, analysed as the calling role (no code runs, nothing is
- * planned); the table and its unique index on unique_columns are then
- * created as the catalog's owner from names and types alone.  The caller
+ * planned); the table and its unique index on unique_columns (if not
+ * NULL) are then created as the catalog's owner from names and types
+ * alone.  The caller
  * adds its other indexes and gives it to its owner (give_table).
  */
 static Oid
@@ -586,7 +588,8 @@ create_table_for(const char *name, const char *sql, const char *unique_columns)
 	SPI_freeplan(prepared);
 
 	catalog_ddl(psprintf("CREATE TABLE %s (%s)", name, cols.data));
-	catalog_ddl(psprintf("CREATE UNIQUE INDEX ON %s (%s) NULLS NOT DISTINCT", name, unique_columns));
+	if (unique_columns != NULL)
+		catalog_ddl(psprintf("CREATE UNIQUE INDEX ON %s (%s) NULLS NOT DISTINCT", name, unique_columns));
 	return RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(name, "table")),
 							NoLock, false);
 }
@@ -674,6 +677,50 @@ create_input_view(ContinuousPlan *plan)
 	revoke_default_grants(view_oid, plan->input);
 	catalog_ddl(psprintf("ALTER VIEW %s OWNER TO %s", plan->input,
 						 quote_identifier(GetUserNameFromId(GetUserId(), false))));
+}
+
+/*
+ * create_join_states creates the state tables of the sources a query joins
+ * (operators/stream_join.c), each with its source's columns and an index
+ * on its join keys, given to the calling role, and makes the query's input
+ * view out of copies of the query that read them.
+ */
+static void
+create_join_states(ContinuousPlan *plan, int32 id)
+{
+	List	   *relids = NIL;
+	List	   *state_oids = NIL;
+	ListCell   *lc;
+
+	foreach(lc, plan->join_relids)
+		relids = list_append_unique_oid(relids, lfirst_oid(lc));
+	foreach(lc, relids)
+	{
+		Oid			relid = lfirst_oid(lc);
+		char	   *name = StreamJoinTableName(id, foreach_current_index(lc) + 1);
+		List	   *keys = StreamJoinKeys(plan->join_query, relid);
+		Oid			state_oid;
+
+		state_oid = create_table_for(name, psprintf("SELECT * FROM %s", RelationQualifiedName(relid)), NULL);
+		if (keys != NIL)
+			catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", name, quoted_columns(keys)));
+		record_depends_on_sources(state_oid, list_make1_oid(relid));
+		give_table(state_oid, name);
+		state_oids = lappend_oid(state_oids, state_oid);
+		plan->join_sources = lappend(plan->join_sources, RelationQualifiedName(relid));
+		plan->join_states = lappend(plan->join_states, name);
+	}
+	PlanExpandJoin(plan, state_oids);
+}
+
+static void drop_relation_if_exists(Oid relid);
+
+/* drop_named_relation drops a relation the query made, by its name */
+static void
+drop_named_relation(const char *name)
+{
+	drop_relation_if_exists(RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(name, "table")),
+											 NoLock, true));
 }
 
 /*
@@ -783,6 +830,8 @@ QueryCreate(const QueryCreateArgs *a)
 	result_name = NameListToQuotedString(names);
 
 	SPI_connect();
+	if (plan->join_rtindexes != NIL)
+		create_join_states(plan, id);
 	create_input_view(plan);
 
 	if (sink_opts.table != NULL)
@@ -965,6 +1014,7 @@ QueryUpgradePlan(QueryDef *q)
 void
 QueryDrop(QueryDef *q, bool keep_result)
 {
+	ListCell   *lc;
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(q->name)};
 
@@ -976,11 +1026,13 @@ QueryDrop(QueryDef *q, bool keep_result)
 
 	drop_relation_if_exists(q->state_table);
 	if (q->plan->distinct_table != NULL)
-		drop_relation_if_exists(RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(q->plan->distinct_table, "table")),
-												 NoLock, true));
+		drop_named_relation(q->plan->distinct_table);
 	if (q->plan->input != NULL)
 		drop_relation_if_exists(RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(q->plan->input, "view")),
 												 NoLock, true));
+	/* after the input view, which reads them */
+	foreach(lc, q->plan->join_states)
+		drop_named_relation(lfirst(lc));
 	/* a table the query wrote into but did not create stays */
 	if (!keep_result && q->sink.table == NULL)
 		drop_relation_if_exists(q->result_table);
@@ -1034,6 +1086,9 @@ streaming_explain(PG_FUNCTION_ARGS)
 		PopCatalogSearchPath(nestlevel);
 	}
 	EMIT("result table", RelationQualifiedName(q->result_table));
+	forboth(lc, plan->join_sources, lc2, plan->join_states)
+		EMIT("join state", psprintf("%s keeps the rows of %s, without bound (no watermark); each batch joins every source's new rows with the other sources' new and kept rows, then keeps its new rows",
+									(char *) lfirst(lc2), (char *) lfirst(lc)));
 	if (plan->shape == SHAPE_AGGREGATE)
 	{
 		EMIT("batch plan", plan->batch_sql);

@@ -234,14 +234,15 @@ DistinctAggStatePrefix(ContinuousPlan *plan)
 }
 
 /*
- * DistinctAggBatchPrefix returns the first CTEs of the batch statement:
+ * DistinctAggBatchPrefix returns CTEs of the batch statement, each followed
+ * by a comma:
  * the batch's input, read once, and the insert of its distinct values
  * that returns the new ones.
  */
 char *
 DistinctAggBatchPrefix(ContinuousPlan *plan)
 {
-	return psprintf("WITH inp AS MATERIALIZED (SELECT * FROM %s AS b),\n"
+	return psprintf("inp AS MATERIALIZED (SELECT * FROM %s AS b),\n"
 					"fresh AS (INSERT INTO %s AS d (%s) %s ON CONFLICT DO NOTHING RETURNING d.*),\n",
 					PlanInputRelation(plan), plan->distinct_table,
 					plan->distinct_columns, plan->distinct_fresh);

@@ -1,9 +1,11 @@
 # A query over two sources: each micro-batch reads both sources' new input
 # and commits both sources' offsets in its one transaction.  Pool workers
-# run an aggregation over a UNION ALL of two file sources and a UNION ALL
-# projection while files arrive in both directories; the worker is killed
+# run an aggregation over a UNION ALL of two file sources, a UNION ALL
+# projection and an aggregation over a join of the two streams (whose
+# batches also keep each source's rows) while files arrive in both
+# directories; the worker is killed
 # with SIGKILL mid-batch (twice) and the server is stopped with -m
-# immediate once.  At the end both results must equal, row for row, plain
+# immediate once.  At the end every result must equal, row for row, plain
 # SQL over the same files: nothing lost, nothing counted twice.  The input
 # has no event time, so no batching of it can make a row late.
 use strict;
@@ -67,6 +69,10 @@ sql(qq{
 		     GROUP BY customer\$\$, output_mode => 'update');
 	SELECT streaming.create_query('all_orders',
 		\$\$SELECT id, customer, cents FROM web UNION ALL SELECT ref, who, amount FROM shop\$\$);
+	SELECT streaming.create_query('matched',
+		\$\$SELECT w.customer, count(*) AS pairs, sum(s.amount) AS shop_amount
+		      FROM web w JOIN shop s ON w.customer = s.who AND w.cents % 50 = s.amount % 50
+		     GROUP BY w.customer\$\$, output_mode => 'update');
 });
 
 # files arrive in both directories while the workers run
@@ -129,6 +135,16 @@ my $rows = q{SELECT id, customer, cents FROM web_in UNION ALL SELECT ref, who, a
 is(sql('SELECT count(*) FROM all_orders'), 40 * 24, 'all_orders: every row once');
 is(sql("SELECT count(*) FROM (($rows) EXCEPT ALL SELECT * FROM all_orders) d"), '0', 'all_orders: no row missing');
 is(sql("SELECT count(*) FROM (SELECT * FROM all_orders EXCEPT ALL ($rows)) d"), '0', 'all_orders: no row twice');
+
+wait_for(q{SELECT count(*) FROM streaming.offsets WHERE query = 'matched'}, '24',
+	'matched consumed every file of both sources');
+my $joined = q{SELECT w.customer, count(*) AS pairs, sum(s.amount) AS shop_amount
+                 FROM web_in w JOIN shop_in s ON w.customer = s.who AND w.cents % 50 = s.amount % 50
+                GROUP BY w.customer};
+is(sql("SELECT count(*) FROM (($joined) EXCEPT ALL SELECT * FROM matched) d"), '0', 'matched: no group missing or different');
+is(sql("SELECT count(*) FROM (SELECT * FROM matched EXCEPT ALL ($joined)) d"), '0', 'matched: no group extra');
+is(sql('SELECT sum(pairs) FROM matched'), sql("SELECT count(*) FROM web_in w JOIN shop_in s ON w.customer = s.who AND w.cents % 50 = s.amount % 50"),
+	'matched: every pair of the join once');
 
 # each batch recorded both sources
 is(sql(q{SELECT count(*) FROM streaming.progress WHERE query = 'totals'

@@ -1,0 +1,156 @@
+-- Inner joins between streams, after Spark's StreamingJoinSuite: rows of
+-- either side arriving first, in the same batch or in later ones, several
+-- matches per key, NULL keys, a stream joined with itself, three streams,
+-- and what sits on a join (projection, deduplication, aggregation, DISTINCT
+-- aggregates); Nexmark q3 and q20 in their stream-stream form.  After every
+-- batch each result is compared, both ways and with counts, with the same
+-- SELECT run by plain PostgreSQL over tables holding the same rows.
+CREATE EXTENSION streaming;
+SET streaming.autostart = off;
+SET TimeZone = 'UTC';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/join_* && mkdir -p /tmp/streaming_regress/join_person /tmp/streaming_regress/join_auction /tmp/streaming_regress/join_bid';
+SELECT streaming.create_source('person', 'file', 'id bigint, name text, city text, state text, date_time timestamptz',
+         '{"path": "/tmp/streaming_regress/join_person", "format": "csv", "max_files_per_trigger": 1}');
+SELECT streaming.create_source('auction', 'file', 'id bigint, item_name text, initial_bid bigint, seller bigint, category bigint, date_time timestamptz',
+         '{"path": "/tmp/streaming_regress/join_auction", "format": "csv", "max_files_per_trigger": 1}');
+SELECT streaming.create_source('bid', 'file', 'auction bigint, bidder bigint, price bigint, channel text, date_time timestamptz',
+         '{"path": "/tmp/streaming_regress/join_bid", "format": "csv", "max_files_per_trigger": 1}');
+CREATE TABLE all_person (id bigint, name text, city text, state text, date_time timestamptz);
+CREATE TABLE all_auction (id bigint, item_name text, initial_bid bigint, seller bigint, category bigint, date_time timestamptz);
+CREATE TABLE all_bid (auction bigint, bidder bigint, price bigint, channel text, date_time timestamptz);
+CREATE TABLE categories (id bigint PRIMARY KEY, label text);
+INSERT INTO categories SELECT g, 'cat' || g FROM generate_series(10, 14) g;
+
+CREATE TABLE cases (name text PRIMARY KEY, sql text);
+-- $person, $auction and $bid name the sources in the query and the tables
+-- in the reference
+CREATE FUNCTION add_case(name text, sql text, mode text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM streaming.create_query(name, replace(replace(replace(sql, '$person', 'person'), '$auction', 'auction'), '$bid', 'bid'),
+                                   output_mode => mode);
+    INSERT INTO cases VALUES (name, sql);
+END $$;
+CREATE FUNCTION compare(q text)
+RETURNS TABLE (query text, result_rows bigint, reference_rows bigint, missing bigint, extra bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    ref text := replace(replace(replace((SELECT sql FROM cases WHERE name = q),
+                                        '$person', 'all_person'), '$auction', 'all_auction'), '$bid', 'all_bid');
+    res text := format('SELECT * FROM %I', q);
+BEGIN
+    query := q;
+    EXECUTE format('SELECT count(*) FROM (%s) x', res) INTO result_rows;
+    EXECUTE format('SELECT count(*) FROM (%s) x', ref) INTO reference_rows;
+    EXECUTE format('SELECT count(*) FROM ((%s) EXCEPT ALL (%s)) x', ref, res) INTO missing;
+    EXECUTE format('SELECT count(*) FROM ((%s) EXCEPT ALL (%s)) x', res, ref) INTO extra;
+    RETURN NEXT;
+END $$;
+-- a file of n rows of one stream, ids from first on; sellers, bidders and
+-- auctions refer to ids that came before, come in the same file or come
+-- later, and some to none (NULL)
+CREATE FUNCTION feed(stream text, first int, n int) RETURNS void LANGUAGE plpgsql SET DateStyle = 'ISO' AS $$
+DECLARE
+    file text := format('/tmp/streaming_regress/join_%s/%s.csv', stream, first);
+    q text;
+BEGIN
+    q := CASE stream
+        WHEN 'person' THEN format($f$SELECT g, 'p' || g, (ARRAY['Portland', 'Boise', 'Fresno', 'Austin'])[1 + g %% 4],
+                                         (ARRAY['OR', 'ID', 'CA', 'TX'])[1 + g %% 4],
+                                         timestamptz '2024-01-01' + make_interval(secs => g)
+                                    FROM generate_series(%s, %s) g$f$, first, first + n - 1)
+        WHEN 'auction' THEN format($f$SELECT g, 'item' || g, g * 10, CASE WHEN g %% 13 = 0 THEN NULL ELSE (g * 7) %% 40 + 1 END,
+                                          10 + g %% 5, timestamptz '2024-01-01' + make_interval(secs => g)
+                                     FROM generate_series(%s, %s) g$f$, first, first + n - 1)
+        ELSE format($f$SELECT CASE WHEN g %% 11 = 0 THEN NULL ELSE (g * 3) %% 45 + 1 END, (g * 5) %% 40 + 1, g * 100 + g %% 7,
+                              (ARRAY['web', 'app'])[1 + g %% 2], timestamptz '2024-01-01' + make_interval(secs => g)
+                         FROM generate_series(%s, %s) g$f$, first, first + n - 1)
+    END;
+    EXECUTE format('COPY (%s) TO %L WITH (FORMAT csv)', q, file);
+    EXECUTE format('COPY all_%s FROM %L WITH (FORMAT csv)', stream, file);
+END $$;
+CREATE FUNCTION run_all() RETURNS SETOF bigint LANGUAGE sql AS $$
+    SELECT streaming.run(name, 1) FROM cases ORDER BY name
+$$;
+
+-- Nexmark q3: local item suggestion (people in some states selling in a category)
+SELECT add_case('q3',
+  $$SELECT P.name, P.city, P.state, A.id
+      FROM $auction AS A INNER JOIN $person AS P on A.seller = P.id
+     WHERE A.category = 10 and (P.state = 'OR' OR P.state = 'ID' OR P.state = 'CA')$$, 'append');
+-- Nexmark q20: expand bid with auction information, for one category
+SELECT add_case('q20',
+  $$SELECT auction, bidder, price, channel, B.date_time, item_name, initial_bid, seller, category
+      FROM $bid AS B INNER JOIN $auction AS A on B.auction = A.id
+     WHERE A.category = 10$$, 'append');
+-- every pair of a key, several on each side; rows with NULL keys never match
+SELECT add_case('pairs',
+  $$SELECT a.id AS auction_id, b.bidder, b.price FROM $auction a JOIN $bid b ON b.auction = a.id$$, 'update');
+-- a stream joined with itself: auctions of the same seller
+SELECT add_case('self',
+  $$SELECT x.id AS first, y.id AS second, x.seller FROM $auction x JOIN $auction y ON x.seller = y.seller AND x.id < y.id$$,
+  'append');
+-- three streams, and an ordinary table
+SELECT add_case('three',
+  $$SELECT p.state, c.label, b.price FROM $bid b, $auction a, $person p, categories c
+     WHERE b.auction = a.id AND a.seller = p.id AND c.id = a.category AND b.price % 3 <> 0$$, 'append');
+-- aggregations over a join: update and complete modes, DISTINCT aggregates, HAVING
+SELECT add_case('per_state',
+  $$SELECT p.state, count(*) AS auctions, sum(a.initial_bid) AS total, count(DISTINCT a.category) AS categories,
+           max(a.id) - min(a.id) AS spread
+      FROM $auction a JOIN $person p ON a.seller = p.id GROUP BY p.state HAVING count(*) > 1$$, 'update');
+SELECT add_case('bids_per_seller',
+  $$SELECT a.seller, count(*) AS bids, count(DISTINCT b.bidder) AS bidders, max(b.price) AS top
+      FROM $bid b JOIN $auction a ON b.auction = a.id GROUP BY a.seller$$, 'complete');
+-- deduplication after a join: each (seller, bidder) pair once
+SELECT add_case('met',
+  $$SELECT DISTINCT a.seller, b.bidder FROM $bid b JOIN $auction a ON b.auction = a.id$$, 'append');
+SELECT step, statement FROM streaming.explain('q3') WHERE step IN ('source', 'join state') ORDER BY step, statement;
+SELECT indexdef FROM pg_indexes WHERE schemaname = 'streaming' AND tablename LIKE 'join_%'
+   AND tablename IN (SELECT substring(x.statement FROM 'streaming\.(join_\d+_\d+)') FROM streaming.explain('q20') x
+                      WHERE x.step = 'join state') ORDER BY 1;
+
+-- batches: persons first, then auctions of them and of persons to come,
+-- bids before their auctions, everything at once, then each alone again
+SELECT feed('person', 1, 15);
+SELECT * FROM run_all();
+SELECT c.* FROM cases, compare(name) c ORDER BY 1;
+SELECT feed('auction', 1, 20), feed('bid', 1, 30);
+SELECT * FROM run_all();
+SELECT c.* FROM cases, compare(name) c ORDER BY 1;
+SELECT feed('bid', 31, 40);
+SELECT * FROM run_all();
+SELECT c.* FROM cases, compare(name) c ORDER BY 1;
+SELECT feed('person', 16, 25), feed('auction', 21, 25), feed('bid', 71, 30);
+SELECT * FROM run_all();
+SELECT c.* FROM cases, compare(name) c ORDER BY 1;
+SELECT feed('auction', 46, 10);
+SELECT * FROM run_all();
+SELECT c.* FROM cases, compare(name) c ORDER BY 1;
+SELECT * FROM per_state ORDER BY state;
+-- each batch kept its sources' new rows: the state holds every row once
+SELECT (SELECT count(*) FROM all_bid) AS bids, (SELECT count(*) FROM streaming.join_2_1) AS bids_kept_by_q20,
+       (SELECT count(*) FROM all_auction) AS auctions, (SELECT count(*) FROM streaming.join_2_2) AS auctions_kept_by_q20;
+SELECT count(*) AS dead_letters FROM streaming.dead_letters;
+
+-- reset_query empties the join states; the files are read again
+SELECT streaming.reset_query('pairs');
+SELECT streaming.run('pairs');
+SELECT * FROM compare('pairs');
+
+-- what is not supported is refused
+SELECT streaming.create_query('bad', $$SELECT p.name FROM auction a LEFT JOIN person p ON a.seller = p.id$$);
+SELECT streaming.create_query('bad', $$SELECT p.name FROM auction a FULL JOIN person p ON a.seller = p.id$$);
+SELECT streaming.create_query('bad', $$SELECT s.n FROM (SELECT p.name AS n FROM auction a JOIN person p ON a.seller = p.id) s$$);
+SELECT streaming.create_query('bad', $$SELECT a.id FROM auction a JOIN (SELECT id FROM person UNION ALL SELECT bidder FROM bid) x ON a.seller = x.id$$);
+-- a stream outer-joined with an ordinary table is no join of streams
+SELECT streaming.create_query('ok_table', $$SELECT a.id, c.label FROM auction a LEFT JOIN categories c ON c.id = a.category$$);
+SELECT streaming.drop_query('ok_table');
+
+-- drop_query drops the join states
+SELECT streaming.drop_query(name) FROM cases ORDER BY name;
+SELECT count(*) AS join_states_left FROM pg_class
+ WHERE relnamespace = 'streaming'::regnamespace AND relname LIKE 'join%';
+SELECT streaming.drop_source(s) FROM unnest(ARRAY['person', 'auction', 'bid']) s;
+DROP TABLE all_person, all_auction, all_bid, categories, cases;
+DROP FUNCTION add_case(text, text, text), compare(text), feed(text, int, int), run_all();
+DROP EXTENSION streaming;

@@ -1,0 +1,269 @@
+/*-------------------------------------------------------------------------
+ *
+ * stream_join.c
+ *	  Inner joins between streams: each joined source's rows kept in a
+ *	  state table, each batch joining the new rows of every source with
+ *	  the others' new and kept rows.
+ *
+ * A join of streams S1 ... Sk is linear in each of them: if every Si is
+ * split into the rows kept from earlier batches (Oi, its state table) and
+ * the rows of this batch (Di, what the source's scan returns in a batch),
+ * S1 join ... join Sk is the union, over every way of choosing Oi or Di
+ * for each i, of the joins of the choices.  The choice of all Oi was the
+ * output of earlier batches; the other 2^k - 1 are this batch's new
+ * output: no pair is missed (whichever side came first, in whichever
+ * batch) and none is produced twice.  So the query's input view - the
+ * join, its WHERE, and the expressions the rest of the query needs - is
+ * the UNION ALL of 2^k - 1 copies of it, each reading some sources' new
+ * rows and the others' state tables; what sits on the join (projection,
+ * deduplication, aggregation, DISTINCT aggregates) is kept as over a
+ * single source.  The batch statement appends each source's new rows to
+ * its state table in a CTE, which the copies' reads of the state tables
+ * do not see (one snapshot per statement): they read the rows kept before
+ * the batch, as the formula needs.
+ *
+ * A state table has the columns of its source and an index on the
+ * source's join keys (its columns compared with = to another stream's), so
+ * that the copies joining few new rows with a large state find their
+ * matches by index.  Without watermarks the states grow without bound;
+ * create_query says so.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_class.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "optimizer/prep.h"
+#include "parser/parsetree.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+
+#include "operators/stream_join.h"
+#include "source.h"
+#include "streaming.h"
+
+/*
+ * check_outer_joins refuses an outer join in the join tree with streams
+ * (range table entries rtindexes) on both sides.
+ */
+static void
+check_outer_joins(Node *jtnode, List *rtindexes)
+{
+	if (jtnode == NULL || IsA(jtnode, RangeTblRef))
+		return;
+	if (IsA(jtnode, FromExpr))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((FromExpr *) jtnode)->fromlist)
+			check_outer_joins(lfirst(lc), rtindexes);
+		return;
+	}
+	if (IsA(jtnode, JoinExpr))
+	{
+		JoinExpr   *join = (JoinExpr *) jtnode;
+
+		if (join->jointype != JOIN_INNER)
+		{
+			Relids		left = get_relids_in_jointree(join->larg, false);
+			Relids		right = get_relids_in_jointree(join->rarg, false);
+			bool		left_stream = false;
+			bool		right_stream = false;
+			ListCell   *lc;
+
+			foreach(lc, rtindexes)
+			{
+				left_stream |= bms_is_member(lfirst_int(lc), left);
+				right_stream |= bms_is_member(lfirst_int(lc), right);
+			}
+			if (left_stream && right_stream)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("outer joins between streams are not supported yet in continuous queries"),
+						 errdetail("An unmatched row can be emitted only when no match can come any more, which needs watermarks on both streams."),
+						 errhint("Use an inner join.")));
+		}
+		check_outer_joins(join->larg, rtindexes);
+		check_outer_joins(join->rarg, rtindexes);
+	}
+}
+
+/*
+ * StreamJoinFind returns the range table indexes of the sources that the
+ * top level of a query joins (two or more), or NIL.  A join of streams in
+ * an outer join is refused: an unmatched row can only be emitted once no
+ * match can come, which needs watermarks.
+ */
+List *
+StreamJoinFind(Query *query)
+{
+	List	   *rtindexes = NIL;
+	ListCell   *lc;
+
+	foreach(lc, query->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_RELATION && IsStreamingSource(rte->relid))
+			rtindexes = lappend_int(rtindexes, foreach_current_index(lc) + 1);
+	}
+	if (list_length(rtindexes) < 2)
+		return NIL;
+
+	check_outer_joins((Node *) query->jointree, rtindexes);
+	return rtindexes;
+}
+
+typedef struct KeyWalk
+{
+	Query	   *query;
+	Oid			relid;
+	List	   *keys;
+} KeyWalk;
+
+static Var *
+strip_to_var(Node *node)
+{
+	while (node != NULL && IsA(node, RelabelType))
+		node = (Node *) ((RelabelType *) node)->arg;
+	return node != NULL && IsA(node, Var) && ((Var *) node)->varlevelsup == 0 ? (Var *) node : NULL;
+}
+
+static bool
+is_stream_var(Query *query, Var *var)
+{
+	RangeTblEntry *rte;
+
+	if (var == NULL || var->varno < 1 || var->varno > list_length(query->rtable))
+		return false;
+	rte = rt_fetch(var->varno, query->rtable);
+	return rte->rtekind == RTE_RELATION && IsStreamingSource(rte->relid);
+}
+
+static bool
+key_walker(Node *node, KeyWalk *walk)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, OpExpr) && list_length(((OpExpr *) node)->args) == 2)
+	{
+		OpExpr	   *op = (OpExpr *) node;
+		Var		   *l = strip_to_var(linitial(op->args));
+		Var		   *r = strip_to_var(lsecond(op->args));
+
+		if (is_stream_var(walk->query, l) && is_stream_var(walk->query, r) &&
+			l->varno != r->varno && op_mergejoinable(op->opno, exprType((Node *) l)))
+		{
+			Var		   *sides[2] = {l, r};
+
+			for (int i = 0; i < 2; i++)
+			{
+				RangeTblEntry *rte = rt_fetch(sides[i]->varno, walk->query->rtable);
+
+				if (rte->relid == walk->relid)
+					walk->keys = list_append_unique(walk->keys,
+													makeString(get_attname(rte->relid, sides[i]->varattno, false)));
+			}
+		}
+	}
+	if (IsA(node, JoinExpr))
+	{
+		JoinExpr   *join = (JoinExpr *) node;
+
+		(void) key_walker(join->larg, walk);
+		(void) key_walker(join->rarg, walk);
+		return key_walker(join->quals, walk);
+	}
+	if (IsA(node, FromExpr))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((FromExpr *) node)->fromlist)
+			(void) key_walker(lfirst(lc), walk);
+		return key_walker(((FromExpr *) node)->quals, walk);
+	}
+	if (IsA(node, Query) || IsA(node, SubLink))
+		return false;
+	return expression_tree_walker(node, key_walker, walk);
+}
+
+/*
+ * StreamJoinKeys returns the names of the columns of source relid that the
+ * query's join compares with = to a column of another stream: what its
+ * state table is indexed on.
+ */
+List *
+StreamJoinKeys(Query *query, Oid relid)
+{
+	KeyWalk		walk = {query, relid, NIL};
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	(void) key_walker((Node *) query->jointree, &walk);
+	foreach(lc, walk.keys)
+		names = lappend(names, strVal(lfirst(lc)));
+	return names;
+}
+
+/* the name of a query's n-th join state table, schema-qualified and quoted */
+char *
+StreamJoinTableName(int32 query_id, int n)
+{
+	return psprintf("%s.%s", STREAMING_SCHEMA, quote_identifier(psprintf("join_%d_%d", query_id, n)));
+}
+
+/*
+ * StreamJoinExpand returns the text of the UNION ALL of the 2^k - 1 copies
+ * of query (see the header comment): in each, some of the joined sources
+ * (range table entries rtindexes, their relations sources) read their new
+ * rows, the others their state tables (state_oids), whose columns are the
+ * sources' columns, in the same order.
+ */
+char *
+StreamJoinExpand(Query *query, List *rtindexes, List *sources, List *state_oids)
+{
+	int			k = list_length(rtindexes);
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	for (int mask = 1; mask < (1 << k); mask++)
+	{
+		Query	   *copy = copyObject(query);
+		ListCell   *lc;
+
+		foreach(lc, rtindexes)
+		{
+			int			i = foreach_current_index(lc);
+			RangeTblEntry *rte = rt_fetch(lfirst_int(lc), copy->rtable);
+
+			Assert(rte->relid == list_nth_oid(sources, i));
+			if ((mask & (1 << i)) != 0)
+				continue;		/* its new rows: the source's scan */
+			rte->relid = list_nth_oid(state_oids, i);
+			rte->relkind = RELKIND_RELATION;
+		}
+		appendStringInfo(&sql, "%s(%s)", sql.len > 0 ? "\nUNION ALL\n" : "", PlanDeparseQuery(copy));
+	}
+	return sql.data;
+}
+
+/*
+ * StreamJoinStateCtes returns the CTEs of the batch statement that append
+ * each joined source's new rows to its state table, each followed by a
+ * comma and a newline, or "".
+ */
+char *
+StreamJoinStateCtes(ContinuousPlan *plan)
+{
+	StringInfoData sql;
+	ListCell   *lc;
+	ListCell   *lc2;
+
+	initStringInfo(&sql);
+	forboth(lc, plan->join_sources, lc2, plan->join_states)
+		appendStringInfo(&sql, "join_kept_%d AS (INSERT INTO %s SELECT * FROM %s),\n",
+						 foreach_current_index(lc) + 1, (char *) lfirst(lc2), (char *) lfirst(lc));
+	return sql.data;
+}

@@ -41,6 +41,7 @@ bench:
 	bash test/bench/nexmark.sh
 	bash test/bench/latency.sh
 	bash test/bench/incremental.sh
+	bash test/bench/join.sh
 	bash test/bench/pool.sh
 	bash test/bench/batch_overhead.sh
 	bash test/bench/soak.sh

@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# `make bench`: what a batch of a join between two streams costs as the
+# joined history grows, side by side with recomputing the join over the
+# history.  Two deterministic rate sources add BENCH_BATCH rows each per
+# batch; the query counts, per key, the pairs of equal values (each new
+# row has one partner, of the same batch, and finds none in the kept rows):
+#
+#   SELECT a.value % 100 AS k, count(*) FROM left_ticks a JOIN right_ticks b
+#       ON a.value = b.value GROUP BY 1
+#
+# so a batch's cost should be its input plus one index probe of the other
+# side's state per new row, whatever the size of the states.  The reference
+# is the same aggregate recomputed over both histories (a materialized
+# view refreshed after the same new rows).
+#
+#   BENCH_BATCH    rows per source per batch (default 5000)
+#   BENCH_SIZES    history sizes, in batches, at which to measure (default "10 100")
+#
+# Prints, per history size: the rows the join keeps, the median time of one
+# batch, the time of one REFRESH MATERIALIZED VIEW over the history, and
+# their ratio.
+
+set -euo pipefail
+
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+cd "$REPO_ROOT"
+
+BATCH=${BENCH_BATCH:-5000}
+SIZES=${BENCH_SIZES:-"10 100"}
+
+bash "$REPO_ROOT/test/setup.sh"
+[[ "$(id -u)" == 0 ]] || die "run as root (the server runs as the '$PG_OS_USER' OS user)"
+build
+install_ext
+
+DIR="$(make_cluster_dir)"
+PORT="$(free_port)"
+cleanup() {
+	stop_cluster "$DIR"
+	rm -rf "$DIR"
+}
+trap cleanup EXIT
+start_cluster "$DIR" "$PORT"
+sql() { cluster_psql "$DIR" "$PORT" -At "$@"; }
+ms() { sql -c "$1" | tail -1; }
+
+sql >/dev/null <<SQL
+CREATE EXTENSION streaming;
+ALTER DATABASE postgres SET streaming.autostart = off;
+SQL
+sql >/dev/null <<SQL
+SELECT streaming.create_source('left_ticks', 'rate', options => '{"rows_per_batch": $BATCH}');
+SELECT streaming.create_source('right_ticks', 'rate', options => '{"rows_per_batch": $BATCH}');
+SELECT streaming.create_query('pairs',
+  'SELECT a.value % 100 AS k, count(*) AS n FROM left_ticks a JOIN right_ticks b ON a.value = b.value GROUP BY 1',
+  output_mode => 'update');
+CREATE TABLE left_history (value bigint);
+CREATE TABLE right_history (value bigint);
+CREATE MATERIALIZED VIEW pairs_mv AS
+  SELECT a.value % 100 AS k, count(*) AS n FROM left_history a JOIN right_history b ON a.value = b.value GROUP BY 1;
+CREATE FUNCTION timed_batch() RETURNS float8 LANGUAGE plpgsql AS \$\$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+  PERFORM streaming.run('pairs', 1);
+  RETURN extract(epoch FROM clock_timestamp() - t0) * 1000;
+END \$\$;
+CREATE FUNCTION timed_refresh() RETURNS float8 LANGUAGE plpgsql AS \$\$
+DECLARE t0 timestamptz := clock_timestamp();
+BEGIN
+  REFRESH MATERIALIZED VIEW pairs_mv;
+  RETURN extract(epoch FROM clock_timestamp() - t0) * 1000;
+END \$\$;
+SQL
+
+add_history() {
+	sql -c "INSERT INTO left_history SELECT g FROM generate_series($1, $2) g" \
+		-c "INSERT INTO right_history SELECT g FROM generate_series($1, $2) g" >/dev/null
+}
+
+done_batches=0
+results=()
+for size in $SIZES; do
+	if ((size > done_batches)); then
+		log "history to $size batches of $BATCH rows per source"
+		# one transaction per batch, as a worker commits them
+		for ((b = done_batches; b < size; b++)); do
+			echo "SELECT streaming.run('pairs', 1);"
+		done | sql >/dev/null
+		add_history $((done_batches * BATCH)) $((size * BATCH - 1))
+		# what autovacuum does in the long run, for both sides
+		sql -c "VACUUM ANALYZE" >/dev/null
+		done_batches=$size
+	fi
+	inc=()
+	ref=()
+	for _ in 1 2 3 4 5; do
+		lo=$((done_batches * BATCH))
+		inc+=("$(ms "SELECT timed_batch()")")
+		add_history "$lo" $((lo + BATCH - 1))
+		ref+=("$(ms "SELECT timed_refresh()")")
+		done_batches=$((done_batches + 1))
+	done
+	# both agree on every group
+	diff="$(sql -c "SELECT count(*) FROM ((SELECT k, n FROM pairs EXCEPT SELECT k, n FROM pairs_mv) UNION ALL (SELECT k, n FROM pairs_mv EXCEPT SELECT k, n FROM pairs)) d")"
+	[[ "$diff" == 0 ]] || die "the incremental join and the recomputed one differ in $diff groups"
+	kept="$(sql -c "SELECT (SELECT count(*) FROM streaming.join_1_1) + (SELECT count(*) FROM streaming.join_1_2)")"
+	med_inc=$(printf '%s\n' "${inc[@]}" | sort -g | sed -n 3p)
+	med_ref=$(printf '%s\n' "${ref[@]}" | sort -g | sed -n 3p)
+	results+=("$kept $med_inc $med_ref")
+done
+
+echo
+echo "One batch of a join of two streams, $BATCH new rows per side, vs REFRESH MATERIALIZED VIEW of the join, $(nproc) cores (medians of 5)"
+printf '%16s %14s %18s %10s\n' "rows kept (both)" "batch (ms)" "recompute (ms)" "ratio"
+for r in "${results[@]}"; do
+	read -r rows inc ref <<<"$r"
+	printf '%16d %14.1f %18.1f %9.1fx\n' "$rows" "$inc" "$ref" "$(echo "$ref / $inc" | bc -l)"
+done

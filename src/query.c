@@ -16,6 +16,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_index.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -29,6 +30,7 @@
 #include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 #include "utils/ruleutils.h"
 #include "utils/timestamp.h"
 
@@ -551,6 +553,26 @@ revoke_default_grants(Oid relid, const char *name)
 }
 
 /*
+ * qualified_collation_name names a collation with its schema, whatever the
+ * caller's search_path: the table is created under the catalog's.
+ */
+static char *
+qualified_collation_name(Oid collid)
+{
+	HeapTuple	tup = SearchSysCache1(COLLOID, ObjectIdGetDatum(collid));
+	Form_pg_collation form;
+	char	   *name;
+
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for collation %u", collid);
+	form = (Form_pg_collation) GETSTRUCT(tup);
+	name = quote_qualified_identifier(get_namespace_name(form->collnamespace),
+									  NameStr(form->collname));
+	ReleaseSysCache(tup);
+	return name;
+}
+
+/*
  * create_table_for creates a table of the query's own in the extension's
  * schema, where its owner may not create tables: the columns are those of
  * query sql, analysed as the calling role (no code runs, nothing is
@@ -583,7 +605,7 @@ create_table_for(const char *name, const char *sql, const char *unique_columns)
 						 format_type_extended(att->atttypid, att->atttypmod,
 											  FORMAT_TYPE_TYPEMOD_GIVEN | FORMAT_TYPE_FORCE_QUALIFY));
 		if (OidIsValid(att->attcollation) && att->attcollation != get_typcollation(att->atttypid))
-			appendStringInfo(&cols, " COLLATE %s", generate_collation_name(att->attcollation));
+			appendStringInfo(&cols, " COLLATE %s", qualified_collation_name(att->attcollation));
 	}
 	SPI_freeplan(prepared);
 

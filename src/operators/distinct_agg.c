@@ -82,33 +82,36 @@ DistinctAggOtherFilter(const char *filter)
  * DistinctAggSetFinalizer returns the finalizer of a distinct aggregate
  * without a combine function, whose arguments' distinct values the state
  * row "m" keeps as parallel arrays in state_columns: the aggregate, with
- * DISTINCT, over their elements.  The aggregate is named with its schema,
- * and the elements have the types of its arguments, so the call resolves
- * to the aggregate of the query.
+ * DISTINCT, over their elements.  The arrays are unnested in the select
+ * list, in step, and not in FROM, where an element of a composite type
+ * would be expanded into its fields.  The aggregate is named with its
+ * schema, and each element is cast to the type of its argument in the
+ * query (array_agg keeps a domain's values as its base type), so the call
+ * resolves to the aggregate of the query.
  */
 char *
 DistinctAggSetFinalizer(Aggref *agg, List *state_columns)
 {
 	StringInfoData call;
-	StringInfoData from;
-	StringInfoData names;
+	StringInfoData unnest;
 	ListCell   *lc;
+	ListCell   *type;
 
 	initStringInfo(&call);
-	initStringInfo(&from);
-	initStringInfo(&names);
-	foreach(lc, state_columns)
+	initStringInfo(&unnest);
+	forboth(lc, state_columns, type, agg->aggargtypes)
 	{
 		int			i = foreach_current_index(lc) + 1;
 
-		appendStringInfo(&call, "%su.x%d", i > 1 ? ", " : "", i);
-		appendStringInfo(&from, "%spg_catalog.unnest(m.%s)", i > 1 ? ", " : "", (char *) lfirst(lc));
-		appendStringInfo(&names, "%sx%d", i > 1 ? ", " : "", i);
+		appendStringInfo(&call, "%sCAST(u.x%d AS %s)", i > 1 ? ", " : "", i,
+						 format_type_be_qualified(lfirst_oid(type)));
+		appendStringInfo(&unnest, "%spg_catalog.unnest(m.%s) AS x%d",
+						 i > 1 ? ", " : "", (char *) lfirst(lc), i);
 	}
-	return psprintf("CAST((SELECT %s(DISTINCT %s) FROM ROWS FROM (%s) AS u(%s)) AS %s)",
+	return psprintf("CAST((SELECT %s(DISTINCT %s) FROM (SELECT %s) AS u) AS %s)",
 					quote_qualified_identifier(get_namespace_name(get_func_namespace(agg->aggfnoid)),
 											   get_func_name(agg->aggfnoid)),
-					call.data, from.data, names.data,
+					call.data, unnest.data,
 					format_type_be_qualified(agg->aggtype));
 }
 

@@ -712,9 +712,17 @@ plan_one_aggregate(Aggref *agg, const char *label, AggBuild *b, ContinuousPlan *
 		foreach(alc, agg->args)
 		{
 			TargetEntry *argtle = lfirst_node(TargetEntry, alc);
-			char	   *a = psprintf("a%d", ++b->nargs);
-			char	   *typed = psprintf("b.%s::%s", a,
-										 format_type_be_qualified(exprType((Node *) argtle->expr)));
+			char	   *a;
+			char	   *typed;
+
+			/* a column of the input view cannot be of an anonymous record type */
+			if (exprType((Node *) argtle->expr) == RECORDOID)
+				reject(psprintf("an argument of aggregate %s is an anonymous record, which a continuous query cannot keep",
+								get_func_name(agg->aggfnoid)),
+					   "Cast the row to a composite type: after CREATE TYPE pair AS (a text, b int), count(DISTINCT (a, b)::pair).");
+			a = psprintf("a%d", ++b->nargs);
+			typed = psprintf("b.%s::%s", a,
+							 format_type_be_qualified(exprType((Node *) argtle->expr)));
 
 			b->inner_tlist = lappend(b->inner_tlist,
 									 makeTargetEntry(copyObject(argtle->expr), b->resno++, a, false));

@@ -101,6 +101,24 @@ SELECT add_case('d_append',
 SELECT add_case('d_window_update',
   $$SELECT a, streaming.window(ts, '2 minutes') AS w, count(DISTINCT p % 10) AS np, sum(DISTINCT x) AS sx
       FROM $src GROUP BY 1, 2$$, 'update', event_time => 'ts', watermark => '30 seconds');
+-- arguments of other types: a case-insensitive collation of the owner's
+-- schema (the distinct table keeps it, so 'a' and 'A' are one value), an
+-- ICU collation's order, a composite type (kept whole, not as its fields),
+-- and a domain passed to the owner's aggregate without a combine function
+CREATE COLLATION ci (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+CREATE TYPE pair AS (a text, x int);
+CREATE DOMAIN posint AS int CHECK (VALUE > 0);
+CREATE SCHEMA dist_ns;
+CREATE FUNCTION dist_ns.cat_step(text, posint) RETURNS text LANGUAGE sql IMMUTABLE
+    AS $$ SELECT CASE WHEN $2 IS NULL THEN $1 ELSE coalesce($1 || '/', '') || $2::text END $$;
+CREATE AGGREGATE dist_ns.dcat(posint) (sfunc = dist_ns.cat_step, stype = text);
+SELECT add_case('d_types',
+  $$SELECT p % 3 AS r, count(DISTINCT CASE WHEN p % 2 = 0 THEN upper(a) ELSE a END COLLATE ci) AS n_ci,
+           string_agg(DISTINCT CASE WHEN p % 2 = 0 THEN upper(a) ELSE a END COLLATE "en-x-icu", ',') AS s_en,
+           count(DISTINCT (a, x % 3)::pair) AS n_pair, array_agg(DISTINCT (a, x % 3)::pair) AS pairs,
+           dist_ns.dcat(DISTINCT (x + 5)::posint) AS dc
+      FROM $src GROUP BY p % 3$$, 'update', 'r, n_ci, s_en, n_pair, pairs::text AS pairs, dc');
+SELECT step, statement FROM streaming.explain('d_types') WHERE step = 'finalizer' ORDER BY statement;
 SELECT step, statement FROM streaming.explain('d_update')
  WHERE step IN ('distinct table', 'aggregate', 'batch plan') ORDER BY step, statement;
 SELECT step, statement FROM streaming.explain('d_sets') WHERE step IN ('aggregate', 'finalizer') ORDER BY step, statement;
@@ -143,6 +161,7 @@ SELECT * FROM run_all();
 SELECT c.* FROM cases, compare(name, CASE name WHEN 'd_append' THEN
     'upper(r.w) <= (SELECT watermark FROM streaming.queries WHERE name = ''d_append'')' END) c ORDER BY 1;
 SELECT * FROM d_update ORDER BY a;
+SELECT * FROM d_types ORDER BY r;
 SELECT name, kept(name) > 0 AS keeps_values FROM cases ORDER BY 1;
 SELECT kept_closed('d_append') AS append_closed_kept, kept_closed('d_window_update') AS update_closed_kept,
        (SELECT count(*) FROM d_append) > 0 AS append_emitted;
@@ -162,6 +181,7 @@ SELECT streaming.create_query('bad', $$SELECT a, array_agg(DISTINCT ARRAY[x]) FR
 SELECT streaming.create_query('bad', $$SELECT a, string_agg(DISTINCT a, ',' ORDER BY a) FROM ev GROUP BY a$$,
          output_mode => 'complete');
 SELECT streaming.create_query('bad', $$SELECT a, array_agg(x) FROM ev GROUP BY a$$, output_mode => 'complete');
+SELECT streaming.create_query('bad', $$SELECT a, count(DISTINCT (a, x)) FROM ev GROUP BY a$$, output_mode => 'complete');
 
 -- drop_query drops the distinct table with the state table
 SELECT streaming.drop_query(name) FROM cases ORDER BY name;
@@ -171,4 +191,8 @@ SELECT streaming.drop_source('ev');
 DROP TABLE all_ev, cases;
 DROP FUNCTION add_case(text, text, text, text, text, interval), compare(text, text), feed(int), run_all(),
               kept(text), kept_closed(text);
+DROP SCHEMA dist_ns CASCADE;
+DROP DOMAIN posint;
+DROP TYPE pair;
+DROP COLLATION ci;
 DROP EXTENSION streaming;

@@ -28,6 +28,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -173,24 +174,99 @@ streaming_alter_query(PG_FUNCTION_ARGS)
 }
 
 /*
- * streaming_reset_query implements streaming.reset_query(name): has the
- * pool let go of the query (cancelling a batch in progress), empties its state and result and forgets its offsets,
+ * reset_start reads the start_from of reset_query(): a timestamptz, a
+ * jsonb of offsets, or a text that is 'earliest', an object of offsets or
+ * a time.  False when it is null: where a new query would start.
+ */
+static bool
+reset_start(FunctionCallInfo fcinfo, SourceStart *start, Jsonb **given)
+{
+	Oid			type = PG_NARGS() > 1 ? get_fn_expr_argtype(fcinfo->flinfo, 1) : InvalidOid;
+	char	   *str;
+
+	memset(start, 0, sizeof(*start));
+	*given = NULL;
+	if (PG_NARGS() < 2 || PG_ARGISNULL(1))
+		return false;
+	if (type == TIMESTAMPTZOID)
+	{
+		start->kind = SOURCE_START_TIME;
+		start->time = PG_GETARG_TIMESTAMPTZ(1);
+		return true;
+	}
+	if (type == JSONBOID)
+	{
+		start->kind = SOURCE_START_OFFSETS;
+		*given = PG_GETARG_JSONB_P(1);
+		return true;
+	}
+	str = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (pg_strcasecmp(str, "earliest") == 0)
+	{
+		start->kind = SOURCE_START_EARLIEST;
+		return true;
+	}
+	if (str[strspn(str, " \t\r\n")] == '{')
+	{
+		start->kind = SOURCE_START_OFFSETS;
+		*given = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(str)));
+		return true;
+	}
+	PG_TRY();
+	{
+		start->time = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(str),
+															  ObjectIdGetDatum(InvalidOid),
+															  Int32GetDatum(-1)));
+	}
+	PG_CATCH();
+	{
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid start_from \"%s\"", str),
+				 errhint("Give 'earliest', a timestamptz, or the offsets as a JSON object such as '{\"<partition>\": <offset>}'.")));
+	}
+	PG_END_TRY();
+	if (TIMESTAMP_NOT_FINITE(start->time))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid start_from \"%s\"", str),
+				 errhint("Give a finite time, or 'earliest'.")));
+	start->kind = SOURCE_START_TIME;
+	return true;
+}
+
+/*
+ * streaming_reset_query implements streaming.reset_query(name
+ * [, start_from]): has the pool let go of the query (cancelling a batch in
+ * progress), empties its state and result and forgets its offsets,
  * watermark and dead letters (QueryReset), under the lock a batch takes,
- * and has the pool take it again if the query was running.  Its next batches
- * read its sources again from where a new query would start.
+ * and has the pool take it again if the query was running.  Its next
+ * batches read its sources again from start_from: where a new query would
+ * start when it is null, else 'earliest', a time or offsets.
  */
 Datum
 streaming_reset_query(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	QueryDef   *q = QueryDefLoad(name, false, false);
+	char	   *name;
+	QueryDef   *q;
 	bool		running;
+	SourceStart start;
+	Jsonb	   *given;
+	bool		has_start;
 
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("query name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	q = QueryDefLoad(name, false, false);
 	QueryCheckOwner(q);
+	has_start = reset_start(fcinfo, &start, &given);
 	running = query_is_running(name);
 	StopQuery(name, false);
 	q = QueryDefLoad(name, true, false);
-	QueryReset(q);
+	QueryReset(q, has_start ? &start : NULL, given);
 	if (running)
 		StartQuery(name);
 	PG_RETURN_VOID();

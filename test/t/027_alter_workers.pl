@@ -112,7 +112,7 @@ while ($section =~ /^```(sh|sql)\n(.*?)^```$/gms)
 {
 	push @blocks, [ $1, $2 ];
 }
-is(scalar(@blocks), 8, 'the walk-through has eight blocks');
+is(scalar(@blocks), 11, 'the walk-through has eleven blocks');
 my $shown = 0;
 for my $i (0 .. $#blocks)
 {
@@ -139,7 +139,7 @@ for my $i (0 .. $#blocks)
 	is(join("\n", @out[ -@rows .. -1 ]), join("\n", @rows), "block $i returns the rows the README shows");
 	$shown++;
 }
-is($shown, 2, 'two blocks show their result');
+is($shown, 4, 'four blocks show their result');
 system('rm', '-rf', '/tmp/readings');
 
 $node->stop;

@@ -319,6 +319,67 @@ SELECT n FROM rs_rq;
 SELECT streaming.drop_query('rs_rq');
 SELECT streaming.drop_source('rs_rate');
 
+-- alter_query(query => ...): a new SELECT that keeps the same state; the
+-- result is computed again from the state, and the query goes on
+CREATE FUNCTION rsq_diff2(expected text) RETURNS TABLE (side text, row_text text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+        (SELECT 'result only', r::text FROM rsq r EXCEPT ALL SELECT 'result only', e::text FROM (%s) e)
+        UNION ALL
+        (SELECT 'plain SQL only', e::text FROM (%s) e EXCEPT ALL SELECT 'plain SQL only', r::text FROM rsq r)$q$,
+        expected, expected);
+END
+$$;
+-- the columns change: the result table is created again, filled from the state
+SELECT streaming.alter_query('rsq', query => $$SELECT k, count(*) * 2 AS n2, sum(v) AS total FROM rs GROUP BY k$$);
+SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+ WHERE attrelid = 'rsq'::regclass AND attnum > 0 ORDER BY attnum;
+SELECT * FROM rsq_diff2($$SELECT k, count(*) * 2 AS n2, sum(v) AS total FROM rs_raw GROUP BY k$$);
+SELECT count(*) AS result_rows FROM rsq;
+SELECT query FROM streaming.queries WHERE name = 'rsq';
+SELECT result_table FROM streaming.queries WHERE name = 'rsq';
+-- and the query goes on with its state: a new file, a batch
+SELECT rs_file('f4', E'1,100\n4,40', '2024-01-04 00:00:00 UTC');
+COPY rs_raw (k, v) FROM PROGRAM 'cat /tmp/streaming_regress/alter/rs/f4.csv' WITH (FORMAT csv);
+UPDATE rs_raw SET f = 'f4' WHERE f IS NULL;
+SELECT streaming.run('rsq');
+SELECT * FROM rsq_diff2($$SELECT k, count(*) * 2 AS n2, sum(v) AS total FROM rs_raw GROUP BY k$$);
+SELECT count(*) AS result_rows FROM rsq;
+-- the same columns, other expressions and a HAVING: the table stays, its rows are computed again
+SELECT 'rsq'::regclass::oid AS rsq_oid \gset
+SELECT streaming.alter_query('rsq', query => $$SELECT k, count(*) AS n2, sum(v) * 10 AS total FROM rs GROUP BY k HAVING count(*) > 1$$);
+SELECT 'rsq'::regclass::oid = :rsq_oid AS same_table;
+SELECT * FROM rsq_diff2($$SELECT k, count(*) AS n2, sum(v) * 10 AS total FROM rs_raw GROUP BY k HAVING count(*) > 1$$);
+SELECT count(*) AS result_rows FROM rsq;
+SELECT step, statement FROM streaming.explain('rsq') WHERE step IN ('query', 'having');
+-- the next batch follows the new HAVING: key 4 gets its second row and appears
+SELECT rs_file('f5', E'4,1\n2,2', '2024-01-05 00:00:00 UTC');
+COPY rs_raw (k, v) FROM PROGRAM 'cat /tmp/streaming_regress/alter/rs/f5.csv' WITH (FORMAT csv);
+UPDATE rs_raw SET f = 'f5' WHERE f IS NULL;
+SELECT streaming.run('rsq');
+SELECT * FROM rsq_diff2($$SELECT k, count(*) AS n2, sum(v) * 10 AS total FROM rs_raw GROUP BY k HAVING count(*) > 1$$);
+SELECT count(*) AS result_rows FROM rsq;
+-- refused: what the state keeps would change; the query stays as it was
+SELECT alter_try($$SELECT streaming.alter_query('rsq', query => 'SELECT k, count(*) AS n2, sum(v) * 10 AS total, round(avg(v), 2) AS mean FROM rs GROUP BY k')$$);
+SELECT alter_try($$SELECT streaming.alter_query('rsq', query => 'SELECT k, count(*) AS n2, max(v) AS total FROM rs GROUP BY k')$$);
+SELECT alter_try($$SELECT streaming.alter_query('rsq', query => 'SELECT k, count(*) AS n2, sum(v) AS total FROM rs WHERE v > 1 GROUP BY k')$$);
+SELECT alter_try($$SELECT streaming.alter_query('rsq', query => 'SELECT k % 2 AS k, count(*) AS n2, sum(v) AS total FROM rs GROUP BY 1')$$);
+SELECT alter_try($$SELECT streaming.alter_query('rsq', query => 'SELECT k, count(*) AS n2, sum(v) AS total FROM ev GROUP BY k')$$);
+SELECT alter_try($$SELECT streaming.alter_query('rsq', query => 'SELECT k, v FROM rs')$$);
+SELECT alter_try($$SELECT streaming.alter_query('rsq', query => 'SELECT nope FROM rs')$$);
+SELECT alter_try($$SELECT streaming.alter_query('win', query => $q$SELECT streaming.window(ts, '10 minutes') AS w, k, count(*) * 2 AS n, sum(v) AS total FROM ev GROUP BY 1, 2$q$)$$);
+SELECT alter_try($$SELECT streaming.alter_query('upd', query => $q$SELECT streaming.window(ts, '10 minutes') AS w, count(*) * 2 AS n, sum(v) AS total FROM ev GROUP BY 1$q$)$$);
+SET ROLE alter_other;
+SELECT alter_try($$SELECT streaming.alter_query('rsq', query => 'SELECT k, count(*) AS n2, sum(v) AS total FROM rs GROUP BY k')$$);
+RESET ROLE;
+SELECT query FROM streaming.queries WHERE name = 'rsq';
+SELECT * FROM rsq_diff2($$SELECT k, count(*) AS n2, sum(v) * 10 AS total FROM rs_raw GROUP BY k HAVING count(*) > 1$$);
+-- an append-mode query may take a SELECT that computes the same result
+SELECT streaming.alter_query('win', query => $q$SELECT streaming.window(ts, '10 minutes') AS w, k, count(*) AS n, sum(v) AS total
+  FROM ev GROUP BY 1, 2$q$);
+SELECT query FROM streaming.queries WHERE name = 'win';
+
 SELECT streaming.drop_query('win');
 SELECT streaming.drop_query('upd');
 SELECT streaming.drop_query('plain');
@@ -329,4 +390,4 @@ SELECT streaming.drop_source('rs');
 SELECT streaming.drop_source('ev');
 DROP EXTENSION streaming;
 DROP TABLE alter_raw, alter_t, rs_raw;
-DROP FUNCTION alter_try(text), alter_file(text, text), rs_file(text, text, text), rsq_diff(text[]);
+DROP FUNCTION alter_try(text), alter_file(text, text), rs_file(text, text, text), rsq_diff(text[]), rsq_diff2(text);

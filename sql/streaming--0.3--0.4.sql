@@ -1,4 +1,4 @@
-/* streaming--0.3--0.4.sql: rebuilding a query from a chosen position (see README, "reset_query") */
+/* streaming--0.3--0.4.sql: rebuilding a query from a chosen position, a new SELECT that keeps the state (see README, "reset_query", "alter_query") */
 
 \echo Use "ALTER EXTENSION streaming UPDATE TO '0.4'" to load this file. \quit
 
@@ -26,4 +26,23 @@ LANGUAGE C;
 CREATE FUNCTION streaming.reset_query(name text, start_from jsonb)
 RETURNS void
 AS 'MODULE_PATHNAME', 'streaming_reset_query'
+LANGUAGE C;
+
+/* ------------------------------------------------------------------------
+ * alter_query(..., query): a new SELECT that keeps the same state, its
+ * result computed again from the state.  A new argument with a default:
+ * the 0.3 function is replaced, or calls would be ambiguous.
+ * ------------------------------------------------------------------------ */
+
+DROP FUNCTION streaming.alter_query(text, text, interval, timestamptz, text);
+
+CREATE FUNCTION streaming.alter_query(
+    name         text,
+    trigger      text        DEFAULT NULL,
+    watermark    interval    DEFAULT NULL,
+    watermark_at timestamptz DEFAULT NULL,
+    on_error     text        DEFAULT NULL,
+    query        text        DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'streaming_alter_query'
 LANGUAGE C;

@@ -129,8 +129,9 @@ query_is_running(const char *name)
 
 /*
  * streaming_alter_query implements streaming.alter_query(name, trigger,
- * watermark, watermark_at, on_error): changes them in place, keeping the
- * query's state, offsets and results.  It takes the lock a batch takes, so
+ * watermark, watermark_at, on_error, query): changes them in place, keeping
+ * the query's state and offsets (a new SELECT must keep the same state: its
+ * result is computed again from it, QueryAlterSelect).  It takes the lock a batch takes, so
  * it waits for a batch in progress (run() in another session) and the next
  * batch sees the change.  A new trigger has the pool let go of the query
  * (a batch in progress is cancelled, losing nothing) and take it afresh.
@@ -143,6 +144,8 @@ streaming_alter_query(PG_FUNCTION_ARGS)
 	Interval   *watermark = PG_ARGISNULL(2) ? NULL : PG_GETARG_INTERVAL_P(2);
 	TimestampTz watermark_at = PG_ARGISNULL(3) ? 0 : PG_GETARG_TIMESTAMPTZ(3);
 	char	   *on_error = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
+	/* the catalog of 0.3 has no argument query */
+	char	   *select = PG_NARGS() < 6 || PG_ARGISNULL(5) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(5));
 	QueryDef   *q;
 	bool		restart = false;
 
@@ -153,13 +156,14 @@ streaming_alter_query(PG_FUNCTION_ARGS)
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	q = QueryDefLoad(name, false, false);
 	QueryCheckOwner(q);
-	if (trigger == NULL && watermark == NULL && PG_ARGISNULL(3) && on_error == NULL)
+	if (trigger == NULL && watermark == NULL && PG_ARGISNULL(3) && on_error == NULL && select == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("nothing to alter in continuous query \"%s\"", name),
-				 errhint("Give at least one of trigger, watermark, watermark_at and on_error.")));
+				 errhint("Give at least one of trigger, watermark, watermark_at, on_error and query.")));
 	QueryAlterCheck(q, trigger, watermark, PG_ARGISNULL(3) ? NULL : &watermark_at, on_error, false);
-	if (trigger != NULL && strcmp(trigger, q->trigger) != 0)
+	/* a new trigger or SELECT: the worker takes the query afresh */
+	if ((trigger != NULL && strcmp(trigger, q->trigger) != 0) || select != NULL)
 	{
 		restart = query_is_running(name);
 		if (restart)
@@ -168,6 +172,8 @@ streaming_alter_query(PG_FUNCTION_ARGS)
 	/* the lock a batch takes: no batch runs meanwhile */
 	q = QueryDefLoad(name, true, false);
 	QueryAlter(q, trigger, watermark, PG_ARGISNULL(3) ? NULL : &watermark_at, on_error);
+	if (select != NULL)
+		QueryAlterSelect(q, select);
 	if (restart)
 		StartQuery(name);
 	PG_RETURN_VOID();

@@ -79,6 +79,7 @@ extern void QueryAlterCheck(QueryDef *q, const char *trigger, Interval *watermar
 extern void QueryAlter(QueryDef *q, const char *trigger, Interval *watermark,
 					   TimestampTz *watermark_at, const char *on_error);
 extern void QueryReset(QueryDef *q, const SourceStart *start, Jsonb *given);
+extern void QueryAlterSelect(QueryDef *q, const char *sql);
 extern bool QueryLateBound(QueryDef *q, bool drop_late, TimestampTz *bound);
 extern bool QueryClosingBound(QueryDef *q, TimestampTz watermark, TimestampTz *bound);
 

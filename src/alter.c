@@ -24,6 +24,7 @@
 #include "catalog/namespace.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -297,6 +298,9 @@ start_offsets(QueryDef *q, const SourceStart *start, Jsonb *given)
 			continue;
 		}
 		routine = SourceRoutineByKind(kind);
+		/* its positions are the owner's to read as its rows are, by the query */
+		if (pg_class_aclcheck(lfirst_oid(lc), q->owner, ACL_SELECT) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FOREIGN_TABLE, source_name);
 		if (start->kind == SOURCE_START_OFFSETS)
 		{
 			own.offsets = offsets_for_source(q, given, source_name);
@@ -312,7 +316,7 @@ start_offsets(QueryDef *q, const SourceStart *start, Jsonb *given)
 					 errhint("Reset the query with start_from => 'earliest', or without start_from.")));
 		if (routine->start_offsets != NULL &&
 			(start->kind != SOURCE_START_OFFSETS || own.offsets != NIL))
-			offsets = routine->start_offsets(source_name, options, &own);
+			offsets = routine->start_offsets(lfirst_oid(lc), source_name, options, &own);
 		result = lappend(result, offsets);
 	}
 	if (start->kind == SOURCE_START_OFFSETS && matched == 0)

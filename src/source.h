@@ -76,7 +76,8 @@ typedef struct SourceRoutine
 	 * batch reads the source from start (reset_query), SourceOffset; NULL
 	 * when the source can only start where a new query would
 	 */
-	List	   *(*start_offsets) (const char *source, Jsonb *options, const SourceStart *start);
+	List	   *(*start_offsets) (Oid relid, const char *source, Jsonb *options,
+								  const SourceStart *start);
 } SourceRoutine;
 
 

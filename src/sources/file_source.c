@@ -803,7 +803,7 @@ file_default_schema(Jsonb *options)
  * most its size).  From the earliest, none: every file present is read.
  */
 static List *
-file_start_offsets(const char *source, Jsonb *options, const SourceStart *start)
+file_start_offsets(Oid relid, const char *source, Jsonb *options, const SourceStart *start)
 {
 	char	   *dirpath = JsonbGetString(options, "path");
 	List	   *result = NIL;
@@ -813,6 +813,8 @@ file_start_offsets(const char *source, Jsonb *options, const SourceStart *start)
 
 	if (start->kind == SOURCE_START_EARLIEST)
 		return NIL;
+	/* the directory is listed with the rights a batch reads it with */
+	check_owner_file_rights(relid, CLEAN_OFF);
 	files = list_files(dirpath, false, &dir_errno);
 	if (dir_errno != 0)
 	{

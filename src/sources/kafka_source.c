@@ -2298,7 +2298,7 @@ kafka_forget(const char *query)
  * while a query runs.
  */
 static List *
-kafka_start_offsets(const char *source, Jsonb *options, const SourceStart *start)
+kafka_start_offsets(Oid relid, const char *source, Jsonb *options, const SourceStart *start)
 {
 	KafkaConn	tmp;
 	List	   *parts = NIL;

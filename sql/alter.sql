@@ -215,12 +215,186 @@ SELECT streaming.drop_query('seen');
 SELECT streaming.drop_query('sess');
 SELECT streaming.drop_source('dd');
 
+-- reset_query(name, start_from): from a time (files modified at or after
+-- it), from given offsets (the files named count as read) or from the
+-- earliest; one batch per file, as usual
+COPY (SELECT 1) TO PROGRAM 'mkdir -p /tmp/streaming_regress/alter/rs';
+CREATE FUNCTION rs_file(name text, body text, mtime text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('COPY (SELECT pg_catalog.unnest(pg_catalog.string_to_array(%L, E''\n''))) TO PROGRAM %L', body,
+                   format('cat > /tmp/streaming_regress/alter/rs/.%s && touch -d %s /tmp/streaming_regress/alter/rs/.%s && mv /tmp/streaming_regress/alter/rs/.%s /tmp/streaming_regress/alter/rs/%s.csv',
+                          name, quote_literal(mtime), name, name, name));
+END
+$$;
+SELECT rs_file('f1', E'1,10\n2,20\n1,30', '2024-01-01 00:00:00 UTC');
+SELECT rs_file('f2', E'1,1\n3,3', '2024-01-02 00:00:00 UTC');
+SELECT rs_file('f3', E'2,5\n3,7\n3,9', '2024-01-03 00:00:00 UTC');
+SELECT streaming.create_source('rs', 'file', 'k int, v int',
+         '{"path": "/tmp/streaming_regress/alter/rs", "format": "csv", "max_files_per_trigger": 1}');
+SELECT streaming.create_query('rsq', $$SELECT k, count(*) AS n, sum(v) AS total FROM rs GROUP BY k$$,
+         output_mode => 'complete');
+CREATE TABLE rs_raw (f text, k int, v int);
+COPY rs_raw (k, v) FROM PROGRAM 'cat /tmp/streaming_regress/alter/rs/f1.csv' WITH (FORMAT csv);
+UPDATE rs_raw SET f = 'f1' WHERE f IS NULL;
+COPY rs_raw (k, v) FROM PROGRAM 'cat /tmp/streaming_regress/alter/rs/f2.csv' WITH (FORMAT csv);
+UPDATE rs_raw SET f = 'f2' WHERE f IS NULL;
+COPY rs_raw (k, v) FROM PROGRAM 'cat /tmp/streaming_regress/alter/rs/f3.csv' WITH (FORMAT csv);
+UPDATE rs_raw SET f = 'f3' WHERE f IS NULL;
+-- rsq_diff: rows of the result and of plain SQL over the given files that differ
+CREATE FUNCTION rsq_diff(files text[]) RETURNS TABLE (side text, k int, n bigint, total bigint)
+LANGUAGE sql AS $$
+    (SELECT 'result only', k, n, total FROM rsq
+     EXCEPT ALL SELECT 'result only', k, count(*), sum(v) FROM rs_raw WHERE f = ANY (files) GROUP BY k)
+    UNION ALL
+    (SELECT 'plain SQL only', k, count(*), sum(v) FROM rs_raw WHERE f = ANY (files) GROUP BY k
+     EXCEPT ALL SELECT 'plain SQL only', k, n, total FROM rsq)
+$$;
+SELECT streaming.run('rsq');
+SELECT * FROM rsq_diff('{f1,f2,f3}');
+SELECT last_batch_id FROM streaming.queries WHERE name = 'rsq';
+
+-- from a time: f2 (modified at it) and f3, in two batches
+SELECT streaming.reset_query('rsq', start_from => '2024-01-02 00:00:00+00'::timestamptz);
+SELECT regexp_replace(partition, '.*/', '') AS file, "offset", batch_id
+  FROM streaming.offsets WHERE query = 'rsq' ORDER BY 1;
+SELECT count(*) AS result_rows FROM rsq;
+SELECT streaming.run('rsq');
+SELECT * FROM rsq_diff('{f2,f3}');
+SELECT count(*) AS result_rows FROM rsq;
+SELECT batch_id, input_rows FROM streaming.progress WHERE query = 'rsq' ORDER BY batch_id;
+-- the same written as text, a moment after f2: f3 only
+SELECT streaming.reset_query('rsq', '2024-01-02 00:00:00.000001+00');
+SELECT streaming.run('rsq');
+SELECT * FROM rsq_diff('{f3}');
+SELECT count(*) AS result_rows FROM rsq;
+
+-- from offsets, as streaming.offsets records them: f1 and f3 count as read
+SELECT streaming.reset_query('rsq', start_from => jsonb_build_object(
+         '/tmp/streaming_regress/alter/rs/f1.csv', 15, '/tmp/streaming_regress/alter/rs/f3.csv', 12));
+SELECT regexp_replace(partition, '.*/', '') AS file, "offset" FROM streaming.offsets WHERE query = 'rsq' ORDER BY 1;
+SELECT streaming.run('rsq');
+SELECT * FROM rsq_diff('{f2}');
+SELECT count(*) AS result_rows FROM rsq;
+-- keyed by the source's name, as a query of several sources needs
+SELECT streaming.reset_query('rsq', '{"rs": {"/tmp/streaming_regress/alter/rs/f2.csv": 8}}');
+SELECT streaming.run('rsq');
+SELECT * FROM rsq_diff('{f1,f3}');
+SELECT count(*) AS result_rows FROM rsq;
+
+-- from the earliest, and without start_from: every file again
+SELECT streaming.reset_query('rsq', 'earliest');
+SELECT count(*) AS offsets FROM streaming.offsets WHERE query = 'rsq';
+SELECT streaming.run('rsq');
+SELECT * FROM rsq_diff('{f1,f2,f3}');
+SELECT streaming.reset_query('rsq');
+SELECT streaming.run('rsq');
+SELECT * FROM rsq_diff('{f1,f2,f3}');
+SELECT count(*) AS result_rows FROM rsq;
+
+-- mistakes are errors, and leave the query as it was
+SELECT alter_try($$SELECT streaming.reset_query('rsq', '{"/tmp/streaming_regress/alter/rs/nope.csv": 0}')$$);
+SELECT alter_try($$SELECT streaming.reset_query('rsq', '{"/tmp/streaming_regress/alter/rs/f1.csv": 16}')$$);
+SELECT alter_try($$SELECT streaming.reset_query('rsq', '{"/tmp/streaming_regress/alter/rs/f1.csv": -1}')$$);
+SELECT alter_try($$SELECT streaming.reset_query('rsq', '{"/tmp/streaming_regress/alter/rs/f1.csv": 1.5}')$$);
+SELECT alter_try($$SELECT streaming.reset_query('rsq', '{"/tmp/streaming_regress/alter/rs/f1.csv": "11"}')$$);
+SELECT alter_try($$SELECT streaming.reset_query('rsq', '{}')$$);
+SELECT alter_try($$SELECT streaming.reset_query('rsq', '[1]'::jsonb)$$);
+SELECT alter_try($$SELECT streaming.reset_query('rsq', '{"other": {"x": 1}}')$$);
+SELECT alter_try($$SELECT streaming.reset_query('rsq', '{"rs": {"/tmp/streaming_regress/alter/rs/f1.csv": 15}, "other": {"x": 1}}')$$);
+SELECT alter_try($$SELECT streaming.reset_query('rsq', '{"rs": {}, "/tmp/streaming_regress/alter/rs/f1.csv": 15}')$$);
+SELECT alter_try($$SELECT streaming.reset_query('rsq', 'yesterday noonish')$$);
+SELECT alter_try($$SELECT streaming.reset_query('rsq', 'infinity')$$);
+SELECT * FROM rsq_diff('{f1,f2,f3}');
+SELECT count(*) AS offsets FROM streaming.offsets WHERE query = 'rsq';
+-- a rate source can start from the earliest only
+SELECT streaming.create_source('rs_rate', 'rate', options => '{"rows_per_batch": 3, "start_timestamp": "2024-01-01 00:00:00+00"}');
+SELECT streaming.create_query('rs_rq', 'SELECT count(*) AS n FROM rs_rate', output_mode => 'complete');
+SELECT alter_try($$SELECT streaming.reset_query('rs_rq', now())$$);
+SELECT alter_try($$SELECT streaming.reset_query('rs_rq', '{"x": 1}'::jsonb)$$);
+SELECT streaming.run('rs_rq', 2);
+SELECT streaming.reset_query('rs_rq', 'earliest');
+SELECT streaming.run('rs_rq', 1);
+SELECT n FROM rs_rq;
+SELECT streaming.drop_query('rs_rq');
+SELECT streaming.drop_source('rs_rate');
+
+-- alter_query(query => ...): a new SELECT that keeps the same state; the
+-- result is computed again from the state, and the query goes on
+CREATE FUNCTION rsq_diff2(expected text) RETURNS TABLE (side text, row_text text)
+LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY EXECUTE format($q$
+        (SELECT 'result only', r::text FROM rsq r EXCEPT ALL SELECT 'result only', e::text FROM (%s) e)
+        UNION ALL
+        (SELECT 'plain SQL only', e::text FROM (%s) e EXCEPT ALL SELECT 'plain SQL only', r::text FROM rsq r)$q$,
+        expected, expected);
+END
+$$;
+-- the columns change: the result table is created again, filled from the state
+SELECT streaming.alter_query('rsq', query => $$SELECT k, count(*) * 2 AS n2, sum(v) AS total FROM rs GROUP BY k$$);
+SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute
+ WHERE attrelid = 'rsq'::regclass AND attnum > 0 ORDER BY attnum;
+SELECT * FROM rsq_diff2($$SELECT k, count(*) * 2 AS n2, sum(v) AS total FROM rs_raw GROUP BY k$$);
+SELECT count(*) AS result_rows FROM rsq;
+SELECT query FROM streaming.queries WHERE name = 'rsq';
+SELECT result_table FROM streaming.queries WHERE name = 'rsq';
+-- and the query goes on with its state: a new file, a batch
+SELECT rs_file('f4', E'1,100\n4,40', '2024-01-04 00:00:00 UTC');
+COPY rs_raw (k, v) FROM PROGRAM 'cat /tmp/streaming_regress/alter/rs/f4.csv' WITH (FORMAT csv);
+UPDATE rs_raw SET f = 'f4' WHERE f IS NULL;
+SELECT streaming.run('rsq');
+SELECT * FROM rsq_diff2($$SELECT k, count(*) * 2 AS n2, sum(v) AS total FROM rs_raw GROUP BY k$$);
+SELECT count(*) AS result_rows FROM rsq;
+-- the same columns, other expressions and a HAVING: the table stays, its rows are computed again
+SELECT 'rsq'::regclass::oid AS rsq_oid \gset
+SELECT streaming.alter_query('rsq', query => $$SELECT k, count(*) AS n2, sum(v) * 10 AS total FROM rs GROUP BY k HAVING count(*) > 1$$);
+SELECT 'rsq'::regclass::oid = :rsq_oid AS same_table;
+SELECT * FROM rsq_diff2($$SELECT k, count(*) AS n2, sum(v) * 10 AS total FROM rs_raw GROUP BY k HAVING count(*) > 1$$);
+SELECT count(*) AS result_rows FROM rsq;
+SELECT step, statement FROM streaming.explain('rsq') WHERE step IN ('query', 'having');
+-- the next batch follows the new HAVING: key 4 gets its second row and appears
+SELECT rs_file('f5', E'4,1\n2,2', '2024-01-05 00:00:00 UTC');
+COPY rs_raw (k, v) FROM PROGRAM 'cat /tmp/streaming_regress/alter/rs/f5.csv' WITH (FORMAT csv);
+UPDATE rs_raw SET f = 'f5' WHERE f IS NULL;
+SELECT streaming.run('rsq');
+SELECT * FROM rsq_diff2($$SELECT k, count(*) AS n2, sum(v) * 10 AS total FROM rs_raw GROUP BY k HAVING count(*) > 1$$);
+SELECT count(*) AS result_rows FROM rsq;
+-- a column computed from aggregates the state keeps: its mean
+SELECT streaming.alter_query('rsq', query => $$SELECT k, count(*) AS n2, sum(v) * 10 AS total,
+         round(sum(v)::numeric / count(*), 2) AS mean FROM rs GROUP BY k HAVING count(*) > 1$$);
+SELECT * FROM rsq_diff2($$SELECT k, count(*) AS n2, sum(v) * 10 AS total, round(sum(v)::numeric / count(*), 2) AS mean
+                            FROM rs_raw GROUP BY k HAVING count(*) > 1$$);
+SELECT k, mean FROM rsq ORDER BY k;
+-- refused: what the state keeps would change; the query stays as it was
+SELECT alter_try($$SELECT streaming.alter_query('rsq', query => 'SELECT k, count(*) AS n2, sum(v) * 10 AS total, round(avg(v), 2) AS mean FROM rs GROUP BY k')$$);
+SELECT alter_try($$SELECT streaming.alter_query('rsq', query => 'SELECT k, count(*) AS n2, max(v) AS total FROM rs GROUP BY k')$$);
+SELECT alter_try($$SELECT streaming.alter_query('rsq', query => 'SELECT k, count(*) AS n2, sum(v) AS total FROM rs WHERE v > 1 GROUP BY k')$$);
+SELECT alter_try($$SELECT streaming.alter_query('rsq', query => 'SELECT k % 2 AS k, count(*) AS n2, sum(v) AS total FROM rs GROUP BY 1')$$);
+SELECT alter_try($$SELECT streaming.alter_query('rsq', query => 'SELECT k, count(*) AS n2, sum(v) AS total FROM ev GROUP BY k')$$);
+SELECT alter_try($$SELECT streaming.alter_query('rsq', query => 'SELECT k, v FROM rs')$$);
+SELECT alter_try($$SELECT streaming.alter_query('rsq', query => 'SELECT nope FROM rs')$$);
+SELECT alter_try($$SELECT streaming.alter_query('win', query => $q$SELECT streaming.window(ts, '10 minutes') AS w, k, count(*) * 2 AS n, sum(v) AS total FROM ev GROUP BY 1, 2$q$)$$);
+SELECT alter_try($$SELECT streaming.alter_query('upd', query => $q$SELECT streaming.window(ts, '10 minutes') AS w, count(*) * 2 AS n, sum(v) AS total FROM ev GROUP BY 1$q$)$$);
+SET ROLE alter_other;
+SELECT alter_try($$SELECT streaming.alter_query('rsq', query => 'SELECT k, count(*) AS n2, sum(v) AS total FROM rs GROUP BY k')$$);
+RESET ROLE;
+SELECT query FROM streaming.queries WHERE name = 'rsq';
+SELECT * FROM rsq_diff2($$SELECT k, count(*) AS n2, sum(v) * 10 AS total, round(sum(v)::numeric / count(*), 2) AS mean
+                            FROM rs_raw GROUP BY k HAVING count(*) > 1$$);
+-- an append-mode query may take a SELECT that computes the same result
+SELECT streaming.alter_query('win', query => $q$SELECT streaming.window(ts, '10 minutes') AS w, k, count(*) AS n, sum(v) AS total
+  FROM ev GROUP BY 1, 2$q$);
+SELECT query FROM streaming.queries WHERE name = 'win';
+
 SELECT streaming.drop_query('win');
 SELECT streaming.drop_query('upd');
 SELECT streaming.drop_query('plain');
 SELECT count(*) AS errors_left FROM streaming.errors;
 DROP ROLE alter_other;
+SELECT streaming.drop_query('rsq');
+SELECT streaming.drop_source('rs');
 SELECT streaming.drop_source('ev');
 DROP EXTENSION streaming;
-DROP TABLE alter_raw, alter_t;
-DROP FUNCTION alter_try(text), alter_file(text, text);
+DROP TABLE alter_raw, alter_t, rs_raw;
+DROP FUNCTION alter_try(text), alter_file(text, text), rs_file(text, text, text), rsq_diff(text[]), rsq_diff2(text);

@@ -23,9 +23,12 @@
 
 #include "catalog/namespace.h"
 #include "executor/spi.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/timestamp.h"
 
 #include "operators/window_state.h"
@@ -163,20 +166,241 @@ truncate_if_exists(Oid relid)
 }
 
 /*
+ * offsets_for_source picks, from the offsets given to reset_query(), those
+ * of one source as SourceOffset: the object maps partitions to offsets
+ * when the query reads one source, or source names to such objects.  Each
+ * offset is a whole number at or above 0.
+ */
+static List *
+offsets_for_source(QueryDef *q, Jsonb *given, const char *source)
+{
+	JsonbIterator *it;
+	JsonbIteratorToken tok;
+	JsonbValue	v;
+	JsonbValue *of_source = NULL;
+	bool		by_source = false;
+	bool		by_partition = false;
+	Jsonb	   *obj = given;
+	List	   *result = NIL;
+
+	if (!JB_ROOT_IS_OBJECT(given) || JB_ROOT_COUNT(given) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("offsets to reset continuous query \"%s\" to must be a non-empty JSON object", q->name),
+				 errhint("Give {\"<partition>\": <offset>, ...} as streaming.offsets records them, e.g. {\"topic:0\": 42}, or {\"<source>\": {...}, ...} for a query that reads several sources.")));
+	/* which form: partition -> number, or source -> object */
+	it = JsonbIteratorInit(&given->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (tok != WJB_VALUE)
+			continue;
+		if (v.type == jbvBinary)
+			by_source = true;
+		else
+			by_partition = true;
+	}
+	if (by_source && by_partition)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("offsets to reset continuous query \"%s\" to mix partitions and sources", q->name),
+				 errhint("Map each partition to its offset, or each source's name to such an object.")));
+	if (by_partition && list_length(q->plan->sources) > 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("continuous query \"%s\" reads %d sources", q->name, list_length(q->plan->sources)),
+				 errhint("Key the offsets by source name: {\"<source>\": {\"<partition>\": <offset>, ...}, ...}.")));
+	if (by_source)
+	{
+		of_source = getKeyJsonValueFromContainer(&given->root, source, strlen(source), NULL);
+		if (of_source == NULL)
+			return NIL;
+		if (of_source->type != jbvBinary || !JsonContainerIsObject(of_source->val.binary.data))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the offsets of source \"%s\" must be a JSON object", source)));
+		obj = JsonbValueToJsonb(of_source);
+	}
+
+	it = JsonbIteratorInit(&obj->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		char	   *partition;
+		SourceOffset *off;
+		bool		ok;
+		char	   *digits;
+
+		CHECK_FOR_INTERRUPTS();
+		if (tok != WJB_KEY)
+			continue;
+		partition = pnstrdup(v.val.string.val, v.val.string.len);
+		tok = JsonbIteratorNext(&it, &v, true);
+		digits = v.type == jbvNumeric ?
+			DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v.val.numeric))) : "";
+		ok = digits[0] != '\0' && strspn(digits, "0123456789") == strlen(digits) && strlen(digits) <= 18;
+		if (!ok)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the offset of partition \"%s\" must be a whole number at or above 0", partition),
+					 errdetail("It is %s.", v.type == jbvNumeric ? digits : "not a number")));
+		off = palloc(sizeof(SourceOffset));
+		off->partition = partition;
+		off->offset = pg_strtoint64(digits);
+		result = lappend(result, off);
+	}
+	return result;
+}
+
+/* source_names lists the names of a query's sources, for a message */
+static char *
+source_names(QueryDef *q)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, q->plan->sources)
+	{
+		char	   *name;
+
+		if (SourceLookup(lfirst_oid(lc), &name, NULL, NULL))
+			appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "", name);
+	}
+	return buf.data;
+}
+
+/*
+ * start_offsets gives, per source of the query (in the order of
+ * q->plan->sources), the offsets that reset_query() records so that the
+ * next batch reads from start, each checked by its source (the broker is
+ * asked, the directory is listed): before anything is emptied, so that a
+ * mistake leaves the query as it was.
+ */
+static List *
+start_offsets(QueryDef *q, const SourceStart *start, Jsonb *given)
+{
+	List	   *result = NIL;
+	ListCell   *lc;
+	int			matched = 0;
+
+	foreach(lc, q->plan->sources)
+	{
+		char	   *source_name;
+		char	   *kind;
+		Jsonb	   *options;
+		const SourceRoutine *routine;
+		SourceStart own = *start;
+		List	   *offsets = NIL;
+
+		if (!SourceLookup(lfirst_oid(lc), &source_name, &kind, &options))
+		{
+			result = lappend(result, NIL);
+			continue;
+		}
+		routine = SourceRoutineByKind(kind);
+		/* its positions are the owner's to read as its rows are, by the query */
+		if (pg_class_aclcheck(lfirst_oid(lc), q->owner, ACL_SELECT) != ACLCHECK_OK)
+			aclcheck_error(ACLCHECK_NO_PRIV, OBJECT_FOREIGN_TABLE, source_name);
+		if (start->kind == SOURCE_START_OFFSETS)
+		{
+			own.offsets = offsets_for_source(q, given, source_name);
+			matched += own.offsets != NIL;
+		}
+		if (routine->start_offsets == NULL && start->kind != SOURCE_START_EARLIEST)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a %s source cannot start from %s", kind,
+							start->kind == SOURCE_START_TIME ? "a time" : "given offsets"),
+					 errdetail("Source \"%s\" of continuous query \"%s\" is of kind %s; file and Kafka sources can.",
+							   source_name, q->name, kind),
+					 errhint("Reset the query with start_from => 'earliest', or without start_from.")));
+		if (routine->start_offsets != NULL &&
+			(start->kind != SOURCE_START_OFFSETS || own.offsets != NIL))
+			offsets = routine->start_offsets(lfirst_oid(lc), source_name, options, &own);
+		result = lappend(result, offsets);
+	}
+	if (start->kind == SOURCE_START_OFFSETS && matched == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the offsets name no source of continuous query \"%s\"", q->name),
+				 errdetail("Its sources are: %s.", source_names(q))));
+	if (start->kind == SOURCE_START_OFFSETS)
+	{
+		/* every key of the by-source form names a source */
+		JsonbIterator *it = JsonbIteratorInit(&given->root);
+		JsonbIteratorToken tok;
+		JsonbValue	v;
+		int			keys = 0;
+		bool		by_source = false;
+
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			keys += tok == WJB_KEY;
+			by_source |= tok == WJB_VALUE && v.type == jbvBinary;
+		}
+		if (by_source && keys != matched)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the offsets name a source that continuous query \"%s\" does not read", q->name),
+					 errdetail("Its sources are: %s.", source_names(q))));
+	}
+	return result;
+}
+
+/* record_offsets writes the offsets of one source, as a batch would */
+static void
+record_offsets(QueryDef *q, Oid relid, List *offsets)
+{
+	Oid			argtypes[5] = {TEXTOID, OIDOID, TEXTARRAYOID, INT8ARRAYOID, INT8OID};
+	Datum		args[5];
+	Datum	   *partitions;
+	Datum	   *values;
+	int			n = list_length(offsets);
+	ListCell   *lc;
+
+	if (n == 0)
+		return;
+	partitions = palloc(sizeof(Datum) * n);
+	values = palloc(sizeof(Datum) * n);
+	foreach(lc, offsets)
+	{
+		SourceOffset *off = lfirst(lc);
+
+		partitions[foreach_current_index(lc)] = CStringGetTextDatum(off->partition);
+		values[foreach_current_index(lc)] = Int64GetDatum(off->offset);
+	}
+	args[0] = CStringGetTextDatum(q->name);
+	args[1] = ObjectIdGetDatum(relid);
+	args[2] = PointerGetDatum(construct_array(partitions, n, TEXTOID, -1, false, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_array(values, n, INT8OID, sizeof(int64),
+											  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[4] = Int64GetDatum(q->last_batch_id);
+	if (CatalogExecute("INSERT INTO streaming.offsets (query, source, partition, \"offset\", batch_id) "
+					   "SELECT $1, $2, p, n, $5 FROM ROWS FROM (pg_catalog.unnest($3), pg_catalog.unnest($4)) AS u(p, n)",
+					   5, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not write streaming.offsets");
+}
+
+/*
  * QueryReset empties a query's state and result table and forgets what it
  * consumed, its watermark and its dead letters, so that its next batch
- * reads its sources from where a new query would start.  The caller holds
- * the lock a batch takes and has ended the query's worker (which may keep
- * a consumer positioned after the forgotten offsets).  Batch ids go on, so
- * that a file sink's part files and the progress rows stay distinct.
+ * reads its sources from start: where a new query would start when start
+ * is NULL, else from the earliest input its sources still have, from a
+ * time, or after the offsets given (a JSON object, see offsets_for_source).
+ * The caller holds the lock a batch takes and has ended the query's worker
+ * (which may keep a consumer positioned after the forgotten offsets).
+ * Batch ids go on, so that a file sink's part files and the progress rows
+ * stay distinct.
  */
 void
-QueryReset(QueryDef *q)
+QueryReset(QueryDef *q, const SourceStart *start, Jsonb *given)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(q->name)};
 	OwnerContext owner_cxt;
+	List	   *offsets = NIL;
 	ListCell   *lc;
+	ListCell   *lc2;
 
 	foreach(lc, q->plan->sources)
 	{
@@ -194,6 +418,8 @@ QueryReset(QueryDef *q)
 					 errhint("Drop the query and create it again, then load the table's rows into its result with INSERT ... SELECT.")));
 	}
 	QueryCheckRunnable(q);
+	if (start != NULL)
+		offsets = start_offsets(q, start, given);
 
 	SPI_connect();
 	/* the query's tables are its owner's: their triggers run as the owner */
@@ -218,6 +444,9 @@ QueryReset(QueryDef *q)
 		CatalogExecute("DELETE FROM streaming.dead_letters WHERE query OPERATOR(pg_catalog.=) $1",
 					   1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not reset the offsets of continuous query \"%s\"", q->name);
+	if (start != NULL)
+		forboth(lc, q->plan->sources, lc2, offsets)
+			record_offsets(q, lfirst_oid(lc), (List *) lfirst(lc2));
 	if (CatalogExecute("UPDATE streaming.queries SET watermark = NULL, closed_until = NULL, state_rows = 0, "
 					   "input_rows_total = 0, late_rows_total = 0, dead_letters_total = 0, "
 					   "sink_rows_total = 0 WHERE name OPERATOR(pg_catalog.=) $1",

@@ -28,6 +28,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
@@ -128,8 +129,9 @@ query_is_running(const char *name)
 
 /*
  * streaming_alter_query implements streaming.alter_query(name, trigger,
- * watermark, watermark_at, on_error): changes them in place, keeping the
- * query's state, offsets and results.  It takes the lock a batch takes, so
+ * watermark, watermark_at, on_error, query): changes them in place, keeping
+ * the query's state and offsets (a new SELECT must keep the same state: its
+ * result is computed again from it, QueryAlterSelect).  It takes the lock a batch takes, so
  * it waits for a batch in progress (run() in another session) and the next
  * batch sees the change.  A new trigger has the pool let go of the query
  * (a batch in progress is cancelled, losing nothing) and take it afresh.
@@ -142,6 +144,8 @@ streaming_alter_query(PG_FUNCTION_ARGS)
 	Interval   *watermark = PG_ARGISNULL(2) ? NULL : PG_GETARG_INTERVAL_P(2);
 	TimestampTz watermark_at = PG_ARGISNULL(3) ? 0 : PG_GETARG_TIMESTAMPTZ(3);
 	char	   *on_error = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
+	/* the catalog of 0.3 has no argument query */
+	char	   *select = PG_NARGS() < 6 || PG_ARGISNULL(5) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(5));
 	QueryDef   *q;
 	bool		restart = false;
 
@@ -152,13 +156,14 @@ streaming_alter_query(PG_FUNCTION_ARGS)
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	q = QueryDefLoad(name, false, false);
 	QueryCheckOwner(q);
-	if (trigger == NULL && watermark == NULL && PG_ARGISNULL(3) && on_error == NULL)
+	if (trigger == NULL && watermark == NULL && PG_ARGISNULL(3) && on_error == NULL && select == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("nothing to alter in continuous query \"%s\"", name),
-				 errhint("Give at least one of trigger, watermark, watermark_at and on_error.")));
+				 errhint("Give at least one of trigger, watermark, watermark_at, on_error and query.")));
 	QueryAlterCheck(q, trigger, watermark, PG_ARGISNULL(3) ? NULL : &watermark_at, on_error, false);
-	if (trigger != NULL && strcmp(trigger, q->trigger) != 0)
+	/* a new trigger or SELECT: the worker takes the query afresh */
+	if ((trigger != NULL && strcmp(trigger, q->trigger) != 0) || select != NULL)
 	{
 		restart = query_is_running(name);
 		if (restart)
@@ -167,30 +172,107 @@ streaming_alter_query(PG_FUNCTION_ARGS)
 	/* the lock a batch takes: no batch runs meanwhile */
 	q = QueryDefLoad(name, true, false);
 	QueryAlter(q, trigger, watermark, PG_ARGISNULL(3) ? NULL : &watermark_at, on_error);
+	if (select != NULL)
+		QueryAlterSelect(q, select);
 	if (restart)
 		StartQuery(name);
 	PG_RETURN_VOID();
 }
 
 /*
- * streaming_reset_query implements streaming.reset_query(name): has the
- * pool let go of the query (cancelling a batch in progress), empties its state and result and forgets its offsets,
+ * reset_start reads the start_from of reset_query(): a timestamptz, a
+ * jsonb of offsets, or a text that is 'earliest', an object of offsets or
+ * a time.  False when it is null: where a new query would start.
+ */
+static bool
+reset_start(FunctionCallInfo fcinfo, SourceStart *start, Jsonb **given)
+{
+	Oid			type = PG_NARGS() > 1 ? get_fn_expr_argtype(fcinfo->flinfo, 1) : InvalidOid;
+	char	   *str;
+
+	memset(start, 0, sizeof(*start));
+	*given = NULL;
+	if (PG_NARGS() < 2 || PG_ARGISNULL(1))
+		return false;
+	if (type == TIMESTAMPTZOID)
+	{
+		start->kind = SOURCE_START_TIME;
+		start->time = PG_GETARG_TIMESTAMPTZ(1);
+		return true;
+	}
+	if (type == JSONBOID)
+	{
+		start->kind = SOURCE_START_OFFSETS;
+		*given = PG_GETARG_JSONB_P(1);
+		return true;
+	}
+	str = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (pg_strcasecmp(str, "earliest") == 0)
+	{
+		start->kind = SOURCE_START_EARLIEST;
+		return true;
+	}
+	if (str[strspn(str, " \t\r\n")] == '{')
+	{
+		start->kind = SOURCE_START_OFFSETS;
+		*given = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(str)));
+		return true;
+	}
+	PG_TRY();
+	{
+		start->time = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in, CStringGetDatum(str),
+															  ObjectIdGetDatum(InvalidOid),
+															  Int32GetDatum(-1)));
+	}
+	PG_CATCH();
+	{
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid start_from \"%s\"", str),
+				 errhint("Give 'earliest', a timestamptz, or the offsets as a JSON object such as '{\"<partition>\": <offset>}'.")));
+	}
+	PG_END_TRY();
+	if (TIMESTAMP_NOT_FINITE(start->time))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid start_from \"%s\"", str),
+				 errhint("Give a finite time, or 'earliest'.")));
+	start->kind = SOURCE_START_TIME;
+	return true;
+}
+
+/*
+ * streaming_reset_query implements streaming.reset_query(name
+ * [, start_from]): has the pool let go of the query (cancelling a batch in
+ * progress), empties its state and result and forgets its offsets,
  * watermark and dead letters (QueryReset), under the lock a batch takes,
- * and has the pool take it again if the query was running.  Its next batches
- * read its sources again from where a new query would start.
+ * and has the pool take it again if the query was running.  Its next
+ * batches read its sources again from start_from: where a new query would
+ * start when it is null, else 'earliest', a time or offsets.
  */
 Datum
 streaming_reset_query(PG_FUNCTION_ARGS)
 {
-	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	QueryDef   *q = QueryDefLoad(name, false, false);
+	char	   *name;
+	QueryDef   *q;
 	bool		running;
+	SourceStart start;
+	Jsonb	   *given;
+	bool		has_start;
 
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("query name must not be null")));
+	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	q = QueryDefLoad(name, false, false);
 	QueryCheckOwner(q);
+	has_start = reset_start(fcinfo, &start, &given);
 	running = query_is_running(name);
 	StopQuery(name, false);
 	q = QueryDefLoad(name, true, false);
-	QueryReset(q);
+	QueryReset(q, has_start ? &start : NULL, given);
 	if (running)
 		StartQuery(name);
 	PG_RETURN_VOID();

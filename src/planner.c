@@ -2019,6 +2019,100 @@ BuildCloseStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 }
 
 /*
+ * BuildRefillStatement assembles the statement that writes a grouped
+ * query's whole result from its state: every group's finalized row that
+ * satisfies HAVING, as complete mode keeps it (alter_query, when a new
+ * SELECT keeps the same state).  The result table is empty.
+ */
+char *
+BuildRefillStatement(ContinuousPlan *plan, Oid result_table, Oid state_table)
+{
+	StringInfoData sql;
+	const char *from;
+
+	Assert(plan->shape == SHAPE_AGGREGATE && plan->session_key == NULL);
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "WITH stored AS (SELECT * FROM %s)", RelationQualifiedName(state_table));
+	from = append_finalized(&sql, plan, "stored");
+	appendStringInfo(&sql, "\nINSERT INTO %s (%s) ", RelationQualifiedName(result_table),
+					 quoted_list(plan->result_columns, ""));
+	append_result_rows(&sql, plan, from);
+	return sql.data;
+}
+
+/* string_lists_equal: the same strings in the same order */
+static bool
+string_lists_equal(List *a, List *b)
+{
+	ListCell   *la;
+	ListCell   *lb;
+
+	if (list_length(a) != list_length(b))
+		return false;
+	forboth(la, a, lb, b)
+		if (strcmp(lfirst(la), lfirst(lb)) != 0)
+			return false;
+	return true;
+}
+
+static bool
+strings_equal(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a != NULL && b != NULL && strcmp(a, b) == 0);
+}
+
+/*
+ * PlanStateDifference tells how a new plan of a query keeps its state
+ * differently from the old one: NULL if it reads the same input the same
+ * way and keeps the same state (keys, partial aggregates, merge, windows),
+ * so that only what is computed from the state (the result columns,
+ * finalizers, HAVING) may differ; else what differs, for an error's
+ * DETAIL.  Both plans come from PlanContinuousQuery with the same input
+ * view name, and input_sql set.  The state columns are numbered (s1, s2,
+ * ...), so the names of the result columns do not matter, but the order
+ * of the aggregates does.
+ */
+const char *
+PlanStateDifference(ContinuousPlan *old, ContinuousPlan *new)
+{
+	if (old->shape != new->shape)
+		return "The new query is not the same kind of query (grouped, deduplicating or stateless).";
+	if (list_length(old->sources) != list_length(new->sources) ||
+		list_difference_oid(old->sources, new->sources) != NIL)
+		return "The new query reads other sources.";
+	if (!string_lists_equal(old->state_keys, new->state_keys) ||
+		!strings_equal(old->window_key, new->window_key) ||
+		!strings_equal(old->window_size, new->window_size) ||
+		!strings_equal(old->time_key, new->time_key) ||
+		!strings_equal(old->session_key, new->session_key) ||
+		!strings_equal(old->session_gap, new->session_gap))
+		return "The new query groups by different keys or windows.";
+	/* the state columns s1, s2, ...: what the aggregates' labels name is explain's */
+	if (!strings_equal(old->batch_sql, new->batch_sql) ||
+		!strings_equal(old->merge_set, new->merge_set) ||
+		!string_lists_equal(old->state_merge, new->state_merge))
+		return "The new query keeps different aggregates (or the same in another order).";
+	if (!strings_equal(old->input_sql, new->input_sql))
+		return "The new query reads its input differently (its FROM, WHERE, group keys or aggregate arguments).";
+	return NULL;
+}
+
+/*
+ * PlanOutputDifference tells whether two plans that keep the same state
+ * compute different result rows from it: other columns, finalizers or
+ * HAVING.
+ */
+bool
+PlanOutputDifference(ContinuousPlan *old, ContinuousPlan *new)
+{
+	return !string_lists_equal(old->result_columns, new->result_columns) ||
+		!string_lists_equal(old->result_keys, new->result_keys) ||
+		!string_lists_equal(old->finalizers, new->finalizers) ||
+		!string_lists_equal(old->values, new->values) ||
+		!strings_equal(old->having, new->having);
+}
+
+/*
  * append_upsert adds the ON CONFLICT clause that makes an emitted row
  * replace the previous row of its group in the result table.
  */

@@ -102,5 +102,8 @@ extern char *BuildBatchStatement(ContinuousPlan *plan, Oid result_table,
 								 Oid state_table, int show_rows);
 extern char *BuildCloseStatement(ContinuousPlan *plan, Oid result_table,
 								 Oid state_table, int show_rows);
+extern char *BuildRefillStatement(ContinuousPlan *plan, Oid result_table, Oid state_table);
+extern const char *PlanStateDifference(ContinuousPlan *old, ContinuousPlan *new);
+extern bool PlanOutputDifference(ContinuousPlan *old, ContinuousPlan *new);
 
 #endif							/* STREAMING_PLANNER_H */

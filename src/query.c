@@ -1029,6 +1029,185 @@ QueryUpgradePlan(QueryDef *q)
 }
 
 /*
+ * result_desc_matches tells whether a relation has exactly the columns of
+ * desc: the same names and types, in the same order.
+ */
+static bool
+result_desc_matches(Oid relid, TupleDesc desc)
+{
+	Relation	rel = table_open(relid, AccessShareLock);
+	TupleDesc	have = RelationGetDescr(rel);
+	int			n = 0;
+	bool		same = true;
+
+	for (int i = 0; i < have->natts && same; i++)
+	{
+		Form_pg_attribute a = TupleDescAttr(have, i);
+		Form_pg_attribute b;
+
+		if (a->attisdropped)
+			continue;
+		if (n >= desc->natts)
+		{
+			same = false;
+			break;
+		}
+		b = TupleDescAttr(desc, n++);
+		same = strcmp(NameStr(a->attname), NameStr(b->attname)) == 0 &&
+			a->atttypid == b->atttypid && a->atttypmod == b->atttypmod;
+	}
+	table_close(rel, AccessShareLock);
+	return same && n == desc->natts;
+}
+
+/*
+ * QueryAlterSelect gives a query a new SELECT that keeps the same state:
+ * it reads the same input the same way and keeps the same keys and partial
+ * aggregates (PlanStateDifference), so that only what is computed from the
+ * state may differ - the result columns, their expressions, HAVING.  Its
+ * result is then computed again from the state, as complete mode keeps it:
+ * the result table is emptied and filled, or, when its columns change,
+ * created again (under the same name, with the query owner's rights).
+ * That needs the whole result to be in the state: a grouped query in
+ * complete mode, or in update mode without windows to evict; append mode
+ * wrote rows that cannot be written again.  A SELECT that keeps the state
+ * differently is an error saying what differs.  The caller checked the
+ * owner and holds the lock a batch takes, with the worker gone.  The new
+ * SELECT is analysed as the caller, under the query's pinned search_path.
+ */
+void
+QueryAlterSelect(QueryDef *q, const char *sql)
+{
+	bool		window_range_key = q->plan->window_size == NULL;
+	ContinuousPlan *old_plan;
+	ContinuousPlan *new_plan;
+	const char *difference;
+	Oid			result_oid = q->result_table;
+	Oid			argtypes[4] = {TEXTOID, TEXTOID, JSONBOID, OIDOID};
+	Datum		args[4];
+	int			nestlevel;
+	char	   *close_sql;
+
+	if (q->plan->input == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the SELECT of continuous query \"%s\" cannot be changed", q->name),
+				 errdetail("It was planned by an earlier version of the extension, which did not keep its input view."),
+				 errhint("Drop the query and create it again with the new SELECT.")));
+
+	/* both planned now, as the stored plan was: with its input view's name */
+	nestlevel = PushSearchPath(q->search_path);
+	old_plan = PlanContinuousQuery(q->query, q->mode, q->event_time, q->has_watermark,
+								   q->plan->input, window_range_key);
+	new_plan = PlanContinuousQuery(sql, q->mode, q->event_time, q->has_watermark,
+								   q->plan->input, window_range_key);
+	PopCatalogSearchPath(nestlevel);
+
+	if (strcmp(BuildBatchStatement(q->plan, q->result_table, q->state_table, 0),
+			   BuildBatchStatement(old_plan, q->result_table, q->state_table, 0)) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the SELECT of continuous query \"%s\" cannot be changed in place", q->name),
+				 errdetail("Its SELECT, planned now, no longer gives the statements it runs: what its names refer to has changed."),
+				 errhint("Drop the query and create it again with the new SELECT; like streaming.reset_query(), it then reads its sources again.")));
+	difference = PlanStateDifference(old_plan, new_plan);
+	if (difference != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the new SELECT of continuous query \"%s\" does not keep the same state", q->name),
+				 errdetail("%s Only what is computed from the state (the result columns, their expressions, HAVING) can change in place.", difference),
+				 errhint("Drop the query and create it again with the new SELECT; like streaming.reset_query(), it then reads its sources again from the start.")));
+
+	if (PlanOutputDifference(old_plan, new_plan))
+	{
+		OwnerContext owner_cxt;
+		SPIPlanPtr	prepared;
+		TupleDesc	desc;
+
+		if (q->mode == OUTPUT_APPEND)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("the result columns of append-mode query \"%s\" cannot change", q->name),
+					 errdetail("Append mode wrote the rows of each window once, when it closed, and forgot its state: they cannot be computed again."),
+					 errhint("Drop the query and create it again with the new SELECT; like streaming.reset_query(), it then reads its sources again from the start.")));
+		if (q->plan->shape != SHAPE_AGGREGATE || q->plan->session_key != NULL ||
+			(q->mode == OUTPUT_UPDATE && q->plan->window_key != NULL))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("the result columns of continuous query \"%s\" cannot change", q->name),
+					 errdetail("%s",
+							   q->plan->shape != SHAPE_AGGREGATE ? "Only a grouped query computes its result from its state." :
+							   q->plan->session_key != NULL ? "The result of a query grouped by session windows is not computed again from its state." :
+							   "Update mode evicts the state of the windows the watermark closed: their rows cannot be computed again."),
+					 errhint("Drop the query and create it again with the new SELECT; like streaming.reset_query(), it then reads its sources again from the start.")));
+		if (q->sink.kind != SINK_TABLE || q->sink.table != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("the result columns of continuous query \"%s\" cannot change", q->name),
+					 errdetail("It writes to %s, not to a result table of its own.",
+							   q->sink.table != NULL ? psprintf("table \"%s\"", q->sink.table) : "another sink"),
+					 errhint("Drop the query and create it again with the new SELECT.")));
+
+		/* the new result's columns, analysed as the caller (nothing runs) */
+		SPI_connect();
+		nestlevel = PushSearchPath(q->search_path);
+		prepared = SPI_prepare(new_plan->query_sql, 0, NULL);
+		if (prepared == NULL)
+			elog(ERROR, "could not analyse the new query: %s", SPI_result_code_string(SPI_result));
+		desc = CreateTupleDescCopy(((CachedPlanSource *) linitial(SPI_plan_get_plan_sources(prepared)))->resultDesc);
+		PopCatalogSearchPath(nestlevel);
+
+		/* the result table is the owner's: its triggers and finalizers run as the owner */
+		BeginAsOwner(q->owner, q->search_path, &owner_cxt);
+		if (result_desc_matches(q->result_table, desc))
+			exec_ddl(psprintf("TRUNCATE TABLE %s", RelationQualifiedName(q->result_table)));
+		else
+		{
+			char	   *result_name = RelationQualifiedName(q->result_table);
+			ObjectAddress obj;
+
+			ObjectAddressSet(obj, RelationRelationId, q->result_table);
+			performDeletion(&obj, DROP_RESTRICT, 0);
+			exec_ddl(psprintf("CREATE TABLE %s AS %s WITH NO DATA", result_name, new_plan->query_sql));
+			result_oid = RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(result_name, "table")),
+										  NoLock, false);
+			if (new_plan->result_keys != NIL)
+				exec_ddl(psprintf("CREATE UNIQUE INDEX ON %s (%s) NULLS NOT DISTINCT",
+								  result_name, quoted_columns(new_plan->result_keys)));
+			record_depends_on_sources(result_oid, new_plan->sources);
+		}
+		if (SPI_execute(BuildRefillStatement(new_plan, result_oid, q->state_table), false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write the result of continuous query \"%s\"", q->name);
+		EndAsOwner(&owner_cxt);
+		SPI_finish();
+	}
+
+	/* what the statements resolve to now, which every batch checks */
+	nestlevel = PushSearchPath(q->search_path);
+	SPI_connect();
+	new_plan->batch_fingerprint =
+		ResolvedFingerprint(BuildBatchStatement(new_plan, result_oid, q->state_table, 0), 0, NULL);
+	close_sql = BuildCloseStatement(new_plan, result_oid, q->state_table, 0);
+	if (close_sql != NULL)
+	{
+		Oid			close_types[1] = {TIMESTAMPTZOID};
+
+		new_plan->close_fingerprint = ResolvedFingerprint(close_sql, 1, close_types);
+	}
+	PopCatalogSearchPath(nestlevel);
+
+	args[0] = CStringGetTextDatum(q->name);
+	args[1] = CStringGetTextDatum(sql);
+	args[2] = JsonbPGetDatum(ContinuousPlanToJsonb(new_plan));
+	args[3] = ObjectIdGetDatum(result_oid);
+	if (CatalogExecute("UPDATE streaming.queries SET query = $2, plan = $3, result_table = $4::pg_catalog.regclass "
+					   "WHERE name OPERATOR(pg_catalog.=) $1",
+					   4, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update streaming.queries");
+	SPI_finish();
+}
+
+/*
  * QueryDrop drops a query's catalog rows, its state table and (unless
  * keep_result) its result table.  Its worker must be gone: it may hold the
  * row lock in a batch.

@@ -13,6 +13,7 @@
 
 #include "planner.h"
 #include "sinks/sink.h"
+#include "source.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
@@ -77,7 +78,8 @@ extern void QueryAlterCheck(QueryDef *q, const char *trigger, Interval *watermar
 							TimestampTz *watermark_at, const char *on_error, bool notice);
 extern void QueryAlter(QueryDef *q, const char *trigger, Interval *watermark,
 					   TimestampTz *watermark_at, const char *on_error);
-extern void QueryReset(QueryDef *q);
+extern void QueryReset(QueryDef *q, const SourceStart *start, Jsonb *given);
+extern void QueryAlterSelect(QueryDef *q, const char *sql);
 extern bool QueryLateBound(QueryDef *q, bool drop_late, TimestampTz *bound);
 extern bool QueryClosingBound(QueryDef *q, TimestampTz watermark, TimestampTz *bound);
 

@@ -24,6 +24,28 @@
 
 typedef struct SourceBatch SourceBatch;
 
+/* a position to commit to streaming.offsets with the batch */
+typedef struct SourceOffset
+{
+	char	   *partition;
+	int64		offset;
+} SourceOffset;
+
+/* where reset_query() has a query read a source again from */
+typedef enum SourceStartKind
+{
+	SOURCE_START_EARLIEST,		/* the earliest input the source still has */
+	SOURCE_START_TIME,			/* the input from a time on */
+	SOURCE_START_OFFSETS		/* after the given offsets */
+} SourceStartKind;
+
+typedef struct SourceStart
+{
+	SourceStartKind kind;
+	TimestampTz time;			/* SOURCE_START_TIME */
+	List	   *offsets;		/* SOURCE_START_OFFSETS: SourceOffset */
+} SourceStart;
+
 typedef struct SourceRoutine
 {
 	const char *kind;
@@ -49,14 +71,15 @@ typedef struct SourceRoutine
 	void		(*peek) (SourceBatch *batch, int64 max_rows);
 	/* forget: close what this process keeps for a query (or NULL) */
 	void		(*forget) (const char *query);
+	/*
+	 * start_offsets: the offsets to record for a query so that its next
+	 * batch reads the source from start (reset_query), SourceOffset; NULL
+	 * when the source can only start where a new query would
+	 */
+	List	   *(*start_offsets) (Oid relid, const char *source, Jsonb *options,
+								  const SourceStart *start);
 } SourceRoutine;
 
-/* a position to commit to streaming.offsets with the batch */
-typedef struct SourceOffset
-{
-	char	   *partition;
-	int64		offset;
-} SourceOffset;
 
 typedef struct DeadLetter
 {

@@ -795,6 +795,86 @@ file_default_schema(Jsonb *options)
 	return fmt.kind == STREAMING_FORMAT_TEXT ? "value text" : NULL;
 }
 
+/*
+ * file_start_offsets gives the files that reset_query() records as
+ * processed, so that the next batch reads the others: from a time, the
+ * files modified before it; from offsets, the files named there, each of
+ * which must be a file of the directory now, its offset the bytes read (at
+ * most its size).  From the earliest, none: every file present is read.
+ */
+static List *
+file_start_offsets(Oid relid, const char *source, Jsonb *options, const SourceStart *start)
+{
+	char	   *dirpath = JsonbGetString(options, "path");
+	List	   *result = NIL;
+	List	   *files;
+	int			dir_errno = 0;
+	ListCell   *lc;
+
+	if (start->kind == SOURCE_START_EARLIEST)
+		return NIL;
+	/* the directory is listed with the rights a batch reads it with */
+	check_owner_file_rights(relid, CLEAN_OFF);
+	files = list_files(dirpath, false, &dir_errno);
+	if (dir_errno != 0)
+	{
+		errno = dir_errno;
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not read directory \"%s\" of source \"%s\": %m", dirpath, source)));
+	}
+	if (start->kind == SOURCE_START_TIME)
+	{
+		foreach(lc, files)
+		{
+			FileEntry  *fe = lfirst(lc);
+			SourceOffset *off;
+
+			CHECK_FOR_INTERRUPTS();
+			if (timespec_to_timestamptz(&fe->mtime) >= start->time)
+				continue;
+			off = palloc(sizeof(SourceOffset));
+			off->partition = fe->path;
+			off->offset = fe->size;
+			result = lappend(result, off);
+		}
+		return result;
+	}
+	foreach(lc, start->offsets)
+	{
+		SourceOffset *off = lfirst(lc);
+		FileEntry  *found = NULL;
+		ListCell   *fc;
+
+		foreach(fc, files)
+		{
+			FileEntry  *fe = lfirst(fc);
+
+			CHECK_FOR_INTERRUPTS();
+			if (strcmp(fe->path, off->partition) == 0)
+			{
+				found = fe;
+				break;
+			}
+		}
+		if (found == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("\"%s\" is not a file of the directory of source \"%s\"", off->partition, source),
+					 errdetail("The partitions of a file source are the paths of its files, as streaming.offsets records them: the directory \"%s\", a slash and the file's name.",
+							   dirpath),
+					 errhint("Name files that are in the directory now.")));
+		if (off->offset > (int64) found->size)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("offset " INT64_FORMAT " of file \"%s\" is beyond its size, " INT64_FORMAT " bytes",
+							off->offset, off->partition, (int64) found->size),
+					 errdetail("The offset of a file is the number of its bytes that were read; a file named there counts as read.")));
+		result = lappend(result, off);
+	}
+	return result;
+}
+
 const SourceRoutine FileSourceRoutine = {
 	.kind = "file",
 	.default_schema = file_default_schema,
@@ -803,4 +883,5 @@ const SourceRoutine FileSourceRoutine = {
 	.plan_batch = file_plan_batch,
 	.read_batch = file_read_batch,
 	.peek = file_peek,
+	.start_offsets = file_start_offsets,
 };

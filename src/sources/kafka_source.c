@@ -1061,6 +1061,24 @@ list_partitions(KafkaConn *conn, Jsonb *options, List **parts, char **why)
 	return true;
 }
 
+/* partition_names lists partitions as <topic>:<partition>, for a message */
+static char *
+partition_names(List *parts)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	initStringInfo(&buf);
+	foreach(lc, parts)
+	{
+		KafkaPartition *kp = lfirst(lc);
+
+		appendStringInfo(&buf, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
+						 partition_key(kp->topic, kp->partition));
+	}
+	return buf.data;
+}
+
 static int
 partition_cmp(const ListCell *a, const ListCell *b)
 {
@@ -2283,6 +2301,149 @@ kafka_forget(const char *query)
 	}
 }
 
+/*
+ * kafka_start_offsets gives the offsets that reset_query() records, asked
+ * of the broker now with a consumer of its own: from the earliest, each
+ * partition's low watermark; from a time, the first offset whose message
+ * timestamp is at or after it (rd_kafka_offsets_for_times; the high
+ * watermark when there is none); given offsets, each checked against the
+ * partitions that exist and what the broker still has.  A partition not
+ * named among given offsets starts at its earliest, as one that appears
+ * while a query runs.
+ */
+static List *
+kafka_start_offsets(Oid relid, const char *source, Jsonb *options, const SourceStart *start)
+{
+	KafkaConn	tmp;
+	List	   *parts = NIL;
+	List	   *volatile result = NIL;
+	char	   *why = NULL;
+
+	memset(&tmp, 0, sizeof(tmp));
+	tmp.rk = new_consumer(options, "streaming-reset", false);
+	PG_TRY();
+	{
+		ListCell   *lc;
+		rd_kafka_topic_partition_list_t *times = NULL;
+
+		if (!list_partitions(&tmp, options, &parts, &why))
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not reach Kafka (%s): %s", bootstrap_servers(options), why)));
+		list_sort(parts, partition_cmp);
+		foreach(lc, parts)
+		{
+			KafkaPartition *kp = lfirst(lc);
+			rd_kafka_resp_err_t err;
+
+			CHECK_FOR_INTERRUPTS();
+			err = rd_kafka_query_watermark_offsets(tmp.rk, kp->topic, kp->partition,
+												   &kp->low, &kp->high, KAFKA_WATERMARK_TIMEOUT_MS);
+			if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("could not read the offsets of %s:%d: %s", kp->topic, kp->partition,
+								rd_kafka_err2str(err))));
+		}
+		if (start->kind == SOURCE_START_TIME)
+		{
+			/* milliseconds since the Unix epoch, rounded up: at or after */
+			int64		ms = (start->time + 999) / 1000 +
+				(int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000;
+			rd_kafka_resp_err_t err;
+
+			/* -1 and -2 would mean the latest and the earliest */
+			ms = Max(ms, 0);
+			times = rd_kafka_topic_partition_list_new(Max(list_length(parts), 1));
+			foreach(lc, parts)
+			{
+				KafkaPartition *kp = lfirst(lc);
+
+				rd_kafka_topic_partition_list_add(times, kp->topic, kp->partition)->offset = ms;
+			}
+			err = rd_kafka_offsets_for_times(tmp.rk, times, KAFKA_WATERMARK_TIMEOUT_MS);
+			if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			{
+				rd_kafka_topic_partition_list_destroy(times);
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("could not find the offsets of source \"%s\" by time: %s",
+								source, rd_kafka_err2str(err))));
+			}
+		}
+		foreach(lc, parts)
+		{
+			KafkaPartition *kp = lfirst(lc);
+			SourceOffset *off = palloc(sizeof(SourceOffset));
+
+			off->partition = partition_key(kp->topic, kp->partition);
+			if (start->kind == SOURCE_START_EARLIEST)
+				off->offset = kp->low;
+			else if (start->kind == SOURCE_START_TIME)
+			{
+				rd_kafka_topic_partition_t *tp = rd_kafka_topic_partition_list_find(times, kp->topic,
+																					kp->partition);
+				rd_kafka_resp_err_t err = tp ? tp->err : RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
+
+				if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+				{
+					rd_kafka_topic_partition_list_destroy(times);
+					ereport(ERROR,
+							(errcode(ERRCODE_CONNECTION_FAILURE),
+							 errmsg("could not find the offset of %s by time: %s", off->partition,
+									rd_kafka_err2str(err))));
+				}
+				/* no message at or after the time: from what comes next */
+				off->offset = tp->offset < 0 ? kp->high : Max(tp->offset, kp->low);
+			}
+			else
+				continue;
+			result = lappend(result, off);
+		}
+		if (times != NULL)
+			rd_kafka_topic_partition_list_destroy(times);
+
+		/* given offsets: of partitions that exist, within what the broker has */
+		foreach(lc, start->kind == SOURCE_START_OFFSETS ? start->offsets : NIL)
+		{
+			SourceOffset *off = lfirst(lc);
+			KafkaPartition *found = NULL;
+			ListCell   *pc;
+
+			foreach(pc, parts)
+			{
+				KafkaPartition *kp = lfirst(pc);
+
+				if (strcmp(partition_key(kp->topic, kp->partition), off->partition) == 0)
+				{
+					found = kp;
+					break;
+				}
+			}
+			if (found == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("\"%s\" is not a partition of source \"%s\"", off->partition, source),
+						 errdetail("The partitions of a Kafka source are named <topic>:<partition>, as streaming.offsets records them, among: %s.",
+								   partition_names(parts))));
+			if (off->offset < found->low || off->offset > found->high)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("offset " INT64_FORMAT " of partition %s is not one the broker has", off->offset,
+								off->partition),
+						 errdetail("Its offsets now go from " INT64_FORMAT " to " INT64_FORMAT " (the next message's).",
+								   found->low, found->high)));
+			result = lappend(result, off);
+		}
+	}
+	PG_FINALLY();
+	{
+		rd_kafka_destroy(tmp.rk);
+	}
+	PG_END_TRY();
+	return result;
+}
+
 const SourceRoutine KafkaSourceRoutine = {
 	.kind = "kafka",
 	.default_schema = kafka_default_schema,
@@ -2292,4 +2453,5 @@ const SourceRoutine KafkaSourceRoutine = {
 	.read_batch = kafka_read_batch,
 	.peek = kafka_peek,
 	.forget = kafka_forget,
+	.start_offsets = kafka_start_offsets,
 };

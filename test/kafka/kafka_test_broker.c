@@ -12,6 +12,10 @@
  *   producets TOPIC PARTITION MILLIS VALUE... with a timestamp (Unix ms)
  *   producefile TOPIC PARTITION PATH   every line of a file, one message each
  *   producefilek TOPIC PARTITION PATH  the same, each line KEY<TAB>VALUE
+ *   offsetfortime TOPIC PARTITION MILLIS   the broker's answer to a lookup
+ *                                      by time (ListOffsets): "ok <offset>",
+ *                                      -1 for none; librdkafka 2.0's mock
+ *                                      answers -1 to every time
  *   down BROKER / up BROKER            take a broker (1..N) down or up
  *   quit                               (or end of input) stop
  *
@@ -326,6 +330,30 @@ main(int argc, char **argv)
 			produce_file(args, 0);
 		else if (strcmp(cmd, "producefilek") == 0)
 			produce_file(args, 1);
+		else if (strcmp(cmd, "offsetfortime") == 0)
+		{
+			char	   *topic = strtok(args, " ");
+			char	   *part = strtok(NULL, " ");
+			char	   *ms = strtok(NULL, " ");
+			rd_kafka_topic_partition_list_t *l;
+			rd_kafka_resp_err_t err;
+
+			if (!topic || !part || !ms)
+				printf("error usage\n");
+			else
+			{
+				l = rd_kafka_topic_partition_list_new(1);
+				rd_kafka_topic_partition_list_add(l, topic, atoi(part))->offset = atoll(ms);
+				err = rd_kafka_offsets_for_times(producer, l, 5000);
+				if (!err)
+					err = l->elems[0].err;
+				if (err)
+					printf("error %s\n", rd_kafka_err2str(err));
+				else
+					printf("ok %lld\n", (long long) l->elems[0].offset);
+				rd_kafka_topic_partition_list_destroy(l);
+			}
+		}
 		else if (strcmp(cmd, "down") == 0 || strcmp(cmd, "up") == 0)
 		{
 			rd_kafka_resp_err_t err = cmd[0] == 'd' ?

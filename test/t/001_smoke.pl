@@ -1,7 +1,7 @@
 # Smoke test: the library preloads, the extension installs at its default
-# version (0.3, through 0.1 and the update scripts) with its catalog; and a
+# version (0.4, through 0.1 and the update scripts) with its catalog; and a
 # database at version 0.1, with a query that has run, updates with ALTER
-# EXTENSION to 0.2 and then to 0.3, and the query goes on where it stopped.
+# EXTENSION to 0.2, 0.3 and then 0.4, and the query goes on where it stopped.
 use strict;
 use warnings;
 
@@ -19,8 +19,8 @@ $node->safe_psql('postgres', 'CREATE EXTENSION streaming');
 is( $node->safe_psql(
 		'postgres',
 		"SELECT extversion FROM pg_extension WHERE extname = 'streaming'"),
-	'0.3',
-	'extension version is 0.3');
+	'0.4',
+	'extension version is 0.4');
 
 is( $node->safe_psql(
 		'postgres', q{
@@ -55,9 +55,9 @@ is($sql->(q{SELECT search_path FROM streaming.queries}), 'pg_catalog, pg_temp',
 is($sql->(q{SELECT streaming.run('per_parity', 3)}), '3', 'the query runs after the update');
 
 # 0.2 -> 0.3: the catalog gains the totals, closed_until and streaming.errors
-$sql->('ALTER EXTENSION streaming UPDATE');
+$sql->(q{ALTER EXTENSION streaming UPDATE TO '0.3'});
 is($sql->(q{SELECT extversion FROM pg_extension WHERE extname = 'streaming'}), '0.3',
-	'ALTER EXTENSION streaming UPDATE reaches 0.3');
+	'ALTER EXTENSION streaming UPDATE TO 0.3 reaches 0.3');
 is($sql->(q{SELECT streaming.run('per_parity', 2)}), '2', 'the query runs after the update to 0.3');
 is($sql->(q{SELECT input_rows_total, last_batch_id FROM streaming.queries}), '20|6',
 	'the totals count from the update on (2 batches of 10 rows)');
@@ -72,6 +72,28 @@ is($sql->(q{SELECT string_agg(format('%s:%s:%s:%s', parity, n, total, mean), ' '
 	           FROM (SELECT v % 2 AS parity, count(*) AS n, sum(v) AS total, avg(v) AS mean
 	                   FROM generate_series(0::bigint, 69) v GROUP BY 1) s}),
 	'the result equals plain SQL over the 70 rows of 7 batches: every row once, before and after the update');
+
+# 0.3 -> 0.4: reset_query() gains start_from; reset_query(name) still works
+$sql->('ALTER EXTENSION streaming UPDATE');
+is($sql->(q{SELECT extversion FROM pg_extension WHERE extname = 'streaming'}), '0.4',
+	'ALTER EXTENSION streaming UPDATE reaches 0.4');
+is($sql->(q{SELECT streaming.run('per_parity', 1)}), '1', 'the query runs after the update to 0.4');
+# 8 batches of 10 values: 0 .. 79
+is($sql->(q{SELECT string_agg(format('%s:%s:%s', parity, n, total), ' ' ORDER BY parity) FROM per_parity}),
+	$sql->(q{SELECT string_agg(format('%s:%s:%s', parity, n, total), ' ' ORDER BY parity)
+	           FROM (SELECT v % 2 AS parity, count(*) AS n, sum(v) AS total
+	                   FROM generate_series(0::bigint, 79) v GROUP BY 1) s}),
+	'after the update to 0.4 the result equals plain SQL over the 80 rows of 8 batches');
+$sql->(q{SELECT streaming.reset_query('per_parity')});
+is($sql->(q{SELECT streaming.run('per_parity', 1)}), '1', 'reset_query(name) resets, as at 0.3');
+$sql->(q{SELECT streaming.reset_query('per_parity', start_from => 'earliest')});
+is($sql->(q{SELECT streaming.run('per_parity', 2)}), '2', 'reset_query(name, start_from) of 0.4');
+# the rate source starts again from its first row: 2 batches, 0 .. 19
+is($sql->(q{SELECT string_agg(format('%s:%s:%s', parity, n, total), ' ' ORDER BY parity) FROM per_parity}),
+	$sql->(q{SELECT string_agg(format('%s:%s:%s', parity, n, total), ' ' ORDER BY parity)
+	           FROM (SELECT v % 2 AS parity, count(*) AS n, sum(v) AS total
+	                   FROM generate_series(0::bigint, 19) v GROUP BY 1) s}),
+	'after a reset from the earliest the result is rebuilt from the first row');
 
 # the updated catalog is the one a fresh install has (but for the state
 # tables and input views of queries)

@@ -2,7 +2,8 @@
 # a new trigger restarts the worker, which goes on without losing or
 # repeating input; reset rebuilds the result from the source's files while
 # the worker runs; a worker's failure enters streaming.errors and the
-# status view (failed_at, totals, activity).  And the README's walk-through
+# status view (failed_at, totals, activity); a new SELECT that keeps the
+# state, taken while the worker runs.  And the README's walk-through
 # of repairing a watermark, run block by block as written.
 use strict;
 use warnings;
@@ -100,6 +101,22 @@ sql(q{SELECT streaming.start('per_k')});
 put('2,7');
 wait_for($result, expected(), 'after start() the query goes on');
 
+# a new SELECT that keeps the state, while the worker runs: the pool lets
+# go of the query, its result is computed again from the state (a new
+# column list: the table is created again), and it goes on with the worker
+sub expected_doubled
+{
+	return join("\n", map { my ($k, $n, $t) = split /\|/; "$k|" . (2 * $n) . "|$t" } split /\n/, expected());
+}
+sql(q{SELECT streaming.alter_query('per_k', query => $$SELECT k, count(*) * 2 AS n2, sum(v) AS total FROM ev GROUP BY k$$)});
+is(sql('SELECT k, n2, total FROM per_k ORDER BY k'), expected_doubled(),
+	'alter_query(query => ...) computes the result again from the state at once');
+wait_for(q{SELECT worker_pid IS NOT NULL FROM streaming.status}, 't',
+	'a pool worker takes the query with its new SELECT');
+put('1,100', '5,5');
+wait_for('SELECT k, n2, total FROM per_k ORDER BY k', expected_doubled(),
+	'the worker goes on with the new SELECT over the kept state: every row once');
+
 # ------------------------------------------------------------------------
 # "Repairing a watermark" in README.md: every block, in order, as written;
 # a block whose comment shows rows must return them
@@ -112,7 +129,7 @@ while ($section =~ /^```(sh|sql)\n(.*?)^```$/gms)
 {
 	push @blocks, [ $1, $2 ];
 }
-is(scalar(@blocks), 8, 'the walk-through has eight blocks');
+is(scalar(@blocks), 11, 'the walk-through has eleven blocks');
 my $shown = 0;
 for my $i (0 .. $#blocks)
 {
@@ -139,7 +156,7 @@ for my $i (0 .. $#blocks)
 	is(join("\n", @out[ -@rows .. -1 ]), join("\n", @rows), "block $i returns the rows the README shows");
 	$shown++;
 }
-is($shown, 2, 'two blocks show their result');
+is($shown, 4, 'four blocks show their result');
 system('rm', '-rf', '/tmp/readings');
 
 $node->stop;

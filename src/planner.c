@@ -1446,9 +1446,6 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 		foreach(lc, plan->join_rtindexes)
 			plan->join_relids = lappend_oid(plan->join_relids,
 											rt_fetch(lfirst_int(lc), query->rtable)->relid);
-		ereport(NOTICE,
-				(errmsg("the join keeps every row of the joined streams"),
-				 errdetail("Each row is kept in a state table of its source, to be joined with the other streams' rows of later batches; without watermarks on the joined streams the state grows without bound.")));
 	}
 	if (plan->shape == SHAPE_AGGREGATE)
 	{

@@ -733,6 +733,9 @@ create_join_states(ContinuousPlan *plan, int32 id)
 		plan->join_states = lappend(plan->join_states, name);
 	}
 	PlanExpandJoin(plan, state_oids);
+	ereport(NOTICE,
+			(errmsg("the join keeps every row of the joined streams"),
+			 errdetail("Each row is kept in a state table of its source, to be joined with the other streams' rows of later batches; without watermarks on the joined streams the state grows without bound.")));
 }
 
 static void drop_relation_if_exists(Oid relid);
@@ -1061,6 +1064,41 @@ result_desc_matches(Oid relid, TupleDesc desc)
 }
 
 /*
+ * adopt_query_tables gives a plan made again of a query's SELECT the tables
+ * create_query made for the stored plan: its distinct table, and the state
+ * tables of its join (with the input view made of copies reading them), as
+ * create_query would have.  A plan that needs others keeps none, and so
+ * differs from the stored one.
+ */
+static void
+adopt_query_tables(ContinuousPlan *plan, ContinuousPlan *stored)
+{
+	List	   *state_oids = NIL;
+	List	   *relids = NIL;
+	ListCell   *lc;
+
+	if (plan->distinct_fresh != NULL)
+		plan->distinct_table = stored->distinct_table;
+	if (plan->join_rtindexes == NIL)
+		return;
+	foreach(lc, plan->join_relids)
+		relids = list_append_unique_oid(relids, lfirst_oid(lc));
+	if (list_length(relids) != list_length(stored->join_states))
+		return;
+	foreach(lc, relids)
+	{
+		if (strcmp(RelationQualifiedName(lfirst_oid(lc)), list_nth(stored->join_sources, foreach_current_index(lc))) != 0)
+			return;
+		state_oids = lappend_oid(state_oids,
+								 RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(list_nth(stored->join_states, foreach_current_index(lc)), "table")),
+												  NoLock, false));
+	}
+	plan->join_sources = stored->join_sources;
+	plan->join_states = stored->join_states;
+	PlanExpandJoin(plan, state_oids);
+}
+
+/*
  * QueryAlterSelect gives a query a new SELECT that keeps the same state:
  * it reads the same input the same way and keeps the same keys and partial
  * aggregates (PlanStateDifference), so that only what is computed from the
@@ -1102,6 +1140,8 @@ QueryAlterSelect(QueryDef *q, const char *sql)
 	new_plan = PlanContinuousQuery(sql, q->mode, q->event_time, q->has_watermark,
 								   q->plan->input, window_range_key);
 	PopCatalogSearchPath(nestlevel);
+	adopt_query_tables(old_plan, q->plan);
+	adopt_query_tables(new_plan, q->plan);
 
 	if (strcmp(BuildBatchStatement(q->plan, q->result_table, q->state_table, 0),
 			   BuildBatchStatement(old_plan, q->result_table, q->state_table, 0)) != 0)

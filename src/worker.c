@@ -273,6 +273,19 @@ query_is_mine(PoolQuery *pq, bool lock)
 }
 
 /*
+ * stop_in_progress tells whether stop() or drop_query() of query id holds
+ * its lock now (see StopQuery).
+ */
+static bool
+stop_in_progress(int32 id)
+{
+	if (!ConditionalLockDatabaseObject(StreamingStopLockClass(), (Oid) id, 0, ShareLock))
+		return true;
+	UnlockDatabaseObject(StreamingStopLockClass(), (Oid) id, 0, ShareLock);
+	return false;
+}
+
+/*
  * run_batch runs one micro-batch of a held query in its own transaction,
  * as the query's owner.  Returns whether a batch ran; *mine tells whether
  * the query is still started and this worker's.
@@ -323,7 +336,14 @@ run_batch(PoolQuery *pq, bool *mine, BatchResult *res)
 		*mine = false;
 	}
 	*mine = *mine && query_is_mine(pq, false);
-	if (*mine)
+	/*
+	 * Not while stop() or drop_query() of the query is at it: having
+	 * cancelled the batch in progress, it waits for the query's row, which
+	 * a batch begun now would take first and hold to its end.  A stop()
+	 * that begins after this look finds the batch in pg_stat_activity (set
+	 * above) and cancels it.  The query is let go of at the next scan.
+	 */
+	if (*mine && !stop_in_progress(pq->id))
 	{
 		QueryDef   *q = QueryDefLoad(pq->name, false, true);
 

@@ -45,6 +45,7 @@
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
+#include "operators/topn.h"
 #include "operators/window_state.h"
 #include "planner.h"
 #include "source.h"
@@ -217,12 +218,7 @@ check_query_shape(Query *query)
 	if (query->setOperations != NULL)
 		reject("UNION, INTERSECT and EXCEPT are not supported in continuous queries",
 			   "Create one query per branch.");
-	if (query->sortClause != NIL)
-		reject("ORDER BY is not supported in continuous queries",
-			   "Order the rows when reading the result table.");
-	if (query->limitCount != NULL || query->limitOffset != NULL)
-		reject("LIMIT and OFFSET are not supported in continuous queries",
-			   "Apply them when reading the result table.");
+	/* ORDER BY and LIMIT: see PlanTopN (operators/topn.c) */
 	if (query->distinctClause != NIL &&
 		(query->hasAggs || query->groupClause != NIL || query->havingQual != NULL))
 		reject("SELECT DISTINCT with aggregates is not supported in continuous queries",
@@ -1127,6 +1123,7 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 					bool has_watermark, const char *input, bool window_range_key)
 {
 	Query	   *query = analyze_query(sql);
+	Query	   *ordered = NULL;
 	ContinuousPlan *plan = palloc0(sizeof(ContinuousPlan));
 	SourceWalk	walk = {NIL, 0, NIL};
 
@@ -1184,6 +1181,15 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 
 	plan->query_sql = deparse_query(query);
 	plan->input_sql = plan->query_sql;
+	/* the top-N is planned apart (PlanTopN), over the plan of the rest */
+	if (query->sortClause != NIL || query->limitCount != NULL || query->limitOffset != NULL)
+	{
+		ordered = query;
+		query = copyObject(query);
+		query->sortClause = NIL;
+		query->limitCount = NULL;
+		query->limitOffset = NULL;
+	}
 	if (plan->shape == SHAPE_AGGREGATE)
 	{
 		plan_aggregate(query, plan, window_range_key);
@@ -1216,6 +1222,9 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 		if (plan->shape == SHAPE_DEDUP)
 			plan_dedup(query, plan, has_watermark);
 	}
+	/* ORDER BY ... LIMIT keeps the top rows of an aggregation, or is refused */
+	if (ordered != NULL)
+		PlanTopN(ordered, plan);
 	return plan;
 }
 
@@ -1287,6 +1296,11 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 	append_string_array(&buf, "finalizers", plan->finalizers);
 	append_string_array(&buf, "values", plan->values);
 	append_string(&buf, "having", plan->having);
+	if (plan->topn_limit > 0)
+	{
+		append_string(&buf, "topn_limit", psprintf(INT64_FORMAT, plan->topn_limit));
+		append_string_array(&buf, "topn_order", plan->topn_order);
+	}
 	appendStringInfoChar(&buf, '}');
 
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
@@ -1346,6 +1360,14 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	/* absent from plans made before expressions over aggregates */
 	plan->values = jsonb_string_array(obj, "values");
 	plan->having = JsonbGetString(obj, "having");
+	/* absent unless the query keeps a top-N */
+	{
+		char	   *limit = JsonbGetString(obj, "topn_limit");
+
+		if (limit != NULL)
+			plan->topn_limit = pg_strtoint64(limit);
+		plan->topn_order = jsonb_string_array(obj, "topn_order");
+	}
 	return plan;
 }
 
@@ -1651,6 +1673,9 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 							   "(SELECT pg_catalog.count(*) FROM merged WHERE streaming_new_group), 0::pg_catalog.int8");
 		return sql.data;
 	}
+	/* ORDER BY ... LIMIT: the result table holds the top rows only */
+	if (plan->topn_limit > 0)
+		return TopNBatchStatement(&sql, plan, result_table, state_table, returning, show_rows);
 	from = append_finalized(&sql, plan, "merged");
 	appendStringInfoString(&sql, ",\n");
 
@@ -1757,4 +1782,44 @@ append_upsert(StringInfo sql, ContinuousPlan *plan)
 		if (first)
 			appendStringInfoString(sql, "NOTHING");
 	}
+}
+
+/* ------------------------------------------------------------------------
+ * Pieces of the generated statements that the operators (src/operators/)
+ * build theirs with
+ * ------------------------------------------------------------------------ */
+
+/* PlanGroupKeyIndex: group_key_index for the operators */
+int
+PlanGroupKeyIndex(Query *query, TargetEntry *tle)
+{
+	return group_key_index(query, tle);
+}
+
+/* PlanNullSafeEqual: null_safe_equal for the operators */
+char *
+PlanNullSafeEqual(Oid relid, const char *col, const char *l, const char *r)
+{
+	return null_safe_equal(relid, col, l, r);
+}
+
+/* PlanAppendFinalized: append_finalized for the operators */
+const char *
+PlanAppendFinalized(StringInfo sql, ContinuousPlan *plan, const char *source)
+{
+	return append_finalized(sql, plan, source);
+}
+
+/* PlanAppendUpsert: append_upsert for the operators */
+void
+PlanAppendUpsert(StringInfo sql, ContinuousPlan *plan)
+{
+	append_upsert(sql, plan);
+}
+
+/* PlanFinishStatement: finish_statement for the operators */
+void
+PlanFinishStatement(StringInfo sql, const char *counts, int show_rows)
+{
+	finish_statement(sql, counts, show_rows);
 }

@@ -12,6 +12,7 @@
 
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
 #include "utils/jsonb.h"
 
@@ -71,6 +72,10 @@ typedef struct ContinuousPlan
 								 * finalizers and having are over the row of
 								 * the keys and values */
 	char	   *having;			/* aggregate: HAVING over "m", or NULL */
+	int64		topn_limit;		/* ORDER BY ... LIMIT: the n kept, else 0 */
+	List	   *topn_order;		/* its order over state columns, each
+								 * "column ASC|DESC NULLS FIRST|LAST", the
+								 * group keys last (operators/topn.c) */
 } ContinuousPlan;
 
 extern OutputMode OutputModeFromString(const char *mode);
@@ -86,5 +91,12 @@ extern char *BuildBatchStatement(ContinuousPlan *plan, Oid result_table,
 								 Oid state_table, int show_rows);
 extern char *BuildCloseStatement(ContinuousPlan *plan, Oid result_table,
 								 Oid state_table, int show_rows);
+
+/* pieces of generated statements, for src/operators/ */
+extern int	PlanGroupKeyIndex(Query *query, TargetEntry *tle);
+extern char *PlanNullSafeEqual(Oid relid, const char *col, const char *l, const char *r);
+extern const char *PlanAppendFinalized(StringInfo sql, ContinuousPlan *plan, const char *source);
+extern void PlanAppendUpsert(StringInfo sql, ContinuousPlan *plan);
+extern void PlanFinishStatement(StringInfo sql, const char *counts, int show_rows);
 
 #endif							/* STREAMING_PLANNER_H */

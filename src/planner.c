@@ -210,11 +210,41 @@ reject(const char *what, const char *hint)
 }
 
 /*
+ * check_stream_subqueries rejects a subquery that reads the stream and
+ * aggregates it or calls a window function: it would see one batch only,
+ * where the query means the whole stream.  (The top rows per group,
+ * row_number() OVER (PARTITION BY ...) <= n over an aggregation, are such
+ * a subquery.)
+ */
+static bool
+check_stream_subqueries(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+	{
+		Query	   *sub = (Query *) node;
+		SourceWalk	walk = {NIL, 0, NIL};
+
+		(void) query_tree_walker(sub, find_sources_walker, &walk, QTW_EXAMINE_RTES_BEFORE);
+		if (walk.sources != NIL && sub->hasWindowFuncs)
+			reject("window functions are not supported in continuous queries",
+				   "Use streaming.window() for event-time windows, or a view over the result table.");
+		if (walk.sources != NIL && (sub->hasAggs || sub->groupClause != NIL))
+			reject("a subquery that aggregates a streaming source is not supported in continuous queries",
+				   "Make the aggregation the continuous query, and query its result table.");
+		return query_tree_walker(sub, check_stream_subqueries, context, 0);
+	}
+	return expression_tree_walker(node, check_stream_subqueries, context);
+}
+
+/*
  * check_query_shape rejects what a continuous query cannot do.
  */
 static void
 check_query_shape(Query *query)
 {
+	(void) query_tree_walker(query, check_stream_subqueries, NULL, 0);
 	if (query->setOperations != NULL)
 		reject("UNION, INTERSECT and EXCEPT are not supported in continuous queries",
 			   "Create one query per branch.");

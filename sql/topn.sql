@@ -1,8 +1,10 @@
--- Top-N of an aggregation: ORDER BY ... LIMIT n in complete mode.  After
--- every batch each query's result table is compared, both ways and with
--- counts, with the same SELECT run by plain PostgreSQL over a table
--- holding the rows fed so far (the reference names the group keys as the
--- last sort keys, as the continuous query breaks ties at the cut by them).
+-- Top-N of an aggregation: ORDER BY ... LIMIT n in complete mode, and the
+-- top rows per group, row_number() or rank() OVER (PARTITION BY ...) <= n
+-- in update and complete mode.  After every batch each query's result
+-- table is compared, both ways and with counts, with the same SELECT run
+-- by plain PostgreSQL over a table holding the rows fed so far (the
+-- reference names the group keys as the last sort keys where the
+-- continuous query breaks ties by them).
 CREATE EXTENSION streaming;
 -- batches are driven by run() here, not by background workers
 SET streaming.autostart = off;
@@ -16,10 +18,10 @@ CREATE TABLE all_ev (a text, b int, x int, ts timestamptz);
 -- the queries under test ($src: the source, or the plain table) and their
 -- references, which add the group keys as tie-breakers
 CREATE TABLE cases (name text PRIMARY KEY, reference text);
-CREATE FUNCTION add_case(name text, sql text, reference text) RETURNS void
+CREATE FUNCTION add_case(name text, sql text, reference text, mode text DEFAULT 'complete') RETURNS void
 LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM streaming.create_query(name, replace(sql, '$src', 'ev'), output_mode => 'complete');
+    PERFORM streaming.create_query(name, replace(sql, '$src', 'ev'), output_mode => mode);
     INSERT INTO cases VALUES (name, replace(reference, '$src', 'all_ev'));
 END $$;
 
@@ -80,11 +82,44 @@ SELECT add_case('last_windows', $$SELECT streaming.window(ts, '1 minute') AS w, 
                 $$SELECT streaming.window(ts, '1 minute') AS w, count(*) AS n, sum(x) AS s
                     FROM $src GROUP BY w ORDER BY w DESC LIMIT 2$$);
 
+-- the top rows per group: per a, the two b with the most rows (ties by b)
+SELECT add_case('per_a', $$SELECT * FROM (SELECT a, b, count(*) AS n, sum(x) AS s,
+                                    row_number() OVER (PARTITION BY a ORDER BY count(*) DESC) AS rn
+                               FROM $src GROUP BY a, b) t WHERE rn <= 2$$,
+                $$SELECT * FROM (SELECT a, b, count(*) AS n, sum(x) AS s,
+                                    row_number() OVER (PARTITION BY a ORDER BY count(*) DESC, b) AS rn
+                               FROM $src GROUP BY a, b) t WHERE rn <= 2$$, 'update');
+-- rank(): ties ranked alike, all of them kept; rk < 3
+SELECT add_case('per_a_rank', $$SELECT a, b, s, rk FROM (SELECT a, b, sum(x) AS s,
+                                    rank() OVER (PARTITION BY a ORDER BY sum(x) NULLS FIRST) AS rk
+                               FROM $src GROUP BY a, b) t WHERE rk < 3$$,
+                $$SELECT a, b, s, rk FROM (SELECT a, b, sum(x) AS s,
+                                    rank() OVER (PARTITION BY a ORDER BY sum(x) NULLS FIRST) AS rk
+                               FROM $src GROUP BY a, b) t WHERE rk < 3$$);
+-- Nexmark q5's shape: the busiest b of each minute
+SELECT add_case('hottest', $$SELECT w, b, n FROM (SELECT streaming.window(ts, '1 minute') AS w, b, count(*) AS n,
+                                    row_number() OVER (PARTITION BY streaming.window(ts, '1 minute') ORDER BY count(*) DESC, b) AS rn
+                               FROM $src GROUP BY 1, 2) t WHERE rn <= 1$$,
+                $$SELECT w, b, n FROM (SELECT streaming.window(ts, '1 minute') AS w, b, count(*) AS n,
+                                    row_number() OVER (PARTITION BY streaming.window(ts, '1 minute') ORDER BY count(*) DESC, b) AS rn
+                               FROM $src GROUP BY 1, 2) t WHERE rn <= 1$$, 'update');
+-- Nexmark q7's shape: the highest x of each two minutes, with every a that has it
+SELECT add_case('highest', $$SELECT a, top, w FROM (SELECT streaming.window(ts, '2 minutes') AS w, a, max(x) AS top,
+                                    rank() OVER (PARTITION BY streaming.window(ts, '2 minutes') ORDER BY max(x) DESC NULLS LAST) AS r
+                               FROM $src GROUP BY 1, 2) t WHERE r <= 1$$,
+                $$SELECT a, top, w FROM (SELECT streaming.window(ts, '2 minutes') AS w, a, max(x) AS top,
+                                    rank() OVER (PARTITION BY streaming.window(ts, '2 minutes') ORDER BY max(x) DESC NULLS LAST) AS r
+                               FROM $src GROUP BY 1, 2) t WHERE r <= 1$$);
+
 -- the result and state tables, and how the top n is kept
 \d busiest
 SELECT step, statement FROM streaming.explain('lowest') WHERE step IN ('state table', 'top-n', 'emit');
 SELECT pg_get_indexdef(indexrelid) FROM pg_index
  WHERE indrelid = (SELECT state_table FROM streaming.queries WHERE name = 'lowest') AND NOT indisunique;
+SELECT step, statement FROM streaming.explain('hottest') WHERE step IN ('state table', 'top-n', 'emit');
+-- partitioned by the first key: the state's unique index serves
+SELECT count(*) FROM pg_index
+ WHERE indrelid = (SELECT state_table FROM streaming.queries WHERE name = 'per_a') AND NOT indisunique;
 
 -- batch 1: fewer groups than the limits
 SELECT feed(1, $$VALUES ('p', 1, 5, '2026-01-01 00:00:10+00'::timestamptz), ('q', 1, -3, '2026-01-01 00:00:20+00'), ('p', 2, 1, '2026-01-01 00:00:30+00')$$);
@@ -130,6 +165,8 @@ SELECT * FROM busiest ORDER BY n DESC, a;
 SELECT feed(6, $$VALUES ('a', 100, -100, '2026-01-01 00:00:01+00'::timestamptz)$$);
 SELECT * FROM compare();
 SELECT * FROM busiest ORDER BY n DESC, a;
+SELECT * FROM per_a ORDER BY a, rn;
+SELECT * FROM highest ORDER BY w, a;
 SELECT DISTINCT ON (query) query, input_rows, state_rows_updated, sink_rows
   FROM streaming.progress ORDER BY query, batch_id DESC;
 
@@ -160,9 +197,15 @@ SELECT * FROM try($q$SELECT streaming.create_query('e', 'SELECT a, count(*) AS n
 SELECT * FROM try($q$SELECT streaming.create_query('e', 'SELECT a, avg(x) AS m FROM ev GROUP BY a ORDER BY m DESC LIMIT 3', output_mode => 'complete')$q$);
 SELECT * FROM try($q$SELECT streaming.create_query('e', 'SELECT a, count(*) AS n FROM ev GROUP BY a ORDER BY sum(x) LIMIT 3', output_mode => 'complete')$q$);
 SELECT * FROM try($q$SELECT streaming.create_query('e', 'SELECT a, count(*) AS n FROM ev GROUP BY a ORDER BY a USING OPERATOR(pg_catalog.~<~) LIMIT 3', output_mode => 'complete')$q$);
--- the top rows per group (Nexmark q5's hottest auctions per window) are
--- not kept yet; a subquery that aggregates the stream would see one batch
-SELECT * FROM try($q$SELECT streaming.create_query('e', 'SELECT * FROM (SELECT streaming.window(ts, ''1 minute'') AS w, a, count(*) AS n, row_number() OVER (PARTITION BY streaming.window(ts, ''1 minute'') ORDER BY count(*) DESC, a) AS rn FROM ev GROUP BY 1, 2) t WHERE rn <= 3', output_mode => 'update')$q$);
+-- the top rows per group: not in append mode; only "rank <= n" or
+-- "rank < n" over PARTITION BY group keys, selecting every group key; a
+-- subquery that aggregates the stream otherwise would see one batch
+SELECT * FROM try($q$SELECT streaming.create_query('e', 'SELECT * FROM (SELECT streaming.window(ts, ''1 minute'') AS w, a, count(*) AS n, row_number() OVER (PARTITION BY streaming.window(ts, ''1 minute'') ORDER BY count(*) DESC, a) AS rn FROM ev GROUP BY 1, 2) t WHERE rn <= 3', event_time => 'ts', watermark => '1 minute')$q$);
+SELECT * FROM try($q$SELECT streaming.create_query('e', 'SELECT * FROM (SELECT a, b, count(*) AS n, row_number() OVER (PARTITION BY a ORDER BY count(*) DESC) AS rn FROM ev GROUP BY a, b) t WHERE rn > 3', output_mode => 'update')$q$);
+SELECT * FROM try($q$SELECT streaming.create_query('e', 'SELECT a, n FROM (SELECT a, b, count(*) AS n, row_number() OVER (PARTITION BY a ORDER BY count(*) DESC) AS rn FROM ev GROUP BY a, b) t WHERE rn <= 3', output_mode => 'update')$q$);
+SELECT * FROM try($q$SELECT streaming.create_query('e', 'SELECT * FROM (SELECT a, b, avg(x) AS m, row_number() OVER (PARTITION BY a ORDER BY avg(x)) AS rn FROM ev GROUP BY a, b) t WHERE rn <= 3', output_mode => 'update')$q$);
+SELECT * FROM try($q$SELECT streaming.create_query('e', 'SELECT * FROM (SELECT a, b, count(*) AS n, row_number() OVER (PARTITION BY b + 1 ORDER BY count(*) DESC) AS rn FROM ev GROUP BY a, b) t WHERE rn <= 3', output_mode => 'update')$q$);
+SELECT * FROM try($q$SELECT streaming.create_query('e', 'SELECT * FROM (SELECT a, b, count(*) AS n, row_number() OVER (ORDER BY count(*) DESC) AS rn FROM ev GROUP BY a, b) t WHERE rn <= 3', output_mode => 'complete')$q$);
 SELECT * FROM try($q$SELECT streaming.create_query('e', 'SELECT a, n FROM (SELECT a, count(*) AS n FROM ev GROUP BY a) t WHERE n > 1', output_mode => 'update')$q$);
 SELECT * FROM try($q$SELECT streaming.create_query('e', 'SELECT a, x FROM ev WHERE x IN (SELECT max(x) FROM all_ev GROUP BY a)', output_mode => 'append')$q$);
 SELECT streaming.drop_query('e');
@@ -171,5 +214,5 @@ SELECT count(*) FROM streaming.queries WHERE name = 'e';
 
 SELECT streaming.drop_query(name) FROM cases ORDER BY name;
 DROP EXTENSION streaming CASCADE;
-DROP FUNCTION try(text), compare(), feed(int, text), add_case(text, text, text);
+DROP FUNCTION try(text), compare(), feed(int, text), add_case(text, text, text, text);
 DROP TABLE all_ev, cases;

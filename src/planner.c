@@ -1154,6 +1154,7 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 {
 	Query	   *query = analyze_query(sql);
 	Query	   *ordered = NULL;
+	Query	   *per_group = NULL;
 	ContinuousPlan *plan = palloc0(sizeof(ContinuousPlan));
 	SourceWalk	walk = {NIL, 0, NIL};
 
@@ -1191,6 +1192,16 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 		plan->event_time = pstrdup(event_time);
 	}
 
+	/* the top rows per group: the subquery's aggregation is the query's */
+	{
+		Query	   *inner = TopNPerGroupInner(query);
+
+		if (inner != NULL)
+		{
+			per_group = query;
+			query = inner;
+		}
+	}
 	check_query_shape(query);
 	/* HAVING alone makes a query an aggregation, of one group */
 	plan->shape = (query->hasAggs || query->groupClause != NIL || query->havingQual != NULL) ? SHAPE_AGGREGATE
@@ -1209,7 +1220,7 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 				 errdetail("In append mode each result row is written once, when final; without a watermark no group is ever final."),
 				 errhint("Use update or complete mode, or give event_time and watermark and group by streaming.window() of the event time.")));
 
-	plan->query_sql = deparse_query(query);
+	plan->query_sql = deparse_query(per_group ? per_group : query);
 	plan->input_sql = plan->query_sql;
 	/* the top-N is planned apart (PlanTopN), over the plan of the rest */
 	if (query->sortClause != NIL || query->limitCount != NULL || query->limitOffset != NULL)
@@ -1255,6 +1266,8 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 	/* ORDER BY ... LIMIT keeps the top rows of an aggregation, or is refused */
 	if (ordered != NULL)
 		PlanTopN(ordered, plan);
+	if (per_group != NULL)
+		PlanTopNPerGroup(per_group, query, plan);
 	return plan;
 }
 
@@ -1330,6 +1343,12 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 	{
 		append_string(&buf, "topn_limit", psprintf(INT64_FORMAT, plan->topn_limit));
 		append_string_array(&buf, "topn_order", plan->topn_order);
+		if (plan->topn_partition != NIL)
+		{
+			append_string_array(&buf, "topn_partition", plan->topn_partition);
+			append_string_array(&buf, "topn_partition_columns", plan->topn_partition_columns);
+			append_string(&buf, "topn_rank", plan->topn_rank);
+		}
 	}
 	appendStringInfoChar(&buf, '}');
 
@@ -1397,6 +1416,9 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 		if (limit != NULL)
 			plan->topn_limit = pg_strtoint64(limit);
 		plan->topn_order = jsonb_string_array(obj, "topn_order");
+		plan->topn_partition = jsonb_string_array(obj, "topn_partition");
+		plan->topn_partition_columns = jsonb_string_array(obj, "topn_partition_columns");
+		plan->topn_rank = JsonbGetString(obj, "topn_rank");
 	}
 	return plan;
 }

@@ -76,6 +76,10 @@ typedef struct ContinuousPlan
 	List	   *topn_order;		/* its order over state columns, each
 								 * "column ASC|DESC NULLS FIRST|LAST", the
 								 * group keys last (operators/topn.c) */
+	List	   *topn_partition; /* top rows per group: the state keys of
+								 * PARTITION BY, else NIL */
+	List	   *topn_partition_columns;	/* their result columns */
+	char	   *topn_rank;		/* per group: row_number or rank */
 } ContinuousPlan;
 
 extern OutputMode OutputModeFromString(const char *mode);

@@ -1018,6 +1018,9 @@ streaming_explain(PG_FUNCTION_ARGS)
 			EMIT("emit", psprintf("append the finalized rows of the windows the watermark closes%s to %s",
 								  plan->having ? " that satisfy HAVING" : "",
 								  RelationQualifiedName(q->result_table)));
+		else if (plan->topn_partition != NIL)
+			EMIT("emit", psprintf("replace in %s the rows of the partitions the batch touched by their top ranked rows, upserted on (%s)",
+								  RelationQualifiedName(q->result_table), quoted_columns(plan->result_keys)));
 		else if (plan->topn_limit > 0)
 			EMIT("emit", psprintf("keep in %s the finalized rows of the top " INT64_FORMAT " groups, upserted on (%s)",
 								  RelationQualifiedName(q->result_table), plan->topn_limit,

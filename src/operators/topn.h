@@ -2,7 +2,8 @@
  *
  * topn.h
  *	  Top-N of an aggregation: ORDER BY ... LIMIT n in complete mode, the
- *	  result table holding the first n groups.
+ *	  result table holding the first n groups; and the top rows per group,
+ *	  row_number() or rank() OVER (PARTITION BY ...) <= n.
  *
  *-------------------------------------------------------------------------
  */
@@ -17,6 +18,8 @@
 #include "planner.h"
 
 extern void PlanTopN(Query *query, ContinuousPlan *plan);
+extern Query *TopNPerGroupInner(Query *query);
+extern void PlanTopNPerGroup(Query *outer, Query *inner, ContinuousPlan *plan);
 extern char *TopNStateIndex(ContinuousPlan *plan);
 extern char *TopNBatchStatement(StringInfo sql, ContinuousPlan *plan, Oid result_table,
 								Oid state_table, const char *returning, int show_rows);

@@ -110,6 +110,13 @@ SELECT add_case('highest', $$SELECT a, top, w FROM (SELECT streaming.window(ts, 
                 $$SELECT a, top, w FROM (SELECT streaming.window(ts, '2 minutes') AS w, a, max(x) AS top,
                                     rank() OVER (PARTITION BY streaming.window(ts, '2 minutes') ORDER BY max(x) DESC NULLS LAST) AS r
                                FROM $src GROUP BY 1, 2) t WHERE r <= 1$$);
+-- partitioned by the second group key, which an index of its own finds
+SELECT add_case('per_b', $$SELECT b, a, x_max, r FROM (SELECT a, b, max(x) AS x_max,
+                                    rank() OVER (PARTITION BY b ORDER BY max(x) DESC NULLS LAST) AS r
+                               FROM $src GROUP BY a, b) t WHERE r <= 2$$,
+                $$SELECT b, a, x_max, r FROM (SELECT a, b, max(x) AS x_max,
+                                    rank() OVER (PARTITION BY b ORDER BY max(x) DESC NULLS LAST) AS r
+                               FROM $src GROUP BY a, b) t WHERE r <= 2$$);
 
 -- the result and state tables, and how the top n is kept
 \d busiest
@@ -117,9 +124,13 @@ SELECT step, statement FROM streaming.explain('lowest') WHERE step IN ('state ta
 SELECT pg_get_indexdef(indexrelid) FROM pg_index
  WHERE indrelid = (SELECT state_table FROM streaming.queries WHERE name = 'lowest') AND NOT indisunique;
 SELECT step, statement FROM streaming.explain('hottest') WHERE step IN ('state table', 'top-n', 'emit');
--- partitioned by the first key: the state's unique index serves
+-- partitioned by the first key: the state's unique index serves; by the
+-- second, an index on it; the result's unique index leads with the partition
 SELECT count(*) FROM pg_index
  WHERE indrelid = (SELECT state_table FROM streaming.queries WHERE name = 'per_a') AND NOT indisunique;
+SELECT regexp_replace(pg_get_indexdef(indexrelid), 'state_\d+', 'state_N', 'g') FROM pg_index
+ WHERE indrelid = (SELECT state_table FROM streaming.queries WHERE name = 'per_b') AND NOT indisunique;
+\d per_b
 
 -- batch 1: fewer groups than the limits
 SELECT feed(1, $$VALUES ('p', 1, 5, '2026-01-01 00:00:10+00'::timestamptz), ('q', 1, -3, '2026-01-01 00:00:20+00'), ('p', 2, 1, '2026-01-01 00:00:30+00')$$);

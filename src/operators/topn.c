@@ -2,7 +2,8 @@
  *
  * topn.c
  *	  Top-N of an aggregation: ORDER BY ... LIMIT n in complete mode, the
- *	  result table holding the first n groups.
+ *	  result table holding the first n groups; and the top rows per group,
+ *	  row_number() or rank() OVER (PARTITION BY ...) <= n.
  *
  * The aggregation keeps its state as any other (a state row per group,
  * unique on the keys); only what reaches the result table changes.  The
@@ -55,7 +56,10 @@
  * keys), replaces the stale ones by those it merged, ranks them, deletes
  * from the result table the rows of those partitions that fell out and
  * upserts the others.  row_number() breaks ties by the group keys; rank()
- * ranks ties alike, as PostgreSQL does.
+ * ranks ties alike, as PostgreSQL does.  A touched partition costs all its
+ * groups (rank() needs them for its ties): measured on the 2-core VM, a
+ * batch of 1 000 rows touching one partition of 3 000 groups (of 300 000)
+ * took 9 ms, the same aggregation without the ranking 0.6 ms.
  *
  *-------------------------------------------------------------------------
  */

@@ -47,6 +47,7 @@
 
 #include "operators/distinct_agg.h"
 #include "operators/stream_join.h"
+#include "operators/topn.h"
 #include "operators/window_state.h"
 #include "planner.h"
 #include "source.h"
@@ -212,17 +213,42 @@ reject(const char *what, const char *hint)
 }
 
 /*
+ * check_stream_subqueries rejects a subquery that reads the stream and
+ * aggregates it or calls a window function: it would see one batch only,
+ * where the query means the whole stream.  (The top rows per group,
+ * row_number() OVER (PARTITION BY ...) <= n over an aggregation, are such
+ * a subquery.)
+ */
+static bool
+check_stream_subqueries(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Query))
+	{
+		Query	   *sub = (Query *) node;
+		SourceWalk	walk = {NIL, 0, NIL};
+
+		(void) query_tree_walker(sub, find_sources_walker, &walk, QTW_EXAMINE_RTES_BEFORE);
+		if (walk.sources != NIL && sub->hasWindowFuncs)
+			reject("window functions are not supported in continuous queries",
+				   "Use streaming.window() for event-time windows, or a view over the result table.");
+		if (walk.sources != NIL && (sub->hasAggs || sub->groupClause != NIL))
+			reject("a subquery that aggregates a streaming source is not supported in continuous queries",
+				   "Make the aggregation the continuous query, and query its result table.");
+		return query_tree_walker(sub, check_stream_subqueries, context, 0);
+	}
+	return expression_tree_walker(node, check_stream_subqueries, context);
+}
+
+/*
  * check_query_shape rejects what a continuous query cannot do.
  */
 static void
 check_query_shape(Query *query)
 {
-	if (query->sortClause != NIL)
-		reject("ORDER BY is not supported in continuous queries",
-			   "Order the rows when reading the result table.");
-	if (query->limitCount != NULL || query->limitOffset != NULL)
-		reject("LIMIT and OFFSET are not supported in continuous queries",
-			   "Apply them when reading the result table.");
+	(void) query_tree_walker(query, check_stream_subqueries, NULL, 0);
+	/* UNION ALL: see check_stream_inputs; ORDER BY and LIMIT: PlanTopN (operators/topn.c) */
 	if (query->distinctClause != NIL &&
 		(query->hasAggs || query->groupClause != NIL || query->havingQual != NULL))
 		reject("SELECT DISTINCT with aggregates is not supported in continuous queries",
@@ -1376,6 +1402,8 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 					bool has_watermark, const char *input, bool window_range_key)
 {
 	Query	   *query = analyze_query(sql);
+	Query	   *ordered = NULL;
+	Query	   *per_group = NULL;
 	ContinuousPlan *plan = palloc0(sizeof(ContinuousPlan));
 	SourceWalk	walk = {NIL, 0, NIL};
 
@@ -1416,6 +1444,16 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 		plan->event_time = pstrdup(event_time);
 	}
 
+	/* the top rows per group: the subquery's aggregation is the query's */
+	{
+		Query	   *inner = TopNPerGroupInner(query);
+
+		if (inner != NULL)
+		{
+			per_group = query;
+			query = inner;
+		}
+	}
 	check_query_shape(query);
 	/* HAVING alone makes a query an aggregation, of one group */
 	plan->shape = (query->hasAggs || query->groupClause != NIL || query->havingQual != NULL) ? SHAPE_AGGREGATE
@@ -1434,8 +1472,17 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 				 errdetail("In append mode each result row is written once, when final; without a watermark no group is ever final."),
 				 errhint("Use update or complete mode, or give event_time and watermark and group by streaming.window() of the event time.")));
 
-	plan->query_sql = deparse_query(query);
+	plan->query_sql = deparse_query(per_group ? per_group : query);
 	plan->input_sql = plan->query_sql;
+	/* the top-N is planned apart (PlanTopN), over the plan of the rest */
+	if (query->sortClause != NIL || query->limitCount != NULL || query->limitOffset != NULL)
+	{
+		ordered = query;
+		query = copyObject(query);
+		query->sortClause = NIL;
+		query->limitCount = NULL;
+		query->limitOffset = NULL;
+	}
 	/* sources joined in the query's FROM: their rows are kept */
 	plan->join_rtindexes = StreamJoinFind(query);
 	if (plan->join_rtindexes != NIL)
@@ -1479,6 +1526,11 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 		if (plan->shape == SHAPE_DEDUP)
 			plan_dedup(query, plan, has_watermark);
 	}
+	/* ORDER BY ... LIMIT keeps the top rows of an aggregation, or is refused */
+	if (ordered != NULL)
+		PlanTopN(ordered, plan);
+	if (per_group != NULL)
+		PlanTopNPerGroup(per_group, query, plan);
 	return plan;
 }
 
@@ -1561,6 +1613,17 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 		append_string_array(&buf, "join_sources", plan->join_sources);
 		append_string_array(&buf, "join_states", plan->join_states);
 	}
+	if (plan->topn_limit > 0)
+	{
+		append_string(&buf, "topn_limit", psprintf(INT64_FORMAT, plan->topn_limit));
+		append_string_array(&buf, "topn_order", plan->topn_order);
+		if (plan->topn_partition != NIL)
+		{
+			append_string_array(&buf, "topn_partition", plan->topn_partition);
+			append_string_array(&buf, "topn_partition_columns", plan->topn_partition_columns);
+			append_string(&buf, "topn_rank", plan->topn_rank);
+		}
+	}
 	appendStringInfoChar(&buf, '}');
 
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
@@ -1627,6 +1690,17 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	/* absent from plans without a join of streams */
 	plan->join_sources = jsonb_string_array(obj, "join_sources");
 	plan->join_states = jsonb_string_array(obj, "join_states");
+	/* absent unless the query keeps a top-N */
+	{
+		char	   *limit = JsonbGetString(obj, "topn_limit");
+
+		if (limit != NULL)
+			plan->topn_limit = pg_strtoint64(limit);
+		plan->topn_order = jsonb_string_array(obj, "topn_order");
+		plan->topn_partition = jsonb_string_array(obj, "topn_partition");
+		plan->topn_partition_columns = jsonb_string_array(obj, "topn_partition_columns");
+		plan->topn_rank = JsonbGetString(obj, "topn_rank");
+	}
 	return plan;
 }
 
@@ -1933,6 +2007,9 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 							   "(SELECT pg_catalog.count(*) FROM merged WHERE streaming_new_group), 0::pg_catalog.int8");
 		return sql.data;
 	}
+	/* ORDER BY ... LIMIT: the result table holds the top rows only */
+	if (plan->topn_limit > 0)
+		return TopNBatchStatement(&sql, plan, result_table, state_table, returning, show_rows);
 	from = append_finalized(&sql, plan, "merged");
 	appendStringInfoString(&sql, ",\n");
 
@@ -2136,4 +2213,44 @@ append_upsert(StringInfo sql, ContinuousPlan *plan)
 		if (first)
 			appendStringInfoString(sql, "NOTHING");
 	}
+}
+
+/* ------------------------------------------------------------------------
+ * Pieces of the generated statements that the operators (src/operators/)
+ * build theirs with
+ * ------------------------------------------------------------------------ */
+
+/* PlanGroupKeyIndex: group_key_index for the operators */
+int
+PlanGroupKeyIndex(Query *query, TargetEntry *tle)
+{
+	return group_key_index(query, tle);
+}
+
+/* PlanNullSafeEqual: null_safe_equal for the operators */
+char *
+PlanNullSafeEqual(Oid relid, const char *col, const char *l, const char *r)
+{
+	return null_safe_equal(relid, col, l, r);
+}
+
+/* PlanAppendFinalized: append_finalized for the operators */
+const char *
+PlanAppendFinalized(StringInfo sql, ContinuousPlan *plan, const char *source)
+{
+	return append_finalized(sql, plan, source);
+}
+
+/* PlanAppendUpsert: append_upsert for the operators */
+void
+PlanAppendUpsert(StringInfo sql, ContinuousPlan *plan)
+{
+	append_upsert(sql, plan);
+}
+
+/* PlanFinishStatement: finish_statement for the operators */
+void
+PlanFinishStatement(StringInfo sql, const char *counts, int show_rows)
+{
+	finish_statement(sql, counts, show_rows);
 }

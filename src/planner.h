@@ -12,6 +12,7 @@
 
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
 #include "nodes/parsenodes.h"
 #include "utils/jsonb.h"
 
@@ -84,6 +85,14 @@ typedef struct ContinuousPlan
 	List	   *join_rtindexes; /* range table entries of the joined sources */
 	List	   *join_relids;	/* their relations, per entry */
 	Query	   *join_query;		/* the query the input view is made of */
+	int64		topn_limit;		/* ORDER BY ... LIMIT: the n kept, else 0 */
+	List	   *topn_order;		/* its order over state columns, each
+								 * "column ASC|DESC NULLS FIRST|LAST", the
+								 * group keys last (operators/topn.c) */
+	List	   *topn_partition; /* top rows per group: the state keys of
+								 * PARTITION BY, else NIL */
+	List	   *topn_partition_columns;	/* their result columns */
+	char	   *topn_rank;		/* per group: row_number or rank */
 } ContinuousPlan;
 
 extern OutputMode OutputModeFromString(const char *mode);
@@ -105,5 +114,12 @@ extern char *BuildCloseStatement(ContinuousPlan *plan, Oid result_table,
 extern char *BuildRefillStatement(ContinuousPlan *plan, Oid result_table, Oid state_table);
 extern const char *PlanStateDifference(ContinuousPlan *old, ContinuousPlan *new);
 extern bool PlanOutputDifference(ContinuousPlan *old, ContinuousPlan *new);
+
+/* pieces of generated statements, for src/operators/ */
+extern int	PlanGroupKeyIndex(Query *query, TargetEntry *tle);
+extern char *PlanNullSafeEqual(Oid relid, const char *col, const char *l, const char *r);
+extern const char *PlanAppendFinalized(StringInfo sql, ContinuousPlan *plan, const char *source);
+extern void PlanAppendUpsert(StringInfo sql, ContinuousPlan *plan);
+extern void PlanFinishStatement(StringInfo sql, const char *counts, int show_rows);
 
 #endif							/* STREAMING_PLANNER_H */

@@ -36,6 +36,7 @@
 
 #include "operators/distinct_agg.h"
 #include "operators/stream_join.h"
+#include "operators/topn.h"
 #include "operators/window_state.h"
 #include "planner.h"
 #include "sinks/sink.h"
@@ -517,7 +518,8 @@ existing_result_table(const char *table, ContinuousPlan *plan, OutputMode mode)
 							 table, quoted_columns(plan->result_keys))));
 		needed |= ACL_UPDATE;
 	}
-	if ((plan->session_key != NULL || plan->having != NULL) && mode != OUTPUT_APPEND)
+	if ((plan->session_key != NULL || plan->having != NULL || plan->topn_limit > 0) &&
+		mode != OUTPUT_APPEND)
 		needed |= ACL_DELETE;
 	if (pg_class_aclcheck(relid, GetUserId(), needed) != ACLCHECK_OK)
 		aclcheck_error(ACLCHECK_NO_PRIV, get_relkind_objtype(kind), table);
@@ -654,6 +656,9 @@ create_state_table(const char *state_name, ContinuousPlan *plan)
 	/* closing windows finds them by their end, without a scan */
 	if (WindowStateCloseIndex(plan) != NULL)
 		catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", state_name, WindowStateCloseIndex(plan)));
+	/* the top n groups are the first of this index (operators/topn.c) */
+	if (TopNStateIndex(plan) != NULL)
+		catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", state_name, TopNStateIndex(plan)));
 	/* evicting old keys of a deduplication finds them by their time */
 	if (plan->time_key != NULL)
 		catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", state_name, quote_identifier(plan->time_key)));
@@ -1352,10 +1357,19 @@ streaming_explain(PG_FUNCTION_ARGS)
 			EMIT("finalizer", psprintf("%s = %s", quote_identifier(lfirst(lc)), (char *) lfirst(lc2)));
 		if (plan->having != NULL)
 			EMIT("having", plan->having);
+		if (plan->topn_limit > 0)
+			EMIT("top-n", TopNExplain(plan));
 		if (q->mode == OUTPUT_APPEND)
 			EMIT("emit", psprintf("append the finalized rows of the windows the watermark closes%s to %s",
 								  plan->having ? " that satisfy HAVING" : "",
 								  RelationQualifiedName(q->result_table)));
+		else if (plan->topn_partition != NIL)
+			EMIT("emit", psprintf("replace in %s the rows of the partitions the batch touched by their top ranked rows, upserted on (%s)",
+								  RelationQualifiedName(q->result_table), quoted_columns(plan->result_keys)));
+		else if (plan->topn_limit > 0)
+			EMIT("emit", psprintf("keep in %s the finalized rows of the top " INT64_FORMAT " groups, upserted on (%s)",
+								  RelationQualifiedName(q->result_table), plan->topn_limit,
+								  quoted_columns(plan->result_keys)));
 		else if (plan->result_keys != NIL)
 			EMIT("emit", psprintf("upsert the finalized rows of the groups the batch touched%s into %s on (%s)%s",
 								  plan->having ? " that satisfy HAVING" : "",

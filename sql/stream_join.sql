@@ -146,6 +146,35 @@ SELECT streaming.create_query('bad', $$SELECT a.id FROM auction a JOIN (SELECT i
 SELECT streaming.create_query('ok_table', $$SELECT a.id, c.label FROM auction a LEFT JOIN categories c ON c.id = a.category$$);
 SELECT streaming.drop_query('ok_table');
 
+-- a role that may read some columns of a source joins it as it may query
+-- it: the state keeps the columns the query reads (the others stay NULL);
+-- a query over a column it may not read fails, saying so
+CREATE ROLE regress_join_reader;
+GRANT USAGE ON FOREIGN SERVER streaming TO regress_join_reader;
+GRANT CREATE ON SCHEMA public TO regress_join_reader;
+GRANT SELECT ON auction TO regress_join_reader;
+GRANT SELECT (id, state) ON person TO regress_join_reader;
+SET ROLE regress_join_reader;
+SELECT streaming.create_query('by_column', $$SELECT a.id, p.state FROM auction a JOIN person p ON a.seller = p.id$$);
+SELECT streaming.run('by_column');
+SELECT substring(statement FROM 'streaming\.(join_\d+_\d+) keeps the rows of public\.person') AS person_state
+  FROM streaming.explain('by_column') WHERE step = 'join state' AND statement LIKE '%person%' \gset
+SELECT count(*) AS rows, count(*) FILTER (WHERE name IS NULL AND city IS NULL AND id IS NOT NULL) AS without_unread_columns
+  FROM streaming.:person_state;
+SELECT streaming.create_query('by_name', $$SELECT a.id, p.name FROM auction a JOIN person p ON a.seller = p.id$$);
+SELECT streaming.run('by_name');
+RESET ROLE;
+SELECT (SELECT count(*) FROM by_column) AS result_rows,
+       (SELECT count(*) FROM all_auction a JOIN all_person p ON a.seller = p.id) AS reference_rows,
+       (SELECT count(*) FROM ((SELECT a.id, p.state FROM all_auction a JOIN all_person p ON a.seller = p.id)
+                              EXCEPT ALL SELECT * FROM by_column) x) AS missing;
+SELECT statement FROM streaming.explain('by_column') WHERE step = 'statement';
+SELECT streaming.drop_query('by_column'), streaming.drop_query('by_name');
+REVOKE ALL ON auction, person FROM regress_join_reader;
+REVOKE ALL ON SCHEMA public FROM regress_join_reader;
+REVOKE ALL ON FOREIGN SERVER streaming FROM regress_join_reader;
+DROP ROLE regress_join_reader;
+
 -- drop_query drops the join states
 SELECT streaming.drop_query(name) FROM cases ORDER BY name;
 SELECT count(*) AS join_states_left FROM pg_class

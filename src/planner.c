@@ -1555,6 +1555,7 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 	{
 		append_string_array(&buf, "join_sources", plan->join_sources);
 		append_string_array(&buf, "join_states", plan->join_states);
+		append_string_array(&buf, "join_columns", plan->join_columns);
 	}
 	appendStringInfoChar(&buf, '}');
 
@@ -1622,6 +1623,7 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	/* absent from plans without a join of streams */
 	plan->join_sources = jsonb_string_array(obj, "join_sources");
 	plan->join_states = jsonb_string_array(obj, "join_states");
+	plan->join_columns = jsonb_string_array(obj, "join_columns");
 	return plan;
 }
 

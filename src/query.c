@@ -681,9 +681,10 @@ create_input_view(ContinuousPlan *plan)
 
 /*
  * create_join_states creates the state tables of the sources a query joins
- * (operators/stream_join.c), each with its source's columns and an index
- * on its join keys, given to the calling role, and makes the query's input
- * view out of copies of the query that read them.
+ * (operators/stream_join.c), each with its source's columns (of which the
+ * batches keep those the query reads) and an index on its join keys, given
+ * to the calling role, and makes the query's input view out of copies
+ * of the query that read them.
  */
 static void
 create_join_states(ContinuousPlan *plan, int32 id)
@@ -709,6 +710,8 @@ create_join_states(ContinuousPlan *plan, int32 id)
 		state_oids = lappend_oid(state_oids, state_oid);
 		plan->join_sources = lappend(plan->join_sources, RelationQualifiedName(relid));
 		plan->join_states = lappend(plan->join_states, name);
+		plan->join_columns = lappend(plan->join_columns,
+									 StreamJoinColumns(plan->join_query, plan->join_rtindexes, relid));
 	}
 	PlanExpandJoin(plan, state_oids);
 }

@@ -137,6 +137,18 @@ SELECT streaming.reset_query('pairs');
 SELECT streaming.run('pairs');
 SELECT * FROM compare('pairs');
 
+-- alter_query: new output expressions over the same join and state; a
+-- query that would read a column the join states do not keep is refused
+SELECT streaming.alter_query('bids_per_seller', query =>
+  $$SELECT a.seller, count(*) * 10 AS bids10, count(DISTINCT b.bidder) + 1 AS bidders1, max(b.price) / 100 AS top_hundreds
+      FROM bid b JOIN auction a ON b.auction = a.id GROUP BY a.seller$$);
+UPDATE cases SET sql = $$SELECT a.seller, count(*) * 10 AS bids10, count(DISTINCT b.bidder) + 1 AS bidders1, max(b.price) / 100 AS top_hundreds
+      FROM $bid b JOIN $auction a ON b.auction = a.id GROUP BY a.seller$$ WHERE name = 'bids_per_seller';
+SELECT * FROM compare('bids_per_seller');
+SELECT streaming.alter_query('bids_per_seller', query =>
+  $$SELECT a.seller, count(*) * 10 AS bids10, count(DISTINCT b.bidder) + 1 AS bidders1, max(b.price) / 100 AS top_hundreds
+      FROM bid b JOIN auction a ON b.auction = a.id WHERE b.channel = 'web' GROUP BY a.seller$$);
+
 -- what is not supported is refused
 SELECT streaming.create_query('bad', $$SELECT p.name FROM auction a LEFT JOIN person p ON a.seller = p.id$$);
 SELECT streaming.create_query('bad', $$SELECT p.name FROM auction a FULL JOIN person p ON a.seller = p.id$$);
@@ -145,6 +157,35 @@ SELECT streaming.create_query('bad', $$SELECT a.id FROM auction a JOIN (SELECT i
 -- a stream outer-joined with an ordinary table is no join of streams
 SELECT streaming.create_query('ok_table', $$SELECT a.id, c.label FROM auction a LEFT JOIN categories c ON c.id = a.category$$);
 SELECT streaming.drop_query('ok_table');
+
+-- a role that may read some columns of a source joins it as it may query
+-- it: the state keeps the columns the query reads (the others stay NULL);
+-- a query over a column it may not read fails, saying so
+CREATE ROLE regress_join_reader;
+GRANT USAGE ON FOREIGN SERVER streaming TO regress_join_reader;
+GRANT CREATE ON SCHEMA public TO regress_join_reader;
+GRANT SELECT ON auction TO regress_join_reader;
+GRANT SELECT (id, state) ON person TO regress_join_reader;
+SET ROLE regress_join_reader;
+SELECT streaming.create_query('by_column', $$SELECT a.id, p.state FROM auction a JOIN person p ON a.seller = p.id$$);
+SELECT streaming.run('by_column');
+SELECT substring(statement FROM 'streaming\.(join_\d+_\d+) keeps the rows of public\.person') AS person_state
+  FROM streaming.explain('by_column') WHERE step = 'join state' AND statement LIKE '%person%' \gset
+SELECT count(*) AS rows, count(*) FILTER (WHERE name IS NULL AND city IS NULL AND id IS NOT NULL) AS without_unread_columns
+  FROM streaming.:person_state;
+SELECT streaming.create_query('by_name', $$SELECT a.id, p.name FROM auction a JOIN person p ON a.seller = p.id$$);
+SELECT streaming.run('by_name');
+RESET ROLE;
+SELECT (SELECT count(*) FROM by_column) AS result_rows,
+       (SELECT count(*) FROM all_auction a JOIN all_person p ON a.seller = p.id) AS reference_rows,
+       (SELECT count(*) FROM ((SELECT a.id, p.state FROM all_auction a JOIN all_person p ON a.seller = p.id)
+                              EXCEPT ALL SELECT * FROM by_column) x) AS missing;
+SELECT statement FROM streaming.explain('by_column') WHERE step = 'statement';
+SELECT streaming.drop_query('by_column'), streaming.drop_query('by_name');
+REVOKE ALL ON auction, person FROM regress_join_reader;
+REVOKE ALL ON SCHEMA public FROM regress_join_reader;
+REVOKE ALL ON FOREIGN SERVER streaming FROM regress_join_reader;
+DROP ROLE regress_join_reader;
 
 -- drop_query drops the join states
 SELECT streaming.drop_query(name) FROM cases ORDER BY name;

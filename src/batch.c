@@ -39,6 +39,7 @@
 #include "sinks/sink.h"
 #include "source.h"
 #include "streaming.h"
+#include "worker.h"
 
 PG_FUNCTION_INFO_V1(streaming_run);
 
@@ -631,8 +632,13 @@ open_source(QueryDef *q, Oid relid, MemoryContext batchcxt)
 /*
  * wait_for_sources tells the caller of a batch that found no input what
  * to wait for: the one descriptor its sources wait on, if they all wait on
- * the same (a query over sources that do not asks again at the idle
- * poll), and the earliest time any asked to be asked again.
+ * the same, and the earliest time any asked to be asked again.  A worker
+ * waits on one descriptor per query: sources that wait on different ones
+ * (Kafka and files), or one that can tell nothing (a table source), are
+ * asked again at streaming.idle_poll at the latest, as a single source
+ * that can tell nothing is; waiting on one source's time alone (a file
+ * source's minute, Kafka's seconds) would leave the others' input there
+ * unread meanwhile.
  */
 static void
 wait_for_sources(List *batches, BatchResult *result)
@@ -657,8 +663,13 @@ wait_for_sources(List *batches, BatchResult *result)
 	}
 	if (several)
 	{
+		TimestampTz poll = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+													   streaming_idle_poll);
+
 		result->wake_fd = PGINVALID_SOCKET;
 		result->wake_drain = false;
+		if (result->wake_at == 0 || result->wake_at > poll)
+			result->wake_at = poll;
 	}
 }
 

@@ -1612,6 +1612,7 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 	{
 		append_string_array(&buf, "join_sources", plan->join_sources);
 		append_string_array(&buf, "join_states", plan->join_states);
+		append_string_array(&buf, "join_columns", plan->join_columns);
 	}
 	if (plan->topn_limit > 0)
 	{
@@ -1690,6 +1691,7 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	/* absent from plans without a join of streams */
 	plan->join_sources = jsonb_string_array(obj, "join_sources");
 	plan->join_states = jsonb_string_array(obj, "join_states");
+	plan->join_columns = jsonb_string_array(obj, "join_columns");
 	/* absent unless the query keeps a top-N */
 	{
 		char	   *limit = JsonbGetString(obj, "topn_limit");

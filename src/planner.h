@@ -81,6 +81,9 @@ typedef struct ContinuousPlan
 								 * schema-qualified and quoted, each once */
 	List	   *join_states;	/* their state tables, the same way
 								 * (operators/stream_join.c) */
+	List	   *join_columns;	/* the columns of each that the query reads,
+								 * quoted, comma-separated: what its state
+								 * keeps ("*": all; NIL: plans before) */
 	/* not serialized: what create_query needs to make the join's states */
 	List	   *join_rtindexes; /* range table entries of the joined sources */
 	List	   *join_relids;	/* their relations, per entry */

@@ -708,9 +708,10 @@ create_input_view(ContinuousPlan *plan)
 
 /*
  * create_join_states creates the state tables of the sources a query joins
- * (operators/stream_join.c), each with its source's columns and an index
- * on its join keys, given to the calling role, and makes the query's input
- * view out of copies of the query that read them.
+ * (operators/stream_join.c), each with its source's columns (of which the
+ * batches keep those the query reads) and an index on its join keys, given
+ * to the calling role, and makes the query's input view out of copies
+ * of the query that read them.
  */
 static void
 create_join_states(ContinuousPlan *plan, int32 id)
@@ -736,6 +737,8 @@ create_join_states(ContinuousPlan *plan, int32 id)
 		state_oids = lappend_oid(state_oids, state_oid);
 		plan->join_sources = lappend(plan->join_sources, RelationQualifiedName(relid));
 		plan->join_states = lappend(plan->join_states, name);
+		plan->join_columns = lappend(plan->join_columns,
+									 StreamJoinColumns(plan->join_query, plan->join_rtindexes, relid));
 	}
 	PlanExpandJoin(plan, state_oids);
 	ereport(NOTICE,
@@ -1094,12 +1097,18 @@ adopt_query_tables(ContinuousPlan *plan, ContinuousPlan *stored)
 	{
 		if (strcmp(RelationQualifiedName(lfirst_oid(lc)), list_nth(stored->join_sources, foreach_current_index(lc))) != 0)
 			return;
+		/* the state keeps the columns the stored query reads: no others */
+		if (foreach_current_index(lc) < list_length(stored->join_columns) &&
+			strcmp(StreamJoinColumns(plan->join_query, plan->join_rtindexes, lfirst_oid(lc)),
+				   list_nth(stored->join_columns, foreach_current_index(lc))) != 0)
+			return;
 		state_oids = lappend_oid(state_oids,
 								 RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(list_nth(stored->join_states, foreach_current_index(lc)), "table")),
 												  NoLock, false));
 	}
 	plan->join_sources = stored->join_sources;
 	plan->join_states = stored->join_states;
+	plan->join_columns = stored->join_columns;
 	PlanExpandJoin(plan, state_oids);
 }
 

@@ -22,8 +22,9 @@
  * do not see (one snapshot per statement): they read the rows kept before
  * the batch, as the formula needs.
  *
- * A state table has the columns of its source and an index on the
- * source's join keys (its columns compared with = to another stream's), so
+ * A state table has the columns of its source, of which it keeps those
+ * the query reads, and an index on the source's join keys (its columns
+ * compared with = to another stream's), so
  * that the copies joining few new rows with a large state find their
  * matches by index.  Without watermarks the states grow without bound;
  * create_query says so.
@@ -32,6 +33,7 @@
  */
 #include "postgres.h"
 
+#include "access/sysattr.h"
 #include "catalog/pg_class.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
@@ -207,6 +209,45 @@ StreamJoinKeys(Query *query, Oid relid)
 	return names;
 }
 
+/*
+ * StreamJoinColumns returns the columns of source relid that the query
+ * reads through any of its range table entries rtindexes (as PostgreSQL
+ * checks the query's privileges on them), quoted and comma-separated in
+ * the source's order: "*" when it reads the whole row, "" when none.
+ * Only these are kept in the source's state table, so that a role that
+ * may read some columns of a source joins it as it may query it, and no
+ * column the query does not need is stored.
+ */
+char *
+StreamJoinColumns(Query *query, List *rtindexes, Oid relid)
+{
+	Bitmapset  *cols = NULL;
+	StringInfoData buf;
+	ListCell   *lc;
+	int			col = -1;
+
+	foreach(lc, rtindexes)
+	{
+		RangeTblEntry *rte = rt_fetch(lfirst_int(lc), query->rtable);
+
+		if (rte->relid == relid)
+			cols = bms_union(cols, rte->selectedCols);
+	}
+	if (bms_is_member(InvalidAttrNumber - FirstLowInvalidHeapAttributeNumber, cols))
+		return "*";
+	initStringInfo(&buf);
+	while ((col = bms_next_member(cols, col)) >= 0)
+	{
+		AttrNumber	attno = col + FirstLowInvalidHeapAttributeNumber;
+
+		if (attno <= 0)
+			continue;			/* system columns: none in a state table */
+		appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "",
+						 quote_identifier(get_attname(relid, attno, false)));
+	}
+	return buf.data;
+}
+
 /* the name of a query's n-th join state table, schema-qualified and quoted */
 char *
 StreamJoinTableName(int32 query_id, int n)
@@ -251,8 +292,8 @@ StreamJoinExpand(Query *query, List *rtindexes, List *sources, List *state_oids)
 
 /*
  * StreamJoinStateCtes returns the CTEs of the batch statement that append
- * each joined source's new rows to its state table, each followed by a
- * comma and a newline, or "".
+ * each joined source's new rows (the columns the query reads) to its state
+ * table, each followed by a comma and a newline, or "".
  */
 char *
 StreamJoinStateCtes(ContinuousPlan *plan)
@@ -263,7 +304,16 @@ StreamJoinStateCtes(ContinuousPlan *plan)
 
 	initStringInfo(&sql);
 	forboth(lc, plan->join_sources, lc2, plan->join_states)
-		appendStringInfo(&sql, "join_kept_%d AS (INSERT INTO %s SELECT * FROM %s),\n",
-						 foreach_current_index(lc) + 1, (char *) lfirst(lc2), (char *) lfirst(lc));
+	{
+		int			i = foreach_current_index(lc);
+		/* a plan made before the columns were recorded keeps all */
+		char	   *cols = i < list_length(plan->join_columns) ? list_nth(plan->join_columns, i) : "*";
+
+		appendStringInfo(&sql, "join_kept_%d AS (INSERT INTO %s ", i + 1, (char *) lfirst(lc2));
+		if (strcmp(cols, "*") == 0 || cols[0] == '\0')
+			appendStringInfo(&sql, "SELECT %s FROM %s),\n", cols, (char *) lfirst(lc));
+		else
+			appendStringInfo(&sql, "(%s) SELECT %s FROM %s),\n", cols, cols, (char *) lfirst(lc));
+	}
 	return sql.data;
 }

@@ -18,6 +18,7 @@
 
 extern List *StreamJoinFind(Query *query);
 extern List *StreamJoinKeys(Query *query, Oid relid);
+extern char *StreamJoinColumns(Query *query, List *rtindexes, Oid relid);
 extern char *StreamJoinTableName(int32 query_id, int n);
 extern char *StreamJoinExpand(Query *query, List *rtindexes, List *sources,
 							  List *state_oids);

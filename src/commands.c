@@ -79,6 +79,46 @@ streaming_create_query(PG_FUNCTION_ARGS)
 }
 
 /*
+ * check_result_not_followed refuses to drop the result table of a query
+ * that a table source follows (a chained query reads it): the error names
+ * the source and a query that reads it, which plain DROP TABLE's
+ * dependency error would leave to be found.
+ */
+static void
+check_result_not_followed(QueryDef *q)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(q->result_table)};
+
+	SPI_connect();
+	if (CatalogExecute("SELECT d.objid, (SELECT q.name FROM streaming.queries q "
+					   "WHERE d.objid OPERATOR(pg_catalog.=) ANY (q.sources) ORDER BY q.name LIMIT 1) "
+					   "FROM pg_catalog.pg_depend d "
+					   "WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+					   "AND d.refobjid OPERATOR(pg_catalog.=) $1 "
+					   "AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+					   "ORDER BY d.objid",
+					   1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_depend");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Oid			source = DatumGetObjectId(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
+		char	   *reader = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+
+		if (!IsStreamingSource(source))
+			continue;
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot drop continuous query \"%s\" because source \"%s\" follows its result table",
+						q->name, get_rel_name(source)),
+				 reader ? errdetail("Continuous query \"%s\" reads source \"%s\".", reader, get_rel_name(source)) : 0,
+				 errhint("Drop the queries that read the source and the source first, or keep the result table with streaming.drop_query(name, keep_result => true).")));
+	}
+	SPI_finish();
+}
+
+/*
  * streaming_drop_query implements streaming.drop_query(name, if_exists,
  * keep_result): ends the query's worker (it may hold the query's row lock
  * in a batch), then drops the query.
@@ -98,6 +138,8 @@ streaming_drop_query(PG_FUNCTION_ARGS)
 		PG_RETURN_VOID();
 	}
 	QueryCheckOwner(q);
+	if (!keep_result && q->sink.table == NULL)
+		check_result_not_followed(q);
 	StopQuery(name, false);
 	QueryDrop(q, keep_result);
 	/* its table sources' replication slots, when this transaction commits */

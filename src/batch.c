@@ -689,6 +689,50 @@ close_sources(List *batches)
 }
 
 /*
+ * analyze_grown_join_states analyses the join states of a query that have
+ * doubled since they were last analysed (operators/stream_join.c): the
+ * copies of the join that read them are planned from their statistics,
+ * and a plan made when a state was small (a hash join over all of it)
+ * must give way to index lookups as it grows, so that a batch keeps
+ * costing its input.  ANALYZE invalidates the prepared batch statement,
+ * which is prepared again at the next batch.  At most log2(rows) times
+ * per state, each a sample of constant size; a state autovacuum is
+ * analysing is skipped.  The counts are the statistics system's, as of the
+ * batches committed before this one.
+ */
+static void
+analyze_grown_join_states(QueryDef *q)
+{
+	ListCell   *lc;
+
+	foreach(lc, q->plan->join_states)
+	{
+		Oid			relid = RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(lfirst(lc), "table")),
+											 NoLock, true);
+		Oid			argtypes[1] = {OIDOID};
+		Datum		args[1] = {ObjectIdGetDatum(relid)};
+		bool		isnull;
+		bool		grown;
+
+		if (!OidIsValid(relid))
+			continue;
+		SPI_connect();
+		if (SPI_execute_with_args("SELECT (pg_catalog.pg_stat_get_live_tuples($1) OPERATOR(pg_catalog.>=) 1000) "
+								  "AND (pg_catalog.pg_stat_get_live_tuples($1)::pg_catalog.float4 OPERATOR(pg_catalog.>) "
+								  "(2::pg_catalog.float4 OPERATOR(pg_catalog.*) GREATEST(c.reltuples, 0::pg_catalog.float4))) "
+								  "FROM pg_catalog.pg_class c WHERE c.oid OPERATOR(pg_catalog.=) $1",
+								  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read the size of %s", (char *) lfirst(lc));
+		grown = SPI_processed == 1 &&
+			DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
+		if (grown &&
+			SPI_execute(psprintf("ANALYZE (SKIP_LOCKED) %s", (char *) lfirst(lc)), false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "could not analyze %s", (char *) lfirst(lc));
+		SPI_finish();
+	}
+}
+
+/*
  * RunMicroBatch runs the next micro-batch of a query in the current
  * transaction.  It returns false, having changed nothing, when no new
  * input is available.
@@ -828,6 +872,7 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	PG_END_TRY();
 	st.t_executed = GetCurrentTimestamp();
 
+	analyze_grown_join_states(q);
 	commit_batch(q, batches, &st);
 
 	if (result != NULL)

@@ -152,21 +152,37 @@ key_walker(Node *node, KeyWalk *walk)
 	if (IsA(node, OpExpr) && list_length(((OpExpr *) node)->args) == 2)
 	{
 		OpExpr	   *op = (OpExpr *) node;
-		Var		   *l = strip_to_var(linitial(op->args));
-		Var		   *r = strip_to_var(lsecond(op->args));
+		Node	   *args[2] = {linitial(op->args), lsecond(op->args)};
 
-		if (is_stream_var(walk->query, l) && is_stream_var(walk->query, r) &&
-			l->varno != r->varno && op_mergejoinable(op->opno, exprType((Node *) l)))
+		/*
+		 * a column of one stream compared with = to an expression of
+		 * others (a column, or b.x * 10): the column's state is probed by
+		 * the other side's values
+		 */
+		if (op_mergejoinable(op->opno, exprType(args[0])) ||
+			op_hashjoinable(op->opno, exprType(args[0])))
 		{
-			Var		   *sides[2] = {l, r};
-
 			for (int i = 0; i < 2; i++)
 			{
-				RangeTblEntry *rte = rt_fetch(sides[i]->varno, walk->query->rtable);
+				Var		   *var = strip_to_var(args[i]);
+				Relids		other = pull_varnos(NULL, args[1 - i]);
+				RangeTblEntry *rte;
+				int			varno = -1;
+				bool		streams_only = !bms_is_empty(other);
 
-				if (rte->relid == walk->relid)
+				if (!is_stream_var(walk->query, var) || bms_is_member(var->varno, other) ||
+					contain_volatile_functions(args[1 - i]))
+					continue;
+				while ((varno = bms_next_member(other, varno)) >= 0)
+				{
+					RangeTblEntry *o = rt_fetch(varno, walk->query->rtable);
+
+					streams_only &= o->rtekind == RTE_RELATION && IsStreamingSource(o->relid);
+				}
+				rte = rt_fetch(var->varno, walk->query->rtable);
+				if (streams_only && rte->relid == walk->relid)
 					walk->keys = list_append_unique(walk->keys,
-													makeString(get_attname(rte->relid, sides[i]->varattno, false)));
+													makeString(get_attname(rte->relid, var->varattno, false)));
 			}
 		}
 	}

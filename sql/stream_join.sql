@@ -150,6 +150,7 @@ SELECT streaming.alter_query('bids_per_seller', query =>
       FROM bid b JOIN auction a ON b.auction = a.id WHERE b.channel = 'web' GROUP BY a.seller$$);
 
 -- what is not supported is refused
+SELECT streaming.create_query('bad', $$SELECT a, p.name FROM auction a JOIN person p ON a.seller = p.id$$);
 SELECT streaming.create_query('bad', $$SELECT p.name FROM auction a LEFT JOIN person p ON a.seller = p.id$$);
 SELECT streaming.create_query('bad', $$SELECT p.name FROM auction a FULL JOIN person p ON a.seller = p.id$$);
 SELECT streaming.create_query('bad', $$SELECT s.n FROM (SELECT p.name AS n FROM auction a JOIN person p ON a.seller = p.id) s$$);

@@ -93,6 +93,29 @@ check_outer_joins(Node *jtnode, List *rtindexes)
 }
 
 /*
+ * whole_row_walker refuses a reference to the whole row of a joined
+ * stream: in the copies of the join that read its state table, the row
+ * would be of the state table's type, not the source's.
+ */
+static bool
+whole_row_walker(Node *node, void *context)
+{
+	List	   *rtindexes = (List *) context;
+
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var) && ((Var *) node)->varlevelsup == 0 && ((Var *) node)->varattno == 0 &&
+		list_member_int(rtindexes, ((Var *) node)->varno))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the whole row of a joined stream cannot be used in a continuous query"),
+				 errhint("Name its columns instead, e.g. a.* in the select list, or ROW(a.x, a.y).")));
+	if (IsA(node, Query))
+		return false;			/* a subquery's Vars of level 0 are its own */
+	return expression_tree_walker(node, whole_row_walker, context);
+}
+
+/*
  * StreamJoinFind returns the range table indexes of the sources that the
  * top level of a query joins (two or more), or NIL.  A join of streams in
  * an outer join is refused: an unmatched row can only be emitted once no
@@ -115,6 +138,7 @@ StreamJoinFind(Query *query)
 		return NIL;
 
 	check_outer_joins((Node *) query->jointree, rtindexes);
+	(void) query_tree_walker(query, whole_row_walker, rtindexes, 0);
 	return rtindexes;
 }
 

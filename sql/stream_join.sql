@@ -149,6 +149,15 @@ SELECT streaming.alter_query('bids_per_seller', query =>
   $$SELECT a.seller, count(*) * 10 AS bids10, count(DISTINCT b.bidder) + 1 AS bidders1, max(b.price) / 100 AS top_hundreds
       FROM bid b JOIN auction a ON b.auction = a.id WHERE b.channel = 'web' GROUP BY a.seller$$);
 
+-- join keys that are expressions of a stream are indexed as such
+CREATE FUNCTION tens(bigint) RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT $1 * 10';
+SELECT streaming.create_query('by_expr', $$SELECT a.id, p.id AS pid FROM auction a JOIN person p ON a.seller * 10 = tens(p.id) + 0$$);
+SELECT regexp_replace(indexdef, 'join_\d+_', 'join_N_', 'g') FROM pg_indexes
+ WHERE schemaname = 'streaming' AND tablename IN (SELECT substring(x.statement FROM 'streaming\.(join_\d+_\d+)')
+                                                    FROM streaming.explain('by_expr') x WHERE x.step = 'join state')
+ ORDER BY 1;
+SELECT streaming.drop_query('by_expr');
+DROP FUNCTION tens(bigint);
 -- what is not supported is refused
 SELECT streaming.create_query('bad', $$SELECT a, p.name FROM auction a JOIN person p ON a.seller = p.id$$);
 SELECT streaming.create_query('bad', $$SELECT p.name FROM auction a LEFT JOIN person p ON a.seller = p.id$$);

@@ -729,11 +729,24 @@ create_join_states(ContinuousPlan *plan, int32 id)
 		List	   *keys = StreamJoinKeys(plan->join_query, relid);
 		Oid			state_oid;
 
+		StringInfoData items;
+		bool		expressions = false;
+		ListCell   *klc;
+
+		initStringInfo(&items);
+		foreach(klc, keys)
+		{
+			appendStringInfo(&items, "%s%s", items.len > 0 ? ", " : "", (char *) lfirst(klc));
+			expressions |= ((char *) lfirst(klc))[0] == '(';
+		}
 		state_oid = create_table_for(name, psprintf("SELECT * FROM %s", RelationQualifiedName(relid)), NULL);
-		if (keys != NIL)
-			catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", name, quoted_columns(keys)));
+		if (keys != NIL && !expressions)
+			catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", name, items.data));
 		record_depends_on_sources(state_oid, list_make1_oid(relid));
 		give_table(state_oid, name);
+		/* an index over the owner's expressions is the owner's to make */
+		if (expressions)
+			exec_ddl(psprintf("CREATE INDEX ON %s (%s)", name, items.data));
 		state_oids = lappend_oid(state_oids, state_oid);
 		plan->join_sources = lappend(plan->join_sources, RelationQualifiedName(relid));
 		plan->join_states = lappend(plan->join_states, name);

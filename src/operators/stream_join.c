@@ -39,8 +39,10 @@
 #include "optimizer/optimizer.h"
 #include "optimizer/prep.h"
 #include "parser/parsetree.h"
+#include "rewrite/rewriteManip.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
+#include "utils/ruleutils.h"
 
 #include "operators/stream_join.h"
 #include "source.h"
@@ -157,15 +159,32 @@ strip_to_var(Node *node)
 	return node != NULL && IsA(node, Var) && ((Var *) node)->varlevelsup == 0 ? (Var *) node : NULL;
 }
 
-static bool
-is_stream_var(Query *query, Var *var)
+/*
+ * index_item returns the index key of an expression of one stream (range
+ * table entry varno, relation relid) for its state table, whose columns
+ * are named as the source's: the column's name for a column, else the
+ * expression deparsed over the source's columns, names qualified, in
+ * parentheses; NULL for an expression an index cannot hold (not
+ * immutable).
+ */
+static char *
+index_item(Node *expr, int varno, Oid relid)
 {
-	RangeTblEntry *rte;
+	Var		   *var = strip_to_var(expr);
+	Node	   *copy;
+	char	   *sql;
+	int			nestlevel;
 
-	if (var == NULL || var->varno < 1 || var->varno > list_length(query->rtable))
-		return false;
-	rte = rt_fetch(var->varno, query->rtable);
-	return rte->rtekind == RTE_RELATION && IsStreamingSource(rte->relid);
+	if (var != NULL)
+		return var->varattno > 0 ? pstrdup(quote_identifier(get_attname(relid, var->varattno, false))) : NULL;
+	if (contain_mutable_functions(expr))
+		return NULL;
+	copy = copyObject(expr);
+	ChangeVarNodes(copy, varno, 1, 0);
+	nestlevel = PushCatalogSearchPath();
+	sql = deparse_expression(copy, deparse_context_for(get_rel_name(relid), relid), false, false);
+	PopCatalogSearchPath(nestlevel);
+	return psprintf("(%s)", sql);
 }
 
 static bool
@@ -179,34 +198,38 @@ key_walker(Node *node, KeyWalk *walk)
 		Node	   *args[2] = {linitial(op->args), lsecond(op->args)};
 
 		/*
-		 * a column of one stream compared with = to an expression of
-		 * others (a column, or b.x * 10): the column's state is probed by
-		 * the other side's values
+		 * a column or an expression of one stream compared with = to a
+		 * column or an expression of others (a.x = b.y, a.x = b.y * 10):
+		 * the first stream's state is probed by the other side's values
 		 */
 		if (op_mergejoinable(op->opno, exprType(args[0])) ||
 			op_hashjoinable(op->opno, exprType(args[0])))
 		{
 			for (int i = 0; i < 2; i++)
 			{
-				Var		   *var = strip_to_var(args[i]);
+				Relids		mine = pull_varnos(NULL, args[i]);
 				Relids		other = pull_varnos(NULL, args[1 - i]);
+				int			varno = 0;
 				RangeTblEntry *rte;
-				int			varno = -1;
 				bool		streams_only = !bms_is_empty(other);
+				int			o = -1;
+				char	   *item;
 
-				if (!is_stream_var(walk->query, var) || bms_is_member(var->varno, other) ||
+				if (!bms_get_singleton_member(mine, &varno) || bms_is_member(varno, other) ||
 					contain_volatile_functions(args[1 - i]))
 					continue;
-				while ((varno = bms_next_member(other, varno)) >= 0)
+				while ((o = bms_next_member(other, o)) >= 0)
 				{
-					RangeTblEntry *o = rt_fetch(varno, walk->query->rtable);
+					RangeTblEntry *ort = rt_fetch(o, walk->query->rtable);
 
-					streams_only &= o->rtekind == RTE_RELATION && IsStreamingSource(o->relid);
+					streams_only &= ort->rtekind == RTE_RELATION && IsStreamingSource(ort->relid);
 				}
-				rte = rt_fetch(var->varno, walk->query->rtable);
-				if (streams_only && rte->relid == walk->relid)
-					walk->keys = list_append_unique(walk->keys,
-													makeString(get_attname(rte->relid, var->varattno, false)));
+				rte = rt_fetch(varno, walk->query->rtable);
+				if (!streams_only || rte->rtekind != RTE_RELATION || rte->relid != walk->relid)
+					continue;
+				item = index_item(args[i], varno, rte->relid);
+				if (item != NULL)
+					walk->keys = list_append_unique(walk->keys, makeString(item));
 			}
 		}
 	}
@@ -232,9 +255,10 @@ key_walker(Node *node, KeyWalk *walk)
 }
 
 /*
- * StreamJoinKeys returns the names of the columns of source relid that the
- * query's join compares with = to a column of another stream: what its
- * state table is indexed on.
+ * StreamJoinKeys returns what the state table of source relid is indexed
+ * on: its columns and expressions that the query's join compares with =
+ * to columns or expressions of other streams, as index keys (see
+ * index_item).
  */
 List *
 StreamJoinKeys(Query *query, Oid relid)

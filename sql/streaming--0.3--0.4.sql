@@ -29,9 +29,11 @@ AS 'MODULE_PATHNAME', 'streaming_reset_query'
 LANGUAGE C;
 
 /* ------------------------------------------------------------------------
- * alter_query(..., query): a new SELECT that keeps the same state, its
- * result computed again from the state.  A new argument with a default:
- * the 0.3 function is replaced, or calls would be ambiguous.
+ * alter_query(..., query, output_mode, sink_options): a new SELECT that
+ * keeps the same state, its result computed again from the state; update
+ * and complete modes exchanged; sink options that are not structural.  New
+ * arguments with defaults: the 0.3 function is replaced, or calls would be
+ * ambiguous.
  * ------------------------------------------------------------------------ */
 
 DROP FUNCTION streaming.alter_query(text, text, interval, timestamptz, text);
@@ -42,7 +44,9 @@ CREATE FUNCTION streaming.alter_query(
     watermark    interval    DEFAULT NULL,
     watermark_at timestamptz DEFAULT NULL,
     on_error     text        DEFAULT NULL,
-    query        text        DEFAULT NULL)
+    query        text        DEFAULT NULL,
+    output_mode  text        DEFAULT NULL,
+    sink_options jsonb       DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'streaming_alter_query'
 LANGUAGE C;

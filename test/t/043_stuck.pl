@@ -4,6 +4,8 @@
 # lock another session holds on the result table is stuck, then idle or
 # waiting once the lock goes; a query whose Kafka input waits while every
 # batch fails (and is retried) is stuck, then goes on when batches succeed.
+# Also: a running worker takes alter_query's output_mode and sink_options
+# at its next batch.
 use strict;
 use warnings;
 
@@ -72,6 +74,31 @@ wait_for(q{SELECT activity IN ('idle', 'waiting') FROM streaming.status WHERE na
 wait_for(q{SELECT activity FROM streaming.status WHERE name = 'per_k'}, 'idle', 'then idle');
 $locker->quit;
 sql(q{SELECT streaming.drop_query('per_k'); SELECT streaming.drop_source('ev')});
+
+# ------------------------------------------------------------------------
+# alter_query's output_mode and sink_options reach a running worker at its
+# next batch: a console sink showing 1 row per batch in update mode, then 2
+# rows of the whole result in complete mode
+# ------------------------------------------------------------------------
+my $dir2 = "$base/in2";
+mkdir $dir2;
+sql(qq{
+	SELECT streaming.create_source('ev2', 'file', 'k int, v int', '{"path": "$dir2", "format": "csv"}');
+	SELECT streaming.create_query('shown', 'SELECT k, count(*) AS n FROM ev2 GROUP BY k', output_mode => 'update',
+		sink => 'console', sink_options => '{"num_rows": 1}');
+});
+my $log_at = -s $node->logfile;
+put_file($dir2, '1,1', '2,2', '3,3');
+wait_for(sub { slurp_file($node->logfile, $log_at) =~ /streaming query "shown", batch \d+:.*?only showing top 1 rows/s ? 1 : 0 },
+	1, 'update mode, num_rows 1: the worker shows 1 of the 3 rows its batch changed');
+sql(q{SELECT streaming.alter_query('shown', output_mode => 'complete', sink_options => '{"num_rows": 2}')});
+$log_at = -s $node->logfile;
+put_file($dir2, '4,4');
+wait_for(sub { slurp_file($node->logfile, $log_at) =~ /streaming query "shown", batch \d+:.*?only showing top 2 rows/s ? 1 : 0 },
+	1, 'after alter_query, complete mode and num_rows 2: the next batch shows 2 rows of the whole result');
+is(sql(q{SELECT string_agg(k || ':' || n, ' ' ORDER BY k) FROM shown}), '1:1 2:1 3:1 4:1',
+	'and the result table holds every group');
+sql(q{SELECT streaming.drop_query('shown'); SELECT streaming.drop_source('ev2')});
 
 # ------------------------------------------------------------------------
 # Input that waits while every batch fails: ten messages, five per batch,

@@ -387,6 +387,109 @@ SELECT streaming.alter_query('win', query => $q$SELECT streaming.window(ts, '10 
   FROM ev GROUP BY 1, 2$q$);
 SELECT query FROM streaming.queries WHERE name = 'win';
 
+-- alter_query(output_mode => ...): update and complete modes exchange in
+-- place; anything involving append mode is refused
+SELECT alter_try($$SELECT streaming.alter_query('rsq', output_mode => 'append')$$);
+SELECT alter_try($$SELECT streaming.alter_query('win', output_mode => 'update')$$);
+SELECT alter_try($$SELECT streaming.alter_query('rsq', output_mode => 'bogus')$$);
+SELECT streaming.alter_query('rsq', output_mode => 'update');
+SELECT output_mode, plan->>'mode' AS plan_mode FROM streaming.queries WHERE name = 'rsq';
+SELECT step, statement FROM streaming.explain('rsq') WHERE step = 'shape';
+-- the next batch upserts the groups it touches, as update mode does
+SELECT rs_file('f6', E'5,50\n1,1\n5,5', '2024-01-06 00:00:00 UTC');
+COPY rs_raw (k, v) FROM PROGRAM 'cat /tmp/streaming_regress/alter/rs/f6.csv' WITH (FORMAT csv);
+UPDATE rs_raw SET f = 'f6' WHERE f IS NULL;
+SELECT streaming.run('rsq');
+SELECT * FROM rsq_diff2($$SELECT k, count(*) AS n2, sum(v) * 10 AS total, round(sum(v)::numeric / count(*), 2) AS mean
+                            FROM rs_raw GROUP BY k HAVING count(*) > 1$$);
+SELECT count(*) AS result_rows FROM rsq;
+-- and back to complete mode: the same result table, every group kept
+SELECT streaming.alter_query('rsq', output_mode => 'complete');
+SELECT output_mode, plan->>'mode' AS plan_mode FROM streaming.queries WHERE name = 'rsq';
+SELECT rs_file('f7', E'3,1\n6,6', '2024-01-07 00:00:00 UTC');
+COPY rs_raw (k, v) FROM PROGRAM 'cat /tmp/streaming_regress/alter/rs/f7.csv' WITH (FORMAT csv);
+UPDATE rs_raw SET f = 'f7' WHERE f IS NULL;
+SELECT streaming.run('rsq');
+SELECT * FROM rsq_diff2($$SELECT k, count(*) AS n2, sum(v) * 10 AS total, round(sum(v)::numeric / count(*), 2) AS mean
+                            FROM rs_raw GROUP BY k HAVING count(*) > 1$$);
+SELECT count(*) AS result_rows FROM rsq;
+-- a SELECT and a mode at once
+SELECT streaming.alter_query('rsq', output_mode => 'update',
+         query => $$SELECT k, count(*) AS n2, sum(v) * 10 AS total FROM rs GROUP BY k HAVING count(*) > 1$$);
+SELECT output_mode, query FROM streaming.queries WHERE name = 'rsq';
+SELECT * FROM rsq_diff2($$SELECT k, count(*) AS n2, sum(v) * 10 AS total FROM rs_raw GROUP BY k HAVING count(*) > 1$$);
+-- windows: complete -> update always; update -> complete until update mode
+-- has evicted a window
+SELECT streaming.create_query('wc',
+         $$SELECT streaming.window(ts, '10 minutes') AS w, count(*) AS n FROM ev GROUP BY 1$$,
+         output_mode => 'complete', event_time => 'ts', watermark => '5 minutes');
+SELECT streaming.run('wc') > 0 AS ran;
+SELECT (SELECT count(*) FROM wc) = (SELECT state_rows FROM streaming.queries WHERE name = 'wc') AS all_windows_kept,
+       (SELECT closed_until FROM streaming.queries WHERE name = 'wc') AS closed_until;
+SELECT count(*) AS result_rows FROM wc \gset wc_
+SELECT streaming.alter_query('wc', output_mode => 'update');
+SELECT streaming.alter_query('wc', output_mode => 'complete');
+SELECT streaming.alter_query('wc', output_mode => 'update');
+SELECT step FROM streaming.explain('wc') WHERE step = 'close';
+-- an event time a few days on: update mode evicts every earlier window,
+-- whose result rows stay
+SELECT alter_file('h', E'2024-01-05T00:00:00Z,1,1');
+SELECT streaming.run('wc');
+SELECT (SELECT count(*) FROM wc) - :wc_result_rows AS new_rows,
+       (SELECT state_rows FROM streaming.queries WHERE name = 'wc') AS state_rows,
+       (SELECT closed_until FROM streaming.queries WHERE name = 'wc') AS closed_until;
+SELECT alter_try($$SELECT streaming.alter_query('wc', output_mode => 'complete')$$);
+SELECT alter_try($$SELECT streaming.alter_query('upd', output_mode => 'complete')$$);
+SELECT output_mode FROM streaming.queries WHERE name IN ('wc', 'upd') ORDER BY name;
+-- rebuilt from its sources, it may go to complete mode again
+SELECT streaming.reset_query('wc');
+SELECT streaming.alter_query('wc', output_mode => 'complete');
+SELECT streaming.run('wc') > 0 AS ran;
+SELECT (SELECT count(*) FROM wc) = (SELECT state_rows FROM streaming.queries WHERE name = 'wc') AS all_windows_kept;
+SELECT streaming.drop_query('wc');
+
+-- alter_query(sink_options => ...): merged into the query's options (a key
+-- given null goes), checked as create_query checks them; the result table
+-- and a file sink's options cannot change
+SELECT alter_try($$SELECT streaming.alter_query('rsq', sink_options => '{"table": "alter_t"}')$$);
+SELECT alter_try($$SELECT streaming.alter_query('rsq', sink_options => '{"bogus": 1}')$$);
+SELECT alter_try($$SELECT streaming.alter_query('rsq', sink_options => '[1]')$$);
+SELECT streaming.alter_query('rsq', sink_options => '{}');
+SELECT streaming.create_query('con', $$SELECT k, v FROM rs$$, sink => 'console',
+         sink_options => '{"num_rows": 3}', output_mode => 'update');
+-- complete mode needs an aggregation, as create_query says
+SELECT alter_try($$SELECT streaming.alter_query('con', output_mode => 'complete')$$);
+SELECT streaming.alter_query('con', sink_options => '{"num_rows": 5, "truncate": false}');
+SELECT sink_options FROM streaming.queries WHERE name = 'con';
+SELECT streaming.alter_query('con', sink_options => '{"num_rows": null}');
+SELECT sink_options FROM streaming.queries WHERE name = 'con';
+SELECT alter_try($$SELECT streaming.alter_query('con', sink_options => '{"num_rows": 0}')$$);
+SELECT alter_try($$SELECT streaming.alter_query('con', sink_options => '{"table": "alter_t"}')$$);
+SELECT streaming.create_query('nq', $$SELECT k, v FROM rs$$, sink => 'notify');
+SELECT streaming.alter_query('nq', sink_options => '{"channel": "alter_channel"}');
+SELECT sink_options FROM streaming.queries WHERE name = 'nq';
+SELECT alter_try($$SELECT streaming.alter_query('nq', sink_options => '{"channel": ""}')$$);
+SELECT streaming.create_query('kq', $$SELECT k, v FROM rs$$, sink => 'kafka',
+         sink_options => '{"bootstrap_servers": "localhost:9", "topic": "one", "key": "k"}');
+SELECT streaming.alter_query('kq', sink_options => '{"topic": "two", "kafka.linger.ms": 5}');
+SELECT sink_options FROM streaming.queries WHERE name = 'kq';
+SELECT alter_try($$SELECT streaming.alter_query('kq', sink_options => '{"key": "nope"}')$$);
+SELECT alter_try($$SELECT streaming.alter_query('kq', sink_options => '{"kafka.linger.ms": "soon"}')$$);
+SELECT alter_try($$SELECT streaming.alter_query('kq', sink_options => '{"topic": null}')$$);
+SELECT streaming.create_query('fq', $$SELECT k, v FROM rs$$, sink => 'file',
+         sink_options => '{"path": "/tmp/streaming_regress/alter/out"}');
+SELECT alter_try($$SELECT streaming.alter_query('fq', sink_options => '{"format": "json"}')$$);
+SELECT streaming.alter_query('fq', sink_options => '{"path": "/tmp/streaming_regress/alter/out"}');
+SET ROLE alter_other;
+SELECT alter_try($$SELECT streaming.alter_query('con', sink_options => '{"num_rows": 7}')$$);
+SELECT alter_try($$SELECT streaming.alter_query('rsq', output_mode => 'complete')$$);
+RESET ROLE;
+SELECT sink_options FROM streaming.queries WHERE name = 'kq';
+SELECT streaming.drop_query('con');
+SELECT streaming.drop_query('nq');
+SELECT streaming.drop_query('kq');
+SELECT streaming.drop_query('fq');
+
 SELECT streaming.drop_query('win');
 SELECT streaming.drop_query('upd');
 SELECT streaming.drop_query('plain');

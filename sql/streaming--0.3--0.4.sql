@@ -1,4 +1,4 @@
-/* streaming--0.3--0.4.sql: rebuilding a query from a chosen position, a new SELECT that keeps the state (see README, "reset_query", "alter_query") */
+/* streaming--0.3--0.4.sql: rebuilding a query from a chosen position, a new SELECT, output mode or sink options that keep the state (see README, "reset_query", "alter_query"), the GUC streaming.stuck_after in the status view */
 
 \echo Use "ALTER EXTENSION streaming UPDATE TO '0.4'" to load this file. \quit
 
@@ -29,9 +29,11 @@ AS 'MODULE_PATHNAME', 'streaming_reset_query'
 LANGUAGE C;
 
 /* ------------------------------------------------------------------------
- * alter_query(..., query): a new SELECT that keeps the same state, its
- * result computed again from the state.  A new argument with a default:
- * the 0.3 function is replaced, or calls would be ambiguous.
+ * alter_query(..., query, output_mode, sink_options): a new SELECT that
+ * keeps the same state, its result computed again from the state; update
+ * and complete modes exchanged; sink options that are not structural.  New
+ * arguments with defaults: the 0.3 function is replaced, or calls would be
+ * ambiguous.
  * ------------------------------------------------------------------------ */
 
 DROP FUNCTION streaming.alter_query(text, text, interval, timestamptz, text);
@@ -42,7 +44,101 @@ CREATE FUNCTION streaming.alter_query(
     watermark    interval    DEFAULT NULL,
     watermark_at timestamptz DEFAULT NULL,
     on_error     text        DEFAULT NULL,
-    query        text        DEFAULT NULL)
+    query        text        DEFAULT NULL,
+    output_mode  text        DEFAULT NULL,
+    sink_options jsonb       DEFAULT NULL)
 RETURNS void
 AS 'MODULE_PATHNAME', 'streaming_alter_query'
 LANGUAGE C;
+
+/* ------------------------------------------------------------------------
+ * The status view: the floor of stuck_after (how long a batch may run, or
+ * input wait without progress, before activity says 'stuck') is the GUC
+ * streaming.stuck_after, 1 minute when it is not set (the library not
+ * loaded in this session).  The same columns as 0.3.
+ * ------------------------------------------------------------------------ */
+
+CREATE OR REPLACE VIEW streaming.status WITH (security_invoker = true) AS
+SELECT q.name,
+       CASE WHEN q.status OPERATOR(pg_catalog.=) 'running' AND w.pid IS NULL
+                 AND q.restart_at OPERATOR(pg_catalog.>) pg_catalog.now() THEN 'restarting'
+            WHEN q.status OPERATOR(pg_catalog.=) 'running' AND w.pid IS NULL THEN 'starting'
+            ELSE q.status END AS state,
+       q.enabled,
+       w.pid AS worker_pid,
+       q.trigger,
+       q.last_batch_id,
+       q.last_progress_at,
+       pg_catalog.now() OPERATOR(pg_catalog.-) q.last_progress_at AS since_last_progress,
+       q.watermark,
+       q.state_rows,
+       r.batches AS recent_batches,
+       r.input_rows AS recent_input_rows,
+       r.input_rows_per_second,
+       r.processed_rows_per_second,
+       q.condition,
+       q.restarts,
+       q.restart_at,
+       q.last_error,
+       CASE WHEN w.pid IS NULL THEN NULL
+            WHEN w.state OPERATOR(pg_catalog.=) 'active'
+                 AND pg_catalog.now() OPERATOR(pg_catalog.-) w.query_start OPERATOR(pg_catalog.>) t.stuck_after THEN 'stuck'
+            WHEN w.state OPERATOR(pg_catalog.=) 'active' THEN 'processing'
+            WHEN l.backlog OPERATOR(pg_catalog.>) 0
+                 AND pg_catalog.now() OPERATOR(pg_catalog.-) q.last_progress_at OPERATOR(pg_catalog.>) t.stuck_after THEN 'stuck'
+            WHEN q.last_progress_at IS NULL
+                 OR pg_catalog.now() OPERATOR(pg_catalog.-) q.last_progress_at OPERATOR(pg_catalog.>) t.idle_after THEN 'idle'
+            ELSE 'waiting' END AS activity,
+       CASE WHEN w.state OPERATOR(pg_catalog.=) 'active'
+            THEN pg_catalog.now() OPERATOR(pg_catalog.-) w.query_start END AS batch_running_for,
+       l.backlog,
+       l.last_batch_ms,
+       q.watermark_delay,
+       q.closed_until,
+       pg_catalog.now() OPERATOR(pg_catalog.-) (q.watermark OPERATOR(pg_catalog.+) q.watermark_delay) AS event_time_lag,
+       q.input_rows_total,
+       q.late_rows_total,
+       q.dead_letters_total,
+       q.sink_rows_total,
+       CASE WHEN q.state_table IS NOT NULL
+            THEN pg_catalog.pg_total_relation_size(q.state_table) END AS state_bytes,
+       CASE WHEN q.status OPERATOR(pg_catalog.=) 'failed'
+            THEN (SELECT pg_catalog.max(e.occurred_at) FROM streaming.errors e
+                   WHERE e.query OPERATOR(pg_catalog.=) q.name AND e.kind OPERATOR(pg_catalog.=) 'failed') END AS failed_at
+  FROM streaming.queries q
+  CROSS JOIN LATERAL (
+        SELECT GREATEST(i OPERATOR(pg_catalog.*) 10,
+                        COALESCE(pg_catalog.current_setting('streaming.stuck_after', true)::pg_catalog.interval,
+                                 '1 minute'::pg_catalog.interval)) AS stuck_after,
+               GREATEST(i OPERATOR(pg_catalog.*) 2, '1 second'::pg_catalog.interval) AS idle_after
+          FROM (SELECT CASE WHEN q.trigger OPERATOR(pg_catalog.=) ANY (ARRAY['once', 'available_now'])
+                            THEN '0'::pg_catalog.interval
+                            ELSE q.trigger::pg_catalog.interval END AS i) ti) t
+  LEFT JOIN LATERAL (
+        SELECT a.pid, a.state, a.query_start FROM pg_catalog.pg_stat_activity a
+         WHERE a.datid OPERATOR(pg_catalog.=) (SELECT d.oid FROM pg_catalog.pg_database d
+                                               WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database())
+           AND a.backend_type OPERATOR(pg_catalog.=) 'streaming query'
+           AND (a.pid OPERATOR(pg_catalog.=) q.worker_pid
+                OR a.application_name OPERATOR(pg_catalog.=) ('streaming query ' OPERATOR(pg_catalog.||) q.name))
+         ORDER BY (a.pid OPERATOR(pg_catalog.=) q.worker_pid) DESC NULLS LAST
+         LIMIT 1) w ON true
+  LEFT JOIN LATERAL (
+        SELECT pg_catalog.count(*) AS batches, pg_catalog.sum(p.input_rows) AS input_rows,
+               pg_catalog.avg(p.input_rows_per_second) AS input_rows_per_second,
+               pg_catalog.avg(p.processed_rows_per_second) AS processed_rows_per_second
+          FROM (SELECT * FROM streaming.progress p
+                 WHERE p.query OPERATOR(pg_catalog.=) q.name ORDER BY p.batch_id DESC LIMIT 10) p) r ON true
+  -- the last batch: its duration, and what its sources had beyond what it
+  -- read, by their own count (Kafka offsets, socket lines), when they say
+  LEFT JOIN LATERAL (
+        SELECT (p.duration_ms OPERATOR(pg_catalog.->>) 'trigger_execution')::pg_catalog.float8 AS last_batch_ms,
+               (SELECT pg_catalog.sum((o.value OPERATOR(pg_catalog.#>>) '{}')::pg_catalog.numeric
+                                      OPERATOR(pg_catalog.-)
+                                      (s.value OPERATOR(pg_catalog.->) 'end_offset' OPERATOR(pg_catalog.->>) o.key)::pg_catalog.numeric)::pg_catalog.int8
+                  FROM pg_catalog.jsonb_array_elements(p.sources) s,
+                       pg_catalog.jsonb_each(s.value OPERATOR(pg_catalog.->) 'latest_offset') o
+                 WHERE pg_catalog.jsonb_typeof(s.value OPERATOR(pg_catalog.->) 'latest_offset') OPERATOR(pg_catalog.=) 'object') AS backlog
+          FROM streaming.progress p
+         WHERE p.query OPERATOR(pg_catalog.=) q.name
+         ORDER BY p.batch_id DESC LIMIT 1) l ON true;

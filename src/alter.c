@@ -26,6 +26,7 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
@@ -57,42 +58,130 @@ timestamptz_text(TimestampTz t)
 }
 
 /*
+ * check_mode_change refuses an output mode that the query's state and
+ * result cannot follow in place.  Update and complete modes keep the same
+ * state and the same result table (every group's row, upserted as it
+ * changes); they differ in what a closing window does (update mode evicts
+ * its state, complete mode keeps it) and in late rows (update mode drops
+ * them, complete mode counts them).  So complete -> update always holds,
+ * and update -> complete holds until the watermark has evicted a window
+ * (closed_until is set): a late row of an evicted window would then start
+ * its state afresh and overwrite its result row.  Append mode emits a
+ * window's row once, when it closes, and its result table holds no open
+ * window: nothing involving it can change in place.
+ */
+static void
+check_mode_change(QueryDef *q, OutputMode mode)
+{
+	if (mode == q->mode)
+		return;
+	if (mode == OUTPUT_APPEND || q->mode == OUTPUT_APPEND)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot change the output mode of continuous query \"%s\" from %s to %s",
+						q->name, OutputModeName(q->mode), OutputModeName(mode)),
+				 errdetail("Append mode writes each row once, when its window closes, and keeps no row of an open window; update and complete modes keep every group's row up to date."),
+				 errhint("Drop the query with streaming.drop_query() and create it again with the new output mode; keep_result => true keeps the old result table.")));
+	if (mode == OUTPUT_COMPLETE && q->plan->window_key != NULL && q->closed_valid)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot change continuous query \"%s\" to complete mode: update mode evicted windows", q->name),
+				 errdetail("The state of the windows that end at or before %s is gone; complete mode would count their late rows from nothing and overwrite their result rows.",
+						   timestamptz_text(q->closed_until)),
+				 errhint("Change the mode after streaming.reset_query(), which rebuilds the state from the sources, or drop the query and create it again.")));
+}
+
+/* the names of the sinks, by SinkKind */
+static const char *const sink_names[] = {"table", "console", "notify", "file", "kafka"};
+
+/*
+ * altered_sink_options gives the sink options of a query with those given
+ * to alter_query merged in (a key given JSON null is removed), checked as
+ * create_query checks them, for the query's owner.  What decides where the
+ * result is kept cannot change: sink_options.table (the result table), or
+ * a file sink's options (its directory holds the part files of the
+ * batches written so far, in one format, listed in its manifest).  NULL
+ * when they stay the same.
+ */
+static Jsonb *
+altered_sink_options(QueryDef *q, Jsonb *given)
+{
+	Jsonb	   *merged;
+	SinkOptions opts;
+
+	if (!JB_ROOT_IS_OBJECT(given))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("sink_options must be a JSON object")));
+	merged = DatumGetJsonbP(DirectFunctionCall1(jsonb_strip_nulls,
+												DirectFunctionCall2(jsonb_concat,
+																	JsonbPGetDatum(q->sink_options),
+																	JsonbPGetDatum(given))));
+	if (DatumGetBool(DirectFunctionCall2(jsonb_eq, JsonbPGetDatum(merged),
+										 JsonbPGetDatum(q->sink_options))))
+		return NULL;
+	if (q->sink.kind == SINK_FILE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the options of the file sink of continuous query \"%s\" cannot change", q->name),
+				 errdetail("Its directory holds the part files of the batches written so far, in one format, listed in its manifest."),
+				 errhint("Drop the query and create it again with the new options.")));
+	SinkParseOptions(sink_names[q->sink.kind], merged, q->name, &opts);
+	if ((opts.table == NULL) != (q->sink.table == NULL) ||
+		(opts.table != NULL && strcmp(opts.table, q->sink.table) != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot change the result table of continuous query \"%s\"", q->name),
+				 errdetail("sink_options.table names the table the query keeps its result in: %s.",
+						   q->sink.table != NULL ? psprintf("\"%s\"", q->sink.table) : "its own table, named after the query"),
+				 errhint("Drop the query with streaming.drop_query() and create it again with the new table; keep_result => true keeps the old result table.")));
+	if (opts.kind == SINK_KAFKA)
+	{
+		KafkaSinkValidate(&opts, q->owner);
+		QueryCheckSinkKey(q->plan, &opts);
+	}
+	return merged;
+}
+
+/*
  * QueryAlterCheck raises the error that QueryAlter would for these changes
  * (the caller checks before it ends a worker, and QueryAlter again under
- * the lock, where the watermark may have moved meanwhile).
+ * the lock, where the watermark may have moved meanwhile), and returns the
+ * query's sink options with those given merged in, NULL if they stay.
  */
-void
-QueryAlterCheck(QueryDef *q, const char *trigger, Interval *watermark,
-				TimestampTz *watermark_at, const char *on_error, bool notice)
+Jsonb *
+QueryAlterCheck(QueryDef *q, const QueryAlterArgs *a, bool notice)
 {
-	if (trigger != NULL)
-		QueryCheckTrigger(trigger);
-	if (on_error != NULL)
-		QueryCheckOnError(on_error);
-	if ((watermark != NULL || watermark_at != NULL) && !q->has_watermark)
+	if (a->trigger != NULL)
+		QueryCheckTrigger(a->trigger);
+	if (a->on_error != NULL)
+		QueryCheckOnError(a->on_error);
+	if ((a->watermark != NULL || a->watermark_at != NULL) && !q->has_watermark)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("continuous query \"%s\" has no watermark", q->name),
 				 errdetail("Whether a query has an event time and a watermark decides how it keeps its state, and is set by create_query."),
 				 errhint("Drop the query and create it again with event_time and watermark.")));
-	if (watermark != NULL)
-		QueryCheckWatermarkDelay(watermark);
-	if (watermark_at != NULL)
+	if (a->watermark != NULL)
+		QueryCheckWatermarkDelay(a->watermark);
+	if (a->watermark_at != NULL)
 	{
+		TimestampTz watermark_at = *a->watermark_at;
+
 		if (!q->watermark_valid)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("continuous query \"%s\" has no watermark yet", q->name),
 					 errdetail("The watermark is set by the first batch that reads an event time."),
 					 errhint("A watermark can only be moved back.")));
-		if (*watermark_at > q->watermark)
+		if (watermark_at > q->watermark)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("cannot move the watermark of continuous query \"%s\" forward", q->name),
 					 errdetail("Its watermark is %s; it advances by itself with the event times the query reads.",
 							   timestamptz_text(q->watermark)),
 					 errhint("Give a time at or before the current watermark.")));
-		if (notice && q->closed_valid && *watermark_at < q->closed_until)
+		if (notice && q->closed_valid && watermark_at < q->closed_until)
 		{
 			if (q->plan->shape == SHAPE_DEDUP)
 				ereport(NOTICE,
@@ -106,51 +195,61 @@ QueryAlterCheck(QueryDef *q, const char *trigger, Interval *watermark,
 						 errdetail("They were emitted or evicted; rows before that time are still late.")));
 		}
 	}
+	if (a->has_mode)
+		check_mode_change(q, a->mode);
+	return a->sink_options != NULL ? altered_sink_options(q, a->sink_options) : NULL;
 }
 
 /*
  * QueryAlter changes what alter_query() may change of a query, which the
  * caller loaded with the lock a batch takes: its trigger, watermark delay,
- * watermark (back only) and on_error.  NULL arguments are left as they are.
+ * watermark (back only), on_error and sink options.  NULL arguments are
+ * left as they are.  A new SELECT or output mode is the caller's next
+ * step (QueryAlterSelect, QueryAlterMode).
  */
 void
-QueryAlter(QueryDef *q, const char *trigger, Interval *watermark,
-		   TimestampTz *watermark_at, const char *on_error)
+QueryAlter(QueryDef *q, const QueryAlterArgs *a)
 {
-	Oid			argtypes[5] = {TEXTOID, TEXTOID, INTERVALOID, TIMESTAMPTZOID, TEXTOID};
-	Datum		args[5];
-	char		nulls[5] = {' ', 'n', 'n', 'n', 'n'};
+	Oid			argtypes[6] = {TEXTOID, TEXTOID, INTERVALOID, TIMESTAMPTZOID, TEXTOID, JSONBOID};
+	Datum		args[6];
+	char		nulls[6] = {' ', 'n', 'n', 'n', 'n', 'n'};
+	Jsonb	   *sink_options = QueryAlterCheck(q, a, true);
 
-	QueryAlterCheck(q, trigger, watermark, watermark_at, on_error, true);
 	args[0] = CStringGetTextDatum(q->name);
-	if (trigger != NULL)
+	if (a->trigger != NULL)
 	{
-		args[1] = CStringGetTextDatum(trigger);
+		args[1] = CStringGetTextDatum(a->trigger);
 		nulls[1] = ' ';
 	}
-	if (watermark != NULL)
+	if (a->watermark != NULL)
 	{
-		args[2] = IntervalPGetDatum(watermark);
+		args[2] = IntervalPGetDatum(a->watermark);
 		nulls[2] = ' ';
 	}
-	if (watermark_at != NULL)
+	if (a->watermark_at != NULL)
 	{
-		args[3] = TimestampTzGetDatum(*watermark_at);
+		args[3] = TimestampTzGetDatum(*a->watermark_at);
 		nulls[3] = ' ';
 	}
-	if (on_error != NULL)
+	if (a->on_error != NULL)
 	{
-		args[4] = CStringGetTextDatum(on_error);
+		args[4] = CStringGetTextDatum(a->on_error);
 		nulls[4] = ' ';
+	}
+	if (sink_options != NULL)
+	{
+		args[5] = JsonbPGetDatum(sink_options);
+		nulls[5] = ' ';
 	}
 	SPI_connect();
 	if (CatalogExecute("UPDATE streaming.queries SET "
 					   "trigger = COALESCE($2, trigger), "
 					   "watermark_delay = COALESCE($3, watermark_delay), "
 					   "watermark = COALESCE($4, watermark), "
-					   "on_error = COALESCE($5, on_error) "
+					   "on_error = COALESCE($5, on_error), "
+					   "sink_options = COALESCE($6, sink_options) "
 					   "WHERE name OPERATOR(pg_catalog.=) $1",
-					   5, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
+					   6, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update streaming.queries");
 	SPI_finish();
 }

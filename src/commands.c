@@ -171,25 +171,37 @@ query_is_running(const char *name)
 
 /*
  * streaming_alter_query implements streaming.alter_query(name, trigger,
- * watermark, watermark_at, on_error, query): changes them in place, keeping
- * the query's state and offsets (a new SELECT must keep the same state: its
- * result is computed again from it, QueryAlterSelect).  It takes the lock a batch takes, so
- * it waits for a batch in progress (run() in another session) and the next
- * batch sees the change.  A new trigger has the pool let go of the query
- * (a batch in progress is cancelled, losing nothing) and take it afresh.
+ * watermark, watermark_at, on_error, query, output_mode, sink_options):
+ * changes them in place, keeping the query's state and offsets (a new
+ * SELECT must keep the same state: its result is computed again from it,
+ * QueryAlterSelect; the output mode goes between update and complete,
+ * QueryAlterMode; sink options merge into the query's).  It takes the lock
+ * a batch takes, so it waits for a batch in progress (run() in another
+ * session) and the next batch, which loads the query under that lock,
+ * sees the change.  A new trigger or SELECT has the pool let go of the
+ * query (a batch in progress is cancelled, losing nothing) and take it
+ * afresh.
  */
 Datum
 streaming_alter_query(PG_FUNCTION_ARGS)
 {
 	char	   *name;
-	char	   *trigger = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-	Interval   *watermark = PG_ARGISNULL(2) ? NULL : PG_GETARG_INTERVAL_P(2);
+	QueryAlterArgs a;
 	TimestampTz watermark_at = PG_ARGISNULL(3) ? 0 : PG_GETARG_TIMESTAMPTZ(3);
-	char	   *on_error = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
-	/* the catalog of 0.3 has no argument query */
-	char	   *select = PG_NARGS() < 6 || PG_ARGISNULL(5) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(5));
 	QueryDef   *q;
 	bool		restart = false;
+
+	memset(&a, 0, sizeof(a));
+	a.trigger = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	a.watermark = PG_ARGISNULL(2) ? NULL : PG_GETARG_INTERVAL_P(2);
+	a.watermark_at = PG_ARGISNULL(3) ? NULL : &watermark_at;
+	a.on_error = PG_ARGISNULL(4) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(4));
+	/* the catalog of 0.3 has no argument query, output_mode, sink_options */
+	a.query = PG_NARGS() < 6 || PG_ARGISNULL(5) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(5));
+	a.has_mode = PG_NARGS() >= 7 && !PG_ARGISNULL(6);
+	if (a.has_mode)
+		a.mode = OutputModeFromString(text_to_cstring(PG_GETARG_TEXT_PP(6)));
+	a.sink_options = PG_NARGS() < 8 || PG_ARGISNULL(7) ? NULL : PG_GETARG_JSONB_P(7);
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -198,14 +210,15 @@ streaming_alter_query(PG_FUNCTION_ARGS)
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	q = QueryDefLoad(name, false, false);
 	QueryCheckOwner(q);
-	if (trigger == NULL && watermark == NULL && PG_ARGISNULL(3) && on_error == NULL && select == NULL)
+	if (a.trigger == NULL && a.watermark == NULL && a.watermark_at == NULL && a.on_error == NULL &&
+		a.query == NULL && !a.has_mode && a.sink_options == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("nothing to alter in continuous query \"%s\"", name),
-				 errhint("Give at least one of trigger, watermark, watermark_at, on_error and query.")));
-	QueryAlterCheck(q, trigger, watermark, PG_ARGISNULL(3) ? NULL : &watermark_at, on_error, false);
+				 errhint("Give at least one of trigger, watermark, watermark_at, on_error, query, output_mode and sink_options.")));
+	(void) QueryAlterCheck(q, &a, false);
 	/* a new trigger or SELECT: the worker takes the query afresh */
-	if ((trigger != NULL && strcmp(trigger, q->trigger) != 0) || select != NULL)
+	if ((a.trigger != NULL && strcmp(a.trigger, q->trigger) != 0) || a.query != NULL)
 	{
 		restart = query_is_running(name);
 		if (restart)
@@ -213,9 +226,11 @@ streaming_alter_query(PG_FUNCTION_ARGS)
 	}
 	/* the lock a batch takes: no batch runs meanwhile */
 	q = QueryDefLoad(name, true, false);
-	QueryAlter(q, trigger, watermark, PG_ARGISNULL(3) ? NULL : &watermark_at, on_error);
-	if (select != NULL)
-		QueryAlterSelect(q, select);
+	QueryAlter(q, &a);
+	if (a.query != NULL)
+		QueryAlterSelect(q, a.query, a.has_mode ? a.mode : q->mode);
+	else if (a.has_mode)
+		QueryAlterMode(q, a.mode);
 	if (restart)
 		StartQuery(name);
 	PG_RETURN_VOID();

@@ -118,9 +118,9 @@ QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok)
 		d = SPI_getbinval(tup, desc, 15, &isnull);
 		q->watermark_valid = !isnull;
 		q->watermark = isnull ? 0 : DatumGetTimestampTz(d);
-		SinkParseOptions(SPI_getvalue(tup, desc, 16),
-						 DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 17, &isnull)),
-						 q->name, &q->sink);
+		q->sink_name = SPI_getvalue(tup, desc, 16);
+		q->sink_options = DatumGetJsonbPCopy(SPI_getbinval(tup, desc, 17, &isnull));
+		SinkParseOptions(q->sink_name, q->sink_options, q->name, &q->sink);
 		q->enabled = DatumGetBool(SPI_getbinval(tup, desc, 19, &isnull));
 		q->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 20, &isnull));
 		/* before version 0.2, statements were stored with unqualified operators */
@@ -362,6 +362,27 @@ QueryCheckWatermarkDelay(Interval *delay)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("watermark delay must be a non-negative interval without months"),
 				 errhint("Use e.g. '10 seconds' or '1 hour'.")));
+}
+
+/*
+ * QueryCheckSinkKey checks the column that keys the messages of a Kafka
+ * sink: one of the query's result columns.
+ */
+void
+QueryCheckSinkKey(ContinuousPlan *plan, const SinkOptions *sink)
+{
+	bool		found = false;
+	ListCell   *lc;
+
+	if (sink->kind != SINK_KAFKA || sink->key == NULL)
+		return;
+	foreach(lc, plan->result_columns)
+		found |= strcmp((char *) lfirst(lc), sink->key) == 0;
+	if (!found)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("the key column \"%s\" of the kafka sink is not a column of the query", sink->key),
+				 errhint("Name one of the query's result columns, or leave out \"key\".")));
 }
 
 /*
@@ -840,7 +861,7 @@ QueryCreate(const QueryCreateArgs *a)
 		file_sink_path_free(sink_opts.path);
 	}
 	if (sink_opts.kind == SINK_KAFKA)
-		KafkaSinkValidate(&sink_opts);
+		KafkaSinkValidate(&sink_opts, GetUserId());
 
 	if (QueryDefLoad(name, false, true) != NULL)
 		ereport(ERROR,
@@ -859,18 +880,7 @@ QueryCreate(const QueryCreateArgs *a)
 							   input_view_name(id), false);
 	if (plan->distinct_fresh != NULL)
 		plan->distinct_table = DistinctAggTableName(id);
-	if (sink_opts.kind == SINK_KAFKA && sink_opts.key != NULL)
-	{
-		bool		found = false;
-
-		foreach(lc, plan->result_columns)
-			found |= strcmp((char *) lfirst(lc), sink_opts.key) == 0;
-		if (!found)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("the key column \"%s\" of the kafka sink is not a column of the query", sink_opts.key),
-					 errhint("Name one of the query's result columns, or leave out \"key\".")));
-	}
+	QueryCheckSinkKey(plan, &sink_opts);
 
 	names = ParseQualifiedName(name, "continuous query");
 	result_name = NameListToQuotedString(names);
@@ -1126,6 +1136,44 @@ adopt_query_tables(ContinuousPlan *plan, ContinuousPlan *stored)
 }
 
 /*
+ * store_altered_plan records a query's new SELECT, plan (with its output
+ * mode) and result table, with the fingerprints of what its statements
+ * resolve to now, which every batch checks.
+ */
+static void
+store_altered_plan(QueryDef *q, const char *sql, ContinuousPlan *plan, Oid result_oid)
+{
+	Oid			argtypes[5] = {TEXTOID, TEXTOID, JSONBOID, OIDOID, TEXTOID};
+	Datum		args[5];
+	int			nestlevel;
+	char	   *close_sql;
+
+	nestlevel = PushSearchPath(q->search_path);
+	SPI_connect();
+	plan->batch_fingerprint =
+		ResolvedFingerprint(BuildBatchStatement(plan, result_oid, q->state_table, 0), 0, NULL);
+	close_sql = BuildCloseStatement(plan, result_oid, q->state_table, 0);
+	if (close_sql != NULL)
+	{
+		Oid			close_types[1] = {TIMESTAMPTZOID};
+
+		plan->close_fingerprint = ResolvedFingerprint(close_sql, 1, close_types);
+	}
+	PopCatalogSearchPath(nestlevel);
+
+	args[0] = CStringGetTextDatum(q->name);
+	args[1] = CStringGetTextDatum(sql);
+	args[2] = JsonbPGetDatum(ContinuousPlanToJsonb(plan));
+	args[3] = ObjectIdGetDatum(result_oid);
+	args[4] = CStringGetTextDatum(OutputModeName(plan->mode));
+	if (CatalogExecute("UPDATE streaming.queries SET query = $2, plan = $3, result_table = $4::pg_catalog.regclass, "
+					   "output_mode = $5 WHERE name OPERATOR(pg_catalog.=) $1",
+					   5, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update streaming.queries");
+	SPI_finish();
+}
+
+/*
  * QueryAlterSelect gives a query a new SELECT that keeps the same state:
  * it reads the same input the same way and keeps the same keys and partial
  * aggregates (PlanStateDifference), so that only what is computed from the
@@ -1138,20 +1186,19 @@ adopt_query_tables(ContinuousPlan *plan, ContinuousPlan *stored)
  * wrote rows that cannot be written again.  A SELECT that keeps the state
  * differently is an error saying what differs.  The caller checked the
  * owner and holds the lock a batch takes, with the worker gone.  The new
- * SELECT is analysed as the caller, under the query's pinned search_path.
+ * SELECT is analysed as the caller, under the query's pinned search_path,
+ * in output mode mode (the query's, or the other of update and complete,
+ * which QueryAlterCheck allowed).
  */
 void
-QueryAlterSelect(QueryDef *q, const char *sql)
+QueryAlterSelect(QueryDef *q, const char *sql, OutputMode mode)
 {
 	bool		window_range_key = q->plan->window_size == NULL;
 	ContinuousPlan *old_plan;
 	ContinuousPlan *new_plan;
 	const char *difference;
 	Oid			result_oid = q->result_table;
-	Oid			argtypes[4] = {TEXTOID, TEXTOID, JSONBOID, OIDOID};
-	Datum		args[4];
 	int			nestlevel;
-	char	   *close_sql;
 
 	if (q->plan->input == NULL)
 		ereport(ERROR,
@@ -1164,7 +1211,7 @@ QueryAlterSelect(QueryDef *q, const char *sql)
 	nestlevel = PushSearchPath(q->search_path);
 	old_plan = PlanContinuousQuery(q->query, q->mode, q->event_time, q->has_watermark,
 								   q->plan->input, window_range_key);
-	new_plan = PlanContinuousQuery(sql, q->mode, q->event_time, q->has_watermark,
+	new_plan = PlanContinuousQuery(sql, mode, q->event_time, q->has_watermark,
 								   q->plan->input, window_range_key);
 	PopCatalogSearchPath(nestlevel);
 	adopt_query_tables(old_plan, q->plan);
@@ -1249,29 +1296,34 @@ QueryAlterSelect(QueryDef *q, const char *sql)
 		SPI_finish();
 	}
 
-	/* what the statements resolve to now, which every batch checks */
+	store_altered_plan(q, sql, new_plan, result_oid);
+}
+
+/*
+ * QueryAlterMode gives a grouped query the other of the update and
+ * complete output modes, which keep the same state and result table: its
+ * stored plan with the new mode (only the statement that evicts what the
+ * watermark closes differs), after the planner has checked the query in
+ * that mode as create_query does (complete mode needs an aggregation,
+ * ORDER BY ... LIMIT needs complete mode, session windows cannot be
+ * updated).  QueryAlterCheck has refused what the mode change cannot keep
+ * (append mode; complete mode once update mode evicted windows).  The
+ * caller holds the lock a batch takes.
+ */
+void
+QueryAlterMode(QueryDef *q, OutputMode mode)
+{
+	int			nestlevel;
+
+	if (mode == q->mode)
+		return;
 	nestlevel = PushSearchPath(q->search_path);
-	SPI_connect();
-	new_plan->batch_fingerprint =
-		ResolvedFingerprint(BuildBatchStatement(new_plan, result_oid, q->state_table, 0), 0, NULL);
-	close_sql = BuildCloseStatement(new_plan, result_oid, q->state_table, 0);
-	if (close_sql != NULL)
-	{
-		Oid			close_types[1] = {TIMESTAMPTZOID};
-
-		new_plan->close_fingerprint = ResolvedFingerprint(close_sql, 1, close_types);
-	}
+	(void) PlanContinuousQuery(q->query, mode, q->event_time, q->has_watermark,
+							   q->plan->input, q->plan->window_size == NULL);
 	PopCatalogSearchPath(nestlevel);
-
-	args[0] = CStringGetTextDatum(q->name);
-	args[1] = CStringGetTextDatum(sql);
-	args[2] = JsonbPGetDatum(ContinuousPlanToJsonb(new_plan));
-	args[3] = ObjectIdGetDatum(result_oid);
-	if (CatalogExecute("UPDATE streaming.queries SET query = $2, plan = $3, result_table = $4::pg_catalog.regclass "
-					   "WHERE name OPERATOR(pg_catalog.=) $1",
-					   4, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "could not update streaming.queries");
-	SPI_finish();
+	q->plan->mode = mode;
+	q->plan->close_fingerprint = NULL;
+	store_altered_plan(q, q->query, q->plan, q->result_table);
 }
 
 /*

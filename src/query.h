@@ -39,6 +39,8 @@ typedef struct QueryDef
 	bool		closed_valid;	/* false until a batch closes a window or key */
 	TimestampTz closed_until;	/* the largest window end (dedup: key) closed */
 	SinkOptions sink;
+	char	   *sink_name;		/* table, console, notify, file or kafka */
+	Jsonb	   *sink_options;	/* as given, as streaming.queries keeps them */
 	bool		enabled;
 	Oid			owner;
 	char	   *search_path;	/* pinned at create_query; batches run under it */
@@ -59,6 +61,22 @@ typedef struct QueryCreateArgs
 	bool		enabled;
 } QueryCreateArgs;
 
+/*
+ * what streaming.alter_query() was given: NULL (has_mode false) leaves a
+ * setting as it is
+ */
+typedef struct QueryAlterArgs
+{
+	const char *trigger;
+	Interval   *watermark;
+	TimestampTz *watermark_at;
+	const char *on_error;
+	const char *query;			/* a new SELECT */
+	bool		has_mode;
+	OutputMode	mode;
+	Jsonb	   *sink_options;	/* merged into the query's */
+} QueryAlterArgs;
+
 extern QueryDef *QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok);
 extern void QueryCheckOwner(QueryDef *q);
 extern bool QueryUpgradePlan(QueryDef *q);
@@ -71,15 +89,15 @@ extern void QueryDrop(QueryDef *q, bool keep_result);
 extern void QueryCheckTrigger(const char *trigger);
 extern void QueryCheckOnError(const char *on_error);
 extern void QueryCheckWatermarkDelay(Interval *delay);
+extern void QueryCheckSinkKey(ContinuousPlan *plan, const SinkOptions *sink);
 
 /* alter.c: changing a query in place, rebuilding it, its watermark bounds */
 extern bool CatalogHasOperatingColumns(void);
-extern void QueryAlterCheck(QueryDef *q, const char *trigger, Interval *watermark,
-							TimestampTz *watermark_at, const char *on_error, bool notice);
-extern void QueryAlter(QueryDef *q, const char *trigger, Interval *watermark,
-					   TimestampTz *watermark_at, const char *on_error);
+extern Jsonb *QueryAlterCheck(QueryDef *q, const QueryAlterArgs *a, bool notice);
+extern void QueryAlter(QueryDef *q, const QueryAlterArgs *a);
 extern void QueryReset(QueryDef *q, const SourceStart *start, Jsonb *given);
-extern void QueryAlterSelect(QueryDef *q, const char *sql);
+extern void QueryAlterSelect(QueryDef *q, const char *sql, OutputMode mode);
+extern void QueryAlterMode(QueryDef *q, OutputMode mode);
 extern bool QueryLateBound(QueryDef *q, bool drop_late, TimestampTz *bound);
 extern bool QueryClosingBound(QueryDef *q, TimestampTz watermark, TimestampTz *bound);
 

@@ -25,6 +25,13 @@ PG_MODULE_MAGIC;
 int			streaming_peek_rows = 100;
 int			streaming_progress_retention = 1000;
 bool		streaming_autostart = true;
+
+/*
+ * read by the streaming.status view only (current_setting), never in C:
+ * the floor of how long a batch may run, or input wait without progress,
+ * before the view calls the query stuck
+ */
+static int	streaming_stuck_after = 60000;
 bool		streaming_preloaded = false;
 
 void		_PG_init(void);
@@ -119,6 +126,16 @@ _PG_init(void)
 							&streaming_workers_per_database,
 							2, 1, MAX_BACKENDS,
 							PGC_SIGHUP, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("streaming.stuck_after",
+							"Least time after which streaming.status calls a query stuck.",
+							"A query is stuck when its batch has run, or its input has waited "
+							"without progress, for longer than ten trigger intervals and at "
+							"least this long.",
+							&streaming_stuck_after,
+							60000, 1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("streaming");

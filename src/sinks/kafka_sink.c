@@ -183,13 +183,13 @@ sink_connection_options(Jsonb *options, Oid owner)
 }
 
 /*
- * KafkaSinkValidate checks at create_query, as the creating role (the
- * query's owner), what it may set and that librdkafka takes the options.
+ * KafkaSinkValidate checks at create_query and alter_query, as the
+ * query's owner, what it may set and that librdkafka takes the options.
  */
 void
-KafkaSinkValidate(const SinkOptions *opts)
+KafkaSinkValidate(const SinkOptions *opts, Oid owner)
 {
-	Jsonb	   *merged = sink_connection_options(opts->kafka_options, GetUserId());
+	Jsonb	   *merged = sink_connection_options(opts->kafka_options, owner);
 
 	rd_kafka_conf_destroy(producer_conf(merged, NULL));
 }

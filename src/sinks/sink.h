@@ -88,7 +88,7 @@ extern int64 FileSinkFinish(FileSink *fs, char **path, int64 *bytes);
 /* kafka_sink.c */
 typedef struct KafkaSink KafkaSink;
 extern void KafkaSinkParseOptions(Jsonb *options, SinkOptions *out);
-extern void KafkaSinkValidate(const SinkOptions *opts);
+extern void KafkaSinkValidate(const SinkOptions *opts, Oid owner);
 extern KafkaSink *KafkaSinkBegin(const SinkOptions *opts, const char *query, Oid owner);
 extern void KafkaSinkProduce(void *arg, TupleTableSlot *slot, int first);
 extern int64 KafkaSinkFinish(KafkaSink *ks);

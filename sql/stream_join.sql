@@ -131,6 +131,10 @@ SELECT * FROM per_state ORDER BY state;
 SELECT (SELECT count(*) FROM all_bid) AS bids, (SELECT count(*) FROM streaming.join_2_1) AS bids_kept_by_q20,
        (SELECT count(*) FROM all_auction) AS auctions, (SELECT count(*) FROM streaming.join_2_2) AS auctions_kept_by_q20;
 SELECT count(*) AS dead_letters FROM streaming.dead_letters;
+-- the status shows the rows each joined source has kept, and their size
+SELECT pg_stat_force_next_flush();
+SELECT name, join_state_rows, state_bytes > 0 AS has_state_bytes FROM streaming.status
+ WHERE name IN ('q20', 'pairs', 'q3') ORDER BY name;
 
 -- reset_query empties the join states; the files are read again
 SELECT streaming.reset_query('pairs');

@@ -100,11 +100,20 @@ SELECT q.name,
        q.late_rows_total,
        q.dead_letters_total,
        q.sink_rows_total,
-       CASE WHEN q.state_table IS NOT NULL
-            THEN pg_catalog.pg_total_relation_size(q.state_table) END AS state_bytes,
+       CASE WHEN q.state_table IS NOT NULL OR (q.plan OPERATOR(pg_catalog.?) 'join_states')
+            THEN COALESCE(pg_catalog.pg_total_relation_size(q.state_table), 0)
+                 OPERATOR(pg_catalog.+) COALESCE(pg_catalog.pg_total_relation_size(
+                        pg_catalog.to_regclass(q.plan OPERATOR(pg_catalog.->>) 'distinct_table')), 0)
+                 OPERATOR(pg_catalog.+) COALESCE((SELECT pg_catalog.sum(pg_catalog.pg_total_relation_size(pg_catalog.to_regclass(j.t)))
+                        FROM pg_catalog.jsonb_array_elements_text(q.plan OPERATOR(pg_catalog.->) 'join_states') AS j(t)), 0)::pg_catalog.int8
+            END AS state_bytes,
        CASE WHEN q.status OPERATOR(pg_catalog.=) 'failed'
             THEN (SELECT pg_catalog.max(e.occurred_at) FROM streaming.errors e
-                   WHERE e.query OPERATOR(pg_catalog.=) q.name AND e.kind OPERATOR(pg_catalog.=) 'failed') END AS failed_at
+                   WHERE e.query OPERATOR(pg_catalog.=) q.name AND e.kind OPERATOR(pg_catalog.=) 'failed') END AS failed_at,
+       (SELECT pg_catalog.jsonb_object_agg(src.name, pg_catalog.pg_stat_get_live_tuples(pg_catalog.to_regclass(st.name)))
+          FROM pg_catalog.jsonb_array_elements_text(q.plan OPERATOR(pg_catalog.->) 'join_sources') WITH ORDINALITY AS src(name, i)
+          JOIN pg_catalog.jsonb_array_elements_text(q.plan OPERATOR(pg_catalog.->) 'join_states') WITH ORDINALITY AS st(name, i)
+            ON st.i OPERATOR(pg_catalog.=) src.i) AS join_state_rows
   FROM streaming.queries q
   CROSS JOIN LATERAL (
         SELECT GREATEST(i OPERATOR(pg_catalog.*) 10,

@@ -132,6 +132,45 @@ order_column(Query *query, ContinuousPlan *plan, TargetEntry *tle)
 }
 
 /*
+ * add_order adds to plan->topn_order the state columns of an ORDER BY
+ * (sort clause of query), each "column ASC|DESC NULLS FIRST|LAST" and once
+ * (*columns: those already ordered by), or refuses what cannot be kept.
+ */
+static void
+add_order(Query *query, List *sort_clause, ContinuousPlan *plan, List **columns,
+		  const char *junk_message, const char *junk_hint)
+{
+	ListCell   *lc;
+
+	foreach(lc, sort_clause)
+	{
+		SortGroupClause *sgc = lfirst(lc);
+		TargetEntry *tle = get_sortgroupclause_tle(sgc, query->targetList);
+		TypeCacheEntry *tc;
+		const char *dir;
+		char	   *col;
+
+		if (tle->resjunk)
+			refuse(junk_message, NULL, junk_hint);
+		col = order_column(query, plan, tle);
+		tc = lookup_type_cache(exprType((Node *) tle->expr), TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
+		if (sgc->sortop == tc->lt_opr)
+			dir = "ASC";
+		else if (sgc->sortop == tc->gt_opr)
+			dir = "DESC";
+		else
+			refuse("ORDER BY ... USING is not supported in continuous queries", NULL,
+				   "Order with ASC or DESC.");
+		/* a column ordered twice is ordered by its first mention */
+		if (list_member(*columns, makeString(col)))
+			continue;
+		*columns = lappend(*columns, makeString(col));
+		plan->topn_order = lappend(plan->topn_order,
+								   psprintf("%s %s NULLS %s", col, dir, sgc->nulls_first ? "FIRST" : "LAST"));
+	}
+}
+
+/*
  * PlanTopN derives how a query with ORDER BY or LIMIT keeps its top n
  * rows, or refuses it: only an aggregation in complete mode has a whole
  * result to take the first rows of.  Called at the end of planning, with
@@ -184,33 +223,9 @@ PlanTopN(Query *query, ContinuousPlan *plan)
 			   "Write it as a number, e.g. LIMIT 10.");
 	plan->topn_limit = DatumGetInt64(limit->constvalue);
 
-	foreach(lc, query->sortClause)
-	{
-		SortGroupClause *sgc = lfirst(lc);
-		TargetEntry *tle = get_sortgroupclause_tle(sgc, query->targetList);
-		TypeCacheEntry *tc;
-		const char *dir;
-		char	   *col;
-
-		if (tle->resjunk)
-			refuse("every ORDER BY expression of a continuous query must be a column of the select list", NULL,
-				   "Add the expression to the select list, or order by its column.");
-		col = order_column(query, plan, tle);
-		tc = lookup_type_cache(exprType((Node *) tle->expr), TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
-		if (sgc->sortop == tc->lt_opr)
-			dir = "ASC";
-		else if (sgc->sortop == tc->gt_opr)
-			dir = "DESC";
-		else
-			refuse("ORDER BY ... USING is not supported in continuous queries", NULL,
-				   "Order with ASC or DESC.");
-		/* a column ordered twice is ordered by its first mention */
-		if (list_member(columns, makeString(col)))
-			continue;
-		columns = lappend(columns, makeString(col));
-		plan->topn_order = lappend(plan->topn_order,
-								   psprintf("%s %s NULLS %s", col, dir, sgc->nulls_first ? "FIRST" : "LAST"));
-	}
+	add_order(query, query->sortClause, plan, &columns,
+			  "every ORDER BY expression of a continuous query must be a column of the select list",
+			  "Add the expression to the select list, or order by its column.");
 	/* the group keys break ties: the order is total */
 	foreach(lc, plan->state_keys)
 	{
@@ -400,32 +415,9 @@ PlanTopNPerGroup(Query *outer, Query *inner, ContinuousPlan *plan)
 	}
 
 	/* ORDER BY: kept as they are, as for the top rows of the whole result */
-	foreach(lc, wc->orderClause)
-	{
-		SortGroupClause *sgc = lfirst(lc);
-		TargetEntry *tle = get_sortgroupclause_tle(sgc, inner->targetList);
-		TypeCacheEntry *tc;
-		const char *dir;
-		char	   *col;
-
-		if (tle->resjunk)
-			refuse("every ORDER BY expression of the ranking must be a column of the subquery's select list", NULL,
-				   "Add the expression to the subquery's select list.");
-		col = order_column(inner, plan, tle);
-		tc = lookup_type_cache(exprType((Node *) tle->expr), TYPECACHE_LT_OPR | TYPECACHE_GT_OPR);
-		if (sgc->sortop == tc->lt_opr)
-			dir = "ASC";
-		else if (sgc->sortop == tc->gt_opr)
-			dir = "DESC";
-		else
-			refuse("ORDER BY ... USING is not supported in continuous queries", NULL,
-				   "Order with ASC or DESC.");
-		if (list_member(columns, makeString(col)))
-			continue;
-		columns = lappend(columns, makeString(col));
-		plan->topn_order = lappend(plan->topn_order,
-								   psprintf("%s %s NULLS %s", col, dir, sgc->nulls_first ? "FIRST" : "LAST"));
-	}
+	add_order(inner, wc->orderClause, plan, &columns,
+			  "every ORDER BY expression of the ranking must be a column of the subquery's select list",
+			  "Add the expression to the subquery's select list.");
 	/* row_number() breaks ties by the group keys; rank() ranks them alike */
 	if (wf->winfnoid == F_ROW_NUMBER)
 		foreach(lc, plan->state_keys)

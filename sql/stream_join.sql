@@ -208,4 +208,215 @@ SELECT count(*) AS join_states_left FROM pg_class
 SELECT streaming.drop_source(s) FROM unnest(ARRAY['person', 'auction', 'bid']) s;
 DROP TABLE all_person, all_auction, all_bid, categories, cases;
 DROP FUNCTION add_case(text, text, text), compare(text), feed(text, int, int), run_all();
+
+-- Watermarks and eviction, after Spark's StreamingJoinSuite: impressions
+-- and clicks of ads, a click counting when it comes within 10 seconds of
+-- its impression.  Each source has its own delay (impressions 20 s, clicks
+-- 5 s); the query's watermark is the least of the sources' (Spark's min
+-- policy).  Late rows (at or before the watermark of the batch before) are
+-- dropped on either side; the reference is plain SQL over the rows that
+-- were not, with the watermark computed in SQL too.
+COPY (SELECT 1) TO PROGRAM 'mkdir -p /tmp/streaming_regress/join_imp /tmp/streaming_regress/join_clk';
+SELECT streaming.create_source('imp', 'file', 'ad bigint, t timestamptz',
+         '{"path": "/tmp/streaming_regress/join_imp", "format": "csv", "max_files_per_trigger": 1}');
+SELECT streaming.create_source('clk', 'file', 'ad bigint, t timestamptz, note text',
+         '{"path": "/tmp/streaming_regress/join_clk", "format": "csv", "max_files_per_trigger": 1}');
+CREATE TABLE fed_imp (batch int, ad bigint, t timestamptz);
+CREATE TABLE fed_clk (batch int, ad bigint, t timestamptz, note text);
+-- a batch's file of one source: (ad, seconds after 2024-01-01)
+CREATE FUNCTION wfeed(src text, b int, rows bigint[][]) RETURNS void LANGUAGE plpgsql SET DateStyle = 'ISO' AS $$
+BEGIN
+    EXECUTE format('INSERT INTO fed_%s (batch, ad, t) SELECT %s, $1[i][1], timestamptz %L + make_interval(secs => $1[i][2])
+                      FROM generate_subscripts($1, 1) i', src, b, '2024-01-01 00:00:00+00') USING rows;
+    EXECUTE format('COPY (SELECT ad, t%s FROM fed_%s WHERE batch = %s) TO %L WITH (FORMAT csv)',
+                   CASE src WHEN 'clk' THEN ', note' ELSE '' END, src, b,
+                   format('/tmp/streaming_regress/join_%s/%s.csv', src, b));
+END $$;
+-- the query's watermark after batch n, as Spark computes it
+CREATE FUNCTION ref_wm(n int) RETURNS timestamptz LANGUAGE sql AS $$
+    SELECT max(w) FROM (
+      SELECT k, min(m - d) AS w
+        FROM generate_series(1, n) k,
+             LATERAL (SELECT max(t) AS m, interval '20 seconds' AS d FROM fed_imp WHERE batch <= k
+                      UNION ALL SELECT max(t), interval '5 seconds' FROM fed_clk WHERE batch <= k) x
+       WHERE m IS NOT NULL GROUP BY k) y
+$$;
+-- the rows that were not late
+CREATE VIEW ok_imp AS SELECT * FROM fed_imp f WHERE f.batch = 1 OR f.t > ref_wm(f.batch - 1);
+CREATE VIEW ok_clk AS SELECT * FROM fed_clk f WHERE f.batch = 1 OR f.t > ref_wm(f.batch - 1);
+CREATE TABLE wcases (name text PRIMARY KEY, sql text);
+CREATE FUNCTION add_wcase(name text, sql text, mode text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM streaming.create_query(name, replace(replace(sql, '$imp', 'imp'), '$clk', 'clk'), output_mode => mode,
+              event_time => '{"imp": "t", "clk": {"column": "t", "watermark": "5 seconds"}}', watermark => '20 seconds');
+    INSERT INTO wcases VALUES (name, sql);
+END $$;
+-- result and reference, both ways; a windowed aggregation in append mode
+-- holds the windows closed so far: those ending close_lag before the watermark
+CREATE FUNCTION wcompare(q text, n int, close_lag interval DEFAULT NULL)
+RETURNS TABLE (query text, result_rows bigint, reference_rows bigint, missing bigint, extra bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    ref text := replace(replace((SELECT sql FROM wcases WHERE name = q), '$imp', 'ok_imp'), '$clk', 'ok_clk');
+    res text := format('SELECT * FROM %I', q);
+BEGIN
+    IF close_lag IS NOT NULL THEN
+        ref := format('SELECT * FROM (%s) r WHERE upper(r.w) <= %L::timestamptz - %L::interval', ref, ref_wm(n), close_lag);
+    END IF;
+    query := q;
+    EXECUTE format('SELECT count(*) FROM (%s) x', res) INTO result_rows;
+    EXECUTE format('SELECT count(*) FROM (%s) x', ref) INTO reference_rows;
+    EXECUTE format('SELECT count(*) FROM ((%s) EXCEPT ALL (%s)) x', ref, res) INTO missing;
+    EXECUTE format('SELECT count(*) FROM ((%s) EXCEPT ALL (%s)) x', res, ref) INTO extra;
+    RETURN NEXT;
+END $$;
+-- the rows each state keeps, against what Spark's rule leaves after batch n
+CREATE FUNCTION wstates(n int)
+RETURNS TABLE (query text, imp_kept bigint, imp_expected bigint, clk_kept bigint, clk_expected bigint)
+LANGUAGE plpgsql AS $$
+DECLARE
+    w timestamptz := ref_wm(n);
+    st text;
+BEGIN
+    FOR query IN SELECT name FROM wcases WHERE name IN ('clicked', 'same_window') ORDER BY name LOOP
+        SELECT substring(statement FROM 'streaming\.(join_\d+_\d+) keeps the rows of public\.imp') INTO st
+          FROM streaming.explain(query) WHERE step = 'join state' AND statement LIKE '%public.imp;%';
+        EXECUTE format('SELECT count(*) FROM streaming.%I', st) INTO imp_kept;
+        SELECT substring(statement FROM 'streaming\.(join_\d+_\d+) keeps the rows of public\.clk') INTO st
+          FROM streaming.explain(query) WHERE step = 'join state' AND statement LIKE '%public.clk;%';
+        EXECUTE format('SELECT count(*) FROM streaming.%I', st) INTO clk_kept;
+        IF query = 'clicked' THEN
+            -- an impression waits 10 s for its clicks; a click, for nothing later
+            SELECT count(*) INTO imp_expected FROM ok_imp WHERE batch <= n AND t + interval '10 seconds' > w;
+            SELECT count(*) INTO clk_expected FROM ok_clk WHERE batch <= n AND t > w;
+        ELSE
+            SELECT count(*) INTO imp_expected FROM ok_imp WHERE batch <= n AND upper(streaming.window(t, '10 seconds')) > w;
+            SELECT count(*) INTO clk_expected FROM ok_clk WHERE batch <= n AND upper(streaming.window(t, '10 seconds')) > w;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+-- one batch of each query; its watermark then, and the one computed in SQL
+CREATE FUNCTION wrun(n int) RETURNS TABLE (name text, watermark timestamptz, expected timestamptz)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM streaming.run(c.name, 1) FROM wcases c;
+    RETURN QUERY SELECT c.name, q.watermark, ref_wm(n)
+                   FROM wcases c JOIN streaming.queries q ON q.name = c.name ORDER BY c.name;
+END $$;
+
+-- a click within 10 seconds after its impression (no NOTICE: both states are evicted)
+SELECT add_wcase('clicked',
+  $$SELECT i.ad, i.t AS shown, c.t AS clicked FROM $imp i JOIN $clk c
+     ON c.ad = i.ad AND c.t BETWEEN i.t AND i.t + interval '10 seconds'$$, 'append');
+-- both in the same window of 10 seconds
+SELECT add_wcase('same_window',
+  $$SELECT i.ad, i.t AS shown, c.t AS clicked FROM $imp i JOIN $clk c
+     ON c.ad = i.ad AND streaming.window(i.t, '10 seconds') = streaming.window(c.t, '10 seconds')$$, 'append');
+-- clicks per window of impressions, in append mode: a window is final 10 s
+-- after the watermark passes its end (a kept impression may still be clicked)
+SELECT add_wcase('per_window',
+  $$SELECT streaming.window(i.t, '10 seconds') AS w, count(*) AS clicks, max(c.t) AS last_click FROM $imp i JOIN $clk c
+     ON c.ad = i.ad AND c.t >= i.t AND i.t + interval '10 seconds' >= c.t GROUP BY 1$$, 'append');
+-- impressions and clicks per window, over a UNION ALL of both, in append and update modes
+SELECT add_wcase('union_window',
+  $$SELECT streaming.window(t, '10 seconds') AS w, count(*) AS events
+      FROM (SELECT ad, t FROM $imp UNION ALL SELECT ad, t FROM $clk) u GROUP BY 1$$, 'append');
+SELECT add_wcase('union_update',
+  $$SELECT streaming.window(t, '10 seconds') AS w, count(*) AS events
+      FROM (SELECT ad, t FROM $imp UNION ALL SELECT ad, t FROM $clk) u GROUP BY 1$$, 'update');
+SELECT step, regexp_replace(statement, 'join_\d+_', 'join_N_', 'g') FROM streaming.explain('clicked')
+ WHERE step = 'join state' ORDER BY 2;
+SELECT step, regexp_replace(statement, 'join_\d+_', 'join_N_', 'g') FROM streaming.explain('same_window')
+ WHERE step = 'join state' ORDER BY 2;
+SELECT step, statement FROM streaming.explain('per_window') WHERE step = 'window close';
+-- the states are indexed on the columns eviction reads
+SELECT regexp_replace(indexdef, 'join_\d+_', 'join_N_', 'g') FROM pg_indexes
+ WHERE schemaname = 'streaming' AND tablename IN (SELECT substring(x.statement FROM 'streaming\.(join_\d+_\d+)')
+                                                    FROM streaming.explain('clicked') x WHERE x.step = 'join state')
+ ORDER BY 1;
+
+-- 1: impressions of ads 1-4; ad 1 clicked in the same batch
+SELECT wfeed('imp', 1, '{{1,0},{2,2},{3,4},{4,6}}'), wfeed('clk', 1, '{{1,3}}');
+SELECT * FROM wrun(1);
+SELECT c.* FROM wcases, wcompare(name, 1, CASE WHEN name = 'per_window' THEN interval '10 seconds'
+                                               WHEN name = 'union_window' THEN interval '0' END) c ORDER BY 1;
+SELECT * FROM wstates(1);
+-- 2: ad 2 clicked a batch after its impression, ad 3 too late to count;
+-- the watermark moves to 5 s (impressions: 25 - 20; clicks: 30 - 5)
+SELECT wfeed('imp', 2, '{{5,25}}'), wfeed('clk', 2, '{{2,8},{3,30}}');
+SELECT * FROM wrun(2);
+SELECT c.* FROM wcases, wcompare(name, 2, CASE WHEN name = 'per_window' THEN interval '10 seconds'
+                                               WHEN name = 'union_window' THEN interval '0' END) c ORDER BY 1;
+SELECT * FROM wstates(2);
+-- 3: a late impression and a late click (at or before 5 s) are dropped;
+-- ad 5 clicked; the watermark moves to 20 s
+SELECT wfeed('imp', 3, '{{6,4},{7,40}}'), wfeed('clk', 3, '{{4,5},{5,28}}');
+SELECT * FROM wrun(3);
+SELECT c.* FROM wcases, wcompare(name, 3, CASE WHEN name = 'per_window' THEN interval '10 seconds'
+                                               WHEN name = 'union_window' THEN interval '0' END) c ORDER BY 1;
+SELECT * FROM wstates(3);
+-- 4: clicks alone: their watermark runs to 55 s, the impressions' stays at
+-- 20 s and holds the query's there
+SELECT wfeed('clk', 4, '{{7,45},{5,60}}');
+SELECT * FROM wrun(4);
+SELECT c.* FROM wcases, wcompare(name, 4, CASE WHEN name = 'per_window' THEN interval '10 seconds'
+                                               WHEN name = 'union_window' THEN interval '0' END) c ORDER BY 1;
+SELECT * FROM wstates(4);
+-- 5: an impression far ahead: the watermark moves to 55 s, both states shrink
+SELECT wfeed('imp', 5, '{{8,100}}');
+SELECT * FROM wrun(5);
+SELECT c.* FROM wcases, wcompare(name, 5, CASE WHEN name = 'per_window' THEN interval '10 seconds'
+                                               WHEN name = 'union_window' THEN interval '0' END) c ORDER BY 1;
+SELECT * FROM wstates(5);
+-- 6: both sides in one batch
+SELECT wfeed('imp', 6, '{{9,101}}'), wfeed('clk', 6, '{{9,105}}');
+SELECT * FROM wrun(6);
+SELECT c.* FROM wcases, wcompare(name, 6, CASE WHEN name = 'per_window' THEN interval '10 seconds'
+                                               WHEN name = 'union_window' THEN interval '0' END) c ORDER BY 1;
+SELECT * FROM wstates(6);
+SELECT * FROM per_window ORDER BY w;
+-- each source's watermark, kept in the catalog across restarts
+SELECT source, max_event_time, watermark FROM streaming.source_watermarks WHERE query = 'clicked' ORDER BY source::text;
+-- late rows and evicted join rows are counted per batch
+SELECT batch_id, state_rows_dropped_by_watermark AS late, state_rows_removed AS removed
+  FROM streaming.progress WHERE query = 'clicked' ORDER BY batch_id;
+
+-- a join without a bound on one side: created, with a NOTICE naming it
+SELECT streaming.create_query('one_sided', $$SELECT i.ad FROM imp i JOIN clk c ON c.ad = i.ad AND c.t >= i.t$$,
+         event_time => 't', watermark => '5 seconds');
+SELECT step, regexp_replace(statement, 'join_\d+_', 'join_N_', 'g') FROM streaming.explain('one_sided')
+ WHERE step = 'join state' ORDER BY 2;
+SELECT streaming.drop_query('one_sided');
+-- a source without event time does not bound the other side's state
+SELECT streaming.create_query('half', $$SELECT i.ad FROM imp i JOIN clk c ON c.ad = i.ad AND c.t BETWEEN i.t AND i.t + interval '1 minute'$$,
+         event_time => '{"imp": "t"}', watermark => '5 seconds');
+SELECT streaming.drop_query('half');
+-- windows over a join whose side is never evicted would never be final
+SELECT streaming.create_query('bad', $$SELECT streaming.window(i.t, '10 seconds') AS w, count(*) FROM imp i JOIN clk c ON c.ad = i.ad GROUP BY 1$$,
+         output_mode => 'append', event_time => 't', watermark => '5 seconds');
+-- the event_time argument's errors
+SELECT streaming.create_query('bad', $$SELECT i.ad FROM imp i JOIN clk c ON c.ad = i.ad$$,
+         event_time => '{"imp": "t", "nope": "t"}', watermark => '5 seconds');
+SELECT streaming.create_query('bad', $$SELECT i.ad FROM imp i JOIN clk c ON c.ad = i.ad$$,
+         event_time => '{"imp": "t", "clk": "note"}', watermark => '5 seconds');
+SELECT streaming.create_query('bad', $$SELECT i.ad FROM imp i JOIN clk c ON c.ad = i.ad$$,
+         event_time => '{"imp": "t", "clk": "missing"}', watermark => '5 seconds');
+SELECT streaming.create_query('bad', $$SELECT i.ad FROM imp i JOIN clk c ON c.ad = i.ad$$,
+         event_time => '{"imp": "t", "clk": {"column": "t", "watermark": "1 month"}}', watermark => '5 seconds');
+SELECT streaming.create_query('bad', $$SELECT i.ad FROM imp i JOIN clk c ON c.ad = i.ad$$,
+         event_time => '{"imp": "t", "clk": {"column": "t", "watermark": "soon"}}', watermark => '5 seconds');
+SELECT streaming.create_query('bad', $$SELECT i.ad FROM imp i JOIN clk c ON c.ad = i.ad$$,
+         event_time => '{"imp": "t", "clk": {"col": "t"}}', watermark => '5 seconds');
+SELECT streaming.create_query('bad', $$SELECT i.ad FROM imp i JOIN clk c ON c.ad = i.ad$$,
+         event_time => '{"imp": "t", "clk": {"column": "t", "watermark": "1 second"}}');
+SELECT streaming.create_query('bad', $$SELECT i.ad FROM imp i JOIN clk c ON c.ad = i.ad$$,
+         event_time => '{}', watermark => '5 seconds');
+SELECT streaming.drop_query(name) FROM wcases ORDER BY name;
+SELECT count(*) AS source_watermarks_left FROM streaming.source_watermarks;
+SELECT streaming.drop_source(s) FROM unnest(ARRAY['imp', 'clk']) s;
+DROP VIEW ok_imp, ok_clk;
+DROP TABLE fed_imp, fed_clk, wcases;
+DROP FUNCTION wfeed(text, int, bigint[]), ref_wm(int), add_wcase(text, text, text), wcompare(text, int, interval),
+              wstates(int), wrun(int);
 DROP EXTENSION streaming;

@@ -51,6 +51,18 @@ CatalogHasOperatingColumns(void)
 	return OidIsValid(relid) && get_attnum(relid, "closed_until") != InvalidAttrNumber;
 }
 
+/*
+ * CatalogHasSourceWatermarks tells whether the catalog has the table of the
+ * sources' watermarks of version 0.5 (streaming.source_watermarks).
+ */
+bool
+CatalogHasSourceWatermarks(void)
+{
+	Oid			nsp = get_namespace_oid(STREAMING_SCHEMA, true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("source_watermarks", nsp));
+}
+
 static char *
 timestamptz_text(TimestampTz t)
 {
@@ -251,6 +263,12 @@ QueryAlter(QueryDef *q, const QueryAlterArgs *a)
 					   "WHERE name OPERATOR(pg_catalog.=) $1",
 					   6, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update streaming.queries");
+	/* the sources' watermarks go back with the query's, or would carry it forward again */
+	if (a->watermark_at != NULL && CatalogHasSourceWatermarks() &&
+		CatalogExecute("UPDATE streaming.source_watermarks SET watermark = LEAST(watermark, $4) "
+					   "WHERE query OPERATOR(pg_catalog.=) $1",
+					   4, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update streaming.source_watermarks");
 	SPI_finish();
 }
 
@@ -541,7 +559,10 @@ QueryReset(QueryDef *q, const SourceStart *start, Jsonb *given)
 	if (CatalogExecute("DELETE FROM streaming.offsets WHERE query OPERATOR(pg_catalog.=) $1",
 					   1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE ||
 		CatalogExecute("DELETE FROM streaming.dead_letters WHERE query OPERATOR(pg_catalog.=) $1",
-					   1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE)
+					   1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE ||
+		(CatalogHasSourceWatermarks() &&
+		 CatalogExecute("DELETE FROM streaming.source_watermarks WHERE query OPERATOR(pg_catalog.=) $1",
+						1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE))
 		elog(ERROR, "could not reset the offsets of continuous query \"%s\"", q->name);
 	if (start != NULL)
 		forboth(lc, q->plan->sources, lc2, offsets)

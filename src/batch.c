@@ -34,6 +34,7 @@
 #include "utils/timestamp.h"
 
 #include "batch.h"
+#include "formats/event_time.h"
 #include "plan_cache.h"
 #include "query.h"
 #include "sinks/sink.h"
@@ -53,6 +54,7 @@ typedef struct BatchStats
 	int64		updated;		/* state rows inserted or updated */
 	int64		inserted;		/* of which new groups */
 	int64		removed;		/* state rows closed by the watermark */
+	int64		join_removed;	/* rows of a join's states it evicted */
 	int64		sink_rows;
 	bool		watermark_valid;
 	TimestampTz watermark;		/* after this batch */
@@ -211,6 +213,120 @@ commit_source(QueryDef *q, SourceBatch *sb, int64 batch_id)
 }
 
 /*
+ * advance_watermark computes the query's watermark after a batch, as
+ * Spark's WatermarkTracker does with its default policy (min): each
+ * source's watermark is its largest event time seen minus its delay, never
+ * moving back; the query's is the least of those of the sources that have
+ * read an event time - a source that has read none yet does not hold it
+ * back - and never moves back either.  The sources' watermarks of earlier
+ * batches come from streaming.source_watermarks, to which commit_batch
+ * writes those of this batch (before ALTER EXTENSION streaming UPDATE to
+ * 0.5, only this batch's count, as for a single source before).
+ */
+static void
+advance_watermark(QueryDef *q, List *batches, BatchStats *st)
+{
+	ListCell   *lc;
+	bool		any = false;
+	TimestampTz least = 0;
+
+	st->watermark_valid = q->watermark_valid;
+	st->watermark = q->watermark;
+	if (!q->has_watermark)
+		return;
+	if (CatalogHasSourceWatermarks())
+	{
+		Oid			argtypes[1] = {TEXTOID};
+		Datum		args[1] = {CStringGetTextDatum(q->name)};
+
+		SPI_connect();
+		if (CatalogExecute("SELECT source::pg_catalog.oid, max_event_time, watermark "
+						   "FROM streaming.source_watermarks WHERE query OPERATOR(pg_catalog.=) $1",
+						   1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read streaming.source_watermarks");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			bool		isnull;
+			Oid			relid = DatumGetObjectId(SPI_getbinval(tup, SPI_tuptable->tupdesc, 1, &isnull));
+
+			foreach(lc, batches)
+			{
+				SourceBatch *sb = lfirst(lc);
+
+				if (sb->relid != relid || sb->event_time_attno == 0)
+					continue;
+				sb->source_seen = true;
+				sb->source_max = DatumGetTimestampTz(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+				sb->source_watermark = DatumGetTimestampTz(SPI_getbinval(tup, SPI_tuptable->tupdesc, 3, &isnull));
+			}
+		}
+		SPI_finish();
+	}
+	foreach(lc, batches)
+	{
+		SourceBatch *sb = lfirst(lc);
+
+		if (sb->has_max_event_time)
+		{
+			TimestampTz wm = sb->max_event_time - sb->event_time_delay;
+
+			if (!sb->source_seen || sb->max_event_time > sb->source_max)
+				sb->source_max = sb->max_event_time;
+			if (!sb->source_seen || wm > sb->source_watermark)
+				sb->source_watermark = wm;
+			sb->source_seen = true;
+			sb->source_moved = true;
+		}
+		if (sb->source_seen && (!any || sb->source_watermark < least))
+		{
+			least = sb->source_watermark;
+			any = true;
+		}
+	}
+	if (any && (!st->watermark_valid || least > st->watermark))
+	{
+		st->watermark = least;
+		st->watermark_valid = true;
+	}
+}
+
+/*
+ * commit_source_watermarks writes the watermarks of the sources that read
+ * event times in this batch (see advance_watermark).
+ */
+static void
+commit_source_watermarks(QueryDef *q, List *batches, int64 batch_id)
+{
+	ListCell   *lc;
+
+	if (!q->has_watermark || !CatalogHasSourceWatermarks())
+		return;
+	foreach(lc, batches)
+	{
+		SourceBatch *sb = lfirst(lc);
+		Oid			argtypes[5] = {TEXTOID, OIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
+		Datum		args[5];
+
+		if (!sb->source_moved)
+			continue;
+		args[0] = CStringGetTextDatum(q->name);
+		args[1] = ObjectIdGetDatum(sb->relid);
+		args[2] = TimestampTzGetDatum(sb->source_max);
+		args[3] = TimestampTzGetDatum(sb->source_watermark);
+		args[4] = Int64GetDatum(batch_id);
+		if (CatalogExecute("INSERT INTO streaming.source_watermarks AS w "
+						   "(query, source, max_event_time, watermark, batch_id) "
+						   "VALUES ($1, $2::pg_catalog.regclass, $3, $4, $5) "
+						   "ON CONFLICT (query, source) DO UPDATE "
+						   "SET max_event_time = EXCLUDED.max_event_time, watermark = EXCLUDED.watermark, "
+						   "batch_id = EXCLUDED.batch_id",
+						   5, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not write streaming.source_watermarks");
+	}
+}
+
+/*
  * commit_batch writes what the batch consumed and what it did, in the
  * batch's transaction: offsets, dead letters, the query's row, progress.
  */
@@ -243,6 +359,7 @@ commit_batch(QueryDef *q, List *batches, BatchStats *st)
 		late_rows += sb->drop_late ? sb->late_rows : 0;
 		commit_source(q, sb, batch_id);
 	}
+	commit_source_watermarks(q, batches, batch_id);
 
 	/* progress, in Spark's StreamingQueryProgress terms */
 	t_end = GetCurrentTimestamp();
@@ -318,7 +435,7 @@ commit_batch(QueryDef *q, List *batches, BatchStats *st)
 	argtypes[14] = INT8OID;
 	args[14] = Int64GetDatum(late_rows);
 	argtypes[15] = INT8OID;
-	args[15] = Int64GetDatum(st->removed);
+	args[15] = Int64GetDatum(st->removed + st->join_removed);
 	if (CatalogExecute("INSERT INTO streaming.progress (query, batch_id, \"timestamp\", "
 							  "input_rows, input_rows_per_second, processed_rows_per_second, "
 							  "duration_ms, state_rows_total, state_rows_updated, dead_letters, "
@@ -453,13 +570,17 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 		st->closed_valid = QueryClosingBound(q, st->watermark, &st->closed_until);
 	if (close_sql != NULL)
 	{
-		dest = SinkReceiverCreate(2, 2, emit, arg);
+		bool		evicts = PlanEvictsJoin(q->plan);
+
+		dest = SinkReceiverCreate(evicts ? 3 : 2, 2, emit, arg);
 		options.dest = dest;
 		options.params = watermark_param(st);
 		if (run_statement(q, st, PREPARED_CLOSE, close_sql, &options) != SPI_OK_SELECT)
 			elog(ERROR, "close statement of query \"%s\" failed", q->name);
 		st->removed = SinkReceiverCount(dest, 1);
 		st->sink_rows += SinkReceiverCount(dest, 2);
+		if (evicts)
+			st->join_removed = SinkReceiverCount(dest, 3);
 		dest->rDestroy(dest);
 	}
 
@@ -540,6 +661,7 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 	if (close_sql != NULL)
 	{
 		int64		emitted;
+		bool		evicts = PlanEvictsJoin(q->plan);
 
 		st->closed_valid = QueryClosingBound(q, st->watermark, &st->closed_until);
 
@@ -549,10 +671,12 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 			elog(ERROR, "close statement of query \"%s\" failed", q->name);
 		st->removed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		emitted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		if (evicts)
+			st->join_removed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 		st->sink_rows += emitted;
 		if (show_rows > 0 && q->mode == OUTPUT_APPEND)
 			ConsoleSinkShow(q->name, st->batch_id, SPI_tuptable,
-							emitted > 0 ? SPI_processed : 0, 3, &q->sink);
+							emitted > 0 ? SPI_processed : 0, evicts ? 4 : 3, &q->sink);
 	}
 
 	/* the console sink shows the whole result in complete mode */
@@ -586,7 +710,7 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
  * asks of it (event time, late rows, trigger), before plan_batch.
  */
 static SourceBatch *
-open_source(QueryDef *q, Oid relid, MemoryContext batchcxt)
+open_source(QueryDef *q, Oid relid, EventTimeEntry *event_time, MemoryContext batchcxt)
 {
 	SourceBatch *sb = palloc0(sizeof(SourceBatch));
 	char	   *kind;
@@ -607,21 +731,19 @@ open_source(QueryDef *q, Oid relid, MemoryContext batchcxt)
 	sb->available_now = BatchAvailableNow;
 	sb->live = BatchLive && !sb->read_all && sb->available_now == 0;
 	sb->wake_fd = PGINVALID_SOCKET;
-	if (q->event_time != NULL)
+	/* a source the event_time argument leaves out has none */
+	if (event_time != NULL && event_time->column != NULL)
 	{
-		sb->event_time_attno = get_attnum(sb->relid, q->event_time);
-		if (sb->event_time_attno == InvalidAttrNumber)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("event_time column \"%s\" of continuous query \"%s\" does not exist",
-							q->event_time, q->name)));
+		sb->event_time_attno = event_time->attno;
+		sb->event_time_delay = event_time->delay;
 		/*
 		 * complete mode keeps every group, so late rows still count there;
-		 * a deduplication drops them, as Spark's dropDuplicates does
+		 * a deduplication drops them, as Spark's dropDuplicates does, and
+		 * so does a join of streams, whose states the watermark evicts
 		 */
 		sb->drop_late = q->has_watermark &&
 			((q->plan->shape == SHAPE_AGGREGATE && q->mode != OUTPUT_COMPLETE) ||
-			 q->plan->shape == SHAPE_DEDUP);
+			 q->plan->shape == SHAPE_DEDUP || q->plan->join_sources != NIL);
 		/* the watermark, and what it closed even if moved back since */
 		sb->has_watermark = QueryLateBound(q, sb->drop_late, &sb->watermark);
 	}
@@ -753,6 +875,7 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	OwnerContext owner_cxt;
 	Oid			reader;
 	int			reader_sec_context;
+	List	   *event_times = NIL;
 
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "streaming micro-batch",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -774,10 +897,15 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	/* a query planned by an earlier version gets its input view */
 	(void) QueryUpgradePlan(q);
 
+	/* each source's event time: the columns were checked at create_query */
+	if (q->event_time != NULL)
+		event_times = EventTimeSpecParse(q->event_time, q->plan->sources, q->watermark_delay, true);
+
 	/* each source's input after its committed offsets, as its owner reads it */
 	foreach(lc, q->plan->sources)
 	{
-		SourceBatch *sb = open_source(q, lfirst_oid(lc), batchcxt);
+		SourceBatch *sb = open_source(q, lfirst_oid(lc), EventTimeSpecFind(event_times, lfirst_oid(lc)),
+									  batchcxt);
 
 		batches = lappend(batches, sb);
 		GetUserIdAndSecContext(&reader, &reader_sec_context);
@@ -828,20 +956,7 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 		}
 	}
 
-	/* the watermark after this batch: max event time - delay, never back */
-	st.watermark_valid = q->watermark_valid;
-	st.watermark = q->watermark;
-	foreach(lc, batches)
-	{
-		SourceBatch *sb = lfirst(lc);
-
-		if (q->has_watermark && sb->has_max_event_time &&
-			(!st.watermark_valid || sb->max_event_time - q->watermark_delay > st.watermark))
-		{
-			st.watermark = sb->max_event_time - q->watermark_delay;
-			st.watermark_valid = true;
-		}
-	}
+	advance_watermark(q, batches, &st);
 	st.t_decoded = GetCurrentTimestamp();
 
 	/* the batch statement: the FDW scan of each source returns its rows */

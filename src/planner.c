@@ -45,6 +45,7 @@
 #include "utils/syscache.h"
 #include "utils/typcache.h"
 
+#include "formats/event_time.h"
 #include "operators/distinct_agg.h"
 #include "operators/stream_join.h"
 #include "operators/topn.h"
@@ -479,37 +480,85 @@ check_stream_inputs(Query *query, bool top)
 	return streams + others > 0;
 }
 
+static bool event_time_expr(Query *query, Node *expr, List *event_times);
+
 /*
- * is_event_time_window tells whether a group key is streaming.window() of
- * the query's event-time column: the key that the watermark closes.
+ * event_time_leaves tells whether column attno of every branch of a UNION
+ * ALL (set operation tree node of query) is an event-time column.
  */
 static bool
-is_event_time_window(Query *query, Node *expr, const char *event_time)
+event_time_leaves(Query *query, Node *node, AttrNumber attno, List *event_times)
+{
+	if (IsA(node, RangeTblRef))
+	{
+		RangeTblEntry *rte = rt_fetch(((RangeTblRef *) node)->rtindex, query->rtable);
+		TargetEntry *tle;
+
+		if (rte->rtekind != RTE_SUBQUERY)
+			return false;
+		tle = get_tle_by_resno(rte->subquery->targetList, attno);
+		return tle != NULL && event_time_expr(rte->subquery, (Node *) tle->expr, event_times);
+	}
+	return event_time_leaves(query, ((SetOperationStmt *) node)->larg, attno, event_times) &&
+		event_time_leaves(query, ((SetOperationStmt *) node)->rarg, attno, event_times);
+}
+
+/*
+ * event_time_expr tells whether an expression of query is the event-time
+ * column of a source: the column itself, or a column of a subquery that
+ * is one, in every branch of a UNION ALL.
+ */
+static bool
+event_time_expr(Query *query, Node *expr, List *event_times)
+{
+	RangeTblEntry *rte;
+	Var		   *var;
+
+	while (expr != NULL && IsA(expr, RelabelType))
+		expr = (Node *) ((RelabelType *) expr)->arg;
+	if (expr == NULL || !IsA(expr, Var))
+		return false;
+	var = (Var *) expr;
+	if (var->varlevelsup != 0 || var->varno < 1 || var->varno > list_length(query->rtable) ||
+		var->varattno <= 0)
+		return false;
+	rte = rt_fetch(var->varno, query->rtable);
+	if (rte->rtekind == RTE_RELATION && IsStreamingSource(rte->relid))
+	{
+		EventTimeEntry *e = EventTimeSpecFind(event_times, rte->relid);
+
+		return e != NULL && e->column != NULL && var->varattno == e->attno;
+	}
+	if (rte->rtekind == RTE_SUBQUERY && rte->subquery->setOperations != NULL)
+		return event_time_leaves(rte->subquery, rte->subquery->setOperations, var->varattno,
+								 event_times);
+	if (rte->rtekind == RTE_SUBQUERY)
+	{
+		TargetEntry *tle = get_tle_by_resno(rte->subquery->targetList, var->varattno);
+
+		return tle != NULL && event_time_expr(rte->subquery, (Node *) tle->expr, event_times);
+	}
+	return false;
+}
+
+/*
+ * is_event_time_window tells whether a group key is streaming.window() of
+ * an event-time column of the query's sources: the key that the watermark
+ * closes.
+ */
+static bool
+is_event_time_window(Query *query, Node *expr, List *event_times)
 {
 	FuncExpr   *fexpr;
-	Node	   *arg;
-	Var		   *var;
-	RangeTblEntry *rte;
-	char	   *attname;
 
-	if (event_time == NULL || !IsA(expr, FuncExpr))
+	if (event_times == NIL || !IsA(expr, FuncExpr))
 		return false;
 	fexpr = (FuncExpr *) expr;
 	if ((strcmp(get_func_name(fexpr->funcid), "window") != 0 &&
 		 strcmp(get_func_name(fexpr->funcid), "session_window") != 0) ||
 		get_func_namespace(fexpr->funcid) != get_namespace_oid(STREAMING_SCHEMA, false))
 		return false;
-	arg = linitial(fexpr->args);
-	if (!IsA(arg, Var))
-		return false;
-	var = (Var *) arg;
-	if (var->varlevelsup != 0 || var->varno < 1 || var->varno > list_length(query->rtable))
-		return false;
-	rte = rt_fetch(var->varno, query->rtable);
-	if (rte->rtekind != RTE_RELATION || !IsStreamingSource(rte->relid))
-		return false;
-	attname = get_attname(rte->relid, var->varattno, true);
-	return attname != NULL && strcmp(attname, event_time) == 0;
+	return event_time_expr(query, linitial(fexpr->args), event_times);
 }
 
 /*
@@ -1085,7 +1134,7 @@ plan_aggregate(Query *query, ContinuousPlan *plan, bool window_range_key)
 			reject("every GROUP BY expression must appear in the select list of a continuous query",
 				   "Add the expression to the select list; it becomes a key column of the result table.");
 		b.key_exprs = lappend(b.key_exprs, tle->expr);
-		if (plan->window_key == NULL && is_event_time_window(query, (Node *) tle->expr, plan->event_time))
+		if (plan->window_key == NULL && is_event_time_window(query, (Node *) tle->expr, plan->event_times))
 		{
 			plan->window_key = k;
 			/* a window of constant size is kept as its start */
@@ -1379,18 +1428,101 @@ plan_dedup(Query *query, ContinuousPlan *plan, bool has_watermark)
 					 errmsg("column \"%s\" is named twice", tle->resname),
 					 errhint("Give every column of the select list its own name.")));
 		plan->state_keys = lappend(plan->state_keys, tle->resname);
-		if (has_watermark && plan->time_key == NULL && IsA(tle->expr, Var) &&
-			((Var *) tle->expr)->varlevelsup == 0)
-		{
-			Var		   *var = (Var *) tle->expr;
-			RangeTblEntry *rte = rt_fetch(var->varno, query->rtable);
-
-			if (rte->rtekind == RTE_RELATION && list_member_oid(plan->sources, rte->relid) &&
-				var->varattno == get_attnum(rte->relid, plan->event_time))
-				plan->time_key = tle->resname;
-		}
+		/*
+		 * over a join, a key's event time may be older than the watermark
+		 * (a kept row joined with a new one): no eviction there
+		 */
+		if (has_watermark && plan->time_key == NULL && plan->join_rtindexes == NIL &&
+			event_time_expr(query, (Node *) tle->expr, plan->event_times))
+			plan->time_key = tle->resname;
 	}
 	plan->batch_sql = psprintf("SELECT * FROM %s AS b", PlanInputRelation(plan));
+}
+
+/*
+ * event_time_columns names the event-time columns of a plan's sources,
+ * for messages: the column when all have the same, else source.column for
+ * each ("or" between them).
+ */
+static const char *
+event_time_columns(ContinuousPlan *plan)
+{
+	StringInfoData buf;
+	ListCell   *lc;
+
+	if (plan->event_time == NULL || plan->event_time[0] != '{')
+		return plan->event_time ? plan->event_time : "ts";
+	initStringInfo(&buf);
+	foreach(lc, plan->event_times)
+	{
+		EventTimeEntry *e = lfirst(lc);
+
+		if (e->column != NULL)
+			appendStringInfo(&buf, "%s%s.%s", buf.len > 0 ? " or " : "",
+							 get_rel_name(e->relid), e->column);
+	}
+	return buf.data;
+}
+
+/*
+ * plan_join_eviction records how the watermark evicts the states of a
+ * join of streams (operators/stream_join.c), and how far behind it the
+ * windows of an aggregation over the join close: a kept row of the
+ * window's source joined with a new row of another stream is older than
+ * the watermark, by at most the lag of that source's eviction.  If its
+ * state is never evicted, or not by its event time, no window is ever
+ * final: the query is refused in append and update modes.
+ */
+static void
+plan_join_eviction(Query *query, ContinuousPlan *plan)
+{
+	List	   *evictions = StreamJoinEvictions(query, plan->join_rtindexes, plan->join_relids,
+												plan->event_times);
+	ListCell   *lc;
+
+	foreach(lc, evictions)
+	{
+		StreamJoinEviction *ev = lfirst(lc);
+
+		plan->join_evict = lappend(plan->join_evict, ev->predicate ? ev->predicate : "");
+		plan->join_evict_why = lappend(plan->join_evict_why, ev->why);
+		plan->join_evict_index = lappend(plan->join_evict_index, ev->index);
+	}
+	if (plan->shape != SHAPE_AGGREGATE || plan->window_key == NULL || plan->mode == OUTPUT_COMPLETE)
+		return;
+	if (plan->session_key != NULL)
+		reject("session windows over a join of streams are not supported in continuous queries",
+			   "Group by streaming.window() of a joined source's event time.");
+	foreach(lc, query->groupClause)
+	{
+		TargetEntry *tle = get_sortgroupclause_tle(lfirst(lc), query->targetList);
+		Var		   *var;
+		StreamJoinEviction *ev = NULL;
+		ListCell   *rlc;
+		List	   *states = NIL;
+
+		if (!is_event_time_window(query, (Node *) tle->expr, plan->event_times))
+			continue;
+		var = (Var *) strip_implicit_coercions(linitial(((FuncExpr *) tle->expr)->args));
+		foreach(rlc, plan->join_relids)
+			states = list_append_unique_oid(states, lfirst_oid(rlc));
+		foreach(rlc, states)
+			if (lfirst_oid(rlc) == rt_fetch(var->varno, query->rtable)->relid)
+				ev = list_nth(evictions, foreach_current_index(rlc));
+		if (ev == NULL || ev->predicate == NULL || ev->lag < 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("the windows over the join would never be final"),
+					 errdetail("The window is over the event time of \"%s\", whose rows the join keeps %s: a kept row joined with a later row of another stream can fall into any window.",
+							   get_rel_name(rt_fetch(var->varno, query->rtable)->relid),
+							   ev == NULL || ev->predicate == NULL
+							   ? psprintf("for ever (%s)", ev ? ev->why : "no watermark")
+							   : "until a bound on another column passes the watermark"),
+					 errhint("Bound the join on the event times of both streams, e.g. b.t BETWEEN a.t - interval '1 hour' AND a.t, or use complete mode.")));
+		if (ev->lag > 0)
+			plan->close_lag = WindowStateSizeLiteral(ev->lag);
+		break;
+	}
 }
 
 /*
@@ -1420,28 +1552,11 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 	plan->input = input ? pstrdup(input) : NULL;
 	plan->temp_relations = walk.temp_relations;
 
-	if (event_time != NULL && list_length(plan->sources) > 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("event_time and watermark are not supported yet in a query over several sources"),
-				 errhint("Create one query per source with its own watermark, or leave out event_time and watermark (update and complete modes).")));
+	/* each source's event-time column (the delays are create_query's) */
 	if (event_time != NULL)
 	{
-		Oid			relid = linitial_oid(plan->sources);
-		AttrNumber	attnum = get_attnum(relid, event_time);
-
-		if (attnum == InvalidAttrNumber)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("event_time column \"%s\" does not exist in source \"%s\"",
-							event_time, get_rel_name(relid)),
-					 errhint("Name a timestamptz column of the source.")));
-		if (get_atttype(relid, attnum) != TIMESTAMPTZOID)
-			ereport(ERROR,
-					(errcode(ERRCODE_DATATYPE_MISMATCH),
-					 errmsg("event_time column \"%s\" must be of type timestamp with time zone", event_time),
-					 errhint("Declare the column as timestamptz in the source's schema.")));
 		plan->event_time = pstrdup(event_time);
+		plan->event_times = EventTimeSpecParse(event_time, plan->sources, 0, true);
 	}
 
 	/* the top rows per group: the subquery's aggregation is the query's */
@@ -1504,12 +1619,16 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 					 errdetail("Sessions merge as rows arrive, so an updated row can replace several earlier ones."),
 					 errhint("Use append mode (with a watermark) or complete mode.")));
 		if (mode == OUTPUT_APPEND && plan->window_key == NULL)
+		{
+			const char *columns = event_time_columns(plan);
+
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("append output mode requires grouping by a window of the event time"),
 					 errdetail("A group is final when the watermark passes the end of its window, so one group key must be streaming.window(%s, ...).",
-							   event_time),
-					 errhint("Group by streaming.window(%s, size), or use update or complete mode.", event_time)));
+							   columns),
+					 errhint("Group by streaming.window(%s, size), or use update or complete mode.", columns)));
+		}
 	}
 	else
 	{
@@ -1526,6 +1645,8 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 		if (plan->shape == SHAPE_DEDUP)
 			plan_dedup(query, plan, has_watermark);
 	}
+	if (plan->join_rtindexes != NIL)
+		plan_join_eviction(query, plan);
 	/* ORDER BY ... LIMIT keeps the top rows of an aggregation, or is refused */
 	if (ordered != NULL)
 		PlanTopN(ordered, plan);
@@ -1613,6 +1734,10 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 		append_string_array(&buf, "join_sources", plan->join_sources);
 		append_string_array(&buf, "join_states", plan->join_states);
 		append_string_array(&buf, "join_columns", plan->join_columns);
+		append_string_array(&buf, "join_evict", plan->join_evict);
+		append_string_array(&buf, "join_evict_why", plan->join_evict_why);
+		if (plan->close_lag != NULL)
+			append_string(&buf, "close_lag", plan->close_lag);
 	}
 	if (plan->topn_limit > 0)
 	{
@@ -1692,6 +1817,10 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	plan->join_sources = jsonb_string_array(obj, "join_sources");
 	plan->join_states = jsonb_string_array(obj, "join_states");
 	plan->join_columns = jsonb_string_array(obj, "join_columns");
+	/* absent from plans made before joins were evicted */
+	plan->join_evict = jsonb_string_array(obj, "join_evict");
+	plan->join_evict_why = jsonb_string_array(obj, "join_evict_why");
+	plan->close_lag = JsonbGetString(obj, "close_lag");
 	/* absent unless the query keeps a top-N */
 	{
 		char	   *limit = JsonbGetString(obj, "topn_limit");
@@ -2044,11 +2173,14 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 
 /*
  * BuildCloseStatement assembles the statement that runs after the batch
- * statement when the watermark has advanced: it removes the state of the
+ * statement when the query has a watermark: it removes the state of the
  * windows that end at or before the watermark ($1) and, in append mode,
- * writes their final rows.  It returns the rows removed and the rows
- * written (then, with show_rows > 0, the written rows).  NULL if the query
- * has no window to close.
+ * writes their final rows; over a join of streams, it also deletes the
+ * rows of the join's states that can no longer match (operators/
+ * stream_join.c).  It returns the rows removed and the rows written, then
+ * (over a join whose states are evicted) the join's rows deleted, then,
+ * with show_rows > 0, the written rows.  NULL if the query has nothing to
+ * close or evict.
  */
 char *
 BuildCloseStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
@@ -2056,32 +2188,41 @@ BuildCloseStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 {
 	StringInfoData sql;
 	const char *from;
-
-	if (plan->shape == SHAPE_DEDUP)
-	{
-		if (plan->time_key == NULL)
-			return NULL;
-		/* keys older than the watermark can only come back late: evict them */
-		initStringInfo(&sql);
-		appendStringInfo(&sql,
-						 "WITH closed AS (DELETE FROM %s AS s WHERE s.%s " OP_LE " $1 RETURNING 1)\n"
-						 "SELECT pg_catalog.count(*), 0::pg_catalog.int8 FROM closed",
-						 RelationQualifiedName(state_table), quote_identifier(plan->time_key));
-		return sql.data;
-	}
-	if (plan->window_key == NULL || plan->mode == OUTPUT_COMPLETE)
-		return NULL;
+	char	   *evicted = NULL;
+	char	   *evict = StreamJoinEvictCtes(plan, &evicted);
+	char	   *more = evicted ? psprintf(", %s", evicted) : "";
 
 	initStringInfo(&sql);
+	if (plan->shape == SHAPE_DEDUP && plan->time_key != NULL)
+	{
+		/* keys older than the watermark can only come back late: evict them */
+		appendStringInfo(&sql,
+						 "WITH %sclosed AS (DELETE FROM %s AS s WHERE s.%s " OP_LE " $1 RETURNING 1)\n"
+						 "SELECT pg_catalog.count(*), 0::pg_catalog.int8%s FROM closed",
+						 evict, RelationQualifiedName(state_table), quote_identifier(plan->time_key), more);
+		return sql.data;
+	}
+	if (plan->shape != SHAPE_AGGREGATE || plan->window_key == NULL || plan->mode == OUTPUT_COMPLETE)
+	{
+		if (evicted == NULL)
+			return NULL;
+		/* the join's states alone */
+		appendStringInfo(&sql, "WITH %s", evict);
+		sql.len -= 2;			/* the last CTE's ",\n" */
+		sql.data[sql.len] = '\0';
+		appendStringInfo(&sql, "\nSELECT 0::pg_catalog.int8, 0::pg_catalog.int8%s", more);
+		return sql.data;
+	}
+
 	appendStringInfo(&sql,
-					 "WITH closed AS (DELETE FROM %s AS s WHERE %s RETURNING s.*)",
-					 RelationQualifiedName(state_table), WindowStateClosed(plan, "s"));
+					 "WITH %sclosed AS (DELETE FROM %s AS s WHERE %s RETURNING s.*)",
+					 evict, RelationQualifiedName(state_table), WindowStateClosed(plan, "s"));
 	/* the distinct values of the closed windows go with their state */
 	if (DistinctAggCloseCte(plan) != NULL)
 		appendStringInfo(&sql, ",\n%s", DistinctAggCloseCte(plan));
 	if (plan->mode == OUTPUT_UPDATE)
 	{
-		appendStringInfoString(&sql, "\nSELECT pg_catalog.count(*), 0::pg_catalog.int8 FROM closed");
+		appendStringInfo(&sql, "\nSELECT pg_catalog.count(*), 0::pg_catalog.int8%s FROM closed", more);
 		return sql.data;
 	}
 	from = append_finalized(&sql, plan, "closed");
@@ -2089,9 +2230,23 @@ BuildCloseStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 					 RelationQualifiedName(result_table), quoted_list(plan->result_columns, ""));
 	append_result_rows(&sql, plan, from);
 	appendStringInfo(&sql, " %s)\n", show_rows > 0 ? "RETURNING *" : "RETURNING 1");
-	finish_statement(&sql, "(SELECT pg_catalog.count(*) FROM closed), (SELECT pg_catalog.count(*) FROM emitted)",
+	finish_statement(&sql, psprintf("(SELECT pg_catalog.count(*) FROM closed), (SELECT pg_catalog.count(*) FROM emitted)%s",
+									more),
 					 show_rows);
 	return sql.data;
+}
+
+/*
+ * PlanEvictsJoin tells whether the close statement of a plan deletes rows
+ * of a join's states, and so returns a third count.
+ */
+bool
+PlanEvictsJoin(ContinuousPlan *plan)
+{
+	char	   *count;
+
+	(void) StreamJoinEvictCtes(plan, &count);
+	return count != NULL;
 }
 
 /*

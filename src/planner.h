@@ -34,7 +34,14 @@ typedef struct ContinuousPlan
 {
 	QueryShape	shape;
 	OutputMode	mode;
-	char	   *event_time;		/* event-time column of the source, or NULL */
+	char	   *event_time;		/* the query's event_time: a column of every
+								 * source, or a JSON object of each source's
+								 * (EventTimeSpecParse); NULL if none */
+	List	   *event_times;	/* not serialized: its EventTimeEntry per
+								 * source, NIL without event time */
+	char	   *close_lag;		/* an aggregation over a join: how far behind
+								 * the watermark its windows close, an SQL
+								 * interval literal, or NULL (not behind) */
 	char	   *window_key;		/* state key holding window(event_time, ...) */
 	char	   *window_size;	/* the window's size, an SQL interval literal,
 								 * when the state key is the window's start
@@ -84,7 +91,14 @@ typedef struct ContinuousPlan
 	List	   *join_columns;	/* the columns of each that the query reads,
 								 * quoted, comma-separated: what its state
 								 * keeps ("*": all; NIL: plans before) */
+	List	   *join_evict;		/* per state: the condition under which the
+								 * watermark ($1) deletes a row, over its
+								 * columns; "" if never */
+	List	   *join_evict_why;	/* per state: the bounds the condition follows
+								 * from, or why there is none */
 	/* not serialized: what create_query needs to make the join's states */
+	List	   *join_evict_index;	/* per state: the column eviction reads,
+									 * quoted, or NULL */
 	List	   *join_rtindexes; /* range table entries of the joined sources */
 	List	   *join_relids;	/* their relations, per entry */
 	Query	   *join_query;		/* the query the input view is made of */
@@ -114,6 +128,7 @@ extern char *BuildBatchStatement(ContinuousPlan *plan, Oid result_table,
 								 Oid state_table, int show_rows);
 extern char *BuildCloseStatement(ContinuousPlan *plan, Oid result_table,
 								 Oid state_table, int show_rows);
+extern bool PlanEvictsJoin(ContinuousPlan *plan);
 extern char *BuildRefillStatement(ContinuousPlan *plan, Oid result_table, Oid state_table);
 extern const char *PlanStateDifference(ContinuousPlan *old, ContinuousPlan *new);
 extern bool PlanOutputDifference(ContinuousPlan *old, ContinuousPlan *new);

@@ -34,6 +34,7 @@
 #include "utils/ruleutils.h"
 #include "utils/timestamp.h"
 
+#include "formats/event_time.h"
 #include "operators/distinct_agg.h"
 #include "operators/stream_join.h"
 #include "operators/topn.h"
@@ -112,7 +113,8 @@ QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok)
 		q->state_rows = DatumGetInt64(SPI_getbinval(tup, desc, 12, &isnull));
 		q->event_time = SPI_getvalue(tup, desc, 13);
 		d = SPI_getbinval(tup, desc, 14, &isnull);
-		q->has_watermark = !isnull;
+		/* every source may have a delay of its own (EventTimeSpecParse) */
+		q->has_watermark = !isnull || q->event_time != NULL;
 		if (!isnull)
 			q->watermark_delay = DatumGetInt64(DirectFunctionCall1(numeric_int8, d));
 		d = SPI_getbinval(tup, desc, 15, &isnull);
@@ -763,6 +765,10 @@ create_join_states(ContinuousPlan *plan, int32 id)
 		state_oid = create_table_for(name, psprintf("SELECT * FROM %s", RelationQualifiedName(relid)), NULL);
 		if (keys != NIL && !expressions)
 			catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", name, items.data));
+		/* the watermark finds the rows it evicts by the column it bounds */
+		if (list_nth(plan->join_evict_index, foreach_current_index(lc)) != NULL)
+			catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", name,
+								 (char *) list_nth(plan->join_evict_index, foreach_current_index(lc))));
 		record_depends_on_sources(state_oid, list_make1_oid(relid));
 		give_table(state_oid, name);
 		/* an index over the owner's expressions is the owner's to make */
@@ -775,9 +781,18 @@ create_join_states(ContinuousPlan *plan, int32 id)
 									 StreamJoinColumns(plan->join_query, plan->join_rtindexes, relid));
 	}
 	PlanExpandJoin(plan, state_oids);
-	ereport(NOTICE,
-			(errmsg("the join keeps every row of the joined streams"),
-			 errdetail("Each row is kept in a state table of its source, to be joined with the other streams' rows of later batches; without watermarks on the joined streams the state grows without bound.")));
+	foreach(lc, relids)
+	{
+		int			i = foreach_current_index(lc);
+
+		if (((char *) list_nth(plan->join_evict, i))[0] == '\0')
+			ereport(NOTICE,
+					(errmsg("the join keeps every row of \"%s\": its state grows without bound",
+							get_rel_name(lfirst_oid(lc))),
+					 errdetail("Its rows are kept to be joined with the other streams' rows of later batches, and no watermark ever evicts them: %s.",
+							   (char *) list_nth(plan->join_evict_why, i)),
+					 errhint("Give every joined source an event time and a watermark, and bound the join on time, e.g. b.t BETWEEN a.t - interval '1 hour' AND a.t, or streaming.window(a.t, '1 minute') = streaming.window(b.t, '1 minute').")));
+	}
 }
 
 static void drop_relation_if_exists(Oid relid);
@@ -831,7 +846,8 @@ QueryCreate(const QueryCreateArgs *a)
 	(void) ParseQualifiedName(name, "continuous query");
 	QueryCheckTrigger(trigger);
 	QueryCheckOnError(on_error);
-	if ((a->event_time == NULL) != (a->watermark == NULL))
+	/* without watermark, each source's event time must give its delay */
+	if (a->event_time == NULL && a->watermark != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("event_time and watermark must be given together"),
@@ -876,8 +892,18 @@ QueryCreate(const QueryCreateArgs *a)
 	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 
-	plan = PlanContinuousQuery(sql, mode, event_time, a->watermark != NULL,
+	plan = PlanContinuousQuery(sql, mode, event_time, event_time != NULL,
 							   input_view_name(id), false);
+	/* the sources' delays, checked as the batches will read them */
+	if (event_time != NULL)
+		(void) EventTimeSpecParse(event_time, plan->sources,
+								  a->watermark ? a->watermark->time + a->watermark->day * USECS_PER_DAY : 0,
+								  a->watermark != NULL);
+	if (event_time != NULL && list_length(plan->sources) > 1 && !CatalogHasSourceWatermarks())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("event_time over several sources needs version 0.5 of the extension's catalog"),
+				 errhint("Run ALTER EXTENSION streaming UPDATE.")));
 	if (plan->distinct_fresh != NULL)
 		plan->distinct_table = DistinctAggTableName(id);
 	QueryCheckSinkKey(plan, &sink_opts);
@@ -1407,8 +1433,20 @@ streaming_explain(PG_FUNCTION_ARGS)
 	}
 	EMIT("result table", RelationQualifiedName(q->result_table));
 	forboth(lc, plan->join_sources, lc2, plan->join_states)
-		EMIT("join state", psprintf("%s keeps the rows of %s, without bound (no watermark); each batch joins every source's new rows with the other sources' new and kept rows, then keeps its new rows",
-									(char *) lfirst(lc2), (char *) lfirst(lc)));
+	{
+		int			i = foreach_current_index(lc);
+		char	   *evict = i < list_length(plan->join_evict) ? list_nth(plan->join_evict, i) : "";
+		char	   *why = i < list_length(plan->join_evict_why) ? list_nth(plan->join_evict_why, i) : "no watermark";
+
+		EMIT("join state", psprintf("%s keeps the rows of %s; each batch joins every source's new rows with the other sources' new and kept rows, then keeps its new rows; %s",
+									(char *) lfirst(lc2), (char *) lfirst(lc),
+									evict[0] != '\0'
+									? psprintf("a row is deleted when the watermark passes it, WHERE %s ($1: the watermark), as %s", evict, why)
+									: psprintf("never evicted, without bound: %s", why)));
+	}
+	if (plan->close_lag != NULL)
+		EMIT("window close", psprintf("the windows close %s behind the watermark: a kept row of the window's source may join a later row of another stream",
+									  plan->close_lag));
 	if (plan->shape == SHAPE_AGGREGATE)
 	{
 		EMIT("batch plan", plan->batch_sql);

@@ -93,6 +93,7 @@ extern void QueryCheckSinkKey(ContinuousPlan *plan, const SinkOptions *sink);
 
 /* alter.c: changing a query in place, rebuilding it, its watermark bounds */
 extern bool CatalogHasOperatingColumns(void);
+extern bool CatalogHasSourceWatermarks(void);
 extern Jsonb *QueryAlterCheck(QueryDef *q, const QueryAlterArgs *a, bool notice);
 extern void QueryAlter(QueryDef *q, const QueryAlterArgs *a);
 extern void QueryReset(QueryDef *q, const SourceStart *start, Jsonb *given);

@@ -113,6 +113,12 @@ struct SourceBatch
 	TimestampTz watermark;		/* committed by the previous batch */
 	bool		has_max_event_time;
 	TimestampTz max_event_time;
+	int64		event_time_delay;	/* its watermark's delay, microseconds */
+	/* the source's watermark (batch.c: advance_watermark) */
+	bool		source_seen;	/* it has read an event time, in any batch */
+	bool		source_moved;	/* this batch moved them */
+	TimestampTz source_max;		/* the largest event time it has read */
+	TimestampTz source_watermark;	/* source_max - delay, never back */
 	TimestampTz event_time_limit;	/* later event times are dead letters
 									 * (max_event_time_ahead); set by
 									 * SourceBatchReset, 0 until then */

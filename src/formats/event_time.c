@@ -41,10 +41,12 @@
 #include "common/int.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
+#include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
 #include "utils/fmgrprotos.h"
 #include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "formats/event_time.h"
@@ -107,27 +109,17 @@ EventTimeParseOptions(Jsonb *options, EventTimeOptions *out)
 }
 
 /*
- * EventTimeMaxAhead reads "max_event_time_ahead": how far ahead of the
- * clock an event time may be.  False if the check is off (JSON null or
- * "off"); otherwise *usecs is the interval, and *text (if not NULL) the
- * option as written, for messages.
+ * parse_interval reads an interval as interval_in does, its error raised
+ * under the name of what it is (an option, a watermark), with a hint; and
+ * returns it in microseconds, or false if it has months or is negative.
  */
-bool
-EventTimeMaxAhead(Jsonb *options, int64 *usecs, char **text)
+static bool
+parse_interval(const char *s, const char *what, const char *hint, int64 *usecs)
 {
-	JsonbValue *v = JsonbGetKey(options, "max_event_time_ahead");
-	const char *hint = "Use a fixed, non-negative interval such as '1 day' or '10 minutes' (no months or years), or \"off\".";
 	MemoryContext cxt = CurrentMemoryContext;
-	char	   *s;
 	Interval   *iv = NULL;
 	int64		days;
 
-	if (v != NULL && v->type == jbvNull)
-		return false;
-	s = v == NULL ? pstrdup(EVENT_TIME_DEFAULT_MAX_AHEAD) : JsonbGetString(options, "max_event_time_ahead");
-	if (pg_strcasecmp(s, "off") == 0)
-		return false;
-	/* interval_in's own error, under the option's name */
 	PG_TRY();
 	{
 		iv = DatumGetIntervalP(DirectFunctionCall3(interval_in, CStringGetDatum(s),
@@ -144,14 +136,35 @@ EventTimeMaxAhead(Jsonb *options, int64 *usecs, char **text)
 			ReThrowError(edata);
 		edata->sqlerrcode = ERRCODE_INVALID_PARAMETER_VALUE;
 		edata->detail = edata->message;
-		edata->message = psprintf("invalid value for option \"max_event_time_ahead\": \"%s\"", s);
+		edata->message = psprintf("invalid value for %s: \"%s\"", what, s);
 		edata->hint = pstrdup(hint);
 		ReThrowError(edata);
 	}
 	PG_END_TRY();
-	if (iv->month != 0 || iv->day < 0 || iv->time < 0 ||
-		pg_mul_s64_overflow((int64) iv->day, USECS_PER_DAY, &days) ||
-		pg_add_s64_overflow(days, iv->time, usecs))
+	return iv->month == 0 && iv->day >= 0 && iv->time >= 0 &&
+		!pg_mul_s64_overflow((int64) iv->day, USECS_PER_DAY, &days) &&
+		!pg_add_s64_overflow(days, iv->time, usecs);
+}
+
+/*
+ * EventTimeMaxAhead reads "max_event_time_ahead": how far ahead of the
+ * clock an event time may be.  False if the check is off (JSON null or
+ * "off"); otherwise *usecs is the interval, and *text (if not NULL) the
+ * option as written, for messages.
+ */
+bool
+EventTimeMaxAhead(Jsonb *options, int64 *usecs, char **text)
+{
+	JsonbValue *v = JsonbGetKey(options, "max_event_time_ahead");
+	const char *hint = "Use a fixed, non-negative interval such as '1 day' or '10 minutes' (no months or years), or \"off\".";
+	char	   *s;
+
+	if (v != NULL && v->type == jbvNull)
+		return false;
+	s = v == NULL ? pstrdup(EVENT_TIME_DEFAULT_MAX_AHEAD) : JsonbGetString(options, "max_event_time_ahead");
+	if (pg_strcasecmp(s, "off") == 0)
+		return false;
+	if (!parse_interval(s, "option \"max_event_time_ahead\"", hint, usecs))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("invalid value for option \"max_event_time_ahead\": \"%s\"", s),
@@ -159,6 +172,216 @@ EventTimeMaxAhead(Jsonb *options, int64 *usecs, char **text)
 	if (text != NULL)
 		*text = s;
 	return true;
+}
+
+/*
+ * EventTimeDelay reads a watermark delay written as text (what names it in
+ * messages): a non-negative interval without months, in microseconds.
+ */
+int64
+EventTimeDelay(const char *text, const char *what)
+{
+	const char *hint = "Use a non-negative interval without months, e.g. '10 seconds' or '1 hour'.";
+	int64		usecs;
+
+	if (!parse_interval(text, what, hint, &usecs))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("watermark delay must be a non-negative interval without months"),
+				 errdetail("%s is \"%s\".", what, text),
+				 errhint("%s", hint)));
+	return usecs;
+}
+
+/* ------------------------------------------------------------------------
+ * The event time of each source of a query
+ * ------------------------------------------------------------------------ */
+
+/*
+ * source_named returns the source of sources that name denotes (its name,
+ * or its schema-qualified name), or InvalidOid.
+ */
+static Oid
+source_named(List *sources, const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, sources)
+	{
+		Oid			relid = lfirst_oid(lc);
+
+		if (strcmp(get_rel_name(relid), name) == 0 ||
+			strcmp(psprintf("%s.%s", get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid)),
+				   name) == 0)
+			return relid;
+	}
+	return InvalidOid;
+}
+
+/*
+ * event_time_column checks that column is a timestamptz column of source
+ * relid and returns its number; several says whether the query reads
+ * other sources too, for the hint.
+ */
+static AttrNumber
+event_time_column(Oid relid, const char *column, bool several)
+{
+	AttrNumber	attnum = get_attnum(relid, column);
+
+	if (attnum == InvalidAttrNumber)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_COLUMN),
+				 errmsg("event_time column \"%s\" does not exist in source \"%s\"",
+						column, get_rel_name(relid)),
+				 several ? errhint("Give each source's event-time column in a JSON object keyed by source name, e.g. event_time => '{\"%s\": \"ts\"}'; a source left out has no event time.",
+								   get_rel_name(relid))
+				 : errhint("Name a timestamptz column of the source.")));
+	if (get_atttype(relid, attnum) != TIMESTAMPTZOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATATYPE_MISMATCH),
+				 errmsg("event_time column \"%s\" must be of type timestamp with time zone", column),
+				 errdetail("It is a column of source \"%s\".", get_rel_name(relid)),
+				 errhint("Declare the column as timestamptz in the source's schema.")));
+	return attnum;
+}
+
+/*
+ * EventTimeSpecParse reads the "event_time" argument of a query over
+ * sources (their relations, each once) and returns one EventTimeEntry per
+ * source, in their order.  The argument is a column name, which every
+ * source must have, or a JSON object keyed by source name whose values are
+ * a column name or {"column": ..., "watermark": ...} (a delay of its own).
+ * A source the object leaves out has no event time: like a stream without
+ * withWatermark in Spark, it neither drops late rows nor holds the query's
+ * watermark back.  Entries without a delay of their own take default_delay
+ * (the query's "watermark"), which has_default says was given.
+ */
+List *
+EventTimeSpecParse(const char *spec, List *sources, int64 default_delay, bool has_default)
+{
+	List	   *entries = NIL;
+	ListCell   *lc;
+	const char *p = spec;
+	Jsonb	   *obj;
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	char	   *key = NULL;
+	bool		any = false;
+
+	foreach(lc, sources)
+	{
+		EventTimeEntry *e = palloc0(sizeof(EventTimeEntry));
+
+		e->relid = lfirst_oid(lc);
+		e->delay = default_delay;
+		entries = lappend(entries, e);
+	}
+	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+		p++;
+	if (*p != '{')
+	{
+		/* one column name: every source's */
+		foreach(lc, entries)
+		{
+			EventTimeEntry *e = lfirst(lc);
+
+			e->attno = event_time_column(e->relid, spec, list_length(sources) > 1);
+			e->column = pstrdup(spec);
+		}
+		if (!has_default)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("event_time and watermark must be given together"),
+					 errhint("The watermark is a delay behind the largest event time seen, e.g. event_time => 'ts', watermark => '10 minutes'.")));
+		return entries;
+	}
+
+	obj = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(spec)));
+	if (!JB_ROOT_IS_OBJECT(obj))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("event_time must be a column name or a JSON object keyed by source name")));
+	it = JsonbIteratorInit(&obj->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		Oid			relid;
+		EventTimeEntry *e;
+		char	   *column = NULL;
+		char	   *delay = NULL;
+
+		if (tok == WJB_KEY)
+		{
+			key = pnstrdup(v.val.string.val, v.val.string.len);
+			continue;
+		}
+		if (tok != WJB_VALUE)
+			continue;
+		relid = source_named(sources, key);
+		if (!OidIsValid(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("event_time names \"%s\", which is not a source of the query", key),
+					 errhint("Key the object by the names of the sources the query reads.")));
+		e = EventTimeSpecFind(entries, relid);
+		if (v.type == jbvString)
+			column = pnstrdup(v.val.string.val, v.val.string.len);
+		else if (v.type == jbvBinary)
+		{
+			Jsonb	   *entry = JsonbValueToJsonb(&v);
+			JsonbIterator *eit = JsonbIteratorInit(&entry->root);
+			JsonbValue	ev;
+
+			while ((tok = JsonbIteratorNext(&eit, &ev, true)) != WJB_DONE)
+				if (tok == WJB_KEY &&
+					!(ev.val.string.len == 6 && strncmp(ev.val.string.val, "column", 6) == 0) &&
+					!(ev.val.string.len == 9 && strncmp(ev.val.string.val, "watermark", 9) == 0))
+					ereport(ERROR,
+							(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+							 errmsg("unknown key \"%.*s\" in the event time of source \"%s\"",
+									ev.val.string.len, ev.val.string.val, key),
+							 errhint("A source's event time is {\"column\": \"ts\"} or {\"column\": \"ts\", \"watermark\": \"1 minute\"}.")));
+			if (JB_ROOT_IS_OBJECT(entry))
+			{
+				column = JsonbGetString(entry, "column");
+				delay = JsonbGetString(entry, "watermark");
+			}
+		}
+		if (column == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("the event time of source \"%s\" must name its column", key),
+					 errhint("Give a column name, or {\"column\": \"ts\", \"watermark\": \"1 minute\"}.")));
+		e->attno = event_time_column(relid, column, list_length(sources) > 1);
+		e->column = column;
+		if (delay != NULL)
+			e->delay = EventTimeDelay(delay, psprintf("the watermark of source \"%s\"", key));
+		else if (!has_default)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("source \"%s\" has no watermark delay", key),
+					 errhint("Give the query's watermark, the delay of the sources that give none, or a \"watermark\" for this source.")));
+		any = true;
+	}
+	if (!any)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("event_time names no source"),
+				 errhint("Key the object by the names of the sources the query reads, e.g. '{\"%s\": \"ts\"}'.",
+						 get_rel_name(linitial_oid(sources)))));
+	return entries;
+}
+
+/* EventTimeSpecFind returns the entry of source relid, or NULL */
+EventTimeEntry *
+EventTimeSpecFind(List *entries, Oid relid)
+{
+	ListCell   *lc;
+
+	foreach(lc, entries)
+		if (((EventTimeEntry *) lfirst(lc))->relid == relid)
+			return lfirst(lc);
+	return NULL;
 }
 
 /* ------------------------------------------------------------------------

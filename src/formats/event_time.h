@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
 #include "pgtime.h"
 #include "utils/jsonb.h"
 
@@ -39,6 +40,19 @@ typedef enum EventTimeError
 	EVENT_TIME_RANGE			/* beyond the range of timestamptz */
 } EventTimeError;
 
+/*
+ * The event time of one source of a query, as the query's "event_time"
+ * argument gives it (EventTimeSpecParse): its column and its watermark
+ * delay, or no column when the source has none.
+ */
+typedef struct EventTimeEntry
+{
+	Oid			relid;			/* the source */
+	char	   *column;			/* its event-time column, or NULL */
+	AttrNumber	attno;
+	int64		delay;			/* microseconds behind its largest event time */
+} EventTimeEntry;
+
 /* the default of option "max_event_time_ahead" */
 #define EVENT_TIME_DEFAULT_MAX_AHEAD "1 day"
 
@@ -51,5 +65,9 @@ extern bool EventTimeParseLocal(const char *str, Timestamp *result);
 extern TimestampTz EventTimeInput(const EventTimeOptions *opts, const char *str,
 								  const char *column, int32 typmod);
 extern char *EventTimeToString(TimestampTz ts);
+extern int64 EventTimeDelay(const char *text, const char *what);
+extern List *EventTimeSpecParse(const char *spec, List *sources, int64 default_delay,
+								bool has_default);
+extern EventTimeEntry *EventTimeSpecFind(List *entries, Oid relid);
 
 #endif							/* STREAMING_EVENT_TIME_H */

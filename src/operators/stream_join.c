@@ -26,27 +26,49 @@
  * the query reads, and an index on the source's join keys (its columns
  * compared with = to another stream's), so
  * that the copies joining few new rows with a large state find their
- * matches by index.  Without watermarks the states grow without bound;
- * create_query says so.
+ * matches by index.
+ *
+ * A state is evicted as Spark's StreamingSymmetricHashJoinExec evicts:
+ * rows of the other streams that come later have event times after the
+ * query's watermark (rows at or before it are late and dropped), so a kept
+ * row of X can no longer match once the upper bound that the join's
+ * condition puts on another stream Y's event time, as a function of X's
+ * row, is at or before the watermark.  The bounds are read from the
+ * conjuncts of the join's conditions: comparisons of two streams' times,
+ * each plus or minus a constant interval ("b.t <= a.t + interval '1 hour'",
+ * BETWEEN), and the same tumbling window of both ("streaming.window(a.t,
+ * s) = streaming.window(b.t, s)").  With three streams or more, a row of X
+ * goes when it can match no later row of any other stream.  The close
+ * statement, which runs when the watermark has moved, deletes the dead
+ * rows through an index on the bounded column.  A state without such a
+ * bound grows without bound; create_query says which and why.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/sysattr.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_type.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/prep.h"
 #include "parser/parsetree.h"
 #include "rewrite/rewriteManip.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/ruleutils.h"
+#include "utils/timestamp.h"
 
+#include "formats/event_time.h"
 #include "operators/stream_join.h"
+#include "operators/window_state.h"
 #include "source.h"
 #include "streaming.h"
+#include "window.h"
 
 /*
  * check_outer_joins refuses an outer join in the join tree with streams
@@ -379,5 +401,362 @@ StreamJoinStateCtes(ContinuousPlan *plan)
 		else
 			appendStringInfo(&sql, "(%s) SELECT %s FROM %s),\n", cols, cols, (char *) lfirst(lc));
 	}
+	return sql.data;
+}
+
+/* ------------------------------------------------------------------------
+ * Eviction of the states by the watermark
+ * ------------------------------------------------------------------------ */
+
+#define OP_LE  "OPERATOR(pg_catalog.<=)"
+#define OP_LT  "OPERATOR(pg_catalog.<)"
+#define OP_SUB "OPERATOR(pg_catalog.-)"
+
+/*
+ * An upper bound that a conjunct of the join's condition puts on a column
+ * of one stream (range table entry varno) in terms of a column of another
+ * (of_varno): varno.attno < (or <=) of_varno.of_attno + offset, or, with
+ * window_size > 0, both in the same tumbling window of that size (so
+ * varno.attno < the end of of_attno's window).
+ */
+typedef struct TimeBound
+{
+	int			varno;
+	AttrNumber	attno;
+	int			of_varno;
+	AttrNumber	of_attno;
+	int64		offset;
+	int64		window_size;
+} TimeBound;
+
+/* collect_conjuncts appends the conjuncts of the join's conditions to *quals */
+static void
+collect_conjuncts(Node *node, List **quals)
+{
+	if (node == NULL)
+		return;
+	if (IsA(node, FromExpr))
+	{
+		ListCell   *lc;
+
+		foreach(lc, ((FromExpr *) node)->fromlist)
+			collect_conjuncts(lfirst(lc), quals);
+		collect_conjuncts(((FromExpr *) node)->quals, quals);
+	}
+	else if (IsA(node, JoinExpr))
+	{
+		collect_conjuncts(((JoinExpr *) node)->larg, quals);
+		collect_conjuncts(((JoinExpr *) node)->rarg, quals);
+		collect_conjuncts(((JoinExpr *) node)->quals, quals);
+	}
+	else if (IsA(node, List))
+	{
+		ListCell   *lc;
+
+		foreach(lc, (List *) node)
+			collect_conjuncts(lfirst(lc), quals);
+	}
+	else if (is_andclause(node))
+		collect_conjuncts((Node *) ((BoolExpr *) node)->args, quals);
+	else if (!IsA(node, RangeTblRef))
+		*quals = lappend(*quals, node);
+}
+
+/*
+ * time_term reads a column of a stream, plus or minus a constant interval
+ * of fixed length (no days or months, whose length varies), into its
+ * range table entry, column and offset in microseconds.
+ */
+static bool
+time_term(Node *node, int *varno, AttrNumber *attno, int64 *offset)
+{
+	Var		   *var = strip_to_var(node);
+
+	*offset = 0;
+	if (var == NULL && node != NULL && IsA(node, OpExpr) && list_length(((OpExpr *) node)->args) == 2)
+	{
+		OpExpr	   *op = (OpExpr *) node;
+		Oid			fn = get_opcode(op->opno);
+		Node	   *ts = linitial(op->args);
+		Node	   *iv = lsecond(op->args);
+		Interval   *interval;
+
+		if (fn == F_INTERVAL_PL_TIMESTAMPTZ)
+		{
+			ts = lsecond(op->args);
+			iv = linitial(op->args);
+		}
+		else if (fn != F_TIMESTAMPTZ_PL_INTERVAL && fn != F_TIMESTAMPTZ_MI_INTERVAL)
+			return false;
+		if (!IsA(iv, Const) || ((Const *) iv)->constisnull)
+			return false;
+		interval = DatumGetIntervalP(((Const *) iv)->constvalue);
+		if (interval->month != 0 || interval->day != 0)
+			return false;
+		*offset = fn == F_TIMESTAMPTZ_MI_INTERVAL ? -interval->time : interval->time;
+		var = strip_to_var(ts);
+	}
+	if (var == NULL || var->varattno <= 0)
+		return false;
+	*varno = var->varno;
+	*attno = var->varattno;
+	return true;
+}
+
+/* tumbling_window: the column and size of streaming.window(column, size) */
+static bool
+tumbling_window(Node *node, int *varno, AttrNumber *attno, int64 *size)
+{
+	FuncExpr   *fexpr;
+	Var		   *var;
+
+	if (node == NULL || !IsA(node, FuncExpr))
+		return false;
+	fexpr = (FuncExpr *) node;
+	if (list_length(fexpr->args) != 2 || strcmp(get_func_name(fexpr->funcid), "window") != 0 ||
+		get_func_namespace(fexpr->funcid) != get_namespace_oid(STREAMING_SCHEMA, false) ||
+		!WindowConstantSize(fexpr, size))
+		return false;
+	var = strip_to_var(linitial(fexpr->args));
+	if (var == NULL || var->varattno <= 0)
+		return false;
+	*varno = var->varno;
+	*attno = var->varattno;
+	return true;
+}
+
+/* time_bounds returns the upper bounds (TimeBound) a conjunct puts on streams' times */
+static List *
+time_bounds(Node *qual)
+{
+	OpExpr	   *op;
+	Oid			fn;
+	int			lv,
+				rv;
+	AttrNumber	la,
+				ra;
+	int64		lc,
+				rc;
+	TimeBound  *b;
+
+	if (!IsA(qual, OpExpr) || list_length(((OpExpr *) qual)->args) != 2)
+		return NIL;
+	op = (OpExpr *) qual;
+	fn = get_opcode(op->opno);
+	if (fn == F_RANGE_EQ)
+	{
+		int64		lsize,
+					rsize;
+		TimeBound  *b2;
+
+		if (!tumbling_window(linitial(op->args), &lv, &la, &lsize) ||
+			!tumbling_window(lsecond(op->args), &rv, &ra, &rsize) || lsize != rsize || lv == rv)
+			return NIL;
+		b = palloc0(sizeof(TimeBound));
+		*b = (TimeBound) {lv, la, rv, ra, 0, lsize};
+		b2 = palloc0(sizeof(TimeBound));
+		*b2 = (TimeBound) {rv, ra, lv, la, 0, lsize};
+		return list_make2(b, b2);
+	}
+	if (fn != F_TIMESTAMPTZ_LT && fn != F_TIMESTAMPTZ_LE &&
+		fn != F_TIMESTAMPTZ_GT && fn != F_TIMESTAMPTZ_GE)
+		return NIL;
+	if (!time_term(linitial(op->args), &lv, &la, &lc) ||
+		!time_term(lsecond(op->args), &rv, &ra, &rc) || lv == rv)
+		return NIL;
+	b = palloc0(sizeof(TimeBound));
+	/* l + lc < r + rc bounds l by r; l + lc > r + rc bounds r by l */
+	if (fn == F_TIMESTAMPTZ_LT || fn == F_TIMESTAMPTZ_LE)
+		*b = (TimeBound) {lv, la, rv, ra, rc - lc, 0};
+	else
+		*b = (TimeBound) {rv, ra, lv, la, lc - rc, 0};
+	return list_make1(b);
+}
+
+/*
+ * offset_text: " + interval 'n seconds'" (or minus) for messages, whatever
+ * the session's IntervalStyle; "" for none
+ */
+static char *
+offset_text(int64 usecs)
+{
+	int64		magnitude = usecs < 0 ? -usecs : usecs;
+
+	if (usecs == 0)
+		return "";
+	if (magnitude % USECS_PER_SEC == 0)
+		return psprintf(" %c interval '" INT64_FORMAT " seconds'", usecs < 0 ? '-' : '+',
+						magnitude / USECS_PER_SEC);
+	return psprintf(" %c interval '%.6f seconds'", usecs < 0 ? '-' : '+',
+					(double) magnitude / USECS_PER_SEC);
+}
+
+/* column_name: a stream's column, qualified by the stream's name in the query */
+static char *
+column_name(Query *query, int varno, AttrNumber attno)
+{
+	RangeTblEntry *rte = rt_fetch(varno, query->rtable);
+
+	return psprintf("%s.%s", rte->eref->aliasname, get_attname(rte->relid, attno, false));
+}
+
+/*
+ * StreamJoinEvictions derives, for each state of a join (the distinct
+ * relations of relids, the relations of the range table entries rtindexes,
+ * in order), whether and how the watermark evicts it (see the header
+ * comment).  event_times are the sources' EventTimeEntry (NIL: the query
+ * has no watermark).
+ */
+List *
+StreamJoinEvictions(Query *query, List *rtindexes, List *relids, List *event_times)
+{
+	List	   *quals = NIL;
+	List	   *bounds = NIL;
+	List	   *states = NIL;
+	List	   *result = NIL;
+	ListCell   *lc;
+
+	collect_conjuncts((Node *) query->jointree, &quals);
+	foreach(lc, quals)
+		bounds = list_concat(bounds, time_bounds(lfirst(lc)));
+	foreach(lc, relids)
+		states = list_append_unique_oid(states, lfirst_oid(lc));
+
+	foreach(lc, states)
+	{
+		Oid			relid = lfirst_oid(lc);
+		StreamJoinEviction *ev = palloc0(sizeof(StreamJoinEviction));
+		EventTimeEntry *mine = EventTimeSpecFind(event_times, relid);
+		int			x = 0;
+		int			entries = 0;
+		StringInfoData pred;
+		StringInfoData why;
+		ListCell   *ylc;
+
+		result = lappend(result, ev);
+		ev->lag = 0;
+		foreach(ylc, rtindexes)
+			if (list_nth_oid(relids, foreach_current_index(ylc)) == relid)
+			{
+				x = lfirst_int(ylc);
+				entries++;
+			}
+		if (event_times == NIL)
+		{
+			ev->why = pstrdup("the query has no watermark");
+			continue;
+		}
+		if (entries > 1)
+		{
+			ev->why = psprintf("source \"%s\" is joined with itself", get_rel_name(relid));
+			continue;
+		}
+		initStringInfo(&pred);
+		initStringInfo(&why);
+		foreach(ylc, rtindexes)
+		{
+			int			y = lfirst_int(ylc);
+			Oid			yrelid = list_nth_oid(relids, foreach_current_index(ylc));
+			EventTimeEntry *theirs = EventTimeSpecFind(event_times, yrelid);
+			TimeBound  *best = NULL;
+			ListCell   *blc;
+			char	   *col;
+			int64		lag;
+
+			if (y == x)
+				continue;
+			if (theirs == NULL || theirs->column == NULL)
+			{
+				ev->why = psprintf("source \"%s\" has no event time, so its later rows may have any time",
+								   get_rel_name(yrelid));
+				break;
+			}
+			/* the tightest bound on y's event time by a column of x */
+			foreach(blc, bounds)
+			{
+				TimeBound  *b = lfirst(blc);
+
+				if (b->varno != y || b->attno != theirs->attno || b->of_varno != x)
+					continue;
+				if (best == NULL || (best->window_size > 0 && b->window_size == 0) ||
+					(b->window_size == 0 && b->of_attno == best->of_attno && b->offset < best->offset))
+					best = b;
+			}
+			if (best == NULL)
+			{
+				ev->why = psprintf("the join's condition puts no upper bound on %s (the event time of \"%s\") in terms of the columns of \"%s\"",
+								   column_name(query, y, theirs->attno), get_rel_name(yrelid), get_rel_name(relid));
+				break;
+			}
+			col = pstrdup(quote_identifier(get_attname(relid, best->of_attno, false)));
+			if (ev->index == NULL)
+				ev->index = col;
+			if (best->window_size > 0)
+			{
+				appendStringInfo(&pred, "%s(%s " OP_LT " pg_catalog.lower(%s.\"window\"($1, %s)))",
+								 pred.len > 0 ? " AND " : "", col, STREAMING_SCHEMA,
+								 WindowStateSizeLiteral(best->window_size));
+				appendStringInfo(&why, "%s%s is in the same window as %s (of interval '" INT64_FORMAT " seconds')",
+								 why.len > 0 ? "; " : "", column_name(query, y, theirs->attno),
+								 column_name(query, x, best->of_attno), best->window_size / USECS_PER_SEC);
+				lag = best->window_size;
+			}
+			else
+			{
+				if (best->offset == 0)
+					appendStringInfo(&pred, "%s(%s " OP_LE " $1)", pred.len > 0 ? " AND " : "", col);
+				else
+					appendStringInfo(&pred, "%s(%s " OP_LE " ($1 " OP_SUB " %s))", pred.len > 0 ? " AND " : "",
+									 col, WindowStateSizeLiteral(best->offset));
+				appendStringInfo(&why, "%s%s <= %s%s", why.len > 0 ? "; " : "",
+								 column_name(query, y, theirs->attno), column_name(query, x, best->of_attno),
+								 offset_text(best->offset));
+				lag = Max(best->offset, 0);
+			}
+			/* what the rows this state keeps have at least, behind the watermark */
+			if (mine == NULL || mine->column == NULL || best->of_attno != mine->attno)
+				ev->lag = -1;
+			else if (ev->lag >= 0)
+				ev->lag = Max(ev->lag, lag);
+		}
+		if (ev->why != NULL)
+		{
+			ev->index = NULL;
+			continue;
+		}
+		ev->predicate = pred.data;
+		ev->why = why.data;
+	}
+	return result;
+}
+
+/*
+ * StreamJoinEvictCtes returns the CTEs of the close statement that delete
+ * the rows of the join's states that the watermark ($1) has made dead,
+ * each followed by a comma and a newline, and in *count the expression of
+ * how many they deleted; "" and NULL when no state is evicted.
+ */
+char *
+StreamJoinEvictCtes(ContinuousPlan *plan, char **count)
+{
+	StringInfoData sql;
+	StringInfoData sum;
+	ListCell   *lc;
+	ListCell   *lc2;
+
+	initStringInfo(&sql);
+	initStringInfo(&sum);
+	forboth(lc, plan->join_states, lc2, plan->join_evict)
+	{
+		int			i = foreach_current_index(lc) + 1;
+
+		if (((char *) lfirst(lc2))[0] == '\0')
+			continue;
+		appendStringInfo(&sql, "join_evicted_%d AS (DELETE FROM %s WHERE %s RETURNING 1),\n",
+						 i, (char *) lfirst(lc), (char *) lfirst(lc2));
+		appendStringInfo(&sum, "%s(SELECT pg_catalog.count(*) FROM join_evicted_%d)",
+						 sum.len > 0 ? " OPERATOR(pg_catalog.+) " : "", i);
+	}
+	*count = sum.len > 0 ? sum.data : NULL;
 	return sql.data;
 }

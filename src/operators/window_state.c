@@ -109,16 +109,19 @@ WindowStateRangeNode(Node *start, int64 usecs)
 
 /*
  * WindowStateClosed returns the condition that the window of state row
- * alias has closed: it ends at or before the watermark, $1.
+ * alias has closed: it ends at or before the watermark, $1 (minus the
+ * plan's close_lag over a join of streams).
  */
 char *
 WindowStateClosed(ContinuousPlan *plan, const char *alias)
 {
 	const char *key = quote_identifier(plan->window_key);
+	/* over a join, windows close behind the watermark (PlanContinuousQuery) */
+	const char *bound = plan->close_lag ? psprintf("($1 " OP_SUB " %s)", plan->close_lag) : "$1";
 
 	if (plan->window_size == NULL)
-		return psprintf("pg_catalog.upper(%s.%s) " OP_LE " $1", alias, key);
-	return psprintf("%s.%s " OP_LE " ($1 " OP_SUB " %s)", alias, key, plan->window_size);
+		return psprintf("pg_catalog.upper(%s.%s) " OP_LE " %s", alias, key, bound);
+	return psprintf("%s.%s " OP_LE " (%s " OP_SUB " %s)", alias, key, bound, plan->window_size);
 }
 
 /*

@@ -1,7 +1,8 @@
 # Smoke test: the library preloads, the extension installs at its default
-# version (0.4, through 0.1 and the update scripts) with its catalog; and a
+# version (0.5, through 0.1 and the update scripts) with its catalog; and a
 # database at version 0.1, with a query that has run, updates with ALTER
-# EXTENSION to 0.2, 0.3 and then 0.4, and the query goes on where it stopped.
+# EXTENSION to 0.2, 0.3, 0.4 and then 0.5, and the query goes on where it
+# stopped.
 use strict;
 use warnings;
 
@@ -19,8 +20,8 @@ $node->safe_psql('postgres', 'CREATE EXTENSION streaming');
 is( $node->safe_psql(
 		'postgres',
 		"SELECT extversion FROM pg_extension WHERE extname = 'streaming'"),
-	'0.4',
-	'extension version is 0.4');
+	'0.5',
+	'extension version is 0.5');
 
 is( $node->safe_psql(
 		'postgres', q{
@@ -74,9 +75,9 @@ is($sql->(q{SELECT string_agg(format('%s:%s:%s:%s', parity, n, total, mean), ' '
 	'the result equals plain SQL over the 70 rows of 7 batches: every row once, before and after the update');
 
 # 0.3 -> 0.4: reset_query() gains start_from; reset_query(name) still works
-$sql->('ALTER EXTENSION streaming UPDATE');
+$sql->(q{ALTER EXTENSION streaming UPDATE TO '0.4'});
 is($sql->(q{SELECT extversion FROM pg_extension WHERE extname = 'streaming'}), '0.4',
-	'ALTER EXTENSION streaming UPDATE reaches 0.4');
+	'ALTER EXTENSION streaming UPDATE TO 0.4 reaches 0.4');
 is($sql->(q{SELECT streaming.run('per_parity', 1)}), '1', 'the query runs after the update to 0.4');
 # 8 batches of 10 values: 0 .. 79
 is($sql->(q{SELECT string_agg(format('%s:%s:%s', parity, n, total), ' ' ORDER BY parity) FROM per_parity}),
@@ -94,6 +95,32 @@ is($sql->(q{SELECT string_agg(format('%s:%s:%s', parity, n, total), ' ' ORDER BY
 	           FROM (SELECT v % 2 AS parity, count(*) AS n, sum(v) AS total
 	                   FROM generate_series(0::bigint, 19) v GROUP BY 1) s}),
 	'after a reset from the earliest the result is rebuilt from the first row');
+
+# 0.4 -> 0.5: the sources' watermarks are kept in streaming.source_watermarks;
+# before the update, event_time over several sources is refused
+$sql->(q{
+	SELECT streaming.create_source('ticks2', 'rate',
+	         options => '{"rows_per_batch": 5, "start_timestamp": "2024-01-01 00:00:00+00",
+	                      "advance_millis_per_batch": 1000}');
+});
+my $both_ticks = q{SELECT streaming.create_query('both_ticks',
+	         $$SELECT streaming.window(timestamp, '1 second') AS w, count(*) AS n
+	             FROM (SELECT timestamp FROM ticks UNION ALL SELECT timestamp FROM ticks2) u GROUP BY 1$$,
+	         output_mode => 'append', event_time => 'timestamp', watermark => '0 seconds', start => false)};
+my ($rc, $out, $err) = $node->psql('upgraded', $both_ticks);
+like($err, qr/needs version 0.5 of the extension's catalog/, 'before the update to 0.5, event_time over several sources is refused');
+$sql->('ALTER EXTENSION streaming UPDATE');
+is($sql->(q{SELECT extversion FROM pg_extension WHERE extname = 'streaming'}), '0.5',
+	'ALTER EXTENSION streaming UPDATE reaches 0.5');
+$sql->($both_ticks);
+is($sql->(q{SELECT streaming.run('both_ticks', 3)}), '3', 'a query over two sources with event time runs at 0.5');
+is($sql->(q{SELECT string_agg(format('%s:%s', source, max_event_time = watermark), ' ' ORDER BY source::text)
+              FROM streaming.source_watermarks WHERE query = 'both_ticks'}),
+	'ticks:t ticks2:t', 'each source has its watermark in streaming.source_watermarks');
+is($sql->(q{SELECT q.watermark = (SELECT min(w.watermark) FROM streaming.source_watermarks w WHERE w.query = q.name)
+              FROM streaming.queries q WHERE q.name = 'both_ticks'}),
+	't', "the query's watermark is the least of its sources'");
+$sql->(q{SELECT streaming.drop_query('both_ticks')});
 
 # the updated catalog is the one a fresh install has (but for the state
 # tables and input views of queries)

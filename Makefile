@@ -3,7 +3,7 @@
 
 MODULE_big = streaming
 EXTENSION  = streaming
-DATA       = sql/streaming--0.1.sql sql/streaming--0.1--0.2.sql sql/streaming--0.2--0.3.sql sql/streaming--0.3--0.4.sql
+DATA       = sql/streaming--0.1.sql sql/streaming--0.1--0.2.sql sql/streaming--0.2--0.3.sql sql/streaming--0.3--0.4.sql sql/streaming--0.4--0.5.sql
 PGFILEDESC = "streaming - continuous incremental queries"
 
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c src/*/*.c)))

@@ -1,7 +1,8 @@
 # Smoke test: the library preloads, the extension installs at its default
-# version (0.4, through 0.1 and the update scripts) with its catalog; and a
+# version (0.5, through 0.1 and the update scripts) with its catalog; and a
 # database at version 0.1, with a query that has run, updates with ALTER
-# EXTENSION to 0.2, 0.3 and then 0.4, and the query goes on where it stopped.
+# EXTENSION to 0.2, 0.3, 0.4 and then 0.5, and the query goes on where it
+# stopped.
 use strict;
 use warnings;
 
@@ -19,8 +20,8 @@ $node->safe_psql('postgres', 'CREATE EXTENSION streaming');
 is( $node->safe_psql(
 		'postgres',
 		"SELECT extversion FROM pg_extension WHERE extname = 'streaming'"),
-	'0.4',
-	'extension version is 0.4');
+	'0.5',
+	'extension version is 0.5');
 
 is( $node->safe_psql(
 		'postgres', q{
@@ -74,7 +75,7 @@ is($sql->(q{SELECT string_agg(format('%s:%s:%s:%s', parity, n, total, mean), ' '
 	'the result equals plain SQL over the 70 rows of 7 batches: every row once, before and after the update');
 
 # 0.3 -> 0.4: reset_query() gains start_from; reset_query(name) still works
-$sql->('ALTER EXTENSION streaming UPDATE');
+$sql->(q{ALTER EXTENSION streaming UPDATE TO '0.4'});
 is($sql->(q{SELECT extversion FROM pg_extension WHERE extname = 'streaming'}), '0.4',
 	'ALTER EXTENSION streaming UPDATE reaches 0.4');
 is($sql->(q{SELECT streaming.run('per_parity', 1)}), '1', 'the query runs after the update to 0.4');
@@ -94,6 +95,21 @@ is($sql->(q{SELECT string_agg(format('%s:%s:%s', parity, n, total), ' ' ORDER BY
 	           FROM (SELECT v % 2 AS parity, count(*) AS n, sum(v) AS total
 	                   FROM generate_series(0::bigint, 19) v GROUP BY 1) s}),
 	'after a reset from the earliest the result is rebuilt from the first row');
+
+# 0.4 -> 0.5: the status view's condition says how the query's replication
+# slots (table sources) fare; with none, nothing changes
+my $status_columns = q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+                        WHERE attrelid = 'streaming.status'::regclass};
+my $columns_04 = $sql->($status_columns);
+$sql->('ALTER EXTENSION streaming UPDATE');
+is($sql->(q{SELECT extversion FROM pg_extension WHERE extname = 'streaming'}), '0.5',
+	'ALTER EXTENSION streaming UPDATE reaches 0.5');
+is($sql->($status_columns), $columns_04, 'the status view keeps the columns of 0.4');
+like($sql->(q{SELECT pg_get_viewdef('streaming.status'::regclass)}), qr/pg_replication_slots/,
+	'the status view of 0.5 reads the replication slots');
+is($sql->(q{SELECT streaming.run('per_parity', 1)}), '1', 'the query runs after the update to 0.5');
+is($sql->(q{SELECT state, condition IS NULL, input_rows_total FROM streaming.status}), 'stopped|t|30',
+	'its status, without a condition (30 rows since the reset)');
 
 # the updated catalog is the one a fresh install has (but for the state
 # tables and input views of queries)

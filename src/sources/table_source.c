@@ -83,10 +83,14 @@
 
 #include "source.h"
 #include "streaming.h"
+#include "worker.h"
 
 /* the most inserts one batch takes by default, and at most */
 #define TABLE_DEFAULT_MAX_ROWS	100000
 #define TABLE_MAX_ROWS			100000000
+
+/* the first wait for input after a batch that found none (next_poll) */
+#define TABLE_FIRST_POLL_MS		1
 
 /* the plugin name of the slots: this library */
 #define TABLE_PLUGIN			"streaming"
@@ -131,6 +135,7 @@ typedef struct TableReader
 	bool		busy;			/* decoding or taking; an error leaves it set */
 	XLogRecPtr	confirm_lsn;	/* the slot may be confirmed to this ... */
 	XLogRecPtr	confirm_after;	/* ... once the WAL is flushed this far */
+	int			poll_ms;		/* the last wait for input (next_poll) */
 } TableReader;
 
 /* what plan_batch chose for read_batch */
@@ -1123,6 +1128,21 @@ reader_confirm(TableReader *r, XLogRecPtr target)
 	}
 }
 
+/*
+ * next_poll says when a worker should look at the table again after a
+ * batch found nothing new.  Nothing wakes a worker when the table receives
+ * rows, so it polls: soon after the last input, so that a steady stream of
+ * inserts is read within milliseconds of its commits, and less and less
+ * often as the table stays quiet, up to streaming.idle_poll, the idle cost
+ * of any source that cannot tell when input comes.
+ */
+static TimestampTz
+next_poll(TableReader *r)
+{
+	r->poll_ms = Min(r->poll_ms == 0 ? TABLE_FIRST_POLL_MS : r->poll_ms * 2, streaming_idle_poll);
+	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), r->poll_ms);
+}
+
 /* ------------------------------------------------------------------------
  * The output plugin
  * ------------------------------------------------------------------------ */
@@ -1420,8 +1440,10 @@ table_plan_batch(SourceBatch *batch)
 	{
 		if (!mine)
 			reader_confirm(r, r->ctx->reader->EndRecPtr);
+		batch->wake_at = next_poll(r);
 		return false;
 	}
+	r->poll_ms = 0;
 
 	old = MemoryContextSwitchTo(batch->mcxt);
 	plan = palloc0(sizeof(TablePlan));

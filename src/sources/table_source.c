@@ -20,7 +20,10 @@
  * own transaction; a new decoding context skips every change at or before
  * the recorded position.  That is what makes a crash at any point resume
  * exactly after the last committed batch, even inside a large transaction
- * split over several batches.
+ * split over several batches.  Beside the position, a batch records where
+ * it was taken (PositionOrigin: server, database, source): a position
+ * restored by pg_restore elsewhere means nothing there, and the query
+ * starts at its new slot, with a warning (table_prepare).
  *
  * The slot.  Its confirmed position is only ever moved to what committed
  * batches recorded: to the commit LSN of the last change taken (so that
@@ -42,7 +45,14 @@
  *
  * drop_query drops the query's slots when its transaction commits; the
  * launcher drops the slots whose query no longer exists (named
- * streaming_<database oid>_<query id>_<source oid>).
+ * streaming_<database oid>_<query id>_<source oid>).  A slot whose WAL
+ * the server removed (max_slot_wal_keep_size) fails every batch of its
+ * query; the status view shows slots that fall behind
+ * (pg_replication_slots.wal_status).
+ *
+ * Polling.  Nothing wakes a worker when the table receives rows; after a
+ * batch that found nothing, it looks again soon, then less and less often
+ * (next_poll).
  *
  *-------------------------------------------------------------------------
  */

@@ -59,8 +59,10 @@
 #include "postgres.h"
 
 #include "access/detoast.h"
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
@@ -69,6 +71,7 @@
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_depend.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
@@ -80,6 +83,7 @@
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -446,6 +450,77 @@ table_created(Oid relid, Jsonb *options)
 	}
 	relation_close(trel, AccessShareLock);
 	relation_close(srel, AccessShareLock);
+}
+
+/*
+ * column_source finds a table source that reads column attno of table
+ * relid (table_created recorded its dependency); InvalidOid if none.
+ */
+static Oid
+column_source(Oid relid, AttrNumber attno)
+{
+	Relation	depend = table_open(DependRelationId, AccessShareLock);
+	ScanKeyData key[3];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			source = InvalidOid;
+
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(RelationRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	ScanKeyInit(&key[2], Anum_pg_depend_refobjsubid, BTEqualStrategyNumber, F_INT4EQ,
+				Int32GetDatum(attno));
+	scan = systable_beginscan(depend, DependReferenceIndexId, true, NULL, 3, key);
+	while (!OidIsValid(source) && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+
+		if (dep->classid == RelationRelationId && IsStreamingSource(dep->objid))
+			source = dep->objid;
+	}
+	systable_endscan(scan);
+	table_close(depend, AccessShareLock);
+	return source;
+}
+
+/*
+ * TableSourceCheckAlter refuses ALTER TABLE ... ALTER COLUMN ... TYPE of a
+ * column that a table source reads, before PostgreSQL does with an
+ * internal error ("unexpected object depending on column"): the changes
+ * committed after it could not be read as the source's rows.
+ */
+void
+TableSourceCheckAlter(AlterTableStmt *stmt)
+{
+	Oid			relid;
+	ListCell   *lc;
+
+	if (stmt->objtype != OBJECT_TABLE)
+		return;
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (!OidIsValid(relid))
+		return;
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+		AttrNumber	attno;
+		Oid			source;
+
+		if (cmd->subtype != AT_AlterColumnType || cmd->name == NULL)
+			continue;
+		attno = get_attnum(relid, cmd->name);
+		if (attno == InvalidAttrNumber)
+			continue;
+		source = column_source(relid, attno);
+		if (OidIsValid(source))
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot alter type of a column read by a table source"),
+					 errdetail("Table source %s reads column \"%s\" of table %s; the rows inserted after the change could not be read as its rows.",
+							   RelationQualifiedName(source), cmd->name, RelationQualifiedName(relid)),
+					 errhint("Drop the queries over the source and the source, alter the column, and create them again.")));
+	}
 }
 
 /* ------------------------------------------------------------------------

@@ -40,6 +40,7 @@ bench:
 	bash test/bench/kafka.sh
 	bash test/bench/nexmark.sh
 	bash test/bench/latency.sh
+	bash test/bench/table_latency.sh
 	bash test/bench/incremental.sh
 	bash test/bench/join.sh
 	bash test/bench/pool.sh

@@ -119,6 +119,36 @@ DROP TABLE items;
 SELECT streaming.drop_source('items_s');
 DROP TABLE items;
 
+-- the table's columns that a source reads cannot be dropped or retyped
+-- under it; other changes of the table go on
+CREATE TABLE stock (id int, label text, qty int, spare text);
+SELECT streaming.create_source('stock_s', 'table', 'id int, label text, qty int',
+                               '{"table": "public.stock"}');
+SELECT streaming.create_query('stock_copy', $$SELECT id, label, qty FROM stock_s$$);
+SELECT streaming.run('stock_copy');
+INSERT INTO stock VALUES (1, 'a', 10, 'x');
+ALTER TABLE stock DROP COLUMN label;
+ALTER TABLE stock ALTER COLUMN qty TYPE bigint;
+-- a column the source does not read may go; a new one is not read
+ALTER TABLE stock DROP COLUMN spare;
+ALTER TABLE stock ADD COLUMN colour text;
+INSERT INTO stock VALUES (2, 'b', 20, 'red'), (3, NULL, 30, 'blue');
+SELECT streaming.run('stock_copy');
+SELECT * FROM stock_copy ORDER BY id;
+SELECT id, label, qty FROM stock ORDER BY id;
+-- a renamed column is no longer the source's: the batch that decodes a
+-- row without it fails, naming it, and takes nothing
+ALTER TABLE stock RENAME COLUMN qty TO quantity;
+INSERT INTO stock VALUES (4, 'd', 40, 'green');
+-- (its context names the slot and an LSN, which vary)
+\set SHOW_CONTEXT never
+SELECT streaming.run('stock_copy');
+\set SHOW_CONTEXT errors
+SELECT count(*) FROM stock_copy;
+SELECT streaming.drop_query('stock_copy');
+SELECT streaming.drop_source('stock_s');
+DROP TABLE stock;
+
 -- run() in a transaction that has written cannot create a slot
 SELECT streaming.create_query('late', $$SELECT id FROM orders_small$$);
 BEGIN;

@@ -756,7 +756,7 @@ open_source(QueryDef *q, Oid relid, EventTimeEntry *event_time, MemoryContext ba
  * to wait for: the one descriptor its sources wait on, if they all wait on
  * the same, and the earliest time any asked to be asked again.  A worker
  * waits on one descriptor per query: sources that wait on different ones
- * (Kafka and files), or one that can tell nothing (a table source), are
+ * (Kafka and files), or one that waits on none (a table source), are
  * asked again at streaming.idle_poll at the latest, as a single source
  * that can tell nothing is; waiting on one source's time alone (a file
  * source's minute, Kafka's seconds) would leave the others' input there

@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "nodes/parsenodes.h"
 #include "utils/jsonb.h"
 #include "utils/relcache.h"
 #include "utils/tuplestore.h"
@@ -188,6 +189,7 @@ extern const SourceRoutine TableSourceRoutine;
 /* sources/table_source.c: the replication slots of table sources */
 extern void TableSourceDropSlots(int32 query_id, List *sources);
 extern void TableSourceDropOrphanSlots(void);
+extern void TableSourceCheckAlter(AlterTableStmt *stmt);
 
 /* sources/kafka_source.c, shared with the Kafka sink and the FDW validator */
 extern void KafkaCheckSettings(Jsonb *options);

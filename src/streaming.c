@@ -17,6 +17,7 @@
 #include "tcop/utility.h"
 #include "utils/guc.h"
 
+#include "source.h"
 #include "streaming.h"
 #include "worker.h"
 
@@ -42,7 +43,8 @@ static ProcessUtility_hook_type prev_ProcessUtility = NULL;
  * streaming_ProcessUtility: before DROP DATABASE, end the query workers
  * connected to that database, which would otherwise make it fail; before
  * DROP FOREIGN TABLE or DROP SCHEMA, deal with the queries that read a
- * source that goes (StreamingBeforeDrop).
+ * source that goes (StreamingBeforeDrop); before ALTER TABLE, refuse a type
+ * change of a column that a table source reads (TableSourceCheckAlter).
  */
 static void
 streaming_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
@@ -53,6 +55,8 @@ streaming_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readO
 		StopDatabaseWorkers(((DropdbStmt *) pstmt->utilityStmt)->dbname);
 	else if (IsA(pstmt->utilityStmt, DropStmt) && IsTransactionState())
 		StreamingBeforeDrop((DropStmt *) pstmt->utilityStmt);
+	else if (IsA(pstmt->utilityStmt, AlterTableStmt) && IsTransactionState())
+		TableSourceCheckAlter((AlterTableStmt *) pstmt->utilityStmt);
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else

@@ -170,6 +170,16 @@ start_cluster() {
 	fi
 }
 
+# configure_cluster DIR SETTING...: append settings (postgresql.conf lines,
+# e.g. 'track_commit_timestamp = on') to the cluster of DIR and restart it,
+# so that settings that need a restart take effect too.
+configure_cluster() {
+	local dir=$1
+	shift
+	printf '%s\n' "$@" | as_postgres tee -a "$dir/data/postgresql.conf" >/dev/null
+	as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 restart >/dev/null
+}
+
 # stop_cluster DIR: fast shutdown; silently does nothing if not running.
 stop_cluster() {
 	local dir=$1

@@ -20,7 +20,10 @@
  * own transaction; a new decoding context skips every change at or before
  * the recorded position.  That is what makes a crash at any point resume
  * exactly after the last committed batch, even inside a large transaction
- * split over several batches.
+ * split over several batches.  Beside the position, a batch records where
+ * it was taken (PositionOrigin: server, database, source): a position
+ * restored by pg_restore elsewhere means nothing there, and the query
+ * starts at its new slot, with a warning (table_prepare).
  *
  * The slot.  Its confirmed position is only ever moved to what committed
  * batches recorded: to the commit LSN of the last change taken (so that
@@ -42,15 +45,24 @@
  *
  * drop_query drops the query's slots when its transaction commits; the
  * launcher drops the slots whose query no longer exists (named
- * streaming_<database oid>_<query id>_<source oid>).
+ * streaming_<database oid>_<query id>_<source oid>).  A slot whose WAL
+ * the server removed (max_slot_wal_keep_size) fails every batch of its
+ * query; the status view shows slots that fall behind
+ * (pg_replication_slots.wal_status).
+ *
+ * Polling.  Nothing wakes a worker when the table receives rows; after a
+ * batch that found nothing, it looks again soon, then less and less often
+ * (next_poll).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/detoast.h"
+#include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
@@ -59,6 +71,7 @@
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_depend.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
@@ -70,6 +83,7 @@
 #include "storage/lmgr.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
@@ -83,10 +97,14 @@
 
 #include "source.h"
 #include "streaming.h"
+#include "worker.h"
 
 /* the most inserts one batch takes by default, and at most */
 #define TABLE_DEFAULT_MAX_ROWS	100000
 #define TABLE_MAX_ROWS			100000000
+
+/* the first wait for input after a batch that found none (next_poll) */
+#define TABLE_FIRST_POLL_MS		1
 
 /* the plugin name of the slots: this library */
 #define TABLE_PLUGIN			"streaming"
@@ -131,6 +149,7 @@ typedef struct TableReader
 	bool		busy;			/* decoding or taking; an error leaves it set */
 	XLogRecPtr	confirm_lsn;	/* the slot may be confirmed to this ... */
 	XLogRecPtr	confirm_after;	/* ... once the WAL is flushed this far */
+	int			poll_ms;		/* the last wait for input (next_poll) */
 } TableReader;
 
 /* what plan_batch chose for read_batch */
@@ -396,18 +415,112 @@ table_check_schema(Jsonb *options, TupleDesc desc)
 }
 
 /*
- * table_created makes the source depend on its table, so that DROP TABLE
- * says that the source reads it.
+ * table_created makes the source depend on its table and on each column of
+ * the table that it reads, so that DROP TABLE, and ALTER TABLE ... DROP
+ * COLUMN or ALTER COLUMN ... TYPE of such a column, are refused while the
+ * source exists: its stream could not go on past them (the changes
+ * committed after would lack the column, or carry another type).
  */
 static void
 table_created(Oid relid, Jsonb *options)
 {
 	ObjectAddress source;
 	ObjectAddress table;
+	Oid			tableid = table_relid(options);
+	Relation	srel = relation_open(relid, AccessShareLock);
+	Relation	trel = relation_open(tableid, AccessShareLock);
+	TupleDesc	sdesc = RelationGetDescr(srel);
 
 	ObjectAddressSet(source, RelationRelationId, relid);
-	ObjectAddressSet(table, RelationRelationId, table_relid(options));
+	ObjectAddressSet(table, RelationRelationId, tableid);
 	recordDependencyOn(&source, &table, DEPENDENCY_NORMAL);
+	for (int i = 0; i < sdesc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(sdesc, i);
+		AttrNumber	attno;
+
+		if (att->attisdropped)
+			continue;
+		attno = SourceFindColumn(RelationGetDescr(trel), NameStr(att->attname), InvalidOid);
+		/* gone since (a restored source): its batch says so when it decodes */
+		if (attno == InvalidAttrNumber)
+			continue;
+		ObjectAddressSubSet(table, RelationRelationId, tableid, attno);
+		recordDependencyOn(&source, &table, DEPENDENCY_NORMAL);
+	}
+	relation_close(trel, AccessShareLock);
+	relation_close(srel, AccessShareLock);
+}
+
+/*
+ * column_source finds a table source that reads column attno of table
+ * relid (table_created recorded its dependency); InvalidOid if none.
+ */
+static Oid
+column_source(Oid relid, AttrNumber attno)
+{
+	Relation	depend = table_open(DependRelationId, AccessShareLock);
+	ScanKeyData key[3];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			source = InvalidOid;
+
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(RelationRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	ScanKeyInit(&key[2], Anum_pg_depend_refobjsubid, BTEqualStrategyNumber, F_INT4EQ,
+				Int32GetDatum(attno));
+	scan = systable_beginscan(depend, DependReferenceIndexId, true, NULL, 3, key);
+	while (!OidIsValid(source) && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+
+		if (dep->classid == RelationRelationId && IsStreamingSource(dep->objid))
+			source = dep->objid;
+	}
+	systable_endscan(scan);
+	table_close(depend, AccessShareLock);
+	return source;
+}
+
+/*
+ * TableSourceCheckAlter refuses ALTER TABLE ... ALTER COLUMN ... TYPE of a
+ * column that a table source reads, before PostgreSQL does with an
+ * internal error ("unexpected object depending on column"): the changes
+ * committed after it could not be read as the source's rows.
+ */
+void
+TableSourceCheckAlter(AlterTableStmt *stmt)
+{
+	Oid			relid;
+	ListCell   *lc;
+
+	if (stmt->objtype != OBJECT_TABLE)
+		return;
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (!OidIsValid(relid))
+		return;
+	foreach(lc, stmt->cmds)
+	{
+		AlterTableCmd *cmd = lfirst(lc);
+		AttrNumber	attno;
+		Oid			source;
+
+		if (cmd->subtype != AT_AlterColumnType || cmd->name == NULL)
+			continue;
+		attno = get_attnum(relid, cmd->name);
+		if (attno == InvalidAttrNumber)
+			continue;
+		source = column_source(relid, attno);
+		if (OidIsValid(source))
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot alter type of a column read by a table source"),
+					 errdetail("Table source %s reads column \"%s\" of table %s; the rows inserted after the change could not be read as its rows.",
+							   RelationQualifiedName(source), cmd->name, RelationQualifiedName(relid)),
+					 errhint("Drop the queries over the source and the source, alter the column, and create them again.")));
+	}
 }
 
 /* ------------------------------------------------------------------------
@@ -483,25 +596,54 @@ create_slot(const char *name)
 }
 
 /*
+ * Where a recorded position was recorded: the server (its system
+ * identifier), the database and the source's foreign table.  A position is
+ * an LSN of that server's WAL, read through a slot of that database and
+ * source; anywhere else (a database restored by pg_restore) it means
+ * nothing.  Batches record it beside the position (partitions
+ * "system_identifier", "database_oid", "source_oid") when it is not the
+ * one recorded yet.
+ */
+typedef struct PositionOrigin
+{
+	bool		known;			/* recorded (batches before 0.5 did not) */
+	int64		system;
+	int64		database;
+	int64		source;
+} PositionOrigin;
+
+/* origin_here: a recorded position was recorded here, by this source */
+static bool
+origin_here(const PositionOrigin *origin, Oid source)
+{
+	return origin->known && origin->system == (int64) GetSystemIdentifier() &&
+		origin->database == (int64) MyDatabaseId && origin->source == (int64) source;
+}
+
+/*
  * read_position reads the position the query's committed batches recorded
- * for the source; false if none.  *mine tells that this transaction wrote
- * it (run() after a batch in the same transaction): not committed yet.
+ * for the source, and where; false if none.  *mine tells that this
+ * transaction wrote it (run() after a batch in the same transaction): not
+ * committed yet.
  */
 static bool
-read_position(const char *query, Oid source, XLogRecPtr *lsn, int64 *seq, bool *mine)
+read_position(const char *query, Oid source, XLogRecPtr *lsn, int64 *seq, bool *mine,
+			  PositionOrigin *origin)
 {
 	Oid			argtypes[2] = {TEXTOID, OIDOID};
 	Datum		args[2] = {CStringGetTextDatum(query), ObjectIdGetDatum(source)};
 	bool		found_lsn = false;
+	int			origin_parts = 0;
 
 	*lsn = InvalidXLogRecPtr;
 	*seq = 0;
 	*mine = false;
+	memset(origin, 0, sizeof(PositionOrigin));
 	SPI_connect();
 	/* not read-only: a runner that waited for the query's lock must see the latest */
 	if (CatalogExecute("SELECT partition, \"offset\", xmin FROM streaming.offsets "
 					   "WHERE query OPERATOR(pg_catalog.=) $1 AND source OPERATOR(pg_catalog.=) $2 "
-					   "AND partition OPERATOR(pg_catalog.=) ANY ('{lsn,seq}'::pg_catalog.text[])",
+					   "AND partition OPERATOR(pg_catalog.=) ANY ('{lsn,seq,system_identifier,database_oid,source_oid}'::pg_catalog.text[])",
 					   2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read streaming.offsets");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -518,15 +660,41 @@ read_position(const char *query, Oid source, XLogRecPtr *lsn, int64 *seq, bool *
 			*lsn = (XLogRecPtr) value;
 			found_lsn = true;
 		}
-		else
+		else if (strcmp(partition, "seq") == 0)
 			*seq = value;
+		else
+		{
+			if (strcmp(partition, "system_identifier") == 0)
+				origin->system = value;
+			else if (strcmp(partition, "database_oid") == 0)
+				origin->database = value;
+			else
+				origin->source = value;
+			origin_parts++;
+		}
 		if (TransactionIdIsCurrentTransactionId(xmin))
 			*mine = true;
 	}
 	SPI_finish();
+	origin->known = origin_parts == 3;
 	return found_lsn;
 }
 
+/*
+ * record_origin records with a batch where its position was taken, unless
+ * the committed batches recorded that already.
+ */
+static void
+record_origin(SourceBatch *batch, const PositionOrigin *origin)
+{
+	if (origin_here(origin, batch->relid))
+		return;
+	SourceBatchAddOffset(batch, "system_identifier", (int64) GetSystemIdentifier());
+	SourceBatchAddOffset(batch, "database_oid", (int64) MyDatabaseId);
+	SourceBatchAddOffset(batch, "source_oid", (int64) batch->relid);
+}
+
+/* lost_slot: the slot of a query that has read through it is gone */
 static void
 lost_slot(const char *name, const char *query, XLogRecPtr lsn)
 {
@@ -539,10 +707,78 @@ lost_slot(const char *name, const char *query, XLogRecPtr lsn)
 }
 
 /*
+ * invalidated_slot: the server removed WAL that the slot still needed
+ * (max_slot_wal_keep_size); the slot stays, as pg_replication_slots shows
+ * it with wal_status 'lost', but nothing can be decoded from it any more.
+ */
+static void
+invalidated_slot(const char *name, const char *query, XLogRecPtr lsn)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("replication slot \"%s\" of continuous query \"%s\" is lost", name, query),
+			 errdetail("The server removed WAL that the slot still needed, from %X/%X on, because the slot held back more than max_slot_wal_keep_size; the query has read the table up to %X/%X, and the changes committed after that can no longer be read.",
+					   LSN_FORMAT_ARGS(MyReplicationSlot->data.invalidated_at), LSN_FORMAT_ARGS(lsn)),
+			 errhint("Drop the query and create it again; it starts from the changes committed after that. Keep the query running, or raise max_slot_wal_keep_size, so that its slot does not fall so far behind.")));
+}
+
+/* slot_start is where a slot that no process holds begins: its confirmed position */
+static XLogRecPtr
+slot_start(const char *name)
+{
+	ReplicationSlot *s;
+	XLogRecPtr	lsn = InvalidXLogRecPtr;
+
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	s = SearchNamedReplicationSlot(name, false);
+	if (s != NULL)
+	{
+		SpinLockAcquire(&s->mutex);
+		lsn = s->data.confirmed_flush;
+		SpinLockRelease(&s->mutex);
+	}
+	LWLockRelease(ReplicationSlotControlLock);
+	return lsn;
+}
+
+/*
+ * restore_dependencies makes again the dependencies of a restored source
+ * on its table and columns (table_created), which pg_dump does not carry.
+ */
+static void
+restore_dependencies(Oid relid, Jsonb *options)
+{
+	Oid			argtypes[2] = {OIDOID, OIDOID};
+	Datum		args[2] = {ObjectIdGetDatum(relid), ObjectIdGetDatum(table_relid(options))};
+	bool		present;
+
+	SPI_connect();
+	if (CatalogExecute("SELECT 1 FROM pg_catalog.pg_depend "
+					   "WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+					   "AND objid OPERATOR(pg_catalog.=) $1 "
+					   "AND refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+					   "AND refobjid OPERATOR(pg_catalog.=) $2",
+					   2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read pg_depend");
+	present = SPI_processed > 0;
+	SPI_finish();
+	if (!present)
+	{
+		table_created(relid, options);
+		CommandCounterIncrement();
+	}
+}
+
+/*
  * table_prepare creates the slot of a query's table source if it does
  * not exist yet.  It runs before the batch's transaction writes anything
  * (creating a slot is not possible after that) and before it takes the
  * query's row lock (creation waits for the transactions running then).
+ *
+ * A query that has read through a slot of this database that is gone has
+ * lost changes: an error.  A query whose position was recorded elsewhere
+ * (restored by pg_restore, into another database or server) starts at its
+ * new slot, with a warning that says what it does not read.
  */
 static void
 table_prepare(const char *query, int32 query_id, Oid relid, Jsonb *options)
@@ -551,6 +787,8 @@ table_prepare(const char *query, int32 query_id, Oid relid, Jsonb *options)
 	XLogRecPtr	lsn;
 	int64		seq;
 	bool		mine;
+	bool		recorded;
+	PositionOrigin origin;
 
 	check_decoding_settings();
 	slot_name(name, query_id, relid);
@@ -570,10 +808,20 @@ table_prepare(const char *query, int32 query_id, Oid relid, Jsonb *options)
 	LockDatabaseObject(RelationRelationId, relid, (uint16) query_id, ExclusiveLock);
 	if (slot_active_pid(name) >= 0)
 		return;
-	if (read_position(query, relid, &lsn, &seq, &mine))
+	recorded = read_position(query, relid, &lsn, &seq, &mine, &origin);
+	if (recorded && (!origin.known || origin_here(&origin, relid)))
 		lost_slot(name, query, lsn);
 	release_slot();
 	create_slot(name);
+	if (!recorded)
+		return;
+	ereport(WARNING,
+			(errmsg("continuous query \"%s\" reads table %s from its new replication slot \"%s\", at %X/%X",
+					query, RelationQualifiedName(table_relid(options)), name,
+					LSN_FORMAT_ARGS(slot_start(name))),
+			 errdetail("The query's position was recorded in another database or server (system identifier " INT64_FORMAT ", database OID " INT64_FORMAT "), where it had read the table up to %X/%X, a position that means nothing here. Changes committed to the table before the new slot was created are not read.",
+					   origin.system, origin.database, LSN_FORMAT_ARGS(lsn)),
+			 errhint("After a restore, start or run the restored queries before writing to the tables they follow.")));
 }
 
 /* ------------------------------------------------------------------------
@@ -825,8 +1073,12 @@ reader_create(SourceBatch *batch, const char *name, Oid table, XLogRecPtr lsn, i
 				 errmsg("continuous query \"%s\" is being run by process %d", batch->query, pid),
 				 errdetail("That process holds replication slot \"%s\" of the query's table source.", name),
 				 errhint("Stop the query with streaming.stop() before running it with streaming.run().")));
+	/* a source restored by pg_restore depends on its table again */
+	restore_dependencies(batch->relid, batch->options);
 	if (MyReplicationSlot == NULL)
 		ReplicationSlotAcquire(name, true);
+	if (MyReplicationSlot->data.invalidated_at != InvalidXLogRecPtr)
+		invalidated_slot(name, batch->query, lsn);
 
 	cxt = AllocSetContextCreate(TopMemoryContext, "streaming table source", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(cxt);
@@ -961,6 +1213,21 @@ reader_confirm(TableReader *r, XLogRecPtr target)
 	}
 }
 
+/*
+ * next_poll says when a worker should look at the table again after a
+ * batch found nothing new.  Nothing wakes a worker when the table receives
+ * rows, so it polls: soon after the last input, so that a steady stream of
+ * inserts is read within milliseconds of its commits, and less and less
+ * often as the table stays quiet, up to streaming.idle_poll, the idle cost
+ * of any source that cannot tell when input comes.
+ */
+static TimestampTz
+next_poll(TableReader *r)
+{
+	r->poll_ms = Min(r->poll_ms == 0 ? TABLE_FIRST_POLL_MS : r->poll_ms * 2, streaming_idle_poll);
+	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), r->poll_ms);
+}
+
 /* ------------------------------------------------------------------------
  * The output plugin
  * ------------------------------------------------------------------------ */
@@ -1002,6 +1269,9 @@ plugin_commit(LogicalDecodingContext *ctx, ReorderBufferTXN *txn, XLogRecPtr com
 /*
  * map_column finds the column of the decoded tuple's descriptor that feeds
  * column i of the source: by name, cached by attnum while it still fits.
+ * A column that is gone, or has another type, fails the batch: the
+ * source's dependencies on the table's columns refuse such changes, but a
+ * source restored by pg_restore has lost them until its slot is made.
  */
 static AttrNumber
 map_column(TableReader *r, TupleDesc tdesc, int i, Relation relation)
@@ -1017,7 +1287,12 @@ map_column(TableReader *r, TupleDesc tdesc, int i, Relation relation)
 		attno = SourceFindColumn(tdesc, NameStr(att->attname), InvalidOid);
 		r->map[i] = attno;
 		if (attno == InvalidAttrNumber)
-			return InvalidAttrNumber;
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("table %s has no column \"%s\" any more, which its table source reads",
+							RelationGetRelationName(relation), NameStr(att->attname)),
+					 errdetail("The column was dropped or renamed; the changes committed after that lack it."),
+					 errhint("Drop the query and the source, and create them again over the changed table.")));
 	}
 	tatt = TupleDescAttr(tdesc, attno - 1);
 	if (tatt->atttypid != att->atttypid)
@@ -1067,7 +1342,7 @@ add_pending(TableReader *r, char kind, Relation relation, HeapTuple tuple)
 			if (att->attisdropped)
 				continue;
 			attno = map_column(r, tdesc, i, relation);
-			if (attno == InvalidAttrNumber || tnulls[attno - 1])
+			if (tnulls[attno - 1])
 				continue;
 			d = tvalues[attno - 1];
 			if (att->attlen == -1 && VARATT_IS_EXTERNAL(DatumGetPointer(d)))
@@ -1189,6 +1464,7 @@ table_plan_batch(SourceBatch *batch)
 	int64		seq;
 	bool		mine;
 	bool		recorded;
+	PositionOrigin origin;
 	TableReader *r;
 	TablePlan  *plan;
 	TupleTableSlot *slot;
@@ -1206,7 +1482,13 @@ table_plan_batch(SourceBatch *batch)
 	/* as the source's owner, whom batches read it as, at every batch */
 	check_table(table, GetUserId());
 	slot_name(name, batch->query_id, batch->relid);
-	recorded = read_position(batch->query, batch->relid, &lsn, &seq, &mine);
+	recorded = read_position(batch->query, batch->relid, &lsn, &seq, &mine, &origin);
+	/* recorded elsewhere (restored): from the start of the new slot */
+	if (recorded && origin.known && !origin_here(&origin, batch->relid))
+	{
+		lsn = InvalidXLogRecPtr;
+		seq = 0;
+	}
 
 	/* a reader goes on only from exactly where the committed batches stopped */
 	r = reader;
@@ -1243,8 +1525,10 @@ table_plan_batch(SourceBatch *batch)
 	{
 		if (!mine)
 			reader_confirm(r, r->ctx->reader->EndRecPtr);
+		batch->wake_at = next_poll(r);
 		return false;
 	}
+	r->poll_ms = 0;
 
 	old = MemoryContextSwitchTo(batch->mcxt);
 	plan = palloc0(sizeof(TablePlan));
@@ -1296,6 +1580,7 @@ table_plan_batch(SourceBatch *batch)
 
 	SourceBatchAddOffset(batch, "lsn", (int64) r->done_lsn);
 	SourceBatchAddOffset(batch, "seq", r->done_seq);
+	record_origin(batch, &origin);
 	batch->end_offset = position_jsonb(r->done_lsn, r->done_seq);
 	batch->metrics = psprintf("\"skipped_updates\": " INT64_FORMAT ", \"skipped_deletes\": " INT64_FORMAT
 							  ", \"truncates\": " INT64_FORMAT, updates, deletes, truncates);

@@ -69,10 +69,7 @@ cleanup() {
 }
 trap cleanup EXIT
 start_cluster "$DIR" "$PORT"
-as_postgres tee -a "$DIR/data/postgresql.conf" >/dev/null <<-EOF
-	track_commit_timestamp = on
-EOF
-as_postgres "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 restart >/dev/null
+configure_cluster "$DIR" 'track_commit_timestamp = on'
 sql() { cluster_psql "$DIR" "$PORT" -At "$@"; }
 
 coproc BROKER { "$REPO_ROOT/test/kafka/kafka_test_broker"; }

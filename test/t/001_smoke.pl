@@ -96,6 +96,11 @@ is($sql->(q{SELECT string_agg(format('%s:%s:%s', parity, n, total), ' ' ORDER BY
 	                   FROM generate_series(0::bigint, 19) v GROUP BY 1) s}),
 	'after a reset from the earliest the result is rebuilt from the first row');
 
+# 0.4 -> 0.5: the status view's condition says how the query's replication
+# slots (table sources) fare; with none, nothing changes
+my $status_columns = q{SELECT string_agg(attname, ',' ORDER BY attnum) FROM pg_attribute
+                        WHERE attrelid = 'streaming.status'::regclass};
+my $columns_04 = $sql->($status_columns);
 # 0.4 -> 0.5: the sources' watermarks are kept in streaming.source_watermarks;
 # before the update, event_time over several sources is refused
 $sql->(q{
@@ -121,6 +126,12 @@ is($sql->(q{SELECT q.watermark = (SELECT min(w.watermark) FROM streaming.source_
               FROM streaming.queries q WHERE q.name = 'both_ticks'}),
 	't', "the query's watermark is the least of its sources'");
 $sql->(q{SELECT streaming.drop_query('both_ticks')});
+is($sql->($status_columns), $columns_04, 'the status view keeps the columns of 0.4');
+like($sql->(q{SELECT pg_get_viewdef('streaming.status'::regclass)}), qr/pg_replication_slots/,
+	'the status view of 0.5 reads the replication slots');
+is($sql->(q{SELECT streaming.run('per_parity', 1)}), '1', 'the query runs after the update to 0.5');
+is($sql->(q{SELECT state, condition IS NULL, input_rows_total FROM streaming.status}), 'stopped|t|30',
+	'its status, without a condition (30 rows since the reset)');
 
 # the updated catalog is the one a fresh install has (but for the state
 # tables and input views of queries)

@@ -50,7 +50,9 @@ typedef struct StreamingScanState
 	Tuplestorestate *rows;
 	int			readptr;
 	bool		peeking;
-	TupleTableSlot *minslot;	/* the tuplestore holds minimal tuples */
+	TupleTableSlot *minslot;	/* the tuplestore holds minimal tuples, the
+								 * retracted ones with a mark after the
+								 * source's columns */
 } StreamingScanState;
 
 /*
@@ -187,7 +189,8 @@ streamingBeginForeignScan(ForeignScanState *node, int eflags)
 	state->readptr = tuplestore_alloc_read_pointer(state->rows, EXEC_FLAG_REWIND);
 	tuplestore_select_read_pointer(state->rows, state->readptr);
 	tuplestore_rescan(state->rows);
-	state->minslot = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsMinimalTuple);
+	state->minslot = MakeSingleTupleTableSlot(SourceRetractionDesc(RelationGetDescr(rel)),
+											  &TTSOpsMinimalTuple);
 	node->fdw_state = state;
 }
 
@@ -222,6 +225,11 @@ streamingIterateForeignScan(ForeignScanState *node)
 	memcpy(slot->tts_values, state->minslot->tts_values, natts * sizeof(Datum));
 	memcpy(slot->tts_isnull, state->minslot->tts_isnull, natts * sizeof(bool));
 	ExecStoreVirtualTuple(slot);
+	/* a row without the mark (stored with the source's columns only) reads it as NULL */
+	if (!state->minslot->tts_isnull[natts] && DatumGetBool(state->minslot->tts_values[natts]))
+		ItemPointerSet(&slot->tts_tid, SOURCE_RETRACTED_BLOCK, SOURCE_RETRACTED_OFFSET);
+	else
+		ItemPointerSetInvalid(&slot->tts_tid);
 	return slot;
 }
 

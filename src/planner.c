@@ -19,11 +19,38 @@
  * All of it runs as one statement per batch, so a batch costs what its
  * input and the groups it touches cost, never a rescan of history.
  *
+ * Retraction.  A table source with changes "all" hands a batch the rows
+ * deleted from its table (and the old rows of updates, the new ones being
+ * inserted rows) as retracted rows: its scan returns them with a marked
+ * ctid (SOURCE_RETRACTED_BLOCK), which the input view turns into the
+ * column streaming_retracted - a column only the generated statements
+ * read, so the user's schema and query stay as they are.  The batch plan
+ * computes each partial state as what the batch added minus what it took
+ * back, each with its own FILTER (so that nothing overflows that plain
+ * SQL would not): count(x) as the difference of two counts, sum(x) as
+ * the difference of two sums plus the count of its non-null values (the
+ * sum is NULL when that reaches 0, as SQL's is), avg(x) as that sum and
+ * count.  Partial states then merge by plain addition, and a hidden
+ * state column, streaming_rows, counts the group's rows.  A group whose
+ * rows all went leaves the result table in the batch that takes them
+ * back, as it would leave SELECT ... GROUP BY over the table; its state
+ * row, all zeros, stays until the next batch deletes it (a partial index
+ * finds the empty groups): the statement that made it empty cannot also
+ * delete it.  If the group comes back first, the merge adds to the zeros.
+ * Only aggregates whose state subtracts exactly can be kept that way:
+ * count, and sum and avg of integers and numerics (they have an inverse
+ * transition function, pg_aggregate.aggminvtransfn); float sums, min,
+ * max, DISTINCT aggregates and the generic ones cannot, and neither can
+ * append mode, stateless and deduplicating queries, joins of streams,
+ * top-N, session windows and watermarks (a late delete would be dropped):
+ * check_retraction refuses them at create_query.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/sysattr.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_aggregate.h"
 #include "catalog/pg_class.h"
@@ -718,6 +745,8 @@ typedef struct AggBuild
 	int64		window_usecs;	/* that window's size */
 	bool		has_distinct;	/* some aggregate keeps its distinct values */
 	List	   *distinct_aggs;	/* those aggregates (DistinctAgg) */
+	const char *retracting;		/* the source whose rows are taken back
+								 * (plan->retract), for errors */
 } AggBuild;
 
 /* text_list returns names as "a, b, c" */
@@ -751,6 +780,101 @@ keeps_distinct(Aggref *agg)
 	return strcmp(name, "min") != 0 && strcmp(name, "max") != 0 &&
 		strcmp(name, "bool_and") != 0 && strcmp(name, "bool_or") != 0 &&
 		strcmp(name, "every") != 0;
+}
+
+/*
+ * avg_finalizer is avg from its state: sum s1 and count s2 of the values.
+ */
+static char *
+avg_finalizer(const char *s1, const char *s2, Oid argtype, const char *restype)
+{
+	const char *divisor;
+
+	if (argtype == FLOAT4OID || argtype == FLOAT8OID || argtype == INTERVALOID)
+		divisor = "pg_catalog.float8";
+	else
+		divisor = "pg_catalog.numeric";
+	/* no NULLIF: it would look its = operator up by name */
+	return psprintf("CAST(m.%s%s " OP_DIV " (CASE WHEN m.%s " OP_EQ " 0::pg_catalog.int8"
+					" THEN NULL ELSE m.%s END)::%s AS %s)",
+					s1, strcmp(divisor, "pg_catalog.numeric") == 0 ? "::pg_catalog.numeric" : "",
+					s2, s2, divisor, restype);
+}
+
+/*
+ * plan_retracting_aggregate is plan_one_aggregate over a source whose
+ * deleted rows are taken back (see the file's header): each partial state
+ * is what the batch added (rows without streaming_retracted) minus what it
+ * took back, and merges by addition.  f is the aggregate's FILTER column,
+ * or NULL.  An aggregate whose state cannot subtract exactly is refused.
+ */
+static char *
+plan_retracting_aggregate(Aggref *agg, AggKind kind, Oid argtype, const char *arg,
+						  const char *f, const char *label, AggBuild *b, ContinuousPlan *plan)
+{
+	const char *and_f = f != NULL ? psprintf(" AND b.%s", f) : "";
+	char	   *added = psprintf(" FILTER (WHERE NOT b.streaming_retracted%s)", and_f);
+	char	   *taken = psprintf(" FILTER (WHERE b.streaming_retracted%s)", and_f);
+	const char *counted = kind == AGG_COUNT_STAR ? "*" : arg;
+	char	   *s1;
+	char	   *s2;
+	const char *sum_type;
+	bool		exact = argtype == INT2OID || argtype == INT4OID || argtype == INT8OID ||
+		argtype == NUMERICOID;
+	HeapTuple	tup;
+	Oid			invfn;
+
+	tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(agg->aggfnoid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for aggregate %u", agg->aggfnoid);
+	invfn = ((Form_pg_aggregate) GETSTRUCT(tup))->aggminvtransfn;
+	ReleaseSysCache(tup);
+	if (agg->aggdistinct != NIL ||
+		!(kind == AGG_COUNT_STAR || kind == AGG_COUNT ||
+		  ((kind == AGG_SUM || kind == AGG_AVG) && exact)))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("aggregate %s%s cannot take rows back", format_procedure(agg->aggfnoid),
+						agg->aggdistinct != NIL ? " over DISTINCT values" : ""),
+				 errdetail("Source \"%s\" follows deletes and updates (changes \"all\"), so every aggregate of the query must subtract a deleted row from its state; %s",
+						   b->retracting,
+						   agg->aggdistinct != NIL
+						   ? "an aggregate over DISTINCT values would need to know how many rows hold each value, and keeps only the values."
+						   : !OidIsValid(invfn)
+						   ? "this one has no inverse transition function (pg_aggregate.aggminvtransfn)."
+						   : "of those with an inverse transition function, count, and sum and avg of integers and numerics are kept so."),
+				 errhint("Use count, or sum or avg of integer or numeric values, or create the source with changes \"insert\" if the table's rows are never deleted or updated.")));
+
+	s1 = psprintf("s%d", ++b->nstate);
+	if (kind == AGG_COUNT_STAR || kind == AGG_COUNT)
+	{
+		appendStringInfo(&b->outer, ", (pg_catalog.count(%s)%s " OP_SUB " pg_catalog.count(%s)%s) AS %s",
+						 counted, added, counted, taken, s1);
+		appendStringInfo(&b->merge, "%s%s = s.%s " OP_ADD " EXCLUDED.%s",
+						 b->merge.len > 0 ? ", " : "", s1, s1, s1);
+		plan->aggregates = lappend(plan->aggregates,
+								   psprintf("%s: count in bigint column %s, the batch's rows added minus those taken back, merged by addition",
+											label, s1));
+		return psprintf("m.%s", s1);
+	}
+
+	/* sum and avg: the sum, never NULL, and the count of the values summed */
+	s2 = psprintf("s%d", ++b->nstate);
+	sum_type = argtype == INT2OID || argtype == INT4OID ? "pg_catalog.int8" : "pg_catalog.numeric";
+	appendStringInfo(&b->outer,
+					 ", (COALESCE(pg_catalog.sum(%s)%s, 0::%s) " OP_SUB " COALESCE(pg_catalog.sum(%s)%s, 0::%s)) AS %s"
+					 ", (pg_catalog.count(%s)%s " OP_SUB " pg_catalog.count(%s)%s) AS %s",
+					 arg, added, sum_type, arg, taken, sum_type, s1,
+					 arg, added, arg, taken, s2);
+	appendStringInfo(&b->merge, "%s%s = s.%s " OP_ADD " EXCLUDED.%s, %s = s.%s " OP_ADD " EXCLUDED.%s",
+					 b->merge.len > 0 ? ", " : "", s1, s1, s1, s2, s2, s2);
+	plan->aggregates = lappend(plan->aggregates,
+							   psprintf("%s: %s as sum %s and count %s of the values, each the batch's added minus taken back, merged by addition, finalized as %s",
+										label, kind == AGG_SUM ? "sum" : "avg", s1, s2,
+										kind == AGG_SUM ? "the sum, NULL when the count is 0" : "sum / count"));
+	if (kind == AGG_AVG)
+		return avg_finalizer(s1, s2, argtype, format_type_be_qualified(agg->aggtype));
+	return psprintf("CASE WHEN m.%s " OP_GT " 0::pg_catalog.int8 THEN m.%s END", s2, s1);
 }
 
 /*
@@ -818,6 +942,8 @@ plan_one_aggregate(Aggref *agg, const char *label, AggBuild *b, ContinuousPlan *
 								 makeTargetEntry(copyObject(agg->aggfilter), b->resno++, f, false));
 		filter = psprintf(" FILTER (WHERE b.%s)", f);
 	}
+	if (b->retracting != NULL)
+		return plan_retracting_aggregate(agg, kind, argtype, arg, f, label, b, plan);
 	if (keeps_distinct(agg))
 	{
 		/* it aggregates its group's new distinct values, which its FILTER passed */
@@ -937,8 +1063,6 @@ plan_one_aggregate(Aggref *agg, const char *label, AggBuild *b, ContinuousPlan *
 			break;
 		case AGG_AVG:
 			{
-				const char *divisor;
-
 				s2 = psprintf("s%d", ++b->nstate);
 				/* float4 is summed in float8, as avg(float4) itself does */
 				appendStringInfo(&b->outer, ", pg_catalog.sum(%s%s)%s AS %s, pg_catalog.count(%s)%s AS %s",
@@ -947,15 +1071,7 @@ plan_one_aggregate(Aggref *agg, const char *label, AggBuild *b, ContinuousPlan *
 				appendStringInfo(&b->merge, "%s%s = COALESCE(s.%s " OP_ADD " EXCLUDED.%s, s.%s, EXCLUDED.%s), "
 								 "%s = s.%s " OP_ADD " EXCLUDED.%s",
 								 b->merge.len > 0 ? ", " : "", s1, s1, s1, s1, s1, s2, s2, s2);
-				if (argtype == FLOAT4OID || argtype == FLOAT8OID || argtype == INTERVALOID)
-					divisor = "pg_catalog.float8";
-				else
-					divisor = "pg_catalog.numeric";
-				/* no NULLIF: it would look its = operator up by name */
-				finalizer = psprintf("CAST(m.%s%s " OP_DIV " (CASE WHEN m.%s " OP_EQ " 0::pg_catalog.int8"
-									 " THEN NULL ELSE m.%s END)::%s AS %s)",
-									 s1, strcmp(divisor, "pg_catalog.numeric") == 0 ? "::pg_catalog.numeric" : "",
-									 s2, s2, divisor, restype);
+				finalizer = avg_finalizer(s1, s2, argtype, restype);
 				plan->state_merge = lappend(plan->state_merge, psprintf("pg_catalog.sum(u.%s)", s1));
 				plan->state_merge = lappend(plan->state_merge, psprintf("pg_catalog.sum(u.%s)", s2));
 				plan->aggregates = lappend(plan->aggregates,
@@ -1097,6 +1213,104 @@ group_key_index(Query *query, TargetEntry *tle)
 }
 
 /*
+ * retracted_mark is the column of the input view that tells a retracted
+ * row of source (see the file's header): ctid = SOURCE_RETRACTED_*, over
+ * the source's entry in the query's own FROM (check_retraction made sure
+ * it is there, once).
+ */
+static Node *
+retracted_mark(Query *query, Oid source)
+{
+	ItemPointer tid = palloc(sizeof(ItemPointerData));
+	Var		   *var = NULL;
+	OpExpr	   *op;
+	ListCell   *lc;
+
+	foreach(lc, query->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_RELATION && rte->relid == source)
+			var = makeVar(foreach_current_index(lc) + 1, SelfItemPointerAttributeNumber,
+						  TIDOID, -1, InvalidOid, 0);
+	}
+	if (var == NULL)
+		elog(ERROR, "source %u is not in the query's FROM", source);
+	ItemPointerSet(tid, SOURCE_RETRACTED_BLOCK, SOURCE_RETRACTED_OFFSET);
+	op = (OpExpr *) make_opclause(TIDEqualOperator, BOOLOID, false, (Expr *) var,
+								  (Expr *) makeConst(TIDOID, -1, InvalidOid, sizeof(ItemPointerData),
+													 PointerGetDatum(tid), false, false),
+								  InvalidOid, InvalidOid);
+	set_opfuncid(op);
+	return (Node *) op;
+}
+
+/*
+ * check_retraction tells whether a query reads a source whose deleted rows
+ * are taken back (plan->retract), and then refuses what cannot take a row
+ * back: anything but an aggregation in update or complete mode of that
+ * one source, read in the query's own FROM, without a watermark, a top-N
+ * or a session window (the aggregates themselves:
+ * plan_retracting_aggregate; session windows: PlanContinuousQuery).
+ */
+static bool
+check_retraction(Query *query, ContinuousPlan *plan, const char *event_time, bool ordered)
+{
+	Oid			source = InvalidOid;
+	char	   *name;
+	int			entries = 0;
+	ListCell   *lc;
+
+	foreach(lc, plan->sources)
+		if (TableSourceRetracts(lfirst_oid(lc)))
+			source = lfirst_oid(lc);
+	if (!OidIsValid(source))
+		return false;
+	name = get_rel_name(source);
+	foreach(lc, query->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_RELATION && rte->relid == source)
+			entries++;
+	}
+	if (plan->shape != SHAPE_AGGREGATE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("a continuous query over source \"%s\" must aggregate", name),
+				 errdetail("The source follows deletes and updates (changes \"all\"), which the query must take back from its results; %s",
+						   plan->shape == SHAPE_DEDUP
+						   ? "SELECT DISTINCT writes each row once and keeps no count of the rows behind it."
+						   : "a query without GROUP BY or aggregates appends rows to its result, and a deleted row cannot be taken back from rows already written."),
+				 errhint("Aggregate with count, sum or avg in update or complete mode, or create the source with changes \"insert\".")));
+	if (plan->mode == OUTPUT_APPEND)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("append output mode cannot take rows back from the results of source \"%s\"", name),
+				 errdetail("The source follows deletes and updates (changes \"all\"), but append mode writes each result row once, when final."),
+				 errhint("Use update or complete mode.")));
+	if (list_length(plan->sources) > 1 || entries != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("source \"%s\" must be the only stream of its continuous query, read once in the query's own FROM", name),
+				 errdetail("The source follows deletes and updates (changes \"all\"); taking them back is supported for an aggregation of that source alone, not through joins of streams, UNION ALL or subqueries."),
+				 errhint("Join the source with ordinary tables only, and name it directly in the query's FROM clause.")));
+	if (event_time != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("event_time and watermark are not supported over source \"%s\"", name),
+				 errdetail("The source follows deletes and updates (changes \"all\"); a delete behind the watermark would be dropped as late, and the results would keep the deleted row."),
+				 errhint("Leave out event_time and watermark.")));
+	if (ordered)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("ORDER BY, LIMIT and the top rows per group are not supported over source \"%s\"", name),
+				 errdetail("The source follows deletes and updates (changes \"all\"); a group that loses rows may fall out of the top ones, which the result table does not keep."),
+				 errhint("Order and limit the result table in a view over it.")));
+	return true;
+}
+
+/*
  * plan_aggregate derives the batch plan, merge and finalizers of an
  * aggregation.
  *
@@ -1122,6 +1336,8 @@ plan_aggregate(Query *query, ContinuousPlan *plan, bool window_range_key)
 	initStringInfo(&b.outer);
 	initStringInfo(&b.groupby);
 	initStringInfo(&b.merge);
+	if (plan->retract)
+		b.retracting = get_rel_name(linitial_oid(plan->sources));
 
 	/* group keys: every GROUP BY expression must be a result column */
 	foreach(lc, query->groupClause)
@@ -1223,6 +1439,20 @@ plan_aggregate(Query *query, ContinuousPlan *plan, bool window_range_key)
 			}
 		}
 		values = lappend(values, plan_one_aggregate(agg, label, &b, plan));
+	}
+
+	/* taking rows back: which rows are, and how many rows each group has */
+	if (plan->retract)
+	{
+		b.inner_tlist = lappend(b.inner_tlist,
+								makeTargetEntry((Expr *) retracted_mark(query, linitial_oid(plan->sources)),
+												b.resno++, "streaming_retracted", false));
+		appendStringInfoString(&b.outer,
+							   ", (pg_catalog.count(*) FILTER (WHERE NOT b.streaming_retracted) " OP_SUB
+							   " pg_catalog.count(*) FILTER (WHERE b.streaming_retracted)) AS streaming_rows");
+		appendStringInfoString(&b.merge, ", streaming_rows = s.streaming_rows " OP_ADD " EXCLUDED.streaming_rows");
+		plan->aggregates = lappend(plan->aggregates,
+								   "streaming_rows: the group's rows, in bigint column streaming_rows, merged by addition; a group without rows leaves the result");
 	}
 
 	/* result columns: keys as they are, the rest computed from the values */
@@ -1573,6 +1803,10 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 	/* HAVING alone makes a query an aggregation, of one group */
 	plan->shape = (query->hasAggs || query->groupClause != NIL || query->havingQual != NULL) ? SHAPE_AGGREGATE
 		: query->distinctClause != NIL ? SHAPE_DEDUP : SHAPE_STATELESS;
+	/* deletes and updates of a table source: see the file's header */
+	plan->retract = check_retraction(query, plan, event_time,
+									 per_group != NULL || query->sortClause != NIL ||
+									 query->limitCount != NULL || query->limitOffset != NULL);
 
 	if (plan->shape != SHAPE_AGGREGATE && mode == OUTPUT_COMPLETE)
 		ereport(ERROR,
@@ -1612,6 +1846,13 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 	if (plan->shape == SHAPE_AGGREGATE)
 	{
 		plan_aggregate(query, plan, window_range_key);
+		if (plan->session_key != NULL && plan->retract)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("session windows are not supported over source \"%s\"",
+							get_rel_name(linitial_oid(plan->sources))),
+					 errdetail("The source follows deletes and updates (changes \"all\"); a deleted row may split a session in two, which its state cannot tell."),
+					 errhint("Group by the columns that make a session, or create the source with changes \"insert\".")));
 		if (plan->session_key != NULL && mode == OUTPUT_UPDATE)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -1750,6 +1991,8 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 			append_string(&buf, "topn_rank", plan->topn_rank);
 		}
 	}
+	if (plan->retract)
+		appendStringInfoString(&buf, ", \"retract\": true");
 	appendStringInfoChar(&buf, '}');
 
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
@@ -1831,6 +2074,12 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 		plan->topn_partition = jsonb_string_array(obj, "topn_partition");
 		plan->topn_partition_columns = jsonb_string_array(obj, "topn_partition_columns");
 		plan->topn_rank = JsonbGetString(obj, "topn_rank");
+	}
+	/* absent unless the query takes deleted rows back */
+	{
+		JsonbValue *retract = JsonbGetKey(obj, "retract");
+
+		plan->retract = retract != NULL && retract->type == jbvBool && retract->val.boolean;
 	}
 	return plan;
 }
@@ -1931,8 +2180,26 @@ append_finalized(StringInfo sql, ContinuousPlan *plan, const char *source)
 }
 
 /*
+ * result_condition is what a group's row "m" satisfies to be in the
+ * result, or NULL: HAVING, and when deleted rows are taken back, rows in
+ * the group (a global aggregate keeps its one row, as SQL's has one over
+ * no rows).
+ */
+static char *
+result_condition(ContinuousPlan *plan)
+{
+	char	   *has_rows = NULL;
+
+	if (plan->retract && plan->result_keys != NIL)
+		has_rows = "m.streaming_rows " OP_GT " 0::pg_catalog.int8";
+	if (plan->having != NULL && has_rows != NULL)
+		return psprintf("%s AND %s", plan->having, has_rows);
+	return plan->having != NULL ? plan->having : has_rows;
+}
+
+/*
  * append_result_rows adds the SELECT of the result rows computed from the
- * rows of relation "from": those that satisfy HAVING.
+ * rows of relation "from": those that satisfy result_condition.
  */
 static void
 append_result_rows(StringInfo sql, ContinuousPlan *plan, const char *from)
@@ -1944,13 +2211,14 @@ append_result_rows(StringInfo sql, ContinuousPlan *plan, const char *from)
 		appendStringInfo(sql, "%s%s", foreach_current_index(lc) > 0 ? ", " : "",
 						 (char *) lfirst(lc));
 	appendStringInfo(sql, " FROM %s m", from);
-	if (plan->having != NULL)
-		appendStringInfo(sql, " WHERE (%s)", plan->having);
+	if (result_condition(plan) != NULL)
+		appendStringInfo(sql, " WHERE (%s)", result_condition(plan));
 }
 
 /*
  * append_unmet adds the CTE "unmet" that deletes from the result table the
- * rows of the groups in "from" that do not satisfy HAVING (any more).
+ * rows of the groups in "from" that do not satisfy result_condition (any
+ * more): HAVING, or rows left.
  */
 static void
 append_unmet(StringInfo sql, ContinuousPlan *plan, Oid result_table, const char *from)
@@ -1959,7 +2227,7 @@ append_unmet(StringInfo sql, ContinuousPlan *plan, Oid result_table, const char 
 	ListCell   *lc2;
 
 	appendStringInfo(sql, "unmet AS (DELETE FROM %s AS r USING %s AS m WHERE (%s) IS NOT TRUE",
-					 RelationQualifiedName(result_table), from, plan->having);
+					 RelationQualifiedName(result_table), from, result_condition(plan));
 	forboth(lc, plan->result_columns, lc2, plan->finalizers)
 	{
 		char	   *col = lfirst(lc);
@@ -2129,6 +2397,13 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	else
 		appendStringInfoString(&sql, "NOTHING");
 	appendStringInfoString(&sql, " RETURNING s.*, (s.xmax " OP_EQ " 0) AS streaming_new_group)");
+	/*
+	 * The groups that earlier batches emptied go (none that this batch
+	 * merged: that was the same statement, and leaves them to the next).
+	 */
+	if (plan->retract)
+		appendStringInfo(&sql, ",\nemptied AS (DELETE FROM %s AS s WHERE s.streaming_rows " OP_EQ " 0::pg_catalog.int8)",
+						 RelationQualifiedName(state_table));
 
 	/* append mode writes a group once, when the watermark closes it */
 	if (plan->mode == OUTPUT_APPEND)
@@ -2156,8 +2431,8 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	}
 	else
 	{
-		/* a group that no longer satisfies HAVING leaves the result */
-		if (plan->having != NULL)
+		/* a group that no longer satisfies HAVING, or has no rows, leaves the result */
+		if (result_condition(plan) != NULL)
 			append_unmet(&sql, plan, result_table, from);
 		appendStringInfo(&sql, "emitted AS (INSERT INTO %s AS r (%s) ", result, columns);
 	}
@@ -2341,6 +2616,20 @@ PlanOutputDifference(ContinuousPlan *old, ContinuousPlan *new)
 		!string_lists_equal(old->finalizers, new->finalizers) ||
 		!string_lists_equal(old->values, new->values) ||
 		!strings_equal(old->having, new->having);
+}
+
+/*
+ * PlanEmptyGroupsIndex is what the state table of a query that takes
+ * deleted rows back is indexed on, so that a batch finds the groups that
+ * earlier ones emptied without a scan (CREATE INDEX ON state ...); NULL
+ * for other queries.
+ */
+const char *
+PlanEmptyGroupsIndex(ContinuousPlan *plan)
+{
+	if (!plan->retract)
+		return NULL;
+	return "(streaming_rows) WHERE streaming_rows " OP_EQ " 0::pg_catalog.int8";
 }
 
 /*

@@ -110,6 +110,9 @@ typedef struct ContinuousPlan
 								 * PARTITION BY, else NIL */
 	List	   *topn_partition_columns;	/* their result columns */
 	char	   *topn_rank;		/* per group: row_number or rank */
+	bool		retract;		/* aggregate over a table source with
+								 * changes "all": deleted rows are taken
+								 * back (see plan_retracting_aggregate) */
 } ContinuousPlan;
 
 extern OutputMode OutputModeFromString(const char *mode);
@@ -132,6 +135,7 @@ extern bool PlanEvictsJoin(ContinuousPlan *plan);
 extern char *BuildRefillStatement(ContinuousPlan *plan, Oid result_table, Oid state_table);
 extern const char *PlanStateDifference(ContinuousPlan *old, ContinuousPlan *new);
 extern bool PlanOutputDifference(ContinuousPlan *old, ContinuousPlan *new);
+extern const char *PlanEmptyGroupsIndex(ContinuousPlan *plan);
 
 /* pieces of generated statements, for src/operators/ */
 extern int	PlanGroupKeyIndex(Query *query, TargetEntry *tle);

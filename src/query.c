@@ -682,6 +682,9 @@ create_state_table(const char *state_name, ContinuousPlan *plan)
 	/* the top n groups are the first of this index (operators/topn.c) */
 	if (TopNStateIndex(plan) != NULL)
 		catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", state_name, TopNStateIndex(plan)));
+	/* the groups that lost all their rows, which the next batch deletes */
+	if (PlanEmptyGroupsIndex(plan) != NULL)
+		catalog_ddl(psprintf("CREATE INDEX ON %s %s", state_name, PlanEmptyGroupsIndex(plan)));
 	/* evicting old keys of a deduplication finds them by their time */
 	if (plan->time_key != NULL)
 		catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", state_name, quote_identifier(plan->time_key)));

@@ -15,6 +15,7 @@
 #include "catalog/namespace.h"
 #include "catalog/objectaddress.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
 #include "catalog/pg_user_mapping.h"
 #include "commands/defrem.h"
 #include "common/int.h"
@@ -600,6 +601,51 @@ SourceBatchAddRow(SourceBatch *batch, Datum *values, bool *nulls)
 	old = MemoryContextSwitchTo(batch->mcxt);
 
 	tuplestore_putvalues(batch->rows, RelationGetDescr(batch->rel), values, nulls);
+	MemoryContextSwitchTo(old);
+	batch->input_rows++;
+}
+
+/*
+ * SourceRetractionDesc is desc with one more column, the mark of a
+ * retracted row in a batch's input.
+ */
+TupleDesc
+SourceRetractionDesc(TupleDesc desc)
+{
+	TupleDesc	wide = CreateTemplateTupleDesc(desc->natts + 1);
+
+	for (int i = 0; i < desc->natts; i++)
+		TupleDescCopyEntry(wide, i + 1, desc, i + 1);
+	TupleDescInitEntry(wide, desc->natts + 1, "streaming_retracted", BOOLOID, -1, 0);
+	return wide;
+}
+
+/*
+ * SourceBatchAddRetraction appends one row that the batch takes back: the
+ * old values of a row deleted (or updated) in the table that a table
+ * source with changes 'all' follows.  It is stored with one more column,
+ * true, which the scan of the source turns into the row's ctid (see
+ * SOURCE_RETRACTED_BLOCK); a query over such a source has no event time,
+ * so there is nothing late to drop.
+ */
+void
+SourceBatchAddRetraction(SourceBatch *batch, Datum *values, bool *nulls)
+{
+	int			natts = RelationGetDescr(batch->rel)->natts;
+	MemoryContext old = MemoryContextSwitchTo(batch->mcxt);
+	Datum	   *wvalues = palloc(sizeof(Datum) * (natts + 1));
+	bool	   *wnulls = palloc(sizeof(bool) * (natts + 1));
+
+	Assert(batch->event_time_attno == 0);
+	if (batch->retract_desc == NULL)
+		batch->retract_desc = SourceRetractionDesc(RelationGetDescr(batch->rel));
+	memcpy(wvalues, values, sizeof(Datum) * natts);
+	memcpy(wnulls, nulls, sizeof(bool) * natts);
+	wvalues[natts] = BoolGetDatum(true);
+	wnulls[natts] = false;
+	tuplestore_putvalues(batch->rows, batch->retract_desc, wvalues, wnulls);
+	pfree(wvalues);
+	pfree(wnulls);
 	MemoryContextSwitchTo(old);
 	batch->input_rows++;
 }

@@ -25,6 +25,16 @@
 
 typedef struct SourceBatch SourceBatch;
 
+/*
+ * A retracted row - the old values of a row that a table source with
+ * changes 'all' saw deleted or updated - is returned by the scan of its
+ * source with this ctid; every other row's ctid is invalid.  A query over
+ * such a source reads the mark as a column of its input view (planner.c)
+ * and takes the row back from its aggregates.
+ */
+#define SOURCE_RETRACTED_BLOCK		0
+#define SOURCE_RETRACTED_OFFSET		1
+
 /* a position to commit to streaming.offsets with the batch */
 typedef struct SourceOffset
 {
@@ -100,7 +110,11 @@ struct SourceBatch
 	Jsonb	   *options;
 	const SourceRoutine *routine;
 	MemoryContext mcxt;			/* lives as long as the batch */
-	Tuplestorestate *rows;		/* the decoded input */
+	Tuplestorestate *rows;		/* the decoded input; a retracted row
+								 * (SourceBatchAddRetraction) has one more
+								 * column, true */
+	TupleDesc	retract_desc;	/* the source's columns and that one, made
+								 * by the first retracted row */
 	int64		input_rows;
 	List	   *dead_letters;	/* DeadLetter, kept when on_error = dead_letter */
 	int64		n_dead_letters;
@@ -159,6 +173,8 @@ extern bool SourceLookup(Oid relid, char **name, char **kind, Jsonb **options);
 extern bool IsStreamingSource(Oid relid);
 extern List *SourcesInNamespace(Oid nspid);
 extern void SourceBatchAddRow(SourceBatch *batch, Datum *values, bool *nulls);
+extern void SourceBatchAddRetraction(SourceBatch *batch, Datum *values, bool *nulls);
+extern TupleDesc SourceRetractionDesc(TupleDesc desc);
 extern void SourceBatchAddDeadLetter(SourceBatch *batch, const char *position,
 									 const char *payload, int payload_len,
 									 const char *error);
@@ -188,6 +204,7 @@ extern const SourceRoutine TableSourceRoutine;
 
 /* sources/table_source.c: the replication slots of table sources */
 extern void TableSourceDropSlots(int32 query_id, List *sources);
+extern bool TableSourceRetracts(Oid relid);
 extern void TableSourceDropOrphanSlots(void);
 extern void TableSourceCheckAlter(AlterTableStmt *stmt);
 

@@ -9,8 +9,22 @@
  * (_PG_output_plugin_init below, plugin name "streaming"): its change
  * callback keeps the changes of the followed table, as typed Datums taken
  * from the decoded tuple, in a tuplestore of the reader ("pending").  A
- * batch takes changes from there up to max_rows_per_trigger inserts;
- * updates, deletes and truncations are counted and skipped.
+ * batch takes changes from there up to max_rows_per_trigger of them.
+ *
+ * Option "changes" says which.  With "insert" (the default) a batch takes
+ * the inserted rows; updates, deletes and truncations are counted and
+ * skipped.  With "all" a delete is the deleted row taken back - a
+ * retracted row of the batch (SourceBatchAddRetraction), which the
+ * queries over the source subtract from their aggregates (planner.c) -
+ * and an update is the old row taken back and the new one added: two
+ * pending changes, with consecutive positions, that a batch takes
+ * together.  The old row's values are in the WAL only when the table has
+ * REPLICA IDENTITY FULL, which create_source and every batch check, and
+ * the change callback too, with the catalog as it was when the change
+ * was made.  A change without its old row, and a TRUNCATE (which logs no
+ * rows), cannot be taken back: the batch stops before it, and the next
+ * batch fails on it, so that the results stay those of every change
+ * before.
  *
  * Positions.  A change is identified by the start LSN of its transaction's
  * commit record and its sequence number among that transaction's changes
@@ -111,9 +125,12 @@
 
 /* kinds of changes in the pending store */
 #define CHANGE_INSERT			'i'
-#define CHANGE_UPDATE			'u'
-#define CHANGE_DELETE			'd'
+#define CHANGE_UPDATE			'u'		/* changes "all": the new row */
+#define CHANGE_UPDATE_OLD		'o'		/* changes "all": the old row, before 'u' */
+#define CHANGE_DELETE			'd'		/* changes "all": with the old row */
 #define CHANGE_TRUNCATE			't'
+#define CHANGE_NO_OLD_ROW		'x'		/* changes "all": a delete or update
+										 * without REPLICA IDENTITY FULL */
 
 static const char *const table_options[] = {
 	"table", "changes", "max_rows_per_trigger", NULL
@@ -131,6 +148,7 @@ typedef struct TableReader
 	char		slot[NAMEDATALEN];
 	Oid			source;			/* the source's foreign table */
 	Oid			table;			/* the table it follows */
+	bool		all_changes;	/* option changes "all" */
 	MemoryContext cxt;			/* everything of the reader, under Top */
 	MemoryContext rowcxt;		/* reset after each decoded change */
 	LogicalDecodingContext *ctx;
@@ -139,7 +157,7 @@ typedef struct TableReader
 	AttrNumber *map;			/* the table's attnum of each column, cached */
 	Tuplestorestate *pending;	/* decoded, not yet taken by a batch */
 	int64		npending;
-	int64		npending_inserts;
+	int64		npending_rows;	/* what max_rows_per_trigger counts */
 	XLogRecPtr	skip_lsn;		/* changes up to (skip_lsn, skip_seq) were */
 	int64		skip_seq;		/* taken before this context was made */
 	XLogRecPtr	done_lsn;		/* the last change taken by a batch */
@@ -155,7 +173,9 @@ typedef struct TableReader
 /* what plan_batch chose for read_batch */
 typedef struct TablePlan
 {
-	Tuplestorestate *rows;		/* the inserts, in the source's columns */
+	Tuplestorestate *rows;		/* the source's columns and whether the row
+								 * is retracted */
+	TupleDesc	desc;			/* of rows */
 } TablePlan;
 
 /* a slot to drop when the transaction commits (drop_query) */
@@ -184,6 +204,56 @@ max_rows_per_trigger(Jsonb *options)
 {
 	return SourceGetIntOption(options, "max_rows_per_trigger", TABLE_DEFAULT_MAX_ROWS,
 							  1, TABLE_MAX_ROWS);
+}
+
+/*
+ * all_changes reads option "changes": true for "all", false for "insert"
+ * (the default).
+ */
+static bool
+all_changes(Jsonb *options)
+{
+	char	   *changes = JsonbGetString(options, "changes");
+
+	if (changes == NULL || strcmp(changes, "insert") == 0)
+		return false;
+	if (strcmp(changes, "all") == 0)
+		return true;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid value for option \"changes\": \"%s\"", changes),
+			 errhint("Valid values are \"insert\" (inserts only; updates and deletes are skipped) and \"all\" (deletes and updates are taken back from the results).")));
+	return false;				/* keep compiler quiet */
+}
+
+/*
+ * check_replica_identity refuses to follow every change of a table whose
+ * deletes and updates do not log the old row whole.
+ */
+static void
+check_replica_identity(Oid relid, char replident)
+{
+	if (replident != REPLICA_IDENTITY_FULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table %s does not have REPLICA IDENTITY FULL", RelationQualifiedName(relid)),
+				 errdetail("A table source with changes \"all\" takes deleted and updated rows back from the results, which needs their old values in the WAL."),
+				 errhint("Run ALTER TABLE %s REPLICA IDENTITY FULL.", RelationQualifiedName(relid))));
+}
+
+/*
+ * TableSourceRetracts tells whether relid is a table source that follows
+ * deletes and updates (changes "all"): the queries over it must take rows
+ * back from their results.
+ */
+bool
+TableSourceRetracts(Oid relid)
+{
+	char	   *kind;
+	Jsonb	   *options;
+
+	return SourceLookup(relid, NULL, &kind, &options) && strcmp(kind, "table") == 0 &&
+		all_changes(options);
 }
 
 /*
@@ -273,7 +343,7 @@ table_relid(Jsonb *options)
  * partitions.
  */
 static void
-check_table(Oid relid, Oid role)
+check_table(Oid relid, Oid role, bool all)
 {
 	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
 	Form_pg_class cls;
@@ -308,6 +378,8 @@ check_table(Oid relid, Oid role)
 				 errmsg("table sources cannot follow table %s: it has row-level security enabled", name),
 				 errdetail("Logical decoding reads every row the table receives, which would bypass its policies."),
 				 errhint("Follow a table without row-level security.")));
+	if (all)
+		check_replica_identity(relid, cls->relreplident);
 	ReleaseSysCache(tup);
 	/*
 	 * A slot keeps WAL until it is read, and slots are few: PostgreSQL
@@ -331,19 +403,13 @@ check_table(Oid relid, Oid role)
 static void
 table_validate(Jsonb *options)
 {
-	char	   *changes;
+	bool		all;
 
 	SourceCheckOptionKeys(options, "source kind \"table\"", table_options, NULL);
-	changes = JsonbGetString(options, "changes");
-	if (changes != NULL && strcmp(changes, "insert") != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("table sources follow inserts only: changes \"%s\" is not supported", changes),
-				 errdetail("Updates and deletes are counted and skipped; retracting them from results is not implemented yet."),
-				 errhint("Leave out option \"changes\", or set it to \"insert\".")));
+	all = all_changes(options);
 	(void) max_rows_per_trigger(options);
 	check_decoding_settings();
-	check_table(table_relid(options), GetUserId());
+	check_table(table_relid(options), GetUserId(), all);
 }
 
 /*
@@ -1088,6 +1154,7 @@ reader_create(SourceBatch *batch, const char *name, Oid table, XLogRecPtr lsn, i
 	strlcpy(r->slot, name, NAMEDATALEN);
 	r->source = batch->relid;
 	r->table = table;
+	r->all_changes = all_changes(batch->options);
 	r->ncols = sdesc->natts;
 	r->desc = CreateTemplateTupleDesc(r->ncols + 3);
 	for (int i = 0; i < r->ncols; i++)
@@ -1118,7 +1185,7 @@ reader_create(SourceBatch *batch, const char *name, Oid table, XLogRecPtr lsn, i
 
 /*
  * reader_decode decodes the WAL flushed so far (or up to the end of an
- * 'available_now' run) until want inserts are pending.
+ * 'available_now' run) until want rows are pending (see add_pending).
  */
 static void
 reader_decode(TableReader *r, int64 want, XLogRecPtr end)
@@ -1126,7 +1193,7 @@ reader_decode(TableReader *r, int64 want, XLogRecPtr end)
 	MemoryContext old;
 	ResourceOwner owner = CurrentResourceOwner;
 
-	if (r->ctx->reader->EndRecPtr >= end || r->npending_inserts >= want)
+	if (r->ctx->reader->EndRecPtr >= end || r->npending_rows >= want)
 		return;
 	r->busy = true;
 	/* the WAL reader allocates its decode buffers where it runs */
@@ -1135,7 +1202,7 @@ reader_decode(TableReader *r, int64 want, XLogRecPtr end)
 	InvalidateSystemCaches();
 	PG_TRY();
 	{
-		while (r->ctx->reader->EndRecPtr < end && r->npending_inserts < want)
+		while (r->ctx->reader->EndRecPtr < end && r->npending_rows < want)
 		{
 			XLogRecord *record;
 			char	   *errm = NULL;
@@ -1306,16 +1373,22 @@ map_column(TableReader *r, TupleDesc tdesc, int i, Relation relation)
 }
 
 /*
- * add_pending stores one change of the table, after the skipped ones.  An
- * insert keeps its values as they were decoded; toasted values, which the
- * decoder hands over as pointers to memory it frees, are copied in.
+ * add_pending stores one change of the table, after the skipped ones.  A
+ * row keeps its values as they were decoded; toasted values, which the
+ * decoder hands over as pointers to memory it frees, are copied in.  The
+ * new row of an update points to the stored value of a toasted column
+ * that the update left as it was: that value is the old row's (oldtuple,
+ * which REPLICA IDENTITY FULL logs whole).  What max_rows_per_trigger
+ * counts is an insert, and with changes "all" a delete or an update too.
  */
 static void
-add_pending(TableReader *r, char kind, Relation relation, HeapTuple tuple)
+add_pending(TableReader *r, char kind, Relation relation, HeapTuple tuple, HeapTuple oldtuple)
 {
 	MemoryContext old;
 	Datum	   *values;
 	bool	   *nulls;
+	Datum	   *ovalues = NULL;
+	bool	   *onulls = NULL;
 
 	r->txn_seq++;
 	if (!position_after(r->txn_lsn, r->txn_seq, r->skip_lsn, r->skip_seq))
@@ -1333,6 +1406,12 @@ add_pending(TableReader *r, char kind, Relation relation, HeapTuple tuple)
 		bool	   *tnulls = palloc(sizeof(bool) * tdesc->natts);
 
 		heap_deform_tuple(tuple, tdesc, tvalues, tnulls);
+		if (oldtuple != NULL)
+		{
+			ovalues = palloc(sizeof(Datum) * tdesc->natts);
+			onulls = palloc(sizeof(bool) * tdesc->natts);
+			heap_deform_tuple(oldtuple, tdesc, ovalues, onulls);
+		}
 		for (int i = 0; i < r->ncols; i++)
 		{
 			Form_pg_attribute att = TupleDescAttr(r->desc, i);
@@ -1345,10 +1424,13 @@ add_pending(TableReader *r, char kind, Relation relation, HeapTuple tuple)
 			if (tnulls[attno - 1])
 				continue;
 			d = tvalues[attno - 1];
+			if (att->attlen == -1 && VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(d)) &&
+				ovalues != NULL && !onulls[attno - 1])
+				d = ovalues[attno - 1];
 			if (att->attlen == -1 && VARATT_IS_EXTERNAL(DatumGetPointer(d)))
 			{
 				if (VARATT_IS_EXTERNAL_ONDISK(DatumGetPointer(d)))
-					elog(ERROR, "decoded insert into %s holds an unresolved toast pointer",
+					elog(ERROR, "decoded change of %s holds an unresolved toast pointer",
 						 RelationGetRelationName(relation));
 				d = PointerGetDatum(detoast_external_attr((struct varlena *) DatumGetPointer(d)));
 			}
@@ -1362,10 +1444,25 @@ add_pending(TableReader *r, char kind, Relation relation, HeapTuple tuple)
 	nulls[r->ncols] = nulls[r->ncols + 1] = nulls[r->ncols + 2] = false;
 	tuplestore_putvalues(r->pending, r->desc, values, nulls);
 	r->npending++;
-	if (kind == CHANGE_INSERT)
-		r->npending_inserts++;
+	if (kind == CHANGE_INSERT || (r->all_changes && (kind == CHANGE_DELETE || kind == CHANGE_UPDATE)))
+		r->npending_rows++;
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(r->rowcxt);
+}
+
+/*
+ * old_row is the old row of a decoded delete or update, for changes
+ * "all", or NULL.  The relation is the table as the catalog had it when
+ * the change was made: without REPLICA IDENTITY FULL then, the WAL holds
+ * the old row's key at most, and the change cannot be taken back.
+ */
+static HeapTuple
+old_row(Relation relation, ReorderBufferChange *change)
+{
+	if (relation->rd_rel->relreplident != REPLICA_IDENTITY_FULL ||
+		change->data.tp.oldtuple == NULL)
+		return NULL;
+	return &change->data.tp.oldtuple->tuple;
 }
 
 static void
@@ -1373,20 +1470,35 @@ plugin_change(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 			  Relation relation, ReorderBufferChange *change)
 {
 	TableReader *r = plugin_reader(ctx);
+	HeapTuple	newtuple;
+	HeapTuple	oldtuple;
 
 	if (RelationGetRelid(relation) != r->table)
 		return;
+	newtuple = change->data.tp.newtuple ? &change->data.tp.newtuple->tuple : NULL;
 	switch (change->action)
 	{
 		case REORDER_BUFFER_CHANGE_INSERT:
-			add_pending(r, CHANGE_INSERT, relation,
-						change->data.tp.newtuple ? &change->data.tp.newtuple->tuple : NULL);
+			add_pending(r, CHANGE_INSERT, relation, newtuple, NULL);
 			break;
 		case REORDER_BUFFER_CHANGE_UPDATE:
-			add_pending(r, CHANGE_UPDATE, relation, NULL);
+			if (!r->all_changes)
+				add_pending(r, CHANGE_UPDATE, relation, NULL, NULL);
+			else if ((oldtuple = old_row(relation, change)) == NULL)
+				add_pending(r, CHANGE_NO_OLD_ROW, relation, NULL, NULL);
+			else
+			{
+				add_pending(r, CHANGE_UPDATE_OLD, relation, oldtuple, NULL);
+				add_pending(r, CHANGE_UPDATE, relation, newtuple, oldtuple);
+			}
 			break;
 		case REORDER_BUFFER_CHANGE_DELETE:
-			add_pending(r, CHANGE_DELETE, relation, NULL);
+			if (!r->all_changes)
+				add_pending(r, CHANGE_DELETE, relation, NULL, NULL);
+			else if ((oldtuple = old_row(relation, change)) == NULL)
+				add_pending(r, CHANGE_NO_OLD_ROW, relation, NULL, NULL);
+			else
+				add_pending(r, CHANGE_DELETE, relation, oldtuple, NULL);
 			break;
 		default:
 			break;
@@ -1401,7 +1513,7 @@ plugin_truncate(LogicalDecodingContext *ctx, ReorderBufferTXN *txn,
 
 	for (int i = 0; i < nrelations; i++)
 		if (RelationGetRelid(relations[i]) == r->table)
-			add_pending(r, CHANGE_TRUNCATE, relations[i], NULL);
+			add_pending(r, CHANGE_TRUNCATE, relations[i], NULL, NULL);
 }
 
 /*
@@ -1450,10 +1562,37 @@ position_jsonb(XLogRecPtr lsn, int64 seq)
 }
 
 /*
+ * cannot_take_back is the error of a batch over a table source with
+ * changes "all" whose next change cannot be taken back from the results:
+ * a TRUNCATE (it logs no rows), or a delete or update made without
+ * REPLICA IDENTITY FULL, in the transaction committed at lsn.
+ */
+static void
+cannot_take_back(SourceBatch *batch, Oid table, char kind, XLogRecPtr lsn)
+{
+	if (kind == CHANGE_TRUNCATE)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table %s, which source \"%s\" follows, was truncated",
+						RelationQualifiedName(table), batch->name),
+				 errdetail("Continuous query \"%s\" follows every change of the table (changes \"all\"), but a TRUNCATE removes rows without logging them, so its results can no longer be kept equal to the table's; it has taken every change before the TRUNCATE.",
+						   batch->query),
+				 errhint("Drop the query and create it again; remove rows with DELETE rather than TRUNCATE while it runs.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("a change of table %s was made without REPLICA IDENTITY FULL", RelationQualifiedName(table)),
+			 errdetail("The WAL does not hold the old values of a row deleted or updated by the transaction committed at %X/%X, which continuous query \"%s\" would take back from its results (source \"%s\" follows changes \"all\"); it has taken every change before that one.",
+					   LSN_FORMAT_ARGS(lsn), batch->query, batch->name),
+			 errhint("Run ALTER TABLE %s REPLICA IDENTITY FULL, then drop the query and create it again: its results cannot follow the changes made meanwhile.",
+					 RelationQualifiedName(table))));
+}
+
+/*
  * table_plan_batch takes the next changes of the table: the committed
  * position, the reader (kept if it stopped exactly there, else made
  * again), the WAL decoded up to the flush point, then up to
- * max_rows_per_trigger inserts taken from the pending changes.
+ * max_rows_per_trigger changes taken from the pending ones (inserts, and
+ * with changes "all" deletes and updates, an update's two rows together).
  */
 static bool
 table_plan_batch(SourceBatch *batch)
@@ -1469,6 +1608,10 @@ table_plan_batch(SourceBatch *batch)
 	TablePlan  *plan;
 	TupleTableSlot *slot;
 	int64		want = batch->read_all ? PG_INT64_MAX : max_rows_per_trigger(batch->options);
+	bool		all = all_changes(batch->options);
+	bool		stopped = false;
+	bool		pair = false;
+	int64		taken = 0;
 	int64		inserts = 0;
 	int64		updates = 0;
 	int64		deletes = 0;
@@ -1480,7 +1623,7 @@ table_plan_batch(SourceBatch *batch)
 	check_decoding_settings();
 	table = table_relid(batch->options);
 	/* as the source's owner, whom batches read it as, at every batch */
-	check_table(table, GetUserId());
+	check_table(table, GetUserId(), all);
 	slot_name(name, batch->query_id, batch->relid);
 	recorded = read_position(batch->query, batch->relid, &lsn, &seq, &mine, &origin);
 	/* recorded elsewhere (restored): from the start of the new slot */
@@ -1493,7 +1636,7 @@ table_plan_batch(SourceBatch *batch)
 	/* a reader goes on only from exactly where the committed batches stopped */
 	r = reader;
 	if (r != NULL && (strcmp(r->slot, name) != 0 || r->busy || r->table != table ||
-					  r->done_lsn != lsn || r->done_seq != seq ||
+					  r->all_changes != all || r->done_lsn != lsn || r->done_seq != seq ||
 					  !same_columns(r, RelationGetDescr(batch->rel))))
 		reader_free();
 	r = reader != NULL ? reader : reader_create(batch, name, table, lsn, seq, recorded);
@@ -1533,10 +1676,12 @@ table_plan_batch(SourceBatch *batch)
 	old = MemoryContextSwitchTo(batch->mcxt);
 	plan = palloc0(sizeof(TablePlan));
 	plan->rows = tuplestore_begin_heap(false, false, work_mem);
+	plan->desc = SourceRetractionDesc(RelationGetDescr(batch->rel));
 	slot = MakeSingleTupleTableSlot(r->desc, &TTSOpsMinimalTuple);
 	batch->start_offset = position_jsonb(r->done_lsn, r->done_seq);
 	r->busy = true;
-	while (r->npending > 0 && inserts < want)
+	/* the new row of an update goes with its old row */
+	while (r->npending > 0 && (taken < want || pair))
 	{
 		char		kind;
 
@@ -1545,15 +1690,30 @@ table_plan_batch(SourceBatch *batch)
 			elog(ERROR, "pending changes of table source \"%s\" ran out", batch->name);
 		slot_getallattrs(slot);
 		kind = DatumGetChar(slot->tts_values[r->ncols]);
+		if (all && (kind == CHANGE_TRUNCATE || kind == CHANGE_NO_OLD_ROW))
+		{
+			/*
+			 * The batch stops before it, and the next fails on it.  It was
+			 * read from the pending changes, so this reader cannot go on:
+			 * the next batch makes a new one, which reads it again.
+			 */
+			if (taken == 0)
+				cannot_take_back(batch, table, kind,
+								 (XLogRecPtr) DatumGetInt64(slot->tts_values[r->ncols + 1]));
+			stopped = true;
+			break;
+		}
 		r->done_lsn = (XLogRecPtr) DatumGetInt64(slot->tts_values[r->ncols + 1]);
 		r->done_seq = DatumGetInt64(slot->tts_values[r->ncols + 2]);
 		r->npending--;
+		if (kind == CHANGE_INSERT || (all && (kind == CHANGE_DELETE || kind == CHANGE_UPDATE)))
+		{
+			r->npending_rows--;
+			taken++;
+		}
 		switch (kind)
 		{
 			case CHANGE_INSERT:
-				tuplestore_putvalues(plan->rows, RelationGetDescr(batch->rel),
-									 slot->tts_values, slot->tts_isnull);
-				r->npending_inserts--;
 				inserts++;
 				break;
 			case CHANGE_UPDATE:
@@ -1562,50 +1722,70 @@ table_plan_batch(SourceBatch *batch)
 			case CHANGE_DELETE:
 				deletes++;
 				break;
+			case CHANGE_UPDATE_OLD:
+				break;
 			case CHANGE_TRUNCATE:
 				truncates++;
 				ereport(WARNING,
 						(errmsg("table %s, which source \"%s\" follows, was truncated",
 								RelationQualifiedName(table), batch->name),
-						 errdetail("Continuous query \"%s\" keeps what it has read: a table source follows inserts only.",
+						 errdetail("Continuous query \"%s\" keeps what it has read: a table source follows inserts only unless its option \"changes\" is \"all\".",
 								   batch->query)));
 				break;
 		}
+		/* a row to add or to take back: the source's columns and the mark */
+		if (kind == CHANGE_INSERT || (all && kind != CHANGE_TRUNCATE))
+		{
+			slot->tts_values[r->ncols] = BoolGetDatum(kind == CHANGE_DELETE || kind == CHANGE_UPDATE_OLD);
+			slot->tts_isnull[r->ncols] = false;
+			tuplestore_putvalues(plan->rows, plan->desc, slot->tts_values, slot->tts_isnull);
+		}
+		pair = kind == CHANGE_UPDATE_OLD;
 		ExecClearTuple(slot);
 	}
-	if (r->npending == 0)
-		tuplestore_clear(r->pending);
-	r->busy = false;
 	ExecDropSingleTupleTableSlot(slot);
 
 	SourceBatchAddOffset(batch, "lsn", (int64) r->done_lsn);
 	SourceBatchAddOffset(batch, "seq", r->done_seq);
 	record_origin(batch, &origin);
 	batch->end_offset = position_jsonb(r->done_lsn, r->done_seq);
-	batch->metrics = psprintf("\"skipped_updates\": " INT64_FORMAT ", \"skipped_deletes\": " INT64_FORMAT
-							  ", \"truncates\": " INT64_FORMAT, updates, deletes, truncates);
+	if (all)
+		batch->metrics = psprintf("\"inserts\": " INT64_FORMAT ", \"updates\": " INT64_FORMAT
+								  ", \"deletes\": " INT64_FORMAT, inserts, updates, deletes);
+	else
+		batch->metrics = psprintf("\"skipped_updates\": " INT64_FORMAT ", \"skipped_deletes\": " INT64_FORMAT
+								  ", \"truncates\": " INT64_FORMAT, updates, deletes, truncates);
 	batch->private = plan;
 	MemoryContextSwitchTo(old);
+	if (r->npending == 0 && !stopped)
+		tuplestore_clear(r->pending);
+	r->busy = false;
+	if (stopped)
+		reader_free();
 	return true;
 }
 
 /*
- * table_read_batch hands the planned inserts to the batch; it may run
- * twice (a retry record by record), so it reads the plan from the start.
+ * table_read_batch hands the planned rows to the batch, those to take
+ * back as retracted rows; it may run twice (a retry record by record), so
+ * it reads the plan from the start.
  */
 static void
 table_read_batch(SourceBatch *batch, bool careful)
 {
 	TablePlan  *plan = batch->private;
-	TupleTableSlot *slot = MakeSingleTupleTableSlot(RelationGetDescr(batch->rel),
-													&TTSOpsMinimalTuple);
+	int			natts = RelationGetDescr(batch->rel)->natts;
+	TupleTableSlot *slot = MakeSingleTupleTableSlot(plan->desc, &TTSOpsMinimalTuple);
 
 	tuplestore_rescan(plan->rows);
 	while (tuplestore_gettupleslot(plan->rows, true, false, slot))
 	{
 		CHECK_FOR_INTERRUPTS();
 		slot_getallattrs(slot);
-		SourceBatchAddRow(batch, slot->tts_values, slot->tts_isnull);
+		if (DatumGetBool(slot->tts_values[natts]))
+			SourceBatchAddRetraction(batch, slot->tts_values, slot->tts_isnull);
+		else
+			SourceBatchAddRow(batch, slot->tts_values, slot->tts_isnull);
 	}
 	ExecDropSingleTupleTableSlot(slot);
 }

@@ -3,9 +3,12 @@
 # many rows, which a small max_rows_per_trigger splits over several
 # batches); a query worker is killed with SIGKILL, the server is stopped
 # with -m immediate mid-stream; afterwards both results equal plain SQL
-# over the table, row for row (nothing lost, nothing twice).  drop_query
-# drops the query's slot, the launcher drops an orphaned one, and a server
-# without wal_level = logical says what to set.
+# over the table, row for row (nothing lost, nothing twice).  Meanwhile the
+# clients also update and delete rows of a second table, which a source
+# with changes 'all' follows: its aggregate, which takes those rows back,
+# equals plain SQL over that table too.  drop_query drops the query's slot,
+# the launcher drops an orphaned one, and a server without wal_level =
+# logical says what to set.
 use strict;
 use warnings;
 
@@ -25,6 +28,8 @@ wal_level = logical
 output_plugin_libraries = 'pgoutput, test_decoding, streaming'
 streaming.launcher_naptime = 1
 streaming.idle_poll = 50
+# a worker per query: a query's slot and decoding context stay with it
+streaming.workers_per_database = 3
 restart_after_crash = on
 max_connections = 40
 });
@@ -43,20 +48,35 @@ sql(q{
 	SELECT streaming.create_query('per_client',
 		$$SELECT client, count(*) AS rows, sum(n) AS total FROM events_s GROUP BY client$$,
 		output_mode => 'complete');
+	CREATE TABLE ledger (id bigserial PRIMARY KEY, branch int NOT NULL, amount int);
+	ALTER TABLE ledger REPLICA IDENTITY FULL;
+	SELECT streaming.create_source('ledger_s', 'table',
+		options => '{"table": "public.ledger", "changes": "all", "max_rows_per_trigger": 300}');
+	SELECT streaming.create_query('per_branch',
+		$$SELECT branch, count(*) AS rows, sum(amount) AS total, avg(amount) AS mean
+		    FROM ledger_s GROUP BY branch$$,
+		output_mode => 'update');
 });
 # the workers create the slots; the streams start there
 wait_for(q{SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'streaming\_%' AND plugin = 'streaming'},
-	'2', 'each query has its slot');
+	'3', 'each query has its slot');
 
-# pgbench: single rows, and transactions of up to 1000 rows
+# pgbench: single rows, and transactions of up to 1000 rows; in the
+# ledger, an insert, an update (of the group key too, to NULL at times) and
+# a delete of one row each
 my $script = $node->basedir . '/insert.sql';
 open my $fh, '>', $script or die "$script: $!";
 print $fh <<'EOF';
 \set k random(1, 1000)
 \set big random(1, 20)
+\set r random(1, 3000)
 INSERT INTO events (client, n) VALUES (:client_id, 1);
 INSERT INTO events (client, n, note) SELECT :client_id, g, CASE WHEN g % 97 = 0 THEN repeat(md5(g::text), 100) END
   FROM generate_series(1, CASE WHEN :big = 1 THEN :k ELSE 2 END) g;
+INSERT INTO ledger (branch, amount) VALUES (:k % 7, :k);
+UPDATE ledger SET branch = (branch + 1) % 7, amount = CASE WHEN amount % 5 = 0 THEN NULL ELSE amount + 1 END
+  WHERE id = :r;
+DELETE FROM ledger WHERE id = :r + 1;
 EOF
 close $fh;
 
@@ -75,8 +95,10 @@ sub rows { return sql('SELECT count(*) FROM events'); }
 # 1. a worker killed with SIGKILL mid-stream (the server restarts its backends)
 my $clients = start_clients(6);
 sleep 2;
-# a transaction of 5000 rows: 17 batches of 300
+# a transaction of 5000 rows: 17 batches of 300; one that updates a third
+# of the ledger
 sql(q{INSERT INTO events (client, n) SELECT 99, g FROM generate_series(1, 5000) g});
+sql(q{UPDATE ledger SET amount = amount + 1, branch = (branch + 3) % 7 WHERE id % 3 = 0});
 usleep(300_000);
 my $pid = sql(q{SELECT worker_pid FROM streaming.queries WHERE name = 'copied'});
 ok($pid =~ /^\d+$/, 'the worker of "copied" runs');
@@ -115,6 +137,26 @@ is(sql(q{SELECT count(*) FROM (
 		(SELECT client, rows, total FROM per_client
 		 EXCEPT ALL SELECT client, count(*), sum(n) FROM events GROUP BY client)) x}),
 	'0', 'the aggregate equals plain SQL over the table, group for group');
+# the ledger: a row committed after every other change of it, once in the
+# result, says that they all reached the query
+sql(q{INSERT INTO ledger (branch, amount) VALUES (100, 1)});
+wait_for(q{SELECT count(*) FROM per_branch WHERE branch = 100}, '1', 'every change reached the retracting query');
+is(sql(q{SELECT count(*) FROM (
+		(SELECT branch, count(*) AS rows, sum(amount) AS total, avg(amount) AS mean FROM ledger GROUP BY branch
+		 EXCEPT ALL SELECT branch, rows, total, mean FROM per_branch)
+		UNION ALL
+		(SELECT branch, rows, total, mean FROM per_branch
+		 EXCEPT ALL SELECT branch, count(*), sum(amount), avg(amount) FROM ledger GROUP BY branch)) x}),
+	'0', 'with deletes and updates taken back, the aggregate equals plain SQL over the table, group for group');
+ok(sql(q{SELECT sum((sources->0->>'deletes')::int) > 100 AND sum((sources->0->>'updates')::int) > 1000
+           FROM streaming.progress WHERE query = 'per_branch'}),
+	'... after many deletes and updates');
+is(sql(q{SELECT count(*) FROM streaming.queries WHERE name = 'per_branch' AND status = 'failed'}), '0',
+	'... and no failure');
+sql(q{SELECT streaming.drop_query('per_branch')});
+wait_for(q{SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'streaming\_%'}, '2',
+	'drop_query drops the slot of the retracting query');
+
 ok(sql(q{SELECT last_batch_id FROM streaming.queries WHERE name = 'copied'}) > $before + 15,
 	'large transactions were read in several batches');
 is(sql(q{SELECT count(*) FROM streaming.progress

@@ -136,3 +136,10 @@ SELECT * FROM compare('q4', 'SELECT * FROM q4');
 SELECT * FROM q4 ORDER BY category;
 SELECT count(*) AS q8_pairs, count(DISTINCT starttime) AS windows FROM q8;
 SELECT count(*) AS dead_letters FROM streaming.dead_letters;
+
+DROP VIEW q4;
+SELECT streaming.drop_query(name) FROM cases WHERE name <> 'q4' ORDER BY name;
+SELECT streaming.drop_source('person'), streaming.drop_source('auction'), streaming.drop_source('bid');
+DROP TABLE all_person, all_auction, all_bid, cases;
+DROP FUNCTION add_case(text, text, text), compare(text, text), feed(text, int, int), run_all();
+DROP EXTENSION streaming;

@@ -6,7 +6,9 @@
 -- price per category) as a plain view over the first's result table; q8
 -- (persons who opened an auction in the 10-second window they were
 -- created in) as a join in the same window followed by DISTINCT; and q9's
--- first step, the winning price per auction and seller.  After every batch each
+-- first step, the winning price per auction and seller.  q4's second level
+-- also runs as a continuous query chained on the first through a table
+-- source that takes updates back (changes 'all').  After every batch each
 -- result is compared, both ways and with counts, with the same SELECT run
 -- by plain PostgreSQL over tables holding the same rows.
 CREATE EXTENSION streaming;
@@ -97,6 +99,17 @@ INSERT INTO cases VALUES ('q4',
              WHERE A.id = B.auction AND B.date_time BETWEEN A.date_time AND A.expires
              GROUP BY A.id, A.category) Q
      GROUP BY Q.category$$);
+-- and the same second level as a continuous query chained on the first:
+-- a table source follows q4_final's result table, whose rows the first
+-- level rewrites in place (changes 'all': an update takes the old final
+-- price back and adds the new one)
+ALTER TABLE q4_final REPLICA IDENTITY FULL;
+SELECT streaming.create_source('q4_final_s', 'table', options => '{"table": "public.q4_final", "changes": "all"}');
+SELECT streaming.create_query('q4_chained', $$SELECT category, avg(final) AS avg_final FROM q4_final_s GROUP BY category$$,
+                              output_mode => 'update', start => false);
+-- its stream starts when its slot is made, at its first batch: before any
+-- final price is written
+SELECT streaming.run('q4_chained');
 -- q8: persons who opened an auction in the 10-second window they were
 -- created in (Nexmark joins two windowed groupings; the same pairs come
 -- from a join in the same window followed by DISTINCT)
@@ -133,11 +146,20 @@ SELECT feed('auction', 41, 20);
 SELECT * FROM run_all();
 SELECT c.* FROM cases, compare(name) c WHERE name <> 'q4' ORDER BY 1;
 SELECT * FROM compare('q4', 'SELECT * FROM q4');
+-- the chained query reads what the first level committed, in its own batch
+SELECT streaming.run('q4_chained') > 0 AS chained_ran;
+SELECT (SELECT count(*) FROM q4_chained) AS chained_rows, (SELECT count(*) FROM q4) AS reference_rows,
+       (SELECT count(*) FROM ((SELECT category, round(avg_final, 9) FROM q4)
+                              EXCEPT ALL (SELECT category, round(avg_final, 9) FROM q4_chained)) x) AS missing,
+       (SELECT count(*) FROM ((SELECT category, round(avg_final, 9) FROM q4_chained)
+                              EXCEPT ALL (SELECT category, round(avg_final, 9) FROM q4)) x) AS extra;
 SELECT * FROM q4 ORDER BY category;
 SELECT count(*) AS q8_pairs, count(DISTINCT starttime) AS windows FROM q8;
 SELECT count(*) AS dead_letters FROM streaming.dead_letters;
 
 DROP VIEW q4;
+SELECT streaming.drop_query('q4_chained');
+SELECT streaming.drop_source('q4_final_s');
 SELECT streaming.drop_query(name) FROM cases WHERE name <> 'q4' ORDER BY name;
 SELECT streaming.drop_source('person'), streaming.drop_source('auction'), streaming.drop_source('bid');
 DROP TABLE all_person, all_auction, all_bid, cases;

@@ -118,7 +118,6 @@ parse_interval(const char *s, const char *what, const char *hint, int64 *usecs)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	Interval   *iv = NULL;
-	int64		days;
 
 	PG_TRY();
 	{
@@ -141,9 +140,36 @@ parse_interval(const char *s, const char *what, const char *hint, int64 *usecs)
 		ReThrowError(edata);
 	}
 	PG_END_TRY();
+	return EventTimeIntervalUsecs(iv, usecs);
+}
+
+/*
+ * EventTimeIntervalUsecs turns a delay into microseconds; false if it has
+ * months, is negative or does not fit in 64 bits.
+ */
+bool
+EventTimeIntervalUsecs(const Interval *iv, int64 *usecs)
+{
+	int64		days;
+
 	return iv->month == 0 && iv->day >= 0 && iv->time >= 0 &&
 		!pg_mul_s64_overflow((int64) iv->day, USECS_PER_DAY, &days) &&
 		!pg_add_s64_overflow(days, iv->time, usecs);
+}
+
+/*
+ * EventTimeWatermark is a watermark: max_event_time minus delay, or
+ * -infinity when that lies before the earliest timestamptz (a delay that
+ * long makes no row late).
+ */
+TimestampTz
+EventTimeWatermark(TimestampTz max_event_time, int64 delay)
+{
+	TimestampTz wm;
+
+	if (pg_sub_s64_overflow(max_event_time, delay, &wm) || !IS_VALID_TIMESTAMP(wm))
+		TIMESTAMP_NOBEGIN(wm);
+	return wm;
 }
 
 /*

@@ -66,6 +66,8 @@ extern TimestampTz EventTimeInput(const EventTimeOptions *opts, const char *str,
 								  const char *column, int32 typmod);
 extern char *EventTimeToString(TimestampTz ts);
 extern int64 EventTimeDelay(const char *text, const char *what);
+extern bool EventTimeIntervalUsecs(const Interval *iv, int64 *usecs);
+extern TimestampTz EventTimeWatermark(TimestampTz max_event_time, int64 delay);
 extern List *EventTimeSpecParse(const char *spec, List *sources, int64 default_delay,
 								bool has_default);
 extern EventTimeEntry *EventTimeSpecFind(List *entries, Oid relid);

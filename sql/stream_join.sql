@@ -412,6 +412,18 @@ SELECT streaming.create_query('bad', $$SELECT i.ad FROM imp i JOIN clk c ON c.ad
          event_time => '{"imp": "t", "clk": {"column": "t", "watermark": "1 second"}}');
 SELECT streaming.create_query('bad', $$SELECT i.ad FROM imp i JOIN clk c ON c.ad = i.ad$$,
          event_time => '{}', watermark => '5 seconds');
+-- a source named twice, by its name and by its schema-qualified name
+SELECT streaming.create_query('bad', $$SELECT i.ad FROM imp i JOIN clk c ON c.ad = i.ad$$,
+         event_time => '{"imp": "t", "clk": "t", "public.imp": {"column": "t", "watermark": "1 hour"}}',
+         watermark => '5 seconds');
+-- a name that two sources share (in two schemas) names neither
+CREATE SCHEMA other;
+SELECT streaming.create_source('other.imp', 'file', 'ad bigint, t timestamptz',
+         '{"path": "/tmp/streaming_regress/join_imp", "format": "csv"}');
+SELECT streaming.create_query('bad', $$SELECT i.ad FROM imp i JOIN other.imp o ON o.ad = i.ad$$,
+         event_time => '{"imp": "t"}', watermark => '5 seconds');
+SELECT streaming.drop_source('other.imp');
+DROP SCHEMA other;
 SELECT streaming.drop_query(name) FROM wcases ORDER BY name;
 SELECT count(*) AS source_watermarks_left FROM streaming.source_watermarks;
 SELECT streaming.drop_source(s) FROM unnest(ARRAY['imp', 'clk']) s;

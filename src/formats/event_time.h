@@ -49,6 +49,7 @@ typedef struct EventTimeEntry
 {
 	Oid			relid;			/* the source */
 	char	   *column;			/* its event-time column, or NULL */
+	char	   *key;			/* the key of the JSON object that gave it */
 	AttrNumber	attno;
 	int64		delay;			/* microseconds behind its largest event time */
 } EventTimeEntry;

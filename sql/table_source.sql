@@ -129,6 +129,11 @@ SELECT streaming.run('stock_copy');
 INSERT INTO stock VALUES (1, 'a', 10, 'x');
 ALTER TABLE stock DROP COLUMN label;
 ALTER TABLE stock ALTER COLUMN qty TYPE bigint;
+-- nor may the table become unlogged: the rows inserted meanwhile would
+-- never reach the WAL, and the source would miss them once it is logged again
+ALTER TABLE stock SET UNLOGGED;
+ALTER TABLE stock ADD COLUMN later int, SET UNLOGGED;
+SELECT relpersistence FROM pg_class WHERE oid = 'stock'::regclass;
 -- a column the source does not read may go; a new one is not read
 ALTER TABLE stock DROP COLUMN spare;
 ALTER TABLE stock ADD COLUMN colour text;

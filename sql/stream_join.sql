@@ -412,6 +412,37 @@ SELECT streaming.create_query('bad', $$SELECT i.ad FROM imp i JOIN clk c ON c.ad
          event_time => '{"imp": "t", "clk": {"column": "t", "watermark": "1 second"}}');
 SELECT streaming.create_query('bad', $$SELECT i.ad FROM imp i JOIN clk c ON c.ad = i.ad$$,
          event_time => '{}', watermark => '5 seconds');
+-- a source named twice, by its name and by its schema-qualified name
+SELECT streaming.create_query('bad', $$SELECT i.ad FROM imp i JOIN clk c ON c.ad = i.ad$$,
+         event_time => '{"imp": "t", "clk": "t", "public.imp": {"column": "t", "watermark": "1 hour"}}',
+         watermark => '5 seconds');
+-- a name that two sources share (in two schemas) names neither
+CREATE SCHEMA other;
+SELECT streaming.create_source('other.imp', 'file', 'ad bigint, t timestamptz',
+         '{"path": "/tmp/streaming_regress/join_imp", "format": "csv"}');
+SELECT streaming.create_query('bad', $$SELECT i.ad FROM imp i JOIN other.imp o ON o.ad = i.ad$$,
+         event_time => '{"imp": "t"}', watermark => '5 seconds');
+SELECT streaming.drop_source('other.imp');
+DROP SCHEMA other;
+-- the ON condition of an outer join with an ordinary table does not bound
+-- which rows of the streams match: a click of any time joins its impression
+-- (the label is NULL when the times are far apart), so neither state is evicted
+CREATE TABLE labels (ad bigint, label text);
+SELECT streaming.create_query('outer_on', $$SELECT i.ad, c.t, l.label FROM imp i JOIN clk c ON c.ad = i.ad
+                                            LEFT JOIN labels l ON l.ad = i.ad AND c.t BETWEEN i.t AND i.t + interval '10 seconds'$$,
+         event_time => 't', watermark => '5 seconds');
+SELECT step, regexp_replace(statement, 'join_\d+_', 'join_N_', 'g') FROM streaming.explain('outer_on')
+ WHERE step = 'join state' ORDER BY 2;
+SELECT streaming.drop_query('outer_on');
+-- ... while the same bound in WHERE does
+SELECT streaming.create_query('outer_where', $$SELECT i.ad, c.t, l.label FROM imp i JOIN clk c ON c.ad = i.ad
+                                               LEFT JOIN labels l ON l.ad = i.ad
+                                              WHERE c.t BETWEEN i.t AND i.t + interval '10 seconds'$$,
+         event_time => 't', watermark => '5 seconds');
+SELECT step, regexp_replace(statement, 'join_\d+_', 'join_N_', 'g') FROM streaming.explain('outer_where')
+ WHERE step = 'join state' ORDER BY 2;
+SELECT streaming.drop_query('outer_where');
+DROP TABLE labels;
 SELECT streaming.drop_query(name) FROM wcases ORDER BY name;
 SELECT count(*) AS source_watermarks_left FROM streaming.source_watermarks;
 SELECT streaming.drop_source(s) FROM unnest(ARRAY['imp', 'clk']) s;

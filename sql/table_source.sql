@@ -129,6 +129,11 @@ SELECT streaming.run('stock_copy');
 INSERT INTO stock VALUES (1, 'a', 10, 'x');
 ALTER TABLE stock DROP COLUMN label;
 ALTER TABLE stock ALTER COLUMN qty TYPE bigint;
+-- nor may the table become unlogged: the rows inserted meanwhile would
+-- never reach the WAL, and the source would miss them once it is logged again
+ALTER TABLE stock SET UNLOGGED;
+ALTER TABLE stock ADD COLUMN later int, SET UNLOGGED;
+SELECT relpersistence FROM pg_class WHERE oid = 'stock'::regclass;
 -- a column the source does not read may go; a new one is not read
 ALTER TABLE stock DROP COLUMN spare;
 ALTER TABLE stock ADD COLUMN colour text;
@@ -148,6 +153,39 @@ SELECT count(*) FROM stock_copy;
 SELECT streaming.drop_query('stock_copy');
 SELECT streaming.drop_source('stock_s');
 DROP TABLE stock;
+
+-- event times straight from a table's rows: an infinite one has no window
+-- and no watermark can be taken from it, so its row is a dead letter; a
+-- delay that reaches past the earliest timestamptz leaves the query
+-- without a watermark (no row is late), and one beyond 64 bits of
+-- microseconds is refused
+CREATE TABLE ticks (id int, ts timestamptz);
+SELECT streaming.create_source('ticks_s', 'table', options => '{"table": "public.ticks"}');
+SELECT streaming.create_query('tick_windows',
+         $$SELECT streaming.window(ts, '1 minute') AS w, count(*) AS n FROM ticks_s GROUP BY 1$$,
+         output_mode => 'update', event_time => 'ts', watermark => '1 minute');
+SELECT streaming.create_query('tick_far',
+         $$SELECT streaming.window(ts, '1 minute') AS w, count(*) AS n FROM ticks_s GROUP BY 1$$,
+         output_mode => 'update', event_time => 'ts', watermark => '100000000 days');
+SELECT streaming.create_query('tick_never',
+         $$SELECT streaming.window(ts, '1 minute') AS w, count(*) AS n FROM ticks_s GROUP BY 1$$,
+         output_mode => 'update', event_time => 'ts', watermark => '200000000 days');
+SELECT streaming.run('tick_windows');
+SELECT streaming.run('tick_far');
+INSERT INTO ticks VALUES (1, '2024-01-01 00:00:10+00'), (2, '-infinity'), (3, '2024-01-01 00:01:30+00');
+SELECT streaming.run('tick_windows');
+SELECT streaming.run('tick_far');
+INSERT INTO ticks VALUES (4, '2024-01-01 00:00:20+00');
+SELECT streaming.run('tick_windows');
+SELECT streaming.run('tick_far');
+SELECT 'tick_windows' AS query, * FROM tick_windows UNION ALL SELECT 'tick_far', * FROM tick_far ORDER BY 1, 2;
+SELECT query, position, error FROM streaming.dead_letters WHERE query LIKE 'tick%' ORDER BY 1;
+SELECT name, watermark, late_rows_total FROM streaming.queries WHERE name LIKE 'tick%' ORDER BY 1;
+SELECT name, state, event_time_lag IS NOT NULL AS lag FROM streaming.status WHERE name LIKE 'tick%' ORDER BY 1;
+SELECT streaming.drop_query('tick_windows');
+SELECT streaming.drop_query('tick_far');
+SELECT streaming.drop_source('ticks_s');
+DROP TABLE ticks;
 
 -- run() in a transaction that has written cannot create a slot
 SELECT streaming.create_query('late', $$SELECT id FROM orders_small$$);

@@ -269,7 +269,7 @@ advance_watermark(QueryDef *q, List *batches, BatchStats *st)
 
 		if (sb->has_max_event_time)
 		{
-			TimestampTz wm = sb->max_event_time - sb->event_time_delay;
+			TimestampTz wm = EventTimeWatermark(sb->max_event_time, sb->event_time_delay);
 
 			if (!sb->source_seen || sb->max_event_time > sb->source_max)
 				sb->source_max = sb->max_event_time;
@@ -284,7 +284,8 @@ advance_watermark(QueryDef *q, List *batches, BatchStats *st)
 			any = true;
 		}
 	}
-	if (any && (!st->watermark_valid || least > st->watermark))
+	/* -infinity: a delay beyond the range of timestamptz, no watermark yet */
+	if (any && !TIMESTAMP_IS_NOBEGIN(least) && (!st->watermark_valid || least > st->watermark))
 	{
 		st->watermark = least;
 		st->watermark_valid = true;

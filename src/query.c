@@ -359,10 +359,19 @@ QueryCheckOnError(const char *on_error)
 void
 QueryCheckWatermarkDelay(Interval *delay)
 {
+	int64		usecs;
+
 	if (delay->month != 0 || delay->day < 0 || delay->time < 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("watermark delay must be a non-negative interval without months"),
+				 errhint("Use e.g. '10 seconds' or '1 hour'.")));
+	/* every batch reads it in microseconds */
+	if (!EventTimeIntervalUsecs(delay, &usecs))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("watermark delay is out of range"),
+				 errdetail("A delay is at most 9223372036854775807 microseconds (about 292,000 years)."),
 				 errhint("Use e.g. '10 seconds' or '1 hour'.")));
 }
 

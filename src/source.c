@@ -526,9 +526,10 @@ SourceGetIntOption(Jsonb *options, const char *key, int64 dflt, int64 min, int64
 
 /*
  * event_time_problem says why a row's event time is unusable, or NULL: a
- * row without one would be state in a NULL window for good, and one too
- * far ahead of the clock would move the watermark past the valid rows
- * that follow.
+ * row without one would be state in a NULL window for good, an infinite
+ * one would fail every batch that reads it (it has no window) or move the
+ * watermark out of the range of timestamptz, and one too far ahead of the
+ * clock would move the watermark past the valid rows that follow.
  */
 static char *
 event_time_problem(SourceBatch *batch, Datum *values, bool *nulls)
@@ -542,6 +543,9 @@ event_time_problem(SourceBatch *batch, Datum *values, bool *nulls)
 	if (nulls[attno - 1])
 		return psprintf("event time column \"%s\" is null or missing", column);
 	ts = DatumGetTimestampTz(values[attno - 1]);
+	/* no window holds it, and no delay can be taken from it */
+	if (TIMESTAMP_NOT_FINITE(ts))
+		return psprintf("event time %s in column \"%s\" is not finite", EventTimeToString(ts), column);
 	if (ts > batch->event_time_limit)
 	{
 		(void) EventTimeMaxAhead(batch->options, &ahead, &ahead_text);

@@ -118,7 +118,6 @@ parse_interval(const char *s, const char *what, const char *hint, int64 *usecs)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	Interval   *iv = NULL;
-	int64		days;
 
 	PG_TRY();
 	{
@@ -141,9 +140,36 @@ parse_interval(const char *s, const char *what, const char *hint, int64 *usecs)
 		ReThrowError(edata);
 	}
 	PG_END_TRY();
+	return EventTimeIntervalUsecs(iv, usecs);
+}
+
+/*
+ * EventTimeIntervalUsecs turns a delay into microseconds; false if it has
+ * months, is negative or does not fit in 64 bits.
+ */
+bool
+EventTimeIntervalUsecs(const Interval *iv, int64 *usecs)
+{
+	int64		days;
+
 	return iv->month == 0 && iv->day >= 0 && iv->time >= 0 &&
 		!pg_mul_s64_overflow((int64) iv->day, USECS_PER_DAY, &days) &&
 		!pg_add_s64_overflow(days, iv->time, usecs);
+}
+
+/*
+ * EventTimeWatermark is a watermark: max_event_time minus delay, or
+ * -infinity when that lies before the earliest timestamptz (a delay that
+ * long makes no row late).
+ */
+TimestampTz
+EventTimeWatermark(TimestampTz max_event_time, int64 delay)
+{
+	TimestampTz wm;
+
+	if (pg_sub_s64_overflow(max_event_time, delay, &wm) || !IS_VALID_TIMESTAMP(wm))
+		TIMESTAMP_NOBEGIN(wm);
+	return wm;
 }
 
 /*
@@ -199,23 +225,35 @@ EventTimeDelay(const char *text, const char *what)
 
 /*
  * source_named returns the source of sources that name denotes (its name,
- * or its schema-qualified name), or InvalidOid.
+ * or its schema-qualified name), or InvalidOid.  A name that denotes two
+ * sources (of the same name in two schemas, or "a.b" as the source "a.b"
+ * and as the source "b" of schema "a") is an error: the schema-qualified
+ * name tells them apart.
  */
 static Oid
 source_named(List *sources, const char *name)
 {
 	ListCell   *lc;
+	Oid			found = InvalidOid;
 
 	foreach(lc, sources)
 	{
 		Oid			relid = lfirst_oid(lc);
 
-		if (strcmp(get_rel_name(relid), name) == 0 ||
+		if (strcmp(get_rel_name(relid), name) != 0 &&
 			strcmp(psprintf("%s.%s", get_namespace_name(get_rel_namespace(relid)), get_rel_name(relid)),
-				   name) == 0)
-			return relid;
+				   name) != 0)
+			continue;
+		if (OidIsValid(found))
+			ereport(ERROR,
+					(errcode(ERRCODE_AMBIGUOUS_ALIAS),
+					 errmsg("event_time names \"%s\", which is ambiguous", name),
+					 errdetail("It denotes sources %s and %s of the query.",
+							   RelationQualifiedName(found), RelationQualifiedName(relid)),
+					 errhint("Key the object by the schema-qualified name of the source.")));
+		found = relid;
 	}
-	return InvalidOid;
+	return found;
 }
 
 /*
@@ -324,6 +362,13 @@ EventTimeSpecParse(const char *spec, List *sources, int64 default_delay, bool ha
 					 errmsg("event_time names \"%s\", which is not a source of the query", key),
 					 errhint("Key the object by the names of the sources the query reads.")));
 		e = EventTimeSpecFind(entries, relid);
+		if (e->column != NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("event_time gives the event time of source %s twice", RelationQualifiedName(relid)),
+					 errdetail("Keys \"%s\" and \"%s\" both name it.", e->key, key),
+					 errhint("Give each source's event time once.")));
+		e->key = key;
 		if (v.type == jbvString)
 			column = pnstrdup(v.val.string.val, v.val.string.len);
 		else if (v.type == jbvBinary)

@@ -49,6 +49,7 @@ typedef struct EventTimeEntry
 {
 	Oid			relid;			/* the source */
 	char	   *column;			/* its event-time column, or NULL */
+	char	   *key;			/* the key of the JSON object that gave it */
 	AttrNumber	attno;
 	int64		delay;			/* microseconds behind its largest event time */
 } EventTimeEntry;
@@ -66,6 +67,8 @@ extern TimestampTz EventTimeInput(const EventTimeOptions *opts, const char *str,
 								  const char *column, int32 typmod);
 extern char *EventTimeToString(TimestampTz ts);
 extern int64 EventTimeDelay(const char *text, const char *what);
+extern bool EventTimeIntervalUsecs(const Interval *iv, int64 *usecs);
+extern TimestampTz EventTimeWatermark(TimestampTz max_event_time, int64 delay);
 extern List *EventTimeSpecParse(const char *spec, List *sources, int64 default_delay,
 								bool has_default);
 extern EventTimeEntry *EventTimeSpecFind(List *entries, Oid relid);

@@ -429,7 +429,13 @@ typedef struct TimeBound
 	int64		window_size;
 } TimeBound;
 
-/* collect_conjuncts appends the conjuncts of the join's conditions to *quals */
+/*
+ * collect_conjuncts appends the conjuncts of the join's conditions to
+ * *quals: those of WHERE and of inner joins.  The ON condition of an outer
+ * join (of the streams with an ordinary table: check_outer_joins) does not
+ * restrict which rows of the streams match each other - their row is
+ * emitted whether it holds or not - so it bounds nothing.
+ */
 static void
 collect_conjuncts(Node *node, List **quals)
 {
@@ -447,7 +453,8 @@ collect_conjuncts(Node *node, List **quals)
 	{
 		collect_conjuncts(((JoinExpr *) node)->larg, quals);
 		collect_conjuncts(((JoinExpr *) node)->rarg, quals);
-		collect_conjuncts(((JoinExpr *) node)->quals, quals);
+		if (((JoinExpr *) node)->jointype == JOIN_INNER)
+			collect_conjuncts(((JoinExpr *) node)->quals, quals);
 	}
 	else if (IsA(node, List))
 	{

@@ -520,7 +520,8 @@ table_created(Oid relid, Jsonb *options)
 
 /*
  * column_source finds a table source that reads column attno of table
- * relid (table_created recorded its dependency); InvalidOid if none.
+ * relid, or with attno 0 one that follows the table (table_created
+ * recorded their dependencies); InvalidOid if none.
  */
 static Oid
 column_source(Oid relid, AttrNumber attno)
@@ -551,10 +552,15 @@ column_source(Oid relid, AttrNumber attno)
 }
 
 /*
- * TableSourceCheckAlter refuses ALTER TABLE ... ALTER COLUMN ... TYPE of a
- * column that a table source reads, before PostgreSQL does with an
- * internal error ("unexpected object depending on column"): the changes
- * committed after it could not be read as the source's rows.
+ * TableSourceCheckAlter refuses, before PostgreSQL runs them, the ALTER
+ * TABLE commands after which a table source could not go on following
+ * its table: ALTER COLUMN ... TYPE of a column that it reads (which
+ * PostgreSQL refuses too, but with an internal error, "unexpected object
+ * depending on column"): the rows inserted after it could not be read as
+ * the source's rows; and SET UNLOGGED: the changes made while the table
+ * is unlogged are not in the WAL, and the source would miss them for
+ * good, without a word, once the table is logged again (a batch refuses
+ * an unlogged table, but cannot tell that it was one).
  */
 void
 TableSourceCheckAlter(AlterTableStmt *stmt)
@@ -573,6 +579,14 @@ TableSourceCheckAlter(AlterTableStmt *stmt)
 		AttrNumber	attno;
 		Oid			source;
 
+		if (cmd->subtype == AT_SetUnLogged &&
+			OidIsValid(source = column_source(relid, 0)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot make table %s unlogged: table source %s follows it",
+							RelationQualifiedName(relid), RelationQualifiedName(source)),
+					 errdetail("The changes of an unlogged table are not in the WAL, from which the source reads them."),
+					 errhint("Drop the queries over the source and the source first.")));
 		if (cmd->subtype != AT_AlterColumnType || cmd->name == NULL)
 			continue;
 		attno = get_attnum(relid, cmd->name);

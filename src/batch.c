@@ -234,7 +234,11 @@ advance_watermark(QueryDef *q, List *batches, BatchStats *st)
 	st->watermark = q->watermark;
 	if (!q->has_watermark)
 		return;
-	if (CatalogHasSourceWatermarks())
+	/*
+	 * one source: its watermark is the query's, which streaming.queries
+	 * keeps; the table is read and written only for several
+	 */
+	if (list_length(batches) > 1 && CatalogHasSourceWatermarks())
 	{
 		Oid			argtypes[1] = {TEXTOID};
 		Datum		args[1] = {CStringGetTextDatum(q->name)};
@@ -294,14 +298,15 @@ advance_watermark(QueryDef *q, List *batches, BatchStats *st)
 
 /*
  * commit_source_watermarks writes the watermarks of the sources that read
- * event times in this batch (see advance_watermark).
+ * event times in this batch, for a query over several (see
+ * advance_watermark).
  */
 static void
 commit_source_watermarks(QueryDef *q, List *batches, int64 batch_id)
 {
 	ListCell   *lc;
 
-	if (!q->has_watermark || !CatalogHasSourceWatermarks())
+	if (!q->has_watermark || list_length(batches) < 2 || !CatalogHasSourceWatermarks())
 		return;
 	foreach(lc, batches)
 	{

@@ -129,6 +129,8 @@ SELECT q.name,
          WHERE s.slot_name OPERATOR(pg_catalog.~~) pg_catalog.format('streaming\_%s\_%s\_%%',
                    (SELECT d.oid FROM pg_catalog.pg_database d
                      WHERE d.datname OPERATOR(pg_catalog.=) pg_catalog.current_database()), q.id)
+           -- only the extension's names: the last part is the source's oid
+           AND s.slot_name OPERATOR(pg_catalog.~) '^streaming_[0-9]+_[0-9]+_[0-9]+$'
            AND s.wal_status OPERATOR(pg_catalog.=) ANY (ARRAY['extended', 'unreserved', 'lost'])) sl ON true
   -- the last batch: its duration, and what its sources had beyond what it
   -- read, by their own count (Kafka offsets, socket lines), when they say

@@ -170,6 +170,32 @@ start_cluster() {
 	fi
 }
 
+# start_bench_cluster: how every benchmark begins: install what is missing,
+# build and install the extension (and the test tools with
+# BENCH_TEST_TOOLS=1), then start a throwaway cluster in DIR on PORT
+# (globals), which is stopped and removed on exit, after killing the
+# process BROKER_KILL names, if any.
+start_bench_cluster() {
+	bash "$REPO_ROOT/test/setup.sh"
+	[[ "$(id -u)" == 0 ]] || die "run as root (the server runs as the '$PG_OS_USER' OS user)"
+	build
+	install_ext
+	if [[ "${BENCH_TEST_TOOLS:-0}" == 1 ]]; then
+		build_test_tools >/dev/null
+	fi
+	DIR="$(make_cluster_dir)"
+	PORT="$(free_port)"
+	BROKER_KILL=""
+	trap stop_bench_cluster EXIT
+	start_cluster "$DIR" "$PORT"
+}
+
+stop_bench_cluster() {
+	[[ -n "${BROKER_KILL:-}" ]] && kill "$BROKER_KILL" 2>/dev/null || true
+	stop_cluster "$DIR"
+	rm -rf "$DIR"
+}
+
 # configure_cluster DIR SETTING...: append settings (postgresql.conf lines,
 # e.g. 'track_commit_timestamp = on') to the cluster of DIR and restart it,
 # so that settings that need a restart take effect too.

@@ -21,19 +21,7 @@ cd "$REPO_ROOT"
 BATCHES=${OVH_BATCHES:-500}
 ROWS=${OVH_ROWS:-10}
 
-bash "$REPO_ROOT/test/setup.sh"
-[[ "$(id -u)" == 0 ]] || die "run as root (the server runs as the '$PG_OS_USER' OS user)"
-build
-install_ext
-
-DIR="$(make_cluster_dir)"
-PORT="$(free_port)"
-cleanup() {
-	stop_cluster "$DIR"
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
-start_cluster "$DIR" "$PORT"
+start_bench_cluster
 sql() { cluster_psql "$DIR" "$PORT" -At "$@"; }
 
 sql >/dev/null <<EOF

@@ -53,22 +53,7 @@ EXTRA=""
 [[ -n "$FETCH_WAIT" ]] && EXTRA=", \"kafka.fetch.wait.max.ms\": \"$FETCH_WAIT\""
 EXTRA="$EXTRA${LAT_OPTIONS:+, $LAT_OPTIONS}"
 
-bash "$REPO_ROOT/test/setup.sh"
-[[ "$(id -u)" == 0 ]] || die "run as root (the server runs as the '$PG_OS_USER' OS user)"
-build
-install_ext
-build_test_tools >/dev/null
-
-DIR="$(make_cluster_dir)"
-PORT="$(free_port)"
-BROKER_KILL=""
-cleanup() {
-	[[ -n "$BROKER_KILL" ]] && kill "$BROKER_KILL" 2>/dev/null || true
-	stop_cluster "$DIR"
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
-start_cluster "$DIR" "$PORT"
+BENCH_TEST_TOOLS=1 start_bench_cluster
 configure_cluster "$DIR" 'track_commit_timestamp = on'
 sql() { cluster_psql "$DIR" "$PORT" -At "$@"; }
 

@@ -25,22 +25,7 @@ cd "$REPO_ROOT"
 N=${BENCH_EVENTS:-1000000}
 PARTS=${BENCH_PARTITIONS:-32}
 
-bash "$REPO_ROOT/test/setup.sh"
-[[ "$(id -u)" == 0 ]] || die "run as root (the server runs as the '$PG_OS_USER' OS user)"
-build
-install_ext
-build_test_tools >/dev/null
-
-DIR="$(make_cluster_dir)"
-PORT="$(free_port)"
-BROKER_KILL=""
-cleanup() {
-	[[ -n "$BROKER_KILL" ]] && kill "$BROKER_KILL" 2>/dev/null || true
-	stop_cluster "$DIR"
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
-start_cluster "$DIR" "$PORT"
+BENCH_TEST_TOOLS=1 start_bench_cluster
 sql() { cluster_psql "$DIR" "$PORT" -At "$@"; }
 now() { date +%s.%N; }
 

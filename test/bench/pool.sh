@@ -33,22 +33,7 @@ IDLE=${POOL_IDLE:-30}
 RATE=${POOL_TRICKLE:-50}
 SECS=${POOL_SECONDS:-20}
 
-bash "$REPO_ROOT/test/setup.sh"
-[[ "$(id -u)" == 0 ]] || die "run as root (the server runs as the '$PG_OS_USER' OS user)"
-build
-install_ext
-build_test_tools >/dev/null
-
-DIR="$(make_cluster_dir)"
-PORT="$(free_port)"
-BROKER_KILL=""
-cleanup() {
-	[[ -n "$BROKER_KILL" ]] && kill "$BROKER_KILL" 2>/dev/null || true
-	stop_cluster "$DIR"
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
-start_cluster "$DIR" "$PORT"
+BENCH_TEST_TOOLS=1 start_bench_cluster
 as_postgres tee -a "$DIR/data/postgresql.conf" >/dev/null <<-EOF
 	track_commit_timestamp = on
 	max_worker_processes = 8

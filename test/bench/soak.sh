@@ -29,19 +29,7 @@ ROWS=${SOAK_ROWS:-1000}
 GROUPS_N=${SOAK_GROUPS:-1000}
 QUERIES=(soak_keys soak_windows)
 
-bash "$REPO_ROOT/test/setup.sh"
-[[ "$(id -u)" == 0 ]] || die "run as root (the server runs as the '$PG_OS_USER' OS user)"
-build
-install_ext
-
-DIR="$(make_cluster_dir)"
-PORT="$(free_port)"
-cleanup() {
-	stop_cluster "$DIR"
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
-start_cluster "$DIR" "$PORT"
+start_bench_cluster
 sql() { cluster_psql "$DIR" "$PORT" -At "$@"; }
 
 # rss_anon PID: the process's private resident memory, in kB

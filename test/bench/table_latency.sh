@@ -43,19 +43,7 @@ SECONDS_RUN=${TLAT_SECONDS:-20}
 WARMUP=${TLAT_WARMUP:-2}
 SETTINGS=${TLAT_SETTINGS:-}
 
-bash "$REPO_ROOT/test/setup.sh"
-[[ "$(id -u)" == 0 ]] || die "run as root (the server runs as the '$PG_OS_USER' OS user)"
-build
-install_ext
-
-DIR="$(make_cluster_dir)"
-PORT="$(free_port)"
-cleanup() {
-	stop_cluster "$DIR"
-	rm -rf "$DIR"
-}
-trap cleanup EXIT
-start_cluster "$DIR" "$PORT"
+start_bench_cluster
 IFS=';' read -r -a extra <<<"$SETTINGS"
 configure_cluster "$DIR" 'track_commit_timestamp = on' 'streaming.launcher_naptime = 1' "${extra[@]}"
 sql() { cluster_psql "$DIR" "$PORT" -At "$@"; }

@@ -325,6 +325,22 @@ SELECT add_wcase('union_window',
 SELECT add_wcase('union_update',
   $$SELECT streaming.window(t, '10 seconds') AS w, count(*) AS events
       FROM (SELECT ad, t FROM $imp UNION ALL SELECT ad, t FROM $clk) u GROUP BY 1$$, 'update');
+-- each clicked impression once: a key goes when its impression's state
+-- does, 10 s behind the watermark (no later click can bring it back)
+SELECT add_wcase('dedup_clicked',
+  $$SELECT DISTINCT i.ad, i.t AS shown FROM $imp i JOIN $clk c
+     ON c.ad = i.ad AND c.t BETWEEN i.t AND i.t + interval '10 seconds'$$, 'append');
+SELECT step, statement FROM streaming.explain('dedup_clicked') WHERE step = 'state table';
+-- the keys it keeps after batch n, and those Spark's rule leaves
+CREATE FUNCTION dedup_kept(n int, OUT kept bigint, OUT expected bigint) LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('SELECT count(*) FROM %s',
+                   (SELECT substring(statement FROM '^(\S+),') FROM streaming.explain('dedup_clicked') WHERE step = 'state table'))
+       INTO kept;
+    SELECT count(*) INTO expected FROM (
+      SELECT DISTINCT i.ad, i.t FROM ok_imp i JOIN ok_clk c ON c.ad = i.ad AND c.t BETWEEN i.t AND i.t + interval '10 seconds'
+       WHERE i.batch <= n AND c.batch <= n AND i.t > ref_wm(n) - interval '10 seconds') k;
+END $$;
 SELECT step, regexp_replace(statement, 'join_\d+_', 'join_N_', 'g') FROM streaming.explain('clicked')
  WHERE step = 'join state' ORDER BY 2;
 SELECT step, regexp_replace(statement, 'join_\d+_', 'join_N_', 'g') FROM streaming.explain('same_window')
@@ -342,6 +358,7 @@ SELECT * FROM wrun(1);
 SELECT c.* FROM wcases, wcompare(name, 1, CASE WHEN name = 'per_window' THEN interval '10 seconds'
                                                WHEN name = 'union_window' THEN interval '0' END) c ORDER BY 1;
 SELECT * FROM wstates(1);
+SELECT * FROM dedup_kept(1);
 -- 2: ad 2 clicked a batch after its impression, ad 3 too late to count;
 -- the watermark moves to 5 s (impressions: 25 - 20; clicks: 30 - 5)
 SELECT wfeed('imp', 2, '{{5,25}}'), wfeed('clk', 2, '{{2,8},{3,30}}');
@@ -349,6 +366,7 @@ SELECT * FROM wrun(2);
 SELECT c.* FROM wcases, wcompare(name, 2, CASE WHEN name = 'per_window' THEN interval '10 seconds'
                                                WHEN name = 'union_window' THEN interval '0' END) c ORDER BY 1;
 SELECT * FROM wstates(2);
+SELECT * FROM dedup_kept(2);
 -- 3: a late impression and a late click (at or before 5 s) are dropped;
 -- ad 5 clicked; the watermark moves to 20 s
 SELECT wfeed('imp', 3, '{{6,4},{7,40}}'), wfeed('clk', 3, '{{4,5},{5,28}}');
@@ -356,6 +374,7 @@ SELECT * FROM wrun(3);
 SELECT c.* FROM wcases, wcompare(name, 3, CASE WHEN name = 'per_window' THEN interval '10 seconds'
                                                WHEN name = 'union_window' THEN interval '0' END) c ORDER BY 1;
 SELECT * FROM wstates(3);
+SELECT * FROM dedup_kept(3);
 -- 4: clicks alone: their watermark runs to 55 s, the impressions' stays at
 -- 20 s and holds the query's there
 SELECT wfeed('clk', 4, '{{7,45},{5,60}}');
@@ -363,18 +382,21 @@ SELECT * FROM wrun(4);
 SELECT c.* FROM wcases, wcompare(name, 4, CASE WHEN name = 'per_window' THEN interval '10 seconds'
                                                WHEN name = 'union_window' THEN interval '0' END) c ORDER BY 1;
 SELECT * FROM wstates(4);
+SELECT * FROM dedup_kept(4);
 -- 5: an impression far ahead: the watermark moves to 55 s, both states shrink
 SELECT wfeed('imp', 5, '{{8,100}}');
 SELECT * FROM wrun(5);
 SELECT c.* FROM wcases, wcompare(name, 5, CASE WHEN name = 'per_window' THEN interval '10 seconds'
                                                WHEN name = 'union_window' THEN interval '0' END) c ORDER BY 1;
 SELECT * FROM wstates(5);
+SELECT * FROM dedup_kept(5);
 -- 6: both sides in one batch
 SELECT wfeed('imp', 6, '{{9,101}}'), wfeed('clk', 6, '{{9,105}}');
 SELECT * FROM wrun(6);
 SELECT c.* FROM wcases, wcompare(name, 6, CASE WHEN name = 'per_window' THEN interval '10 seconds'
                                                WHEN name = 'union_window' THEN interval '0' END) c ORDER BY 1;
 SELECT * FROM wstates(6);
+SELECT * FROM dedup_kept(6);
 SELECT * FROM per_window ORDER BY w;
 -- each source's watermark, kept in the catalog across restarts
 SELECT source, max_event_time, watermark FROM streaming.source_watermarks WHERE query = 'clicked' ORDER BY source::text;
@@ -449,5 +471,5 @@ SELECT streaming.drop_source(s) FROM unnest(ARRAY['imp', 'clk']) s;
 DROP VIEW ok_imp, ok_clk;
 DROP TABLE fed_imp, fed_clk, wcases;
 DROP FUNCTION wfeed(text, int, bigint[]), ref_wm(int), add_wcase(text, text, text), wcompare(text, int, interval),
-              wstates(int), wrun(int);
+              wstates(int), wrun(int), dedup_kept(int);
 DROP EXTENSION streaming;

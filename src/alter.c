@@ -625,8 +625,8 @@ QueryClosingBound(QueryDef *q, TimestampTz watermark, TimestampTz *bound)
 	{
 		key = quote_identifier(q->plan->time_key);
 		sql = psprintf("SELECT pg_catalog.max(s.%s)::pg_catalog.timestamptz FROM %s AS s "
-					   "WHERE s.%s OPERATOR(pg_catalog.<=) $1",
-					   key, RelationQualifiedName(q->state_table), key);
+					   "WHERE s.%s OPERATOR(pg_catalog.<=) %s",
+					   key, RelationQualifiedName(q->state_table), key, PlanCloseBound(q->plan));
 	}
 	else if (q->plan->shape == SHAPE_AGGREGATE && q->plan->window_key != NULL &&
 			 q->plan->window_size != NULL)
@@ -640,9 +640,8 @@ QueryClosingBound(QueryDef *q, TimestampTz watermark, TimestampTz *bound)
 	else if (q->plan->shape == SHAPE_AGGREGATE && q->plan->window_key != NULL)
 	{
 		key = quote_identifier(q->plan->window_key);
-		sql = psprintf("SELECT pg_catalog.max(pg_catalog.upper(s.%s)) FROM %s AS s "
-					   "WHERE pg_catalog.upper(s.%s) OPERATOR(pg_catalog.<=) $1",
-					   key, RelationQualifiedName(q->state_table), key);
+		sql = psprintf("SELECT pg_catalog.max(pg_catalog.upper(s.%s)) FROM %s AS s WHERE %s",
+					   key, RelationQualifiedName(q->state_table), WindowStateClosed(q->plan, "s"));
 	}
 	else
 		return false;

@@ -1660,9 +1660,9 @@ plan_dedup(Query *query, ContinuousPlan *plan, bool has_watermark)
 		plan->state_keys = lappend(plan->state_keys, tle->resname);
 		/*
 		 * over a join, a key's event time may be older than the watermark
-		 * (a kept row joined with a new one): no eviction there
+		 * (a kept row joined with a new one): plan_join_eviction decides
 		 */
-		if (has_watermark && plan->time_key == NULL && plan->join_rtindexes == NIL &&
+		if (has_watermark && plan->time_key == NULL &&
 			event_time_expr(query, (Node *) tle->expr, plan->event_times))
 			plan->time_key = tle->resname;
 	}
@@ -1695,6 +1695,60 @@ event_time_columns(ContinuousPlan *plan)
 }
 
 /*
+ * join_source_eviction returns the eviction of the state of the joined
+ * source that column expr (a column of a joined source, through implicit
+ * casts) comes from, NULL if it comes from none; evictions are those of
+ * StreamJoinEvictions, one per distinct source of plan->join_relids.
+ */
+static StreamJoinEviction *
+join_source_eviction(Query *query, ContinuousPlan *plan, List *evictions, Node *expr)
+{
+	Var		   *var = (Var *) strip_implicit_coercions(expr);
+	List	   *states = NIL;
+	ListCell   *lc;
+
+	if (!IsA(var, Var) || var->varlevelsup != 0 || !list_member_int(plan->join_rtindexes, var->varno))
+		return NULL;
+	foreach(lc, plan->join_relids)
+		states = list_append_unique_oid(states, lfirst_oid(lc));
+	foreach(lc, states)
+		if (lfirst_oid(lc) == rt_fetch(var->varno, query->rtable)->relid)
+			return list_nth(evictions, foreach_current_index(lc));
+	return NULL;
+}
+
+/*
+ * plan_join_dedup_eviction decides whether the keys of a deduplication
+ * over a join are evicted by the event time among them (plan->time_key).
+ * A join row carries the event time of a kept row of its source, which is
+ * behind the watermark by at most the lag of that source's eviction: a
+ * key at or before the watermark minus that lag can only come back from a
+ * late row, so it goes (close_lag); a source whose state is kept for ever
+ * can bring back any key, and nothing is evicted.
+ */
+static void
+plan_join_dedup_eviction(Query *query, ContinuousPlan *plan, List *evictions)
+{
+	ListCell   *lc;
+
+	foreach(lc, query->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+		StreamJoinEviction *ev;
+
+		if (tle->resjunk || tle->resname == NULL || strcmp(tle->resname, plan->time_key) != 0)
+			continue;
+		ev = join_source_eviction(query, plan, evictions, (Node *) tle->expr);
+		if (ev == NULL || ev->predicate == NULL || ev->lag < 0)
+			plan->time_key = NULL;
+		else if (ev->lag > 0)
+			plan->close_lag = WindowStateSizeLiteral(ev->lag);
+		return;
+	}
+	plan->time_key = NULL;
+}
+
+/*
  * plan_join_eviction records how the watermark evicts the states of a
  * join of streams (operators/stream_join.c), and how far behind it the
  * windows of an aggregation over the join close: a kept row of the
@@ -1718,6 +1772,11 @@ plan_join_eviction(Query *query, ContinuousPlan *plan)
 		plan->join_evict_why = lappend(plan->join_evict_why, ev->why);
 		plan->join_evict_index = lappend(plan->join_evict_index, ev->index);
 	}
+	if (plan->shape == SHAPE_DEDUP && plan->time_key != NULL)
+	{
+		plan_join_dedup_eviction(query, plan, evictions);
+		return;
+	}
 	if (plan->shape != SHAPE_AGGREGATE || plan->window_key == NULL || plan->mode == OUTPUT_COMPLETE)
 		return;
 	if (plan->session_key != NULL)
@@ -1727,18 +1786,12 @@ plan_join_eviction(Query *query, ContinuousPlan *plan)
 	{
 		TargetEntry *tle = get_sortgroupclause_tle(lfirst(lc), query->targetList);
 		Var		   *var;
-		StreamJoinEviction *ev = NULL;
-		ListCell   *rlc;
-		List	   *states = NIL;
+		StreamJoinEviction *ev;
 
 		if (!is_event_time_window(query, (Node *) tle->expr, plan->event_times))
 			continue;
 		var = (Var *) strip_implicit_coercions(linitial(((FuncExpr *) tle->expr)->args));
-		foreach(rlc, plan->join_relids)
-			states = list_append_unique_oid(states, lfirst_oid(rlc));
-		foreach(rlc, states)
-			if (lfirst_oid(rlc) == rt_fetch(var->varno, query->rtable)->relid)
-				ev = list_nth(evictions, foreach_current_index(rlc));
+		ev = join_source_eviction(query, plan, evictions, (Node *) var);
 		if (ev == NULL || ev->predicate == NULL || ev->lag < 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -2447,6 +2500,19 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 }
 
 /*
+ * PlanCloseBound returns what the close statement compares window ends and
+ * deduplication keys with: the watermark, $1, or over a join of streams
+ * the watermark less close_lag (plan_join_eviction).
+ */
+const char *
+PlanCloseBound(ContinuousPlan *plan)
+{
+	if (plan->close_lag == NULL)
+		return "$1";
+	return psprintf("($1 " OP_SUB " %s)", plan->close_lag);
+}
+
+/*
  * BuildCloseStatement assembles the statement that runs after the batch
  * statement when the query has a watermark: it removes the state of the
  * windows that end at or before the watermark ($1) and, in append mode,
@@ -2470,11 +2536,15 @@ BuildCloseStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	initStringInfo(&sql);
 	if (plan->shape == SHAPE_DEDUP && plan->time_key != NULL)
 	{
-		/* keys older than the watermark can only come back late: evict them */
+		/*
+		 * keys older than the watermark (over a join: than the watermark
+		 * less close_lag) can only come back late: evict them
+		 */
 		appendStringInfo(&sql,
-						 "WITH %sclosed AS (DELETE FROM %s AS s WHERE s.%s " OP_LE " $1 RETURNING 1)\n"
+						 "WITH %sclosed AS (DELETE FROM %s AS s WHERE s.%s " OP_LE " %s RETURNING 1)\n"
 						 "SELECT pg_catalog.count(*), 0::pg_catalog.int8%s FROM closed",
-						 evict, RelationQualifiedName(state_table), quote_identifier(plan->time_key), more);
+						 evict, RelationQualifiedName(state_table), quote_identifier(plan->time_key),
+						 PlanCloseBound(plan), more);
 		return sql.data;
 	}
 	if (plan->shape != SHAPE_AGGREGATE || plan->window_key == NULL || plan->mode == OUTPUT_COMPLETE)

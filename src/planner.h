@@ -39,7 +39,7 @@ typedef struct ContinuousPlan
 								 * (EventTimeSpecParse); NULL if none */
 	List	   *event_times;	/* not serialized: its EventTimeEntry per
 								 * source, NIL without event time */
-	char	   *close_lag;		/* an aggregation over a join: how far behind
+	char	   *close_lag;		/* an aggregation or dedup over a join: how far behind
 								 * the watermark its windows close, an SQL
 								 * interval literal, or NULL (not behind) */
 	char	   *window_key;		/* state key holding window(event_time, ...) */
@@ -132,6 +132,7 @@ extern char *BuildBatchStatement(ContinuousPlan *plan, Oid result_table,
 extern char *BuildCloseStatement(ContinuousPlan *plan, Oid result_table,
 								 Oid state_table, int show_rows);
 extern bool PlanEvictsJoin(ContinuousPlan *plan);
+extern const char *PlanCloseBound(ContinuousPlan *plan);
 extern char *BuildRefillStatement(ContinuousPlan *plan, Oid result_table, Oid state_table);
 extern const char *PlanStateDifference(ContinuousPlan *old, ContinuousPlan *new);
 extern bool PlanOutputDifference(ContinuousPlan *old, ContinuousPlan *new);

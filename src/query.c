@@ -1508,8 +1508,9 @@ streaming_explain(PG_FUNCTION_ARGS)
 		EMIT("state table", psprintf("%s, unique on (%s)%s",
 									 RelationQualifiedName(q->state_table),
 									 quoted_columns(plan->state_keys),
-									 plan->time_key ? psprintf(", keys evicted when %s <= watermark",
-															   quote_identifier(plan->time_key)) : ""));
+									 plan->time_key ? psprintf(", keys evicted when %s <= watermark%s",
+															   quote_identifier(plan->time_key),
+															   plan->close_lag ? psprintf(" - %s", plan->close_lag) : "") : ""));
 		EMIT("emit", psprintf("append the rows whose key the state did not hold to %s",
 							  RelationQualifiedName(q->result_table)));
 	}

@@ -116,8 +116,7 @@ char *
 WindowStateClosed(ContinuousPlan *plan, const char *alias)
 {
 	const char *key = quote_identifier(plan->window_key);
-	/* over a join, windows close behind the watermark (PlanContinuousQuery) */
-	const char *bound = plan->close_lag ? psprintf("($1 " OP_SUB " %s)", plan->close_lag) : "$1";
+	const char *bound = PlanCloseBound(plan);
 
 	if (plan->window_size == NULL)
 		return psprintf("pg_catalog.upper(%s.%s) " OP_LE " %s", alias, key, bound);

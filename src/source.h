@@ -207,6 +207,8 @@ extern void TableSourceDropSlots(int32 query_id, List *sources);
 extern bool TableSourceRetracts(Oid relid);
 extern void TableSourceDropOrphanSlots(void);
 extern void TableSourceCheckAlter(AlterTableStmt *stmt);
+extern void TableSourceCheckRename(RenameStmt *stmt);
+extern void TableSourceFollowRenames(void);
 
 /* sources/kafka_source.c, shared with the Kafka sink and the FDW validator */
 extern void KafkaCheckSettings(Jsonb *options);

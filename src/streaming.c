@@ -40,11 +40,29 @@ void		_PG_init(void);
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 /*
+ * renames_table tells whether a utility statement may change the
+ * schema-qualified name of a table: ALTER TABLE ... RENAME, ALTER TABLE
+ * ... SET SCHEMA, ALTER SCHEMA ... RENAME.
+ */
+static bool
+renames_table(Node *stmt)
+{
+	if (IsA(stmt, RenameStmt))
+		return ((RenameStmt *) stmt)->renameType == OBJECT_TABLE ||
+			((RenameStmt *) stmt)->renameType == OBJECT_SCHEMA;
+	if (IsA(stmt, AlterObjectSchemaStmt))
+		return ((AlterObjectSchemaStmt *) stmt)->objectType == OBJECT_TABLE;
+	return false;
+}
+
+/*
  * streaming_ProcessUtility: before DROP DATABASE, end the query workers
  * connected to that database, which would otherwise make it fail; before
  * DROP FOREIGN TABLE or DROP SCHEMA, deal with the queries that read a
- * source that goes (StreamingBeforeDrop); before ALTER TABLE, refuse a type
- * change of a column that a table source reads (TableSourceCheckAlter).
+ * source that goes (StreamingBeforeDrop); before ALTER TABLE, refuse what
+ * a table source could not follow (TableSourceCheckAlter, TableSourceCheck
+ * Rename); after a table's name changed, keep the table sources that
+ * follow it in step (TableSourceFollowRenames).
  */
 static void
 streaming_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
@@ -57,10 +75,14 @@ streaming_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readO
 		StreamingBeforeDrop((DropStmt *) pstmt->utilityStmt);
 	else if (IsA(pstmt->utilityStmt, AlterTableStmt) && IsTransactionState())
 		TableSourceCheckAlter((AlterTableStmt *) pstmt->utilityStmt);
+	else if (IsA(pstmt->utilityStmt, RenameStmt) && IsTransactionState())
+		TableSourceCheckRename((RenameStmt *) pstmt->utilityStmt);
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
+	if (renames_table(pstmt->utilityStmt) && IsTransactionState())
+		TableSourceFollowRenames();
 }
 
 /*

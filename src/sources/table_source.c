@@ -83,6 +83,7 @@
 #include "access/xlogutils.h"
 #include "catalog/catalog.h"
 #include "catalog/dependency.h"
+#include "commands/extension.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_depend.h"
@@ -521,16 +522,18 @@ table_created(Oid relid, Jsonb *options)
 /*
  * column_source finds a table source that reads column attno of table
  * relid, or with attno 0 one that follows the table (table_created
- * recorded their dependencies); InvalidOid if none.
+ * recorded their dependencies); with retracting, only one that follows
+ * every change (changes "all").  InvalidOid if none.
  */
 static Oid
-column_source(Oid relid, AttrNumber attno)
+column_source(Oid relid, AttrNumber attno, bool retracting)
 {
 	Relation	depend = table_open(DependRelationId, AccessShareLock);
 	ScanKeyData key[3];
 	SysScanDesc scan;
 	HeapTuple	tup;
-	Oid			source = InvalidOid;
+	List	   *sources = NIL;
+	ListCell   *lc;
 
 	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
 				ObjectIdGetDatum(RelationRelationId));
@@ -539,16 +542,57 @@ column_source(Oid relid, AttrNumber attno)
 	ScanKeyInit(&key[2], Anum_pg_depend_refobjsubid, BTEqualStrategyNumber, F_INT4EQ,
 				Int32GetDatum(attno));
 	scan = systable_beginscan(depend, DependReferenceIndexId, true, NULL, 3, key);
-	while (!OidIsValid(source) && HeapTupleIsValid(tup = systable_getnext(scan)))
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
 
-		if (dep->classid == RelationRelationId && IsStreamingSource(dep->objid))
-			source = dep->objid;
+		if (dep->classid == RelationRelationId)
+			sources = lappend_oid(sources, dep->objid);
 	}
 	systable_endscan(scan);
 	table_close(depend, AccessShareLock);
-	return source;
+	/* (the catalog is read by SPI: not in the middle of the scan) */
+	foreach(lc, sources)
+		if (IsStreamingSource(lfirst_oid(lc)) && (!retracting || TableSourceRetracts(lfirst_oid(lc))))
+			return lfirst_oid(lc);
+	return InvalidOid;
+}
+
+/*
+ * followed_table is the table that table source relid follows: the one it
+ * depends on (table_created), so that a table renamed, or moved to another
+ * schema, is still followed (TableSourceFollowRenames keeps the option in
+ * step); by option "table" only for a restored source whose dependencies
+ * are not made yet (restore_dependencies).
+ */
+static Oid
+followed_table(Oid relid, Jsonb *options)
+{
+	Relation	depend = table_open(DependRelationId, AccessShareLock);
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			table = InvalidOid;
+
+	ScanKeyInit(&key[0], Anum_pg_depend_classid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(RelationRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_objid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(depend, DependDependerIndexId, true, NULL, 2, key);
+	while (!OidIsValid(table) && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+
+		if (dep->refclassid == RelationRelationId && dep->refobjsubid == 0 &&
+			dep->deptype == DEPENDENCY_NORMAL)
+			table = dep->refobjid;
+	}
+	systable_endscan(scan);
+	table_close(depend, AccessShareLock);
+	if (!OidIsValid(table))
+		return table_relid(options);
+	LockRelationOid(table, AccessShareLock);
+	return table;
 }
 
 /*
@@ -557,10 +601,12 @@ column_source(Oid relid, AttrNumber attno)
  * its table: ALTER COLUMN ... TYPE of a column that it reads (which
  * PostgreSQL refuses too, but with an internal error, "unexpected object
  * depending on column"): the rows inserted after it could not be read as
- * the source's rows; and SET UNLOGGED: the changes made while the table
+ * the source's rows; SET UNLOGGED: the changes made while the table
  * is unlogged are not in the WAL, and the source would miss them for
  * good, without a word, once the table is logged again (a batch refuses
- * an unlogged table, but cannot tell that it was one).
+ * an unlogged table, but cannot tell that it was one); and a replica
+ * identity other than FULL under a source with changes "all", whose
+ * deletes and updates would then lack the old row to take back.
  */
 void
 TableSourceCheckAlter(AlterTableStmt *stmt)
@@ -580,19 +626,28 @@ TableSourceCheckAlter(AlterTableStmt *stmt)
 		Oid			source;
 
 		if (cmd->subtype == AT_SetUnLogged &&
-			OidIsValid(source = column_source(relid, 0)))
+			OidIsValid(source = column_source(relid, 0, false)))
 			ereport(ERROR,
 					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 					 errmsg("cannot make table %s unlogged: table source %s follows it",
 							RelationQualifiedName(relid), RelationQualifiedName(source)),
 					 errdetail("The changes of an unlogged table are not in the WAL, from which the source reads them."),
 					 errhint("Drop the queries over the source and the source first.")));
+		if (cmd->subtype == AT_ReplicaIdentity &&
+			((ReplicaIdentityStmt *) cmd->def)->identity_type != REPLICA_IDENTITY_FULL &&
+			OidIsValid(source = column_source(relid, 0, true)))
+			ereport(ERROR,
+					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+					 errmsg("cannot change the replica identity of table %s: table source %s follows its changes",
+							RelationQualifiedName(relid), RelationQualifiedName(source)),
+					 errdetail("A table source with changes \"all\" takes deleted and updated rows back from the results, which needs their old values in the WAL (REPLICA IDENTITY FULL)."),
+					 errhint("Drop the queries over the source and the source first.")));
 		if (cmd->subtype != AT_AlterColumnType || cmd->name == NULL)
 			continue;
 		attno = get_attnum(relid, cmd->name);
 		if (attno == InvalidAttrNumber)
 			continue;
-		source = column_source(relid, attno);
+		source = column_source(relid, attno, false);
 		if (OidIsValid(source))
 			ereport(ERROR,
 					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
@@ -601,6 +656,62 @@ TableSourceCheckAlter(AlterTableStmt *stmt)
 							   RelationQualifiedName(source), cmd->name, RelationQualifiedName(relid)),
 					 errhint("Drop the queries over the source and the source, alter the column, and create them again.")));
 	}
+}
+
+/*
+ * TableSourceCheckRename refuses, before PostgreSQL runs it, to rename a
+ * column that a table source reads: the source reads its table's rows
+ * by column name, so the rows inserted after it would lack the column.
+ */
+void
+TableSourceCheckRename(RenameStmt *stmt)
+{
+	Oid			relid;
+	AttrNumber	attno;
+	Oid			source;
+
+	if (stmt->renameType != OBJECT_COLUMN || stmt->relationType != OBJECT_TABLE ||
+		stmt->relation == NULL || stmt->subname == NULL)
+		return;
+	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+	if (!OidIsValid(relid) || (attno = get_attnum(relid, stmt->subname)) == InvalidAttrNumber)
+		return;
+	if (OidIsValid(source = column_source(relid, attno, false)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
+				 errmsg("cannot rename a column read by a table source"),
+				 errdetail("Table source %s reads column \"%s\" of table %s by its name; the rows inserted after the change would lack it.",
+						   RelationQualifiedName(source), stmt->subname, RelationQualifiedName(relid)),
+				 errhint("Drop the queries over the source and the source, rename the column, and create them again.")));
+}
+
+/*
+ * TableSourceFollowRenames runs after a table or schema was renamed, or a
+ * table moved to another schema: the option "table" of each table source
+ * becomes again the name of the table it follows (followed_table), which
+ * is what streaming.sources shows and pg_dump restores.
+ */
+void
+TableSourceFollowRenames(void)
+{
+	if (!OidIsValid(get_extension_oid("streaming", true)))
+		return;
+	SPI_connect();
+	if (CatalogExecute("UPDATE streaming.sources s "
+					   "SET options = pg_catalog.jsonb_set(s.options, '{table}', "
+					   "pg_catalog.to_jsonb(pg_catalog.format('%I.%I', n.nspname, c.relname))) "
+					   "FROM pg_catalog.pg_depend d, pg_catalog.pg_class c, pg_catalog.pg_namespace n "
+					   "WHERE s.kind OPERATOR(pg_catalog.=) 'table' "
+					   "AND d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+					   "AND d.objid OPERATOR(pg_catalog.=) s.relid "
+					   "AND d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
+					   "AND d.refobjsubid OPERATOR(pg_catalog.=) 0 AND d.deptype OPERATOR(pg_catalog.=) 'n' "
+					   "AND c.oid OPERATOR(pg_catalog.=) d.refobjid AND n.oid OPERATOR(pg_catalog.=) c.relnamespace "
+					   "AND (s.options OPERATOR(pg_catalog.->>) 'table') IS DISTINCT FROM "
+					   "pg_catalog.format('%I.%I', n.nspname, c.relname)",
+					   0, NULL, NULL, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update streaming.sources");
+	SPI_finish();
 }
 
 /* ------------------------------------------------------------------------
@@ -1635,7 +1746,7 @@ table_plan_batch(SourceBatch *batch)
 
 	register_callbacks();
 	check_decoding_settings();
-	table = table_relid(batch->options);
+	table = followed_table(batch->relid, batch->options);
 	/* as the source's owner, whom batches read it as, at every batch */
 	check_table(table, GetUserId(), all);
 	slot_name(name, batch->query_id, batch->relid);

@@ -36,6 +36,7 @@
 
 #include "formats/event_time.h"
 #include "operators/distinct_agg.h"
+#include "operators/retract.h"
 #include "operators/stream_join.h"
 #include "operators/topn.h"
 #include "operators/window_state.h"
@@ -692,8 +693,8 @@ create_state_table(const char *state_name, ContinuousPlan *plan)
 	if (TopNStateIndex(plan) != NULL)
 		catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", state_name, TopNStateIndex(plan)));
 	/* the groups that lost all their rows, which the next batch deletes */
-	if (PlanEmptyGroupsIndex(plan) != NULL)
-		catalog_ddl(psprintf("CREATE INDEX ON %s %s", state_name, PlanEmptyGroupsIndex(plan)));
+	if (RetractEmptyGroupsIndex(plan) != NULL)
+		catalog_ddl(psprintf("CREATE INDEX ON %s %s", state_name, RetractEmptyGroupsIndex(plan)));
 	/* evicting old keys of a deduplication finds them by their time */
 	if (plan->time_key != NULL)
 		catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", state_name, quote_identifier(plan->time_key)));

@@ -780,6 +780,7 @@ plan_one_aggregate(Aggref *agg, const char *label, AggBuild *b, ContinuousPlan *
 	char	   *restype;
 	char	   *finalizer = NULL;
 	char	   *f = NULL;
+	char	   *rows;
 	List	   *arg_columns = NIL;
 	List	   *arg_types = NIL;
 
@@ -827,9 +828,7 @@ plan_one_aggregate(Aggref *agg, const char *label, AggBuild *b, ContinuousPlan *
 								 makeTargetEntry(copyObject(agg->aggfilter), b->resno++, f, false));
 		filter = psprintf(" FILTER (WHERE b.%s)", f);
 	}
-	if (plan->retract)
-		return RetractPlanAggregate(agg, kind, argtype, arg, f != NULL ? psprintf("b.%s", f) : NULL,
-									label, &b->nstate, &b->outer, &b->merge, plan);
+	rows = f != NULL ? psprintf("b.%s", f) : NULL;
 	if (keeps_distinct(agg))
 	{
 		/* it aggregates its group's new distinct values, which its FILTER passed */
@@ -841,12 +840,19 @@ plan_one_aggregate(Aggref *agg, const char *label, AggBuild *b, ContinuousPlan *
 		d->filter = f;
 		b->distinct_aggs = lappend(b->distinct_aggs, d);
 		filter = DistinctAggFilter(d->number);
+		rows = DistinctAggRows(d->number);
 		plan->aggregates = lappend(plan->aggregates,
 								   psprintf("%s: over the distinct values of its group, kept in the distinct table (streaming_d = %d)",
 											label, d->number));
 	}
 	else if (b->has_distinct)
+	{
 		filter = DistinctAggOtherFilter(f);
+		rows = DistinctAggOtherRows(f);
+	}
+	if (plan->retract)
+		return RetractPlanAggregate(agg, kind, argtype, arg, rows, label, &b->nstate,
+									&b->outer, &b->merge, plan);
 
 	s1 = psprintf("s%d", ++b->nstate);
 	switch (kind)
@@ -1231,7 +1237,7 @@ plan_aggregate(Query *query, ContinuousPlan *plan, bool window_range_key)
 	if (plan->retract)
 	{
 		b.inner_tlist = lappend(b.inner_tlist, RetractMarkColumn(query, plan, b.resno++));
-		RetractPlanRows(&b.outer, &b.merge, plan);
+		RetractPlanRows(b.has_distinct ? DistinctAggOtherRows(NULL) : NULL, &b.outer, &b.merge, plan);
 	}
 
 	/* result columns: keys as they are, the rest computed from the values */

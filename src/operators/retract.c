@@ -23,10 +23,16 @@
  * empty groups): the statement that made it empty cannot also delete it.
  * If the group comes back first, the merge adds to the zeros.
  *
+ * Aggregates over DISTINCT values (operators/distinct_agg.c) keep, beside
+ * each value of a group, how many of the group's rows hold it: a value is
+ * in the set while that count is above 0, and the batch aggregates, as
+ * added and taken-back rows, the values that came into the set and those
+ * that left it.
+ *
  * Only aggregates whose state subtracts exactly can be kept that way:
  * count, and sum and avg of integers and numerics (they have an inverse
  * transition function, pg_aggregate.aggminvtransfn); float sums, min,
- * max, DISTINCT aggregates and the generic ones cannot, and neither can
+ * max and the generic ones cannot, and neither can
  * append mode, stateless and deduplicating queries, joins of streams,
  * top-N, session windows and watermarks (a late delete would be dropped):
  * the planner asks RetractCheckQuery, RetractCheckSessions and
@@ -171,8 +177,7 @@ RetractPlanAggregate(Aggref *agg, AggKind kind, Oid argtype, const char *arg,
 		elog(ERROR, "cache lookup failed for aggregate %u", agg->aggfnoid);
 	invfn = ((Form_pg_aggregate) GETSTRUCT(tup))->aggminvtransfn;
 	ReleaseSysCache(tup);
-	if (agg->aggdistinct != NIL ||
-		!(kind == AGG_COUNT_STAR || kind == AGG_COUNT ||
+	if (!(kind == AGG_COUNT_STAR || kind == AGG_COUNT ||
 		  ((kind == AGG_SUM || kind == AGG_AVG) && exact)))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -180,12 +185,10 @@ RetractPlanAggregate(Aggref *agg, AggKind kind, Oid argtype, const char *arg,
 						agg->aggdistinct != NIL ? " over DISTINCT values" : ""),
 				 errdetail("Source \"%s\" follows deletes and updates (changes \"all\"), so every aggregate of the query must subtract a deleted row from its state; %s",
 						   get_rel_name(linitial_oid(plan->sources)),
-						   agg->aggdistinct != NIL
-						   ? "an aggregate over DISTINCT values would need to know how many rows hold each value, and keeps only the values."
-						   : !OidIsValid(invfn)
+						   !OidIsValid(invfn)
 						   ? "this one has no inverse transition function (pg_aggregate.aggminvtransfn)."
 						   : "of those with an inverse transition function, count, and sum and avg of integers and numerics are kept so."),
-				 errhint("Use count, or sum or avg of integer or numeric values, or create the source with changes \"insert\" if the table's rows are never deleted or updated.")));
+				 errhint("Use count, or sum or avg of integer or numeric values (with or without DISTINCT), or create the source with changes \"insert\" if the table's rows are never deleted or updated.")));
 
 	s1 = psprintf("s%d", ++*nstate);
 	if (kind == AGG_COUNT_STAR || kind == AGG_COUNT)
@@ -254,16 +257,30 @@ RetractMarkColumn(Query *query, ContinuousPlan *plan, AttrNumber resno)
 }
 
 /*
+ * RetractRowCount is the count of the batch's rows "b" that satisfy rows
+ * (all if NULL), grouped as the statement around it groups them: those
+ * the batch added minus those it took back.
+ */
+char *
+RetractRowCount(const char *rows)
+{
+	const char *and_rows = rows != NULL ? psprintf(" AND %s", rows) : "";
+
+	return psprintf("(pg_catalog.count(*) FILTER (WHERE NOT b." RETRACT_COLUMN "%s) " OP_SUB
+					" pg_catalog.count(*) FILTER (WHERE b." RETRACT_COLUMN "%s))",
+					and_rows, and_rows);
+}
+
+/*
  * RetractPlanRows adds to the batch plan and merge the hidden state column
  * streaming_rows, the group's rows: those the batch added minus those it
- * took back, merged by addition.
+ * took back, merged by addition.  rows is the condition the input rows
+ * satisfy among the batch's rows (NULL: all are).
  */
 void
-RetractPlanRows(StringInfo outer, StringInfo merge, ContinuousPlan *plan)
+RetractPlanRows(const char *rows, StringInfo outer, StringInfo merge, ContinuousPlan *plan)
 {
-	appendStringInfoString(outer,
-						   ", (pg_catalog.count(*) FILTER (WHERE NOT b." RETRACT_COLUMN ") " OP_SUB
-						   " pg_catalog.count(*) FILTER (WHERE b." RETRACT_COLUMN ")) AS streaming_rows");
+	appendStringInfo(outer, ", %s AS streaming_rows", RetractRowCount(rows));
 	appendStringInfoString(merge, ", streaming_rows = s.streaming_rows " OP_ADD " EXCLUDED.streaming_rows");
 	plan->aggregates = lappend(plan->aggregates,
 							   "streaming_rows: the group's rows, in bigint column streaming_rows, merged by addition; a group without rows leaves the result");

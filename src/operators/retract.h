@@ -26,7 +26,9 @@ extern char *RetractPlanAggregate(Aggref *agg, AggKind kind, Oid argtype, const 
 								  const char *rows, const char *label, int *nstate,
 								  StringInfo outer, StringInfo merge, ContinuousPlan *plan);
 extern TargetEntry *RetractMarkColumn(Query *query, ContinuousPlan *plan, AttrNumber resno);
-extern void RetractPlanRows(StringInfo outer, StringInfo merge, ContinuousPlan *plan);
+extern char *RetractRowCount(const char *rows);
+extern void RetractPlanRows(const char *rows, StringInfo outer, StringInfo merge,
+							ContinuousPlan *plan);
 extern char *RetractResultCondition(ContinuousPlan *plan);
 extern char *RetractEmptiedCte(ContinuousPlan *plan, Oid state_table);
 extern const char *RetractEmptyGroupsIndex(ContinuousPlan *plan);

@@ -98,7 +98,10 @@ typedef struct ContinuousPlan
 	char	   *distinct_table; /* aggregate with DISTINCT aggregates: the
 								 * table of their values, schema-qualified
 								 * and quoted (operators/distinct_agg.c) */
-	char	   *distinct_columns;	/* its columns, as an INSERT lists them */
+	char	   *distinct_columns;	/* its columns, as an INSERT lists them;
+									 * with retraction, but for the count
+									 * columns streaming_rows and
+									 * streaming_change */
 	char	   *distinct_fresh; /* the batch's distinct values, over "inp" */
 	List	   *join_sources;	/* a join of streams: the joined sources,
 								 * schema-qualified and quoted, each once */

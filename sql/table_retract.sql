@@ -192,6 +192,165 @@ SELECT * FROM by_region ORDER BY region;
 SELECT * FROM diff('by_region', 'SELECT r.region, count(*), sum(s.amount) FROM sales s
                                    JOIN regions r ON r.shop = s.shop GROUP BY r.region');
 
+-- DISTINCT aggregates: the distinct table counts, per group and value, the
+-- rows that hold it; a value leaves the set when none does
+CREATE TABLE visits (id int PRIMARY KEY, page text, visitor int, amount numeric(8,2));
+ALTER TABLE visits REPLICA IDENTITY FULL;
+SELECT streaming.create_source('visits_s', 'table', options => '{"table": "public.visits", "changes": "all"}');
+SELECT streaming.create_query('page_visitors',
+         $$SELECT page, count(*) AS n, count(DISTINCT visitor) AS visitors,
+                  sum(DISTINCT visitor) AS visitor_sum, avg(DISTINCT amount) AS avg_amount,
+                  count(DISTINCT visitor) FILTER (WHERE amount > 1) AS big_visitors,
+                  sum(amount) AS amount
+             FROM visits_s GROUP BY page$$,
+         output_mode => 'update');
+CREATE VIEW page_visitors_sql AS
+  SELECT page, count(*) AS n, count(DISTINCT visitor) AS visitors,
+         sum(DISTINCT visitor) AS visitor_sum, avg(DISTINCT amount) AS avg_amount,
+         count(DISTINCT visitor) FILTER (WHERE amount > 1) AS big_visitors,
+         sum(amount) AS amount
+    FROM visits GROUP BY page;
+-- one group, in complete mode, with an expression over DISTINCT aggregates
+SELECT streaming.create_query('all_visitors',
+         $$SELECT count(DISTINCT visitor) AS visitors, count(DISTINCT page) AS pages,
+                  sum(DISTINCT amount) AS amounts, count(DISTINCT visitor) - count(DISTINCT page) AS d
+             FROM visits_s$$,
+         output_mode => 'complete');
+CREATE VIEW all_visitors_sql AS
+  SELECT count(DISTINCT visitor) AS visitors, count(DISTINCT page) AS pages,
+         sum(DISTINCT amount) AS amounts, count(DISTINCT visitor) - count(DISTINCT page) AS d
+    FROM visits;
+SELECT step, statement FROM streaming.explain('page_visitors')
+ WHERE step IN ('distinct table', 'aggregate') ORDER BY step, statement;
+
+-- the values of the distinct table with the rows that hold them
+CREATE FUNCTION distinct_rows(query_name text)
+RETURNS TABLE (k text, d smallint, v jsonb, n bigint) LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN QUERY EXECUTE format('SELECT to_jsonb(t)->>''k1'', t.streaming_d,
+                                      jsonb_strip_nulls(to_jsonb(t) - ''k1'' - ''streaming_d''
+                                                        - ''streaming_rows'' - ''streaming_change''),
+                                      t.streaming_rows
+                                 FROM %s t ORDER BY 1, 2, 3',
+                              (SELECT format('streaming.state_%s_distinct', q.id)
+                                 FROM streaming.queries q WHERE q.name = query_name));
+END $$;
+
+SELECT streaming.run('page_visitors');
+SELECT streaming.run('all_visitors');
+CREATE FUNCTION run_and_check_distinct(OUT query text, OUT batches bigint, OUT n bigint,
+                                       OUT extra bigint, OUT missing bigint)
+RETURNS SETOF record LANGUAGE plpgsql AS $$
+BEGIN
+  FOREACH query IN ARRAY ARRAY['page_visitors', 'all_visitors'] LOOP
+    batches := streaming.run(query);
+    SELECT d.n, d.extra, d.missing INTO n, extra, missing
+      FROM diff(query::regclass, format('SELECT * FROM %I', query || '_sql')) d;
+    RETURN NEXT;
+  END LOOP;
+END $$;
+
+-- batch 1: visitors 1 twice and 2 once on page a, 3 twice and a NULL on b
+INSERT INTO visits VALUES (1, 'a', 1, 1.00), (2, 'a', 1, 2.00), (3, 'a', 2, 2.00),
+                          (4, 'b', 3, 5.00), (5, 'b', 3, 5.00), (6, 'b', NULL, 0.50),
+                          (7, 'c', 4, 3.00);
+SELECT * FROM run_and_check_distinct();
+SELECT * FROM page_visitors ORDER BY page;
+SELECT * FROM distinct_rows('page_visitors') WHERE d = 1;
+
+-- batch 2: a's visitor 1 goes from 2 rows to 1 and stays, its visitor 2
+-- from 1 to 0 and leaves; b's visitor 3 from 2 to 1
+DELETE FROM visits WHERE id IN (1, 3, 4);
+SELECT * FROM run_and_check_distinct();
+SELECT * FROM page_visitors ORDER BY page;
+SELECT * FROM distinct_rows('page_visitors') WHERE d = 1;
+
+-- batch 3: a row moves from a to b with its visitor, b's visitor 3
+-- becomes 6, the NULL visitor becomes 2, an amount falls below the FILTER
+UPDATE visits SET page = 'b' WHERE id = 2;
+UPDATE visits SET visitor = 6 WHERE id = 5;
+UPDATE visits SET visitor = 2 WHERE id = 6;
+UPDATE visits SET amount = 0.75 WHERE id = 7;
+SELECT * FROM run_and_check_distinct();
+SELECT * FROM page_visitors ORDER BY page;
+
+-- batch 4: within one batch, c's visitor 4 deleted and inserted again
+-- (it stays), a value inserted and deleted (never seen), and page a comes
+-- back with a visitor that left it before
+DELETE FROM visits WHERE id = 7;
+INSERT INTO visits VALUES (8, 'c', 4, 3.00), (9, 'c', 8, 1.00), (10, 'a', 2, 4.00);
+DELETE FROM visits WHERE id = 9;
+SELECT * FROM run_and_check_distinct();
+SELECT * FROM page_visitors ORDER BY page;
+
+-- batch 5: across batches, b's visitor 2 leaves; batch 6: it comes back
+DELETE FROM visits WHERE id = 6;
+SELECT * FROM run_and_check_distinct();
+SELECT * FROM distinct_rows('page_visitors') WHERE k = 'b' AND d = 1;
+INSERT INTO visits VALUES (11, 'b', 2, 2.50);
+SELECT * FROM run_and_check_distinct();
+SELECT * FROM distinct_rows('page_visitors') WHERE k = 'b' AND d = 1;
+
+-- batch 7: page c emptied: it leaves the result at once, as a group
+-- without DISTINCT aggregates does; its state row and values at the next
+-- batch
+DELETE FROM visits WHERE page = 'c';
+SELECT * FROM run_and_check_distinct();
+SELECT * FROM page_visitors ORDER BY page;
+SELECT count(*) AS values_of_c, count(*) FILTER (WHERE n = 0) AS without_rows
+  FROM distinct_rows('page_visitors') WHERE k = 'c';
+INSERT INTO visits VALUES (12, 'd', 9, 9.00);
+SELECT * FROM run_and_check_distinct();
+SELECT count(*) AS values_of_c FROM distinct_rows('page_visitors') WHERE k = 'c';
+SELECT * FROM state_rows('page_visitors');
+
+-- batch after batch of mixed changes
+CREATE PROCEDURE churn_visits() LANGUAGE plpgsql AS $$
+BEGIN
+  FOR i IN 1..4 LOOP
+    INSERT INTO visits SELECT 1000 * i + g, 'p' || (g % 4), CASE WHEN g % 9 = 0 THEN NULL ELSE g % 7 END,
+                              (g % 5) / 2.0
+      FROM generate_series(1, 50) g;
+    UPDATE visits SET visitor = (visitor + i) % 7, page = 'p' || ((id + i) % 5) WHERE id % 4 = i - 1 AND id > 1000;
+    DELETE FROM visits WHERE id % 5 = i AND id > 1000;
+    UPDATE visits SET amount = amount + 1 WHERE id % 6 = i;
+    COMMIT;
+    PERFORM streaming.run(q) FROM unnest(ARRAY['page_visitors', 'all_visitors']) q;
+    COMMIT;
+  END LOOP;
+END $$;
+CALL churn_visits();
+SELECT * FROM diff('page_visitors', 'SELECT * FROM page_visitors_sql');
+SELECT * FROM diff('all_visitors', 'SELECT * FROM all_visitors_sql');
+DELETE FROM visits;
+SELECT * FROM run_and_check_distinct();
+SELECT * FROM all_visitors;
+
+-- a row from before the query's stream is taken back without having been
+-- added, as count and sum take it back: its value goes below 0 rows and
+-- stays out of the set (no negative distinct count) until more rows
+-- holding it are added than were taken back; h, whose only row was from
+-- before, is not in the results
+CREATE TABLE tags (id int PRIMARY KEY, g text, tag text);
+ALTER TABLE tags REPLICA IDENTITY FULL;
+INSERT INTO tags VALUES (1, 'g', 'x'), (2, 'h', 'x');
+SELECT streaming.create_source('tags_s', 'table', options => '{"table": "public.tags", "changes": "all"}');
+SELECT streaming.create_query('tag_counts', $$SELECT g, count(*) AS n, count(DISTINCT tag) AS tags
+                                                FROM tags_s GROUP BY g$$, output_mode => 'update');
+SELECT streaming.run('tag_counts');
+INSERT INTO tags VALUES (3, 'g', 'y'), (4, 'g', 'y');
+DELETE FROM tags WHERE id IN (1, 2);
+SELECT streaming.run('tag_counts');
+SELECT * FROM tag_counts ORDER BY g;
+SELECT * FROM distinct_rows('tag_counts');
+INSERT INTO tags VALUES (5, 'g', 'x');
+SELECT streaming.run('tag_counts');
+SELECT * FROM tag_counts ORDER BY g;
+INSERT INTO tags VALUES (6, 'g', 'x');
+SELECT streaming.run('tag_counts');
+SELECT * FROM tag_counts ORDER BY g;
+SELECT * FROM distinct_rows('tag_counts');
+
 -- what cannot take rows back is refused
 SELECT streaming.create_query('bad', $$SELECT id, amount FROM sales_s$$);
 SELECT streaming.create_query('bad', $$SELECT DISTINCT shop FROM sales_s$$);
@@ -203,7 +362,9 @@ SELECT streaming.create_query('bad', $$SELECT shop, sum(weight) FROM sales_s GRO
          output_mode => 'update');
 SELECT streaming.create_query('bad', $$SELECT shop, avg(weight) FROM sales_s GROUP BY shop$$,
          output_mode => 'update');
-SELECT streaming.create_query('bad', $$SELECT shop, count(DISTINCT amount) FROM sales_s GROUP BY shop$$,
+SELECT streaming.create_query('bad', $$SELECT shop, sum(DISTINCT weight) FROM sales_s GROUP BY shop$$,
+         output_mode => 'update');
+SELECT streaming.create_query('bad', $$SELECT shop, string_agg(DISTINCT shop, ',') FROM sales_s GROUP BY shop$$,
          output_mode => 'update');
 SELECT streaming.create_query('bad', $$SELECT shop, string_agg(shop, ',') FROM sales_s GROUP BY shop$$,
          output_mode => 'update');
@@ -276,11 +437,14 @@ SELECT streaming.run('event_kinds');
 SELECT * FROM event_kinds ORDER BY kind;
 
 SELECT streaming.drop_query(q) FROM unnest(ARRAY['by_shop', 'busy_shops', 'totals', 'small', 'by_region', 'maxes',
-                                                 'kinds', 'event_kinds']) q;
+                                                 'kinds', 'event_kinds', 'page_visitors', 'all_visitors',
+                                                 'tag_counts']) q;
 SELECT count(*) AS slots FROM pg_replication_slots WHERE slot_name LIKE 'streaming\_%';
-SELECT streaming.drop_source(s) FROM unnest(ARRAY['sales_s', 'sales_small', 'sales_ins', 'items_s', 'events_s']) s;
+SELECT streaming.drop_source(s) FROM unnest(ARRAY['sales_s', 'sales_small', 'sales_ins', 'items_s', 'events_s',
+                                                  'visits_s', 'tags_s']) s;
 DROP EXTENSION streaming;
-DROP VIEW by_shop_sql, busy_shops_sql, totals_sql;
-DROP TABLE sales, items, events, regions;
-DROP FUNCTION diff(regclass, text), state_rows(text), run_and_check(), run_error(text);
-DROP PROCEDURE churn();
+DROP VIEW by_shop_sql, busy_shops_sql, totals_sql, page_visitors_sql, all_visitors_sql;
+DROP TABLE sales, items, events, regions, visits, tags;
+DROP FUNCTION diff(regclass, text), state_rows(text), run_and_check(), run_error(text),
+              distinct_rows(text), run_and_check_distinct();
+DROP PROCEDURE churn(), churn_visits();

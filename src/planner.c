@@ -19,31 +19,8 @@
  * All of it runs as one statement per batch, so a batch costs what its
  * input and the groups it touches cost, never a rescan of history.
  *
- * Retraction.  A table source with changes "all" hands a batch the rows
- * deleted from its table (and the old rows of updates, the new ones being
- * inserted rows) as retracted rows: its scan returns them with a marked
- * ctid (SOURCE_RETRACTED_BLOCK), which the input view turns into the
- * column streaming_retracted - a column only the generated statements
- * read, so the user's schema and query stay as they are.  The batch plan
- * computes each partial state as what the batch added minus what it took
- * back, each with its own FILTER (so that nothing overflows that plain
- * SQL would not): count(x) as the difference of two counts, sum(x) as
- * the difference of two sums plus the count of its non-null values (the
- * sum is NULL when that reaches 0, as SQL's is), avg(x) as that sum and
- * count.  Partial states then merge by plain addition, and a hidden
- * state column, streaming_rows, counts the group's rows.  A group whose
- * rows all went leaves the result table in the batch that takes them
- * back, as it would leave SELECT ... GROUP BY over the table; its state
- * row, all zeros, stays until the next batch deletes it (a partial index
- * finds the empty groups): the statement that made it empty cannot also
- * delete it.  If the group comes back first, the merge adds to the zeros.
- * Only aggregates whose state subtracts exactly can be kept that way:
- * count, and sum and avg of integers and numerics (they have an inverse
- * transition function, pg_aggregate.aggminvtransfn); float sums, min,
- * max, DISTINCT aggregates and the generic ones cannot, and neither can
- * append mode, stateless and deduplicating queries, joins of streams,
- * top-N, session windows and watermarks (a late delete would be dropped):
- * check_retraction refuses them at create_query.
+ * Deletes and updates of a table source with changes "all" are taken
+ * back from the aggregates (operators/retract.c).
  *
  *-------------------------------------------------------------------------
  */
@@ -74,6 +51,7 @@
 
 #include "formats/event_time.h"
 #include "operators/distinct_agg.h"
+#include "operators/retract.h"
 #include "operators/stream_join.h"
 #include "operators/topn.h"
 #include "operators/window_state.h"
@@ -96,21 +74,6 @@
 #define OP_EQ  "OPERATOR(pg_catalog.=)"
 #define OP_GT  "OPERATOR(pg_catalog.>)"
 #define OP_LE  "OPERATOR(pg_catalog.<=)"
-
-typedef enum AggKind
-{
-	AGG_COUNT_STAR,
-	AGG_COUNT,
-	AGG_SUM,
-	AGG_AVG,
-	AGG_MIN,
-	AGG_MAX,
-	AGG_BOOL_AND,
-	AGG_BOOL_OR,
-	AGG_VARIANCE,				/* var_samp/var_pop/stddev_samp/stddev_pop */
-	AGG_GENERIC,				/* any other aggregate with a combine function */
-	AGG_DISTINCT_SET			/* DISTINCT, no combine function: from the set */
-} AggKind;
 
 /*
  * OutputModeFromString parses output_mode, with the valid choices in the
@@ -745,8 +708,6 @@ typedef struct AggBuild
 	int64		window_usecs;	/* that window's size */
 	bool		has_distinct;	/* some aggregate keeps its distinct values */
 	List	   *distinct_aggs;	/* those aggregates (DistinctAgg) */
-	const char *retracting;		/* the source whose rows are taken back
-								 * (plan->retract), for errors */
 } AggBuild;
 
 /* text_list returns names as "a, b, c" */
@@ -802,82 +763,6 @@ avg_finalizer(const char *s1, const char *s2, Oid argtype, const char *restype)
 }
 
 /*
- * plan_retracting_aggregate is plan_one_aggregate over a source whose
- * deleted rows are taken back (see the file's header): each partial state
- * is what the batch added (rows without streaming_retracted) minus what it
- * took back, and merges by addition.  f is the aggregate's FILTER column,
- * or NULL.  An aggregate whose state cannot subtract exactly is refused.
- */
-static char *
-plan_retracting_aggregate(Aggref *agg, AggKind kind, Oid argtype, const char *arg,
-						  const char *f, const char *label, AggBuild *b, ContinuousPlan *plan)
-{
-	const char *and_f = f != NULL ? psprintf(" AND b.%s", f) : "";
-	char	   *added = psprintf(" FILTER (WHERE NOT b.streaming_retracted%s)", and_f);
-	char	   *taken = psprintf(" FILTER (WHERE b.streaming_retracted%s)", and_f);
-	const char *counted = kind == AGG_COUNT_STAR ? "*" : arg;
-	char	   *s1;
-	char	   *s2;
-	const char *sum_type;
-	bool		exact = argtype == INT2OID || argtype == INT4OID || argtype == INT8OID ||
-		argtype == NUMERICOID;
-	HeapTuple	tup;
-	Oid			invfn;
-
-	tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(agg->aggfnoid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for aggregate %u", agg->aggfnoid);
-	invfn = ((Form_pg_aggregate) GETSTRUCT(tup))->aggminvtransfn;
-	ReleaseSysCache(tup);
-	if (agg->aggdistinct != NIL ||
-		!(kind == AGG_COUNT_STAR || kind == AGG_COUNT ||
-		  ((kind == AGG_SUM || kind == AGG_AVG) && exact)))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("aggregate %s%s cannot take rows back", format_procedure(agg->aggfnoid),
-						agg->aggdistinct != NIL ? " over DISTINCT values" : ""),
-				 errdetail("Source \"%s\" follows deletes and updates (changes \"all\"), so every aggregate of the query must subtract a deleted row from its state; %s",
-						   b->retracting,
-						   agg->aggdistinct != NIL
-						   ? "an aggregate over DISTINCT values would need to know how many rows hold each value, and keeps only the values."
-						   : !OidIsValid(invfn)
-						   ? "this one has no inverse transition function (pg_aggregate.aggminvtransfn)."
-						   : "of those with an inverse transition function, count, and sum and avg of integers and numerics are kept so."),
-				 errhint("Use count, or sum or avg of integer or numeric values, or create the source with changes \"insert\" if the table's rows are never deleted or updated.")));
-
-	s1 = psprintf("s%d", ++b->nstate);
-	if (kind == AGG_COUNT_STAR || kind == AGG_COUNT)
-	{
-		appendStringInfo(&b->outer, ", (pg_catalog.count(%s)%s " OP_SUB " pg_catalog.count(%s)%s) AS %s",
-						 counted, added, counted, taken, s1);
-		appendStringInfo(&b->merge, "%s%s = s.%s " OP_ADD " EXCLUDED.%s",
-						 b->merge.len > 0 ? ", " : "", s1, s1, s1);
-		plan->aggregates = lappend(plan->aggregates,
-								   psprintf("%s: count in bigint column %s, the batch's rows added minus those taken back, merged by addition",
-											label, s1));
-		return psprintf("m.%s", s1);
-	}
-
-	/* sum and avg: the sum, never NULL, and the count of the values summed */
-	s2 = psprintf("s%d", ++b->nstate);
-	sum_type = argtype == INT2OID || argtype == INT4OID ? "pg_catalog.int8" : "pg_catalog.numeric";
-	appendStringInfo(&b->outer,
-					 ", (COALESCE(pg_catalog.sum(%s)%s, 0::%s) " OP_SUB " COALESCE(pg_catalog.sum(%s)%s, 0::%s)) AS %s"
-					 ", (pg_catalog.count(%s)%s " OP_SUB " pg_catalog.count(%s)%s) AS %s",
-					 arg, added, sum_type, arg, taken, sum_type, s1,
-					 arg, added, arg, taken, s2);
-	appendStringInfo(&b->merge, "%s%s = s.%s " OP_ADD " EXCLUDED.%s, %s = s.%s " OP_ADD " EXCLUDED.%s",
-					 b->merge.len > 0 ? ", " : "", s1, s1, s1, s2, s2, s2);
-	plan->aggregates = lappend(plan->aggregates,
-							   psprintf("%s: %s as sum %s and count %s of the values, each the batch's added minus taken back, merged by addition, finalized as %s",
-										label, kind == AGG_SUM ? "sum" : "avg", s1, s2,
-										kind == AGG_SUM ? "the sum, NULL when the count is 0" : "sum / count"));
-	if (kind == AGG_AVG)
-		return avg_finalizer(s1, s2, argtype, format_type_be_qualified(agg->aggtype));
-	return psprintf("CASE WHEN m.%s " OP_GT " 0::pg_catalog.int8 THEN m.%s END", s2, s1);
-}
-
-/*
  * plan_one_aggregate adds to the batch plan and merge the partial state of
  * one aggregate and returns its finalizer: the expression that computes
  * its value from a state row, "m".  label names it in explain().
@@ -895,6 +780,7 @@ plan_one_aggregate(Aggref *agg, const char *label, AggBuild *b, ContinuousPlan *
 	char	   *restype;
 	char	   *finalizer = NULL;
 	char	   *f = NULL;
+	char	   *rows;
 	List	   *arg_columns = NIL;
 	List	   *arg_types = NIL;
 
@@ -942,8 +828,7 @@ plan_one_aggregate(Aggref *agg, const char *label, AggBuild *b, ContinuousPlan *
 								 makeTargetEntry(copyObject(agg->aggfilter), b->resno++, f, false));
 		filter = psprintf(" FILTER (WHERE b.%s)", f);
 	}
-	if (b->retracting != NULL)
-		return plan_retracting_aggregate(agg, kind, argtype, arg, f, label, b, plan);
+	rows = f != NULL ? psprintf("b.%s", f) : NULL;
 	if (keeps_distinct(agg))
 	{
 		/* it aggregates its group's new distinct values, which its FILTER passed */
@@ -955,12 +840,19 @@ plan_one_aggregate(Aggref *agg, const char *label, AggBuild *b, ContinuousPlan *
 		d->filter = f;
 		b->distinct_aggs = lappend(b->distinct_aggs, d);
 		filter = DistinctAggFilter(d->number);
+		rows = DistinctAggRows(d->number);
 		plan->aggregates = lappend(plan->aggregates,
 								   psprintf("%s: over the distinct values of its group, kept in the distinct table (streaming_d = %d)",
 											label, d->number));
 	}
 	else if (b->has_distinct)
+	{
 		filter = DistinctAggOtherFilter(f);
+		rows = DistinctAggOtherRows(f);
+	}
+	if (plan->retract)
+		return RetractPlanAggregate(agg, kind, argtype, arg, rows, label, &b->nstate,
+									&b->outer, &b->merge, plan);
 
 	s1 = psprintf("s%d", ++b->nstate);
 	switch (kind)
@@ -1213,104 +1105,6 @@ group_key_index(Query *query, TargetEntry *tle)
 }
 
 /*
- * retracted_mark is the column of the input view that tells a retracted
- * row of source (see the file's header): ctid = SOURCE_RETRACTED_*, over
- * the source's entry in the query's own FROM (check_retraction made sure
- * it is there, once).
- */
-static Node *
-retracted_mark(Query *query, Oid source)
-{
-	ItemPointer tid = palloc(sizeof(ItemPointerData));
-	Var		   *var = NULL;
-	OpExpr	   *op;
-	ListCell   *lc;
-
-	foreach(lc, query->rtable)
-	{
-		RangeTblEntry *rte = lfirst(lc);
-
-		if (rte->rtekind == RTE_RELATION && rte->relid == source)
-			var = makeVar(foreach_current_index(lc) + 1, SelfItemPointerAttributeNumber,
-						  TIDOID, -1, InvalidOid, 0);
-	}
-	if (var == NULL)
-		elog(ERROR, "source %u is not in the query's FROM", source);
-	ItemPointerSet(tid, SOURCE_RETRACTED_BLOCK, SOURCE_RETRACTED_OFFSET);
-	op = (OpExpr *) make_opclause(TIDEqualOperator, BOOLOID, false, (Expr *) var,
-								  (Expr *) makeConst(TIDOID, -1, InvalidOid, sizeof(ItemPointerData),
-													 PointerGetDatum(tid), false, false),
-								  InvalidOid, InvalidOid);
-	set_opfuncid(op);
-	return (Node *) op;
-}
-
-/*
- * check_retraction tells whether a query reads a source whose deleted rows
- * are taken back (plan->retract), and then refuses what cannot take a row
- * back: anything but an aggregation in update or complete mode of that
- * one source, read in the query's own FROM, without a watermark, a top-N
- * or a session window (the aggregates themselves:
- * plan_retracting_aggregate; session windows: PlanContinuousQuery).
- */
-static bool
-check_retraction(Query *query, ContinuousPlan *plan, const char *event_time, bool ordered)
-{
-	Oid			source = InvalidOid;
-	char	   *name;
-	int			entries = 0;
-	ListCell   *lc;
-
-	foreach(lc, plan->sources)
-		if (TableSourceRetracts(lfirst_oid(lc)))
-			source = lfirst_oid(lc);
-	if (!OidIsValid(source))
-		return false;
-	name = get_rel_name(source);
-	foreach(lc, query->rtable)
-	{
-		RangeTblEntry *rte = lfirst(lc);
-
-		if (rte->rtekind == RTE_RELATION && rte->relid == source)
-			entries++;
-	}
-	if (plan->shape != SHAPE_AGGREGATE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("a continuous query over source \"%s\" must aggregate", name),
-				 errdetail("The source follows deletes and updates (changes \"all\"), which the query must take back from its results; %s",
-						   plan->shape == SHAPE_DEDUP
-						   ? "SELECT DISTINCT writes each row once and keeps no count of the rows behind it."
-						   : "a query without GROUP BY or aggregates appends rows to its result, and a deleted row cannot be taken back from rows already written."),
-				 errhint("Aggregate with count, sum or avg in update or complete mode, or create the source with changes \"insert\".")));
-	if (plan->mode == OUTPUT_APPEND)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("append output mode cannot take rows back from the results of source \"%s\"", name),
-				 errdetail("The source follows deletes and updates (changes \"all\"), but append mode writes each result row once, when final."),
-				 errhint("Use update or complete mode.")));
-	if (list_length(plan->sources) > 1 || entries != 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("source \"%s\" must be the only stream of its continuous query, read once in the query's own FROM", name),
-				 errdetail("The source follows deletes and updates (changes \"all\"); taking them back is supported for an aggregation of that source alone, not through joins of streams, UNION ALL or subqueries."),
-				 errhint("Join the source with ordinary tables only, and name it directly in the query's FROM clause.")));
-	if (event_time != NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("event_time and watermark are not supported over source \"%s\"", name),
-				 errdetail("The source follows deletes and updates (changes \"all\"); a delete behind the watermark would be dropped as late, and the results would keep the deleted row."),
-				 errhint("Leave out event_time and watermark.")));
-	if (ordered)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("ORDER BY, LIMIT and the top rows per group are not supported over source \"%s\"", name),
-				 errdetail("The source follows deletes and updates (changes \"all\"); a group that loses rows may fall out of the top ones, which the result table does not keep."),
-				 errhint("Order and limit the result table in a view over it.")));
-	return true;
-}
-
-/*
  * plan_aggregate derives the batch plan, merge and finalizers of an
  * aggregation.
  *
@@ -1336,8 +1130,6 @@ plan_aggregate(Query *query, ContinuousPlan *plan, bool window_range_key)
 	initStringInfo(&b.outer);
 	initStringInfo(&b.groupby);
 	initStringInfo(&b.merge);
-	if (plan->retract)
-		b.retracting = get_rel_name(linitial_oid(plan->sources));
 
 	/* group keys: every GROUP BY expression must be a result column */
 	foreach(lc, query->groupClause)
@@ -1444,15 +1236,8 @@ plan_aggregate(Query *query, ContinuousPlan *plan, bool window_range_key)
 	/* taking rows back: which rows are, and how many rows each group has */
 	if (plan->retract)
 	{
-		b.inner_tlist = lappend(b.inner_tlist,
-								makeTargetEntry((Expr *) retracted_mark(query, linitial_oid(plan->sources)),
-												b.resno++, "streaming_retracted", false));
-		appendStringInfoString(&b.outer,
-							   ", (pg_catalog.count(*) FILTER (WHERE NOT b.streaming_retracted) " OP_SUB
-							   " pg_catalog.count(*) FILTER (WHERE b.streaming_retracted)) AS streaming_rows");
-		appendStringInfoString(&b.merge, ", streaming_rows = s.streaming_rows " OP_ADD " EXCLUDED.streaming_rows");
-		plan->aggregates = lappend(plan->aggregates,
-								   "streaming_rows: the group's rows, in bigint column streaming_rows, merged by addition; a group without rows leaves the result");
+		b.inner_tlist = lappend(b.inner_tlist, RetractMarkColumn(query, plan, b.resno++));
+		RetractPlanRows(b.has_distinct ? DistinctAggOtherRows(NULL) : NULL, &b.outer, &b.merge, plan);
 	}
 
 	/* result columns: keys as they are, the rest computed from the values */
@@ -1857,9 +1642,9 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 	plan->shape = (query->hasAggs || query->groupClause != NIL || query->havingQual != NULL) ? SHAPE_AGGREGATE
 		: query->distinctClause != NIL ? SHAPE_DEDUP : SHAPE_STATELESS;
 	/* deletes and updates of a table source: see the file's header */
-	plan->retract = check_retraction(query, plan, event_time,
-									 per_group != NULL || query->sortClause != NIL ||
-									 query->limitCount != NULL || query->limitOffset != NULL);
+	plan->retract = RetractCheckQuery(query, plan, event_time,
+									  per_group != NULL || query->sortClause != NIL ||
+									  query->limitCount != NULL || query->limitOffset != NULL);
 
 	if (plan->shape != SHAPE_AGGREGATE && mode == OUTPUT_COMPLETE)
 		ereport(ERROR,
@@ -1899,13 +1684,7 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 	if (plan->shape == SHAPE_AGGREGATE)
 	{
 		plan_aggregate(query, plan, window_range_key);
-		if (plan->session_key != NULL && plan->retract)
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("session windows are not supported over source \"%s\"",
-							get_rel_name(linitial_oid(plan->sources))),
-					 errdetail("The source follows deletes and updates (changes \"all\"); a deleted row may split a session in two, which its state cannot tell."),
-					 errhint("Group by the columns that make a session, or create the source with changes \"insert\".")));
+		RetractCheckSessions(plan);
 		if (plan->session_key != NULL && mode == OUTPUT_UPDATE)
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
@@ -2241,10 +2020,8 @@ append_finalized(StringInfo sql, ContinuousPlan *plan, const char *source)
 static char *
 result_condition(ContinuousPlan *plan)
 {
-	char	   *has_rows = NULL;
+	char	   *has_rows = RetractResultCondition(plan);
 
-	if (plan->retract && plan->result_keys != NIL)
-		has_rows = "m.streaming_rows " OP_GT " 0::pg_catalog.int8";
 	if (plan->having != NULL && has_rows != NULL)
 		return psprintf("%s AND %s", plan->having, has_rows);
 	return plan->having != NULL ? plan->having : has_rows;
@@ -2450,13 +2227,9 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	else
 		appendStringInfoString(&sql, "NOTHING");
 	appendStringInfoString(&sql, " RETURNING s.*, (s.xmax " OP_EQ " 0) AS streaming_new_group)");
-	/*
-	 * The groups that earlier batches emptied go (none that this batch
-	 * merged: that was the same statement, and leaves them to the next).
-	 */
-	if (plan->retract)
-		appendStringInfo(&sql, ",\nemptied AS (DELETE FROM %s AS s WHERE s.streaming_rows " OP_EQ " 0::pg_catalog.int8)",
-						 RelationQualifiedName(state_table));
+	/* the groups that earlier batches emptied go */
+	if (RetractEmptiedCte(plan, state_table) != NULL)
+		appendStringInfo(&sql, ",\n%s", RetractEmptiedCte(plan, state_table));
 
 	/* append mode writes a group once, when the watermark closes it */
 	if (plan->mode == OUTPUT_APPEND)
@@ -2689,20 +2462,6 @@ PlanOutputDifference(ContinuousPlan *old, ContinuousPlan *new)
 }
 
 /*
- * PlanEmptyGroupsIndex is what the state table of a query that takes
- * deleted rows back is indexed on, so that a batch finds the groups that
- * earlier ones emptied without a scan (CREATE INDEX ON state ...); NULL
- * for other queries.
- */
-const char *
-PlanEmptyGroupsIndex(ContinuousPlan *plan)
-{
-	if (!plan->retract)
-		return NULL;
-	return "(streaming_rows) WHERE streaming_rows " OP_EQ " 0::pg_catalog.int8";
-}
-
-/*
  * append_upsert adds the ON CONFLICT clause that makes an emitted row
  * replace the previous row of its group in the result table.
  */
@@ -2755,6 +2514,13 @@ const char *
 PlanAppendFinalized(StringInfo sql, ContinuousPlan *plan, const char *source)
 {
 	return append_finalized(sql, plan, source);
+}
+
+/* PlanAvgFinalizer: avg_finalizer for the operators */
+char *
+PlanAvgFinalizer(const char *s1, const char *s2, Oid argtype, const char *restype)
+{
+	return avg_finalizer(s1, s2, argtype, restype);
 }
 
 /* PlanAppendUpsert: append_upsert for the operators */

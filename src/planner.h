@@ -30,6 +30,22 @@ typedef enum QueryShape
 	SHAPE_DEDUP					/* SELECT DISTINCT [ON]: each row (key) once */
 } QueryShape;
 
+/* how the planner keeps an aggregate's state */
+typedef enum AggKind
+{
+	AGG_COUNT_STAR,
+	AGG_COUNT,
+	AGG_SUM,
+	AGG_AVG,
+	AGG_MIN,
+	AGG_MAX,
+	AGG_BOOL_AND,
+	AGG_BOOL_OR,
+	AGG_VARIANCE,				/* var_samp/var_pop/stddev_samp/stddev_pop */
+	AGG_GENERIC,				/* any other aggregate with a combine function */
+	AGG_DISTINCT_SET			/* DISTINCT, no combine function: from the set */
+} AggKind;
+
 typedef struct ContinuousPlan
 {
 	QueryShape	shape;
@@ -82,7 +98,10 @@ typedef struct ContinuousPlan
 	char	   *distinct_table; /* aggregate with DISTINCT aggregates: the
 								 * table of their values, schema-qualified
 								 * and quoted (operators/distinct_agg.c) */
-	char	   *distinct_columns;	/* its columns, as an INSERT lists them */
+	char	   *distinct_columns;	/* its columns, as an INSERT lists them;
+									 * with retraction, but for the count
+									 * columns streaming_rows and
+									 * streaming_change */
 	char	   *distinct_fresh; /* the batch's distinct values, over "inp" */
 	List	   *join_sources;	/* a join of streams: the joined sources,
 								 * schema-qualified and quoted, each once */
@@ -112,7 +131,7 @@ typedef struct ContinuousPlan
 	char	   *topn_rank;		/* per group: row_number or rank */
 	bool		retract;		/* aggregate over a table source with
 								 * changes "all": deleted rows are taken
-								 * back (see plan_retracting_aggregate) */
+								 * back (operators/retract.c) */
 } ContinuousPlan;
 
 extern OutputMode OutputModeFromString(const char *mode);
@@ -136,12 +155,12 @@ extern const char *PlanCloseBound(ContinuousPlan *plan);
 extern char *BuildRefillStatement(ContinuousPlan *plan, Oid result_table, Oid state_table);
 extern const char *PlanStateDifference(ContinuousPlan *old, ContinuousPlan *new);
 extern bool PlanOutputDifference(ContinuousPlan *old, ContinuousPlan *new);
-extern const char *PlanEmptyGroupsIndex(ContinuousPlan *plan);
 
 /* pieces of generated statements, for src/operators/ */
 extern int	PlanGroupKeyIndex(Query *query, TargetEntry *tle);
 extern char *PlanNullSafeEqual(Oid relid, const char *col, const char *l, const char *r);
 extern const char *PlanAppendFinalized(StringInfo sql, ContinuousPlan *plan, const char *source);
+extern char *PlanAvgFinalizer(const char *s1, const char *s2, Oid argtype, const char *restype);
 extern void PlanAppendUpsert(StringInfo sql, ContinuousPlan *plan);
 extern void PlanFinishStatement(StringInfo sql, const char *counts, int show_rows);
 

@@ -36,6 +36,7 @@
 
 #include "formats/event_time.h"
 #include "operators/distinct_agg.h"
+#include "operators/retract.h"
 #include "operators/stream_join.h"
 #include "operators/topn.h"
 #include "operators/window_state.h"
@@ -680,6 +681,10 @@ create_state_table(const char *state_name, ContinuousPlan *plan)
 		if (WindowStateCloseIndex(plan) != NULL)
 			catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", plan->distinct_table,
 								 WindowStateCloseIndex(plan)));
+		/* the values that no row holds any more, which the next batch deletes */
+		if (RetractEmptyGroupsIndex(plan) != NULL)
+			catalog_ddl(psprintf("CREATE INDEX ON %s %s", plan->distinct_table,
+								 RetractEmptyGroupsIndex(plan)));
 		record_depends_on_sources(distinct_oid, plan->sources);
 		give_table(distinct_oid, plan->distinct_table);
 	}
@@ -692,8 +697,8 @@ create_state_table(const char *state_name, ContinuousPlan *plan)
 	if (TopNStateIndex(plan) != NULL)
 		catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", state_name, TopNStateIndex(plan)));
 	/* the groups that lost all their rows, which the next batch deletes */
-	if (PlanEmptyGroupsIndex(plan) != NULL)
-		catalog_ddl(psprintf("CREATE INDEX ON %s %s", state_name, PlanEmptyGroupsIndex(plan)));
+	if (RetractEmptyGroupsIndex(plan) != NULL)
+		catalog_ddl(psprintf("CREATE INDEX ON %s %s", state_name, RetractEmptyGroupsIndex(plan)));
 	/* evicting old keys of a deduplication finds them by their time */
 	if (plan->time_key != NULL)
 		catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", state_name, quote_identifier(plan->time_key)));
@@ -1466,10 +1471,13 @@ streaming_explain(PG_FUNCTION_ARGS)
 									 RelationQualifiedName(q->state_table),
 									 quoted_columns(plan->state_keys)));
 		if (plan->distinct_table != NULL)
-			EMIT("distinct table", psprintf("%s (%s), unique on all its columns: a batch inserts its distinct values, and aggregates those that were new%s",
-											plan->distinct_table, plan->distinct_columns,
-											plan->window_key != NULL && q->mode != OUTPUT_COMPLETE
-											? "; the values of a window go when the watermark closes it" : ""));
+			EMIT("distinct table", plan->retract
+				 ? psprintf("%s (%s, streaming_rows, streaming_change), unique on (%s): streaming_rows counts the rows that hold each value; a batch adds and takes back its rows per value, and aggregates the values that came into their set (streaming_rows above 0) and those that left it",
+							plan->distinct_table, plan->distinct_columns, plan->distinct_columns)
+				 : psprintf("%s (%s), unique on all its columns: a batch inserts its distinct values, and aggregates those that were new%s",
+							plan->distinct_table, plan->distinct_columns,
+							plan->window_key != NULL && q->mode != OUTPUT_COMPLETE
+							? "; the values of a window go when the watermark closes it" : ""));
 		foreach(lc, plan->aggregates)
 			EMIT("aggregate", (char *) lfirst(lc));
 		EMIT("merge", plan->merge_set && plan->merge_set[0] ? psprintf("ON CONFLICT DO UPDATE SET %s", plan->merge_set)

@@ -36,6 +36,23 @@
  * distinct aggregate).  Every group of fresh is a group of inp, so the
  * union makes no group of its own.
  *
+ * Over a table source whose deleted rows are taken back (operators/
+ * retract.c), a value is in its group's set while rows of the group hold
+ * it: the distinct table keeps, per value, streaming_rows, how many do.  A
+ * batch groups its rows per value, adds the ones it inserts and subtracts
+ * the ones it takes back (ON CONFLICT DO UPDATE), and keeps in
+ * streaming_change what it added, so that what the upsert returns tells
+ * whether the value was in the set before (streaming_rows -
+ * streaming_change above 0) and is after (streaming_rows above 0).  The
+ * values that came into their set are aggregated as added rows, those
+ * that left it as taken-back ones, which count, sum and avg subtract as
+ * they do deleted rows.  A value taken back that its group never had (a
+ * row from before the query's stream) goes below 0 and stays out of the
+ * set until more rows holding it are added than were taken back, as a
+ * group with more rows taken back than added stays out of the results; a
+ * value that reaches 0 is deleted by the next batch, as an emptied group
+ * is.
+ *
  * The watermark evicts the distinct values of the windows it closes with
  * their state.  min, max, bool_and and bool_or are the same with DISTINCT
  * as without and are kept as without.
@@ -49,33 +66,60 @@
 #include "utils/lsyscache.h"
 
 #include "operators/distinct_agg.h"
+#include "operators/retract.h"
 #include "operators/window_state.h"
 #include "streaming.h"
 
+#define OP_ADD "OPERATOR(pg_catalog.+)"
+#define OP_SUB "OPERATOR(pg_catalog.-)"
 #define OP_EQ "OPERATOR(pg_catalog.=)"
+#define OP_NE "OPERATOR(pg_catalog.<>)"
+#define OP_GT "OPERATOR(pg_catalog.>)"
 
 /*
- * DistinctAggFilter returns the FILTER clause of the n-th distinct
- * aggregate over the batch rows: the new values of its group.
+ * With retraction, whether a value returned by the batch's upsert, "f", is
+ * in its set after the batch, and whether it was before
  */
+#define DISTINCT_AGG_IN_SET "(f.streaming_rows " OP_GT " 0::pg_catalog.int8)"
+#define DISTINCT_AGG_WAS_IN_SET "((f.streaming_rows " OP_SUB " f.streaming_change) " OP_GT " 0::pg_catalog.int8)"
+
+/*
+ * DistinctAggRows returns the condition on the batch rows "b" of the n-th
+ * distinct aggregate: the new values of its group (with retraction, the
+ * values that came into or left its set).
+ */
+char *
+DistinctAggRows(int number)
+{
+	return psprintf("b." DISTINCT_AGG_COLUMN " " OP_EQ " %d::pg_catalog.int2", number);
+}
+
+/* DistinctAggFilter returns DistinctAggRows as a FILTER clause */
 char *
 DistinctAggFilter(int number)
 {
-	return psprintf(" FILTER (WHERE b." DISTINCT_AGG_COLUMN " " OP_EQ " %d::pg_catalog.int2)", number);
+	return psprintf(" FILTER (WHERE %s)", DistinctAggRows(number));
 }
 
 /*
- * DistinctAggOtherFilter returns the FILTER clause of an ordinary aggregate
- * of a query with distinct aggregates: the batch's input rows only, and of
- * those the ones its own FILTER column (or NULL) passes.
+ * DistinctAggOtherRows returns the condition on the batch rows "b" of an
+ * ordinary aggregate of a query with distinct aggregates: the batch's
+ * input rows only, and of those the ones its own FILTER column (or NULL)
+ * passes.
  */
+char *
+DistinctAggOtherRows(const char *filter)
+{
+	if (filter == NULL)
+		return "b." DISTINCT_AGG_COLUMN " " OP_EQ " 0::pg_catalog.int2";
+	return psprintf("(b." DISTINCT_AGG_COLUMN " " OP_EQ " 0::pg_catalog.int2) AND b.%s", filter);
+}
+
+/* DistinctAggOtherFilter returns DistinctAggOtherRows as a FILTER clause */
 char *
 DistinctAggOtherFilter(const char *filter)
 {
-	if (filter == NULL)
-		return " FILTER (WHERE b." DISTINCT_AGG_COLUMN " " OP_EQ " 0::pg_catalog.int2)";
-	return psprintf(" FILTER (WHERE (b." DISTINCT_AGG_COLUMN " " OP_EQ " 0::pg_catalog.int2) AND b.%s)",
-					filter);
+	return psprintf(" FILTER (WHERE %s)", DistinctAggOtherRows(filter));
 }
 
 /*
@@ -150,17 +194,24 @@ DistinctAggPlan(ContinuousPlan *plan, List *inner_tlist, int nkeys, List *distin
 		}
 	}
 
-	/* per aggregate, the distinct values of each group its FILTER passes */
+	/*
+	 * per aggregate, the distinct values of each group its FILTER passes;
+	 * with retraction, with the rows that the batch adds to each
+	 */
 	foreach(lc, distinct_aggs)
 	{
 		DistinctAgg *d = lfirst(lc);
+		StringInfoData groupby;
 
-		appendStringInfo(&fresh, "%sSELECT DISTINCT ", fresh.len > 0 ? " UNION ALL " : "");
+		initStringInfo(&groupby);
+		appendStringInfo(&fresh, "%sSELECT %s", fresh.len > 0 ? " UNION ALL " : "",
+						 plan->retract ? "" : "DISTINCT ");
 		for (int i = 0; i < nkeys; i++)
 		{
 			char	   *k = ((TargetEntry *) list_nth(inner_tlist, i))->resname;
 
 			appendStringInfo(&fresh, "b.%s AS %s, ", k, k);
+			appendStringInfo(&groupby, "%sb.%s", groupby.len > 0 ? ", " : "", k);
 		}
 		appendStringInfo(&fresh, "%d::pg_catalog.int2 AS " DISTINCT_AGG_COLUMN, d->number);
 		foreach(lc2, distinct_aggs)
@@ -172,15 +223,25 @@ DistinctAggPlan(ContinuousPlan *plan, List *inner_tlist, int nkeys, List *distin
 			forboth(col, e->columns, type, e->types)
 			{
 				if (e == d)
+				{
 					appendStringInfo(&fresh, ", b.%s AS %s", (char *) lfirst(col), (char *) lfirst(col));
+					appendStringInfo(&groupby, "%sb.%s", groupby.len > 0 ? ", " : "", (char *) lfirst(col));
+				}
 				else
 					appendStringInfo(&fresh, ", NULL::%s AS %s",
 									 format_type_be_qualified(lfirst_oid(type)), (char *) lfirst(col));
 			}
 		}
+		if (plan->retract)
+			appendStringInfo(&fresh, ", %s AS streaming_rows, %s AS streaming_change",
+							 RetractRowCount(NULL), RetractRowCount(NULL));
 		appendStringInfoString(&fresh, " FROM inp AS b");
 		if (d->filter != NULL)
 			appendStringInfo(&fresh, " WHERE b.%s", d->filter);
+		/* a value the batch adds as many rows of as it takes back is left as it is */
+		if (plan->retract)
+			appendStringInfo(&fresh, " GROUP BY %s HAVING %s " OP_NE " 0::pg_catalog.int8",
+							 groupby.data, RetractRowCount(NULL));
 	}
 
 	/* fresh's rows in the input view's columns, NULL where it has none */
@@ -193,6 +254,9 @@ DistinctAggPlan(ContinuousPlan *plan, List *inner_tlist, int nkeys, List *distin
 			kept |= strcmp(lfirst(lc2), tle->resname) == 0;
 		if (kept)
 			appendStringInfo(&fresh_rows, "f.%s, ", tle->resname);
+		else if (strcmp(tle->resname, RETRACT_COLUMN) == 0)
+			/* a value that left its set is taken back */
+			appendStringInfoString(&fresh_rows, "(NOT " DISTINCT_AGG_IN_SET "), ");
 		else
 			appendStringInfo(&fresh_rows, "NULL::%s, ",
 							 format_type_be_qualified(exprType((Node *) tle->expr)));
@@ -201,8 +265,9 @@ DistinctAggPlan(ContinuousPlan *plan, List *inner_tlist, int nkeys, List *distin
 	plan->distinct_columns = columns.data;
 	plan->distinct_fresh = fresh.data;
 	return psprintf("(SELECT b.*, 0::pg_catalog.int2 AS " DISTINCT_AGG_COLUMN " FROM inp AS b"
-					" UNION ALL SELECT %sf." DISTINCT_AGG_COLUMN " FROM fresh AS f)",
-					fresh_rows.data);
+					" UNION ALL SELECT %sf." DISTINCT_AGG_COLUMN " FROM fresh AS f%s)",
+					fresh_rows.data,
+					plan->retract ? " WHERE " DISTINCT_AGG_IN_SET " " OP_NE " " DISTINCT_AGG_WAS_IN_SET : "");
 }
 
 /* the name of a query's distinct table, schema-qualified and quoted */
@@ -245,6 +310,15 @@ DistinctAggStatePrefix(ContinuousPlan *plan)
 char *
 DistinctAggBatchPrefix(ContinuousPlan *plan)
 {
+	if (plan->retract)
+		return psprintf("inp AS MATERIALIZED (SELECT * FROM %s AS b),\n"
+						"fresh AS (INSERT INTO %s AS d (%s, streaming_rows, streaming_change) %s"
+						" ON CONFLICT (%s) DO UPDATE SET streaming_rows = d.streaming_rows " OP_ADD " EXCLUDED.streaming_rows,"
+						" streaming_change = EXCLUDED.streaming_change RETURNING d.*),\n"
+						"distinct_emptied AS (DELETE FROM %s AS d WHERE d.streaming_rows " OP_EQ " 0::pg_catalog.int8),\n",
+						PlanInputRelation(plan), plan->distinct_table,
+						plan->distinct_columns, plan->distinct_fresh, plan->distinct_columns,
+						plan->distinct_table);
 	return psprintf("inp AS MATERIALIZED (SELECT * FROM %s AS b),\n"
 					"fresh AS (INSERT INTO %s AS d (%s) %s ON CONFLICT DO NOTHING RETURNING d.*),\n",
 					PlanInputRelation(plan), plan->distinct_table,

@@ -27,7 +27,9 @@ typedef struct DistinctAgg
 	char	   *filter;			/* its FILTER's column, or NULL */
 } DistinctAgg;
 
+extern char *DistinctAggRows(int number);
 extern char *DistinctAggFilter(int number);
+extern char *DistinctAggOtherRows(const char *filter);
 extern char *DistinctAggOtherFilter(const char *filter);
 extern char *DistinctAggSetFinalizer(Aggref *agg, List *state_columns);
 extern char *DistinctAggPlan(ContinuousPlan *plan, List *inner_tlist, int nkeys,

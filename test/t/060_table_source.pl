@@ -5,8 +5,8 @@
 # with -m immediate mid-stream; afterwards both results equal plain SQL
 # over the table, row for row (nothing lost, nothing twice).  Meanwhile the
 # clients also update and delete rows of a second table, which a source
-# with changes 'all' follows: its aggregate, which takes those rows back,
-# equals plain SQL over that table too.  drop_query drops the query's slot,
+# with changes 'all' follows: its aggregate (a DISTINCT one too), which
+# takes those rows back, equals plain SQL over that table too.  drop_query drops the query's slot,
 # the launcher drops an orphaned one, and a server without wal_level =
 # logical says what to set.
 use strict;
@@ -53,7 +53,8 @@ sql(q{
 	SELECT streaming.create_source('ledger_s', 'table',
 		options => '{"table": "public.ledger", "changes": "all", "max_rows_per_trigger": 300}');
 	SELECT streaming.create_query('per_branch',
-		$$SELECT branch, count(*) AS rows, sum(amount) AS total, avg(amount) AS mean
+		$$SELECT branch, count(*) AS rows, sum(amount) AS total, avg(amount) AS mean,
+		         count(DISTINCT amount) AS amounts
 		    FROM ledger_s GROUP BY branch$$,
 		output_mode => 'update');
 });
@@ -142,11 +143,13 @@ is(sql(q{SELECT count(*) FROM (
 sql(q{INSERT INTO ledger (branch, amount) VALUES (100, 1)});
 wait_for(q{SELECT count(*) FROM per_branch WHERE branch = 100}, '1', 'every change reached the retracting query');
 is(sql(q{SELECT count(*) FROM (
-		(SELECT branch, count(*) AS rows, sum(amount) AS total, avg(amount) AS mean FROM ledger GROUP BY branch
-		 EXCEPT ALL SELECT branch, rows, total, mean FROM per_branch)
+		(SELECT branch, count(*) AS rows, sum(amount) AS total, avg(amount) AS mean,
+		        count(DISTINCT amount) AS amounts FROM ledger GROUP BY branch
+		 EXCEPT ALL SELECT branch, rows, total, mean, amounts FROM per_branch)
 		UNION ALL
-		(SELECT branch, rows, total, mean FROM per_branch
-		 EXCEPT ALL SELECT branch, count(*), sum(amount), avg(amount) FROM ledger GROUP BY branch)) x}),
+		(SELECT branch, rows, total, mean, amounts FROM per_branch
+		 EXCEPT ALL SELECT branch, count(*), sum(amount), avg(amount), count(DISTINCT amount)
+		              FROM ledger GROUP BY branch)) x}),
 	'0', 'with deletes and updates taken back, the aggregate equals plain SQL over the table, group for group');
 ok(sql(q{SELECT sum((sources->0->>'deletes')::int) > 100 AND sum((sources->0->>'updates')::int) > 1000
            FROM streaming.progress WHERE query = 'per_branch'}),

@@ -99,9 +99,9 @@
  * entries rtindexes) in a join tree, *found, refusing one that is not
  * supported: between other than the query's two streams, each named
  * directly on its side, on the side of another outer join that it pads
- * with NULLs, with an alias, or with a subquery in its ON condition (the statements that
- * track which rows matched evaluate the condition apart).  under_outer:
- * on such a side.
+ * with NULLs, with an alias, or with a subquery in its ON condition (the
+ * statements that track which rows matched evaluate the condition apart).
+ * under_outer: on such a side.
  */
 static void
 find_outer_join(Node *jtnode, List *rtindexes, bool under_outer, JoinExpr **found)

@@ -2493,9 +2493,9 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
  * statement when the query has a watermark: it removes the state of the
  * windows that end at or before the watermark ($1) and, in append mode,
  * writes their final rows; over a join of streams, it also deletes the
- * rows of the join's states that can no longer match and writes the
- * rows of an outer join's that never matched, padded with NULLs
- * (operators/stream_join.c).  It returns the rows removed and the rows written, then
+ * rows of the join's states that can no longer match and writes those of
+ * an outer join's that never matched, padded with NULLs (operators/
+ * stream_join.c).  It returns the rows removed and the rows written, then
  * (over a join whose states are evicted) the join's rows deleted, then,
  * with show_rows > 0, the written rows.  NULL if the query has nothing to
  * close or evict.

@@ -147,7 +147,7 @@ find_outer_join(Node *jtnode, List *rtindexes, bool under_outer, JoinExpr **foun
 					ereport(ERROR,
 							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 							 errmsg("an outer join between streams cannot be on the side of another outer join that is padded with NULLs"),
-							 errhint("Join ordinary tables to the result of the streams' outer join, e.g. (a LEFT JOIN b ON ...) LEFT JOIN t ON ....")));
+							 errhint("Join ordinary tables to the result of the streams' outer join, e.g. (a LEFT JOIN b ON ...) LEFT JOIN t ON t.x = a.x.")));
 				/* its sides' states have a column more than the sources */
 				if (join->alias != NULL)
 					ereport(ERROR,

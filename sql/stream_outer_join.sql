@@ -81,6 +81,7 @@ BEGIN
 END $$;
 -- the rows each state keeps, against what the rule leaves after batch n:
 -- an impression waits 10 s for its clicks, a click for nothing later
+-- (both for the end of their window when joined on it)
 CREATE FUNCTION states(n int)
 RETURNS TABLE (query text, imp_kept bigint, imp_expected bigint, clk_kept bigint, clk_expected bigint)
 LANGUAGE plpgsql AS $$
@@ -95,8 +96,13 @@ BEGIN
         SELECT substring(statement FROM 'streaming\.(join_\d+_\d+) keeps the rows of public\.clk') INTO st
           FROM streaming.explain(query) WHERE step = 'join state' AND statement LIKE '%public.clk;%';
         EXECUTE format('SELECT count(*) FROM streaming.%I', st) INTO clk_kept;
-        SELECT count(*) INTO imp_expected FROM ok_imp WHERE batch <= n AND t + interval '10 seconds' > w;
-        SELECT count(*) INTO clk_expected FROM ok_clk WHERE batch <= n AND t > w;
+        IF query = 'window_left' THEN
+            SELECT count(*) INTO imp_expected FROM ok_imp WHERE batch <= n AND t >= lower(streaming.window(w, '10 seconds'));
+            SELECT count(*) INTO clk_expected FROM ok_clk WHERE batch <= n AND t >= lower(streaming.window(w, '10 seconds'));
+        ELSE
+            SELECT count(*) INTO imp_expected FROM ok_imp WHERE batch <= n AND t + interval '10 seconds' > w;
+            SELECT count(*) INTO clk_expected FROM ok_clk WHERE batch <= n AND t > w;
+        END IF;
         RETURN NEXT;
     END LOOP;
 END $$;
@@ -131,6 +137,14 @@ SELECT add_case('full_clicks',
       LEFT JOIN labels l ON l.ad = coalesce(i.ad, c.ad)$$,
   $$(shown IS NOT NULL AND clicked IS NOT NULL) OR (clicked IS NULL AND shown <= $wm - interval '10 seconds')
     OR (shown IS NULL AND clicked <= $wm)$$);
+-- clicks in the window of 10 seconds of their impression: the window
+-- bounds both sides, an impression comes out alone once the watermark
+-- enters a later window
+SELECT add_case('window_left',
+  $$SELECT i.ad, i.t AS shown, c.t AS clicked
+      FROM $imp i LEFT JOIN $clk c
+        ON c.ad = i.ad AND streaming.window(i.t, '10 seconds') = streaming.window(c.t, '10 seconds')$$,
+  $$clicked IS NOT NULL OR shown < lower(streaming.window($wm, '10 seconds'))$$);
 SELECT step, regexp_replace(statement, 'join_\d+_', 'join_N_', 'g') FROM streaming.explain('full_clicks')
  WHERE step IN ('shape', 'join state') ORDER BY 1, 2;
 -- the preserved side's state has the flag

@@ -120,9 +120,15 @@ SELECT add_case('left_clicks',
   $$SELECT i.ad, i.t AS shown, c.t AS clicked, c.note
       FROM $imp i LEFT JOIN $clk c ON c.ad = i.ad AND c.t BETWEEN i.t AND i.t + interval '10 seconds'$$,
   $$clicked IS NOT NULL OR shown <= $wm - interval '10 seconds'$$);
--- the same into a file sink: the padded rows reach it in their batch
-SELECT add_case('left_files', (SELECT sql FROM cases WHERE name = 'left_clicks'), (SELECT due FROM cases WHERE name = 'left_clicks'),
-                'file', '{"path": "/tmp/streaming_regress/outer_sink"}');
+-- the same with conjuncts of one side in ON, into a file sink: impression
+-- 9 and the click of ad 2 match nothing, so impressions 2 and 9 come out
+-- alone; the padded rows reach the sink in their batch
+SELECT add_case('left_files',
+  $$SELECT i.ad, i.t AS shown, c.t AS clicked, c.note
+      FROM $imp i LEFT JOIN $clk c
+        ON c.ad = i.ad AND c.t BETWEEN i.t AND i.t + interval '10 seconds' AND i.ad <> 9 AND c.note NOT LIKE 'n2\_%'$$,
+  $$clicked IS NOT NULL OR shown <= $wm - interval '10 seconds'$$,
+  'file', '{"path": "/tmp/streaming_regress/outer_sink"}');
 -- every click, with its impression or alone; WHERE applies after the join:
 -- a click of ad 3 matched, so it is dropped, not padded with NULLs
 SELECT add_case('right_clicks',
@@ -179,6 +185,7 @@ SELECT * FROM run_all(4);
 SELECT c.* FROM cases, compare(name, 4) c ORDER BY 1;
 SELECT * FROM states(4);
 SELECT * FROM left_clicks WHERE clicked IS NULL ORDER BY ad;
+SELECT * FROM left_files WHERE clicked IS NULL ORDER BY ad;
 -- 5: the watermark moves to 35 s: clicks 6 and 8, never matched, come out
 -- alone; ad 11's click comes before its impression
 SELECT feed('imp', 5, '{{10,50}}'), feed('clk', 5, '{{9,40},{11,45}}');
@@ -197,6 +204,7 @@ SELECT * FROM run_all(7);
 SELECT c.* FROM cases, compare(name, 7) c ORDER BY 1;
 SELECT * FROM states(7);
 SELECT * FROM full_clicks ORDER BY ad, shown, clicked;
+SELECT * FROM left_files WHERE clicked IS NULL ORDER BY ad;
 -- each unmatched row came out once, in the batch whose watermark passed its bound
 SELECT batch_id, state_rows_dropped_by_watermark AS late, state_rows_removed AS removed, sink_rows
   FROM streaming.progress WHERE query = 'full_clicks' ORDER BY batch_id;

@@ -519,7 +519,9 @@ outer_statement(List *statements, int i)
 /*
  * StreamJoinStateCtes returns the CTEs of the batch statement that append
  * each joined source's new rows (the columns the query reads) to its state
- * table, each followed by a comma and a newline, or "".
+ * table, each followed by a comma and a newline, or "".  A preserved side
+ * of an outer join keeps them with their streaming_matched flag, and sets
+ * it on its kept rows that the other side's new rows match.
  */
 char *
 StreamJoinStateCtes(ContinuousPlan *plan)
@@ -1251,7 +1253,9 @@ StreamJoinEvictions(Query *query, List *rtindexes, List *relids, List *event_tim
  * StreamJoinEvictCtes returns the CTEs of the close statement that delete
  * the rows of the join's states that the watermark ($1) has made dead,
  * each followed by a comma and a newline, and in *count the expression of
- * how many they deleted; "" and NULL when no state is evicted.
+ * how many they deleted; "" and NULL when no state is evicted.  For a
+ * preserved side of an outer join, CTE join_unmatched_<n> follows with
+ * its deleted rows that never matched (StreamJoinUnmatched).
  */
 char *
 StreamJoinEvictCtes(ContinuousPlan *plan, char **count)

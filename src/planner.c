@@ -1397,6 +1397,7 @@ PlanExpandJoin(ContinuousPlan *plan, List *state_oids)
 	}
 	plan->input_sql = StreamJoinExpand(plan->join_query, plan->join_rtindexes,
 									   plan->join_relids, per_entry);
+	StreamJoinOuterStatements(plan, per_entry);
 }
 
 /*
@@ -1531,6 +1532,36 @@ plan_join_dedup_eviction(Query *query, ContinuousPlan *plan, List *evictions)
 		return;
 	}
 	plan->time_key = NULL;
+}
+
+/*
+ * check_outer_join refuses what cannot sit on an outer join between
+ * streams.  Its unmatched rows come out in the close statement, when the
+ * watermark evicts them, as rows appended once and never changed: so, as
+ * in Spark, append mode only, and none of the operators that keep state
+ * of their own over the join's rows (aggregation, DISTINCT), which the
+ * batch statement updates before the close statement runs.
+ */
+static void
+check_outer_join(Query *query, ContinuousPlan *plan)
+{
+	JoinExpr   *join = StreamJoinOuter(query, plan->join_rtindexes);
+
+	if (join == NULL)
+		return;
+	if (plan->shape != SHAPE_STATELESS)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s over an outer join between streams is not supported in continuous queries",
+						plan->shape == SHAPE_AGGREGATE ? "aggregation" : "DISTINCT"),
+				 errdetail("The outer join's unmatched rows come out when the watermark passes their time bound, after the batch's rows have been aggregated or deduplicated."),
+				 errhint("Append the join's rows to a table with one continuous query, and aggregate them with another that reads that table as a source.")));
+	if (plan->mode != OUTPUT_APPEND)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("an outer join between streams requires append output mode"),
+				 errdetail("Each row is appended once: a matched pair when it is found, an unmatched row padded with NULLs when the watermark guarantees that nothing can match it any more."),
+				 errhint("Use output_mode => 'append'.")));
 }
 
 /*
@@ -1680,6 +1711,7 @@ PlanContinuousQuery(const char *sql, OutputMode mode, const char *event_time,
 		foreach(lc, plan->join_rtindexes)
 			plan->join_relids = lappend_oid(plan->join_relids,
 											rt_fetch(lfirst_int(lc), query->rtable)->relid);
+		check_outer_join(query, plan);
 	}
 	if (plan->shape == SHAPE_AGGREGATE)
 	{
@@ -1809,6 +1841,12 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 		append_string_array(&buf, "join_columns", plan->join_columns);
 		append_string_array(&buf, "join_evict", plan->join_evict);
 		append_string_array(&buf, "join_evict_why", plan->join_evict_why);
+		if (plan->join_keep != NIL)
+		{
+			append_string_array(&buf, "join_keep", plan->join_keep);
+			append_string_array(&buf, "join_match", plan->join_match);
+			append_string_array(&buf, "join_unmatched", plan->join_unmatched);
+		}
 		if (plan->close_lag != NULL)
 			append_string(&buf, "close_lag", plan->close_lag);
 	}
@@ -1895,6 +1933,10 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	/* absent from plans made before joins were evicted */
 	plan->join_evict = jsonb_string_array(obj, "join_evict");
 	plan->join_evict_why = jsonb_string_array(obj, "join_evict_why");
+	/* absent unless the query has an outer join between streams */
+	plan->join_keep = jsonb_string_array(obj, "join_keep");
+	plan->join_match = jsonb_string_array(obj, "join_match");
+	plan->join_unmatched = jsonb_string_array(obj, "join_unmatched");
 	plan->close_lag = JsonbGetString(obj, "close_lag");
 	/* absent unless the query keeps a top-N */
 	{
@@ -2290,7 +2332,8 @@ PlanCloseBound(ContinuousPlan *plan)
  * statement when the query has a watermark: it removes the state of the
  * windows that end at or before the watermark ($1) and, in append mode,
  * writes their final rows; over a join of streams, it also deletes the
- * rows of the join's states that can no longer match (operators/
+ * rows of the join's states that can no longer match and writes those of
+ * an outer join's that never matched, padded with NULLs (operators/
  * stream_join.c).  It returns the rows removed and the rows written, then
  * (over a join whose states are evicted) the join's rows deleted, then,
  * with show_rows > 0, the written rows.  NULL if the query has nothing to
@@ -2322,8 +2365,20 @@ BuildCloseStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	}
 	if (plan->shape != SHAPE_AGGREGATE || plan->window_key == NULL || plan->mode == OUTPUT_COMPLETE)
 	{
+		char	   *unmatched = StreamJoinUnmatched(plan);
+
 		if (evicted == NULL)
 			return NULL;
+		/* an outer join's evicted rows that never matched, padded with NULLs */
+		if (unmatched != NULL)
+		{
+			appendStringInfo(&sql, "WITH %semitted AS (INSERT INTO %s (%s) %s %s)\n",
+							 evict, RelationQualifiedName(result_table), quoted_list(plan->result_columns, ""),
+							 unmatched, show_rows > 0 ? "RETURNING *" : "RETURNING 1");
+			finish_statement(&sql, psprintf("0::pg_catalog.int8, (SELECT pg_catalog.count(*) FROM emitted)%s", more),
+							 show_rows);
+			return sql.data;
+		}
 		/* the join's states alone */
 		appendStringInfo(&sql, "WITH %s", evict);
 		sql.len -= 2;			/* the last CTE's ",\n" */

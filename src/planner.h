@@ -115,6 +115,17 @@ typedef struct ContinuousPlan
 								 * columns; "" if never */
 	List	   *join_evict_why;	/* per state: the bounds the condition follows
 								 * from, or why there is none */
+	/*
+	 * An outer join between streams: per state, "" for a side that is not
+	 * preserved, else the statements of operators/stream_join.c
+	 */
+	List	   *join_keep;		/* the SELECT of its new rows with their
+								 * streaming_matched flag */
+	List	   *join_match;		/* the SELECT of the ctids of its kept rows
+								 * that new rows of the other side match */
+	List	   *join_unmatched; /* the SELECT of the query's rows, padded
+								 * with NULLs, of its rows in CTE
+								 * join_unmatched_<n> */
 	/* not serialized: what create_query needs to make the join's states */
 	List	   *join_evict_index;	/* per state: the column eviction reads,
 									 * quoted, or NULL */

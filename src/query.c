@@ -779,7 +779,11 @@ create_join_states(ContinuousPlan *plan, int32 id)
 			appendStringInfo(&items, "%s%s", items.len > 0 ? ", " : "", (char *) lfirst(klc));
 			expressions |= ((char *) lfirst(klc))[0] == '(';
 		}
-		state_oid = create_table_for(name, psprintf("SELECT * FROM %s", RelationQualifiedName(relid)), NULL);
+		/* a preserved side of an outer join: whether each row has matched */
+		state_oid = create_table_for(name, psprintf("SELECT *%s FROM %s",
+													StreamJoinPreserves(plan->join_query, plan->join_rtindexes, relid)
+													? ", false AS streaming_matched" : "",
+													RelationQualifiedName(relid)), NULL);
 		if (keys != NIL && !expressions)
 			catalog_ddl(psprintf("CREATE INDEX ON %s (%s)", name, items.data));
 		/* the watermark finds the rows it evicts by the column it bounds */
@@ -1163,6 +1167,11 @@ adopt_query_tables(ContinuousPlan *plan, ContinuousPlan *stored)
 	{
 		if (strcmp(RelationQualifiedName(lfirst_oid(lc)), list_nth(stored->join_sources, foreach_current_index(lc))) != 0)
 			return;
+		/* a preserved side of an outer join has the flag, the others not */
+		if (StreamJoinPreserves(plan->join_query, plan->join_rtindexes, lfirst_oid(lc)) !=
+			(foreach_current_index(lc) < list_length(stored->join_keep) &&
+			 ((char *) list_nth(stored->join_keep, foreach_current_index(lc)))[0] != '\0'))
+			return;
 		/* the state keeps the columns the stored query reads: no others */
 		if (foreach_current_index(lc) < list_length(stored->join_columns) &&
 			strcmp(StreamJoinColumns(plan->join_query, plan->join_rtindexes, lfirst_oid(lc)),
@@ -1454,12 +1463,14 @@ streaming_explain(PG_FUNCTION_ARGS)
 		int			i = foreach_current_index(lc);
 		char	   *evict = i < list_length(plan->join_evict) ? list_nth(plan->join_evict, i) : "";
 		char	   *why = i < list_length(plan->join_evict_why) ? list_nth(plan->join_evict_why, i) : "no watermark";
+		bool		preserved = i < list_length(plan->join_keep) && ((char *) list_nth(plan->join_keep, i))[0] != '\0';
 
-		EMIT("join state", psprintf("%s keeps the rows of %s; each batch joins every source's new rows with the other sources' new and kept rows, then keeps its new rows; %s",
+		EMIT("join state", psprintf("%s keeps the rows of %s; each batch joins every source's new rows with the other sources' new and kept rows, then keeps its new rows; %s%s",
 									(char *) lfirst(lc2), (char *) lfirst(lc),
 									evict[0] != '\0'
 									? psprintf("a row is deleted when the watermark passes it, WHERE %s ($1: the watermark), as %s", evict, why)
-									: psprintf("never evicted, without bound: %s", why)));
+									: psprintf("never evicted, without bound: %s", why),
+									preserved ? "; the outer join keeps whether each row has matched (streaming_matched), and a row that never did is appended, padded with NULLs, when deleted" : ""));
 	}
 	if (plan->close_lag != NULL)
 		EMIT("window close", psprintf("the windows close %s behind the watermark: a kept row of the window's source may join a later row of another stream",

@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * stream_join.c
- *	  Inner joins between streams: each joined source's rows kept in a
- *	  state table, each batch joining the new rows of every source with
- *	  the others' new and kept rows.
+ *	  Joins between streams: each joined source's rows kept in a state
+ *	  table, each batch joining the new rows of every source with the
+ *	  others' new and kept rows; an outer join's unmatched rows emitted
+ *	  when the watermark evicts them.
  *
  * A join of streams S1 ... Sk is linear in each of them: if every Si is
  * split into the rows kept from earlier batches (Oi, its state table) and
@@ -43,15 +44,37 @@
  * rows through an index on the bounded column.  A state without such a
  * bound grows without bound; create_query says which and why.
  *
+ * An outer join (LEFT, RIGHT, FULL) of two streams is kept as Spark keeps
+ * it.  The copies join as an inner join does: they produce the pairs that
+ * match, each once.  An unmatched row of a preserved side can only be
+ * emitted when no later row can match it - when the watermark evicts it -
+ * so create_query wants watermarks on both streams and a bound in the ON
+ * condition that evicts each preserved side.  Both sides are evicted by
+ * the ON condition alone: WHERE applies after the join and does not decide
+ * which rows match, nor so whether a row is to be padded.  The state of a
+ * preserved side has a column more, streaming_matched: the batch statement
+ * keeps its new rows with whether a kept or new row of the other side
+ * matches them, and sets it on its kept rows that the other side's new
+ * rows match, so that it is true as soon as a pair with the row has been
+ * output, in that pair's transaction.  The close statement deletes the
+ * rows the watermark has made dead, and appends the query's rows of those
+ * that never matched, padded with NULLs: the query over them outer-joined
+ * with nothing (ON false), so that its select list, WHERE and joins with
+ * ordinary tables apply as SQL applies them.  Each row comes out once and
+ * is never taken back, so only append mode is accepted, with nothing that
+ * keeps state of its own (aggregation, DISTINCT) over the join.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/sysattr.h"
+#include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
+#include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
 #include "optimizer/prep.h"
@@ -60,6 +83,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
 #include "utils/ruleutils.h"
 #include "utils/timestamp.h"
 
@@ -71,11 +95,16 @@
 #include "window.h"
 
 /*
- * check_outer_joins refuses an outer join in the join tree with streams
- * (range table entries rtindexes) on both sides.
+ * find_outer_join finds the outer join between streams (range table
+ * entries rtindexes) in a join tree, *found, refusing one that is not
+ * supported: between other than the query's two streams, each named
+ * directly on its side, on the side of another outer join that it pads
+ * with NULLs, with an alias, or with a subquery in its ON condition (the
+ * statements that track which rows matched evaluate the condition apart).
+ * under_outer: on such a side.
  */
 static void
-check_outer_joins(Node *jtnode, List *rtindexes)
+find_outer_join(Node *jtnode, List *rtindexes, bool under_outer, JoinExpr **found)
 {
 	if (jtnode == NULL || IsA(jtnode, RangeTblRef))
 		return;
@@ -84,7 +113,7 @@ check_outer_joins(Node *jtnode, List *rtindexes)
 		ListCell   *lc;
 
 		foreach(lc, ((FromExpr *) jtnode)->fromlist)
-			check_outer_joins(lfirst(lc), rtindexes);
+			find_outer_join(lfirst(lc), rtindexes, under_outer, found);
 		return;
 	}
 	if (IsA(jtnode, JoinExpr))
@@ -105,15 +134,83 @@ check_outer_joins(Node *jtnode, List *rtindexes)
 				right_stream |= bms_is_member(lfirst_int(lc), right);
 			}
 			if (left_stream && right_stream)
-				ereport(ERROR,
-						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-						 errmsg("outer joins between streams are not supported yet in continuous queries"),
-						 errdetail("An unmatched row can be emitted only when no match can come any more, which needs watermarks on both streams."),
-						 errhint("Use an inner join.")));
+			{
+				if (list_length(rtindexes) != 2 || !IsA(join->larg, RangeTblRef) ||
+					!IsA(join->rarg, RangeTblRef))
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("an outer join between streams must join two streams named directly on its two sides"),
+							 errdetail("The query joins %d streams; an outer join is supported between two sources, with ordinary tables joined outside it.",
+									   list_length(rtindexes)),
+							 errhint("Write the outer join as a LEFT, RIGHT or FULL JOIN of the two sources themselves, e.g. a LEFT JOIN b ON ..., and join other tables to its result.")));
+				if (under_outer)
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("an outer join between streams cannot be on the side of another outer join that is padded with NULLs"),
+							 errhint("Join ordinary tables to the result of the streams' outer join, e.g. (a LEFT JOIN b ON ...) LEFT JOIN t ON t.x = a.x.")));
+				/* its sides' states have a column more than the sources */
+				if (join->alias != NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("an outer join between streams cannot have an alias"),
+							 errhint("Name the columns of its two sides, e.g. a.x and b.y.")));
+				if (checkExprHasSubLink(join->quals))
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("the ON condition of an outer join between streams cannot contain a subquery")));
+				*found = join;
+			}
 		}
-		check_outer_joins(join->larg, rtindexes);
-		check_outer_joins(join->rarg, rtindexes);
+		find_outer_join(join->larg, rtindexes,
+						under_outer || join->jointype == JOIN_RIGHT || join->jointype == JOIN_FULL, found);
+		find_outer_join(join->rarg, rtindexes,
+						under_outer || join->jointype == JOIN_LEFT || join->jointype == JOIN_FULL, found);
 	}
+}
+
+/*
+ * StreamJoinOuter returns the outer join between the streams (range table
+ * entries rtindexes) of a query, or NULL: at most one, see
+ * find_outer_join.
+ */
+JoinExpr *
+StreamJoinOuter(Query *query, List *rtindexes)
+{
+	JoinExpr   *found = NULL;
+
+	find_outer_join((Node *) query->jointree, rtindexes, false, &found);
+	return found;
+}
+
+/* join_preserves: whether outer join keeps the unmatched rows of rtindex */
+static bool
+join_preserves(JoinExpr *join, int rtindex)
+{
+	if (join == NULL)
+		return false;
+	if (((RangeTblRef *) join->larg)->rtindex == rtindex)
+		return join->jointype == JOIN_LEFT || join->jointype == JOIN_FULL;
+	if (((RangeTblRef *) join->rarg)->rtindex == rtindex)
+		return join->jointype == JOIN_RIGHT || join->jointype == JOIN_FULL;
+	return false;
+}
+
+/*
+ * StreamJoinPreserves tells whether the state of source relid keeps a
+ * preserved side of the query's outer join between streams, and so has
+ * the column streaming_matched.
+ */
+bool
+StreamJoinPreserves(Query *query, List *rtindexes, Oid relid)
+{
+	JoinExpr   *join = StreamJoinOuter(query, rtindexes);
+	ListCell   *lc;
+
+	foreach(lc, rtindexes)
+		if (rt_fetch(lfirst_int(lc), query->rtable)->relid == relid &&
+			join_preserves(join, lfirst_int(lc)))
+			return true;
+	return false;
 }
 
 /*
@@ -141,9 +238,9 @@ whole_row_walker(Node *node, void *context)
 
 /*
  * StreamJoinFind returns the range table indexes of the sources that the
- * top level of a query joins (two or more), or NIL.  A join of streams in
- * an outer join is refused: an unmatched row can only be emitted once no
- * match can come, which needs watermarks.
+ * top level of a query joins (two or more), or NIL.  An outer join between
+ * them is checked here (find_outer_join), its watermarks and bound by
+ * StreamJoinEvictions.
  */
 List *
 StreamJoinFind(Query *query)
@@ -161,7 +258,7 @@ StreamJoinFind(Query *query)
 	if (list_length(rtindexes) < 2)
 		return NIL;
 
-	check_outer_joins((Node *) query->jointree, rtindexes);
+	(void) StreamJoinOuter(query, rtindexes);
 	(void) query_tree_walker(query, whole_row_walker, rtindexes, 0);
 	return rtindexes;
 }
@@ -296,6 +393,39 @@ StreamJoinKeys(Query *query, Oid relid)
 }
 
 /*
+ * kept_columns sets *attnos to the columns of source relid that the query
+ * reads through any of its range table entries rtindexes (as PostgreSQL
+ * checks the query's privileges on them), false when it reads the whole
+ * row.
+ */
+static bool
+kept_columns(Query *query, List *rtindexes, Oid relid, Bitmapset **attnos)
+{
+	Bitmapset  *cols = NULL;
+	ListCell   *lc;
+	int			col = -1;
+
+	*attnos = NULL;
+	foreach(lc, rtindexes)
+	{
+		RangeTblEntry *rte = rt_fetch(lfirst_int(lc), query->rtable);
+
+		if (rte->relid == relid)
+			cols = bms_union(cols, rte->selectedCols);
+	}
+	if (bms_is_member(InvalidAttrNumber - FirstLowInvalidHeapAttributeNumber, cols))
+		return false;
+	while ((col = bms_next_member(cols, col)) >= 0)
+	{
+		AttrNumber	attno = col + FirstLowInvalidHeapAttributeNumber;
+
+		if (attno > 0)			/* system columns: none in a state table */
+			*attnos = bms_add_member(*attnos, attno);
+	}
+	return true;
+}
+
+/*
  * StreamJoinColumns returns the columns of source relid that the query
  * reads through any of its range table entries rtindexes (as PostgreSQL
  * checks the query's privileges on them), quoted and comma-separated in
@@ -309,28 +439,14 @@ StreamJoinColumns(Query *query, List *rtindexes, Oid relid)
 {
 	Bitmapset  *cols = NULL;
 	StringInfoData buf;
-	ListCell   *lc;
-	int			col = -1;
+	int			attno = -1;
 
-	foreach(lc, rtindexes)
-	{
-		RangeTblEntry *rte = rt_fetch(lfirst_int(lc), query->rtable);
-
-		if (rte->relid == relid)
-			cols = bms_union(cols, rte->selectedCols);
-	}
-	if (bms_is_member(InvalidAttrNumber - FirstLowInvalidHeapAttributeNumber, cols))
+	if (!kept_columns(query, rtindexes, relid, &cols))
 		return "*";
 	initStringInfo(&buf);
-	while ((col = bms_next_member(cols, col)) >= 0)
-	{
-		AttrNumber	attno = col + FirstLowInvalidHeapAttributeNumber;
-
-		if (attno <= 0)
-			continue;			/* system columns: none in a state table */
+	while ((attno = bms_next_member(cols, attno)) >= 0)
 		appendStringInfo(&buf, "%s%s", buf.len > 0 ? ", " : "",
 						 quote_identifier(get_attname(relid, attno, false)));
-	}
 	return buf.data;
 }
 
@@ -339,6 +455,22 @@ char *
 StreamJoinTableName(int32 query_id, int n)
 {
 	return psprintf("%s.%s", STREAMING_SCHEMA, quote_identifier(psprintf("join_%d_%d", query_id, n)));
+}
+
+/*
+ * inner_outer_join makes the outer join between streams of a copy of the
+ * query an inner join: the copies produce the pairs that match, the
+ * unmatched rows come out when the watermark evicts them.
+ */
+static void
+inner_outer_join(Query *copy, List *rtindexes)
+{
+	JoinExpr   *join = StreamJoinOuter(copy, rtindexes);
+
+	if (join == NULL)
+		return;
+	join->jointype = JOIN_INNER;
+	rt_fetch(join->rtindex, copy->rtable)->jointype = JOIN_INNER;
 }
 
 /*
@@ -371,15 +503,25 @@ StreamJoinExpand(Query *query, List *rtindexes, List *sources, List *state_oids)
 			rte->relid = list_nth_oid(state_oids, i);
 			rte->relkind = RELKIND_RELATION;
 		}
+		inner_outer_join(copy, rtindexes);
 		appendStringInfo(&sql, "%s(%s)", sql.len > 0 ? "\nUNION ALL\n" : "", PlanDeparseQuery(copy));
 	}
 	return sql.data;
 }
 
+/* outer_statement: per-state statement i of list, "" if none */
+static char *
+outer_statement(List *statements, int i)
+{
+	return i < list_length(statements) ? (char *) list_nth(statements, i) : "";
+}
+
 /*
  * StreamJoinStateCtes returns the CTEs of the batch statement that append
  * each joined source's new rows (the columns the query reads) to its state
- * table, each followed by a comma and a newline, or "".
+ * table, each followed by a comma and a newline, or "".  A preserved side
+ * of an outer join keeps them with their streaming_matched flag, and sets
+ * it on its kept rows that the other side's new rows match.
  */
 char *
 StreamJoinStateCtes(ContinuousPlan *plan)
@@ -395,6 +537,17 @@ StreamJoinStateCtes(ContinuousPlan *plan)
 		/* a plan made before the columns were recorded keeps all */
 		char	   *cols = i < list_length(plan->join_columns) ? list_nth(plan->join_columns, i) : "*";
 
+		/* a preserved side of an outer join: with whether each row matched */
+		if (outer_statement(plan->join_keep, i)[0] != '\0')
+		{
+			appendStringInfo(&sql, "join_kept_%d AS (INSERT INTO %s (%s%sstreaming_matched) %s),\n",
+							 i + 1, (char *) lfirst(lc2), cols, cols[0] != '\0' ? ", " : "",
+							 outer_statement(plan->join_keep, i));
+			appendStringInfo(&sql, "join_matched_%d AS (UPDATE %s AS s SET streaming_matched = true "
+							 "WHERE s.ctid OPERATOR(pg_catalog.=) ANY (ARRAY(%s)) AND NOT s.streaming_matched),\n",
+							 i + 1, (char *) lfirst(lc2), outer_statement(plan->join_match, i));
+			continue;
+		}
 		appendStringInfo(&sql, "join_kept_%d AS (INSERT INTO %s ", i + 1, (char *) lfirst(lc2));
 		if (strcmp(cols, "*") == 0 || cols[0] == '\0')
 			appendStringInfo(&sql, "SELECT %s FROM %s),\n", cols, (char *) lfirst(lc));
@@ -402,6 +555,292 @@ StreamJoinStateCtes(ContinuousPlan *plan)
 			appendStringInfo(&sql, "(%s) SELECT %s FROM %s),\n", cols, cols, (char *) lfirst(lc));
 	}
 	return sql.data;
+}
+
+/* ------------------------------------------------------------------------
+ * Outer joins: which kept rows matched, and the rows that never did
+ * ------------------------------------------------------------------------ */
+
+/*
+ * How renumber_vars_walker moves the Vars of two streams (range table
+ * entries from[]) into a statement of their own: to entries to[], up[]
+ * query levels above the condition.
+ */
+typedef struct RenumberVars
+{
+	int			from[2];
+	int			to[2];
+	int			up[2];
+} RenumberVars;
+
+static bool
+renumber_vars_walker(Node *node, RenumberVars *r)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, Var) && ((Var *) node)->varlevelsup == 0)
+	{
+		Var		   *var = (Var *) node;
+
+		for (int i = 0; i < 2; i++)
+			if (var->varno == r->from[i])
+			{
+				var->varno = var->varnosyn = r->to[i];
+				var->varattnosyn = var->varattno;
+				var->varlevelsup = r->up[i];
+				break;
+			}
+		return false;
+	}
+	/* no subquery: find_outer_join refused them in the ON condition */
+	return expression_tree_walker(node, renumber_vars_walker, r);
+}
+
+/* stream_rte: the entry of stream varno of query, reading relation relid */
+static RangeTblEntry *
+stream_rte(Query *query, int varno, Oid relid)
+{
+	RangeTblEntry *rte = copyObject(rt_fetch(varno, query->rtable));
+
+	rte->relid = relid;
+	rte->relkind = get_rel_relkind(relid);
+	return rte;
+}
+
+/* select_from: a SELECT of no columns yet FROM the entries rtes WHERE quals */
+static Query *
+select_from(List *rtes, Node *quals)
+{
+	Query	   *q = makeNode(Query);
+	List	   *from = NIL;
+
+	q->commandType = CMD_SELECT;
+	q->querySource = QSRC_ORIGINAL;
+	q->canSetTag = true;
+	q->rtable = rtes;
+	for (int i = 1; i <= list_length(rtes); i++)
+	{
+		RangeTblRef *ref = makeNode(RangeTblRef);
+
+		ref->rtindex = i;
+		from = lappend(from, ref);
+	}
+	q->jointree = makeFromExpr(from, quals);
+	q->hasSubLinks = checkExprHasSubLink(quals);
+	return q;
+}
+
+/*
+ * match_exists returns EXISTS (a row of relation relid, as stream y, that
+ * the ON condition on matches with the row of stream x of the enclosing
+ * statement, its only entry).
+ */
+static Node *
+match_exists(Query *query, Node *on, int x, int y, Oid relid)
+{
+	RenumberVars r = {{x, y}, {1, 1}, {1, 0}};
+	Node	   *cond = copyObject(on);
+	SubLink    *link = makeNode(SubLink);
+
+	(void) renumber_vars_walker(cond, &r);
+	link->subLinkType = EXISTS_SUBLINK;
+	link->subselect = (Node *) select_from(list_make1(stream_rte(query, y, relid)), cond);
+	link->location = -1;
+	return (Node *) link;
+}
+
+/*
+ * keep_statement returns the SELECT of the new rows of preserved stream x
+ * (source x_source) that its state keeps, each with whether a row of y
+ * matches it, kept (y_state) or new (y_source): the union of three
+ * SELECTs, which EXISTS and NOT EXISTS in WHERE make semi- and anti-joins.
+ */
+static char *
+keep_statement(Query *query, List *rtindexes, Node *on, int x, int y,
+			   Oid x_source, Oid y_source, Oid y_state)
+{
+	Bitmapset  *cols;
+	StringInfoData sql;
+
+	(void) kept_columns(query, rtindexes, x_source, &cols);
+	initStringInfo(&sql);
+	for (int part = 0; part < 3; part++)
+	{
+		Node	   *in_state = match_exists(query, on, x, y, y_state);
+		Node	   *in_batch = match_exists(query, on, x, y, y_source);
+		Node	   *quals;
+		Query	   *q;
+		int			attno = -1;
+
+		/* matched by a kept row; by a new row only; by none */
+		if (part == 0)
+			quals = in_state;
+		else
+			quals = make_and_qual((Node *) make_notclause((Expr *) in_state),
+								  part == 1 ? in_batch : (Node *) make_notclause((Expr *) in_batch));
+		q = select_from(list_make1(stream_rte(query, x, x_source)), quals);
+		while ((attno = bms_next_member(cols, attno)) >= 0)
+		{
+			Oid			type;
+			int32		typmod;
+			Oid			collation;
+
+			get_atttypetypmodcoll(x_source, attno, &type, &typmod, &collation);
+			q->targetList = lappend(q->targetList,
+									makeTargetEntry((Expr *) makeVar(1, attno, type, typmod, collation, 0),
+													list_length(q->targetList) + 1,
+													get_attname(x_source, attno, false), false));
+		}
+		q->targetList = lappend(q->targetList,
+								makeTargetEntry((Expr *) makeBoolConst(part < 2, false),
+												list_length(q->targetList) + 1, "streaming_matched", false));
+		appendStringInfo(&sql, "%s(%s)", sql.len > 0 ? " UNION ALL " : "", PlanDeparseQuery(q));
+	}
+	return sql.data;
+}
+
+/*
+ * match_statement returns the SELECT of the ctids of the rows of the state
+ * of stream x (x_state) that the new rows of y (y_source) match.
+ */
+static char *
+match_statement(Query *query, Node *on, int x, int y, Oid x_state, Oid y_source)
+{
+	RenumberVars r = {{x, y}, {1, 2}, {0, 0}};
+	Node	   *cond = copyObject(on);
+	Query	   *q;
+
+	(void) renumber_vars_walker(cond, &r);
+	q = select_from(list_make2(stream_rte(query, x, x_state), stream_rte(query, y, y_source)), cond);
+	q->targetList = list_make1(makeTargetEntry((Expr *) makeVar(1, SelfItemPointerAttributeNumber,
+																TIDOID, -1, InvalidOid, 0),
+											   1, "ctid", false));
+	return PlanDeparseQuery(q);
+}
+
+/*
+ * unmatched_statement returns the query over the rows of preserved stream
+ * x in CTE join_unmatched_<n> (its evicted rows that never matched, with
+ * the columns of its state x_state), each padded with NULLs for stream y:
+ * the outer join made to join nothing (ON false) with y's state, so that
+ * the select list, WHERE and the joins with ordinary tables apply to the
+ * padded rows as SQL applies them.  No column of the query is the join's
+ * own: it has no alias (find_outer_join), and USING, which only compares
+ * keys, puts no time bound on it (StreamJoinEvictions refuses it).
+ */
+static char *
+unmatched_statement(Query *query, List *rtindexes, int x, int y, Oid x_state, Oid y_state, int n)
+{
+	Query	   *q = copyObject(query);
+	JoinExpr   *join;
+	RangeTblEntry *rte;
+	Relation	rel;
+	TupleDesc	desc;
+
+	join = StreamJoinOuter(q, rtindexes);
+	join->jointype = ((RangeTblRef *) join->larg)->rtindex == x ? JOIN_LEFT : JOIN_RIGHT;
+	join->quals = makeBoolConst(false, false);
+	rt_fetch(join->rtindex, q->rtable)->jointype = join->jointype;
+
+	rte = rt_fetch(y, q->rtable);
+	rte->relid = y_state;
+	rte->relkind = RELKIND_RELATION;
+
+	rte = rt_fetch(x, q->rtable);
+	rte->rtekind = RTE_CTE;
+	rte->relid = InvalidOid;
+	rte->relkind = 0;
+	rte->inh = false;
+	rte->ctename = psprintf("join_unmatched_%d", n);
+	rte->ctelevelsup = 0;
+	rte->self_reference = false;
+	rte->eref = makeAlias(rte->eref->aliasname, NIL);
+	rte->coltypes = rte->coltypmods = rte->colcollations = NIL;
+	rel = table_open(x_state, AccessShareLock);
+	desc = RelationGetDescr(rel);
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		rte->eref->colnames = lappend(rte->eref->colnames, makeString(pstrdup(NameStr(att->attname))));
+		rte->coltypes = lappend_oid(rte->coltypes, att->atttypid);
+		rte->coltypmods = lappend_int(rte->coltypmods, att->atttypmod);
+		rte->colcollations = lappend_oid(rte->colcollations, att->attcollation);
+	}
+	table_close(rel, AccessShareLock);
+	return PlanDeparseQuery(q);
+}
+
+/*
+ * StreamJoinOuterStatements makes the statements of the preserved sides of
+ * a query's outer join between streams (plan->join_keep, join_match and
+ * join_unmatched, see planner.h), once create_query has made the states,
+ * state_oids (one per range table entry of plan->join_rtindexes).  Each
+ * row of a preserved side's state has a flag, streaming_matched: a batch
+ * keeps its new rows with whether a kept or new row of the other side
+ * matches them by the ON condition, and sets it on the kept rows that its
+ * new rows of the other side match; the close statement appends the query's
+ * rows of the evicted rows that never matched, padded with NULLs.  Whether
+ * a row matched is the ON condition's business alone, as in SQL: WHERE
+ * applies after the join, to the padded rows as to the pairs.
+ */
+void
+StreamJoinOuterStatements(ContinuousPlan *plan, List *state_oids)
+{
+	Query	   *query = plan->join_query;
+	JoinExpr   *join = StreamJoinOuter(query, plan->join_rtindexes);
+	ListCell   *lc;
+
+	plan->join_keep = plan->join_match = plan->join_unmatched = NIL;
+	if (join == NULL)
+		return;
+	/* two streams, two states (one source joined with itself is refused) */
+	Assert(list_length(plan->join_rtindexes) == 2);
+	foreach(lc, plan->join_rtindexes)
+	{
+		int			i = foreach_current_index(lc);
+		int			x = lfirst_int(lc);
+		int			y = list_nth_int(plan->join_rtindexes, 1 - i);
+		Oid			x_source = list_nth_oid(plan->join_relids, i);
+		Oid			y_source = list_nth_oid(plan->join_relids, 1 - i);
+
+		if (!join_preserves(join, x))
+		{
+			plan->join_keep = lappend(plan->join_keep, "");
+			plan->join_match = lappend(plan->join_match, "");
+			plan->join_unmatched = lappend(plan->join_unmatched, "");
+			continue;
+		}
+		plan->join_keep = lappend(plan->join_keep,
+								  keep_statement(query, plan->join_rtindexes, join->quals, x, y,
+												 x_source, y_source, list_nth_oid(state_oids, 1 - i)));
+		plan->join_match = lappend(plan->join_match,
+								   match_statement(query, join->quals, x, y,
+												   list_nth_oid(state_oids, i), y_source));
+		plan->join_unmatched = lappend(plan->join_unmatched,
+									   unmatched_statement(query, plan->join_rtindexes, x, y,
+														   list_nth_oid(state_oids, i),
+														   list_nth_oid(state_oids, 1 - i), i + 1));
+	}
+}
+
+/*
+ * StreamJoinUnmatched returns the query of the rows that the close
+ * statement appends for the evicted rows of an outer join's preserved
+ * sides that never matched (the UNION ALL of join_unmatched, over CTEs
+ * join_unmatched_<n>), or NULL.
+ */
+char *
+StreamJoinUnmatched(ContinuousPlan *plan)
+{
+	StringInfoData sql;
+	ListCell   *lc;
+
+	initStringInfo(&sql);
+	foreach(lc, plan->join_unmatched)
+		if (((char *) lfirst(lc))[0] != '\0')
+			appendStringInfo(&sql, "%s(%s)", sql.len > 0 ? " UNION ALL " : "", (char *) lfirst(lc));
+	return sql.len > 0 ? sql.data : NULL;
 }
 
 /* ------------------------------------------------------------------------
@@ -432,9 +871,10 @@ typedef struct TimeBound
 /*
  * collect_conjuncts appends the conjuncts of the join's conditions to
  * *quals: those of WHERE and of inner joins.  The ON condition of an outer
- * join (of the streams with an ordinary table: check_outer_joins) does not
- * restrict which rows of the streams match each other - their row is
- * emitted whether it holds or not - so it bounds nothing.
+ * join of the streams with an ordinary table does not restrict which rows
+ * of the streams match each other - their row is emitted whether it holds
+ * or not - so it bounds nothing.  (An outer join between streams is
+ * bounded by its ON condition alone: StreamJoinEvictions.)
  */
 static void
 collect_conjuncts(Node *node, List **quals)
@@ -607,6 +1047,68 @@ column_name(Query *query, int varno, AttrNumber attno)
 	return psprintf("%s.%s", rte->eref->aliasname, get_attname(rte->relid, attno, false));
 }
 
+/* join_type_name: LEFT, RIGHT or FULL, for messages */
+static const char *
+join_type_name(JoinExpr *join)
+{
+	return join->jointype == JOIN_LEFT ? "LEFT" : join->jointype == JOIN_RIGHT ? "RIGHT" : "FULL";
+}
+
+/*
+ * check_outer_eviction refuses an outer join between streams whose
+ * preserved sides the watermark does not evict (their evictions, one per
+ * entry of rtindexes): an unmatched row of such a side would never be
+ * emitted.  As Spark, it wants a watermark on both sources and a bound in
+ * the ON condition on the other side's event time.
+ */
+static void
+check_outer_eviction(Query *query, JoinExpr *outer, List *rtindexes, List *relids,
+					 List *event_times, List *evictions)
+{
+	List	   *states = NIL;
+	ListCell   *lc;
+
+	foreach(lc, relids)
+	{
+		EventTimeEntry *e = EventTimeSpecFind(event_times, lfirst_oid(lc));
+
+		if (e == NULL || e->column == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a %s outer join between streams requires a watermark on both sources", join_type_name(outer)),
+					 errdetail("A row that matches nothing is emitted, padded with NULLs, once the watermark guarantees that no later row can match it, but %s.",
+							   event_times == NIL ? "the query has no watermark"
+							   : psprintf("source \"%s\" has no event time", get_rel_name(lfirst_oid(lc)))),
+					 errhint("Give both sources an event time and a watermark (event_time and watermark), and bound the ON condition on their event times, e.g. b.t BETWEEN a.t AND a.t + interval '1 hour'.")));
+	}
+	foreach(lc, relids)
+		states = list_append_unique_oid(states, lfirst_oid(lc));
+	if (list_length(states) < list_length(relids))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("an outer join of a source with itself is not supported in continuous queries"),
+				 errdetail("Both sides would share the one state of source \"%s\", whose rows are never evicted.",
+						   get_rel_name(linitial_oid(states)))));
+	foreach(lc, rtindexes)
+	{
+		Oid			relid = list_nth_oid(relids, foreach_current_index(lc));
+		StreamJoinEviction *ev = NULL;
+		ListCell   *slc;
+
+		foreach(slc, states)
+			if (lfirst_oid(slc) == relid)
+				ev = list_nth(evictions, foreach_current_index(slc));
+
+		if (join_preserves(outer, lfirst_int(lc)) && ev->predicate == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("a %s outer join between streams requires a time bound in its ON condition", join_type_name(outer)),
+					 errdetail("A row of \"%s\" that matches nothing is emitted, padded with NULLs, once the watermark guarantees that no later row can match it, but %s.",
+							   get_rel_name(relid), ev->why),
+					 errhint("Bound the other source's event time in the ON condition, e.g. b.t BETWEEN a.t AND a.t + interval '1 hour' (a bound in WHERE does not decide which rows match).")));
+	}
+}
+
 /*
  * StreamJoinEvictions derives, for each state of a join (the distinct
  * relations of relids, the relations of the range table entries rtindexes,
@@ -617,13 +1119,21 @@ column_name(Query *query, int varno, AttrNumber attno)
 List *
 StreamJoinEvictions(Query *query, List *rtindexes, List *relids, List *event_times)
 {
+	JoinExpr   *outer = StreamJoinOuter(query, rtindexes);
 	List	   *quals = NIL;
 	List	   *bounds = NIL;
 	List	   *states = NIL;
 	List	   *result = NIL;
 	ListCell   *lc;
 
-	collect_conjuncts((Node *) query->jointree, &quals);
+	/*
+	 * Rows of an outer join between streams match by its ON condition
+	 * alone: WHERE applies after the join.  A row of either side is kept
+	 * for as long as the ON condition lets it match a later row of the
+	 * other, which sets that row's streaming_matched flag even when WHERE
+	 * drops the pair.
+	 */
+	collect_conjuncts(outer != NULL ? outer->quals : (Node *) query->jointree, &quals);
 	foreach(lc, quals)
 		bounds = list_concat(bounds, time_bounds(lfirst(lc)));
 	foreach(lc, relids)
@@ -734,6 +1244,8 @@ StreamJoinEvictions(Query *query, List *rtindexes, List *relids, List *event_tim
 		ev->predicate = pred.data;
 		ev->why = why.data;
 	}
+	if (outer != NULL)
+		check_outer_eviction(query, outer, rtindexes, relids, event_times, result);
 	return result;
 }
 
@@ -741,7 +1253,9 @@ StreamJoinEvictions(Query *query, List *rtindexes, List *relids, List *event_tim
  * StreamJoinEvictCtes returns the CTEs of the close statement that delete
  * the rows of the join's states that the watermark ($1) has made dead,
  * each followed by a comma and a newline, and in *count the expression of
- * how many they deleted; "" and NULL when no state is evicted.
+ * how many they deleted; "" and NULL when no state is evicted.  For a
+ * preserved side of an outer join, CTE join_unmatched_<n> follows with
+ * its deleted rows that never matched (StreamJoinUnmatched).
  */
 char *
 StreamJoinEvictCtes(ContinuousPlan *plan, char **count)
@@ -759,8 +1273,13 @@ StreamJoinEvictCtes(ContinuousPlan *plan, char **count)
 
 		if (((char *) lfirst(lc2))[0] == '\0')
 			continue;
-		appendStringInfo(&sql, "join_evicted_%d AS (DELETE FROM %s WHERE %s RETURNING 1),\n",
-						 i, (char *) lfirst(lc), (char *) lfirst(lc2));
+		if (outer_statement(plan->join_unmatched, i - 1)[0] != '\0')
+			appendStringInfo(&sql, "join_evicted_%d AS (DELETE FROM %s WHERE %s RETURNING *),\n"
+							 "join_unmatched_%d AS (SELECT * FROM join_evicted_%d WHERE NOT streaming_matched),\n",
+							 i, (char *) lfirst(lc), (char *) lfirst(lc2), i, i);
+		else
+			appendStringInfo(&sql, "join_evicted_%d AS (DELETE FROM %s WHERE %s RETURNING 1),\n",
+							 i, (char *) lfirst(lc), (char *) lfirst(lc2));
 		appendStringInfo(&sum, "%s(SELECT pg_catalog.count(*) FROM join_evicted_%d)",
 						 sum.len > 0 ? " OPERATOR(pg_catalog.+) " : "", i);
 	}

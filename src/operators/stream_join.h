@@ -1,9 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * stream_join.h
- *	  Inner joins between streams: each joined source's rows kept in a
- *	  state table, each batch joining the new rows of every source with
- *	  the others' new and kept rows.
+ *	  Joins between streams: each joined source's rows kept in a state
+ *	  table, each batch joining the new rows of every source with the
+ *	  others' new and kept rows; an outer join's unmatched rows emitted
+ *	  when the watermark evicts them.
  *
  *-------------------------------------------------------------------------
  */
@@ -31,14 +32,18 @@ typedef struct StreamJoinEviction
 } StreamJoinEviction;
 
 extern List *StreamJoinFind(Query *query);
+extern JoinExpr *StreamJoinOuter(Query *query, List *rtindexes);
+extern bool StreamJoinPreserves(Query *query, List *rtindexes, Oid relid);
 extern List *StreamJoinKeys(Query *query, Oid relid);
 extern char *StreamJoinColumns(Query *query, List *rtindexes, Oid relid);
 extern char *StreamJoinTableName(int32 query_id, int n);
 extern char *StreamJoinExpand(Query *query, List *rtindexes, List *sources,
 							  List *state_oids);
+extern void StreamJoinOuterStatements(ContinuousPlan *plan, List *state_oids);
 extern char *StreamJoinStateCtes(ContinuousPlan *plan);
 extern List *StreamJoinEvictions(Query *query, List *rtindexes, List *relids,
 								 List *event_times);
 extern char *StreamJoinEvictCtes(ContinuousPlan *plan, char **count);
+extern char *StreamJoinUnmatched(ContinuousPlan *plan);
 
 #endif							/* STREAMING_STREAM_JOIN_H */

@@ -331,6 +331,41 @@ SELECT add_wcase('dedup_clicked',
   $$SELECT DISTINCT i.ad, i.t AS shown FROM $imp i JOIN $clk c
      ON c.ad = i.ad AND c.t BETWEEN i.t AND i.t + interval '10 seconds'$$, 'append');
 SELECT step, statement FROM streaming.explain('dedup_clicked') WHERE step = 'state table';
+-- a source joined with itself: clicks followed by another click within 10
+-- seconds.  Its watermark is the clicks' own; its one state goes
+-- 10 s behind it (as the first click; as the second, at the watermark).
+-- self_check(n) runs its batch n and compares it with plain SQL over the
+-- clicks that were not late, and its state with what Spark's rule keeps.
+SELECT streaming.create_query('self_clicks',
+  $$SELECT c1.ad, c1.t AS first, c2.t AS second FROM clk c1 JOIN clk c2
+     ON c2.t > c1.t AND c2.t <= c1.t + interval '10 seconds'$$,
+  output_mode => 'append', event_time => 't', watermark => '5 seconds');
+SELECT step, regexp_replace(statement, 'join_\d+_', 'join_N_', 'g') FROM streaming.explain('self_clicks')
+ WHERE step = 'join state' ORDER BY 2;
+CREATE FUNCTION self_check(n int, OUT missing bigint, OUT extra bigint, OUT result_rows bigint,
+                           OUT kept bigint, OUT expected bigint) LANGUAGE plpgsql AS $$
+DECLARE
+    wm timestamptz;
+BEGIN
+    PERFORM streaming.run('self_clicks', 1);
+    CREATE TEMP TABLE self_ok ON COMMIT DROP AS
+      SELECT f.* FROM fed_clk f
+       WHERE f.batch <= n
+         AND f.t > coalesce((SELECT max(p.t) FROM fed_clk p WHERE p.batch < f.batch) - interval '5 seconds', '-infinity');
+    wm := (SELECT max(t) FROM fed_clk WHERE batch <= n) - interval '5 seconds';
+    CREATE TEMP TABLE self_ref ON COMMIT DROP AS
+      SELECT c1.ad, c1.t AS first, c2.t AS second FROM self_ok c1 JOIN self_ok c2
+          ON c2.t > c1.t AND c2.t <= c1.t + interval '10 seconds';
+    SELECT count(*) INTO missing FROM (SELECT * FROM self_ref EXCEPT ALL SELECT * FROM self_clicks) d;
+    SELECT count(*) INTO extra FROM (SELECT * FROM self_clicks EXCEPT ALL SELECT * FROM self_ref) d;
+    SELECT count(*) INTO result_rows FROM self_clicks;
+    EXECUTE format('SELECT count(*) FROM streaming.%I',
+                   (SELECT substring(statement FROM 'streaming\.(join_\d+_\d+) keeps') FROM streaming.explain('self_clicks')
+                     WHERE step = 'join state'))
+       INTO kept;
+    SELECT count(*) INTO expected FROM self_ok WHERE t + interval '10 seconds' > wm;
+    DROP TABLE self_ok, self_ref;
+END $$;
 -- the keys it keeps after batch n, and those Spark's rule leaves
 CREATE FUNCTION dedup_kept(n int, OUT kept bigint, OUT expected bigint) LANGUAGE plpgsql AS $$
 BEGIN
@@ -359,6 +394,7 @@ SELECT c.* FROM wcases, wcompare(name, 1, CASE WHEN name = 'per_window' THEN int
                                                WHEN name = 'union_window' THEN interval '0' END) c ORDER BY 1;
 SELECT * FROM wstates(1);
 SELECT * FROM dedup_kept(1);
+SELECT * FROM self_check(1);
 -- 2: ad 2 clicked a batch after its impression, ad 3 too late to count;
 -- the watermark moves to 5 s (impressions: 25 - 20; clicks: 30 - 5)
 SELECT wfeed('imp', 2, '{{5,25}}'), wfeed('clk', 2, '{{2,8},{3,30}}');
@@ -367,6 +403,7 @@ SELECT c.* FROM wcases, wcompare(name, 2, CASE WHEN name = 'per_window' THEN int
                                                WHEN name = 'union_window' THEN interval '0' END) c ORDER BY 1;
 SELECT * FROM wstates(2);
 SELECT * FROM dedup_kept(2);
+SELECT * FROM self_check(2);
 -- 3: a late impression and a late click (at or before 5 s) are dropped;
 -- ad 5 clicked; the watermark moves to 20 s
 SELECT wfeed('imp', 3, '{{6,4},{7,40}}'), wfeed('clk', 3, '{{4,5},{5,28}}');
@@ -375,6 +412,7 @@ SELECT c.* FROM wcases, wcompare(name, 3, CASE WHEN name = 'per_window' THEN int
                                                WHEN name = 'union_window' THEN interval '0' END) c ORDER BY 1;
 SELECT * FROM wstates(3);
 SELECT * FROM dedup_kept(3);
+SELECT * FROM self_check(3);
 -- 4: clicks alone: their watermark runs to 55 s, the impressions' stays at
 -- 20 s and holds the query's there
 SELECT wfeed('clk', 4, '{{7,45},{5,60}}');
@@ -383,6 +421,7 @@ SELECT c.* FROM wcases, wcompare(name, 4, CASE WHEN name = 'per_window' THEN int
                                                WHEN name = 'union_window' THEN interval '0' END) c ORDER BY 1;
 SELECT * FROM wstates(4);
 SELECT * FROM dedup_kept(4);
+SELECT * FROM self_check(4);
 -- 5: an impression far ahead: the watermark moves to 55 s, both states shrink
 SELECT wfeed('imp', 5, '{{8,100}}');
 SELECT * FROM wrun(5);
@@ -390,6 +429,7 @@ SELECT c.* FROM wcases, wcompare(name, 5, CASE WHEN name = 'per_window' THEN int
                                                WHEN name = 'union_window' THEN interval '0' END) c ORDER BY 1;
 SELECT * FROM wstates(5);
 SELECT * FROM dedup_kept(5);
+SELECT * FROM self_check(5);
 -- 6: both sides in one batch
 SELECT wfeed('imp', 6, '{{9,101}}'), wfeed('clk', 6, '{{9,105}}');
 SELECT * FROM wrun(6);
@@ -397,6 +437,7 @@ SELECT c.* FROM wcases, wcompare(name, 6, CASE WHEN name = 'per_window' THEN int
                                                WHEN name = 'union_window' THEN interval '0' END) c ORDER BY 1;
 SELECT * FROM wstates(6);
 SELECT * FROM dedup_kept(6);
+SELECT * FROM self_check(6);
 SELECT * FROM per_window ORDER BY w;
 -- each source's watermark, kept in the catalog across restarts
 SELECT source, max_event_time, watermark FROM streaming.source_watermarks WHERE query = 'clicked' ORDER BY source::text;
@@ -466,10 +507,11 @@ SELECT step, regexp_replace(statement, 'join_\d+_', 'join_N_', 'g') FROM streami
 SELECT streaming.drop_query('outer_where');
 DROP TABLE labels;
 SELECT streaming.drop_query(name) FROM wcases ORDER BY name;
+SELECT streaming.drop_query('self_clicks');
 SELECT count(*) AS source_watermarks_left FROM streaming.source_watermarks;
 SELECT streaming.drop_source(s) FROM unnest(ARRAY['imp', 'clk']) s;
 DROP VIEW ok_imp, ok_clk;
 DROP TABLE fed_imp, fed_clk, wcases;
 DROP FUNCTION wfeed(text, int, bigint[]), ref_wm(int), add_wcase(text, text, text), wcompare(text, int, interval),
-              wstates(int), wrun(int), dedup_kept(int);
+              wstates(int), wrun(int), dedup_kept(int), self_check(int);
 DROP EXTENSION streaming;

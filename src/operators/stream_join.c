@@ -39,7 +39,9 @@
  * each plus or minus a constant interval ("b.t <= a.t + interval '1 hour'",
  * BETWEEN), and the same tumbling window of both ("streaming.window(a.t,
  * s) = streaming.window(b.t, s)").  With three streams or more, a row of X
- * goes when it can match no later row of any other stream.  The close
+ * goes when it can match no later row of any other stream; a source joined
+ * with itself keeps one state, whose row goes when it can match no later
+ * row in any of its places in the join.  The close
  * statement, which runs when the watermark has moved, deletes the dead
  * rows through an index on the bounded column.  A state without such a
  * bound grows without bound; create_query says which and why.
@@ -1087,7 +1089,7 @@ check_outer_eviction(Query *query, JoinExpr *outer, List *rtindexes, List *relid
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("an outer join of a source with itself is not supported in continuous queries"),
-				 errdetail("Both sides would share the one state of source \"%s\", whose rows are never evicted.",
+				 errdetail("Both sides would share the one state of source \"%s\", whose rows have one matched flag, not one per side.",
 						   get_rel_name(linitial_oid(states)))));
 	foreach(lc, rtindexes)
 	{
@@ -1144,97 +1146,102 @@ StreamJoinEvictions(Query *query, List *rtindexes, List *relids, List *event_tim
 		Oid			relid = lfirst_oid(lc);
 		StreamJoinEviction *ev = palloc0(sizeof(StreamJoinEviction));
 		EventTimeEntry *mine = EventTimeSpecFind(event_times, relid);
-		int			x = 0;
-		int			entries = 0;
 		StringInfoData pred;
 		StringInfoData why;
-		ListCell   *ylc;
+		ListCell   *xlc;
 
 		result = lappend(result, ev);
 		ev->lag = 0;
-		foreach(ylc, rtindexes)
-			if (list_nth_oid(relids, foreach_current_index(ylc)) == relid)
-			{
-				x = lfirst_int(ylc);
-				entries++;
-			}
 		if (event_times == NIL)
 		{
 			ev->why = pstrdup("the query has no watermark");
 			continue;
 		}
-		if (entries > 1)
-		{
-			ev->why = psprintf("source \"%s\" is joined with itself", get_rel_name(relid));
-			continue;
-		}
 		initStringInfo(&pred);
 		initStringInfo(&why);
-		foreach(ylc, rtindexes)
+
+		/*
+		 * Each place x of the source in the join (two or more when it is
+		 * joined with itself): a kept row goes when it can match no later
+		 * row in any of them.
+		 */
+		foreach(xlc, rtindexes)
 		{
-			int			y = lfirst_int(ylc);
-			Oid			yrelid = list_nth_oid(relids, foreach_current_index(ylc));
-			EventTimeEntry *theirs = EventTimeSpecFind(event_times, yrelid);
-			TimeBound  *best = NULL;
-			ListCell   *blc;
-			char	   *col;
-			int64		lag;
+			int			x = lfirst_int(xlc);
+			ListCell   *ylc;
 
-			if (y == x)
+			if (list_nth_oid(relids, foreach_current_index(xlc)) != relid)
 				continue;
-			if (theirs == NULL || theirs->column == NULL)
+			foreach(ylc, rtindexes)
 			{
-				ev->why = psprintf("source \"%s\" has no event time, so its later rows may have any time",
-								   get_rel_name(yrelid));
-				break;
-			}
-			/* the tightest bound on y's event time by a column of x */
-			foreach(blc, bounds)
-			{
-				TimeBound  *b = lfirst(blc);
+				int			y = lfirst_int(ylc);
+				Oid			yrelid = list_nth_oid(relids, foreach_current_index(ylc));
+				EventTimeEntry *theirs = EventTimeSpecFind(event_times, yrelid);
+				TimeBound  *best = NULL;
+				ListCell   *blc;
+				char	   *col;
+				int64		lag;
 
-				if (b->varno != y || b->attno != theirs->attno || b->of_varno != x)
+				if (y == x)
 					continue;
-				if (best == NULL || (best->window_size > 0 && b->window_size == 0) ||
-					(b->window_size == 0 && b->of_attno == best->of_attno && b->offset < best->offset))
-					best = b;
-			}
-			if (best == NULL)
-			{
-				ev->why = psprintf("the join's condition puts no upper bound on %s (the event time of \"%s\") in terms of the columns of \"%s\"",
-								   column_name(query, y, theirs->attno), get_rel_name(yrelid), get_rel_name(relid));
-				break;
-			}
-			col = pstrdup(quote_identifier(get_attname(relid, best->of_attno, false)));
-			if (ev->index == NULL)
-				ev->index = col;
-			if (best->window_size > 0)
-			{
-				appendStringInfo(&pred, "%s(%s " OP_LT " pg_catalog.lower(%s.\"window\"($1, %s)))",
-								 pred.len > 0 ? " AND " : "", col, STREAMING_SCHEMA,
-								 WindowStateSizeLiteral(best->window_size));
-				appendStringInfo(&why, "%s%s is in the same window as %s (of interval '" INT64_FORMAT " seconds')",
-								 why.len > 0 ? "; " : "", column_name(query, y, theirs->attno),
-								 column_name(query, x, best->of_attno), best->window_size / USECS_PER_SEC);
-				lag = best->window_size;
-			}
-			else
-			{
-				if (best->offset == 0)
-					appendStringInfo(&pred, "%s(%s " OP_LE " $1)", pred.len > 0 ? " AND " : "", col);
+				if (theirs == NULL || theirs->column == NULL)
+				{
+					ev->why = psprintf("source \"%s\" has no event time, so its later rows may have any time",
+									   get_rel_name(yrelid));
+					break;
+				}
+				/* the tightest bound on y's event time by a column of x */
+				foreach(blc, bounds)
+				{
+					TimeBound  *b = lfirst(blc);
+
+					if (b->varno != y || b->attno != theirs->attno || b->of_varno != x)
+						continue;
+					if (best == NULL || (best->window_size > 0 && b->window_size == 0) ||
+						(b->window_size == 0 && b->of_attno == best->of_attno && b->offset < best->offset))
+						best = b;
+				}
+				if (best == NULL)
+				{
+					ev->why = psprintf("the join's condition puts no upper bound on %s (the event time of \"%s\") in terms of %s",
+									   column_name(query, y, theirs->attno), get_rel_name(yrelid),
+									   yrelid == relid ? pstrdup("the columns of its other occurrence in the join")
+									   : psprintf("the columns of \"%s\"", get_rel_name(relid)));
+					break;
+				}
+				col = pstrdup(quote_identifier(get_attname(relid, best->of_attno, false)));
+				if (ev->index == NULL)
+					ev->index = col;
+				if (best->window_size > 0)
+				{
+					appendStringInfo(&pred, "%s(%s " OP_LT " pg_catalog.lower(%s.\"window\"($1, %s)))",
+									 pred.len > 0 ? " AND " : "", col, STREAMING_SCHEMA,
+									 WindowStateSizeLiteral(best->window_size));
+					appendStringInfo(&why, "%s%s is in the same window as %s (of interval '" INT64_FORMAT " seconds')",
+									 why.len > 0 ? "; " : "", column_name(query, y, theirs->attno),
+									 column_name(query, x, best->of_attno), best->window_size / USECS_PER_SEC);
+					lag = best->window_size;
+				}
 				else
-					appendStringInfo(&pred, "%s(%s " OP_LE " ($1 " OP_SUB " %s))", pred.len > 0 ? " AND " : "",
-									 col, WindowStateSizeLiteral(best->offset));
-				appendStringInfo(&why, "%s%s <= %s%s", why.len > 0 ? "; " : "",
-								 column_name(query, y, theirs->attno), column_name(query, x, best->of_attno),
-								 offset_text(best->offset));
-				lag = Max(best->offset, 0);
+				{
+					if (best->offset == 0)
+						appendStringInfo(&pred, "%s(%s " OP_LE " $1)", pred.len > 0 ? " AND " : "", col);
+					else
+						appendStringInfo(&pred, "%s(%s " OP_LE " ($1 " OP_SUB " %s))", pred.len > 0 ? " AND " : "",
+										 col, WindowStateSizeLiteral(best->offset));
+					appendStringInfo(&why, "%s%s <= %s%s", why.len > 0 ? "; " : "",
+									 column_name(query, y, theirs->attno), column_name(query, x, best->of_attno),
+									 offset_text(best->offset));
+					lag = Max(best->offset, 0);
+				}
+				/* what the rows this state keeps have at least, behind the watermark */
+				if (mine == NULL || mine->column == NULL || best->of_attno != mine->attno)
+					ev->lag = -1;
+				else if (ev->lag >= 0)
+					ev->lag = Max(ev->lag, lag);
 			}
-			/* what the rows this state keeps have at least, behind the watermark */
-			if (mine == NULL || mine->column == NULL || best->of_attno != mine->attno)
-				ev->lag = -1;
-			else if (ev->lag >= 0)
-				ev->lag = Max(ev->lag, lag);
+			if (ev->why != NULL)
+				break;
 		}
 		if (ev->why != NULL)
 		{

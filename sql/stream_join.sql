@@ -451,6 +451,11 @@ SELECT streaming.create_query('one_sided', $$SELECT i.ad FROM imp i JOIN clk c O
 SELECT step, regexp_replace(statement, 'join_\d+_', 'join_N_', 'g') FROM streaming.explain('one_sided')
  WHERE step = 'join state' ORDER BY 2;
 SELECT streaming.drop_query('one_sided');
+-- a bound in days has no fixed length (a day may have 23 or 25 hours): the
+-- NOTICE says to write it in hours
+SELECT streaming.create_query('daily', $$SELECT i.ad FROM imp i JOIN clk c ON c.ad = i.ad AND c.t BETWEEN i.t AND i.t + interval '1 day'$$,
+         event_time => 't', watermark => '5 seconds');
+SELECT streaming.drop_query('daily');
 -- a source without event time does not bound the other side's state
 SELECT streaming.create_query('half', $$SELECT i.ad FROM imp i JOIN clk c ON c.ad = i.ad AND c.t BETWEEN i.t AND i.t + interval '1 minute'$$,
          event_time => '{"imp": "t"}', watermark => '5 seconds');

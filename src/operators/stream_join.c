@@ -912,6 +912,31 @@ collect_conjuncts(Node *node, List **quals)
 }
 
 /*
+ * calendar_interval_walker finds a timestamptz plus or minus a constant
+ * interval in days or months, which time_term does not take as a bound.
+ */
+static bool
+calendar_interval_walker(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, OpExpr) && list_length(((OpExpr *) node)->args) == 2)
+	{
+		Oid			fn = get_opcode(((OpExpr *) node)->opno);
+		Node	   *iv = fn == F_INTERVAL_PL_TIMESTAMPTZ ? linitial(((OpExpr *) node)->args)
+			: lsecond(((OpExpr *) node)->args);
+
+		if ((fn == F_INTERVAL_PL_TIMESTAMPTZ || fn == F_TIMESTAMPTZ_PL_INTERVAL ||
+			 fn == F_TIMESTAMPTZ_MI_INTERVAL) &&
+			IsA(iv, Const) && !((Const *) iv)->constisnull &&
+			(DatumGetIntervalP(((Const *) iv)->constvalue)->month != 0 ||
+			 DatumGetIntervalP(((Const *) iv)->constvalue)->day != 0))
+			return true;
+	}
+	return expression_tree_walker(node, calendar_interval_walker, context);
+}
+
+/*
  * time_term reads a column of a stream, plus or minus a constant interval
  * of fixed length (no days or months, whose length varies), into its
  * range table entry, column and offset in microseconds.
@@ -1203,10 +1228,13 @@ StreamJoinEvictions(Query *query, List *rtindexes, List *relids, List *event_tim
 				}
 				if (best == NULL)
 				{
-					ev->why = psprintf("the join's condition puts no upper bound on %s (the event time of \"%s\") in terms of %s",
+					ev->why = psprintf("the join's condition puts no upper bound on %s (the event time of \"%s\") in terms of %s%s",
 									   column_name(query, y, theirs->attno), get_rel_name(yrelid),
 									   yrelid == relid ? pstrdup("the columns of its other occurrence in the join")
-									   : psprintf("the columns of \"%s\"", get_rel_name(relid)));
+									   : psprintf("the columns of \"%s\"", get_rel_name(relid)),
+									   expression_tree_walker((Node *) quals, calendar_interval_walker, NULL)
+									   ? " (an interval in days or months has no fixed length and bounds nothing: write interval '24 hours', not '1 day')"
+									   : "");
 					break;
 				}
 				col = pstrdup(quote_identifier(get_attname(relid, best->of_attno, false)));

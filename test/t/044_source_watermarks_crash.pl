@@ -2,8 +2,10 @@
 # each source's max event time and watermark in streaming.source_watermarks,
 # written in the batch's transaction; its watermark is the least of them.
 # Pool workers run an append-mode windowed count over a UNION ALL of two
-# file sources with different delays, and a windowed count over a join of
-# them bounded in event time, while files arrive in both directories.  A
+# file sources with different delays, a windowed count over a join of
+# them bounded in event time, and a LEFT JOIN of them whose unmatched rows
+# come out as the watermark passes them, while files arrive in both
+# directories.  A
 # batch is killed with SIGKILL right after it wrote its source_watermarks
 # rows (a trigger there waits for a lock the test holds), once in the
 # middle of its statement, and the server is stopped with -m immediate
@@ -12,7 +14,9 @@
 #     watermark that minus its delay, the query's watermark the least;
 #   - the windows written are exactly those that end at or before the
 #     watermark (over the join, the watermark less the join's lag), each
-#     once, equal to plain SQL over the same files.
+#     once, equal to plain SQL over the same files;
+#   - the outer join wrote every pair once, and every unmatched row whose
+#     bound the watermark passed once.
 # Every file of a source starts after the previous one ends, so no batching
 # makes a row late: a replayed batch may end at other files than the lost
 # one and the result is still the same.
@@ -80,6 +84,10 @@ sql(qq{
 		      FROM a JOIN b ON a.k = b.k AND b.t BETWEEN a.t - interval '4 seconds' AND a.t + interval '4 seconds'
 		     GROUP BY 1\$\$,
 		output_mode => 'append', event_time => '$event_time');
+	SELECT streaming.create_query('lefts',
+		\$\$SELECT a.k, a.t AS at, b.t AS bt, b.v
+		      FROM a LEFT JOIN b ON a.k = b.k AND b.t BETWEEN a.t - interval '4 seconds' AND a.t + interval '4 seconds'\$\$,
+		output_mode => 'append', event_time => '$event_time');
 	-- hold a batch right after it wrote its per-source watermarks, while
 	-- the test holds advisory lock 4242
 	CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql
@@ -143,6 +151,8 @@ wait_for(q{SELECT count(*) FROM streaming.offsets WHERE query = 'wins'}, 2 * $fi
 	'wins consumed every file of both sources');
 wait_for(q{SELECT count(*) FROM streaming.offsets WHERE query = 'pairs'}, 2 * $files,
 	'pairs consumed every file of both sources');
+wait_for(q{SELECT count(*) FROM streaming.offsets WHERE query = 'lefts'}, 2 * $files,
+	'lefts consumed every file of both sources');
 wait_for(q{SELECT count(*) FROM pg_stat_activity
             WHERE query LIKE 'streaming micro-batch:%' AND state = 'active'}, '0', 'no batch running');
 my @killed = (slurp_file($node->logfile) =~ /streaming query.*terminated by signal 9/g);
@@ -157,7 +167,7 @@ sql(qq{
 is(sql('SELECT (SELECT count(*) FROM a_in) + (SELECT count(*) FROM b_in)'), 60 * $files, 'the input has all rows');
 
 # each source's watermark, and the query's, recomputed from the files
-for my $q ('wins', 'pairs')
+for my $q ('wins', 'pairs', 'lefts')
 {
 	is(sql(qq{SELECT string_agg(source::text || ' ' || max_event_time || ' ' || watermark, ', ' ORDER BY source::text)
 	            FROM streaming.source_watermarks WHERE query = '$q'}),
@@ -193,7 +203,21 @@ ok(sql("SELECT count(*) FROM ($joined) r") > 10, 'pairs: more than ten windows a
 is(sql('SELECT count(*) FROM pairs'), sql("SELECT count(*) FROM ($joined) r"), 'pairs: as many windows as plain SQL');
 is(sql("SELECT count(*) FROM (($joined) EXCEPT ALL SELECT * FROM pairs) d"), '0', 'pairs: no window missing or different');
 is(sql("SELECT count(*) FROM (SELECT * FROM pairs EXCEPT ALL ($joined)) d"), '0', 'pairs: no window twice');
-is(sql(q{SELECT string_agg(DISTINCT status, ',') FROM streaming.queries}), 'running', 'both queries still run');
+# the outer join: every pair once, and each row of a that matched nothing
+# once, padded with NULLs, when the watermark passed 4 s after its time
+$wm = "(SELECT watermark FROM streaming.queries WHERE name = 'lefts')";
+my $outer = qq{
+	SELECT a.k, a.t AS at, b.t AS bt, b.v
+	  FROM a_in a JOIN b_in b ON a.k = b.k AND b.t BETWEEN a.t - interval '4 seconds' AND a.t + interval '4 seconds'
+	UNION ALL
+	SELECT a.k, a.t, NULL, NULL FROM a_in a
+	 WHERE a.t + interval '4 seconds' <= $wm
+	   AND NOT EXISTS (SELECT FROM b_in b WHERE a.k = b.k AND b.t BETWEEN a.t - interval '4 seconds' AND a.t + interval '4 seconds')};
+ok(sql("SELECT count(*) FROM ($outer) r WHERE bt IS NULL") > 0, 'lefts: some rows of a match nothing');
+is(sql('SELECT count(*) FROM lefts'), sql("SELECT count(*) FROM ($outer) r"), 'lefts: as many rows as plain SQL');
+is(sql("SELECT count(*) FROM (($outer) EXCEPT ALL SELECT * FROM lefts) d"), '0', 'lefts: no pair or unmatched row missing');
+is(sql("SELECT count(*) FROM (SELECT * FROM lefts EXCEPT ALL ($outer)) d"), '0', 'lefts: none twice');
+is(sql(q{SELECT string_agg(DISTINCT status, ',') FROM streaming.queries}), 'running', 'the queries still run');
 
 $node->stop;
 done_testing();

@@ -6,7 +6,8 @@
 -- price per category) as a plain view over the first's result table; q8
 -- (persons who opened an auction in the 10-second window they were
 -- created in) as a join in the same window followed by DISTINCT; and q9's
--- first step, the winning price per auction and seller.  q4's second level
+-- first step, the winning price per auction and seller; q7 as a join of
+-- the bids with the windowed max of the bids.  q4's second level
 -- also runs as a continuous query chained on the first through a table
 -- source that takes updates back (changes 'all').  After every batch each
 -- result is compared, both ways and with counts, with the same SELECT run
@@ -80,7 +81,7 @@ BEGIN
     EXECUTE format('COPY all_%s FROM %L WITH (FORMAT csv)', stream, file);
 END $$;
 CREATE FUNCTION run_all() RETURNS SETOF bigint LANGUAGE sql AS $$
-    SELECT streaming.run(name, 1) FROM cases WHERE name <> 'q4' ORDER BY name
+    SELECT streaming.run(name, 1) FROM cases WHERE name NOT IN ('q4', 'q7_b_join') ORDER BY name
 $$;
 
 -- q4, first level: the final price of each auction, its highest bid
@@ -127,23 +128,50 @@ SELECT add_case('q9_winner',
      WHERE B.date_time BETWEEN A.date_time AND A.expires
      GROUP BY A.id, A.seller$$, 'update');
 SELECT step, statement FROM streaming.explain('q8') WHERE step IN ('shape', 'join state') ORDER BY step, statement;
+-- q7: the highest bids of each 10-second window, with Nexmark's join of
+-- the bids with a windowed stream: a windowed max in append mode (final
+-- once the watermark passes its window) whose result table a table source
+-- follows as a stream, joined with the bids stream.  The join reads the
+-- windows as the max query commits them (it runs after that query's batch
+-- has committed), so its reference joins the bids with that query's result
+-- table.
+SELECT streaming.create_query('q7_a_max',
+  $$SELECT streaming.window(B.date_time, '10 seconds') AS w, max(B.price) AS top FROM bid B GROUP BY 1$$,
+  output_mode => 'append', event_time => 'date_time', watermark => '2 seconds');
+INSERT INTO cases VALUES ('q7_a_max',
+  $$SELECT streaming.window(B.date_time, '10 seconds') AS w, max(B.price) AS top FROM $bid B GROUP BY 1
+     HAVING upper(streaming.window(B.date_time, '10 seconds')) <= (SELECT watermark FROM streaming.queries WHERE name = 'q7_a_max')$$);
+SELECT streaming.create_source('q7_windows', 'table', options => '{"table": "public.q7_a_max"}');
+SELECT streaming.create_query('q7_b_join',
+  $$SELECT B.auction, B.bidder, B.price, B.date_time FROM bid B JOIN q7_windows M
+     ON B.price = M.top AND B.date_time >= lower(M.w) AND B.date_time < upper(M.w)$$, start => false);
+INSERT INTO cases VALUES ('q7_b_join',
+  $$SELECT B.auction, B.bidder, B.price, B.date_time FROM $bid B JOIN q7_a_max M
+     ON B.price = M.top AND B.date_time >= lower(M.w) AND B.date_time < upper(M.w)$$);
+-- its stream of windows starts with its slot, made by its first batch
+SELECT streaming.run('q7_b_join');
 
 -- batches: bids before their auctions, then auctions before their sellers,
 -- then everything at once, then each stream alone again
 SELECT feed('bid', 1, 40);
 SELECT * FROM run_all();
+SELECT streaming.run('q7_b_join', 1) AS q7_join_batch;
 SELECT c.* FROM cases, compare(name) c WHERE name <> 'q4' ORDER BY 1;
 SELECT feed('auction', 1, 15);
 SELECT * FROM run_all();
+SELECT streaming.run('q7_b_join', 1) AS q7_join_batch;
 SELECT c.* FROM cases, compare(name) c WHERE name <> 'q4' ORDER BY 1;
 SELECT feed('person', 1, 12), feed('bid', 41, 30);
 SELECT * FROM run_all();
+SELECT streaming.run('q7_b_join', 1) AS q7_join_batch;
 SELECT c.* FROM cases, compare(name) c WHERE name <> 'q4' ORDER BY 1;
 SELECT feed('person', 13, 20), feed('auction', 16, 25), feed('bid', 71, 60);
 SELECT * FROM run_all();
+SELECT streaming.run('q7_b_join', 1) AS q7_join_batch;
 SELECT c.* FROM cases, compare(name) c WHERE name <> 'q4' ORDER BY 1;
 SELECT feed('auction', 41, 20);
 SELECT * FROM run_all();
+SELECT streaming.run('q7_b_join', 1) AS q7_join_batch;
 SELECT c.* FROM cases, compare(name) c WHERE name <> 'q4' ORDER BY 1;
 SELECT * FROM compare('q4', 'SELECT * FROM q4');
 -- the chained query reads what the first level committed, in its own batch
@@ -160,7 +188,11 @@ SELECT count(*) AS dead_letters FROM streaming.dead_letters;
 DROP VIEW q4;
 SELECT streaming.drop_query('q4_chained');
 SELECT streaming.drop_source('q4_final_s');
-SELECT streaming.drop_query(name) FROM cases WHERE name <> 'q4' ORDER BY name;
+SELECT count(*) AS q7_windows, sum(top) AS q7_top_sum FROM q7_a_max;
+SELECT count(*) AS q7_highest_bids FROM q7_b_join;
+SELECT streaming.drop_query('q7_b_join');
+SELECT streaming.drop_source('q7_windows');
+SELECT streaming.drop_query(name) FROM cases WHERE name NOT IN ('q4', 'q7_b_join') ORDER BY name;
 SELECT streaming.drop_source('person'), streaming.drop_source('auction'), streaming.drop_source('bid');
 DROP TABLE all_person, all_auction, all_bid, cases;
 DROP FUNCTION add_case(text, text, text), compare(text, text), feed(text, int, int), run_all();

@@ -261,6 +261,13 @@ SELECT streaming.create_query('bad', $$SELECT l.label FROM labels l LEFT JOIN (i
          event_time => 't', watermark => '10 seconds');
 SELECT streaming.create_query('bad', $$SELECT j.x FROM (imp i LEFT JOIN clk c ON c.ad = i.ad AND c.t BETWEEN i.t AND i.t + interval '10 seconds') AS j(x)$$,
          event_time => 't', watermark => '10 seconds');
+-- a subquery or a volatile function in the ON condition
+SELECT streaming.create_query('bad', $$SELECT i.ad FROM imp i LEFT JOIN clk c ON c.ad = i.ad AND c.t BETWEEN i.t AND i.t + interval '10 seconds'
+                                         AND c.ad IN (SELECT ad FROM labels)$$,
+         event_time => 't', watermark => '10 seconds');
+SELECT streaming.create_query('bad', $$SELECT i.ad FROM imp i LEFT JOIN clk c ON c.ad = i.ad AND c.t BETWEEN i.t AND i.t + interval '10 seconds'
+                                         AND random() < 0.5$$,
+         event_time => 't', watermark => '10 seconds');
 
 SELECT streaming.drop_query(name) FROM cases ORDER BY name;
 SELECT count(*) AS join_states_left FROM pg_class

@@ -101,8 +101,9 @@
  * entries rtindexes) in a join tree, *found, refusing one that is not
  * supported: between other than the query's two streams, each named
  * directly on its side, on the side of another outer join that it pads
- * with NULLs, with an alias, or with a subquery in its ON condition (the
- * statements that track which rows matched evaluate the condition apart).
+ * with NULLs, with an alias, or with a subquery or a volatile function in
+ * its ON condition (the statements that track which rows matched evaluate
+ * the condition apart).
  * under_outer: on such a side.
  */
 static void
@@ -160,6 +161,13 @@ find_outer_join(Node *jtnode, List *rtindexes, bool under_outer, JoinExpr **foun
 					ereport(ERROR,
 							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 							 errmsg("the ON condition of an outer join between streams cannot contain a subquery")));
+				/* the pairs and the matched flags must see one answer */
+				if (contain_volatile_functions(join->quals))
+					ereport(ERROR,
+							(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+							 errmsg("the ON condition of an outer join between streams cannot call volatile functions"),
+							 errdetail("The condition is evaluated once to output the pairs and again to tell which rows matched; a volatile function could answer differently, and a row could come out both matched and padded with NULLs."),
+							 errhint("Move the volatile part to WHERE, or mark the function STABLE or IMMUTABLE if it is.")));
 				*found = join;
 			}
 		}

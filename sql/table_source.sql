@@ -166,6 +166,32 @@ SELECT streaming.drop_source('stock_s');
 DROP TABLE stock;
 DROP SCHEMA "Depot 2" CASCADE;
 
+-- option "snapshot": a query's first batch is the rows the table holds,
+-- then the stream goes on from there; without it the rows from before the
+-- query's slot are not read
+CREATE TABLE shelf (id int, item text);
+INSERT INTO shelf SELECT g, 'old ' || g FROM generate_series(1, 5) g;
+SELECT streaming.create_source('shelf_s', 'table', options => '{"table": "public.shelf", "snapshot": true}');
+SELECT streaming.create_source('shelf_new', 'table', options => '{"table": "public.shelf"}');
+SELECT streaming.create_query('shelf_all', $$SELECT id, item FROM shelf_s$$, start => false);
+SELECT streaming.create_query('shelf_since', $$SELECT id, item FROM shelf_new$$, start => false);
+SELECT streaming.run('shelf_all');
+SELECT streaming.run('shelf_since');
+INSERT INTO shelf VALUES (6, 'new 6');
+SELECT streaming.run('shelf_all');
+SELECT streaming.run('shelf_since');
+SELECT * FROM shelf_all ORDER BY id;
+SELECT * FROM shelf_since ORDER BY id;
+SELECT batch_id, input_rows, sources->0->'snapshot_rows' AS snapshot_rows
+  FROM streaming.progress WHERE query = 'shelf_all' ORDER BY batch_id;
+-- the snapshot is recorded with the first batch's position
+SELECT count(*) FILTER (WHERE partition LIKE 'snapshot\_%') > 2 AS snapshot_recorded
+  FROM streaming.offsets WHERE query = 'shelf_all';
+SELECT streaming.create_source('bad', 'table', options => '{"table": "public.shelf", "snapshot": "maybe"}');
+SELECT streaming.drop_query('shelf_all'), streaming.drop_query('shelf_since');
+SELECT streaming.drop_source('shelf_s'), streaming.drop_source('shelf_new');
+DROP TABLE shelf;
+
 -- event times straight from a table's rows: an infinite one has no window
 -- and no watermark can be taken from it, so its row is a dead letter; a
 -- delay that reaches past the earliest timestamptz leaves the query

@@ -3,7 +3,8 @@
  * table_source.c
  *	  The table source: the committed inserts into an ordinary table, in
  *	  commit order, read in-process through logical decoding, with one
- *	  replication slot per (query, source).
+ *	  replication slot per (query, source); optionally the rows it holds
+ *	  first.
  *
  * The extension's own library is the output plugin of those slots
  * (_PG_output_plugin_init below, plugin name "streaming"): its change
@@ -64,6 +65,10 @@
  * query; the status view shows slots that fall behind
  * (pg_replication_slots.wal_status).
  *
+ * Snapshot.  With option "snapshot", a query's first batch is the rows the
+ * table holds, read under a snapshot taken after its slot exists, and the
+ * stream skips the transactions that snapshot saw (snapshot_batch).
+ *
  * Polling.  Nothing wakes a worker when the table receives rows; after a
  * batch that found nothing, it looks again soon, then less and less often
  * (next_poll).
@@ -77,6 +82,7 @@
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
@@ -134,8 +140,24 @@
 										 * without REPLICA IDENTITY FULL */
 
 static const char *const table_options[] = {
-	"table", "changes", "max_rows_per_trigger", NULL
+	"table", "changes", "max_rows_per_trigger", "snapshot", NULL
 };
+
+/*
+ * The snapshot a query's first batch read the table under (option
+ * "snapshot"): a transaction whose commit the slot decodes is in it, and
+ * skipped, if it committed before the snapshot was taken - its commit LSN
+ * is before lsn, the insert position read just after the snapshot, and
+ * its xid is before xmin, or before xmax and not among the running xip.
+ */
+typedef struct TableSnapshot
+{
+	XLogRecPtr	lsn;			/* InvalidXLogRecPtr: none */
+	TransactionId xmin;
+	TransactionId xmax;
+	int			nxip;
+	TransactionId *xip;
+} TableSnapshot;
 
 void		_PG_output_plugin_init(OutputPluginCallbacks *cb);
 
@@ -165,6 +187,8 @@ typedef struct TableReader
 	int64		done_seq;
 	XLogRecPtr	txn_lsn;		/* the transaction being decoded */
 	int64		txn_seq;
+	bool		txn_skip;		/* it is in the snapshot: skip its changes */
+	TableSnapshot snapshot;		/* what the first batch read, if anything */
 	bool		busy;			/* decoding or taking; an error leaves it set */
 	XLogRecPtr	confirm_lsn;	/* the slot may be confirmed to this ... */
 	XLogRecPtr	confirm_after;	/* ... once the WAL is flushed this far */
@@ -189,6 +213,34 @@ typedef struct SlotDrop
 static TableReader *reader = NULL;
 static List *slot_drops = NIL;
 static bool callbacks_registered = false;
+
+/*
+ * snapshot_sees tells whether a transaction that committed (top-level xid)
+ * is in the snapshot: it had ended when the snapshot was taken.
+ */
+static bool
+snapshot_sees(const TableSnapshot *snap, TransactionId xid)
+{
+	if (TransactionIdPrecedes(xid, snap->xmin))
+		return true;
+	if (!TransactionIdPrecedes(xid, snap->xmax))
+		return false;
+	for (int i = 0; i < snap->nxip; i++)
+		if (TransactionIdEquals(snap->xip[i], xid))
+			return false;
+	return true;
+}
+
+static bool
+same_snapshot(const TableSnapshot *a, const TableSnapshot *b)
+{
+	if (a->lsn != b->lsn || a->xmin != b->xmin || a->xmax != b->xmax || a->nxip != b->nxip)
+		return false;
+	for (int i = 0; i < a->nxip; i++)
+		if (a->xip[i] != b->xip[i])
+			return false;
+	return true;
+}
 
 /* 'available_now': the WAL present when the run began bounds the run */
 static TimestampTz run_began = 0;
@@ -409,6 +461,7 @@ table_validate(Jsonb *options)
 	SourceCheckOptionKeys(options, "source kind \"table\"", table_options, NULL);
 	all = all_changes(options);
 	(void) max_rows_per_trigger(options);
+	(void) JsonbGetBool(options, "snapshot", false);
 	check_decoding_settings();
 	check_table(table_relid(options), GetUserId(), all);
 }
@@ -819,8 +872,11 @@ origin_here(const PositionOrigin *origin, Oid source)
  */
 static bool
 read_position(const char *query, Oid source, XLogRecPtr *lsn, int64 *seq, bool *mine,
-			  PositionOrigin *origin)
+			  PositionOrigin *origin, TableSnapshot *snap)
 {
+	MemoryContext caller = CurrentMemoryContext;
+	List	   *xip = NIL;
+
 	Oid			argtypes[2] = {TEXTOID, OIDOID};
 	Datum		args[2] = {CStringGetTextDatum(query), ObjectIdGetDatum(source)};
 	bool		found_lsn = false;
@@ -830,11 +886,14 @@ read_position(const char *query, Oid source, XLogRecPtr *lsn, int64 *seq, bool *
 	*seq = 0;
 	*mine = false;
 	memset(origin, 0, sizeof(PositionOrigin));
+	if (snap != NULL)
+		memset(snap, 0, sizeof(TableSnapshot));
 	SPI_connect();
 	/* not read-only: a runner that waited for the query's lock must see the latest */
 	if (CatalogExecute("SELECT partition, \"offset\", xmin FROM streaming.offsets "
 					   "WHERE query OPERATOR(pg_catalog.=) $1 AND source OPERATOR(pg_catalog.=) $2 "
-					   "AND partition OPERATOR(pg_catalog.=) ANY ('{lsn,seq,system_identifier,database_oid,source_oid}'::pg_catalog.text[])",
+					   "AND (partition OPERATOR(pg_catalog.=) ANY ('{lsn,seq,system_identifier,database_oid,source_oid}'::pg_catalog.text[]) "
+					   "OR pg_catalog.starts_with(partition, 'snapshot_'))",
 					   2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not read streaming.offsets");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -853,6 +912,24 @@ read_position(const char *query, Oid source, XLogRecPtr *lsn, int64 *seq, bool *
 		}
 		else if (strcmp(partition, "seq") == 0)
 			*seq = value;
+		else if (strncmp(partition, "snapshot_", 9) == 0)
+		{
+			if (snap == NULL)
+				continue;
+			if (strcmp(partition, "snapshot_lsn") == 0)
+				snap->lsn = (XLogRecPtr) value;
+			else if (strcmp(partition, "snapshot_xmin") == 0)
+				snap->xmin = (TransactionId) value;
+			else if (strcmp(partition, "snapshot_xmax") == 0)
+				snap->xmax = (TransactionId) value;
+			else
+			{
+				MemoryContext old = MemoryContextSwitchTo(caller);
+
+				xip = lappend_oid(xip, (Oid) value);	/* (a 32-bit xid) */
+				MemoryContextSwitchTo(old);
+			}
+		}
 		else
 		{
 			if (strcmp(partition, "system_identifier") == 0)
@@ -868,6 +945,14 @@ read_position(const char *query, Oid source, XLogRecPtr *lsn, int64 *seq, bool *
 	}
 	SPI_finish();
 	origin->known = origin_parts == 3;
+	if (snap != NULL && list_length(xip) > 0)
+	{
+		ListCell   *lc;
+
+		snap->xip = palloc(sizeof(TransactionId) * list_length(xip));
+		foreach(lc, xip)
+			snap->xip[snap->nxip++] = (TransactionId) lfirst_oid(lc);
+	}
 	return found_lsn;
 }
 
@@ -999,7 +1084,7 @@ table_prepare(const char *query, int32 query_id, Oid relid, Jsonb *options)
 	LockDatabaseObject(RelationRelationId, relid, (uint16) query_id, ExclusiveLock);
 	if (slot_active_pid(name) >= 0)
 		return;
-	recorded = read_position(query, relid, &lsn, &seq, &mine, &origin);
+	recorded = read_position(query, relid, &lsn, &seq, &mine, &origin, NULL);
 	if (recorded && (!origin.known || origin_here(&origin, relid)))
 		lost_slot(name, query, lsn);
 	release_slot();
@@ -1238,7 +1323,7 @@ reader_free(void)
  */
 static TableReader *
 reader_create(SourceBatch *batch, const char *name, Oid table, XLogRecPtr lsn, int64 seq,
-			  bool recorded)
+			  bool recorded, const TableSnapshot *snap)
 {
 	TableReader *r;
 	TupleDesc	sdesc = RelationGetDescr(batch->rel);
@@ -1292,6 +1377,12 @@ reader_create(SourceBatch *batch, const char *name, Oid table, XLogRecPtr lsn, i
 	r->pending = tuplestore_begin_heap(false, true, work_mem);
 	r->skip_lsn = r->done_lsn = lsn;
 	r->skip_seq = r->done_seq = seq;
+	r->snapshot = *snap;
+	if (snap->nxip > 0)
+	{
+		r->snapshot.xip = palloc(sizeof(TransactionId) * snap->nxip);
+		memcpy(r->snapshot.xip, snap->xip, sizeof(TransactionId) * snap->nxip);
+	}
 	r->busy = true;
 	reader = r;
 
@@ -1451,6 +1542,9 @@ plugin_begin(LogicalDecodingContext *ctx, ReorderBufferTXN *txn)
 
 	r->txn_lsn = txn->final_lsn;
 	r->txn_seq = 0;
+	/* its rows were read by the first batch (snapshot_batch) */
+	r->txn_skip = r->snapshot.lsn != InvalidXLogRecPtr && txn->final_lsn < r->snapshot.lsn &&
+		snapshot_sees(&r->snapshot, txn->xid);
 }
 
 static void
@@ -1516,7 +1610,7 @@ add_pending(TableReader *r, char kind, Relation relation, HeapTuple tuple, HeapT
 	bool	   *onulls = NULL;
 
 	r->txn_seq++;
-	if (!position_after(r->txn_lsn, r->txn_seq, r->skip_lsn, r->skip_seq))
+	if (r->txn_skip || !position_after(r->txn_lsn, r->txn_seq, r->skip_lsn, r->skip_seq))
 		return;
 
 	old = MemoryContextSwitchTo(r->rowcxt);
@@ -1713,6 +1807,123 @@ cannot_take_back(SourceBatch *batch, Oid table, char kind, XLogRecPtr lsn)
 }
 
 /*
+ * snapshot_batch is the first batch of a query over a source with option
+ * "snapshot": the rows the table holds, read under a snapshot taken now,
+ * after the query's slot was made, all in this one batch (a snapshot does
+ * not outlive its transaction).  The batch records the snapshot beside its
+ * position, the start of the slot; from then on the reader skips each
+ * transaction the snapshot saw (TableSnapshot), whose rows were read here,
+ * and takes the others: no row is lost between the two, and none is read
+ * twice.  A crash before the batch commits leaves nothing recorded, and
+ * the next first batch takes a snapshot of its own.
+ */
+static bool
+snapshot_batch(SourceBatch *batch, const char *name, Oid table, const PositionOrigin *origin)
+{
+	TupleDesc	sdesc = RelationGetDescr(batch->rel);
+	int			natts = sdesc->natts;
+	Snapshot	snapshot;
+	XLogRecPtr	after;
+	Relation	rel;
+	TableScanDesc scan;
+	TupleTableSlot *tslot;
+	TablePlan  *plan;
+	AttrNumber *map;
+	Datum	   *values;
+	bool	   *nulls;
+	int64		rows = 0;
+	MemoryContext rowcxt;
+	MemoryContext old;
+
+	if (slot_active_pid(name) < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("replication slot \"%s\" of continuous query \"%s\" does not exist", name, batch->query),
+				 errhint("Call streaming.run() in a transaction of its own once, or start the query: that creates the slot.")));
+	/* what a reader decoded before would not be filtered by the snapshot */
+	if (reader != NULL && strcmp(reader->slot, name) == 0)
+		reader_free();
+
+	/* the slot exists: every transaction the snapshot misses, it decodes */
+	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	after = GetXLogInsertRecPtr();
+	rel = table_open(table, AccessShareLock);
+
+	old = MemoryContextSwitchTo(batch->mcxt);
+	plan = palloc0(sizeof(TablePlan));
+	plan->rows = tuplestore_begin_heap(false, false, work_mem);
+	plan->desc = SourceRetractionDesc(sdesc);
+	map = palloc0(sizeof(AttrNumber) * Max(natts, 1));
+	values = palloc0(sizeof(Datum) * (natts + 1));
+	nulls = palloc(sizeof(bool) * (natts + 1));
+	for (int i = 0; i < natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(sdesc, i);
+
+		if (att->attisdropped)
+			continue;
+		map[i] = SourceFindColumn(RelationGetDescr(rel), NameStr(att->attname), att->atttypid);
+		if (map[i] == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("table %s has no column \"%s\" of type %s, which its table source reads",
+							RelationQualifiedName(table), NameStr(att->attname), format_type_be(att->atttypid)),
+					 errhint("Drop the query and the source, and create them again over the changed table.")));
+	}
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "streaming table snapshot row", ALLOCSET_DEFAULT_SIZES);
+	tslot = table_slot_create(rel, NULL);
+	scan = table_beginscan(rel, snapshot, 0, NULL);
+	while (table_scan_getnextslot(scan, ForwardScanDirection, tslot))
+	{
+		MemoryContext rowold;
+
+		CHECK_FOR_INTERRUPTS();
+		slot_getallattrs(tslot);
+		rowold = MemoryContextSwitchTo(rowcxt);
+		for (int i = 0; i < natts; i++)
+		{
+			Form_pg_attribute att = TupleDescAttr(sdesc, i);
+			Datum		d;
+
+			nulls[i] = map[i] == InvalidAttrNumber || tslot->tts_isnull[map[i] - 1];
+			if (nulls[i])
+				continue;
+			d = tslot->tts_values[map[i] - 1];
+			if (att->attlen == -1 && VARATT_IS_EXTERNAL(DatumGetPointer(d)))
+				d = PointerGetDatum(detoast_external_attr((struct varlena *) DatumGetPointer(d)));
+			values[i] = d;
+		}
+		values[natts] = BoolGetDatum(false);
+		nulls[natts] = false;
+		tuplestore_putvalues(plan->rows, plan->desc, values, nulls);
+		MemoryContextSwitchTo(rowold);
+		MemoryContextReset(rowcxt);
+		rows++;
+	}
+	table_endscan(scan);
+	ExecDropSingleTupleTableSlot(tslot);
+	table_close(rel, AccessShareLock);
+	MemoryContextDelete(rowcxt);
+
+	/* the position: the start of the slot; and the snapshot */
+	SourceBatchAddOffset(batch, "lsn", (int64) InvalidXLogRecPtr);
+	SourceBatchAddOffset(batch, "seq", 0);
+	record_origin(batch, origin);
+	SourceBatchAddOffset(batch, "snapshot_lsn", (int64) after);
+	SourceBatchAddOffset(batch, "snapshot_xmin", (int64) snapshot->xmin);
+	SourceBatchAddOffset(batch, "snapshot_xmax", (int64) snapshot->xmax);
+	for (uint32 i = 0; i < snapshot->xcnt; i++)
+		SourceBatchAddOffset(batch, psprintf("snapshot_xip_%u", i + 1), (int64) snapshot->xip[i]);
+	batch->start_offset = position_jsonb(InvalidXLogRecPtr, 0);
+	batch->end_offset = position_jsonb(InvalidXLogRecPtr, 0);
+	batch->metrics = psprintf("\"snapshot_rows\": " INT64_FORMAT, rows);
+	batch->private = plan;
+	MemoryContextSwitchTo(old);
+	UnregisterSnapshot(snapshot);
+	return true;
+}
+
+/*
  * table_plan_batch takes the next changes of the table: the committed
  * position, the reader (kept if it stopped exactly there, else made
  * again), the WAL decoded up to the flush point, then up to
@@ -1729,6 +1940,7 @@ table_plan_batch(SourceBatch *batch)
 	bool		mine;
 	bool		recorded;
 	PositionOrigin origin;
+	TableSnapshot snap;
 	TableReader *r;
 	TablePlan  *plan;
 	TupleTableSlot *slot;
@@ -1750,7 +1962,7 @@ table_plan_batch(SourceBatch *batch)
 	/* as the source's owner, whom batches read it as, at every batch */
 	check_table(table, GetUserId(), all);
 	slot_name(name, batch->query_id, batch->relid);
-	recorded = read_position(batch->query, batch->relid, &lsn, &seq, &mine, &origin);
+	recorded = read_position(batch->query, batch->relid, &lsn, &seq, &mine, &origin, &snap);
 	/* recorded elsewhere (restored): from the start of the new slot */
 	if (recorded && origin.known && !origin_here(&origin, batch->relid))
 	{
@@ -1758,13 +1970,18 @@ table_plan_batch(SourceBatch *batch)
 		seq = 0;
 	}
 
+	/* option "snapshot": a query's first batch is the rows the table holds */
+	if (!recorded && JsonbGetBool(batch->options, "snapshot", false))
+		return snapshot_batch(batch, name, table, &origin);
+
 	/* a reader goes on only from exactly where the committed batches stopped */
 	r = reader;
 	if (r != NULL && (strcmp(r->slot, name) != 0 || r->busy || r->table != table ||
 					  r->all_changes != all || r->done_lsn != lsn || r->done_seq != seq ||
+					  !same_snapshot(&r->snapshot, &snap) ||
 					  !same_columns(r, RelationGetDescr(batch->rel))))
 		reader_free();
-	r = reader != NULL ? reader : reader_create(batch, name, table, lsn, seq, recorded);
+	r = reader != NULL ? reader : reader_create(batch, name, table, lsn, seq, recorded, &snap);
 
 	if (!mine)
 		reader_confirm(r, lsn);
@@ -1913,6 +2130,11 @@ table_read_batch(SourceBatch *batch, bool careful)
 			SourceBatchAddRow(batch, slot->tts_values, slot->tts_isnull);
 	}
 	ExecDropSingleTupleTableSlot(slot);
+	/*
+	 * Read through: no retry comes (that follows an error), and a store
+	 * that spilled to a temporary file closes it now, not at commit.
+	 */
+	tuplestore_clear(plan->rows);
 }
 
 /*

@@ -167,9 +167,18 @@ ALTER TABLE bins ALTER COLUMN qty TYPE bigint;
 SELECT attrelid::regclass AS "table", attname, atttypid::regtype AS type FROM pg_attribute
  WHERE attrelid IN ('shelves'::regclass, 'shelves_low'::regclass, 'bins'::regclass, 'bins_red'::regclass)
    AND attnum = 2 ORDER BY 1;
+-- ... nor through the composite type of a typed table (ALTER TYPE ... CASCADE)
+CREATE TYPE crate AS (id int, qty int);
+CREATE TABLE crates OF crate;
+SELECT streaming.create_source('crates_s', 'table', options => '{"table": "public.crates"}');
+ALTER TYPE crate RENAME ATTRIBUTE qty TO quantity CASCADE;
+ALTER TYPE crate ALTER ATTRIBUTE qty TYPE bigint CASCADE;
+SELECT attname, atttypid::regtype AS type FROM pg_attribute WHERE attrelid = 'crates'::regclass AND attnum = 2;
 SELECT streaming.drop_source('shelves_low_s');
 SELECT streaming.drop_source('bins_red_s');
-DROP TABLE shelves, bins CASCADE;
+SELECT streaming.drop_source('crates_s');
+DROP TABLE shelves, bins, crates CASCADE;
+DROP TYPE crate;
 -- the table itself may be renamed and moved to another schema, and the
 -- schema renamed: the source follows the same table, and its option
 -- "table" says the new name

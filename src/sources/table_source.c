@@ -74,9 +74,11 @@
 
 #include "access/detoast.h"
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
@@ -560,11 +562,36 @@ column_source(Oid relid, AttrNumber attno, bool retracting)
 }
 
 /*
+ * typed_tables lists the tables of composite type typid (CREATE TABLE ...
+ * OF), with their partitions and inheritance children: ALTER TYPE ...
+ * CASCADE changes their columns with the type's attributes.
+ */
+static List *
+typed_tables(Oid typid)
+{
+	Relation	classRel = table_open(RelationRelationId, AccessShareLock);
+	ScanKeyData key;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	List	   *tables = NIL;
+
+	ScanKeyInit(&key, Anum_pg_class_reloftype, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(typid));
+	scan = table_beginscan_catalog(classRel, 1, &key);
+	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+		tables = list_concat(tables,
+							 find_all_inheritors(((Form_pg_class) GETSTRUCT(tup))->oid, NoLock, NULL));
+	table_endscan(scan);
+	table_close(classRel, AccessShareLock);
+	return tables;
+}
+
+/*
  * column_reader finds a table source that reads column colname of table
  * relid or, with recurse, of one of its partitions or inheritance
  * children, whose column ALTER TABLE renames or retypes along with the
- * parent's; *table is then the table whose column the source reads.
- * InvalidOid if none.
+ * parent's, or, relid being a composite type, of a table of that type;
+ * *table is then the table whose column it reads.  InvalidOid if none.
  */
 static Oid
 column_reader(Oid relid, const char *colname, bool recurse, Oid *table)
@@ -574,6 +601,8 @@ column_reader(Oid relid, const char *colname, bool recurse, Oid *table)
 
 	/* no lock: the ALTER that follows takes them, and finds what changed */
 	tables = recurse ? find_all_inheritors(relid, NoLock, NULL) : list_make1_oid(relid);
+	if (get_rel_relkind(relid) == RELKIND_COMPOSITE_TYPE)
+		tables = list_concat(tables, typed_tables(get_rel_type_id(relid)));
 	foreach(lc, tables)
 	{
 		AttrNumber	attno = get_attnum(lfirst_oid(lc), colname);
@@ -660,7 +689,8 @@ TableSourceCheckAlter(AlterTableStmt *stmt)
 	Oid			relid;
 	ListCell   *lc;
 
-	if (stmt->objtype != OBJECT_TABLE)
+	/* ALTER TYPE ... ALTER ATTRIBUTE ... TYPE retypes typed tables' columns */
+	if (stmt->objtype != OBJECT_TABLE && stmt->objtype != OBJECT_TYPE)
 		return;
 	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 	if (!OidIsValid(relid))

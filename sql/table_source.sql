@@ -153,6 +153,10 @@ ALTER MATERIALIZED VIEW stock RENAME COLUMN qty TO quantity;
 ALTER TYPE stock RENAME ATTRIBUTE qty TO quantity;
 SELECT attname FROM pg_attribute WHERE attrelid = 'stock'::regclass AND attnum > 0 AND NOT attisdropped
  ORDER BY attnum;
+-- ... and the source's own columns, each the table's column of its name
+ALTER FOREIGN TABLE stock_s RENAME COLUMN qty TO quantity;
+ALTER TABLE stock_s RENAME label TO name;
+SELECT attname FROM pg_attribute WHERE attrelid = 'stock_s'::regclass AND attnum > 0 ORDER BY attnum;
 -- ... nor through the table that the followed one is a partition or an
 -- inheritance child of: the rename, or the type change, goes down to it
 CREATE TABLE shelves (id int, qty int) PARTITION BY RANGE (id);

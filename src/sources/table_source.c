@@ -738,7 +738,9 @@ TableSourceCheckAlter(AlterTableStmt *stmt)
  * PostgreSQL renames a table's column whichever relation kind the command
  * names (ALTER FOREIGN TABLE, VIEW, MATERIALIZED VIEW ... RENAME COLUMN,
  * ALTER TYPE ... RENAME ATTRIBUTE), and the same column of the partitions
- * and inheritance children of the table: so are they all checked.
+ * and inheritance children of the table (and of the tables of a composite
+ * type): so are they all checked.  Nor may a table source's own column be
+ * renamed: it is read from the table's column of its name.
  */
 void
 TableSourceCheckRename(RenameStmt *stmt)
@@ -746,13 +748,22 @@ TableSourceCheckRename(RenameStmt *stmt)
 	Oid			relid;
 	Oid			source;
 	Oid			table;
+	char	   *kind;
 
 	if ((stmt->renameType != OBJECT_COLUMN && stmt->renameType != OBJECT_ATTRIBUTE) ||
 		stmt->relation == NULL || stmt->subname == NULL)
 		return;
 	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-	if (!OidIsValid(relid))
+	if (!OidIsValid(relid) || get_attnum(relid, stmt->subname) == InvalidAttrNumber)
 		return;
+	if (get_rel_relkind(relid) == RELKIND_FOREIGN_TABLE &&
+		SourceLookup(relid, NULL, &kind, NULL) && strcmp(kind, "table") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot rename a column of table source %s", RelationQualifiedName(relid)),
+				 errdetail("A table source reads each of its columns from the column of the same name of the table it follows."),
+				 errhint("Name it otherwise in the queries over the source instead, as in SELECT %s AS %s.",
+						 quote_identifier(stmt->subname), quote_identifier(stmt->newname))));
 	if (OidIsValid(source = column_reader(relid, stmt->subname, stmt->relation->inh, &table)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),

@@ -156,6 +156,10 @@ SELECT attname FROM pg_attribute WHERE attrelid = 'stock'::regclass AND attnum >
 -- ... and the source's own columns, each the table's column of its name
 ALTER FOREIGN TABLE stock_s RENAME COLUMN qty TO quantity;
 ALTER TABLE stock_s RENAME label TO name;
+-- ... nor may the source get a column, or retype one (before a query
+-- reads it): they would not be the table's
+ALTER FOREIGN TABLE stock_s ADD COLUMN colour text;
+ALTER TABLE stock_s ADD COLUMN extra int;
 SELECT attname FROM pg_attribute WHERE attrelid = 'stock_s'::regclass AND attnum > 0 ORDER BY attnum;
 -- ... nor through the table that the followed one is a partition or an
 -- inheritance child of: the rename, or the type change, goes down to it
@@ -175,6 +179,7 @@ SELECT attrelid::regclass AS "table", attname, atttypid::regtype AS type FROM pg
 CREATE TYPE crate AS (id int, qty int);
 CREATE TABLE crates OF crate;
 SELECT streaming.create_source('crates_s', 'table', options => '{"table": "public.crates"}');
+ALTER FOREIGN TABLE crates_s ALTER COLUMN qty TYPE bigint;
 ALTER TYPE crate RENAME ATTRIBUTE qty TO quantity CASCADE;
 ALTER TYPE crate ALTER ATTRIBUTE qty TYPE bigint CASCADE;
 SELECT attname, atttypid::regtype AS type FROM pg_attribute WHERE attrelid = 'crates'::regclass AND attnum = 2;

@@ -670,6 +670,16 @@ followed_table(Oid relid, Jsonb *options)
 	return table;
 }
 
+/* is_table_source tells whether relation relid is a table source */
+static bool
+is_table_source(Oid relid)
+{
+	char	   *kind;
+
+	return get_rel_relkind(relid) == RELKIND_FOREIGN_TABLE &&
+		SourceLookup(relid, NULL, &kind, NULL) && strcmp(kind, "table") == 0;
+}
+
 /*
  * TableSourceCheckAlter refuses, before PostgreSQL runs them, the ALTER
  * TABLE commands after which a table source could not go on following
@@ -690,7 +700,8 @@ TableSourceCheckAlter(AlterTableStmt *stmt)
 	ListCell   *lc;
 
 	/* ALTER TYPE ... ALTER ATTRIBUTE ... TYPE retypes typed tables' columns */
-	if (stmt->objtype != OBJECT_TABLE && stmt->objtype != OBJECT_TYPE)
+	if (stmt->objtype != OBJECT_TABLE && stmt->objtype != OBJECT_TYPE &&
+		stmt->objtype != OBJECT_FOREIGN_TABLE)
 		return;
 	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 	if (!OidIsValid(relid))
@@ -700,6 +711,14 @@ TableSourceCheckAlter(AlterTableStmt *stmt)
 		AlterTableCmd *cmd = lfirst(lc);
 		Oid			source;
 		Oid			table;
+
+		if ((cmd->subtype == AT_AddColumn || cmd->subtype == AT_AlterColumnType) &&
+			is_table_source(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot change the columns of table source %s", RelationQualifiedName(relid)),
+					 errdetail("Each column of a table source is the column of the same name and type of the table it follows."),
+					 errhint("Drop the queries over the source and the source, and create the source again with the columns wanted.")));
 
 		if (cmd->subtype == AT_SetUnLogged &&
 			OidIsValid(source = column_source(relid, 0, false)))
@@ -748,7 +767,6 @@ TableSourceCheckRename(RenameStmt *stmt)
 	Oid			relid;
 	Oid			source;
 	Oid			table;
-	char	   *kind;
 
 	if ((stmt->renameType != OBJECT_COLUMN && stmt->renameType != OBJECT_ATTRIBUTE) ||
 		stmt->relation == NULL || stmt->subname == NULL)
@@ -756,8 +774,7 @@ TableSourceCheckRename(RenameStmt *stmt)
 	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 	if (!OidIsValid(relid) || get_attnum(relid, stmt->subname) == InvalidAttrNumber)
 		return;
-	if (get_rel_relkind(relid) == RELKIND_FOREIGN_TABLE &&
-		SourceLookup(relid, NULL, &kind, NULL) && strcmp(kind, "table") == 0)
+	if (is_table_source(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot rename a column of table source %s", RelationQualifiedName(relid)),

@@ -76,6 +76,10 @@ CREATE FOREIGN TABLE bad (a int) SERVER streaming OPTIONS (path '/tmp');
 SELECT streaming.drop_source('lines');
 SELECT streaming.drop_source('lines');
 SELECT streaming.drop_source('lines', if_exists => true);
+-- a column dropped from a source leaves the source in the catalog
+ALTER FOREIGN TABLE orders ADD COLUMN spare int;
+ALTER FOREIGN TABLE orders DROP COLUMN spare;
+SELECT name, kind FROM streaming.sources ORDER BY name;
 -- a source dropped with DROP FOREIGN TABLE leaves the catalog too
 DROP FOREIGN TABLE orders;
 SELECT count(*) FROM streaming.sources;

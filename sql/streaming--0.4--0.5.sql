@@ -145,3 +145,25 @@ SELECT q.name,
           FROM streaming.progress p
          WHERE p.query OPERATOR(pg_catalog.=) q.name
          ORDER BY p.batch_id DESC LIMIT 1) l ON true;
+
+/* ------------------------------------------------------------------------
+ * A source's catalog row goes with its foreign table only: the event
+ * trigger also sees the columns dropped from a table (ALTER FOREIGN TABLE
+ * ... DROP COLUMN), with the table's oid and their number as objsubid,
+ * and took them for the source.
+ * ------------------------------------------------------------------------ */
+
+CREATE OR REPLACE FUNCTION streaming.on_sql_drop()
+RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM streaming.sources s
+     USING pg_catalog.pg_event_trigger_dropped_objects() d
+     WHERE d.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass::pg_catalog.oid
+       AND d.objid OPERATOR(pg_catalog.=) s.relid::pg_catalog.oid
+       AND d.objsubid OPERATOR(pg_catalog.=) 0;
+END
+$$;

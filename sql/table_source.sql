@@ -145,6 +145,49 @@ SELECT id, label, qty FROM stock ORDER BY id;
 -- others can
 ALTER TABLE stock RENAME COLUMN qty TO quantity;
 ALTER TABLE stock RENAME colour TO color;
+-- ... nor by the other ALTER commands with which PostgreSQL renames a
+-- table's column too
+ALTER FOREIGN TABLE stock RENAME COLUMN qty TO quantity;
+ALTER VIEW stock RENAME COLUMN qty TO quantity;
+ALTER MATERIALIZED VIEW stock RENAME COLUMN qty TO quantity;
+ALTER TYPE stock RENAME ATTRIBUTE qty TO quantity;
+SELECT attname FROM pg_attribute WHERE attrelid = 'stock'::regclass AND attnum > 0 AND NOT attisdropped
+ ORDER BY attnum;
+-- ... and the source's own columns, each the table's column of its name
+ALTER FOREIGN TABLE stock_s RENAME COLUMN qty TO quantity;
+ALTER TABLE stock_s RENAME label TO name;
+-- ... nor may the source get a column, or retype one (before a query
+-- reads it): they would not be the table's
+ALTER FOREIGN TABLE stock_s ADD COLUMN colour text;
+ALTER TABLE stock_s ADD COLUMN extra int;
+SELECT attname FROM pg_attribute WHERE attrelid = 'stock_s'::regclass AND attnum > 0 ORDER BY attnum;
+-- ... nor through the table that the followed one is a partition or an
+-- inheritance child of: the rename, or the type change, goes down to it
+CREATE TABLE shelves (id int, qty int) PARTITION BY RANGE (id);
+CREATE TABLE shelves_low PARTITION OF shelves FOR VALUES FROM (0) TO (100);
+CREATE TABLE bins (id int, qty int);
+CREATE TABLE bins_red () INHERITS (bins);
+SELECT streaming.create_source('shelves_low_s', 'table', options => '{"table": "public.shelves_low"}');
+SELECT streaming.create_source('bins_red_s', 'table', options => '{"table": "public.bins_red"}');
+ALTER TABLE shelves RENAME COLUMN qty TO quantity;
+ALTER TABLE bins RENAME COLUMN qty TO quantity;
+ALTER TABLE bins ALTER COLUMN qty TYPE bigint;
+SELECT attrelid::regclass AS "table", attname, atttypid::regtype AS type FROM pg_attribute
+ WHERE attrelid IN ('shelves'::regclass, 'shelves_low'::regclass, 'bins'::regclass, 'bins_red'::regclass)
+   AND attnum = 2 ORDER BY 1;
+-- ... nor through the composite type of a typed table (ALTER TYPE ... CASCADE)
+CREATE TYPE crate AS (id int, qty int);
+CREATE TABLE crates OF crate;
+SELECT streaming.create_source('crates_s', 'table', options => '{"table": "public.crates"}');
+ALTER FOREIGN TABLE crates_s ALTER COLUMN qty TYPE bigint;
+ALTER TYPE crate RENAME ATTRIBUTE qty TO quantity CASCADE;
+ALTER TYPE crate ALTER ATTRIBUTE qty TYPE bigint CASCADE;
+SELECT attname, atttypid::regtype AS type FROM pg_attribute WHERE attrelid = 'crates'::regclass AND attnum = 2;
+SELECT streaming.drop_source('shelves_low_s');
+SELECT streaming.drop_source('bins_red_s');
+SELECT streaming.drop_source('crates_s');
+DROP TABLE shelves, bins, crates CASCADE;
+DROP TYPE crate;
 -- the table itself may be renamed and moved to another schema, and the
 -- schema renamed: the source follows the same table, and its option
 -- "table" says the new name
@@ -160,6 +203,23 @@ ALTER SCHEMA depot RENAME TO "Depot 2";
 INSERT INTO "Depot 2".inventory VALUES (5, 'e', 50, 'grey');
 SELECT streaming.run('stock_copy');
 SELECT options->>'table' AS followed FROM streaming.sources WHERE name = 'stock_s';
+-- ALTER INDEX ... RENAME renames a table too (PostgreSQL allows it for
+-- compatibility): followed the same way
+ALTER INDEX "Depot 2".inventory RENAME TO "Stock 2026";
+SELECT options->>'table' AS followed FROM streaming.sources WHERE name = 'stock_s';
+INSERT INTO "Depot 2"."Stock 2026" VALUES (6, 'f', 60, 'black');
+SELECT streaming.run('stock_copy');
+-- a session that has not loaded the library leaves the option behind, and
+-- another table may take the old name: the source still follows its own
+-- table, by its dependency, and adopts no other
+UPDATE streaming.sources SET options = jsonb_set(options, '{table}', '"\"Depot 2\".inventory"')
+ WHERE name = 'stock_s';
+CREATE TABLE "Depot 2".inventory (id int, label text, qty int);
+INSERT INTO "Depot 2".inventory VALUES (98, 'not followed', 0);
+INSERT INTO "Depot 2"."Stock 2026" VALUES (7, 'g', 70, 'white');
+SELECT streaming.run('stock_copy');
+SELECT DISTINCT refobjid::regclass AS depends_on FROM pg_depend
+ WHERE classid = 'pg_class'::regclass AND objid = 'stock_s'::regclass AND refclassid = 'pg_class'::regclass;
 SELECT * FROM stock_copy ORDER BY id;
 SELECT streaming.drop_query('stock_copy');
 SELECT streaming.drop_source('stock_s');

@@ -41,17 +41,21 @@ static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 /*
  * renames_table tells whether a utility statement may change the
- * schema-qualified name of a table: ALTER TABLE ... RENAME, ALTER TABLE
- * ... SET SCHEMA, ALTER SCHEMA ... RENAME.
+ * schema-qualified name of a table: ALTER TABLE ... RENAME, ALTER INDEX
+ * ... RENAME (which PostgreSQL lets rename any relation), ALTER TABLE ...
+ * SET SCHEMA, ALTER SCHEMA ... RENAME, and ALTER EXTENSION ... SET SCHEMA
+ * (which moves the extension's tables).
  */
 static bool
 renames_table(Node *stmt)
 {
 	if (IsA(stmt, RenameStmt))
 		return ((RenameStmt *) stmt)->renameType == OBJECT_TABLE ||
+			((RenameStmt *) stmt)->renameType == OBJECT_INDEX ||
 			((RenameStmt *) stmt)->renameType == OBJECT_SCHEMA;
 	if (IsA(stmt, AlterObjectSchemaStmt))
-		return ((AlterObjectSchemaStmt *) stmt)->objectType == OBJECT_TABLE;
+		return ((AlterObjectSchemaStmt *) stmt)->objectType == OBJECT_TABLE ||
+			((AlterObjectSchemaStmt *) stmt)->objectType == OBJECT_EXTENSION;
 	return false;
 }
 

@@ -79,6 +79,7 @@
 
 #include "access/detoast.h"
 #include "access/genam.h"
+#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/relation.h"
 #include "access/table.h"
@@ -93,6 +94,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_depend.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "executor/tuptable.h"
@@ -612,14 +614,71 @@ column_source(Oid relid, AttrNumber attno, bool retracting)
 }
 
 /*
- * followed_table is the table that table source relid follows: the one it
- * depends on (table_created), so that a table renamed, or moved to another
- * schema, is still followed (TableSourceFollowRenames keeps the option in
- * step); by option "table" only for a restored source whose dependencies
- * are not made yet (restore_dependencies).
+ * typed_tables lists the tables of composite type typid (CREATE TABLE ...
+ * OF), with their partitions and inheritance children: ALTER TYPE ...
+ * CASCADE changes their columns with the type's attributes.
+ */
+static List *
+typed_tables(Oid typid)
+{
+	Relation	classRel = table_open(RelationRelationId, AccessShareLock);
+	ScanKeyData key;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	List	   *tables = NIL;
+
+	ScanKeyInit(&key, Anum_pg_class_reloftype, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(typid));
+	scan = table_beginscan_catalog(classRel, 1, &key);
+	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+		tables = list_concat(tables,
+							 find_all_inheritors(((Form_pg_class) GETSTRUCT(tup))->oid, NoLock, NULL));
+	table_endscan(scan);
+	table_close(classRel, AccessShareLock);
+	return tables;
+}
+
+/*
+ * column_reader finds a table source that reads column colname of table
+ * relid or, with recurse, of one of its partitions or inheritance
+ * children, whose column ALTER TABLE renames or retypes along with the
+ * parent's, or, relid being a composite type, of a table of that type;
+ * *table is then the table whose column it reads.  InvalidOid if none.
  */
 static Oid
-followed_table(Oid relid, Jsonb *options)
+column_reader(Oid relid, const char *colname, bool recurse, Oid *table)
+{
+	List	   *tables;
+	ListCell   *lc;
+
+	/* no lock: the ALTER that follows takes them, and finds what changed */
+	tables = recurse ? find_all_inheritors(relid, NoLock, NULL) : list_make1_oid(relid);
+	if (get_rel_relkind(relid) == RELKIND_COMPOSITE_TYPE)
+		tables = list_concat(tables, typed_tables(get_rel_type_id(relid)));
+	foreach(lc, tables)
+	{
+		AttrNumber	attno = get_attnum(lfirst_oid(lc), colname);
+		Oid			source;
+
+		if (attno == InvalidAttrNumber)
+			continue;
+		source = column_source(lfirst_oid(lc), attno, false);
+		if (OidIsValid(source))
+		{
+			*table = lfirst_oid(lc);
+			return source;
+		}
+	}
+	return InvalidOid;
+}
+
+/*
+ * depended_table is the table that table source relid depends on
+ * (table_created), InvalidOid if none (a restored source, until its
+ * first batch: restore_dependencies).
+ */
+static Oid
+depended_table(Oid relid)
 {
 	Relation	depend = table_open(DependRelationId, AccessShareLock);
 	ScanKeyData key[2];
@@ -642,10 +701,35 @@ followed_table(Oid relid, Jsonb *options)
 	}
 	systable_endscan(scan);
 	table_close(depend, AccessShareLock);
+	return table;
+}
+
+/*
+ * followed_table is the table that table source relid follows: the one it
+ * depends on, so that a table renamed, or moved to another schema, is
+ * still followed (TableSourceFollowRenames keeps the option in step); by
+ * option "table" only for a restored source whose dependencies are not
+ * made yet (restore_dependencies).
+ */
+static Oid
+followed_table(Oid relid, Jsonb *options)
+{
+	Oid			table = depended_table(relid);
+
 	if (!OidIsValid(table))
 		return table_relid(options);
 	LockRelationOid(table, AccessShareLock);
 	return table;
+}
+
+/* is_table_source tells whether relation relid is a table source */
+static bool
+is_table_source(Oid relid)
+{
+	char	   *kind;
+
+	return get_rel_relkind(relid) == RELKIND_FOREIGN_TABLE &&
+		SourceLookup(relid, NULL, &kind, NULL) && strcmp(kind, "table") == 0;
 }
 
 /*
@@ -667,7 +751,9 @@ TableSourceCheckAlter(AlterTableStmt *stmt)
 	Oid			relid;
 	ListCell   *lc;
 
-	if (stmt->objtype != OBJECT_TABLE)
+	/* ALTER TYPE ... ALTER ATTRIBUTE ... TYPE retypes typed tables' columns */
+	if (stmt->objtype != OBJECT_TABLE && stmt->objtype != OBJECT_TYPE &&
+		stmt->objtype != OBJECT_FOREIGN_TABLE)
 		return;
 	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 	if (!OidIsValid(relid))
@@ -675,8 +761,16 @@ TableSourceCheckAlter(AlterTableStmt *stmt)
 	foreach(lc, stmt->cmds)
 	{
 		AlterTableCmd *cmd = lfirst(lc);
-		AttrNumber	attno;
 		Oid			source;
+		Oid			table;
+
+		if ((cmd->subtype == AT_AddColumn || cmd->subtype == AT_AlterColumnType) &&
+			is_table_source(relid))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("cannot change the columns of table source %s", RelationQualifiedName(relid)),
+					 errdetail("Each column of a table source is the column of the same name and type of the table it follows."),
+					 errhint("Drop the queries over the source and the source, and create the source again with the columns wanted.")));
 
 		if (cmd->subtype == AT_SetUnLogged &&
 			OidIsValid(source = column_source(relid, 0, false)))
@@ -697,16 +791,13 @@ TableSourceCheckAlter(AlterTableStmt *stmt)
 					 errhint("Drop the queries over the source and the source first.")));
 		if (cmd->subtype != AT_AlterColumnType || cmd->name == NULL)
 			continue;
-		attno = get_attnum(relid, cmd->name);
-		if (attno == InvalidAttrNumber)
-			continue;
-		source = column_source(relid, attno, false);
+		source = column_reader(relid, cmd->name, stmt->relation->inh, &table);
 		if (OidIsValid(source))
 			ereport(ERROR,
 					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 					 errmsg("cannot alter type of a column read by a table source"),
 					 errdetail("Table source %s reads column \"%s\" of table %s; the rows inserted after the change could not be read as its rows.",
-							   RelationQualifiedName(source), cmd->name, RelationQualifiedName(relid)),
+							   RelationQualifiedName(source), cmd->name, RelationQualifiedName(table)),
 					 errhint("Drop the queries over the source and the source, alter the column, and create them again.")));
 	}
 }
@@ -715,26 +806,39 @@ TableSourceCheckAlter(AlterTableStmt *stmt)
  * TableSourceCheckRename refuses, before PostgreSQL runs it, to rename a
  * column that a table source reads: the source reads its table's rows
  * by column name, so the rows inserted after it would lack the column.
+ * PostgreSQL renames a table's column whichever relation kind the command
+ * names (ALTER FOREIGN TABLE, VIEW, MATERIALIZED VIEW ... RENAME COLUMN,
+ * ALTER TYPE ... RENAME ATTRIBUTE), and the same column of the partitions
+ * and inheritance children of the table (and of the tables of a composite
+ * type): so are they all checked.  Nor may a table source's own column be
+ * renamed: it is read from the table's column of its name.
  */
 void
 TableSourceCheckRename(RenameStmt *stmt)
 {
 	Oid			relid;
-	AttrNumber	attno;
 	Oid			source;
+	Oid			table;
 
-	if (stmt->renameType != OBJECT_COLUMN || stmt->relationType != OBJECT_TABLE ||
+	if ((stmt->renameType != OBJECT_COLUMN && stmt->renameType != OBJECT_ATTRIBUTE) ||
 		stmt->relation == NULL || stmt->subname == NULL)
 		return;
 	relid = RangeVarGetRelid(stmt->relation, NoLock, true);
-	if (!OidIsValid(relid) || (attno = get_attnum(relid, stmt->subname)) == InvalidAttrNumber)
+	if (!OidIsValid(relid) || get_attnum(relid, stmt->subname) == InvalidAttrNumber)
 		return;
-	if (OidIsValid(source = column_source(relid, attno, false)))
+	if (is_table_source(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot rename a column of table source %s", RelationQualifiedName(relid)),
+				 errdetail("A table source reads each of its columns from the column of the same name of the table it follows."),
+				 errhint("Name it otherwise in the queries over the source instead, as in SELECT %s AS %s.",
+						 quote_identifier(stmt->subname), quote_identifier(stmt->newname))));
+	if (OidIsValid(source = column_reader(relid, stmt->subname, stmt->relation->inh, &table)))
 		ereport(ERROR,
 				(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 				 errmsg("cannot rename a column read by a table source"),
 				 errdetail("Table source %s reads column \"%s\" of table %s by its name; the rows inserted after the change would lack it.",
-						   RelationQualifiedName(source), stmt->subname, RelationQualifiedName(relid)),
+						   RelationQualifiedName(source), stmt->subname, RelationQualifiedName(table)),
 				 errhint("Drop the queries over the source and the source, rename the column, and create them again.")));
 }
 
@@ -1020,29 +1124,18 @@ slot_start(const char *name)
 /*
  * restore_dependencies makes again the dependencies of a restored source
  * on its table and columns (table_created), which pg_dump does not carry.
+ * A source that depends on a table has them already: that is the table
+ * it follows, whatever option "table" says by now (a rename in a session
+ * without the library leaves it behind), and a table that has taken that
+ * name since is not adopted.
  */
 static void
 restore_dependencies(Oid relid, Jsonb *options)
 {
-	Oid			argtypes[2] = {OIDOID, OIDOID};
-	Datum		args[2] = {ObjectIdGetDatum(relid), ObjectIdGetDatum(table_relid(options))};
-	bool		present;
-
-	SPI_connect();
-	if (CatalogExecute("SELECT 1 FROM pg_catalog.pg_depend "
-					   "WHERE classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
-					   "AND objid OPERATOR(pg_catalog.=) $1 "
-					   "AND refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass "
-					   "AND refobjid OPERATOR(pg_catalog.=) $2",
-					   2, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not read pg_depend");
-	present = SPI_processed > 0;
-	SPI_finish();
-	if (!present)
-	{
-		table_created(relid, options);
-		CommandCounterIncrement();
-	}
+	if (OidIsValid(depended_table(relid)))
+		return;
+	table_created(relid, options);
+	CommandCounterIncrement();
 }
 
 /*

@@ -39,9 +39,9 @@ sub wait_for { return StreamingTest::wait_for($node, @_); }
 
 sql(q{
 	CREATE EXTENSION streaming;
-	-- 10 ms every 1000th row: a first batch of 100 000 rows takes a second
+	-- 10 ms every 200th row: a first batch of 100 000 rows takes five seconds
 	CREATE FUNCTION slow(int) RETURNS boolean LANGUAGE sql
-		AS $$SELECT CASE WHEN $1 % 1000 = 0 THEN pg_sleep(0.01) IS NOT NULL ELSE true END$$;
+		AS $$SELECT CASE WHEN $1 % 200 = 0 THEN pg_sleep(0.01) IS NOT NULL ELSE true END$$;
 	CREATE TABLE events (id bigserial PRIMARY KEY, client int NOT NULL, n int NOT NULL);
 	INSERT INTO events (client, n) SELECT g % 10, g FROM generate_series(1, 100000) g;
 	CREATE TABLE ledger (id bigserial PRIMARY KEY, branch int NOT NULL, amount int);

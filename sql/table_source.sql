@@ -247,6 +247,16 @@ SELECT batch_id, input_rows, sources->0->'snapshot_rows' AS snapshot_rows
 -- the snapshot is recorded with the first batch's position
 SELECT count(*) FILTER (WHERE partition LIKE 'snapshot\_%') > 2 AS snapshot_recorded
   FROM streaming.offsets WHERE query = 'shelf_all';
+-- reset_query reads the table again, under a new snapshot, then the
+-- changes after it (the delete is not followed: changes "insert")
+DELETE FROM shelf WHERE id = 2;
+SELECT streaming.reset_query('shelf_all');
+SELECT streaming.run('shelf_all');
+INSERT INTO shelf VALUES (7, 'after the reset');
+SELECT streaming.run('shelf_all');
+SELECT * FROM shelf_all ORDER BY id;
+SELECT (SELECT count(*) FROM shelf_all) AS result_rows, (SELECT count(*) FROM shelf) AS table_rows,
+       (SELECT count(*) FROM (SELECT * FROM shelf EXCEPT ALL SELECT * FROM shelf_all) x) AS missing;
 SELECT streaming.create_source('bad', 'table', options => '{"table": "public.shelf", "snapshot": "maybe"}');
 SELECT streaming.drop_query('shelf_all'), streaming.drop_query('shelf_since');
 SELECT streaming.drop_source('shelf_s'), streaming.drop_source('shelf_new');

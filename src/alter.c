@@ -525,14 +525,15 @@ QueryReset(QueryDef *q, const SourceStart *start, Jsonb *given)
 		char	   *kind;
 		Jsonb	   *options;
 
+		/* with option "snapshot", the next batch reads the table's rows again */
 		if (SourceLookup(lfirst_oid(lc), &source_name, &kind, &options) &&
-			strcmp(kind, "table") == 0)
+			strcmp(kind, "table") == 0 && !JsonbGetBool(options, "snapshot", false))
 			ereport(ERROR,
 					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 					 errmsg("cannot reset continuous query \"%s\": its table source \"%s\" cannot be read again",
 							q->name, source_name),
-					 errdetail("A table source reads the changes its replication slot still holds, not the table's earlier rows."),
-					 errhint("Drop the query and create it again, then load the table's rows into its result with INSERT ... SELECT.")));
+					 errdetail("A table source without option \"snapshot\" reads the changes its replication slot still holds, not the table's earlier rows."),
+					 errhint("Create the source with option \"snapshot\", whose queries start with the table's rows, or drop the query and create it again, then load the table's rows into its result with INSERT ... SELECT.")));
 	}
 	QueryCheckRunnable(q);
 	if (start != NULL)

@@ -1939,6 +1939,15 @@ snapshot_batch(SourceBatch *batch, const char *name, Oid table, const PositionOr
 
 	/* the slot exists: every transaction the snapshot misses, it decodes */
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
+
+	/*
+	 * It sees none of this transaction's own changes, made before the batch
+	 * (run() in a transaction block that wrote to the table) or after: the
+	 * slot decodes the whole transaction once it commits, after the insert
+	 * position read below, and the stream takes them then.  (The
+	 * registered snapshot is a copy of our own.)
+	 */
+	snapshot->curcid = FirstCommandId;
 	after = GetXLogInsertRecPtr();
 	rel = table_open(table, AccessShareLock);
 

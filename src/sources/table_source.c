@@ -1049,7 +1049,10 @@ read_position(const char *query, Oid source, XLogRecPtr *lsn, int64 *seq, bool *
 	}
 	SPI_finish();
 	origin->known = origin_parts == 3;
-	if (snap != NULL && list_length(xip) > 0)
+	/* a snapshot forgotten (snapshot_lsn 0, table_plan_batch) is none */
+	if (snap != NULL && snap->lsn == InvalidXLogRecPtr)
+		memset(snap, 0, sizeof(TableSnapshot));
+	else if (snap != NULL && list_length(xip) > 0)
 	{
 		ListCell   *lc;
 
@@ -2050,6 +2053,7 @@ table_plan_batch(SourceBatch *batch)
 	bool		all = all_changes(batch->options);
 	bool		stopped = false;
 	bool		pair = false;
+	bool		forget_snapshot = false;
 	int64		taken = 0;
 	int64		inserts = 0;
 	int64		updates = 0;
@@ -2070,6 +2074,14 @@ table_plan_batch(SourceBatch *batch)
 	{
 		lsn = InvalidXLogRecPtr;
 		seq = 0;
+
+		/*
+		 * Nor is its snapshot one of this server's: its xids and LSN would
+		 * skip transactions of the new slot that it never saw.  The batch
+		 * records it forgotten, beside the new origin.
+		 */
+		forget_snapshot = snap.lsn != InvalidXLogRecPtr;
+		memset(&snap, 0, sizeof(TableSnapshot));
 	}
 
 	/* option "snapshot": a query's first batch is the rows the table holds */
@@ -2192,6 +2204,8 @@ table_plan_batch(SourceBatch *batch)
 	SourceBatchAddOffset(batch, "lsn", (int64) r->done_lsn);
 	SourceBatchAddOffset(batch, "seq", r->done_seq);
 	record_origin(batch, &origin);
+	if (forget_snapshot)
+		SourceBatchAddOffset(batch, "snapshot_lsn", (int64) InvalidXLogRecPtr);
 	batch->end_offset = position_jsonb(r->done_lsn, r->done_seq);
 	if (all)
 		batch->metrics = psprintf("\"inserts\": " INT64_FORMAT ", \"updates\": " INT64_FORMAT

@@ -8,7 +8,8 @@
 # is killed with SIGKILL (it takes a new snapshot when it runs again).  At
 # the end each result equals plain SQL over its whole table, row for row:
 # the rows from before the query, those written around its snapshot, and
-# those after, each once.
+# those after, each once.  A query restored on another server reads all
+# that its new slot receives: the old server's snapshot filters nothing.
 use strict;
 use warnings;
 
@@ -118,6 +119,61 @@ is(sql(q{SELECT count(*) FROM (
 	'0', 'per_branch: with the rows from before taken back when deleted, equal to plain SQL, group for group');
 is(sql(q{SELECT count(*) FROM per_branch}), sql(q{SELECT count(DISTINCT branch) FROM ledger}),
 	'per_branch: one row per group of the table');
+
+# A query restored on another server starts at its new slot; the snapshot
+# recorded with its position is the old server's, whose xids and LSN mean
+# nothing there: the new slot's transactions are all read.  The old
+# server's WAL goes well past what the new one will write, and its xids
+# too, so that a snapshot applied to the new slot would skip its rows.
+sql(q{CREATE DATABASE depot});
+$node->safe_psql('depot', q{
+	CREATE EXTENSION streaming;
+	CREATE TABLE crates (id int, label text);
+	INSERT INTO crates SELECT g, 'old ' || g FROM generate_series(1, 10) g;
+	SELECT streaming.create_source('crates_s', 'table', options => '{"table": "public.crates", "snapshot": true}');
+	SELECT streaming.create_query('crates_copy', $$SELECT id, label FROM crates_s$$, start => false);
+});
+for (1 .. 3)
+{
+	$node->safe_psql('depot', q{CREATE TABLE wal_filler (x int); DROP TABLE wal_filler; SELECT pg_switch_wal()});
+}
+$node->safe_psql('depot', q{SELECT streaming.run('crates_copy')});
+my $dump = $node->basedir . '/depot.dump';
+$node->command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', $node->connstr('depot') ], 'pg_dump of a snapshot query');
+
+my $other = PostgreSQL::Test::Cluster->new('table_snapshot_restored');
+$other->init;
+$other->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'streaming'
+wal_level = logical
+output_plugin_libraries = 'pgoutput, test_decoding, streaming'
+streaming.autostart = off
+});
+$other->start;
+$other->safe_psql('postgres', 'CREATE DATABASE depot');
+$other->command_ok([ 'pg_restore', '--exit-on-error', '-d', $other->connstr('depot'), $dump ],
+	'pg_restore on another server');
+sub restored { return $other->safe_psql('depot', $_[0]); }
+my ($old_lsn, $old_xmin) = split /\|/, restored(q{
+	SELECT '0/0'::pg_lsn + max("offset") FILTER (WHERE partition = 'snapshot_lsn'),
+	       max("offset") FILTER (WHERE partition = 'snapshot_xmin')
+	  FROM streaming.offsets WHERE query = 'crates_copy'});
+my ($rc, $rout, $rerr) = $other->psql('depot', q{SELECT streaming.run('crates_copy')});
+like($rerr, qr/reads table public.crates from its new replication slot/, 'the restored query starts at its new slot');
+restored(q{INSERT INTO crates SELECT g, 'new ' || g FROM generate_series(11, 15) g});
+restored(q{SELECT streaming.run('crates_copy')});
+is(restored(qq{SELECT pg_current_wal_lsn() < '$old_lsn' AND txid_current() < $old_xmin}),
+	't', 'the old snapshot\'s LSN and xmin are beyond the new server\'s');
+is(restored(q{SELECT count(*) FROM crates_copy}), '15', 'the rows inserted on the new server are read');
+restored(q{INSERT INTO crates VALUES (16, 'new 16')});
+restored(q{SELECT streaming.run('crates_copy')});
+is(restored(q{SELECT (SELECT count(*) FROM crates_copy) - (SELECT count(*) FROM crates)}), '0',
+	'restored query: as many rows as the table');
+is(restored(q{SELECT count(*) FROM (
+		(SELECT * FROM crates EXCEPT ALL SELECT * FROM crates_copy)
+		UNION ALL (SELECT * FROM crates_copy EXCEPT ALL SELECT * FROM crates)) x}),
+	'0', 'restored query: row for row the table, each row once');
+$other->stop;
 
 $node->stop;
 done_testing();

@@ -132,6 +132,11 @@ $node->safe_psql('depot', q{
 	INSERT INTO crates SELECT g, 'old ' || g FROM generate_series(1, 10) g;
 	SELECT streaming.create_source('crates_s', 'table', options => '{"table": "public.crates", "snapshot": true}');
 	SELECT streaming.create_query('crates_copy', $$SELECT id, label FROM crates_s$$, start => false);
+	-- a query that has not run yet when dumped
+	CREATE TABLE boxes (id int, label text);
+	INSERT INTO boxes VALUES (1, 'old');
+	SELECT streaming.create_source('boxes_s', 'table', options => '{"table": "public.boxes", "snapshot": true}');
+	SELECT streaming.create_query('boxes_copy', $$SELECT id, label FROM boxes_s$$, start => false);
 });
 for (1 .. 3)
 {
@@ -173,6 +178,13 @@ is(restored(q{SELECT count(*) FROM (
 		(SELECT * FROM crates EXCEPT ALL SELECT * FROM crates_copy)
 		UNION ALL (SELECT * FROM crates_copy EXCEPT ALL SELECT * FROM crates)) x}),
 	'0', 'restored query: row for row the table, each row once');
+# the first batch of a restored query that had not run is its snapshot;
+# its source depends on the table's columns again from then on
+restored(q{SELECT streaming.run('boxes_copy')});
+is(restored(q{SELECT count(*) FROM boxes_copy}), '1', 'a restored query that had not run reads the table');
+($rc, $rout, $rerr) = $other->psql('depot', q{ALTER TABLE boxes DROP COLUMN label});
+like($rerr, qr/cannot drop column label of table boxes because other objects depend on it/,
+	'... and its source depends on the table\'s columns again');
 $other->stop;
 
 $node->stop;

@@ -653,6 +653,7 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 	bool		isnull;
 	SPIExecuteOptions options;
 	bool		passes = PlanPassesClosedWindows(q->plan, q->state_table);
+	int			rc;
 
 	SPI_connect();
 	if (q->sink.kind == SINK_FILE || q->sink.kind == SINK_KAFKA)
@@ -663,17 +664,26 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 	}
 	memset(&options, 0, sizeof(options));
 	options.params = watermark_param(st);
-	if (run_statement(q, st, PREPARED_BATCH, sql, &options) != SPI_OK_SELECT ||
-		SPI_processed < 1)
-		elog(ERROR, "batch statement of query \"%s\" failed", q->name);
-	st->updated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	st->inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	st->sink_rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	/* groups that never entered the state count as inserted and removed */
-	st->removed = passes ? DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull)) : 0;
-	if (show_rows > 0 && (q->mode != OUTPUT_APPEND || q->plan->shape != SHAPE_AGGREGATE))
-		ConsoleSinkShow(q->name, st->batch_id, SPI_tuptable,
-						st->sink_rows > 0 ? SPI_processed : 0, passes ? 5 : 4, &q->sink);
+	rc = run_statement(q, st, PREPARED_BATCH, sql, &options);
+	if (rc == SPI_OK_INSERT && q->plan->shape == SHAPE_STATELESS)
+	{
+		/* a stateless query's plain INSERT (BuildBatchStatement) */
+		st->updated = st->inserted = 0;
+		st->sink_rows = SPI_processed;
+	}
+	else
+	{
+		if (rc != SPI_OK_SELECT || SPI_processed < 1)
+			elog(ERROR, "batch statement of query \"%s\" failed", q->name);
+		st->updated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		st->inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		st->sink_rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		/* groups that never entered the state count as inserted and removed */
+		st->removed = passes ? DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull)) : 0;
+		if (show_rows > 0 && (q->mode != OUTPUT_APPEND || q->plan->shape != SHAPE_AGGREGATE))
+			ConsoleSinkShow(q->name, st->batch_id, SPI_tuptable,
+							st->sink_rows > 0 ? SPI_processed : 0, passes ? 5 : 4, &q->sink);
+	}
 
 	if (close_sql != NULL)
 	{

@@ -2448,7 +2448,8 @@ append_passed(StringInfo sql, ContinuousPlan *plan, Oid state_table)
  * returns three counts: state rows updated, state rows inserted (new
  * groups) and rows written to the result table, and a fourth when
  * PlanPassesClosedWindows; with show_rows > 0, the written rows follow
- * (see finish_statement).
+ * (see finish_statement).  A stateless query outside a join of streams
+ * with show_rows 0 is an INSERT, which returns nothing: SPI counts its rows.
  */
 char *
 BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
@@ -2462,6 +2463,18 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	StringInfoData sql;
 
 	initStringInfo(&sql);
+	/*
+	 * A stateless query whose written rows nobody reads: a plain INSERT,
+	 * whose count SPI gives, rather than a CTE that would keep a row per
+	 * row written only to count them (spilled to a temporary file once it
+	 * outgrows work_mem).
+	 */
+	if (plan->shape == SHAPE_STATELESS && show_rows <= 0 && plan->join_sources == NIL)
+	{
+		appendStringInfo(&sql, "INSERT INTO %s (%s) %s", result, columns,
+						 plan->input ? psprintf("SELECT * FROM %s", plan->input) : plan->query_sql);
+		return sql.data;
+	}
 	if (plan->shape == SHAPE_STATELESS)
 	{
 		appendStringInfo(&sql, "WITH %semitted AS (INSERT INTO %s (%s) %s %s)\n",

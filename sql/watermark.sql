@@ -130,6 +130,49 @@ SELECT streaming.create_query('bad', $$SELECT ts FROM ev_bounded$$, event_time =
 SELECT streaming.create_query('bad', $$SELECT ts FROM ev_bounded$$, event_time => 'ts');
 SELECT streaming.create_query('bad', $$SELECT ts FROM ev_bounded$$, event_time => 'ts', watermark => '-1 second');
 
+-- update mode, grouped by window and key: the groups of a window that one
+-- batch both opens and closes are written to the result only, not to the
+-- state; those of a window the state holds, and those with a null key, are
+-- merged into the state and evicted as before, and every count is the same
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/wm/keyed && mkdir -p /tmp/streaming_regress/wm/keyed';
+SELECT streaming.create_source('ev_keyed', 'file', 'ts timestamptz, k int', '{"path": "/tmp/streaming_regress/wm/keyed", "format": "csv"}');
+SELECT streaming.create_query('keyed_update',
+         $$SELECT streaming.window(ts, '5 seconds') AS w, k, count(*) AS n, max(ts) AS last FROM ev_keyed GROUP BY 1, 2$$,
+         output_mode => 'update', event_time => 'ts', watermark => '10 seconds');
+CREATE TABLE keyed_input (batch int, s int, k int);
+INSERT INTO keyed_input VALUES
+  (1, 10, 1), (1, 11, NULL), (1, 12, 2),
+  (2, 13, 1), (2, 14, NULL), (2, 16, 2), (2, 17, NULL), (2, 18, 3), (2, 19, 3), (2, 40, 3),
+  (3, 41, 3), (3, 60, 1),
+  (4, 10, 1), (4, 75, 2), (4, 61, 1);
+CREATE FUNCTION keyed_batch(b int, OUT updated bigint, OUT state_rows bigint, OUT dropped bigint,
+                            OUT removed bigint, OUT wrote bigint, OUT watermark int)
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format($c$COPY (SELECT to_char(to_timestamp(s) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), k
+                              FROM keyed_input WHERE batch = %s) TO %L WITH (FORMAT csv)$c$,
+                   b, format('/tmp/streaming_regress/wm/keyed/%s.csv', lpad(b::text, 3, '0')));
+    PERFORM streaming.run('keyed_update');
+    SELECT p.state_rows_updated, p.state_rows_total, p.state_rows_dropped_by_watermark, p.state_rows_removed,
+           p.sink_rows, extract(epoch FROM p.watermark)::int
+      INTO updated, state_rows, dropped, removed, wrote, watermark
+      FROM streaming.progress p WHERE p.query = 'keyed_update' ORDER BY p.batch_id DESC LIMIT 1;
+END $$;
+SELECT b, k.* FROM generate_series(1, 4) b, keyed_batch(b) k;
+SELECT extract(epoch FROM lower(w))::int AS start, k, n, extract(epoch FROM last)::int AS last
+  FROM keyed_update ORDER BY w, k;
+-- the same as plain SQL over the rows that were not late (batch 4's 10)
+CREATE VIEW keyed_plain AS
+SELECT tstzrange(to_timestamp(s / 5 * 5), to_timestamp(s / 5 * 5 + 5)) AS w, k, count(*) AS n, max(to_timestamp(s)) AS last
+  FROM keyed_input WHERE NOT (batch = 4 AND s = 10) GROUP BY 1, 2;
+SELECT (SELECT count(*) FROM (SELECT * FROM keyed_update EXCEPT SELECT * FROM keyed_plain) a) AS extra,
+       (SELECT count(*) FROM (SELECT * FROM keyed_plain EXCEPT SELECT * FROM keyed_update) b) AS missing;
+DROP VIEW keyed_plain;
+DROP TABLE keyed_input;
+DROP FUNCTION keyed_batch(int);
+SELECT streaming.drop_query('keyed_update');
+SELECT streaming.drop_source('ev_keyed');
+
 SELECT streaming.drop_query(name) FROM streaming.queries ORDER BY name;
 SELECT streaming.drop_source(name) FROM streaming.sources ORDER BY name;
 DROP TABLE writes, state_sizes;

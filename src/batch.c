@@ -488,9 +488,9 @@ commit_batch(QueryDef *q, List *batches, BatchStats *st)
 }
 
 /*
- * run_statement runs the batch or the close statement ($1: the watermark,
- * in options->params) of a query, prepared once per process
- * (ExecutePrepared), and returns SPI's result code.
+ * run_statement runs the batch or the close statement ($1: the watermark
+ * after the batch, in options->params) of a query, prepared once per
+ * process (ExecutePrepared), and returns SPI's result code.
  */
 static int
 run_statement(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql,
@@ -503,8 +503,8 @@ run_statement(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql,
 	spec.query = q->name;
 	spec.kind = kind;
 	spec.sql = sql;
-	spec.nargs = kind == PREPARED_CLOSE ? 1 : 0;
-	spec.argtypes = kind == PREPARED_CLOSE ? close_types : NULL;
+	spec.nargs = 1;
+	spec.argtypes = close_types;
 	spec.fingerprint = kind == PREPARED_CLOSE ? q->plan->close_fingerprint : q->plan->batch_fingerprint;
 	/* the close statement reads the state only */
 	spec.scan_rows = kind == PREPARED_CLOSE ? 0 : st->batch_rows;
@@ -512,14 +512,17 @@ run_statement(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql,
 	return ExecutePrepared(&spec, options, &st->prepare_ms);
 }
 
-/* watermark_param: the close statement's $1, the watermark after the batch */
+/*
+ * watermark_param: the statements' $1, the watermark after the batch (null
+ * if the query has none yet)
+ */
 static ParamListInfo
 watermark_param(BatchStats *st)
 {
 	ParamListInfo params = makeParamList(1);
 
 	params->params[0].value = TimestampTzGetDatum(st->watermark);
-	params->params[0].isnull = false;
+	params->params[0].isnull = !st->watermark_valid;
 	params->params[0].pflags = PARAM_FLAG_CONST;
 	params->params[0].ptype = TIMESTAMPTZOID;
 	return params;
@@ -542,6 +545,7 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 	void	   *arg;
 	SPIExecuteOptions options;
 	DestReceiver *dest;
+	bool		passes = PlanPassesClosedWindows(q->plan, q->state_table);
 
 	if (q->sink.kind == SINK_FILE)
 	{
@@ -563,13 +567,16 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 	}
 
 	memset(&options, 0, sizeof(options));
-	dest = SinkReceiverCreate(3, 3, emit, arg);
+	dest = SinkReceiverCreate(passes ? 4 : 3, 3, emit, arg);
 	options.dest = dest;
+	options.params = watermark_param(st);
 	if (run_statement(q, st, PREPARED_BATCH, sql, &options) != SPI_OK_SELECT)
 		elog(ERROR, "batch statement of query \"%s\" failed", q->name);
 	st->updated = SinkReceiverCount(dest, 1);
 	st->inserted = SinkReceiverCount(dest, 2);
 	st->sink_rows = SinkReceiverCount(dest, 3);
+	/* groups that never entered the state count as inserted and removed */
+	st->removed = passes ? SinkReceiverCount(dest, 4) : 0;
 	dest->rDestroy(dest);
 
 	if (close_sql != NULL)
@@ -583,7 +590,7 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 		options.params = watermark_param(st);
 		if (run_statement(q, st, PREPARED_CLOSE, close_sql, &options) != SPI_OK_SELECT)
 			elog(ERROR, "close statement of query \"%s\" failed", q->name);
-		st->removed = SinkReceiverCount(dest, 1);
+		st->removed += SinkReceiverCount(dest, 1);
 		st->sink_rows += SinkReceiverCount(dest, 2);
 		if (evicts)
 			st->join_removed = SinkReceiverCount(dest, 3);
@@ -645,6 +652,8 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 {
 	bool		isnull;
 	SPIExecuteOptions options;
+	bool		passes = PlanPassesClosedWindows(q->plan, q->state_table);
+	int			rc;
 
 	SPI_connect();
 	if (q->sink.kind == SINK_FILE || q->sink.kind == SINK_KAFKA)
@@ -654,15 +663,27 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 		return;
 	}
 	memset(&options, 0, sizeof(options));
-	if (run_statement(q, st, PREPARED_BATCH, sql, &options) != SPI_OK_SELECT ||
-		SPI_processed < 1)
-		elog(ERROR, "batch statement of query \"%s\" failed", q->name);
-	st->updated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	st->inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	st->sink_rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
-	if (show_rows > 0 && (q->mode != OUTPUT_APPEND || q->plan->shape != SHAPE_AGGREGATE))
-		ConsoleSinkShow(q->name, st->batch_id, SPI_tuptable,
-						st->sink_rows > 0 ? SPI_processed : 0, 4, &q->sink);
+	options.params = watermark_param(st);
+	rc = run_statement(q, st, PREPARED_BATCH, sql, &options);
+	if (rc == SPI_OK_INSERT && q->plan->shape == SHAPE_STATELESS)
+	{
+		/* a stateless query's plain INSERT (BuildBatchStatement) */
+		st->updated = st->inserted = 0;
+		st->sink_rows = SPI_processed;
+	}
+	else
+	{
+		if (rc != SPI_OK_SELECT || SPI_processed < 1)
+			elog(ERROR, "batch statement of query \"%s\" failed", q->name);
+		st->updated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		st->inserted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		st->sink_rows = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+		/* groups that never entered the state count as inserted and removed */
+		st->removed = passes ? DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull)) : 0;
+		if (show_rows > 0 && (q->mode != OUTPUT_APPEND || q->plan->shape != SHAPE_AGGREGATE))
+			ConsoleSinkShow(q->name, st->batch_id, SPI_tuptable,
+							st->sink_rows > 0 ? SPI_processed : 0, passes ? 5 : 4, &q->sink);
+	}
 
 	if (close_sql != NULL)
 	{
@@ -675,7 +696,7 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 		if (run_statement(q, st, PREPARED_CLOSE, close_sql, &options) != SPI_OK_SELECT ||
 			SPI_processed < 1)
 			elog(ERROR, "close statement of query \"%s\" failed", q->name);
-		st->removed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		st->removed += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		emitted = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		if (evicts)
 			st->join_removed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));

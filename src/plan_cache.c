@@ -277,9 +277,11 @@ prepared_make_room(void)
 
 /*
  * prepared_build analyses a statement through AnalyseResolved (catalog
- * search_path, fingerprint check) and keeps it.  The batch statement has
- * no parameter: its generic plan is made at its first execution, under the
- * owner's search_path as before, and reused.  The close statement's
+ * search_path, fingerprint check) and keeps it.  The batch statement's
+ * generic plan is made at its first execution, under the owner's
+ * search_path as before, and reused: its parameter, the watermark, only
+ * tells which of the batch's groups pass by the state (planner.c,
+ * append_passed), which changes no choice of plan.  The close statement's
  * parameter, the watermark, bounds an index scan of the state (windows
  * ending by it): a generic plan, costed at PostgreSQL's default
  * selectivity of a third of the rows, may scan the whole state instead, so it
@@ -301,7 +303,7 @@ prepared_build(PreparedKey *key, const PreparedSpec *spec)
 	SPIPlanPtr	plan;
 	bool		found;
 	int			options = CURSOR_OPT_PARALLEL_OK |
-		(spec->nargs > 0 ? CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN);
+		(spec->kind == PREPARED_CLOSE ? CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN);
 
 	querytrees = AnalyseResolved(spec->sql, spec->nargs, spec->argtypes, spec->query,
 								 spec->fingerprint, &stmt);

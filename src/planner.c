@@ -28,6 +28,7 @@
 
 #include "access/htup_details.h"
 #include "access/sysattr.h"
+#include "access/table.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_aggregate.h"
 #include "catalog/pg_class.h"
@@ -43,6 +44,7 @@
 #include "optimizer/clauses.h"
 #include "utils/builtins.h"
 #include "utils/regproc.h"
+#include "utils/rel.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/ruleutils.h"
@@ -1959,6 +1961,7 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 }
 
 static void append_upsert(StringInfo sql, ContinuousPlan *plan);
+static char *equality_operator(Oid relid, const char *col, bool *in_catalog);
 
 static bool
 string_list_member(List *names, const char *name)
@@ -2012,6 +2015,19 @@ finish_statement(StringInfo sql, const char *counts, int show_rows)
 static char *
 null_safe_equal(Oid relid, const char *col, const char *l, const char *r)
 {
+	char	   *op = equality_operator(relid, col, NULL);
+
+	return psprintf("(%s %s %s OR (%s IS NULL AND %s IS NULL))", l, op, r, l, r);
+}
+
+/*
+ * equality_operator names, as OPERATOR(schema.name), the equality operator
+ * of the type of column col of relid; *in_catalog, if given, tells whether
+ * it is pg_catalog's.
+ */
+static char *
+equality_operator(Oid relid, const char *col, bool *in_catalog)
+{
 	Oid			type = get_atttype(relid, get_attnum(relid, col));
 	TypeCacheEntry *tc = lookup_type_cache(type, TYPECACHE_EQ_OPR);
 	HeapTuple	tup;
@@ -2028,8 +2044,10 @@ null_safe_equal(Oid relid, const char *col, const char *l, const char *r)
 	form = (Form_pg_operator) GETSTRUCT(tup);
 	op = psprintf("OPERATOR(%s.%s)", quote_identifier(get_namespace_name(form->oprnamespace)),
 				  NameStr(form->oprname));
+	if (in_catalog != NULL)
+		*in_catalog = form->oprnamespace == PG_CATALOG_NAMESPACE;
 	ReleaseSysCache(tup);
-	return psprintf("(%s %s %s OR (%s IS NULL AND %s IS NULL))", l, op, r, l, r);
+	return op;
 }
 
 /*
@@ -2212,10 +2230,98 @@ build_session_statement(ContinuousPlan *plan, const char *result, const char *co
 }
 
 /*
- * BuildBatchStatement assembles the one statement a micro-batch runs.  It
+ * PlanPassesClosedWindows tells whether the batch statement of a plan
+ * passes the groups of the windows that the batch closes by the state
+ * table (see append_passed): in update mode, over windows of one size kept
+ * by their start, and for group keys whose equality is pg_catalog's (the
+ * statement names no other object than before, so the fingerprint taken
+ * at create_query still holds).  Such a statement returns a fourth count,
+ * the groups passed by.
+ */
+bool
+PlanPassesClosedWindows(ContinuousPlan *plan, Oid state_table)
+{
+	ListCell   *lc;
+
+	if (plan->shape != SHAPE_AGGREGATE || plan->mode != OUTPUT_UPDATE ||
+		plan->window_size == NULL || plan->session_key != NULL || plan->close_lag != NULL ||
+		plan->join_sources != NIL || plan->retract || plan->distinct_fresh != NULL ||
+		plan->topn_limit > 0 || plan->result_keys == NIL || !OidIsValid(state_table))
+		return false;
+	foreach(lc, plan->state_keys)
+	{
+		bool		in_catalog;
+
+		(void) equality_operator(state_table, lfirst(lc), &in_catalog);
+		if (!in_catalog)
+			return false;
+	}
+	return true;
+}
+
+/* state_columns lists the columns of a state table, each after prefix */
+static char *
+state_columns(Oid state_table, const char *prefix)
+{
+	List	   *names = NIL;
+	Relation	rel = table_open(state_table, AccessShareLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	for (int i = 0; i < desc->natts; i++)
+		if (!TupleDescAttr(desc, i)->attisdropped)
+			names = lappend(names, pstrdup(NameStr(TupleDescAttr(desc, i)->attname)));
+	table_close(rel, AccessShareLock);
+	return quoted_list(names, prefix);
+}
+
+/*
+ * append_passed adds the CTEs "held" and "flagged" of a batch statement
+ * that passes closed windows by the state (PlanPassesClosedWindows).  A
+ * group of a window that the watermark after the batch ($1) closes would be
+ * inserted into the state, emitted from there, and deleted again by the
+ * close statement of the same batch: when the state holds no row of it
+ * (none of the closing windows' rows, "held", matches), its row for the
+ * result is the batch's partial state as it is, and it is emitted without
+ * being written to the state table and its index.  flagged is the batch
+ * with streaming_passed true for those groups.  A group with a null key
+ * takes the usual way: equality does not find it in held.
+ */
+static void
+append_passed(StringInfo sql, ContinuousPlan *plan, Oid state_table)
+{
+	StringInfoData held;
+	StringInfoData match;
+	StringInfoData keyed;
+	ListCell   *lc;
+
+	initStringInfo(&held);
+	initStringInfo(&match);
+	initStringInfo(&keyed);
+	foreach(lc, plan->state_keys)
+	{
+		const char *k = quote_identifier(lfirst(lc));
+
+		appendStringInfo(&held, "%ss.%s", held.len > 0 ? ", " : "", k);
+		appendStringInfo(&match, "%sh.%s %s b.%s", match.len > 0 ? " AND " : "", k,
+						 equality_operator(state_table, lfirst(lc), NULL), k);
+		appendStringInfo(&keyed, " AND b.%s IS NOT NULL", k);
+	}
+	appendStringInfo(sql, "held AS (SELECT true AS streaming_held, %s FROM %s AS s WHERE %s),\n",
+					 held.data, RelationQualifiedName(state_table), WindowStateClosed(plan, "s"));
+	appendStringInfo(sql,
+					 "flagged AS (SELECT b.*, (%s%s AND h.streaming_held IS NULL) IS TRUE AS streaming_passed "
+					 "FROM batch AS b LEFT JOIN held AS h ON %s),\n",
+					 WindowStateClosed(plan, "b"), keyed.data, match.data);
+}
+
+/*
+ * BuildBatchStatement assembles the one statement a micro-batch runs, with
+ * one parameter, the watermark after the batch ($1, null without one).  It
  * returns three counts: state rows updated, state rows inserted (new
- * groups) and rows written to the result table; with show_rows > 0, the
- * written rows follow (see finish_statement).
+ * groups) and rows written to the result table, and a fourth when
+ * PlanPassesClosedWindows; with show_rows > 0, the written rows follow
+ * (see finish_statement).  A stateless query outside a join of streams
+ * with show_rows 0 is an INSERT, which returns nothing: SPI counts its rows.
  */
 char *
 BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
@@ -2224,10 +2330,23 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	char	   *result = RelationQualifiedName(result_table);
 	char	   *columns = quoted_list(plan->result_columns, "");
 	const char *returning = show_rows > 0 ? "RETURNING *" : "RETURNING 1";
+	bool		passes = PlanPassesClosedWindows(plan, state_table);
 	const char *from;
 	StringInfoData sql;
 
 	initStringInfo(&sql);
+	/*
+	 * A stateless query whose written rows nobody reads: a plain INSERT,
+	 * whose count SPI gives, rather than a CTE that would keep a row per
+	 * row written only to count them (spilled to a temporary file once it
+	 * outgrows work_mem).
+	 */
+	if (plan->shape == SHAPE_STATELESS && show_rows <= 0 && plan->join_sources == NIL)
+	{
+		appendStringInfo(&sql, "INSERT INTO %s (%s) %s", result, columns,
+						 plan->input ? psprintf("SELECT * FROM %s", plan->input) : plan->query_sql);
+		return sql.data;
+	}
 	if (plan->shape == SHAPE_STATELESS)
 	{
 		appendStringInfo(&sql, "WITH %semitted AS (INSERT INTO %s (%s) %s %s)\n",
@@ -2261,14 +2380,27 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 
 	appendStringInfo(&sql, "WITH %s%sbatch AS (%s),\n", StreamJoinStateCtes(plan),
 					 plan->distinct_fresh != NULL ? DistinctAggBatchPrefix(plan) : "", plan->batch_sql);
+	if (passes)
+		append_passed(&sql, plan, state_table);
 	appendStringInfo(&sql,
-					 "merged AS (INSERT INTO %s AS s SELECT * FROM batch ON CONFLICT (%s) DO ",
-					 RelationQualifiedName(state_table), quoted_list(plan->state_keys, ""));
+					 "merged AS (INSERT INTO %s AS s SELECT %s FROM %s ON CONFLICT (%s) DO ",
+					 RelationQualifiedName(state_table), passes ? state_columns(state_table, "b.") : "*",
+					 passes ? "flagged AS b WHERE NOT b.streaming_passed" : "batch",
+					 quoted_list(plan->state_keys, ""));
 	if (plan->merge_set != NULL && plan->merge_set[0] != '\0')
 		appendStringInfo(&sql, "UPDATE SET %s", plan->merge_set);
 	else
 		appendStringInfoString(&sql, "NOTHING");
 	appendStringInfoString(&sql, " RETURNING s.*, (s.xmax " OP_EQ " 0) AS streaming_new_group)");
+	/*
+	 * The closed windows come before the open ones, whose starts are later:
+	 * the result's rows are then written in the order of its key, each at
+	 * the right end of its unique index (see plan_aggregate).
+	 */
+	if (passes)
+		appendStringInfo(&sql, ",\ntouched AS (SELECT %s, true AS streaming_new_group FROM flagged AS b WHERE b.streaming_passed "
+						 "UNION ALL SELECT * FROM merged)",
+						 state_columns(state_table, "b."));
 	/* the groups that earlier batches emptied go */
 	if (RetractEmptiedCte(plan, state_table) != NULL)
 		appendStringInfo(&sql, ",\n%s", RetractEmptiedCte(plan, state_table));
@@ -2284,7 +2416,7 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	/* ORDER BY ... LIMIT: the result table holds the top rows only */
 	if (plan->topn_limit > 0)
 		return TopNBatchStatement(&sql, plan, result_table, state_table, returning, show_rows);
-	from = append_finalized(&sql, plan, "merged");
+	from = append_finalized(&sql, plan, passes ? "touched" : "merged");
 	appendStringInfoString(&sql, ",\n");
 
 	if (plan->result_keys == NIL)
@@ -2307,10 +2439,17 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	append_result_rows(&sql, plan, from);
 	append_upsert(&sql, plan);
 	appendStringInfo(&sql, " %s)\n", returning);
-	finish_statement(&sql,
-					 "(SELECT pg_catalog.count(*) FROM merged), "
-					 "(SELECT pg_catalog.count(*) FROM merged WHERE streaming_new_group), "
-					 "(SELECT pg_catalog.count(*) FROM emitted)", show_rows);
+	if (passes)
+		finish_statement(&sql,
+						 "(SELECT pg_catalog.count(*) FROM touched), "
+						 "(SELECT pg_catalog.count(*) FROM touched WHERE streaming_new_group), "
+						 "(SELECT pg_catalog.count(*) FROM emitted), "
+						 "(SELECT pg_catalog.count(*) FROM flagged WHERE streaming_passed)", show_rows);
+	else
+		finish_statement(&sql,
+						 "(SELECT pg_catalog.count(*) FROM merged), "
+						 "(SELECT pg_catalog.count(*) FROM merged WHERE streaming_new_group), "
+						 "(SELECT pg_catalog.count(*) FROM emitted)", show_rows);
 	return sql.data;
 }
 

@@ -157,6 +157,7 @@ extern const char *PlanInputRelation(ContinuousPlan *plan);
 extern char *PlanStateQuery(ContinuousPlan *plan);
 extern char *PlanDeparseQuery(Query *query);
 extern void PlanExpandJoin(ContinuousPlan *plan, List *state_oids);
+extern bool PlanPassesClosedWindows(ContinuousPlan *plan, Oid state_table);
 extern char *BuildBatchStatement(ContinuousPlan *plan, Oid result_table,
 								 Oid state_table, int show_rows);
 extern char *BuildCloseStatement(ContinuousPlan *plan, Oid result_table,

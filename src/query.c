@@ -967,7 +967,7 @@ QueryCreate(const QueryCreateArgs *a)
 		Oid			close_types[1] = {TIMESTAMPTZOID};
 
 		plan->batch_fingerprint =
-			ResolvedFingerprint(BuildBatchStatement(plan, result_oid, state_oid, 0), 0, NULL);
+			ResolvedFingerprint(BuildBatchStatement(plan, result_oid, state_oid, 0), 1, close_types);
 		if (close_sql != NULL)
 			plan->close_fingerprint = ResolvedFingerprint(close_sql, 1, close_types);
 	}
@@ -1076,7 +1076,7 @@ QueryUpgradePlan(QueryDef *q)
 			plan->batch_fingerprint =
 				MemoryContextStrdup(cxt, ResolvedFingerprint(BuildBatchStatement(plan, q->result_table,
 																				 q->state_table, 0),
-															 0, NULL));
+															 1, close_types));
 			close_sql = BuildCloseStatement(plan, q->result_table, q->state_table, 0);
 			if (close_sql != NULL)
 				plan->close_fingerprint = MemoryContextStrdup(cxt, ResolvedFingerprint(close_sql, 1, close_types));
@@ -1196,6 +1196,7 @@ static void
 store_altered_plan(QueryDef *q, const char *sql, ContinuousPlan *plan, Oid result_oid)
 {
 	Oid			argtypes[5] = {TEXTOID, TEXTOID, JSONBOID, OIDOID, TEXTOID};
+	Oid			close_types[1] = {TIMESTAMPTZOID};
 	Datum		args[5];
 	int			nestlevel;
 	char	   *close_sql;
@@ -1203,14 +1204,10 @@ store_altered_plan(QueryDef *q, const char *sql, ContinuousPlan *plan, Oid resul
 	nestlevel = PushSearchPath(q->search_path);
 	SPI_connect();
 	plan->batch_fingerprint =
-		ResolvedFingerprint(BuildBatchStatement(plan, result_oid, q->state_table, 0), 0, NULL);
+		ResolvedFingerprint(BuildBatchStatement(plan, result_oid, q->state_table, 0), 1, close_types);
 	close_sql = BuildCloseStatement(plan, result_oid, q->state_table, 0);
 	if (close_sql != NULL)
-	{
-		Oid			close_types[1] = {TIMESTAMPTZOID};
-
 		plan->close_fingerprint = ResolvedFingerprint(close_sql, 1, close_types);
-	}
 	PopCatalogSearchPath(nestlevel);
 
 	args[0] = CStringGetTextDatum(q->name);

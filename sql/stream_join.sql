@@ -511,6 +511,36 @@ SELECT step, regexp_replace(statement, 'join_\d+_', 'join_N_', 'g') FROM streami
  WHERE step = 'join state' ORDER BY 2;
 SELECT streaming.drop_query('outer_where');
 DROP TABLE labels;
+-- a source in three places, each pair bounded otherwise, two of the
+-- bounds BETWEEN negative offsets, and deduplicated on the event time of
+-- its second place: its one state goes when no later click can match it
+-- in any place, its keys that state's lag (30 s) behind the watermark.
+-- Created now, it reads the clicks fed above, a file a batch; every key
+-- comes out once, as plain SQL over the clicks that were not late has it
+SELECT streaming.create_query('self_three',
+  $$SELECT DISTINCT c2.t AS second, c2.ad FROM clk c1
+      JOIN clk c2 ON c2.t BETWEEN c1.t - interval '20 seconds' AND c1.t - interval '5 seconds'
+      JOIN clk c3 ON c3.t BETWEEN c1.t - interval '30 seconds' AND c1.t + interval '7 seconds'
+                 AND c3.t BETWEEN c2.t AND c2.t + interval '30 seconds'$$,
+  output_mode => 'append', event_time => 't', watermark => '5 seconds');
+SELECT streaming.run('self_three') > 1 AS several_batches;
+CREATE TEMP TABLE self_ok AS
+  SELECT f.* FROM fed_clk f
+   WHERE f.t > coalesce((SELECT max(p.t) FROM fed_clk p WHERE p.batch < f.batch) - interval '5 seconds', '-infinity');
+CREATE TEMP VIEW self_three_ref AS
+  SELECT DISTINCT c2.t AS second, c2.ad FROM self_ok c1
+    JOIN self_ok c2 ON c2.t BETWEEN c1.t - interval '20 seconds' AND c1.t - interval '5 seconds'
+    JOIN self_ok c3 ON c3.t BETWEEN c1.t - interval '30 seconds' AND c1.t + interval '7 seconds'
+                   AND c3.t BETWEEN c2.t AND c2.t + interval '30 seconds';
+SELECT (SELECT count(*) FROM self_three) AS result_rows, (SELECT count(*) FROM self_three_ref) AS reference_rows,
+       (SELECT count(*) FROM (SELECT * FROM self_three_ref EXCEPT ALL SELECT * FROM self_three) d) AS missing,
+       (SELECT count(*) FROM (SELECT * FROM self_three EXCEPT ALL SELECT * FROM self_three_ref) d) AS extra;
+-- keys were evicted: the state keeps fewer than came out
+SELECT (SELECT state_rows FROM streaming.queries WHERE name = 'self_three') < count(*) AS evicted FROM self_three;
+SELECT * FROM self_three ORDER BY second, ad;
+DROP VIEW self_three_ref;
+DROP TABLE self_ok;
+SELECT streaming.drop_query('self_three');
 SELECT streaming.drop_query(name) FROM wcases ORDER BY name;
 SELECT streaming.drop_query('self_clicks');
 SELECT count(*) AS source_watermarks_left FROM streaming.source_watermarks;

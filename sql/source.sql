@@ -80,6 +80,14 @@ SELECT streaming.drop_source('lines', if_exists => true);
 ALTER FOREIGN TABLE orders ADD COLUMN spare int;
 ALTER FOREIGN TABLE orders DROP COLUMN spare;
 SELECT name, kind FROM streaming.sources ORDER BY name;
+-- a source cannot be renamed nor moved to another schema, whatever the
+-- command says it alters
+CREATE SCHEMA elsewhere;
+ALTER FOREIGN TABLE orders RENAME TO purchases;
+ALTER TABLE orders RENAME TO purchases;
+ALTER FOREIGN TABLE orders SET SCHEMA elsewhere;
+DROP SCHEMA elsewhere;
+SELECT name, relid::regclass FROM streaming.sources ORDER BY name;
 -- a source dropped with DROP FOREIGN TABLE leaves the catalog too
 DROP FOREIGN TABLE orders;
 SELECT count(*) FROM streaming.sources;

@@ -402,6 +402,36 @@ source_owner(Oid relid)
 }
 
 /*
+ * SourceCheckRename refuses, before PostgreSQL runs it, to rename the
+ * foreign table of a source or move it to another schema (ALTER FOREIGN
+ * TABLE, or any ALTER ... RENAME that renames a relation): a source is
+ * known by its name, in streaming.sources, in drop_source() and in the
+ * event_time objects of its queries.
+ */
+void
+SourceCheckRename(Node *stmt)
+{
+	RangeVar   *rv = NULL;
+	Oid			relid;
+
+	if (IsA(stmt, RenameStmt) && ((RenameStmt *) stmt)->subname == NULL &&
+		((RenameStmt *) stmt)->renameType != OBJECT_COLUMN &&
+		((RenameStmt *) stmt)->renameType != OBJECT_ATTRIBUTE)
+		rv = ((RenameStmt *) stmt)->relation;
+	else if (IsA(stmt, AlterObjectSchemaStmt))
+		rv = ((AlterObjectSchemaStmt *) stmt)->relation;
+	if (rv == NULL)
+		return;
+	relid = RangeVarGetRelid(rv, NoLock, true);
+	if (OidIsValid(relid) && IsStreamingSource(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot rename source %s or move it to another schema", RelationQualifiedName(relid)),
+				 errdetail("A source is known by its name: in streaming.sources, to drop_source() and in the event_time of its queries."),
+				 errhint("Create a source of the new name with the same options, and the queries over it.")));
+}
+
+/*
  * SourceLookup reads a source's catalog row; false if there is none.
  * The results are allocated in the caller's memory context.
  */

@@ -208,6 +208,7 @@ extern bool TableSourceRetracts(Oid relid);
 extern void TableSourceDropOrphanSlots(void);
 extern void TableSourceCheckAlter(AlterTableStmt *stmt);
 extern void TableSourceCheckRename(RenameStmt *stmt);
+extern void SourceCheckRename(Node *stmt);
 extern void TableSourceFollowRenames(void);
 
 /* sources/kafka_source.c, shared with the Kafka sink and the FDW validator */

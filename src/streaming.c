@@ -65,8 +65,9 @@ renames_table(Node *stmt)
  * DROP FOREIGN TABLE or DROP SCHEMA, deal with the queries that read a
  * source that goes (StreamingBeforeDrop); before ALTER TABLE, refuse what
  * a table source could not follow (TableSourceCheckAlter, TableSourceCheck
- * Rename); after a table's name changed, keep the table sources that
- * follow it in step (TableSourceFollowRenames).
+ * Rename), and renaming a source or moving it (SourceCheckRename); after a
+ * table's name changed, keep the table sources that follow it in step
+ * (TableSourceFollowRenames).
  */
 static void
 streaming_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
@@ -80,7 +81,12 @@ streaming_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readO
 	else if (IsA(pstmt->utilityStmt, AlterTableStmt) && IsTransactionState())
 		TableSourceCheckAlter((AlterTableStmt *) pstmt->utilityStmt);
 	else if (IsA(pstmt->utilityStmt, RenameStmt) && IsTransactionState())
+	{
+		SourceCheckRename(pstmt->utilityStmt);
 		TableSourceCheckRename((RenameStmt *) pstmt->utilityStmt);
+	}
+	else if (IsA(pstmt->utilityStmt, AlterObjectSchemaStmt) && IsTransactionState())
+		SourceCheckRename(pstmt->utilityStmt);
 	if (prev_ProcessUtility)
 		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params, queryEnv, dest, qc);
 	else

@@ -167,3 +167,72 @@ BEGIN
        AND d.objsubid OPERATOR(pg_catalog.=) 0;
 END
 $$;
+
+/* ------------------------------------------------------------------------
+ * One query on several workers: with parallelism N, the partitions of a
+ * Kafka source (or the files of a file source) are split into N slices,
+ * each read by batches of its own that pool workers run side by side.
+ * A slice's batch locks the slice's row below for its whole length, and
+ * the query's row FOR KEY SHARE (which stop(), alter_query(), reset_query()
+ * and drop_query() wait for); it reads and decodes its input, then takes
+ * the query's row FOR NO KEY UPDATE to merge, write and commit, one slice
+ * at a time.  Which worker holds slice 0 is the query's worker_pid;
+ * slices 1 .. N-1 are held here.  The rows are made as needed: they are
+ * not dumped.
+ * ------------------------------------------------------------------------ */
+
+ALTER TABLE streaming.queries ADD COLUMN parallelism integer NOT NULL DEFAULT 1
+    CONSTRAINT queries_parallelism_check CHECK (parallelism BETWEEN 1 AND 64);
+
+CREATE TABLE streaming.query_slices (
+    query      integer     NOT NULL REFERENCES streaming.queries (id) ON DELETE CASCADE,
+    slice      integer     NOT NULL,
+    worker_pid integer,
+    restarts   integer     NOT NULL DEFAULT 0,
+    restart_at timestamptz,
+    PRIMARY KEY (query, slice)
+);
+
+DROP FUNCTION streaming.create_query(text, text, text, text, text, interval, text, jsonb, text, boolean);
+
+CREATE FUNCTION streaming.create_query(
+    name         text,
+    query        text,
+    output_mode  text     DEFAULT 'append',
+    trigger      text     DEFAULT '0',
+    event_time   text     DEFAULT NULL,
+    watermark    interval DEFAULT NULL,
+    sink         text     DEFAULT 'table',
+    sink_options jsonb    DEFAULT '{}',
+    on_error     text     DEFAULT 'dead_letter',
+    start        boolean  DEFAULT true,
+    parallelism  integer  DEFAULT 1)
+RETURNS regclass
+AS 'MODULE_PATHNAME', 'streaming_create_query'
+LANGUAGE C;
+
+DROP FUNCTION streaming.alter_query(text, text, interval, timestamptz, text, text, text, jsonb);
+
+CREATE FUNCTION streaming.alter_query(
+    name         text,
+    trigger      text        DEFAULT NULL,
+    watermark    interval    DEFAULT NULL,
+    watermark_at timestamptz DEFAULT NULL,
+    on_error     text        DEFAULT NULL,
+    query        text        DEFAULT NULL,
+    output_mode  text        DEFAULT NULL,
+    sink_options jsonb       DEFAULT NULL,
+    parallelism  integer     DEFAULT NULL)
+RETURNS void
+AS 'MODULE_PATHNAME', 'streaming_alter_query'
+LANGUAGE C;
+
+DROP FUNCTION streaming.run(text, integer);
+
+CREATE FUNCTION streaming.run(
+    name        text,
+    max_batches integer DEFAULT NULL,
+    slice       integer DEFAULT NULL)
+RETURNS bigint
+AS 'MODULE_PATHNAME', 'streaming_run'
+LANGUAGE C;

@@ -38,6 +38,7 @@
 #include "plan_cache.h"
 #include "query.h"
 #include "sinks/sink.h"
+#include "slices.h"
 #include "source.h"
 #include "streaming.h"
 #include "worker.h"
@@ -63,9 +64,11 @@ typedef struct BatchStats
 	TimestampTz t_start;
 	TimestampTz t_planned;
 	TimestampTz t_decoded;
+	TimestampTz t_merging;		/* a slice's batch holds the query's row */
 	TimestampTz t_executed;
 	double		prepare_ms;		/* preparing its statements (0: reused) */
 	int64		batch_rows;		/* rows its scan of the source returns */
+	int			slice;			/* the slice it reads, or SLICE_WHOLE */
 } BatchStats;
 
 static double
@@ -244,9 +247,10 @@ advance_watermark(QueryDef *q, List *batches, BatchStats *st)
 		Datum		args[1] = {CStringGetTextDatum(q->name)};
 
 		SPI_connect();
+		/* not read-only: what a runner we waited for committed, too */
 		if (CatalogExecute("SELECT source::pg_catalog.oid, max_event_time, watermark "
 						   "FROM streaming.source_watermarks WHERE query OPERATOR(pg_catalog.=) $1",
-						   1, argtypes, args, NULL, true, 0) != SPI_OK_SELECT)
+						   1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not read streaming.source_watermarks");
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -376,10 +380,15 @@ commit_batch(QueryDef *q, List *batches, BatchStats *st)
 	initStringInfo(&durations);
 	appendStringInfo(&durations,
 					 "{\"latest_offset\": %.3f, \"get_batch\": %.3f, \"add_batch\": %.3f, "
-					 "\"query_planning\": %.3f, \"commit_offsets\": %.3f, \"trigger_execution\": %.3f}",
+					 "\"query_planning\": %.3f, \"commit_offsets\": %.3f, \"trigger_execution\": %.3f",
 					 ms_between(t_start, st->t_planned), ms_between(st->t_planned, st->t_decoded),
-					 ms_between(st->t_decoded, st->t_executed), st->prepare_ms,
+					 ms_between(st->t_merging, st->t_executed), st->prepare_ms,
 					 ms_between(st->t_executed, t_end), total_ms);
+	/* a slice's batch: how long it waited for the others' merges */
+	if (st->slice != SLICE_WHOLE)
+		appendStringInfo(&durations, ", \"merge_wait\": %.3f, \"slice\": %d",
+						 ms_between(st->t_decoded, st->t_merging), st->slice);
+	appendStringInfoChar(&durations, '}');
 	initStringInfo(&sources);
 	appendStringInfoChar(&sources, '[');
 	foreach(blc, batches)
@@ -737,13 +746,16 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
  * asks of it (event time, late rows, trigger), before plan_batch.
  */
 static SourceBatch *
-open_source(QueryDef *q, Oid relid, EventTimeEntry *event_time, MemoryContext batchcxt)
+open_source(QueryDef *q, Oid relid, EventTimeEntry *event_time, int slice,
+			MemoryContext batchcxt)
 {
 	SourceBatch *sb = palloc0(sizeof(SourceBatch));
 	char	   *kind;
 
 	sb->query = q->name;
 	sb->query_id = q->id;
+	sb->slice = slice == SLICE_WHOLE ? 0 : slice;
+	sb->nslices = slice == SLICE_WHOLE ? 1 : q->parallelism;
 	sb->relid = relid;
 	if (!SourceLookup(sb->relid, &sb->name, &kind, &sb->options))
 		ereport(ERROR,
@@ -882,12 +894,83 @@ analyze_grown_join_states(QueryDef *q)
 }
 
 /*
+ * drop_newly_late drops the decoded rows of a slice's batch that the
+ * watermark committed by other slices since it was decoded makes late,
+ * as a single runner that ran their batches first would have: the rows
+ * at or before the bound that QueryLateBound gives now.
+ */
+static void
+drop_newly_late(QueryDef *q, SourceBatch *sb)
+{
+	TimestampTz bound;
+	Tuplestorestate *kept;
+	TupleTableSlot *slot;
+	MemoryContext old;
+
+	if (!sb->drop_late || sb->event_time_attno == 0 || sb->rows == NULL ||
+		!QueryLateBound(q, true, &bound) ||
+		(sb->has_watermark && bound <= sb->watermark))
+		return;
+	old = MemoryContextSwitchTo(sb->mcxt);
+	kept = tuplestore_begin_heap(true, false, work_mem);
+	slot = MakeSingleTupleTableSlot(RelationGetDescr(sb->rel), &TTSOpsMinimalTuple);
+	while (tuplestore_gettupleslot(sb->rows, true, false, slot))
+	{
+		bool		isnull;
+		Datum		ts = slot_getattr(slot, sb->event_time_attno, &isnull);
+
+		CHECK_FOR_INTERRUPTS();
+		if (!isnull && DatumGetTimestampTz(ts) <= bound)
+		{
+			sb->late_rows++;
+			continue;
+		}
+		tuplestore_puttupleslot(kept, slot);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	tuplestore_end(sb->rows);
+	sb->rows = kept;
+	sb->has_watermark = true;
+	sb->watermark = bound;
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * lock_for_merge: a slice's batch, its input decoded, takes the query's
+ * row for the rest of the batch (slices.c) and goes on from what the
+ * batches committed meanwhile: the batch id after theirs, their
+ * watermark, what it makes late, their counts.
+ */
+static void
+lock_for_merge(QueryDef *q, List *batches, BatchStats *st)
+{
+	QueryDef   *now = QueryDefLoad(q->name, QUERY_LOCK_MERGE, false);
+	ListCell   *lc;
+
+	if (now->id != q->id)
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("continuous query \"%s\" was replaced during its batch", q->name)));
+	q->last_batch_id = now->last_batch_id;
+	q->last_progress_at = now->last_progress_at;
+	q->state_rows = now->state_rows;
+	q->watermark_valid = now->watermark_valid;
+	q->watermark = now->watermark;
+	q->closed_valid = now->closed_valid;
+	q->closed_until = now->closed_until;
+	st->batch_id = q->last_batch_id + 1;
+	foreach(lc, batches)
+		drop_newly_late(q, (SourceBatch *) lfirst(lc));
+}
+
+/*
  * RunMicroBatch runs the next micro-batch of a query in the current
- * transaction.  It returns false, having changed nothing, when no new
- * input is available.
+ * transaction: of all its input (slice SLICE_WHOLE), or of one slice of a
+ * query with parallelism.  It returns false, having changed nothing, when
+ * no new input is available.
  */
 bool
-RunMicroBatch(const char *query_name, BatchResult *result)
+RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 {
 	MemoryContext batchcxt;
 	MemoryContext oldcxt;
@@ -916,7 +999,18 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 		result->wake_fd = PGINVALID_SOCKET;
 	}
 
-	q = QueryDefLoad(query_name, true, false);
+	/* a slice's batch: its slice's row first (slices.c) */
+	if (slice != SLICE_WHOLE)
+		SliceLock(query_name, slice);
+	q = QueryDefLoad(query_name, slice == SLICE_WHOLE ? QUERY_LOCK_BATCH : QUERY_LOCK_SLICE, false);
+	st.slice = slice;
+	/* parallelism lowered since the slice was taken: nothing to read */
+	if (slice != SLICE_WHOLE && (slice >= q->parallelism || q->parallelism <= 1))
+	{
+		MemoryContextSwitchTo(oldcxt);
+		MemoryContextDelete(batchcxt);
+		return false;
+	}
 	/* from here on, the query's code runs as its owner, whoever asked */
 	BeginAsOwner(q->owner, q->search_path, &owner_cxt);
 	st.batch_id = q->last_batch_id + 1;
@@ -932,7 +1026,7 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 	foreach(lc, q->plan->sources)
 	{
 		SourceBatch *sb = open_source(q, lfirst_oid(lc), EventTimeSpecFind(event_times, lfirst_oid(lc)),
-									  batchcxt);
+									  slice, batchcxt);
 
 		batches = lappend(batches, sb);
 		GetUserIdAndSecContext(&reader, &reader_sec_context);
@@ -983,8 +1077,11 @@ RunMicroBatch(const char *query_name, BatchResult *result)
 		}
 	}
 
-	advance_watermark(q, batches, &st);
 	st.t_decoded = GetCurrentTimestamp();
+	if (slice != SLICE_WHOLE)
+		lock_for_merge(q, batches, &st);
+	st.t_merging = GetCurrentTimestamp();
+	advance_watermark(q, batches, &st);
 
 	/* the batch statement: the FDW scan of each source returns its rows */
 	/* one row more than shown, to tell when rows were left out */
@@ -1051,6 +1148,7 @@ streaming_run(PG_FUNCTION_ARGS)
 	char	   *name;
 	int64		max_batches = -1;
 	int64		n = 0;
+	int			slice = PG_NARGS() < 3 || PG_ARGISNULL(2) ? SLICE_WHOLE : PG_GETARG_INT32(2);
 	QueryDef   *q;
 
 	if (PG_ARGISNULL(0))
@@ -1068,8 +1166,14 @@ streaming_run(PG_FUNCTION_ARGS)
 	}
 
 	/* before waiting for the query's lock */
-	q = QueryDefLoad(name, false, false);
+	q = QueryDefLoad(name, QUERY_LOCK_NONE, false);
 	QueryCheckOwner(q);
+	if (slice != SLICE_WHOLE && (slice < 0 || slice >= q->parallelism || q->parallelism == 1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("continuous query \"%s\" has no slice %d", name, slice),
+				 q->parallelism == 1 ? errdetail("It has parallelism 1: its input is not split.") :
+				 errdetail("It has parallelism %d: slices 0 to %d.", q->parallelism, q->parallelism - 1)));
 	/* a table source's slot: only before the transaction writes or locks */
 	SourcePrepareQuery(q->name, q->id, q->plan->sources);
 
@@ -1078,7 +1182,7 @@ streaming_run(PG_FUNCTION_ARGS)
 		BatchResult res;
 
 		CHECK_FOR_INTERRUPTS();
-		if (!RunMicroBatch(name, &res))
+		if (!RunMicroBatch(name, slice, &res))
 			break;
 		n++;
 		/* a source that never runs out has one batch available now */

@@ -27,7 +27,7 @@ typedef struct BatchResult
 	bool		wake_drain;		/* wake_fd is read empty by whoever waits */
 } BatchResult;
 
-extern bool RunMicroBatch(const char *query_name, BatchResult *result);
+extern bool RunMicroBatch(const char *query_name, int slice, BatchResult *result);
 
 /* set by a worker running an 'available_now' trigger: when the run began */
 extern TimestampTz BatchAvailableNow;

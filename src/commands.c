@@ -34,6 +34,7 @@
 #include "utils/timestamp.h"
 
 #include "query.h"
+#include "slices.h"
 #include "source.h"
 #include "streaming.h"
 #include "worker.h"
@@ -71,8 +72,18 @@ streaming_create_query(PG_FUNCTION_ARGS)
 	args.on_error = PG_ARGISNULL(8) ? "dead_letter" : text_to_cstring(PG_GETARG_TEXT_PP(8));
 	start = (PG_ARGISNULL(9) ? true : PG_GETARG_BOOL(9)) && streaming_autostart;
 	args.enabled = start;
+	args.parallelism = PG_NARGS() < 11 || PG_ARGISNULL(10) ? 1 : PG_GETARG_INT32(10);
+	SlicesCheck(args.name, NIL, "0", args.parallelism);	/* its range, before the work */
 
 	result = QueryCreate(&args);
+	if (args.parallelism != 1)
+	{
+		/* the query's sources are known now */
+		QueryDef   *q = QueryDefLoad(args.name, QUERY_LOCK_BATCH, false);
+
+		SlicesCheck(q->name, q->plan->sources, q->trigger, args.parallelism);
+		SlicesSet(q->id, args.parallelism);
+	}
 	if (start)
 		StartQuery(args.name);
 	PG_RETURN_OID(result);
@@ -129,7 +140,7 @@ streaming_drop_query(PG_FUNCTION_ARGS)
 	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	bool		if_exists = PG_GETARG_BOOL(1);
 	bool		keep_result = PG_GETARG_BOOL(2);
-	QueryDef   *q = QueryDefLoad(name, false, if_exists);
+	QueryDef   *q = QueryDefLoad(name, QUERY_LOCK_NONE, if_exists);
 
 	if (q == NULL)
 	{
@@ -202,35 +213,47 @@ streaming_alter_query(PG_FUNCTION_ARGS)
 	if (a.has_mode)
 		a.mode = OutputModeFromString(text_to_cstring(PG_GETARG_TEXT_PP(6)));
 	a.sink_options = PG_NARGS() < 8 || PG_ARGISNULL(7) ? NULL : PG_GETARG_JSONB_P(7);
+	a.parallelism = PG_NARGS() < 9 || PG_ARGISNULL(8) ? 0 : PG_GETARG_INT32(8);
+	if (PG_NARGS() >= 9 && !PG_ARGISNULL(8))
+		SlicesCheck(PG_ARGISNULL(0) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(0)), NIL, "0", a.parallelism);
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("query name must not be null")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	q = QueryDefLoad(name, false, false);
+	q = QueryDefLoad(name, QUERY_LOCK_NONE, false);
 	QueryCheckOwner(q);
 	if (a.trigger == NULL && a.watermark == NULL && a.watermark_at == NULL && a.on_error == NULL &&
-		a.query == NULL && !a.has_mode && a.sink_options == NULL)
+		a.query == NULL && !a.has_mode && a.sink_options == NULL && a.parallelism == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("nothing to alter in continuous query \"%s\"", name),
-				 errhint("Give at least one of trigger, watermark, watermark_at, on_error, query, output_mode and sink_options.")));
+				 errhint("Give at least one of trigger, watermark, watermark_at, on_error, query, output_mode, sink_options and parallelism.")));
 	(void) QueryAlterCheck(q, &a, false);
-	/* a new trigger or SELECT: the worker takes the query afresh */
-	if ((a.trigger != NULL && strcmp(a.trigger, q->trigger) != 0) || a.query != NULL)
+	/* a new trigger, SELECT or parallelism: the workers take the query afresh */
+	if ((a.trigger != NULL && strcmp(a.trigger, q->trigger) != 0) || a.query != NULL ||
+		(a.parallelism != 0 && a.parallelism != q->parallelism))
 	{
 		restart = query_is_running(name);
 		if (restart)
 			StopQuery(name, false);
 	}
 	/* the lock a batch takes: no batch runs meanwhile */
-	q = QueryDefLoad(name, true, false);
+	q = QueryDefLoad(name, QUERY_LOCK_BATCH, false);
 	QueryAlter(q, &a);
 	if (a.query != NULL)
 		QueryAlterSelect(q, a.query, a.has_mode ? a.mode : q->mode);
 	else if (a.has_mode)
 		QueryAlterMode(q, a.mode);
+	if (a.parallelism != 0)
+		SlicesSet(q->id, a.parallelism);
+	/* the trigger, sources and parallelism as they are now go together */
+	if (a.parallelism != 0 || a.trigger != NULL || a.query != NULL)
+	{
+		q = QueryDefLoad(name, QUERY_LOCK_NONE, false);
+		SlicesCheck(q->name, q->plan->sources, q->trigger, q->parallelism);
+	}
 	if (restart)
 		StartQuery(name);
 	PG_RETURN_VOID();
@@ -323,12 +346,12 @@ streaming_reset_query(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("query name must not be null")));
 	name = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	q = QueryDefLoad(name, false, false);
+	q = QueryDefLoad(name, QUERY_LOCK_NONE, false);
 	QueryCheckOwner(q);
 	has_start = reset_start(fcinfo, &start, &given);
 	running = query_is_running(name);
 	StopQuery(name, false);
-	q = QueryDefLoad(name, true, false);
+	q = QueryDefLoad(name, QUERY_LOCK_BATCH, false);
 	QueryReset(q, has_start ? &start : NULL, given);
 	if (running)
 		StartQuery(name);
@@ -402,7 +425,7 @@ drop_queries_of_source(Oid relid, DropBehavior behavior)
 	foreach(lc, QueriesReadingSource(relid))
 	{
 		char	   *name = lfirst(lc);
-		QueryDef   *q = QueryDefLoad(name, false, false);
+		QueryDef   *q = QueryDefLoad(name, QUERY_LOCK_NONE, false);
 
 		if (behavior != DROP_CASCADE)
 		{

@@ -39,6 +39,7 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "slices.h"
 #include "source.h"
 #include "streaming.h"
 #include "worker.h"
@@ -208,7 +209,10 @@ StreamingScannerMain(Datum main_arg)
 		bool		isnull;
 		char	   *waiting;
 
-		if (SPI_execute("SELECT pg_catalog.count(*) FROM streaming.queries "
+		if (SPI_execute(CatalogHasSlices() ?
+						"SELECT COALESCE(pg_catalog.sum(parallelism), 0)::pg_catalog.int8 FROM streaming.queries "
+						"WHERE enabled AND status OPERATOR(pg_catalog.<>) 'failed'" :
+						"SELECT pg_catalog.count(*) FROM streaming.queries "
 						"WHERE enabled AND status OPERATOR(pg_catalog.<>) 'failed'",
 						true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not read streaming.queries");

@@ -43,6 +43,7 @@
 #include "planner.h"
 #include "sinks/sink.h"
 #include "query.h"
+#include "slices.h"
 #include "source.h"
 #include "streaming.h"
 
@@ -68,23 +69,37 @@ catalog_has_search_path(void)
 }
 
 /*
- * QueryDefLoad reads a query's catalog row.  With lock_for_batch the row is
- * locked FOR UPDATE until the end of the transaction: that lock is what
- * keeps two runners of one query from processing the same input.
+ * QueryDefLoad reads a query's catalog row, and locks it until the
+ * transaction ends as lock says.  QUERY_LOCK_BATCH is what keeps two
+ * runners of one query from processing the same input; the slices of a
+ * query with parallelism lock as slices.c says.
  */
 QueryDef *
-QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok)
+QueryDefLoad(const char *name, QueryLock lock, bool missing_ok)
 {
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(name)};
 	MemoryContext caller = CurrentMemoryContext;
 	QueryDef   *q = NULL;
 	char	   *sql;
+	static const char *const locks[] = {"", " FOR UPDATE", " FOR KEY SHARE", " FOR NO KEY UPDATE"};
 
-	sql = psprintf("SELECT " QUERY_COLUMNS "%s, %s FROM streaming.queries WHERE name OPERATOR(pg_catalog.=) $1%s",
+	sql = psprintf("SELECT " QUERY_COLUMNS "%s, %s, %s FROM streaming.queries WHERE name OPERATOR(pg_catalog.=) $1%s",
 				   catalog_has_search_path() ? "search_path" : "NULL::pg_catalog.text",
 				   CatalogHasOperatingColumns() ? "closed_until" : "NULL::pg_catalog.timestamptz",
-				   lock_for_batch ? " FOR UPDATE" : "");
+				   CatalogHasSlices() ? "parallelism" : "1",
+				   locks[lock]);
+	/* what waits for every batch waits for the slices' first (slices.c) */
+	if (lock == QUERY_LOCK_BATCH && CatalogHasSlices())
+	{
+		SPI_connect();
+		if (CatalogExecute("SELECT 1 FROM streaming.query_slices s, streaming.queries q "
+						   "WHERE q.name OPERATOR(pg_catalog.=) $1 AND s.query OPERATOR(pg_catalog.=) q.id "
+						   "ORDER BY s.slice FOR UPDATE OF s",
+						   1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not lock streaming.query_slices");
+		SPI_finish();
+	}
 	SPI_connect();
 	if (CatalogExecute(sql, 1, argtypes, args, NULL, false, 1) < 0)
 		elog(ERROR, "could not read streaming.queries");
@@ -133,6 +148,7 @@ QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok)
 		d = SPI_getbinval(tup, desc, 22, &isnull);
 		q->closed_valid = !isnull;
 		q->closed_until = isnull ? 0 : DatumGetTimestampTz(d);
+		q->parallelism = DatumGetInt32(SPI_getbinval(tup, desc, 23, &isnull));
 		/* the catalog's regclass[] survives a dump and restore; OIDs do not */
 		{
 			ArrayType  *arr = DatumGetArrayTypePCopy(SPI_getbinval(tup, desc, 18, &isnull));
@@ -900,7 +916,7 @@ QueryCreate(const QueryCreateArgs *a)
 	if (sink_opts.kind == SINK_KAFKA)
 		KafkaSinkValidate(&sink_opts, GetUserId());
 
-	if (QueryDefLoad(name, false, true) != NULL)
+	if (QueryDefLoad(name, QUERY_LOCK_NONE, true) != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("continuous query \"%s\" already exists", name),
@@ -1429,7 +1445,7 @@ streaming_explain(PG_FUNCTION_ARGS)
 	} while (0)
 
 	InitMaterializedSRF(fcinfo, 0);
-	q = QueryDefLoad(name, false, false);
+	q = QueryDefLoad(name, QUERY_LOCK_NONE, false);
 	/* the statements show the query's text: its owner's, as the catalog row */
 	QueryCheckOwner(q);
 	plan = q->plan;

@@ -44,6 +44,7 @@ typedef struct QueryDef
 	bool		enabled;
 	Oid			owner;
 	char	   *search_path;	/* pinned at create_query; batches run under it */
+	int			parallelism;	/* slices run side by side (slices.c) */
 } QueryDef;
 
 /* what streaming.create_query() was given */
@@ -59,6 +60,7 @@ typedef struct QueryCreateArgs
 	Jsonb	   *sink_options;	/* NULL for {} */
 	const char *on_error;
 	bool		enabled;
+	int			parallelism;
 } QueryCreateArgs;
 
 /*
@@ -75,9 +77,20 @@ typedef struct QueryAlterArgs
 	bool		has_mode;
 	OutputMode	mode;
 	Jsonb	   *sink_options;	/* merged into the query's */
+	int			parallelism;	/* 0: as it is */
 } QueryAlterArgs;
 
-extern QueryDef *QueryDefLoad(const char *name, bool lock_for_batch, bool missing_ok);
+/* the lock QueryDefLoad takes on the query's row, until the transaction ends */
+typedef enum QueryLock
+{
+	QUERY_LOCK_NONE,
+	QUERY_LOCK_BATCH,			/* FOR UPDATE: a batch of the whole query,
+								 * and what waits for every batch */
+	QUERY_LOCK_SLICE,			/* FOR KEY SHARE: a batch of one slice */
+	QUERY_LOCK_MERGE			/* FOR NO KEY UPDATE: a slice's batch merges */
+} QueryLock;
+
+extern QueryDef *QueryDefLoad(const char *name, QueryLock lock, bool missing_ok);
 extern void QueryCheckOwner(QueryDef *q);
 extern bool QueryUpgradePlan(QueryDef *q);
 extern void QueryCheckRunnable(QueryDef *q);

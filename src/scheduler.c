@@ -49,6 +49,7 @@
 #include "utils/timestamp.h"
 
 #include "scheduler.h"
+#include "slices.h"
 #include "source.h"
 #include "streaming.h"
 
@@ -72,10 +73,57 @@
 	"AND a.query_start OPERATOR(pg_catalog.<) (pg_catalog.now() " \
 	"OPERATOR(pg_catalog.-) '" STUCK_BATCH_SECONDS " seconds'::pg_catalog.interval))"
 
-/* the row of query $1 unless a batch in progress has it locked */
-#define UNLOCKED_ROW \
+/*
+ * The row that says who holds a unit - query $1's row for the whole query
+ * or its slice 0, the row of slice $2 in streaming.query_slices for the
+ * others - unless a batch in progress has it locked: a batch of the whole
+ * query holds the query's row FOR UPDATE, a slice's batch its slice's row
+ * FOR UPDATE (and the query's FOR KEY SHARE, which an update of
+ * worker_pid does not wait for).
+ */
+#define UNLOCKED_QUERY_ROW \
 	"q.id OPERATOR(pg_catalog.=) (SELECT l.id FROM streaming.queries l " \
-	"WHERE l.id OPERATOR(pg_catalog.=) $1 FOR UPDATE SKIP LOCKED)"
+	"WHERE l.id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE SKIP LOCKED)"
+#define UNLOCKED_SLICE_ROW(t) \
+	t ".query OPERATOR(pg_catalog.=) $1 AND " t ".slice OPERATOR(pg_catalog.=) " \
+	"(SELECT l.slice FROM streaming.query_slices l WHERE l.query OPERATOR(pg_catalog.=) $1 " \
+	"AND l.slice OPERATOR(pg_catalog.=) $2 FOR UPDATE SKIP LOCKED)"
+
+/*
+ * unit_update updates the row that says who holds a unit, unless a batch
+ * has it locked: set and where ($1 the query's id, $2 the slice, $3 this
+ * worker's pid, $4 .. $6 args[3] ..) apply to it as q; for a slice > 0 of
+ * the query, where may read the query's row as e.  Returns the rows
+ * updated (0 or 1).
+ */
+static uint64
+unit_update(int32 id, int slice, const char *set, const char *where,
+			Datum *more, int nmore)
+{
+	Oid			argtypes[6] = {INT4OID, INT4OID, INT4OID, INT4OID, TIMESTAMPTZOID, INT4OID};
+	Datum		args[6];
+	char	   *sql;
+
+	args[0] = Int32GetDatum(id);
+	args[1] = Int32GetDatum(slice);
+	args[2] = Int32GetDatum(MyProcPid);
+	for (int i = 0; i < nmore; i++)
+		args[3 + i] = more[i];
+	if (slice <= 0)
+		sql = psprintf("UPDATE streaming.queries q SET %s WHERE " UNLOCKED_QUERY_ROW "%s AND %s",
+					   set,
+					   slice == 0 ? " AND EXISTS (SELECT 1 FROM streaming.query_slices l "
+					   "WHERE l.query OPERATOR(pg_catalog.=) $1 AND l.slice OPERATOR(pg_catalog.=) 0 "
+					   "FOR UPDATE SKIP LOCKED)" : "",
+					   where);
+	else
+		sql = psprintf("UPDATE streaming.query_slices q SET %s FROM streaming.queries e "
+					   "WHERE e.id OPERATOR(pg_catalog.=) $1 AND " UNLOCKED_SLICE_ROW("q") " AND %s",
+					   set, where);
+	if (CatalogExecute(sql, 3 + nmore, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update the worker of query %d", id);
+	return SPI_processed;
+}
 
 /*
  * restart_delay is the backoff before a query whose worker died `restarts`
@@ -122,12 +170,13 @@ set_trigger(PoolQuery *pq, const char *trigger)
 }
 
 static PoolQuery *
-pool_query_new(const char *name, int32 id, Oid owner, const char *trigger)
+pool_query_new(const char *name, int32 id, int slice, Oid owner, const char *trigger)
 {
 	PoolQuery  *pq = MemoryContextAllocZero(TopMemoryContext, sizeof(PoolQuery));
 
 	pq->name = MemoryContextStrdup(TopMemoryContext, name);
 	pq->id = id;
+	pq->slice = slice;
 	pq->owner = owner;
 	pq->wake_fd = PGINVALID_SOCKET;
 	pq->retry_ms = 1000;
@@ -260,15 +309,43 @@ SchedulerScan(List *held, int *nqueries)
 	nworkers = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	nworkers = Max(nworkers, 1);
 
+	/* the slices' rows, where a restore left them out (slices.c) */
+	if (CatalogHasSlices() &&
+		CatalogExecute("INSERT INTO streaming.query_slices (query, slice) "
+					   "SELECT q.id, s FROM streaming.queries q, "
+					   "pg_catalog.generate_series(0, q.parallelism OPERATOR(pg_catalog.-) 1) s "
+					   "WHERE q.parallelism OPERATOR(pg_catalog.>) 1 AND q.enabled AND NOT EXISTS "
+					   "(SELECT 1 FROM streaming.query_slices x WHERE x.query OPERATOR(pg_catalog.=) q.id "
+					   "AND x.slice OPERATOR(pg_catalog.=) s) ON CONFLICT DO NOTHING",
+					   0, NULL, NULL, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not update streaming.query_slices");
+
+	/*
+	 * The units to run: every started query, or with parallelism each of
+	 * its slices; the query's row says who holds the whole query or its
+	 * slice 0, streaming.query_slices who holds its other slices.
+	 */
 	args[0] = Int32GetDatum(MyProcPid);
-	if (CatalogExecute("SELECT q.name, q.id, q.owner::pg_catalog.oid, q.trigger, "
-					   "q.worker_pid OPERATOR(pg_catalog.=) $1, "
-					   "q.worker_pid IS NOT NULL AND q.worker_pid OPERATOR(pg_catalog.<>) $1 "
-					   "AND NOT " LIVE_WORKER("q.worker_pid") ", "
-					   "q.worker_pid IS NULL OR (q.worker_pid OPERATOR(pg_catalog.<>) $1 "
-					   "AND NOT " LIVE_WORKER("q.worker_pid") "), "
-					   "q.restarts, q.restart_at, q.worker_pid, "
-					   "q.worker_pid OPERATOR(pg_catalog.<>) $1 AND " STUCK_WORKER("q.worker_pid") " "
+#define UNIT_COLUMNS(t) \
+	"q.name, q.id, q.owner::pg_catalog.oid, q.trigger, " \
+	t ".worker_pid OPERATOR(pg_catalog.=) $1, " \
+	t ".worker_pid IS NOT NULL AND " t ".worker_pid OPERATOR(pg_catalog.<>) $1 " \
+	"AND NOT " LIVE_WORKER(t ".worker_pid") ", " \
+	t ".worker_pid IS NULL OR (" t ".worker_pid OPERATOR(pg_catalog.<>) $1 " \
+	"AND NOT " LIVE_WORKER(t ".worker_pid") "), " \
+	t ".restarts, " t ".restart_at, " t ".worker_pid, " \
+	t ".worker_pid OPERATOR(pg_catalog.<>) $1 AND " STUCK_WORKER(t ".worker_pid") ", "
+	if (CatalogExecute(CatalogHasSlices() ?
+					   "SELECT " UNIT_COLUMNS("q") "CASE WHEN q.parallelism OPERATOR(pg_catalog.>) 1 THEN 0 ELSE -1 END "
+					   "FROM streaming.queries q "
+					   "WHERE q.enabled AND q.status OPERATOR(pg_catalog.<>) 'failed' "
+					   "UNION ALL "
+					   "SELECT " UNIT_COLUMNS("s") "s.slice "
+					   "FROM streaming.queries q JOIN streaming.query_slices s ON s.query OPERATOR(pg_catalog.=) q.id "
+					   "WHERE q.enabled AND q.status OPERATOR(pg_catalog.<>) 'failed' "
+					   "AND s.slice OPERATOR(pg_catalog.>) 0 AND s.slice OPERATOR(pg_catalog.<) q.parallelism "
+					   "ORDER BY 2, 12" :
+					   "SELECT " UNIT_COLUMNS("q") "-1 "
 					   "FROM streaming.queries q "
 					   "WHERE q.enabled AND q.status OPERATOR(pg_catalog.<>) 'failed' ORDER BY q.id",
 					   1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
@@ -285,6 +362,7 @@ SchedulerScan(List *held, int *nqueries)
 		char	   *name = SPI_getvalue(tab->vals[i], tab->tupdesc, 1);
 		int32		id = DatumGetInt32(SPI_getbinval(tab->vals[i], tab->tupdesc, 2, &isnull));
 		char	   *trigger = SPI_getvalue(tab->vals[i], tab->tupdesc, 4);
+		int			slice = DatumGetInt32(SPI_getbinval(tab->vals[i], tab->tupdesc, 12, &isnull));
 		PoolQuery  *found = NULL;
 
 		if (!DatumGetBool(SPI_getbinval(tab->vals[i], tab->tupdesc, 5, &isnull)) || isnull)
@@ -293,11 +371,11 @@ SchedulerScan(List *held, int *nqueries)
 		{
 			PoolQuery  *pq = lfirst(lc);
 
-			if (pq->id == id && strcmp(pq->name, name) == 0)
+			if (pq->id == id && pq->slice == slice && strcmp(pq->name, name) == 0)
 				found = pq;
 		}
 		if (found == NULL)
-			held = hold(held, pool_query_new(name, id,
+			held = hold(held, pool_query_new(name, id, slice,
 											 DatumGetObjectId(SPI_getbinval(tab->vals[i], tab->tupdesc, 3, &isnull)),
 											 trigger));
 		else
@@ -327,17 +405,21 @@ SchedulerScan(List *held, int *nqueries)
 	{
 		PoolQuery  *pq = llast(held);
 
-		args[0] = Int32GetDatum(pq->id);
-		args[1] = Int32GetDatum(MyProcPid);
-		if (exec_update("UPDATE streaming.queries q SET worker_pid = NULL "
-						"WHERE " UNLOCKED_ROW " AND q.worker_pid OPERATOR(pg_catalog.=) $2",
-						2, argtypes, args) == 0)
+		if (unit_update(pq->id, pq->slice, "worker_pid = NULL",
+						"q.worker_pid OPERATOR(pg_catalog.=) $3", NULL, 0) == 0)
 			break;				/* a run() has it; another time */
 		SchedulerForget(pq);
 		held = list_delete_last(held);
 		nheld--;
 		released = true;
 	}
+
+	/*
+	 * Up to the share; in a first pass, only units of queries this worker
+	 * holds nothing of, so that the slices of a query go to different
+	 * workers while there are.
+	 */
+	for (int pass = 0; pass < 2; pass++)
 	for (uint64 i = 0; i < nrows; i++)
 	{
 		char	   *name = SPI_getvalue(tab->vals[i], tab->tupdesc, 1);
@@ -349,6 +431,8 @@ SchedulerScan(List *held, int *nqueries)
 		TimestampTz due = isnull ? 0 : DatumGetTimestampTz(restart_at);
 		Datum		dead_pid = SPI_getbinval(tab->vals[i], tab->tupdesc, 10, &isnull);
 		bool		stuck = DatumGetBool(SPI_getbinval(tab->vals[i], tab->tupdesc, 11, &isnull)) && !isnull;
+		int			slice = DatumGetInt32(SPI_getbinval(tab->vals[i], tab->tupdesc, 12, &isnull));
+		Datum		more[3];
 
 		CHECK_FOR_INTERRUPTS();
 		/*
@@ -357,6 +441,15 @@ SchedulerScan(List *held, int *nqueries)
 		 */
 		if (!(unheld && nheld < share) && !stuck)
 			continue;
+		if (pass == 0 && slice != SLICE_WHOLE)
+		{
+			bool		holds_query = false;
+
+			foreach(lc, held)
+				holds_query |= ((PoolQuery *) lfirst(lc))->id == id;
+			if (holds_query)
+				continue;
+		}
 
 		/*
 		 * Its worker died holding it, without saying so (a crash, or the
@@ -365,32 +458,32 @@ SchedulerScan(List *held, int *nqueries)
 		 */
 		if (died)
 		{
-			args[0] = Int32GetDatum(id);
-			args[1] = Int32GetDatum(restarts + 1);
-			args[2] = TimestampTzGetDatum(now + restart_delay(restarts));
-			args[3] = dead_pid;
-			if (exec_update("UPDATE streaming.queries q SET restarts = $2, restart_at = $3, worker_pid = NULL "
-							"WHERE " UNLOCKED_ROW " AND q.worker_pid OPERATOR(pg_catalog.=) $4",
-							4, argtypes, args) == 0)
+			more[0] = Int32GetDatum(restarts + 1);
+			more[1] = TimestampTzGetDatum(now + restart_delay(restarts));
+			more[2] = dead_pid;
+			if (unit_update(id, slice, "restarts = $4, restart_at = $5, worker_pid = NULL",
+							"q.worker_pid OPERATOR(pg_catalog.=) $6", more, 3) == 0)
 				continue;
-			due = DatumGetTimestampTz(args[2]);
+			due = DatumGetTimestampTz(more[1]);
 		}
 		if (due > now)
 			continue;
 		/* not while stop() or drop_query() is at it */
 		if (!ConditionalLockDatabaseObject(StreamingStopLockClass(), (Oid) id, 0, STREAMING_STOP_LOCKMODE))
 			continue;
-		args[0] = Int32GetDatum(id);
-		args[1] = Int32GetDatum(MyProcPid);
-		if (exec_update("UPDATE streaming.queries q SET worker_pid = $2, status = 'running', "
-						"last_error = NULL, condition = NULL, restart_at = NULL "
-						"WHERE " UNLOCKED_ROW " AND q.enabled "
-						"AND q.status OPERATOR(pg_catalog.<>) 'failed' "
+		if (unit_update(id, slice,
+						slice <= 0 ? "worker_pid = $3, status = 'running', "
+						"last_error = NULL, condition = NULL, restart_at = NULL" :
+						"worker_pid = $3, restart_at = NULL",
+						slice <= 0 ? "q.enabled AND q.status OPERATOR(pg_catalog.<>) 'failed' "
 						"AND (q.worker_pid IS NULL OR NOT " LIVE_WORKER("q.worker_pid") " "
-						"OR " STUCK_WORKER("q.worker_pid") ") ",
-						2, argtypes, args) != 1)
+						"OR " STUCK_WORKER("q.worker_pid") ")" :
+						"e.enabled AND e.status OPERATOR(pg_catalog.<>) 'failed' "
+						"AND (q.worker_pid IS NULL OR NOT " LIVE_WORKER("q.worker_pid") " "
+						"OR " STUCK_WORKER("q.worker_pid") ")",
+						NULL, 0) != 1)
 			continue;
-		held = hold(held, pool_query_new(name, id,
+		held = hold(held, pool_query_new(name, id, slice,
 										 DatumGetObjectId(SPI_getbinval(tab->vals[i], tab->tupdesc, 3, &isnull)),
 										 SPI_getvalue(tab->vals[i], tab->tupdesc, 4)));
 		nheld++;
@@ -505,6 +598,9 @@ SchedulerReleaseAll(List *held)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		(void) exec_update("UPDATE streaming.queries SET worker_pid = NULL "
 						   "WHERE worker_pid OPERATOR(pg_catalog.=) $1", 1, argtypes, args);
+		if (CatalogHasSlices())
+			(void) exec_update("UPDATE streaming.query_slices SET worker_pid = NULL "
+							   "WHERE worker_pid OPERATOR(pg_catalog.=) $1", 1, argtypes, args);
 		/* the other workers take them at once, when this commits */
 		SchedulerWakeAtCommit(MyDatabaseId);
 		PopActiveSnapshot();

@@ -22,6 +22,8 @@ typedef struct PoolQuery
 {
 	char	   *name;
 	int32		id;
+	int			slice;			/* the slice it runs (slices.c), or
+								 * SLICE_WHOLE */
 	Oid			owner;
 	char	   *trigger;
 	int64		interval_ms;	/* trigger interval; 0 for '0' */

@@ -143,6 +143,10 @@ struct SourceBatch
 	TimestampTz available_now;	/* trigger 'available_now': when the run
 								 * started; input that came later waits for
 								 * the next run (0: no bound) */
+	int			slice;			/* with nslices > 1: the batch reads the
+								 * partitions or files of this slice only
+								 * (slices.c) */
+	int			nslices;		/* 1: all of the input */
 	bool		live;			/* the process goes on reading the source
 								 * batch after batch (a worker with trigger
 								 * '0' or an interval): the source may keep

@@ -72,6 +72,7 @@
 #include "batch.h"
 #include "query.h"
 #include "scheduler.h"
+#include "slices.h"
 #include "source.h"
 #include "streaming.h"
 #include "worker.h"
@@ -187,7 +188,8 @@ StartPoolWorkers(Oid dboid, int nqueries)
 
 /*
  * exec_query_update runs one statement about a query's catalog row in a
- * transaction of its own, if the row is still this worker's.
+ * transaction of its own, if the row is still this worker's (for a slice
+ * > 0, if the query is still started).
  */
 static void
 exec_query_update(const char *set, PoolQuery *pq, const char *text)
@@ -204,8 +206,11 @@ exec_query_update(const char *set, PoolQuery *pq, const char *text)
 	args[1] = Int32GetDatum(MyProcPid);
 	args[2] = text ? CStringGetTextDatum(text) : (Datum) 0;
 	nulls[2] = text ? ' ' : 'n';
+	/* a slice > 0 (slices.c) speaks for its query while it is started */
 	if (CatalogExecute(psprintf("UPDATE streaming.queries SET %s WHERE id OPERATOR(pg_catalog.=) $1 "
-								"AND worker_pid OPERATOR(pg_catalog.=) $2", set),
+								"AND %s", set,
+								pq->slice > 0 ? "enabled AND $2 OPERATOR(pg_catalog.=) $2" :
+								"worker_pid OPERATOR(pg_catalog.=) $2"),
 					   3, argtypes, args, nulls, false, 0) < 0)
 		elog(ERROR, "could not update the state of query \"%s\"", pq->name);
 	SPI_finish();
@@ -249,27 +254,58 @@ discard_session_state(void)
 }
 
 /*
- * query_is_mine tells whether a query is started and held by this worker;
- * with lock, its row is locked as a batch locks it.
+ * query_is_mine tells whether a query (or the slice of it that pq runs)
+ * is started and held by this worker; with lock, the query's row is
+ * locked as a batch of the whole query locks it.
  */
 static bool
 query_is_mine(PoolQuery *pq, bool lock)
 {
-	Oid			argtypes[2] = {INT4OID, INT4OID};
-	Datum		args[2] = {Int32GetDatum(pq->id), Int32GetDatum(MyProcPid)};
+	Oid			argtypes[3] = {INT4OID, INT4OID, INT4OID};
+	Datum		args[3] = {Int32GetDatum(pq->id), Int32GetDatum(MyProcPid), Int32GetDatum(pq->slice)};
 	bool		mine;
 
 	SPI_connect();
-	if (CatalogExecute(lock ?
+	if (CatalogExecute(pq->slice > 0 ?
+					   "SELECT 1 FROM streaming.queries q JOIN streaming.query_slices s "
+					   "ON s.query OPERATOR(pg_catalog.=) q.id "
+					   "WHERE q.id OPERATOR(pg_catalog.=) $1 AND s.slice OPERATOR(pg_catalog.=) $3 "
+					   "AND s.slice OPERATOR(pg_catalog.<) q.parallelism "
+					   "AND s.worker_pid OPERATOR(pg_catalog.=) $2 AND q.enabled "
+					   "AND q.status OPERATOR(pg_catalog.<>) 'failed'" :
+					   lock ?
 					   "SELECT 1 FROM streaming.queries WHERE id OPERATOR(pg_catalog.=) $1 "
 					   "AND worker_pid OPERATOR(pg_catalog.=) $2 AND enabled FOR UPDATE" :
 					   "SELECT 1 FROM streaming.queries WHERE id OPERATOR(pg_catalog.=) $1 "
 					   "AND worker_pid OPERATOR(pg_catalog.=) $2 AND enabled",
-					   2, argtypes, args, NULL, !lock, 1) != SPI_OK_SELECT)
+					   3, argtypes, args, NULL, !lock, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read streaming.queries");
 	mine = SPI_processed == 1;
 	SPI_finish();
 	return mine;
+}
+
+/*
+ * exec_slice_update runs one statement about the row of a slice > 0 that
+ * this worker holds, in a transaction of its own.
+ */
+static void
+exec_slice_update(const char *set, PoolQuery *pq)
+{
+	Oid			argtypes[3] = {INT4OID, INT4OID, INT4OID};
+	Datum		args[3] = {Int32GetDatum(pq->id), Int32GetDatum(MyProcPid), Int32GetDatum(pq->slice)};
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (CatalogExecute(psprintf("UPDATE streaming.query_slices SET %s WHERE query OPERATOR(pg_catalog.=) $1 "
+								"AND slice OPERATOR(pg_catalog.=) $3 AND worker_pid OPERATOR(pg_catalog.=) $2", set),
+					   3, argtypes, args, NULL, false, 0) < 0)
+		elog(ERROR, "could not update the state of query \"%s\"", pq->name);
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
 }
 
 /*
@@ -345,18 +381,21 @@ run_batch(PoolQuery *pq, bool *mine, BatchResult *res)
 	 */
 	if (*mine && !stop_in_progress(pq->id))
 	{
-		QueryDef   *q = QueryDefLoad(pq->name, false, true);
+		QueryDef   *q = QueryDefLoad(pq->name, QUERY_LOCK_NONE, true);
 
 		*mine = q != NULL && q->id == pq->id;
 		if (*mine)
 		{
 			/* before the batch writes or locks anything (a table source's slot) */
 			SourcePrepareQuery(q->name, q->id, q->plan->sources);
+			/* a slice's batch takes its slice's row first (slices.c) */
+			if (pq->slice != SLICE_WHOLE)
+				SliceLock(pq->name, pq->slice);
 			/* still, under the row lock the batch holds: stop() waited for it */
-			*mine = query_is_mine(pq, true);
+			*mine = query_is_mine(pq, pq->slice == SLICE_WHOLE);
 		}
 		if (*mine)
-			ran = RunMicroBatch(pq->name, res);
+			ran = RunMicroBatch(pq->name, pq->slice, res);
 	}
 
 	/* as the owner, or not at all: a deferred trigger is refused here */
@@ -465,14 +504,24 @@ fail_query(PoolQuery *pq, ErrorData *edata)
 		if (pq->condition)
 			pfree(pq->condition);
 		pq->condition = MemoryContextStrdup(TopMemoryContext, edata->message);
-		exec_query_update("condition = $3", pq, pq->condition);
+		/* the query's condition is what its whole, or its slice 0, meets */
+		if (pq->slice <= 0)
+			exec_query_update("condition = $3", pq, pq->condition);
 		pq->due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), pq->retry_ms);
 		pq->wait_input = false;
 		pq->retry_ms = Min(pq->retry_ms * 2, 30000);
 		return true;
 	}
-	exec_query_update("status = 'failed', worker_pid = NULL, condition = NULL, last_error = $3",
-					  pq, edata->message);
+	if (pq->slice > 0)
+	{
+		/* a slice that fails fails its query, whoever holds slice 0 */
+		exec_slice_update("worker_pid = NULL", pq);
+		exec_query_update("status = 'failed', worker_pid = NULL, condition = NULL, last_error = $3",
+						  pq, edata->message);
+	}
+	else
+		exec_query_update("status = 'failed', worker_pid = NULL, condition = NULL, last_error = $3",
+						  pq, edata->message);
 	return false;
 }
 
@@ -557,12 +606,16 @@ run_turn(PoolQuery *pq, MemoryContext loopcxt)
 	/* it got going: the next crash takes it again at once */
 	if (pq->first)
 	{
-		exec_query_update("restarts = 0", pq, NULL);
+		if (pq->slice > 0)
+			exec_slice_update("restarts = 0", pq);
+		else
+			exec_query_update("restarts = 0", pq, NULL);
 		pq->first = false;
 	}
 	/* what the source waits for (a broker, a server), for the status view */
-	if ((SourceCondition == NULL) != (pq->condition == NULL) ||
-		(pq->condition != NULL && strcmp(pq->condition, SourceCondition) != 0))
+	if (pq->slice <= 0 &&
+		((SourceCondition == NULL) != (pq->condition == NULL) ||
+		 (pq->condition != NULL && strcmp(pq->condition, SourceCondition) != 0)))
 	{
 		if (pq->condition)
 			pfree(pq->condition);
@@ -862,7 +915,7 @@ StreamingPoolWorkerMain(Datum main_arg)
 void
 StartQuery(const char *name)
 {
-	QueryDef   *q = QueryDefLoad(name, false, false);
+	QueryDef   *q = QueryDefLoad(name, QUERY_LOCK_NONE, false);
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(name)};
 	int64		nqueries;
@@ -873,12 +926,25 @@ StartQuery(const char *name)
 	/* a query that cannot run is an error here, not a worker that fails */
 	QueryCheckRunnable(q);
 	SPI_connect();
+	/* a stopped or failed query's slices are taken afresh (before its row: slices.c) */
+	if (q->parallelism > 1)
+	{
+		if (CatalogExecute("SELECT 1 FROM streaming.queries WHERE name OPERATOR(pg_catalog.=) $1 "
+						   "AND enabled AND status OPERATOR(pg_catalog.=) 'running'",
+						   1, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+			elog(ERROR, "could not read streaming.queries");
+		if (SPI_processed == 0)
+			SlicesRelease(q->id);
+	}
 	if (CatalogExecute("UPDATE streaming.queries SET enabled = true, status = 'running', "
 					   "last_error = NULL, restart_at = NULL, condition = NULL "
 					   "WHERE name OPERATOR(pg_catalog.=) $1 AND NOT (enabled AND status OPERATOR(pg_catalog.=) 'running')",
 					   1, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update streaming.queries");
-	if (CatalogExecute("SELECT pg_catalog.count(*) FROM streaming.queries "
+	if (CatalogExecute(CatalogHasSlices() ?
+						"SELECT COALESCE(pg_catalog.sum(parallelism), 0)::pg_catalog.int8 FROM streaming.queries "
+						"WHERE enabled AND status OPERATOR(pg_catalog.<>) 'failed'" :
+						"SELECT pg_catalog.count(*) FROM streaming.queries "
 					   "WHERE enabled AND status OPERATOR(pg_catalog.<>) 'failed'",
 					   0, NULL, NULL, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read streaming.queries");
@@ -990,7 +1056,7 @@ cancel_batch(const char *name)
 void
 StopQuery(const char *name, bool disable)
 {
-	QueryDef   *q = QueryDefLoad(name, false, false);
+	QueryDef   *q = QueryDefLoad(name, QUERY_LOCK_NONE, false);
 	Oid			argtypes[1] = {TEXTOID};
 	Datum		args[1] = {CStringGetTextDatum(name)};
 
@@ -1004,6 +1070,8 @@ StopQuery(const char *name, bool disable)
 	 */
 	LockDatabaseObject(StreamingStopLockClass(), (Oid) q->id, 0, STREAMING_STOP_LOCKMODE);
 	cancel_batch(name);
+	/* the slices' batches first, before the query's row (slices.c) */
+	SlicesRelease(q->id);
 	SPI_connect();
 	if (CatalogExecute(disable ?
 					   "UPDATE streaming.queries SET enabled = false, status = 'stopped', restart_at = NULL, "

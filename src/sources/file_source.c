@@ -52,6 +52,7 @@
 #include "utils/timestamp.h"
 
 #include "formats/format.h"
+#include "slices.h"
 #include "source.h"
 #include "streaming.h"
 
@@ -672,6 +673,9 @@ file_plan_batch(SourceBatch *batch)
 		ProcessedFile *pf;
 
 		CHECK_FOR_INTERRUPTS();
+		/* another slice's file (slices.c) */
+		if (batch->nslices > 1 && SliceOfFile(fe->path, batch->nslices) != batch->slice)
+			continue;
 		strlcpy(key, fe->path, MAXPGPATH);
 		if ((pf = hash_search(seen, key, HASH_FIND, NULL)) != NULL)
 		{

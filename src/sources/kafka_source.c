@@ -67,6 +67,7 @@
 
 #include "formats/format.h"
 #include "query.h"
+#include "slices.h"
 #include "source.h"
 #include "streaming.h"
 
@@ -120,6 +121,7 @@ typedef struct KafkaConn
 {
 	char	   *query;
 	Oid			relid;
+	int			slice;			/* the query's slice it reads (slices.c) */
 	char	   *options;		/* the options it was made with, as text */
 	rd_kafka_t *rk;
 	TimestampTz next_attempt;
@@ -867,6 +869,27 @@ kafka_conn_destroy(KafkaConn *conn)
 }
 
 /*
+ * slice_partitions keeps, of a source's partitions, those of the batch's
+ * slice (slices.c).
+ */
+static List *
+slice_partitions(SourceBatch *batch, List *parts)
+{
+	ListCell   *lc;
+
+	if (batch->nslices <= 1)
+		return parts;
+	foreach(lc, parts)
+	{
+		KafkaPartition *kp = lfirst(lc);
+
+		if (SliceOfPartition(kp->partition, batch->nslices) != batch->slice)
+			parts = foreach_delete_current(parts, lc);
+	}
+	return parts;
+}
+
+/*
  * kafka_conn returns the consumer of the batch's query and source, made
  * anew when the options changed since it was made: new credentials in the
  * owner's user mapping, a source owned by another role, new settings on
@@ -884,7 +907,8 @@ kafka_conn(SourceBatch *batch)
 	foreach(lc, connections)
 	{
 		conn = lfirst(lc);
-		if (conn->relid != batch->relid || strcmp(conn->query, batch->query) != 0)
+		if (conn->relid != batch->relid || strcmp(conn->query, batch->query) != 0 ||
+			conn->slice != batch->slice)
 			continue;
 		if (strcmp(conn->options, text) == 0 && conn->live == batch->live)
 			return conn;
@@ -896,6 +920,7 @@ kafka_conn(SourceBatch *batch)
 	conn = palloc0(sizeof(KafkaConn));
 	conn->query = pstrdup(batch->query);
 	conn->relid = batch->relid;
+	conn->slice = batch->slice;
 	conn->options = pstrdup(text);
 	conn->backoff_ms = KAFKA_BACKOFF_MIN_MS;
 	conn->rk = rk;
@@ -1123,10 +1148,19 @@ committed_offsets(SourceBatch *batch)
 	for (uint64 i = 0; i < SPI_processed; i++)
 	{
 		char	   *key = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		char	   *colon = strrchr(key, ':');
 		bool		isnull;
 		OffsetEntry *e;
 		char		k[NAMEDATALEN * 2];
 
+		/*
+		 * A slice's batch sees its own partitions only: a slice that has
+		 * committed none starts where starting_offsets says, whatever the
+		 * others committed before it got going.
+		 */
+		if (batch->nslices > 1 && colon != NULL &&
+			SliceOfPartition(pg_strtoint32(colon + 1), batch->nslices) != batch->slice)
+			continue;
 		strlcpy(k, key, sizeof(k));
 		e = hash_search(h, k, HASH_ENTER, NULL);
 		e->offset = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
@@ -1231,6 +1265,7 @@ live_list(SourceBatch *batch, KafkaConn *conn)
 		kafka_unreachable(conn, batch->options, "listing partitions", why);
 		return false;
 	}
+	list = slice_partitions(batch, list);
 	list_sort(list, partition_cmp);
 	same = list_length(list) == conn->nlisted;
 	foreach(lc, list)
@@ -1649,6 +1684,7 @@ kafka_plan_batch(SourceBatch *batch)
 		MemoryContextSwitchTo(old);
 		return false;
 	}
+	list = slice_partitions(batch, list);
 	list_sort(list, partition_cmp);
 
 	plan = palloc0(sizeof(KafkaPlan));
@@ -2265,7 +2301,7 @@ streaming_kafka_lag(PG_FUNCTION_ARGS)
 	 * Asking the brokers connects with the credentials of the source's
 	 * owner: only the query's owner (or a member of its role) may.
 	 */
-	q = QueryDefLoad(query, false, false);
+	q = QueryDefLoad(query, QUERY_LOCK_NONE, false);
 	QueryCheckOwner(q);
 	/* every Kafka source of the query */
 	foreach(lc, q->plan->sources)

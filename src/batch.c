@@ -1168,7 +1168,8 @@ streaming_run(PG_FUNCTION_ARGS)
 	/* before waiting for the query's lock */
 	q = QueryDefLoad(name, QUERY_LOCK_NONE, false);
 	QueryCheckOwner(q);
-	if (slice != SLICE_WHOLE && (slice < 0 || slice >= q->parallelism || q->parallelism == 1))
+	if (PG_NARGS() >= 3 && !PG_ARGISNULL(2) &&
+		(slice < 0 || slice >= q->parallelism || q->parallelism == 1))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("continuous query \"%s\" has no slice %d", name, slice),

@@ -1,0 +1,150 @@
+-- parallelism => N: a query's input split into N slices (a file source by
+-- the hash of each file's path, a Kafka source by partition), each read by
+-- batches of its own.  Here run(name, max_batches, slice) drives the
+-- slices one after another; specs/parallel_slices.spec runs them side by
+-- side, and the TAP tests on pool workers.
+CREATE EXTENSION streaming;
+SET streaming.autostart = off;
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/parallelism && mkdir -p /tmp/streaming_regress/parallelism/in';
+
+CREATE FUNCTION try(stmt text) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE msg text; detail text; hint text;
+BEGIN
+    EXECUTE stmt;
+    RETURN 'succeeded';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
+    RETURN msg || coalesce(' [' || nullif(detail, '') || ']', '') || coalesce(' (' || nullif(hint, '') || ')', '');
+END
+$$;
+
+-- twelve files of 100 events each: event i of file f is key i % 7, value
+-- f * 1000 + i, at 2024-01-01 00:00 + (f * 100 + i) seconds
+CREATE FUNCTION write_file(f int) RETURNS void
+LANGUAGE plpgsql SET datestyle = 'ISO, YMD' AS $$
+BEGIN
+    EXECUTE format('COPY (SELECT ''k'' || i %% 7, %s * 1000 + i, timestamptz ''2024-01-01 00:00+00'' + (%s * 100 + i) * interval ''1 second'' '
+                   'FROM generate_series(1, 100) i) TO %L CSV', f, f, '/tmp/streaming_regress/parallelism/in/f' || lpad(f::text, 2, '0') || '.csv');
+END
+$$;
+CREATE VIEW written AS
+SELECT 'k' || i % 7 AS k, f * 1000 + i AS v, timestamptz '2024-01-01 00:00+00' + (f * 100 + i) * interval '1 second' AS ts
+  FROM generate_series(0, 11) f, generate_series(1, 100) i;
+SELECT write_file(f) FROM generate_series(0, 5) f;
+
+SELECT streaming.create_source('ev', 'file', 'k text, v int, ts timestamptz',
+         '{"path": "/tmp/streaming_regress/parallelism/in", "format": "csv", "max_files_per_trigger": 1}');
+SELECT streaming.create_source('ticks', 'rate', options => '{"rows_per_batch": 5}');
+
+-- what cannot have slices
+SELECT try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', parallelism => 0)$q$);
+SELECT try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', parallelism => 65)$q$);
+SELECT try($q$SELECT streaming.create_query('x', 'SELECT * FROM ticks', parallelism => 2)$q$);
+SELECT try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', trigger => 'once', parallelism => 2)$q$);
+SELECT try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', trigger => 'available_now', parallelism => 2)$q$);
+SELECT count(*) AS queries FROM streaming.queries;
+
+-- a windowed aggregate, a deduplication and a projection, three slices each
+SELECT streaming.create_query('per_minute',
+    $$SELECT streaming.window(ts, '1 minute') AS w, k, count(*) AS n, sum(v) AS total, max(v) AS top
+        FROM ev GROUP BY 1, 2$$,
+    output_mode => 'update', event_time => 'ts', watermark => '1 hour', parallelism => 3);
+SELECT streaming.create_query('firsts', 'SELECT DISTINCT ON (k) k, v FROM ev',
+    parallelism => 3) IS NOT NULL AS created;
+SELECT streaming.create_query('copy', 'SELECT k, v, ts FROM ev', parallelism => 3);
+SELECT name, parallelism FROM streaming.queries ORDER BY name;
+SELECT q.name, s.slice FROM streaming.query_slices s JOIN streaming.queries q ON q.id = s.query ORDER BY 1, 2;
+
+SELECT try($q$SELECT streaming.run('copy', 1, slice => 3)$q$);
+SELECT try($q$SELECT streaming.run('copy', 1, slice => -1)$q$);
+SELECT try($q$SELECT streaming.alter_query('copy', trigger => 'once')$q$);
+SELECT try($q$SELECT streaming.alter_query('copy', parallelism => 0)$q$);
+SELECT try($q$SELECT streaming.alter_query('copy', query => 'SELECT value AS v FROM ticks')$q$);
+
+-- each slice reads its own files, one per batch; the slices in turn
+CREATE FUNCTION run_slices(q text, n int) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE total bigint := 0; ran bigint;
+BEGIN
+    LOOP
+        ran := 0;
+        FOR s IN 0 .. n - 1 LOOP
+            ran := ran + streaming.run(q, 1, slice => s);
+        END LOOP;
+        EXIT WHEN ran = 0;
+        total := total + ran;
+    END LOOP;
+    RETURN total;
+END
+$$;
+SELECT run_slices('per_minute', 3) AS batches, run_slices('firsts', 3) AS firsts, run_slices('copy', 3) AS copies;
+
+-- every file read once, by the slice its path hashes to; batch ids in order
+SELECT count(*) AS files, count(DISTINCT partition) AS distinct_files FROM streaming.offsets WHERE query = 'copy';
+SELECT count(*) = max(batch_id) + 1 AS ids_dense, sum(input_rows) AS input_rows,
+       count(DISTINCT duration_ms ->> 'slice') AS slices_seen
+  FROM streaming.progress WHERE query = 'copy';
+
+-- the results, against plain SQL over the same events
+CREATE FUNCTION check_results() RETURNS TABLE (what text, missing bigint, extra bigint)
+LANGUAGE sql AS $$
+    WITH expected AS (
+        SELECT streaming.window(ts, '1 minute') AS w, k, count(*) AS n, sum(v) AS total, max(v) AS top
+          FROM written WHERE v % 1000 <> 0 AND v / 1000 IN (SELECT DISTINCT (regexp_match(partition, 'f(\d+)'))[1]::int
+                                                              FROM streaming.offsets WHERE query = 'per_minute')
+         GROUP BY 1, 2)
+    SELECT 'per_minute', (SELECT count(*) FROM (SELECT * FROM expected EXCEPT SELECT w, k, n, total, top FROM per_minute) x),
+           (SELECT count(*) FROM (SELECT w, k, n, total, top FROM per_minute EXCEPT SELECT * FROM expected) x)
+    UNION ALL
+    SELECT 'copy', (SELECT count(*) FROM (SELECT k, v, ts FROM written WHERE v / 1000 IN
+                        (SELECT DISTINCT (regexp_match(partition, 'f(\d+)'))[1]::int FROM streaming.offsets WHERE query = 'copy')
+                    EXCEPT ALL SELECT k, v, ts FROM copy) x),
+           (SELECT count(*) FROM (SELECT k, v, ts FROM copy EXCEPT ALL SELECT k, v, ts FROM written) x)
+$$;
+SELECT * FROM check_results();
+SELECT count(*) AS rows FROM per_minute;
+SELECT count(*) AS rows FROM copy;
+-- deduplication: one row per key, whichever slice saw it first
+SELECT count(*) AS keys, count(DISTINCT k) AS distinct_keys FROM firsts;
+
+-- more files; the query goes to two slices, then to one: no file is read
+-- twice, none is left out
+SELECT write_file(f) FROM generate_series(6, 8) f;
+SELECT streaming.alter_query('per_minute', parallelism => 2);
+SELECT streaming.alter_query('copy', parallelism => 2);
+SELECT q.name, s.slice FROM streaming.query_slices s JOIN streaming.queries q ON q.id = s.query
+ WHERE q.name IN ('per_minute', 'copy') ORDER BY 1, 2;
+SELECT run_slices('per_minute', 2) > 0 AS ran, run_slices('copy', 2) > 0 AS ran_copy;
+SELECT write_file(f) FROM generate_series(9, 11) f;
+SELECT streaming.alter_query('per_minute', parallelism => 1);
+SELECT streaming.alter_query('copy', parallelism => 1);
+SELECT count(*) AS slices_left FROM streaming.query_slices s JOIN streaming.queries q ON q.id = s.query
+ WHERE q.name IN ('per_minute', 'copy');
+SELECT try($q$SELECT streaming.run('copy', 1, slice => 0)$q$);
+SELECT streaming.run('per_minute') AS batches, streaming.run('copy') AS copy_batches;
+SELECT count(*) AS files, count(DISTINCT partition) AS distinct_files FROM streaming.offsets WHERE query = 'copy';
+SELECT * FROM check_results();
+SELECT count(*) AS rows FROM per_minute;
+SELECT count(*) AS rows FROM copy;
+SELECT count(*) = max(batch_id) + 1 AS ids_dense FROM streaming.progress WHERE query = 'per_minute';
+
+-- a run() of the whole query reads the files of every slice
+SELECT streaming.alter_query('copy', parallelism => 4);
+SELECT write_file(f) FROM generate_series(12, 15) f;
+SELECT streaming.run('copy') AS batches;
+SELECT count(*) AS files, count(DISTINCT partition) AS distinct_files FROM streaming.offsets WHERE query = 'copy';
+SELECT count(*) AS rows, count(DISTINCT v) AS distinct_rows FROM copy;
+
+SELECT streaming.drop_query('per_minute');
+SELECT streaming.drop_query('firsts');
+SELECT streaming.drop_query('copy');
+SELECT count(*) AS slices FROM streaming.query_slices;
+SELECT streaming.drop_source('ev');
+SELECT streaming.drop_source('ticks');
+DROP FUNCTION try(text);
+DROP FUNCTION run_slices(text, int);
+DROP FUNCTION check_results();
+DROP VIEW written;
+DROP FUNCTION write_file(int);
+DROP EXTENSION streaming;

@@ -177,8 +177,11 @@ $$;
  * and drop_query() wait for); it reads and decodes its input, then takes
  * the query's row FOR NO KEY UPDATE to merge, write and commit, one slice
  * at a time.  Which worker holds slice 0 is the query's worker_pid;
- * slices 1 .. N-1 are held here.  The rows are made as needed: they are
- * not dumped.
+ * slices 1 .. N-1 are held here.  A slice's watermark is what its own
+ * input moves the watermark to; while a slice is behind (its last batch
+ * left input unread, or it has not run yet), the query's watermark does
+ * not pass it: what one slice reads ahead does not make the other's rows
+ * late.  The rows are made as needed: they are not dumped.
  * ------------------------------------------------------------------------ */
 
 ALTER TABLE streaming.queries ADD COLUMN parallelism integer NOT NULL DEFAULT 1
@@ -190,6 +193,8 @@ CREATE TABLE streaming.query_slices (
     worker_pid integer,
     restarts   integer     NOT NULL DEFAULT 0,
     restart_at timestamptz,
+    watermark  timestamptz,
+    drained    boolean     NOT NULL DEFAULT false,
     PRIMARY KEY (query, slice)
 );
 

@@ -69,6 +69,14 @@ typedef struct BatchStats
 	double		prepare_ms;		/* preparing its statements (0: reused) */
 	int64		batch_rows;		/* rows its scan of the source returns */
 	int			slice;			/* the slice it reads, or SLICE_WHOLE */
+	/* a slice's batch: the other slices, as lock_for_merge read them */
+	bool		others_behind;	/* one is behind and has no watermark yet */
+	bool		hold_valid;		/* the least watermark of those behind */
+	TimestampTz hold;
+	bool		others_valid;	/* the largest watermark of the others */
+	TimestampTz others;
+	bool		own_valid;		/* the slice's own watermark, before and */
+	TimestampTz own;			/* after the batch */
 } BatchStats;
 
 static double
@@ -936,6 +944,166 @@ drop_newly_late(QueryDef *q, SourceBatch *sb)
 }
 
 /*
+ * read_slices reads, for a slice's batch that holds the query's row, the
+ * watermarks of the query's slices (see slice_watermark).
+ */
+static void
+read_slices(QueryDef *q, BatchStats *st)
+{
+	Oid			argtypes[3] = {INT4OID, INT4OID, INT4OID};
+	Datum		args[3] = {Int32GetDatum(q->id), Int32GetDatum(st->slice), Int32GetDatum(q->parallelism)};
+
+	SPI_connect();
+	if (CatalogExecute("SELECT slice, watermark, drained FROM streaming.query_slices "
+					   "WHERE query OPERATOR(pg_catalog.=) $1 AND slice OPERATOR(pg_catalog.<) $3",
+					   3, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streaming.query_slices");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int			slice = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull));
+		Datum		d = SPI_getbinval(tup, desc, 2, &isnull);
+		TimestampTz wm = isnull ? 0 : DatumGetTimestampTz(d);
+		bool		has_wm = !isnull;
+		bool		drained = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+
+		if (slice == st->slice)
+		{
+			st->own_valid = has_wm;
+			st->own = wm;
+			continue;
+		}
+		if (has_wm && (!st->others_valid || wm > st->others))
+		{
+			st->others = wm;
+			st->others_valid = true;
+		}
+		if (drained)
+			continue;
+		if (!has_wm)
+			st->others_behind = true;
+		else if (!st->hold_valid || wm < st->hold)
+		{
+			st->hold = wm;
+			st->hold_valid = true;
+		}
+	}
+	SPI_finish();
+}
+
+/*
+ * slice_watermark moves the watermark of a slice's batch as far as the
+ * other slices allow.  Each slice keeps its own watermark, what its input
+ * alone moves it to.  The query's is the largest of them (a single
+ * runner's: the largest event time over all partitions, minus the delay),
+ * but it does not pass the watermark of a slice that is behind: one whose
+ * last batch left input it knew of unread, or that has not read yet.  So
+ * a slice that reads ahead (a backlog read in parallel, one slice
+ * scheduled sooner than another) does not make the other slice's rows
+ * late, which one runner reading all the partitions in the same batches
+ * would not have dropped; once every slice has caught up, the watermark
+ * is a single runner's.
+ */
+static void
+slice_watermark(QueryDef *q, List *batches, BatchStats *st)
+{
+	ListCell   *lc;
+	bool		batch_valid = false;
+	TimestampTz batch_wm = 0;
+
+	/* the slice's own: what this batch's event times move it to */
+	foreach(lc, batches)
+	{
+		SourceBatch *sb = lfirst(lc);
+		TimestampTz wm;
+
+		if (!sb->has_max_event_time)
+			continue;
+		wm = EventTimeWatermark(sb->max_event_time, sb->event_time_delay);
+		if (!batch_valid || wm < batch_wm)
+			batch_wm = wm;
+		batch_valid = true;
+	}
+	if (batch_valid && !TIMESTAMP_IS_NOBEGIN(batch_wm) && (!st->own_valid || batch_wm > st->own))
+	{
+		st->own = batch_wm;
+		st->own_valid = true;
+	}
+
+	/* the largest, as far as a slice behind allows */
+	if (st->others_valid && (!st->watermark_valid || st->others > st->watermark))
+	{
+		st->watermark = st->others;
+		st->watermark_valid = true;
+	}
+	if (st->others_behind)
+	{
+		st->watermark = q->watermark;
+		st->watermark_valid = q->watermark_valid;
+	}
+	else if (st->hold_valid && st->watermark_valid && st->watermark > st->hold)
+	{
+		st->watermark = q->watermark_valid ? Max(q->watermark, st->hold) : st->hold;
+		st->watermark_valid = true;
+	}
+}
+
+/*
+ * commit_slice records a slice's watermark, and whether its batch read all
+ * the input it knew of (slice_watermark).
+ */
+static void
+commit_slice(QueryDef *q, List *batches, BatchStats *st)
+{
+	Oid			argtypes[4] = {INT4OID, INT4OID, TIMESTAMPTZOID, BOOLOID};
+	Datum		args[4];
+	char		nulls[4] = {' ', ' ', ' ', ' '};
+	bool		drained = true;
+	ListCell   *lc;
+
+	foreach(lc, batches)
+	{
+		SourceBatch *sb = lfirst(lc);
+
+		drained &= !sb->planned || sb->drained;
+	}
+	args[0] = Int32GetDatum(q->id);
+	args[1] = Int32GetDatum(st->slice);
+	args[2] = TimestampTzGetDatum(st->own);
+	nulls[2] = st->own_valid ? ' ' : 'n';
+	args[3] = BoolGetDatum(drained);
+	SPI_connect();
+	if (CatalogExecute("UPDATE streaming.query_slices SET watermark = $3, drained = $4 "
+					   "WHERE query OPERATOR(pg_catalog.=) $1 AND slice OPERATOR(pg_catalog.=) $2",
+					   4, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update streaming.query_slices");
+	SPI_finish();
+}
+
+/*
+ * slice_found_nothing: a slice whose sources had nothing to read holds
+ * the watermark back no longer (slice_watermark); not when a source could
+ * not tell (a broker that did not answer).
+ */
+static void
+slice_found_nothing(QueryDef *q, int slice)
+{
+	Oid			argtypes[2] = {INT4OID, INT4OID};
+	Datum		args[2] = {Int32GetDatum(q->id), Int32GetDatum(slice)};
+
+	if (SourceCondition != NULL)
+		return;
+	SPI_connect();
+	if (CatalogExecute("UPDATE streaming.query_slices SET drained = true "
+					   "WHERE query OPERATOR(pg_catalog.=) $1 AND slice OPERATOR(pg_catalog.=) $2 AND NOT drained",
+					   2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update streaming.query_slices");
+	SPI_finish();
+}
+
+/*
  * lock_for_merge: a slice's batch, its input decoded, takes the query's
  * row for the rest of the batch (slices.c) and goes on from what the
  * batches committed meanwhile: the batch id after theirs, their
@@ -961,6 +1129,7 @@ lock_for_merge(QueryDef *q, List *batches, BatchStats *st)
 	st->batch_id = q->last_batch_id + 1;
 	foreach(lc, batches)
 		drop_newly_late(q, (SourceBatch *) lfirst(lc));
+	read_slices(q, st);
 }
 
 /*
@@ -1038,6 +1207,8 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 	}
 	if (!planned)
 	{
+		if (slice != SLICE_WHOLE)
+			slice_found_nothing(q, slice);
 		if (result != NULL)
 			wait_for_sources(batches, result);
 		EndAsOwner(&owner_cxt);
@@ -1082,6 +1253,8 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 		lock_for_merge(q, batches, &st);
 	st.t_merging = GetCurrentTimestamp();
 	advance_watermark(q, batches, &st);
+	if (slice != SLICE_WHOLE && q->has_watermark)
+		slice_watermark(q, batches, &st);
 
 	/* the batch statement: the FDW scan of each source returns its rows */
 	/* one row more than shown, to tell when rows were left out */
@@ -1113,6 +1286,8 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 
 	analyze_grown_join_states(q);
 	commit_batch(q, batches, &st);
+	if (slice != SLICE_WHOLE)
+		commit_slice(q, batches, &st);
 
 	if (result != NULL)
 	{

@@ -155,6 +155,9 @@ struct SourceBatch
 
 	/* filled by the source */
 	void	   *private;
+	bool		drained;		/* the batch takes all the input the source
+								 * knew of when it was planned (Kafka, file
+								 * sources; slices.c) */
 	List	   *offsets;		/* SourceOffset */
 	Jsonb	   *start_offset;	/* for streaming.progress */
 	Jsonb	   *end_offset;

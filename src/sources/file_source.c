@@ -719,6 +719,8 @@ file_plan_batch(SourceBatch *batch)
 		if (max_files > 0 && list_length(plan->files) >= max_files)
 			break;
 	}
+	/* every file listed taken (more may follow the limit, or a file that waits) */
+	batch->drained = lc == NULL;
 	hash_destroy(seen);
 	file_available(batch, retry);
 

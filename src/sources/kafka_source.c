@@ -1632,8 +1632,10 @@ kafka_plan_live(SourceBatch *batch, KafkaConn *conn)
 	cb->arg = plan;
 	MemoryContextRegisterResetCallback(batch->mcxt, cb);
 
+	batch->drained = true;
 	for (int i = 0; i < plan->nparts; i++)
 	{
+		batch->drained &= plan->parts[i].end >= plan->parts[i].high;
 		conn->listed[i].next = plan->parts[i].end;
 		SourceBatchAddOffset(batch, partition_key(plan->parts[i].topic, plan->parts[i].partition),
 							 plan->parts[i].end);
@@ -1796,9 +1798,13 @@ kafka_plan_batch(SourceBatch *batch)
 		MemoryContextSwitchTo(old);
 		return false;
 	}
+	batch->drained = true;
 	for (i = 0; i < plan->nparts; i++)
+	{
+		batch->drained &= plan->parts[i].end >= plan->parts[i].high;
 		SourceBatchAddOffset(batch, partition_key(plan->parts[i].topic, plan->parts[i].partition),
 							 plan->parts[i].end);
+	}
 	batch->start_offset = offsets_jsonb(plan->parts, plan->nparts, 0);
 	batch->end_offset = offsets_jsonb(plan->parts, plan->nparts, 1);
 	batch->latest_offset = offsets_jsonb(plan->parts, plan->nparts, 2);

@@ -11,7 +11,11 @@
 # aggregate's result is checked row for row against plain SQL over the same
 # rows.  Then events/s per CPU-second for Nexmark q0 (projection), q1
 # (currency conversion), q2 (selection), a q5-style sliding-window count and
-# a q7-style tumbling-window max.
+# a q7-style tumbling-window max.  And the window aggregate's throughput
+# with parallelism 1 and 2, in batches of 100000 offsets, its slices run
+# side by side by two sessions (watermark 1 hour: every partition holds
+# all of the event times, and a window closes only once each slice has
+# read past it or caught up; see the README on parallelism).
 #
 #   BENCH_EVENTS      bids in the topic (default 1000000; the mock cluster
 #                     keeps about 5 MB per partition)
@@ -113,6 +117,51 @@ CHECK="$(sql -c "SELECT (SELECT count(*) FROM agg) || ' rows, ' ||
   (SELECT count(*) FROM (SELECT w, auction, n, top FROM agg EXCEPT SELECT * FROM plain_agg) a) || ' + ' ||
   (SELECT count(*) FROM (SELECT * FROM plain_agg EXCEPT SELECT w, auction, n, top FROM agg) b) || ' differ'")"
 
+# par_run NAME N: the window aggregate with parallelism N, its slices'
+# batches run side by side by N sessions (as N pool workers would), one
+# batch per transaction; prints "wall cpu" (CPU: the sessions' backends)
+par_run() {
+	local name=$1 n=$2 k pids=() t0 t1 cpu=0
+	sql >/dev/null <<EOF
+SELECT streaming.create_source('bids_$name', 'kafka', '$SCHEMA',
+  '{"bootstrap_servers": "$BOOTSTRAP", "topic": "bids", "format": "json", "starting_offsets": "earliest",
+    "max_offsets_per_trigger": 100000}');
+SELECT streaming.create_query('$name', \$q\$${WINDOW_Q//bids/bids_$name}\$q\$, event_time => 'date_time',
+  watermark => '1 hour', output_mode => 'update', parallelism => $n);
+EOF
+	t0=$(now)
+	for ((k = 0; k < n; k++)); do
+		sql >"$DIR/par_$name.$k" <<EOF &
+SELECT bench_cpu() AS c0 \gset
+CALL bench_drain('$name', $( ((n > 1)) && echo "$k" || echo NULL));
+SELECT bench_cpu() - :c0;
+EOF
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+	t1=$(now)
+	for ((k = 0; k < n; k++)); do cpu=$(echo "$cpu + $(tail -1 "$DIR/par_$name.$k")" | bc -l); done
+	echo "$(echo "$t1 - $t0" | bc -l) $cpu"
+}
+
+log "the window aggregate at parallelism 1 and 2"
+sql >/dev/null <<EOF
+CREATE PROCEDURE bench_drain(q text, s int) LANGUAGE plpgsql AS \$\$
+BEGIN
+	LOOP
+		EXIT WHEN streaming.run(q, 1, slice => s) = 0;
+		COMMIT;
+	END LOOP;
+END \$\$;
+EOF
+read -r P1_S P1_CPU < <(par_run par1 1)
+read -r P2_S P2_CPU < <(par_run par2 2)
+PAR_CHECK="$(sql -c "SELECT (SELECT count(*) FROM (SELECT w, auction, n, top FROM par1 EXCEPT SELECT * FROM plain_agg) a) +
+  (SELECT count(*) FROM (SELECT * FROM plain_agg EXCEPT SELECT w, auction, n, top FROM par1) b) || ' and ' ||
+  (SELECT count(*) FROM (SELECT w, auction, n, top FROM par2 EXCEPT SELECT * FROM plain_agg) a) +
+  (SELECT count(*) FROM (SELECT * FROM plain_agg EXCEPT SELECT w, auction, n, top FROM par2) b) || ' rows differ; ' ||
+  (SELECT count(*) FROM streaming.progress WHERE query = 'par2') || ' batches at parallelism 2'")"
+
 log "Nexmark queries"
 IFS='|' read -r Q0_S Q0_CPU _ < <(query q0 "SELECT auction, bidder, price, date_time FROM bids")
 IFS='|' read -r Q1_S Q1_CPU _ < <(query q1 "SELECT auction, bidder, (0.908 * price)::numeric(12, 2) AS price, date_time FROM bids")
@@ -134,6 +183,11 @@ printf '%-52s %8.2f %8.2f %14.2f\n' "COPY into jsonb + INSERT ... GROUP BY ... O
 echo "result check against plain SQL: $CHECK"
 printf 'window aggregate: CPU = kcat + %.2f CPU-s per 1M (target <= 1.0); %.2fx the CPU of COPY + re-aggregate (target <= 0.25); wall %.2fx kcat (target >= 0.7)\n' \
 	"$(per_m "$(echo "$AGG_CPU - $KCAT_CPU" | bc -l)")" "$(echo "$AGG_CPU / $COPY_CPU" | bc -l)" "$(echo "$KCAT_S / $AGG_S" | bc -l)"
+echo
+printf '%-52s %8s %8s %14s\n' "window aggregate, batches of 100000 offsets" "wall s" "CPU s" "events/s"
+printf '%-52s %8.2f %8.2f %14.0f\n' "parallelism 1 (one session)" "$P1_S" "$P1_CPU" "$(echo "$N / $P1_S" | bc -l)"
+printf '%-52s %8.2f %8.2f %14.0f\n' "parallelism 2 (two sessions, one slice each)" "$P2_S" "$P2_CPU" "$(echo "$N / $P2_S" | bc -l)"
+printf 'parallelism 2: %.2fx the throughput of parallelism 1; against plain SQL: %s\n' "$(echo "$P1_S / $P2_S" | bc -l)" "$PAR_CHECK"
 echo
 printf '%-52s %8s %8s %14s\n' "Nexmark query" "wall s" "CPU s" "events/CPU-s"
 nx() { printf '%-52s %8.2f %8.2f %14.0f\n' "$1" "$2" "$3" "$(echo "$N / $3" | bc -l)"; }

@@ -198,6 +198,13 @@ CREATE TABLE streaming.query_slices (
     PRIMARY KEY (query, slice)
 );
 
+GRANT SELECT ON streaming.query_slices TO PUBLIC;
+
+ALTER TABLE streaming.query_slices ENABLE ROW LEVEL SECURITY;
+CREATE POLICY query_slices_owner ON streaming.query_slices FOR SELECT
+    USING (EXISTS (SELECT 1 FROM streaming.queries q
+                    WHERE q.id OPERATOR(pg_catalog.=) query_slices.query));
+
 DROP FUNCTION streaming.create_query(text, text, text, text, text, interval, text, jsonb, text, boolean);
 
 CREATE FUNCTION streaming.create_query(

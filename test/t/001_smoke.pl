@@ -130,6 +130,11 @@ is($sql->($status_columns), $columns_04, 'the status view keeps the columns of 0
 like($sql->(q{SELECT pg_get_viewdef('streaming.status'::regclass)}), qr/pg_replication_slots/,
 	'the status view of 0.5 reads the replication slots');
 is($sql->(q{SELECT streaming.run('per_parity', 1)}), '1', 'the query runs after the update to 0.5');
+# 0.4 -> 0.5: parallelism; a query from before has one slice
+is($sql->(q{SELECT parallelism FROM streaming.queries WHERE name = 'per_parity'}), '1',
+	'a query created before 0.5 has parallelism 1');
+($rc, $out, $err) = $node->psql('upgraded', q{SELECT streaming.run('per_parity', 1, slice => 0)});
+like($err, qr/has no slice 0/, 'run() of a slice of a query with parallelism 1 is refused');
 is($sql->(q{SELECT state, condition IS NULL, input_rows_total FROM streaming.status}), 'stopped|t|30',
 	'its status, without a condition (30 rows since the reset)');
 

@@ -136,6 +136,43 @@ SELECT streaming.run('copy') AS batches;
 SELECT count(*) AS files, count(DISTINCT partition) AS distinct_files FROM streaming.offsets WHERE query = 'copy';
 SELECT count(*) AS rows, count(DISTINCT v) AS distinct_rows FROM copy;
 
+-- a slice that has read all its files does not make the backlog of
+-- another late: slice 0 has one file, at minute 6; slice 1 has one a
+-- minute from minute 1 to 5, which it reads one per batch.  Its batches
+-- hold the watermark at their own until the last: nothing is late, as
+-- for one runner reading the files in order.
+COPY (SELECT 1) TO PROGRAM 'mkdir -p /tmp/streaming_regress/parallelism/late';
+CREATE FUNCTION write_minute(slice int, m int) RETURNS void
+LANGUAGE plpgsql SET datestyle = 'ISO, YMD' AS $$
+DECLARE path text;
+BEGIN
+    SELECT p INTO path
+      FROM (SELECT '/tmp/streaming_regress/parallelism/late/m' || m || '_' || i || '.csv' AS p
+              FROM generate_series(1, 100) i) c
+     WHERE (hashtext(p)::bigint & 4294967295) % 2 = slice ORDER BY p LIMIT 1;
+    EXECUTE format('COPY (SELECT ''k'', %s * 100 + i, timestamptz ''2024-01-01 00:00+00'' + %s * interval ''1 minute'' + i * interval ''1 second'' '
+                   'FROM generate_series(1, 10) i) TO %L CSV', m, m, path);
+END
+$$;
+SELECT write_minute(1, m) FROM generate_series(1, 5) m;
+SELECT write_minute(0, 6);
+SELECT streaming.create_source('late_ev', 'file', 'k text, v int, ts timestamptz',
+         '{"path": "/tmp/streaming_regress/parallelism/late", "format": "csv", "max_files_per_trigger": 1}');
+SELECT streaming.create_query('per_minute_late',
+    $$SELECT streaming.window(ts, '1 minute') AS w, count(*) AS n, sum(v) AS total FROM late_ev GROUP BY 1$$,
+    output_mode => 'update', event_time => 'ts', watermark => '30 seconds', parallelism => 2);
+SELECT run_slices('per_minute_late', 2) AS batches;
+SELECT watermark, late_rows_total FROM streaming.queries WHERE name = 'per_minute_late';
+SELECT count(*) AS missing FROM (
+    SELECT streaming.window(timestamptz '2024-01-01 00:00+00' + m * interval '1 minute' + i * interval '1 second', '1 minute'),
+           count(*), sum(m * 100 + i)
+      FROM generate_series(1, 6) m, generate_series(1, 10) i GROUP BY 1
+    EXCEPT SELECT w, n, total FROM per_minute_late) x;
+SELECT count(*) AS rows FROM per_minute_late;
+SELECT streaming.drop_query('per_minute_late');
+SELECT streaming.drop_source('late_ev');
+DROP FUNCTION write_minute(int, int);
+
 SELECT streaming.drop_query('per_minute');
 SELECT streaming.drop_query('firsts');
 SELECT streaming.drop_query('copy');

@@ -142,12 +142,12 @@ SELECT count(*) AS rows, count(DISTINCT v) AS distinct_rows FROM copy;
 -- hold the watermark at their own until the last: nothing is late, as
 -- for one runner reading the files in order.
 COPY (SELECT 1) TO PROGRAM 'mkdir -p /tmp/streaming_regress/parallelism/late';
-CREATE FUNCTION write_minute(slice int, m int) RETURNS void
+CREATE FUNCTION write_minute(slice int, m int, tag text DEFAULT '') RETURNS void
 LANGUAGE plpgsql SET datestyle = 'ISO, YMD' AS $$
 DECLARE path text;
 BEGIN
     SELECT p INTO path
-      FROM (SELECT '/tmp/streaming_regress/parallelism/late/m' || m || '_' || i || '.csv' AS p
+      FROM (SELECT '/tmp/streaming_regress/parallelism/late/m' || m || tag || '_' || i || '.csv' AS p
               FROM generate_series(1, 100) i) c
      WHERE (hashtext(p)::bigint & 4294967295) % 2 = slice ORDER BY p LIMIT 1;
     EXECUTE format('COPY (SELECT ''k'', %s * 100 + i, timestamptz ''2024-01-01 00:00+00'' + %s * interval ''1 minute'' + i * interval ''1 second'' '
@@ -169,9 +169,23 @@ SELECT count(*) AS missing FROM (
       FROM generate_series(1, 6) m, generate_series(1, 10) i GROUP BY 1
     EXCEPT SELECT w, n, total FROM per_minute_late) x;
 SELECT count(*) AS rows FROM per_minute_late;
+-- reset_query: the slices have read nothing either, and what they had
+-- read makes nothing late when they read it again
+SELECT streaming.reset_query('per_minute_late');
+SELECT run_slices('per_minute_late', 2) AS batches;
+SELECT watermark, late_rows_total FROM streaming.queries WHERE name = 'per_minute_late';
+SELECT count(*) AS rows, sum(n) AS events FROM per_minute_late;
+-- watermark_at moves the slices' watermarks back with the query's (slice
+-- 0's was at minute 5:40): a file at minute 5 for each slice, slice 0's
+-- read first; slice 1's is on time
+SELECT streaming.alter_query('per_minute_late', watermark_at => '2024-01-01 00:04:30+00');
+SELECT write_minute(0, 5, 'b'), write_minute(1, 5, 'c');
+SELECT run_slices('per_minute_late', 2) AS batches;
+SELECT watermark, late_rows_total FROM streaming.queries WHERE name = 'per_minute_late';
+SELECT lower(w) AS minute, n FROM per_minute_late ORDER BY 1;
 SELECT streaming.drop_query('per_minute_late');
 SELECT streaming.drop_source('late_ev');
-DROP FUNCTION write_minute(int, int);
+DROP FUNCTION write_minute(int, int, text);
 
 SELECT streaming.drop_query('per_minute');
 SELECT streaming.drop_query('firsts');

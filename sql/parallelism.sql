@@ -187,6 +187,42 @@ SELECT streaming.drop_query('per_minute_late');
 SELECT streaming.drop_source('late_ev');
 DROP FUNCTION write_minute(int, int, text);
 
+-- a new parallelism moves files between slices: a slice that had read
+-- ahead (minute 6) and gets another's backlog (minutes 2 and 3) holds the
+-- watermark back until it has read again.  Under parallelism 3, slice 0
+-- reads minute 6 and slice 1 minute 1; under parallelism 2, slice 0 has
+-- minutes 2 and 3, and slice 1 minute 4, which it reads first.
+CREATE FUNCTION write_sliced(m int, of2 int, of3 int) RETURNS void
+LANGUAGE plpgsql SET datestyle = 'ISO, YMD' AS $$
+DECLARE path text;
+BEGIN
+    SELECT p INTO path
+      FROM (SELECT '/tmp/streaming_regress/parallelism/moved/m' || m || '_' || i || '.csv' AS p
+              FROM generate_series(1, 200) i) c
+     WHERE (hashtext(p)::bigint & 4294967295) % 2 = of2 AND (hashtext(p)::bigint & 4294967295) % 3 = of3
+     ORDER BY p LIMIT 1;
+    EXECUTE format('COPY (SELECT ''k'', %s * 100 + i, timestamptz ''2024-01-01 00:00+00'' + %s * interval ''1 minute'' + i * interval ''1 second'' '
+                   'FROM generate_series(1, 10) i) TO %L CSV', m, m, path);
+END
+$$;
+COPY (SELECT 1) TO PROGRAM 'mkdir -p /tmp/streaming_regress/parallelism/moved';
+SELECT write_sliced(1, 1, 1), write_sliced(2, 0, 1), write_sliced(3, 0, 1),
+       write_sliced(4, 1, 1), write_sliced(6, 0, 0);
+SELECT streaming.create_source('moved_ev', 'file', 'k text, v int, ts timestamptz',
+         '{"path": "/tmp/streaming_regress/parallelism/moved", "format": "csv", "max_files_per_trigger": 1}');
+SELECT streaming.create_query('per_minute_moved',
+    $$SELECT streaming.window(ts, '1 minute') AS w, count(*) AS n, sum(v) AS total FROM moved_ev GROUP BY 1$$,
+    output_mode => 'update', event_time => 'ts', watermark => '30 seconds', parallelism => 3);
+SELECT streaming.run('per_minute_moved', 1, slice => 0) AS slice_0, streaming.run('per_minute_moved', 1, slice => 1) AS slice_1;
+SELECT streaming.alter_query('per_minute_moved', parallelism => 2);
+SELECT streaming.run('per_minute_moved', 1, slice => 1) AS slice_1;
+SELECT run_slices('per_minute_moved', 2) AS batches;
+SELECT watermark, late_rows_total FROM streaming.queries WHERE name = 'per_minute_moved';
+SELECT lower(w) AS minute, n FROM per_minute_moved ORDER BY 1;
+SELECT streaming.drop_query('per_minute_moved');
+SELECT streaming.drop_source('moved_ev');
+DROP FUNCTION write_sliced(int, int, int);
+
 SELECT streaming.drop_query('per_minute');
 SELECT streaming.drop_query('firsts');
 SELECT streaming.drop_query('copy');

@@ -133,6 +133,19 @@ SlicesSet(int32 query_id, int parallelism)
 	if (!CatalogHasSlices())
 		return;
 	SPI_connect();
+
+	/*
+	 * A new parallelism moves partitions between slices: a slice's
+	 * watermark and whether it read all it knew of were about its former
+	 * partitions, and a backlog that moves to a slice that had read ahead
+	 * must not be late for it.  Each slice holds the watermark back until
+	 * it has read again.
+	 */
+	if (CatalogExecute("UPDATE streaming.query_slices SET watermark = NULL, drained = false "
+					   "WHERE query OPERATOR(pg_catalog.=) $1 AND $2 OPERATOR(pg_catalog.<>) "
+					   "(SELECT q.parallelism FROM streaming.queries q WHERE q.id OPERATOR(pg_catalog.=) $1)",
+					   2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update streaming.query_slices");
 	if (CatalogExecute("UPDATE streaming.queries SET parallelism = $2 WHERE id OPERATOR(pg_catalog.=) $1",
 					   2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update streaming.queries");

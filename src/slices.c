@@ -164,7 +164,9 @@ SlicesSet(int32 query_id, int parallelism)
 
 /*
  * SliceLock takes the first lock of a batch of one slice of a query (see
- * above): the slice's row, made if the catalog lacks it (after a restore).
+ * above): the slice's row, made if the catalog lacks it (after a restore),
+ * but not for a slice that a new parallelism took away meanwhile (the
+ * batch then finds it has nothing to read).
  */
 void
 SliceLock(const char *query, int slice)
@@ -183,6 +185,7 @@ SliceLock(const char *query, int slice)
 	{
 		if (CatalogExecute("INSERT INTO streaming.query_slices (query, slice) "
 						   "SELECT q.id, $2 FROM streaming.queries q WHERE q.name OPERATOR(pg_catalog.=) $1 "
+						   "AND $2 OPERATOR(pg_catalog.<) q.parallelism "
 						   "ON CONFLICT DO NOTHING", 2, argtypes, args, NULL, false, 0) != SPI_OK_INSERT ||
 			CatalogExecute(lock, 2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not lock streaming.query_slices");

@@ -136,6 +136,95 @@ SELECT streaming.run('copy') AS batches;
 SELECT count(*) AS files, count(DISTINCT partition) AS distinct_files FROM streaming.offsets WHERE query = 'copy';
 SELECT count(*) AS rows, count(DISTINCT v) AS distinct_rows FROM copy;
 
+-- a slice that has read all its files does not make the backlog of
+-- another late: slice 0 has one file, at minute 6; slice 1 has one a
+-- minute from minute 1 to 5, which it reads one per batch.  Its batches
+-- hold the watermark at their own until the last: nothing is late, as
+-- for one runner reading the files in order.
+COPY (SELECT 1) TO PROGRAM 'mkdir -p /tmp/streaming_regress/parallelism/late';
+CREATE FUNCTION write_minute(slice int, m int, tag text DEFAULT '') RETURNS void
+LANGUAGE plpgsql SET datestyle = 'ISO, YMD' AS $$
+DECLARE path text;
+BEGIN
+    SELECT p INTO path
+      FROM (SELECT '/tmp/streaming_regress/parallelism/late/m' || m || tag || '_' || i || '.csv' AS p
+              FROM generate_series(1, 100) i) c
+     WHERE (hashtext(p)::bigint & 4294967295) % 2 = slice ORDER BY p LIMIT 1;
+    EXECUTE format('COPY (SELECT ''k'', %s * 100 + i, timestamptz ''2024-01-01 00:00+00'' + %s * interval ''1 minute'' + i * interval ''1 second'' '
+                   'FROM generate_series(1, 10) i) TO %L CSV', m, m, path);
+END
+$$;
+SELECT write_minute(1, m) FROM generate_series(1, 5) m;
+SELECT write_minute(0, 6);
+SELECT streaming.create_source('late_ev', 'file', 'k text, v int, ts timestamptz',
+         '{"path": "/tmp/streaming_regress/parallelism/late", "format": "csv", "max_files_per_trigger": 1}');
+SELECT streaming.create_query('per_minute_late',
+    $$SELECT streaming.window(ts, '1 minute') AS w, count(*) AS n, sum(v) AS total FROM late_ev GROUP BY 1$$,
+    output_mode => 'update', event_time => 'ts', watermark => '30 seconds', parallelism => 2);
+SELECT run_slices('per_minute_late', 2) AS batches;
+-- all read: the watermark is one runner's, the last event's minus the delay
+SELECT watermark = timestamptz '2024-01-01 00:06:10+00' - interval '30 seconds' AS one_runners,
+       late_rows_total FROM streaming.queries WHERE name = 'per_minute_late';
+SELECT count(*) AS missing FROM (
+    SELECT streaming.window(timestamptz '2024-01-01 00:00+00' + m * interval '1 minute' + i * interval '1 second', '1 minute'),
+           count(*), sum(m * 100 + i)
+      FROM generate_series(1, 6) m, generate_series(1, 10) i GROUP BY 1
+    EXCEPT SELECT w, n, total FROM per_minute_late) x;
+SELECT count(*) AS rows FROM per_minute_late;
+-- reset_query: the slices have read nothing either, and what they had
+-- read makes nothing late when they read it again
+SELECT streaming.reset_query('per_minute_late');
+SELECT run_slices('per_minute_late', 2) AS batches;
+SELECT watermark, late_rows_total FROM streaming.queries WHERE name = 'per_minute_late';
+SELECT count(*) AS rows, sum(n) AS events FROM per_minute_late;
+-- watermark_at moves the slices' watermarks back with the query's (slice
+-- 0's was at minute 5:40): a file at minute 5 for each slice, slice 0's
+-- read first; slice 1's is on time
+SELECT streaming.alter_query('per_minute_late', watermark_at => '2024-01-01 00:04:30+00');
+SELECT write_minute(0, 5, 'b'), write_minute(1, 5, 'c');
+SELECT run_slices('per_minute_late', 2) AS batches;
+SELECT watermark, late_rows_total FROM streaming.queries WHERE name = 'per_minute_late';
+SELECT lower(w) AS minute, n FROM per_minute_late ORDER BY 1;
+SELECT streaming.drop_query('per_minute_late');
+SELECT streaming.drop_source('late_ev');
+DROP FUNCTION write_minute(int, int, text);
+
+-- a new parallelism moves files between slices: a slice that had read
+-- ahead (minute 6) and gets another's backlog (minutes 2 and 3) holds the
+-- watermark back until it has read again.  Under parallelism 3, slice 0
+-- reads minute 6 and slice 1 minute 1; under parallelism 2, slice 0 has
+-- minutes 2 and 3, and slice 1 minute 4, which it reads first.
+CREATE FUNCTION write_sliced(m int, of2 int, of3 int) RETURNS void
+LANGUAGE plpgsql SET datestyle = 'ISO, YMD' AS $$
+DECLARE path text;
+BEGIN
+    SELECT p INTO path
+      FROM (SELECT '/tmp/streaming_regress/parallelism/moved/m' || m || '_' || i || '.csv' AS p
+              FROM generate_series(1, 200) i) c
+     WHERE (hashtext(p)::bigint & 4294967295) % 2 = of2 AND (hashtext(p)::bigint & 4294967295) % 3 = of3
+     ORDER BY p LIMIT 1;
+    EXECUTE format('COPY (SELECT ''k'', %s * 100 + i, timestamptz ''2024-01-01 00:00+00'' + %s * interval ''1 minute'' + i * interval ''1 second'' '
+                   'FROM generate_series(1, 10) i) TO %L CSV', m, m, path);
+END
+$$;
+COPY (SELECT 1) TO PROGRAM 'mkdir -p /tmp/streaming_regress/parallelism/moved';
+SELECT write_sliced(1, 1, 1), write_sliced(2, 0, 1), write_sliced(3, 0, 1),
+       write_sliced(4, 1, 1), write_sliced(6, 0, 0);
+SELECT streaming.create_source('moved_ev', 'file', 'k text, v int, ts timestamptz',
+         '{"path": "/tmp/streaming_regress/parallelism/moved", "format": "csv", "max_files_per_trigger": 1}');
+SELECT streaming.create_query('per_minute_moved',
+    $$SELECT streaming.window(ts, '1 minute') AS w, count(*) AS n, sum(v) AS total FROM moved_ev GROUP BY 1$$,
+    output_mode => 'update', event_time => 'ts', watermark => '30 seconds', parallelism => 3);
+SELECT streaming.run('per_minute_moved', 1, slice => 0) AS slice_0, streaming.run('per_minute_moved', 1, slice => 1) AS slice_1;
+SELECT streaming.alter_query('per_minute_moved', parallelism => 2);
+SELECT streaming.run('per_minute_moved', 1, slice => 1) AS slice_1;
+SELECT run_slices('per_minute_moved', 2) AS batches;
+SELECT watermark, late_rows_total FROM streaming.queries WHERE name = 'per_minute_moved';
+SELECT lower(w) AS minute, n FROM per_minute_moved ORDER BY 1;
+SELECT streaming.drop_query('per_minute_moved');
+SELECT streaming.drop_source('moved_ev');
+DROP FUNCTION write_sliced(int, int, int);
+
 SELECT streaming.drop_query('per_minute');
 SELECT streaming.drop_query('firsts');
 SELECT streaming.drop_query('copy');

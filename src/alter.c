@@ -34,6 +34,7 @@
 
 #include "operators/window_state.h"
 #include "query.h"
+#include "slices.h"
 #include "source.h"
 #include "streaming.h"
 
@@ -269,6 +270,13 @@ QueryAlter(QueryDef *q, const QueryAlterArgs *a)
 					   "WHERE query OPERATOR(pg_catalog.=) $1",
 					   4, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update streaming.source_watermarks");
+	/* and so do the slices' (slices.c) */
+	if (a->watermark_at != NULL && CatalogHasSlices() &&
+		CatalogExecute("UPDATE streaming.query_slices SET watermark = LEAST(watermark, $4) "
+					   "WHERE query OPERATOR(pg_catalog.=) "
+					   "(SELECT q.id FROM streaming.queries q WHERE q.name OPERATOR(pg_catalog.=) $1)",
+					   4, argtypes, args, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update streaming.query_slices");
 	SPI_finish();
 }
 
@@ -565,6 +573,17 @@ QueryReset(QueryDef *q, const SourceStart *start, Jsonb *given)
 		 CatalogExecute("DELETE FROM streaming.source_watermarks WHERE query OPERATOR(pg_catalog.=) $1",
 						1, argtypes, args, NULL, false, 0) != SPI_OK_DELETE))
 		elog(ERROR, "could not reset the offsets of continuous query \"%s\"", q->name);
+	/* the slices have read nothing either (slices.c) */
+	if (CatalogHasSlices())
+	{
+		Oid			idtype[1] = {INT4OID};
+		Datum		id[1] = {Int32GetDatum(q->id)};
+
+		if (CatalogExecute("UPDATE streaming.query_slices SET watermark = NULL, drained = false "
+						   "WHERE query OPERATOR(pg_catalog.=) $1",
+						   1, idtype, id, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not update streaming.query_slices");
+	}
 	if (start != NULL)
 		forboth(lc, q->plan->sources, lc2, offsets)
 			record_offsets(q, lfirst_oid(lc), (List *) lfirst(lc2));

@@ -994,6 +994,25 @@ read_slices(QueryDef *q, BatchStats *st)
 }
 
 /*
+ * slice_drained tells whether a slice's batch read all the input its
+ * sources knew of when it was planned.
+ */
+static bool
+slice_drained(List *batches)
+{
+	bool		drained = true;
+	ListCell   *lc;
+
+	foreach(lc, batches)
+	{
+		SourceBatch *sb = lfirst(lc);
+
+		drained &= !sb->planned || sb->drained;
+	}
+	return drained;
+}
+
+/*
  * slice_watermark moves the watermark of a slice's batch as far as the
  * other slices allow.  Each slice keeps its own watermark, what its input
  * alone moves it to.  The query's is the largest of them (a single
@@ -1032,6 +1051,21 @@ slice_watermark(QueryDef *q, List *batches, BatchStats *st)
 		st->own_valid = true;
 	}
 
+	/*
+	 * This slice is behind too when its batch left input unread: the
+	 * others' watermark must not make the rest of its input late.
+	 */
+	if (!slice_drained(batches))
+	{
+		if (!st->own_valid)
+			st->others_behind = true;
+		else if (!st->hold_valid || st->own < st->hold)
+		{
+			st->hold = st->own;
+			st->hold_valid = true;
+		}
+	}
+
 	/* the largest, as far as a slice behind allows */
 	if (st->others_valid && (!st->watermark_valid || st->others > st->watermark))
 	{
@@ -1060,20 +1094,12 @@ commit_slice(QueryDef *q, List *batches, BatchStats *st)
 	Oid			argtypes[4] = {INT4OID, INT4OID, TIMESTAMPTZOID, BOOLOID};
 	Datum		args[4];
 	char		nulls[4] = {' ', ' ', ' ', ' '};
-	bool		drained = true;
-	ListCell   *lc;
 
-	foreach(lc, batches)
-	{
-		SourceBatch *sb = lfirst(lc);
-
-		drained &= !sb->planned || sb->drained;
-	}
 	args[0] = Int32GetDatum(q->id);
 	args[1] = Int32GetDatum(st->slice);
 	args[2] = TimestampTzGetDatum(st->own);
 	nulls[2] = st->own_valid ? ' ' : 'n';
-	args[3] = BoolGetDatum(drained);
+	args[3] = BoolGetDatum(slice_drained(batches));
 	SPI_connect();
 	if (CatalogExecute("UPDATE streaming.query_slices SET watermark = $3, drained = $4 "
 					   "WHERE query OPERATOR(pg_catalog.=) $1 AND slice OPERATOR(pg_catalog.=) $2",

@@ -133,6 +133,19 @@ SlicesSet(int32 query_id, int parallelism)
 	if (!CatalogHasSlices())
 		return;
 	SPI_connect();
+
+	/*
+	 * A new parallelism moves partitions between slices: a slice's
+	 * watermark and whether it read all it knew of were about its former
+	 * partitions, and a backlog that moves to a slice that had read ahead
+	 * must not be late for it.  Each slice holds the watermark back until
+	 * it has read again.
+	 */
+	if (CatalogExecute("UPDATE streaming.query_slices SET watermark = NULL, drained = false "
+					   "WHERE query OPERATOR(pg_catalog.=) $1 AND $2 OPERATOR(pg_catalog.<>) "
+					   "(SELECT q.parallelism FROM streaming.queries q WHERE q.id OPERATOR(pg_catalog.=) $1)",
+					   2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update streaming.query_slices");
 	if (CatalogExecute("UPDATE streaming.queries SET parallelism = $2 WHERE id OPERATOR(pg_catalog.=) $1",
 					   2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update streaming.queries");
@@ -151,7 +164,9 @@ SlicesSet(int32 query_id, int parallelism)
 
 /*
  * SliceLock takes the first lock of a batch of one slice of a query (see
- * above): the slice's row, made if the catalog lacks it (after a restore).
+ * above): the slice's row, made if the catalog lacks it (after a restore),
+ * but not for a slice that a new parallelism took away meanwhile (the
+ * batch then finds it has nothing to read).
  */
 void
 SliceLock(const char *query, int slice)
@@ -170,6 +185,7 @@ SliceLock(const char *query, int slice)
 	{
 		if (CatalogExecute("INSERT INTO streaming.query_slices (query, slice) "
 						   "SELECT q.id, $2 FROM streaming.queries q WHERE q.name OPERATOR(pg_catalog.=) $1 "
+						   "AND $2 OPERATOR(pg_catalog.<) q.parallelism "
 						   "ON CONFLICT DO NOTHING", 2, argtypes, args, NULL, false, 0) != SPI_OK_INSERT ||
 			CatalogExecute(lock, 2, argtypes, args, NULL, false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "could not lock streaming.query_slices");

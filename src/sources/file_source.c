@@ -695,6 +695,9 @@ file_plan_batch(SourceBatch *batch)
 		if (batch->available_now != 0 &&
 			timespec_to_timestamptz(&fe->mtime) > batch->available_now)
 			continue;
+		/* a file for the next batch: this one has all it may take */
+		if (max_files > 0 && list_length(plan->files) >= max_files)
+			break;
 		/* an unreadable file waits, and so do those after it */
 		if (!file_readable(fe->path))
 		{
@@ -716,10 +719,8 @@ file_plan_batch(SourceBatch *batch)
 		off->partition = fe->path;
 		off->offset = fe->size;
 		batch->offsets = lappend(batch->offsets, off);
-		if (max_files > 0 && list_length(plan->files) >= max_files)
-			break;
 	}
-	/* every file listed taken (more may follow the limit, or a file that waits) */
+	/* every file listed taken (none left by the limit, nor one that waits) */
 	batch->drained = lc == NULL;
 	hash_destroy(seen);
 	file_available(batch, retry);

@@ -198,13 +198,13 @@ hold(List *held, PoolQuery *pq)
 }
 
 /*
- * SchedulerForget lets go of a query: what its sources keep in this
- * process is closed.
+ * SchedulerForget lets go of a query, or of a slice of it: what its
+ * sources keep in this process for it is closed.
  */
 void
 SchedulerForget(PoolQuery *pq)
 {
-	SourceForgetQuery(pq->name);
+	SourceForgetQuery(pq->name, pq->slice);
 	pfree(pq->name);
 	pfree(pq->trigger);
 	if (pq->condition)

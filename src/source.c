@@ -194,14 +194,15 @@ SourcePrepareQuery(const char *query, int32 query_id, List *sources)
 
 /*
  * SourceForgetQuery closes what the sources keep in this process for a
- * query, from batch to batch: a pool worker lets go of the query.
+ * query, from batch to batch: a pool worker lets go of the query, or of
+ * one slice of it (SLICE_WHOLE: all of it).
  */
 void
-SourceForgetQuery(const char *query)
+SourceForgetQuery(const char *query, int slice)
 {
 	for (int i = 0; i < lengthof(source_routines); i++)
 		if (source_routines[i]->forget != NULL)
-			source_routines[i]->forget(query);
+			source_routines[i]->forget(query, slice);
 }
 
 /*

@@ -80,8 +80,11 @@ typedef struct SourceRoutine
 	void		(*read_batch) (SourceBatch *batch, bool careful);
 	/* peek: add up to max_rows rows of the input present now (no offsets) */
 	void		(*peek) (SourceBatch *batch, int64 max_rows);
-	/* forget: close what this process keeps for a query (or NULL) */
-	void		(*forget) (const char *query);
+	/*
+	 * forget: close what this process keeps for a query (or NULL): for one
+	 * slice of it (slices.c), or for all of it with SLICE_WHOLE
+	 */
+	void		(*forget) (const char *query, int slice);
 	/*
 	 * start_offsets: the offsets to record for a query so that its next
 	 * batch reads the source from start (reset_query), SourceOffset; NULL
@@ -200,7 +203,7 @@ extern int64 SourceGetIntOption(Jsonb *options, const char *key, int64 dflt,
 extern Jsonb *SourceOptionsFromDefElems(List *options);
 extern Jsonb *SourceMergeServerOptions(Oid serverid, Jsonb *options, Oid role);
 extern void SourcePrepareQuery(const char *query, int32 query_id, List *sources);
-extern void SourceForgetQuery(const char *query);
+extern void SourceForgetQuery(const char *query, int slice);
 
 /* sources/{file,rate,socket,kafka,table}_source.c */
 extern const SourceRoutine FileSourceRoutine;

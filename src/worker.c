@@ -590,7 +590,7 @@ run_turn(PoolQuery *pq, MemoryContext loopcxt)
 			EmitErrorReport();
 		FlushErrorState();
 		/* what the sources kept may be what failed: start them afresh */
-		SourceForgetQuery(pq->name);
+		SourceForgetQuery(pq->name, pq->slice);
 		keep = fail_query(pq, edata);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(loopcxt);

@@ -2324,11 +2324,13 @@ streaming_kafka_lag(PG_FUNCTION_ARGS)
 }
 
 /*
- * kafka_forget closes the consumers this process keeps for a query (a
- * pool worker lets go of it).
+ * kafka_forget closes the consumers this process keeps for a query, or
+ * for one slice of it (a pool worker lets go of it): not those of the
+ * query's other slices that the worker still runs, whose sockets it waits
+ * on.
  */
 static void
-kafka_forget(const char *query)
+kafka_forget(const char *query, int slice)
 {
 	ListCell   *lc;
 
@@ -2336,7 +2338,8 @@ kafka_forget(const char *query)
 	{
 		KafkaConn  *conn = lfirst(lc);
 
-		if (strcmp(conn->query, query) != 0)
+		if (strcmp(conn->query, query) != 0 ||
+			(slice != SLICE_WHOLE && conn->slice != slice))
 			continue;
 		kafka_conn_destroy(conn);
 		connections = foreach_delete_current(connections, lc);

@@ -633,7 +633,7 @@ socket_peek(SourceBatch *batch, int64 max_rows)
  * only if the server sends them again: as after a restart.
  */
 static void
-socket_forget(const char *query)
+socket_forget(const char *query, int slice)
 {
 	ListCell   *lc;
 

@@ -2260,7 +2260,7 @@ table_read_batch(SourceBatch *batch, bool careful)
  * process acquires its slot again).
  */
 static void
-table_forget(const char *query)
+table_forget(const char *query, int slice)
 {
 	if (MyReplicationSlot != NULL || reader != NULL)
 		release_slot();

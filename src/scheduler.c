@@ -393,6 +393,14 @@ SchedulerScan(List *held, int *nqueries)
 
 		if (!pq->seen)
 		{
+			/*
+			 * A slice > 0 of a query that failed (or whose parallelism
+			 * went down) still names this worker: let go of it in the
+			 * catalog too, unless a batch has it.
+			 */
+			if (pq->slice > 0)
+				(void) unit_update(pq->id, pq->slice, "worker_pid = NULL",
+								   "q.worker_pid OPERATOR(pg_catalog.=) $3", NULL, 0);
 			SchedulerForget(pq);
 			held = foreach_delete_current(held, lc);
 		}

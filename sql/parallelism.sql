@@ -7,7 +7,7 @@ CREATE EXTENSION streaming;
 SET streaming.autostart = off;
 COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/parallelism && mkdir -p /tmp/streaming_regress/parallelism/in';
 
-CREATE FUNCTION try(stmt text) RETURNS text
+CREATE FUNCTION par_try(stmt text) RETURNS text
 LANGUAGE plpgsql AS $$
 DECLARE msg text; detail text; hint text;
 BEGIN
@@ -38,11 +38,11 @@ SELECT streaming.create_source('ev', 'file', 'k text, v int, ts timestamptz',
 SELECT streaming.create_source('ticks', 'rate', options => '{"rows_per_batch": 5}');
 
 -- what cannot have slices
-SELECT try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', parallelism => 0)$q$);
-SELECT try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', parallelism => 65)$q$);
-SELECT try($q$SELECT streaming.create_query('x', 'SELECT * FROM ticks', parallelism => 2)$q$);
-SELECT try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', trigger => 'once', parallelism => 2)$q$);
-SELECT try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', trigger => 'available_now', parallelism => 2)$q$);
+SELECT par_try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', parallelism => 0)$q$);
+SELECT par_try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', parallelism => 65)$q$);
+SELECT par_try($q$SELECT streaming.create_query('x', 'SELECT * FROM ticks', parallelism => 2)$q$);
+SELECT par_try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', trigger => 'once', parallelism => 2)$q$);
+SELECT par_try($q$SELECT streaming.create_query('x', 'SELECT * FROM ev', trigger => 'available_now', parallelism => 2)$q$);
 SELECT count(*) AS queries FROM streaming.queries;
 
 -- a windowed aggregate, a deduplication and a projection, three slices each
@@ -56,11 +56,11 @@ SELECT streaming.create_query('copy', 'SELECT k, v, ts FROM ev', parallelism => 
 SELECT name, parallelism FROM streaming.queries ORDER BY name;
 SELECT q.name, s.slice FROM streaming.query_slices s JOIN streaming.queries q ON q.id = s.query ORDER BY 1, 2;
 
-SELECT try($q$SELECT streaming.run('copy', 1, slice => 3)$q$);
-SELECT try($q$SELECT streaming.run('copy', 1, slice => -1)$q$);
-SELECT try($q$SELECT streaming.alter_query('copy', trigger => 'once')$q$);
-SELECT try($q$SELECT streaming.alter_query('copy', parallelism => 0)$q$);
-SELECT try($q$SELECT streaming.alter_query('copy', query => 'SELECT value AS v FROM ticks')$q$);
+SELECT par_try($q$SELECT streaming.run('copy', 1, slice => 3)$q$);
+SELECT par_try($q$SELECT streaming.run('copy', 1, slice => -1)$q$);
+SELECT par_try($q$SELECT streaming.alter_query('copy', trigger => 'once')$q$);
+SELECT par_try($q$SELECT streaming.alter_query('copy', parallelism => 0)$q$);
+SELECT par_try($q$SELECT streaming.alter_query('copy', query => 'SELECT value AS v FROM ticks')$q$);
 
 -- each slice reads its own files, one per batch; the slices in turn
 CREATE FUNCTION run_slices(q text, n int) RETURNS bigint
@@ -121,7 +121,7 @@ SELECT streaming.alter_query('per_minute', parallelism => 1);
 SELECT streaming.alter_query('copy', parallelism => 1);
 SELECT count(*) AS slices_left FROM streaming.query_slices s JOIN streaming.queries q ON q.id = s.query
  WHERE q.name IN ('per_minute', 'copy');
-SELECT try($q$SELECT streaming.run('copy', 1, slice => 0)$q$);
+SELECT par_try($q$SELECT streaming.run('copy', 1, slice => 0)$q$);
 SELECT streaming.run('per_minute') AS batches, streaming.run('copy') AS copy_batches;
 SELECT count(*) AS files, count(DISTINCT partition) AS distinct_files FROM streaming.offsets WHERE query = 'copy';
 SELECT * FROM check_results();
@@ -231,7 +231,7 @@ SELECT streaming.drop_query('copy');
 SELECT count(*) AS slices FROM streaming.query_slices;
 SELECT streaming.drop_source('ev');
 SELECT streaming.drop_source('ticks');
-DROP FUNCTION try(text);
+DROP FUNCTION par_try(text);
 DROP FUNCTION run_slices(text, int);
 DROP FUNCTION check_results();
 DROP VIEW written;

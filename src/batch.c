@@ -1114,12 +1114,12 @@ commit_slice(QueryDef *q, List *batches, BatchStats *st)
  * not tell (a broker that did not answer).
  */
 static void
-slice_found_nothing(QueryDef *q, int slice)
+slice_found_nothing(QueryDef *q, int slice, bool waiting)
 {
 	Oid			argtypes[2] = {INT4OID, INT4OID};
 	Datum		args[2] = {Int32GetDatum(q->id), Int32GetDatum(slice)};
 
-	if (SourceCondition != NULL)
+	if (waiting)
 		return;
 	SPI_connect();
 	if (CatalogExecute("UPDATE streaming.query_slices SET drained = true "
@@ -1181,6 +1181,7 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 	Oid			reader;
 	int			reader_sec_context;
 	List	   *event_times = NIL;
+	uint64		waits = SourceWaits;
 
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "streaming micro-batch",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -1234,9 +1235,12 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 	if (!planned)
 	{
 		if (slice != SLICE_WHOLE)
-			slice_found_nothing(q, slice);
+			slice_found_nothing(q, slice, SourceWaits != waits);
 		if (result != NULL)
+		{
 			wait_for_sources(batches, result);
+			result->source_waiting = SourceWaits != waits;
+		}
 		EndAsOwner(&owner_cxt);
 		close_sources(batches);
 		MemoryContextSwitchTo(oldcxt);

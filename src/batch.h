@@ -25,6 +25,8 @@ typedef struct BatchResult
 	pgsocket	wake_fd;
 	TimestampTz wake_at;
 	bool		wake_drain;		/* wake_fd is read empty by whoever waits */
+	bool		source_waiting; /* a source could not be read (a broker
+								 * that did not answer): not "no input" */
 } BatchResult;
 
 extern bool RunMicroBatch(const char *query_name, int slice, BatchResult *result);

@@ -60,12 +60,26 @@ static const SourceRoutine *const source_routines[] = {
  */
 char	   *SourceCondition = NULL;
 
+/* how many times a source said it waits (SourceSetCondition, SourceWaiting) */
+uint64		SourceWaits = 0;
+
+/*
+ * SourceWaiting: a source that still waits for what it said (a backoff
+ * before asking a broker again) found nothing because of it.
+ */
+void
+SourceWaiting(void)
+{
+	SourceWaits++;
+}
+
 void
 SourceSetCondition(const char *fmt,...)
 {
 	char		buf[512];
 	va_list		ap;
 
+	SourceWaits++;
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);

@@ -197,6 +197,8 @@ extern void SourceBatchAddOffset(SourceBatch *batch, const char *partition, int6
 extern char *SourceCondition;
 extern void SourceSetCondition(const char *fmt,...) pg_attribute_printf(1, 2);
 extern void SourceClearCondition(void);
+extern uint64 SourceWaits;
+extern void SourceWaiting(void);
 extern AttrNumber SourceFindColumn(TupleDesc desc, const char *name, Oid type);
 extern int64 SourceGetIntOption(Jsonb *options, const char *key, int64 dflt,
 								int64 min, int64 max);

@@ -623,6 +623,18 @@ run_turn(PoolQuery *pq, MemoryContext loopcxt)
 		exec_query_update("condition = $3", pq, pq->condition);
 	}
 
+	/*
+	 * 'once' and 'available_now' end when their input is read, not when a
+	 * source could not be read (a broker that did not answer): that is
+	 * tried again, as a batch that failed to reach it.
+	 */
+	if ((pq->once || pq->available_now) && !ran && res.source_waiting)
+	{
+		pq->due = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), pq->retry_ms);
+		pq->wait_input = false;
+		pq->retry_ms = Min(pq->retry_ms * 2, 30000);
+		return true;
+	}
 	if (pq->once || (pq->available_now && (!ran || res.endless)))
 	{
 		exec_query_update("status = 'finished', worker_pid = NULL, condition = NULL, enabled = false",

@@ -1677,6 +1677,7 @@ kafka_plan_batch(SourceBatch *batch)
 	}
 	if (GetCurrentTimestamp() < conn->next_attempt)
 	{
+		SourceWaiting();
 		MemoryContextSwitchTo(old);
 		return false;
 	}

@@ -27,7 +27,8 @@
  *
  * Every claim and release is a conditional UPDATE that skips rows locked
  * by a batch in progress elsewhere (a run() in a session), and a claim
- * also needs the lock that stop() and drop_query() hold (streaming.h).
+ * also needs, in share mode, the lock that stop() and drop_query() hold
+ * (streaming.h).
  *
  *-------------------------------------------------------------------------
  */
@@ -476,8 +477,12 @@ SchedulerScan(List *held, int *nqueries)
 		}
 		if (due > now)
 			continue;
-		/* not while stop() or drop_query() is at it */
-		if (!ConditionalLockDatabaseObject(StreamingStopLockClass(), (Oid) id, 0, STREAMING_STOP_LOCKMODE))
+		/*
+		 * Not while stop() or drop_query() is at it (they hold this lock in
+		 * STREAMING_STOP_LOCKMODE); a share lock, so that two workers taking
+		 * two slices of one query at once do not turn each other away.
+		 */
+		if (!ConditionalLockDatabaseObject(StreamingStopLockClass(), (Oid) id, 0, ShareLock))
 			continue;
 		if (unit_update(id, slice,
 						slice <= 0 ? "worker_pid = $3, status = 'running', "

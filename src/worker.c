@@ -853,6 +853,16 @@ StreamingPoolWorkerMain(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		/*
+		 * A latch set by start(), stop() or another worker giving up or
+		 * asking for its share: look at the catalog now, even between two
+		 * batches of queries that are always ready.
+		 */
+		if (MyLatch->is_set)
+		{
+			ResetLatch(MyLatch);
+			next_scan = 0;
+		}
 		now = GetCurrentTimestamp();
 		if (now >= next_scan)
 		{

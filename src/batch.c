@@ -1138,20 +1138,9 @@ slice_found_nothing(QueryDef *q, int slice, bool waiting)
 static void
 lock_for_merge(QueryDef *q, List *batches, BatchStats *st)
 {
-	QueryDef   *now = QueryDefLoad(q->name, QUERY_LOCK_MERGE, false);
 	ListCell   *lc;
 
-	if (now->id != q->id)
-		ereport(ERROR,
-				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-				 errmsg("continuous query \"%s\" was replaced during its batch", q->name)));
-	q->last_batch_id = now->last_batch_id;
-	q->last_progress_at = now->last_progress_at;
-	q->state_rows = now->state_rows;
-	q->watermark_valid = now->watermark_valid;
-	q->watermark = now->watermark;
-	q->closed_valid = now->closed_valid;
-	q->closed_until = now->closed_until;
+	QueryDefRefresh(q);
 	st->batch_id = q->last_batch_id + 1;
 	foreach(lc, batches)
 		drop_newly_late(q, (SourceBatch *) lfirst(lc));

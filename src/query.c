@@ -82,7 +82,7 @@ QueryDefLoad(const char *name, QueryLock lock, bool missing_ok)
 	MemoryContext caller = CurrentMemoryContext;
 	QueryDef   *q = NULL;
 	char	   *sql;
-	static const char *const locks[] = {"", " FOR UPDATE", " FOR KEY SHARE", " FOR NO KEY UPDATE"};
+	static const char *const locks[] = {"", " FOR UPDATE", " FOR KEY SHARE"};
 
 	sql = psprintf("SELECT " QUERY_COLUMNS "%s, %s, %s FROM streaming.queries WHERE name OPERATOR(pg_catalog.=) $1%s",
 				   catalog_has_search_path() ? "search_path" : "NULL::pg_catalog.text",
@@ -171,6 +171,43 @@ QueryDefLoad(const char *name, QueryLock lock, bool missing_ok)
 				 errmsg("continuous query \"%s\" does not exist", name),
 				 errhint("See streaming.queries for the queries that exist.")));
 	return q;
+}
+
+/*
+ * QueryDefRefresh takes the row of a query whose batch of one slice has
+ * decoded its input FOR NO KEY UPDATE (slices.c) and reads again what the
+ * other slices' batches committed meanwhile: the last batch id, counts,
+ * the watermark and what it closed.  Only those columns: the definition
+ * cannot change while the batch holds the row FOR KEY SHARE.
+ */
+void
+QueryDefRefresh(QueryDef *q)
+{
+	Oid			argtypes[1] = {INT4OID};
+	Datum		args[1] = {Int32GetDatum(q->id)};
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	Datum		d;
+
+	SPI_connect();
+	if (CatalogExecute("SELECT last_batch_id, last_progress_at, state_rows, watermark, closed_until "
+					   "FROM streaming.queries WHERE id OPERATOR(pg_catalog.=) $1 FOR NO KEY UPDATE",
+					   1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not lock continuous query \"%s\"", q->name);
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	q->last_batch_id = DatumGetInt64(SPI_getbinval(tup, desc, 1, &isnull));
+	d = SPI_getbinval(tup, desc, 2, &isnull);
+	q->last_progress_at = isnull ? 0 : DatumGetTimestampTz(d);
+	q->state_rows = DatumGetInt64(SPI_getbinval(tup, desc, 3, &isnull));
+	d = SPI_getbinval(tup, desc, 4, &isnull);
+	q->watermark_valid = !isnull;
+	q->watermark = isnull ? 0 : DatumGetTimestampTz(d);
+	d = SPI_getbinval(tup, desc, 5, &isnull);
+	q->closed_valid = !isnull;
+	q->closed_until = isnull ? 0 : DatumGetTimestampTz(d);
+	SPI_finish();
 }
 
 /*

@@ -86,11 +86,12 @@ typedef enum QueryLock
 	QUERY_LOCK_NONE,
 	QUERY_LOCK_BATCH,			/* FOR UPDATE: a batch of the whole query,
 								 * and what waits for every batch */
-	QUERY_LOCK_SLICE,			/* FOR KEY SHARE: a batch of one slice */
-	QUERY_LOCK_MERGE			/* FOR NO KEY UPDATE: a slice's batch merges */
+	QUERY_LOCK_SLICE			/* FOR KEY SHARE: a batch of one slice (its
+								 * merge: QueryDefRefresh) */
 } QueryLock;
 
 extern QueryDef *QueryDefLoad(const char *name, QueryLock lock, bool missing_ok);
+extern void QueryDefRefresh(QueryDef *q);
 extern void QueryCheckOwner(QueryDef *q);
 extern bool QueryUpgradePlan(QueryDef *q);
 extern void QueryCheckRunnable(QueryDef *q);

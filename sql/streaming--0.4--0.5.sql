@@ -248,3 +248,9 @@ CREATE FUNCTION streaming.run(
 RETURNS bigint
 AS 'MODULE_PATHNAME', 'streaming_run'
 LANGUAGE C;
+
+-- the start of streaming.window(ts, size), the key of a windowed state
+CREATE FUNCTION streaming.window_start(ts timestamptz, size interval)
+RETURNS timestamptz
+AS 'MODULE_PATHNAME', 'streaming_window_start'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;

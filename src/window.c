@@ -39,6 +39,7 @@
 
 PG_FUNCTION_INFO_V1(streaming_window_tumbling);
 PG_FUNCTION_INFO_V1(streaming_window_sliding);
+PG_FUNCTION_INFO_V1(streaming_window_start);
 
 /* what the SRF keeps from call to call */
 typedef struct SlidingState
@@ -187,6 +188,28 @@ streaming_window_tumbling(PG_FUNCTION_ARGS)
 	check_finite(ts, "timestamp");
 	PG_RETURN_DATUM(make_window(window_typcache(&fcinfo->flinfo->fn_extra), ts,
 								earlier(ts, ts, grid_offset(ts, origin, size)), size));
+}
+
+/*
+ * streaming_window_start implements streaming.window_start(ts, size), the
+ * start of streaming.window(ts, size), which the state of a windowed
+ * aggregate is keyed by: lower(window(ts, size)) without building the
+ * range.  It fails where window(ts, size) fails.
+ */
+Datum
+streaming_window_start(PG_FUNCTION_ARGS)
+{
+	TimestampTz ts = PG_GETARG_TIMESTAMPTZ(0);
+	int64		size = interval_usecs(PG_GETARG_INTERVAL_P(1), "size");
+	TimestampTz start;
+	int64		end;
+
+	check_finite(ts, "timestamp");
+	start = earlier(ts, ts, grid_offset(ts, UNIX_EPOCH_TIMESTAMPTZ, size));
+	if (pg_add_s64_overflow(start, size, &end) ||
+		!IS_VALID_TIMESTAMP(start) || !IS_VALID_TIMESTAMP(end))
+		window_out_of_range(ts);
+	PG_RETURN_TIMESTAMPTZ(start);
 }
 
 /*

@@ -26,11 +26,13 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/timestamp.h"
 
 #include "operators/window_state.h"
+#include "streaming.h"
 
 /*
  * Operators in generated statements are pg_catalog's, named so (see
@@ -58,12 +60,28 @@ WindowStateSizeLiteral(int64 usecs)
 }
 
 /*
- * WindowStateKeyExpr returns the expression of the state key of a window:
- * the lower bound of the call's range, for the query's input view.
+ * WindowStateKeyExpr returns the expression of the state key of a window,
+ * for the query's input view: streaming.window_start(ts, size) for a
+ * tumbling window(ts, size), which computes the start without building
+ * the range; otherwise (and in a database whose extension predates
+ * window_start) the lower bound of the call's range.
  */
 Expr *
 WindowStateKeyExpr(Expr *window_call)
 {
+	FuncExpr   *call = (FuncExpr *) window_call;
+
+	if (IsA(window_call, FuncExpr) && list_length(call->args) == 2 && !call->funcretset)
+	{
+		Oid			argtypes[2] = {TIMESTAMPTZOID, INTERVALOID};
+		Oid			start = LookupFuncName(list_make2(makeString(STREAMING_SCHEMA),
+													  makeString("window_start")),
+										   2, argtypes, true);
+
+		if (OidIsValid(start))
+			return (Expr *) makeFuncExpr(start, TIMESTAMPTZOID, copyObject(call->args),
+										 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
+	}
 	return (Expr *) makeFuncExpr(F_LOWER_ANYRANGE, TIMESTAMPTZOID, list_make1(window_call),
 								 InvalidOid, InvalidOid, COERCE_EXPLICIT_CALL);
 }

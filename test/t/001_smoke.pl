@@ -135,6 +135,9 @@ is($sql->(q{SELECT parallelism FROM streaming.queries WHERE name = 'per_parity'}
 	'a query created before 0.5 has parallelism 1');
 ($rc, $out, $err) = $node->psql('upgraded', q{SELECT streaming.run('per_parity', 1, slice => 0)});
 like($err, qr/has no slice 0/, 'run() of a slice of a query with parallelism 1 is refused');
+# 0.4 -> 0.5: window_start, the state key of windowed aggregates created from now on
+is($sql->(q{SELECT streaming.window_start('2024-01-01 00:00:07+00', '5 seconds') = '2024-01-01 00:00:05+00'}), 't',
+	'streaming.window_start() of 0.5');
 is($sql->(q{SELECT state, condition IS NULL, input_rows_total FROM streaming.status}), 'stopped|t|30',
 	'its status, without a condition (30 rows since the reset)');
 

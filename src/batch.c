@@ -23,6 +23,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
+#include "catalog/pg_class.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
@@ -30,6 +31,7 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/syscache.h"
 #include "utils/json.h"
 #include "utils/timestamp.h"
 
@@ -67,6 +69,8 @@ typedef struct BatchStats
 	TimestampTz t_merging;		/* a slice's batch holds the query's row */
 	TimestampTz t_executed;
 	double		prepare_ms;		/* preparing its statements (0: reused) */
+	int			flushes;		/* statements run while decoding (flush_rows) */
+	double		flush_ms;		/* and how long they took */
 	int64		batch_rows;		/* rows its scan of the source returns */
 	int			slice;			/* the slice it reads, or SLICE_WHOLE */
 	/* a slice's batch: the other slices, as lock_for_merge read them */
@@ -130,6 +134,11 @@ decode_batch(SourceBatch *batch)
 
 	if (failed)
 	{
+		/*
+		 * Record by record, a failing record's subtransaction would take
+		 * back a flush it started: the careful pass keeps every row.
+		 */
+		batch->flush = NULL;
 		SourceBatchReset(batch);
 		batch->routine->read_batch(batch, true);
 	}
@@ -392,6 +401,9 @@ commit_batch(QueryDef *q, List *batches, BatchStats *st)
 					 ms_between(t_start, st->t_planned), ms_between(st->t_planned, st->t_decoded),
 					 ms_between(st->t_merging, st->t_executed), st->prepare_ms,
 					 ms_between(st->t_executed, t_end), total_ms);
+	/* the part of add_batch that ran while get_batch decoded (flush_rows) */
+	if (st->flushes > 0)
+		appendStringInfo(&durations, ", \"add_batch_while_reading\": %.3f", st->flush_ms);
 	/* a slice's batch: how long it waited for the others' merges */
 	if (st->slice != SLICE_WHOLE)
 		appendStringInfo(&durations, ", \"merge_wait\": %.3f, \"slice\": %d",
@@ -684,9 +696,10 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 	rc = run_statement(q, st, PREPARED_BATCH, sql, &options);
 	if (rc == SPI_OK_INSERT && q->plan->shape == SHAPE_STATELESS)
 	{
-		/* a stateless query's plain INSERT (BuildBatchStatement) */
+		/* a stateless query's plain INSERT (BuildBatchStatement), after
+		 * those that ran while decoding (flush_rows) */
 		st->updated = st->inserted = 0;
-		st->sink_rows = SPI_processed;
+		st->sink_rows += SPI_processed;
 	}
 	else
 	{
@@ -747,6 +760,95 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 	if (q->sink.kind == SINK_NOTIFY)
 		NotifySinkSend(&q->sink, q->name, st->batch_id, st->sink_rows);
 	SPI_finish();
+}
+
+/*
+ * A stateless query's batch that decodes many rows writes them while it
+ * decodes: each time the source's rows reach FLUSH_ROWS, its INSERT runs
+ * over them (in the batch's transaction, as the query's owner) and they
+ * are let go.  The rows then stay in memory instead of spilling to a
+ * temporary file, and a Kafka consumer goes on fetching the next messages
+ * while the rows are inserted, rather than the batch inserting only once
+ * everything is read.  The batch and its offsets commit as one, as before.
+ */
+#define FLUSH_ROWS	10000
+
+typedef struct FlushContext
+{
+	QueryDef   *q;
+	BatchStats *st;
+	const char *sql;
+	Oid			owner;			/* the query's owner, as the statement runs */
+	int			owner_sec_context;
+} FlushContext;
+
+/*
+ * flushes_early: whether the batch of sb may write its rows as it decodes
+ * them: a stateless query's plain INSERT (BuildBatchStatement) over one
+ * source, whose rows are independent of one another (no stream join, no
+ * retraction, no slices), into a table that no trigger watches (a
+ * statement trigger fires once per batch, as it did).
+ */
+static bool
+flushes_early(QueryDef *q, int show_rows, int slice)
+{
+	HeapTuple	tup;
+	bool		triggers;
+
+	if (q->plan->shape != SHAPE_STATELESS || show_rows > 0 || q->plan->join_sources != NIL ||
+		list_length(q->plan->sources) != 1 || q->plan->retract || slice != SLICE_WHOLE ||
+		q->plan->input == NULL || (q->sink.kind != SINK_TABLE && q->sink.kind != SINK_NOTIFY))
+		return false;
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(q->result_table));
+	if (!HeapTupleIsValid(tup))
+		return false;
+	triggers = ((Form_pg_class) GETSTRUCT(tup))->relhastriggers ||
+		((Form_pg_class) GETSTRUCT(tup))->relhasrules;
+	ReleaseSysCache(tup);
+	return !triggers;
+}
+
+/*
+ * flush_rows runs a stateless query's INSERT over the rows sb holds, in
+ * the middle of decoding (SourceBatchAddRow), and empties them.  The
+ * decoder runs as the source's owner; the statement runs as the query's,
+ * as it does after decoding.
+ */
+static void
+flush_rows(SourceBatch *sb, void *arg)
+{
+	FlushContext *fc = arg;
+	Oid			decoder;
+	int			decoder_sec_context;
+	int64		n = tuplestore_tuple_count(sb->rows);
+	SPIExecuteOptions options;
+
+	TimestampTz t0 = GetCurrentTimestamp();
+
+	GetUserIdAndSecContext(&decoder, &decoder_sec_context);
+	SetUserIdAndSecContext(fc->owner, fc->owner_sec_context);
+	FdwSetBatchInput(sb->relid, sb->rows);
+	PG_TRY();
+	{
+		SPI_connect();
+		memset(&options, 0, sizeof(options));
+		options.params = watermark_param(fc->st);
+		fc->st->batch_rows = n;
+		if (run_statement(fc->q, fc->st, PREPARED_BATCH, fc->sql, &options) != SPI_OK_INSERT)
+			elog(ERROR, "batch statement of query \"%s\" failed", fc->q->name);
+		sb->flushed_out += SPI_processed;
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		FdwClearBatchInput();
+	}
+	PG_END_TRY();
+	SetUserIdAndSecContext(decoder, decoder_sec_context);
+	sb->flushed_rows += n;
+	sb->flushes++;
+	sb->flush_ms += ms_between(t0, GetCurrentTimestamp());
+	tuplestore_clear(sb->rows);
 }
 
 /*
@@ -1171,6 +1273,7 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 	int			reader_sec_context;
 	List	   *event_times = NIL;
 	uint64		waits = SourceWaits;
+	FlushContext flush;
 
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "streaming micro-batch",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -1238,6 +1341,25 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 	}
 	st.t_planned = GetCurrentTimestamp();
 
+	/* one row more than shown, to tell when rows were left out */
+	show_rows = q->sink.kind == SINK_CONSOLE && q->mode != OUTPUT_COMPLETE ? q->sink.num_rows + 1 : 0;
+	/* the file and Kafka sinks take every row written (complete: see below) */
+	if ((q->sink.kind == SINK_FILE || q->sink.kind == SINK_KAFKA) && q->mode != OUTPUT_COMPLETE)
+		show_rows = PG_INT32_MAX;
+	sql = BuildBatchStatement(q->plan, q->result_table, q->state_table, show_rows);
+	if (flushes_early(q, show_rows, slice))
+	{
+		SourceBatch *sb = linitial(batches);
+
+		flush.q = q;
+		flush.st = &st;
+		flush.sql = sql;
+		GetUserIdAndSecContext(&flush.owner, &flush.owner_sec_context);
+		sb->flush = flush_rows;
+		sb->flush_arg = &flush;
+		sb->flush_rows = FLUSH_ROWS;
+	}
+
 	foreach(lc, batches)
 	{
 		SourceBatch *sb = lfirst(lc);
@@ -1276,12 +1398,6 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 		slice_watermark(q, batches, &st);
 
 	/* the batch statement: the FDW scan of each source returns its rows */
-	/* one row more than shown, to tell when rows were left out */
-	show_rows = q->sink.kind == SINK_CONSOLE && q->mode != OUTPUT_COMPLETE ? q->sink.num_rows + 1 : 0;
-	/* the file and Kafka sinks take every row written (complete: see below) */
-	if ((q->sink.kind == SINK_FILE || q->sink.kind == SINK_KAFKA) && q->mode != OUTPUT_COMPLETE)
-		show_rows = PG_INT32_MAX;
-	sql = BuildBatchStatement(q->plan, q->result_table, q->state_table, show_rows);
 	close_sql = st.watermark_valid
 		? BuildCloseStatement(q->plan, q->result_table, q->state_table, show_rows) : NULL;
 	st.batch_rows = 0;
@@ -1291,6 +1407,10 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 
 		FdwSetBatchInput(sb->relid, sb->rows);
 		st.batch_rows += tuplestore_tuple_count(sb->rows);
+		/* what was written while decoding (flush_rows) */
+		st.sink_rows += sb->flushed_out;
+		st.flushes += sb->flushes;
+		st.flush_ms += sb->flush_ms;
 	}
 	PG_TRY();
 	{
@@ -1302,6 +1422,8 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 	}
 	PG_END_TRY();
 	st.t_executed = GetCurrentTimestamp();
+	foreach(lc, batches)
+		st.batch_rows += ((SourceBatch *) lfirst(lc))->flushed_rows;
 
 	analyze_grown_join_states(q);
 	commit_batch(q, batches, &st);

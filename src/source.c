@@ -652,6 +652,8 @@ SourceBatchAddRow(SourceBatch *batch, Datum *values, bool *nulls)
 	tuplestore_putvalues(batch->rows, RelationGetDescr(batch->rel), values, nulls);
 	MemoryContextSwitchTo(old);
 	batch->input_rows++;
+	if (batch->flush != NULL && tuplestore_tuple_count(batch->rows) >= batch->flush_rows)
+		batch->flush(batch, batch->flush_arg);
 }
 
 /*
@@ -748,6 +750,10 @@ SourceBatchReset(SourceBatch *batch)
 	batch->n_dead_letters = 0;
 	batch->has_max_event_time = false;
 	batch->late_rows = 0;
+	batch->flushed_rows = 0;
+	batch->flushed_out = 0;
+	batch->flushes = 0;
+	batch->flush_ms = 0;
 	MemoryContextSwitchTo(old);
 	FormatForgetRow();
 

@@ -155,6 +155,20 @@ struct SourceBatch
 								 * '0' or an interval): the source may keep
 								 * what it read ahead, e.g. a Kafka
 								 * consumer's assignment */
+	/*
+	 * flush: when not NULL, SourceBatchAddRow calls it each time rows holds
+	 * flush_rows rows; it takes them (runs the batch statement over them)
+	 * and empties rows.  What it took is counted in flushed_rows (rows) and
+	 * flushed_out (what it wrote); SourceBatchReset forgets both.  Set by
+	 * the engine for the fast decoding pass only (batch.c).
+	 */
+	void		(*flush) (SourceBatch *batch, void *arg);
+	void	   *flush_arg;
+	int64		flush_rows;
+	int64		flushed_rows;
+	int64		flushed_out;
+	int			flushes;
+	double		flush_ms;
 
 	/* filled by the source */
 	void	   *private;

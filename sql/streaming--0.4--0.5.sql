@@ -254,3 +254,10 @@ CREATE FUNCTION streaming.window_start(ts timestamptz, size interval)
 RETURNS timestamptz
 AS 'MODULE_PATHNAME', 'streaming_window_start'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+
+-- the partial states of the micro-batch under way, for its batch statement
+-- (a grouped query's large batch is aggregated in parts as it is decoded)
+CREATE FUNCTION streaming.batch_partials()
+RETURNS SETOF record
+AS 'MODULE_PATHNAME', 'streaming_batch_partials'
+LANGUAGE C VOLATILE;

@@ -25,6 +25,7 @@
 #include "catalog/pg_authid.h"
 #include "catalog/pg_class.h"
 #include "executor/spi.h"
+#include "executor/tstoreReceiver.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -37,6 +38,7 @@
 
 #include "batch.h"
 #include "formats/event_time.h"
+#include "partial_agg.h"
 #include "plan_cache.h"
 #include "query.h"
 #include "sinks/sink.h"
@@ -534,7 +536,9 @@ run_statement(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql,
 	spec.sql = sql;
 	spec.nargs = 1;
 	spec.argtypes = close_types;
-	spec.fingerprint = kind == PREPARED_CLOSE ? q->plan->close_fingerprint : q->plan->batch_fingerprint;
+	spec.fingerprint = kind == PREPARED_CLOSE ? q->plan->close_fingerprint :
+		kind == PREPARED_PARTIAL ? q->plan->partial_fingerprint :
+		kind == PREPARED_COMBINED ? q->plan->combine_fingerprint : q->plan->batch_fingerprint;
 	/* the close statement reads the state only */
 	spec.scan_rows = kind == PREPARED_CLOSE ? 0 : st->batch_rows;
 	spec.state_rows = q->state_rows;
@@ -566,7 +570,7 @@ watermark_param(BatchStats *st)
  * transaction; Kafka has acknowledged every message before it commits.
  */
 static void
-execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_sql)
+execute_to_sink(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql, const char *close_sql)
 {
 	FileSink   *fs = NULL;
 	KafkaSink  *ks = NULL;
@@ -599,7 +603,7 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
 	dest = SinkReceiverCreate(passes ? 4 : 3, 3, emit, arg);
 	options.dest = dest;
 	options.params = watermark_param(st);
-	if (run_statement(q, st, PREPARED_BATCH, sql, &options) != SPI_OK_SELECT)
+	if (run_statement(q, st, kind, sql, &options) != SPI_OK_SELECT)
 		elog(ERROR, "batch statement of query \"%s\" failed", q->name);
 	st->updated = SinkReceiverCount(dest, 1);
 	st->inserted = SinkReceiverCount(dest, 2);
@@ -676,8 +680,8 @@ execute_to_sink(QueryDef *q, BatchStats *st, const char *sql, const char *close_
  * pinned at create_query, which the user's functions and triggers see.
  */
 static void
-execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sql,
-			  int show_rows)
+execute_batch(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql,
+			  const char *close_sql, int show_rows)
 {
 	bool		isnull;
 	SPIExecuteOptions options;
@@ -687,13 +691,13 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
 	SPI_connect();
 	if (q->sink.kind == SINK_FILE || q->sink.kind == SINK_KAFKA)
 	{
-		execute_to_sink(q, st, sql, close_sql);
+		execute_to_sink(q, st, kind, sql, close_sql);
 		SPI_finish();
 		return;
 	}
 	memset(&options, 0, sizeof(options));
 	options.params = watermark_param(st);
-	rc = run_statement(q, st, PREPARED_BATCH, sql, &options);
+	rc = run_statement(q, st, kind, sql, &options);
 	if (rc == SPI_OK_INSERT && q->plan->shape == SHAPE_STATELESS)
 	{
 		/* a stateless query's plain INSERT (BuildBatchStatement), after
@@ -773,6 +777,15 @@ execute_batch(QueryDef *q, BatchStats *st, const char *sql, const char *close_sq
  */
 #define FLUSH_ROWS	10000
 
+/*
+ * A grouped query's batch aggregates its rows in parts of PART_ROWS rows
+ * (partial_agg.c): larger parts than a stateless query writes, for fewer
+ * partial states of the same group to combine (rows of one group come
+ * spread over a Kafka batch, a partition after another), still within the
+ * default work_mem.
+ */
+#define PART_ROWS	40000
+
 typedef struct FlushContext
 {
 	QueryDef   *q;
@@ -780,6 +793,10 @@ typedef struct FlushContext
 	const char *sql;
 	Oid			owner;			/* the query's owner, as the statement runs */
 	int			owner_sec_context;
+	/* a grouped query: the partial states of the parts (partial_agg.c) */
+	Tuplestorestate *partials;
+	TupleDesc	partials_desc;	/* the state table's columns */
+	MemoryContext cxt;			/* the batch's */
 } FlushContext;
 
 /*
@@ -809,10 +826,11 @@ flushes_early(QueryDef *q, int show_rows, int slice)
 }
 
 /*
- * flush_rows runs a stateless query's INSERT over the rows sb holds, in
- * the middle of decoding (SourceBatchAddRow), and empties them.  The
- * decoder runs as the source's owner; the statement runs as the query's,
- * as it does after decoding.
+ * flush_rows runs, over the rows sb holds, a stateless query's INSERT or a
+ * grouped query's batch plan (whose partial states it keeps), in the
+ * middle of decoding (SourceBatchAddRow), and empties them.  The decoder
+ * runs as the source's owner; the statement runs as the query's, as it
+ * does after decoding.
  */
 static void
 flush_rows(SourceBatch *sb, void *arg)
@@ -834,9 +852,22 @@ flush_rows(SourceBatch *sb, void *arg)
 		memset(&options, 0, sizeof(options));
 		options.params = watermark_param(fc->st);
 		fc->st->batch_rows = n;
-		if (run_statement(fc->q, fc->st, PREPARED_BATCH, fc->sql, &options) != SPI_OK_INSERT)
-			elog(ERROR, "batch statement of query \"%s\" failed", fc->q->name);
-		sb->flushed_out += SPI_processed;
+		if (fc->partials != NULL)
+		{
+			DestReceiver *dest = CreateDestReceiver(DestTuplestore);
+
+			SetTuplestoreDestReceiverParams(dest, fc->partials, fc->cxt, false, NULL, NULL);
+			options.dest = dest;
+			if (run_statement(fc->q, fc->st, PREPARED_PARTIAL, fc->q->plan->batch_sql, &options) != SPI_OK_SELECT)
+				elog(ERROR, "batch plan of query \"%s\" failed", fc->q->name);
+			dest->rDestroy(dest);
+		}
+		else
+		{
+			if (run_statement(fc->q, fc->st, PREPARED_BATCH, fc->sql, &options) != SPI_OK_INSERT)
+				elog(ERROR, "batch statement of query \"%s\" failed", fc->q->name);
+			sb->flushed_out += SPI_processed;
+		}
 		SPI_finish();
 	}
 	PG_FINALLY();
@@ -1274,6 +1305,8 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 	List	   *event_times = NIL;
 	uint64		waits = SourceWaits;
 	FlushContext flush;
+	bool		aggregates_in_parts;
+	volatile bool combined = false;
 
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "streaming micro-batch",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -1347,17 +1380,30 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 	if ((q->sink.kind == SINK_FILE || q->sink.kind == SINK_KAFKA) && q->mode != OUTPUT_COMPLETE)
 		show_rows = PG_INT32_MAX;
 	sql = BuildBatchStatement(q->plan, q->result_table, q->state_table, show_rows);
-	if (flushes_early(q, show_rows, slice))
+	memset(&flush, 0, sizeof(flush));
+	aggregates_in_parts = q->plan->combine_sql != NULL && slice == SLICE_WHOLE &&
+		list_length(batches) == 1;
+	if (aggregates_in_parts || flushes_early(q, show_rows, slice))
 	{
 		SourceBatch *sb = linitial(batches);
 
 		flush.q = q;
 		flush.st = &st;
 		flush.sql = sql;
+		flush.cxt = batchcxt;
 		GetUserIdAndSecContext(&flush.owner, &flush.owner_sec_context);
+		if (aggregates_in_parts)
+		{
+			Relation	state = table_open(q->state_table, AccessShareLock);
+
+			flush.partials_desc = CreateTupleDescCopy(RelationGetDescr(state));
+			table_close(state, AccessShareLock);
+			/* made here, its temporary file outlives a failed decoding */
+			flush.partials = tuplestore_begin_heap(false, false, work_mem);
+		}
 		sb->flush = flush_rows;
 		sb->flush_arg = &flush;
-		sb->flush_rows = FLUSH_ROWS;
+		sb->flush_rows = aggregates_in_parts ? PART_ROWS : FLUSH_ROWS;
 	}
 
 	foreach(lc, batches)
@@ -1389,6 +1435,30 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 		}
 	}
 
+	/*
+	 * A grouped query whose batch was aggregated in parts: the rest of the
+	 * rows too, then the batch statement reads the combined partial
+	 * states.  When decoding failed and ran again record by record, it
+	 * wrote no parts: what the first attempt made goes.
+	 */
+	if (flush.partials != NULL)
+	{
+		SourceBatch *sb = linitial(batches);
+
+		if (sb->flushes > 0)
+		{
+			if (tuplestore_tuple_count(sb->rows) > 0)
+				flush_rows(sb, &flush);
+			combined = true;
+			sql = BuildBatchStatement(PartialAggCombined(q->plan), q->result_table, q->state_table,
+									  show_rows);
+		}
+		else
+		{
+			tuplestore_end(flush.partials);
+			flush.partials = NULL;
+		}
+	}
 	st.t_decoded = GetCurrentTimestamp();
 	if (slice != SLICE_WHOLE)
 		lock_for_merge(q, batches, &st);
@@ -1412,13 +1482,20 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 		st.flushes += sb->flushes;
 		st.flush_ms += sb->flush_ms;
 	}
+	if (combined)
+	{
+		st.batch_rows = tuplestore_tuple_count(flush.partials);
+		PartialAggSetInput(flush.partials, flush.partials_desc);
+	}
 	PG_TRY();
 	{
-		execute_batch(q, &st, sql, close_sql, show_rows);
+		execute_batch(q, &st, combined ? PREPARED_COMBINED : PREPARED_BATCH, sql, close_sql, show_rows);
 	}
 	PG_FINALLY();
 	{
 		FdwClearBatchInput();
+		/* the statement's scan of the partial states ended them */
+		PartialAggClearInput();
 	}
 	PG_END_TRY();
 	st.t_executed = GetCurrentTimestamp();

@@ -348,7 +348,8 @@ prepared_build(PreparedKey *key, const PreparedSpec *spec)
 	ps->last_used = 0;
 	ps->in_use = 0;
 	elog(DEBUG1, "continuous query \"%s\": %s statement prepared", spec->query,
-		 key->kind == PREPARED_BATCH ? "batch" : "close");
+		 key->kind == PREPARED_BATCH ? "batch" : key->kind == PREPARED_CLOSE ? "close" :
+		 key->kind == PREPARED_PARTIAL ? "partial" : "combined");
 	return ps;
 }
 

@@ -1821,6 +1821,12 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 		append_string(&buf, "batch_fingerprint", plan->batch_fingerprint);
 	if (plan->close_fingerprint != NULL)
 		append_string(&buf, "close_fingerprint", plan->close_fingerprint);
+	if (plan->combine_sql != NULL)
+	{
+		append_string(&buf, "combine", plan->combine_sql);
+		append_string(&buf, "partial_fingerprint", plan->partial_fingerprint);
+		append_string(&buf, "combine_fingerprint", plan->combine_fingerprint);
+	}
 	append_string(&buf, "batch", plan->batch_sql);
 	append_string(&buf, "merge_set", plan->merge_set);
 	append_string_array(&buf, "state_keys", plan->state_keys);
@@ -1914,6 +1920,10 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	plan->input = JsonbGetString(obj, "input");
 	plan->batch_fingerprint = JsonbGetString(obj, "batch_fingerprint");
 	plan->close_fingerprint = JsonbGetString(obj, "close_fingerprint");
+	/* absent from plans made before batches were aggregated in parts */
+	plan->combine_sql = JsonbGetString(obj, "combine");
+	plan->partial_fingerprint = JsonbGetString(obj, "partial_fingerprint");
+	plan->combine_fingerprint = JsonbGetString(obj, "combine_fingerprint");
 	plan->batch_sql = JsonbGetString(obj, "batch");
 	plan->merge_set = JsonbGetString(obj, "merge_set");
 	plan->state_keys = jsonb_string_array(obj, "state_keys");

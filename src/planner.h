@@ -80,6 +80,12 @@ typedef struct ContinuousPlan
 	char	   *batch_fingerprint;	/* what the batch statement resolved to
 									 * at create_query (ResolvedFingerprint) */
 	char	   *close_fingerprint;	/* the same of the close statement */
+	char	   *combine_sql;	/* aggregate: the batch plan over the partial
+								 * states of a batch aggregated in parts,
+								 * or NULL (partial_agg.c) */
+	char	   *partial_fingerprint;	/* what batch_sql alone resolved to */
+	char	   *combine_fingerprint;	/* and the batch statement over
+										 * combine_sql */
 	List	   *temp_relations; /* temporary relations the query reads (not
 								 * serialized) */
 	char	   *batch_sql;		/* aggregate: partial state per group; dedup:

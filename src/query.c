@@ -42,6 +42,7 @@
 #include "operators/window_state.h"
 #include "planner.h"
 #include "sinks/sink.h"
+#include "partial_agg.h"
 #include "query.h"
 #include "slices.h"
 #include "source.h"
@@ -1023,6 +1024,7 @@ QueryCreate(const QueryCreateArgs *a)
 			ResolvedFingerprint(BuildBatchStatement(plan, result_oid, state_oid, 0), 1, close_types);
 		if (close_sql != NULL)
 			plan->close_fingerprint = ResolvedFingerprint(close_sql, 1, close_types);
+		PartialAggPlan(plan, result_oid, state_oid, CurrentMemoryContext);
 	}
 
 	source_datums = palloc(sizeof(Datum) * list_length(plan->sources));
@@ -1133,6 +1135,7 @@ QueryUpgradePlan(QueryDef *q)
 			close_sql = BuildCloseStatement(plan, q->result_table, q->state_table, 0);
 			if (close_sql != NULL)
 				plan->close_fingerprint = MemoryContextStrdup(cxt, ResolvedFingerprint(close_sql, 1, close_types));
+			PartialAggPlan(plan, q->result_table, q->state_table, cxt);
 			args[0] = CStringGetTextDatum(q->name);
 			args[1] = JsonbPGetDatum(ContinuousPlanToJsonb(plan));
 			if (CatalogExecute("UPDATE streaming.queries SET plan = $2 WHERE name OPERATOR(pg_catalog.=) $1",
@@ -1261,6 +1264,7 @@ store_altered_plan(QueryDef *q, const char *sql, ContinuousPlan *plan, Oid resul
 	close_sql = BuildCloseStatement(plan, result_oid, q->state_table, 0);
 	if (close_sql != NULL)
 		plan->close_fingerprint = ResolvedFingerprint(close_sql, 1, close_types);
+	PartialAggPlan(plan, result_oid, q->state_table, CurrentMemoryContext);
 	PopCatalogSearchPath(nestlevel);
 
 	args[0] = CStringGetTextDatum(q->name);

@@ -116,6 +116,56 @@ is(sql(q{SELECT last_batch_id FROM streaming.queries WHERE name = 'session_copy'
 is(sql('SELECT count(*) FROM session_copy'), $rows_per_file, 'the first batch\'s rows only');
 is(sql(q{SELECT streaming.run('session_copy')}), '2', 'the other two batches run');
 
+# a grouped query over the same files aggregates each batch in parts of
+# 40 000 rows as it decodes them (partial_agg.c).  A sequence, which no
+# rollback takes back, counts the rows it has aggregated: it is killed
+# once its first batch (of 400 000 rows) has made a part, and before it has
+# aggregated them all; then it runs to the end
+sql(q{CREATE SEQUENCE sums_ticks;
+	SELECT streaming.create_query('session_sums',
+	$$SELECT id % 100 AS k, count(*) AS c, sum(id + 0 * nextval('sums_ticks')) AS s, max(name) AS top
+	    FROM session_src GROUP BY 1$$,
+	output_mode => 'update')});
+{
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(
+		[ 'psql', '-X', '-d', $node->connstr('postgres'), '-c', "SELECT streaming.run('session_sums', 1)" ],
+		'>', \$out, '2>', \$err);
+	my $pid = '';
+	for (1 .. 500)
+	{
+		$pid = sql(q{SELECT pid FROM pg_stat_activity
+		              WHERE query LIKE 'SELECT streaming.run(''session_sums''%' AND state = 'active'});
+		last if $pid ne '';
+		usleep(5_000);
+	}
+	die "batch did not start" if $pid eq '';
+	my $ticks = 0;
+	for (1 .. 5000)
+	{
+		$ticks = sql('SELECT last_value FROM sums_ticks');
+		last if $ticks >= 40_000;
+		usleep(1_000);
+	}
+	kill 'KILL', $pid;
+	$h->finish;
+	ok($ticks >= 40_000 && $ticks < 400_000, "killed after a part ($ticks rows aggregated)");
+	$node->poll_query_until('postgres', 'SELECT true') or die "server did not recover";
+}
+is(sql(q{SELECT last_batch_id FROM streaming.queries WHERE name = 'session_sums'}), '-1',
+	'the killed grouped batch committed nothing');
+is(sql('SELECT count(*) FROM session_sums'), '0', 'nor any group');
+is(sql(q{SELECT streaming.run('session_sums')}), '3', 'the grouped query runs its three batches');
+is(sql(q{SELECT count(*) FROM streaming.progress WHERE query = 'session_sums'
+           AND duration_ms ? 'add_batch_while_reading'}), '3', 'each aggregated in parts');
+is(sql(q{SELECT count(*) FROM (
+	(SELECT k, c, s, top FROM session_sums
+	 EXCEPT SELECT i % 100, count(*), sum(i), max('name ' || i) FROM generate_series(1, } . $total . q{) i GROUP BY 1)
+	UNION ALL
+	(SELECT i % 100, count(*), sum(i), max('name ' || i) FROM generate_series(1, } . $total . q{) i GROUP BY 1
+	 EXCEPT SELECT k, c, s, top FROM session_sums)) d}), '0',
+	'the groups equal plain SQL over every row: each counted exactly once');
+
 # a pool worker, killed in its first batch; the pool starts it again
 sql(q{SELECT streaming.start('pooled_copy')});
 my $worker = '';

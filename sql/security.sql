@@ -509,7 +509,7 @@ DROP AGGREGATE secret_max(bigint);
 
 -- A file source reads server files with its owner's rights, checked at
 -- every batch: once they are revoked, it reads no more
-COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && mkdir -p /tmp/streaming_regress/security_alice';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/security_alice && mkdir -p /tmp/streaming_regress/security_alice';
 COPY (VALUES (1), (2)) TO '/tmp/streaming_regress/security_alice/1.csv' WITH (FORMAT csv);
 GRANT pg_read_server_files TO regress_alice;
 SET SESSION AUTHORIZATION regress_alice;

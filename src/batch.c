@@ -536,9 +536,11 @@ run_statement(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql,
 	spec.sql = sql;
 	spec.nargs = 1;
 	spec.argtypes = close_types;
+	/* an optimistic statement resolves the names its plain one does */
 	spec.fingerprint = kind == PREPARED_CLOSE ? q->plan->close_fingerprint :
 		kind == PREPARED_PARTIAL ? q->plan->partial_fingerprint :
-		kind == PREPARED_COMBINED ? q->plan->combine_fingerprint : q->plan->batch_fingerprint;
+		kind == PREPARED_COMBINED || kind == PREPARED_COMBINED_OPTIMISTIC ? q->plan->combine_fingerprint :
+		q->plan->batch_fingerprint;
 	/* the close statement reads the state only */
 	spec.scan_rows = kind == PREPARED_CLOSE ? 0 : st->batch_rows;
 	spec.state_rows = q->state_rows;
@@ -559,6 +561,71 @@ watermark_param(BatchStats *st)
 	params->params[0].pflags = PARAM_FLAG_CONST;
 	params->params[0].ptype = TIMESTAMPTZOID;
 	return params;
+}
+
+/* queries whose optimistic statement met a row it did not expect */
+static List *optimism_failed = NIL;
+
+/*
+ * run_batch_statement runs a query's batch statement: its optimistic form
+ * first when there is one (BuildOptimisticBatchStatement), in a
+ * subtransaction; if that finds a new group's row already in the result
+ * table (a unique violation), the subtransaction goes and the statement
+ * runs as it is, which upserts every group.  A query that met such a row
+ * is not tried optimistically again in this process.
+ */
+static int
+run_batch_statement(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql,
+					const char *optimistic_sql, SPIExecuteOptions *options)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile int rc = 0;
+	volatile bool conflict = false;
+
+	if (optimistic_sql == NULL || list_member_int(optimism_failed, q->id))
+		return run_statement(q, st, kind, sql, options);
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		rc = run_statement(q, st, kind == PREPARED_COMBINED ? PREPARED_COMBINED_OPTIMISTIC
+						   : PREPARED_BATCH_OPTIMISTIC, optimistic_sql, options);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+		{
+			FreeErrorData(edata);
+			PG_RE_THROW();
+		}
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		elog(DEBUG1, "continuous query \"%s\": a new group's row was in the result table already (%s); its groups are upserted",
+			 q->name, edata->message);
+		FreeErrorData(edata);
+		conflict = true;
+	}
+	PG_END_TRY();
+	if (!conflict)
+		return rc;
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		optimism_failed = lappend_int(optimism_failed, q->id);
+		MemoryContextSwitchTo(old);
+	}
+	return run_statement(q, st, kind, sql, options);
 }
 
 /*
@@ -681,7 +748,7 @@ execute_to_sink(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql,
  */
 static void
 execute_batch(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql,
-			  const char *close_sql, int show_rows)
+			  const char *optimistic_sql, const char *close_sql, int show_rows)
 {
 	bool		isnull;
 	SPIExecuteOptions options;
@@ -697,7 +764,7 @@ execute_batch(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql,
 	}
 	memset(&options, 0, sizeof(options));
 	options.params = watermark_param(st);
-	rc = run_statement(q, st, kind, sql, &options);
+	rc = run_batch_statement(q, st, kind, sql, optimistic_sql, &options);
 	if (rc == SPI_OK_INSERT && q->plan->shape == SHAPE_STATELESS)
 	{
 		/* a stateless query's plain INSERT (BuildBatchStatement), after
@@ -785,6 +852,13 @@ execute_batch(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql,
  * default work_mem.
  */
 #define PART_ROWS	40000
+
+/*
+ * A batch of at least OPTIMISTIC_ROWS rows (or partial states) writes its
+ * new groups with a plain INSERT (run_batch_statement); a smaller one would
+ * spend on the subtransaction what it saves.
+ */
+#define OPTIMISTIC_ROWS	1000
 
 typedef struct FlushContext
 {
@@ -1307,6 +1381,7 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 	FlushContext flush;
 	bool		aggregates_in_parts;
 	volatile bool combined = false;
+	char	   *optimistic_sql = NULL;
 
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "streaming micro-batch",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -1487,17 +1562,29 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 		st.batch_rows = tuplestore_tuple_count(flush.partials);
 		PartialAggSetInput(flush.partials, flush.partials_desc);
 	}
+
+	/*
+	 * A batch of many rows writes its new groups plainly (run_batch_statement):
+	 * into the query's own result table, without a file or Kafka sink, which
+	 * would have sent the rows of an attempt that is taken back.
+	 */
+	if (st.batch_rows >= OPTIMISTIC_ROWS && slice == SLICE_WHOLE && q->sink.table == NULL &&
+		(q->sink.kind == SINK_TABLE || q->sink.kind == SINK_CONSOLE || q->sink.kind == SINK_NOTIFY))
+		optimistic_sql = BuildOptimisticBatchStatement(combined ? PartialAggCombined(q->plan) : q->plan,
+													   q->result_table, q->state_table, show_rows);
 	PG_TRY();
 	{
-		execute_batch(q, &st, combined ? PREPARED_COMBINED : PREPARED_BATCH, sql, close_sql, show_rows);
+		execute_batch(q, &st, combined ? PREPARED_COMBINED : PREPARED_BATCH, sql, optimistic_sql,
+					  close_sql, show_rows);
 	}
 	PG_FINALLY();
 	{
 		FdwClearBatchInput();
-		/* the statement's scan of the partial states ended them */
 		PartialAggClearInput();
 	}
 	PG_END_TRY();
+	if (flush.partials != NULL)
+		tuplestore_end(flush.partials);
 	st.t_executed = GetCurrentTimestamp();
 	foreach(lc, batches)
 		st.batch_rows += ((SourceBatch *) lfirst(lc))->flushed_rows;

@@ -36,6 +36,7 @@
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
@@ -204,9 +205,10 @@ PartialAggCombined(ContinuousPlan *plan)
 }
 
 /*
- * PartialAggSetInput hands the partial states to the next call of
- * streaming.batch_partials(), which takes them (its function scan ends
- * the tuplestore); PartialAggClearInput ends them if no call took them.
+ * PartialAggSetInput makes the partial states the rows of
+ * streaming.batch_partials() until PartialAggClearInput; the caller keeps
+ * and ends them.  A batch statement may run twice over them (see
+ * run_batch_statement in batch.c): each call returns a copy.
  */
 void
 PartialAggSetInput(Tuplestorestate *partials, TupleDesc desc)
@@ -218,8 +220,6 @@ PartialAggSetInput(Tuplestorestate *partials, TupleDesc desc)
 void
 PartialAggClearInput(void)
 {
-	if (batch_partials != NULL)
-		tuplestore_end(batch_partials);
 	batch_partials = NULL;
 	batch_partials_desc = NULL;
 }
@@ -252,11 +252,21 @@ streaming_batch_partials(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_DATATYPE_MISMATCH),
 					 errmsg("the column definition list of streaming.batch_partials() does not match the partial states")));
-	rsinfo->returnMode = SFRM_Materialize;
-	rsinfo->setResult = batch_partials;
-	/* the executor frees a dynamic descriptor given back: a copy */
-	rsinfo->setDesc = CreateTupleDescCopy(rsinfo->expectedDesc);
-	batch_partials = NULL;
-	batch_partials_desc = NULL;
+	/* the function scan ends the tuplestore it is given: a copy */
+	{
+		MemoryContext old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
+		Tuplestorestate *copy = tuplestore_begin_heap(false, false, work_mem);
+		TupleTableSlot *slot = MakeSingleTupleTableSlot(batch_partials_desc, &TTSOpsMinimalTuple);
+
+		tuplestore_rescan(batch_partials);
+		while (tuplestore_gettupleslot(batch_partials, true, false, slot))
+			tuplestore_puttupleslot(copy, slot);
+		ExecDropSingleTupleTableSlot(slot);
+		rsinfo->returnMode = SFRM_Materialize;
+		rsinfo->setResult = copy;
+		/* the executor frees a dynamic descriptor given back: a copy */
+		rsinfo->setDesc = CreateTupleDescCopy(rsinfo->expectedDesc);
+		MemoryContextSwitchTo(old);
+	}
 	return (Datum) 0;
 }

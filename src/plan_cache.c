@@ -349,7 +349,8 @@ prepared_build(PreparedKey *key, const PreparedSpec *spec)
 	ps->in_use = 0;
 	elog(DEBUG1, "continuous query \"%s\": %s statement prepared", spec->query,
 		 key->kind == PREPARED_BATCH ? "batch" : key->kind == PREPARED_CLOSE ? "close" :
-		 key->kind == PREPARED_PARTIAL ? "partial" : "combined");
+		 key->kind == PREPARED_PARTIAL ? "partial" :
+		 key->kind == PREPARED_COMBINED ? "combined" : "optimistic batch");
 	return ps;
 }
 

@@ -18,8 +18,10 @@ typedef enum PreparedKind
 	PREPARED_BATCH,				/* the batch statement */
 	PREPARED_CLOSE,				/* the close statement ($1: the watermark) */
 	PREPARED_PARTIAL,			/* the batch plan over a part of a batch */
-	PREPARED_COMBINED			/* the batch statement over the parts'
+	PREPARED_COMBINED,			/* the batch statement over the parts'
 								 * partial states (partial_agg.c) */
+	PREPARED_BATCH_OPTIMISTIC,	/* those two, writing new groups plainly */
+	PREPARED_COMBINED_OPTIMISTIC	/* (BuildOptimisticBatchStatement) */
 } PreparedKind;
 
 /* one of a query's statements, and what its plan is made for */

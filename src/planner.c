@@ -2333,9 +2333,53 @@ append_passed(StringInfo sql, ContinuousPlan *plan, Oid state_table)
  * (see finish_statement).  A stateless query outside a join of streams
  * with show_rows 0 is an INSERT, which returns nothing: SPI counts its rows.
  */
+static char *build_batch_statement(ContinuousPlan *plan, Oid result_table, Oid state_table,
+									int show_rows, bool optimistic);
+
 char *
 BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 					int show_rows)
+{
+	return build_batch_statement(plan, result_table, state_table, show_rows, false);
+}
+
+/*
+ * PlanWritesNewGroupsPlainly: whether the batch statement of plan upserts
+ * the groups it touched into the result table on its keys, where
+ * BuildOptimisticBatchStatement may write its new groups plainly.
+ */
+bool
+PlanWritesNewGroupsPlainly(ContinuousPlan *plan)
+{
+	return plan->shape == SHAPE_AGGREGATE && plan->mode != OUTPUT_APPEND &&
+		plan->result_keys != NIL && plan->topn_limit <= 0 && plan->session_key == NULL &&
+		!plan->retract;
+}
+
+/*
+ * BuildOptimisticBatchStatement is BuildBatchStatement whose new groups
+ * (new to the state, or closed in the batch that opened them) are written
+ * to the result table with a plain INSERT, and the others upserted as
+ * before.  A group the state has never held has no row in the query's own
+ * result table, so the plain INSERT finds none; if it does all the same
+ * (rows written there by others), it fails with a unique violation and the
+ * caller runs BuildBatchStatement's statement instead (batch.c).  It saves
+ * ON CONFLICT's arbiter lookup and speculative insertion per new group,
+ * about half the cost of writing it.  NULL when the plan has no such
+ * upsert (PlanWritesNewGroupsPlainly).
+ */
+char *
+BuildOptimisticBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
+							  int show_rows)
+{
+	if (!PlanWritesNewGroupsPlainly(plan))
+		return NULL;
+	return build_batch_statement(plan, result_table, state_table, show_rows, true);
+}
+
+static char *
+build_batch_statement(ContinuousPlan *plan, Oid result_table, Oid state_table,
+					  int show_rows, bool optimistic)
 {
 	char	   *result = RelationQualifiedName(result_table);
 	char	   *columns = quoted_list(plan->result_columns, "");
@@ -2444,11 +2488,30 @@ BuildBatchStatement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 		/* a group that no longer satisfies HAVING, or has no rows, leaves the result */
 		if (result_condition(plan) != NULL)
 			append_unmet(&sql, plan, result_table, from);
-		appendStringInfo(&sql, "emitted AS (INSERT INTO %s AS r (%s) ", result, columns);
+		if (!optimistic)
+			appendStringInfo(&sql, "emitted AS (INSERT INTO %s AS r (%s) ", result, columns);
 	}
-	append_result_rows(&sql, plan, from);
-	append_upsert(&sql, plan);
-	appendStringInfo(&sql, " %s)\n", returning);
+	if (optimistic)
+	{
+		/* new groups plainly, the others upserted (BuildOptimisticBatchStatement) */
+		appendStringInfo(&sql, "emitted_new AS (INSERT INTO %s AS r (%s) ", result, columns);
+		append_result_rows(&sql, plan, from);
+		appendStringInfo(&sql, " %s m.streaming_new_group %s),\n",
+						 result_condition(plan) != NULL ? "AND" : "WHERE", returning);
+		appendStringInfo(&sql, "emitted_kept AS (INSERT INTO %s AS r (%s) ", result, columns);
+		append_result_rows(&sql, plan, from);
+		appendStringInfo(&sql, " %s NOT m.streaming_new_group",
+						 result_condition(plan) != NULL ? "AND" : "WHERE");
+		append_upsert(&sql, plan);
+		appendStringInfo(&sql, " %s),\n", returning);
+		appendStringInfoString(&sql, "emitted AS (SELECT * FROM emitted_new UNION ALL SELECT * FROM emitted_kept)\n");
+	}
+	else
+	{
+		append_result_rows(&sql, plan, from);
+		append_upsert(&sql, plan);
+		appendStringInfo(&sql, " %s)\n", returning);
+	}
 	if (passes)
 		finish_statement(&sql,
 						 "(SELECT pg_catalog.count(*) FROM touched), "

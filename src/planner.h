@@ -164,6 +164,9 @@ extern char *PlanStateQuery(ContinuousPlan *plan);
 extern char *PlanDeparseQuery(Query *query);
 extern void PlanExpandJoin(ContinuousPlan *plan, List *state_oids);
 extern bool PlanPassesClosedWindows(ContinuousPlan *plan, Oid state_table);
+extern bool PlanWritesNewGroupsPlainly(ContinuousPlan *plan);
+extern char *BuildOptimisticBatchStatement(ContinuousPlan *plan, Oid result_table,
+										   Oid state_table, int show_rows);
 extern char *BuildBatchStatement(ContinuousPlan *plan, Oid result_table,
 								 Oid state_table, int show_rows);
 extern char *BuildCloseStatement(ContinuousPlan *plan, Oid result_table,

@@ -868,9 +868,12 @@ typedef struct FlushContext
 	Oid			owner;			/* the query's owner, as the statement runs */
 	int			owner_sec_context;
 	/* a grouped query: the partial states of the parts (partial_agg.c) */
-	Tuplestorestate *partials;
+	bool		in_parts;
+	Tuplestorestate *partials;	/* made by the first part */
 	TupleDesc	partials_desc;	/* the state table's columns */
 	MemoryContext cxt;			/* the batch's */
+	ResourceOwner resowner;		/* the batch's, outside the decoding's
+								 * subtransaction */
 } FlushContext;
 
 /*
@@ -926,9 +929,24 @@ flush_rows(SourceBatch *sb, void *arg)
 		memset(&options, 0, sizeof(options));
 		options.params = watermark_param(fc->st);
 		fc->st->batch_rows = n;
-		if (fc->partials != NULL)
+		if (fc->in_parts)
 		{
 			DestReceiver *dest = CreateDestReceiver(DestTuplestore);
+
+			/*
+			 * Its temporary file, if it spills, belongs to the batch: it
+			 * outlives a decoding that fails and is taken back.
+			 */
+			if (fc->partials == NULL)
+			{
+				ResourceOwner decoding = CurrentResourceOwner;
+				MemoryContext old = MemoryContextSwitchTo(fc->cxt);
+
+				CurrentResourceOwner = fc->resowner;
+				fc->partials = tuplestore_begin_heap(false, false, work_mem);
+				CurrentResourceOwner = decoding;
+				MemoryContextSwitchTo(old);
+			}
 
 			SetTuplestoreDestReceiverParams(dest, fc->partials, fc->cxt, false, NULL, NULL);
 			options.dest = dest;
@@ -1466,16 +1484,9 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 		flush.st = &st;
 		flush.sql = sql;
 		flush.cxt = batchcxt;
+		flush.resowner = CurrentResourceOwner;
+		flush.in_parts = aggregates_in_parts;
 		GetUserIdAndSecContext(&flush.owner, &flush.owner_sec_context);
-		if (aggregates_in_parts)
-		{
-			Relation	state = table_open(q->state_table, AccessShareLock);
-
-			flush.partials_desc = CreateTupleDescCopy(RelationGetDescr(state));
-			table_close(state, AccessShareLock);
-			/* made here, its temporary file outlives a failed decoding */
-			flush.partials = tuplestore_begin_heap(false, false, work_mem);
-		}
 		sb->flush = flush_rows;
 		sb->flush_arg = &flush;
 		sb->flush_rows = aggregates_in_parts ? PART_ROWS : FLUSH_ROWS;
@@ -1522,6 +1533,10 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 
 		if (sb->flushes > 0)
 		{
+			Relation	state = table_open(q->state_table, AccessShareLock);
+
+			flush.partials_desc = CreateTupleDescCopy(RelationGetDescr(state));
+			table_close(state, AccessShareLock);
 			if (tuplestore_tuple_count(sb->rows) > 0)
 				flush_rows(sb, &flush);
 			combined = true;

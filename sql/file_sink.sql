@@ -102,6 +102,37 @@ SELECT regexp_replace(path, '.*/', '') AS file, rows FROM streaming.sink_files W
 SELECT l FROM streaming.sink_files, regexp_split_to_table(pg_read_file(path), E'\n') AS l
  WHERE query = 'windows' AND l <> '' ORDER BY l;
 
+-- a window closes many groups at once: each row written to csv as its
+-- group's final values, the same as plain SQL over the input
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && mkdir -p /tmp/streaming_regress/file_sink/in_keys';
+SELECT streaming.create_source('ev_keys', 'file', 'ts timestamptz, k int, v int',
+         '{"path": "/tmp/streaming_regress/file_sink/in_keys", "format": "csv"}');
+SELECT streaming.create_query('keyed_windows',
+         $$SELECT streaming.window(ts, '1 minute') AS w, k, count(*) AS n, sum(v) AS total FROM ev_keys GROUP BY 1, 2$$,
+         event_time => 'ts', watermark => '0 seconds',
+         sink => 'file', sink_options => '{"path": "/tmp/streaming_regress/file_sink/keyed"}');
+COPY (SELECT to_char(timestamp '2024-01-01' + i * interval '1 second', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'), i % 20, i
+        FROM generate_series(1, 200) i)
+  TO '/tmp/streaming_regress/file_sink/in_keys/1.csv' WITH (FORMAT csv);
+SELECT streaming.run('keyed_windows');
+CREATE TABLE keyed_out (w tstzrange, k int, n bigint, total bigint);
+COPY keyed_out FROM '/tmp/streaming_regress/file_sink/keyed/part-0000000000.csv' WITH (FORMAT csv);
+SELECT count(*) AS rows, (SELECT rows FROM streaming.sink_files WHERE query = 'keyed_windows') AS manifest
+  FROM keyed_out;
+SELECT count(*) AS differ FROM (
+  (SELECT * FROM keyed_out EXCEPT
+   SELECT streaming.window(t, '1 minute'), i % 20, count(*), sum(i)
+     FROM generate_series(1, 200) i, LATERAL (SELECT timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second') AS x(t)
+    WHERE t < '2024-01-01 00:03:00+00' GROUP BY 1, 2)
+  UNION ALL
+  (SELECT streaming.window(t, '1 minute'), i % 20, count(*), sum(i)
+     FROM generate_series(1, 200) i, LATERAL (SELECT timestamptz '2024-01-01 00:00:00+00' + i * interval '1 second') AS x(t)
+    WHERE t < '2024-01-01 00:03:00+00' GROUP BY 1, 2
+   EXCEPT SELECT * FROM keyed_out)) d;
+DROP TABLE keyed_out;
+SELECT streaming.drop_query('keyed_windows');
+SELECT streaming.drop_source('ev_keys');
+
 -- dropping a query keeps its files, and forgets its manifest
 SELECT streaming.drop_query('to_json');
 SELECT count(*) FROM streaming.sink_files WHERE query = 'to_json';

@@ -74,8 +74,26 @@ SELECT count(*) FROM lb_trig;
 SELECT batch_id, input_rows, sink_rows, duration_ms ? 'add_batch_while_reading' AS wrote_while_reading
   FROM streaming.progress WHERE query = 'lb_trig';
 
-SELECT streaming.drop_query(q) FROM unnest(ARRAY['lb_copy', 'lb_letters', 'lb_fail', 'lb_trig']) q;
-SELECT streaming.drop_source(s) FROM unnest(ARRAY['lb_a', 'lb_b', 'lb_c', 'lb_d']) s;
+-- a query that reads the table it writes into (sink_options.table) gets
+-- the batch in one statement: the rows it wrote earlier in the batch do not
+-- hide the batch's other rows, as they would from a later statement
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && mkdir -p /tmp/streaming_regress/large_batches/e';
+SELECT streaming.create_source('lb_e', 'file', 'id int, v text',
+         '{"path": "/tmp/streaming_regress/large_batches/e", "format": "csv"}');
+CREATE TABLE lb_seen (id int, v text);
+SELECT streaming.create_query('lb_own',
+  $$SELECT e.id, e.v FROM lb_e e WHERE NOT EXISTS (SELECT 1 FROM public.lb_seen s WHERE s.id = e.id)$$,
+  sink_options => '{"table": "public.lb_seen"}');
+COPY (SELECT CASE WHEN i <= 20000 THEN i ELSE i - 20000 END, 'row ' || i FROM generate_series(1, 25000) i)
+  TO '/tmp/streaming_regress/large_batches/e/1.csv' WITH (FORMAT csv);
+SELECT streaming.run('lb_own');
+SELECT count(*) AS rows, count(DISTINCT id) AS ids FROM lb_seen;
+SELECT batch_id, input_rows, sink_rows, duration_ms ? 'add_batch_while_reading' AS wrote_while_reading
+  FROM streaming.progress WHERE query = 'lb_own';
+
+SELECT streaming.drop_query(q) FROM unnest(ARRAY['lb_copy', 'lb_letters', 'lb_fail', 'lb_trig', 'lb_own']) q;
+SELECT streaming.drop_source(s) FROM unnest(ARRAY['lb_a', 'lb_b', 'lb_c', 'lb_d', 'lb_e']) s;
 DROP TABLE lb_statements;
+DROP TABLE lb_seen;
 DROP FUNCTION lb_count;
 DROP EXTENSION streaming;

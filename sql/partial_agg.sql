@@ -129,6 +129,24 @@ BEGIN;
 SELECT * FROM pa_differ(180000);
 COMMIT;
 
+-- a query given the other output mode goes on aggregating in parts
+SELECT streaming.alter_query('pa_multi', output_mode => 'complete');
+SELECT plan ? 'combine' AS in_parts FROM streaming.queries WHERE name = 'pa_multi';
+INSERT INTO pa_rows
+  SELECT i, CASE WHEN i % 97 = 0 THEN NULL ELSE (i * 7919) % 101 END,
+         (ARRAY['a', 'B', 'b', 'C', 'é'])[1 + i % 5],
+         CASE WHEN i % 13 = 0 THEN NULL ELSE (i * 31) % 1000 - 300 END,
+         ((i * 17) % 10000) / 100.0, i % 7 <> 0,
+         timestamptz '2024-01-01' + i * interval '10 milliseconds'
+    FROM generate_series(180001, 230000) i;
+COPY (SELECT * FROM pa_rows WHERE id > 180000) TO '/tmp/streaming_regress/partial_agg/in/3.csv' WITH (FORMAT csv);
+SELECT streaming.run('pa_multi');
+SELECT input_rows, duration_ms ? 'add_batch_while_reading' AS in_parts
+  FROM streaming.progress WHERE query = 'pa_multi' AND batch_id = 2;
+BEGIN;
+SELECT * FROM pa_differ(230000) WHERE query = 'pa_multi';
+COMMIT;
+
 -- a record that cannot be decoded after a part: decoded again record by
 -- record, aggregated whole; the first attempt's parts are let go
 SELECT streaming.create_source('pa_bad', 'file', 'id int, k int',

@@ -19,6 +19,7 @@
 #include "postgres.h"
 
 
+#include "access/relation.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -27,6 +28,7 @@
 #include "executor/spi.h"
 #include "executor/tstoreReceiver.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
@@ -876,18 +878,65 @@ typedef struct FlushContext
 								 * subtransaction */
 } FlushContext;
 
+/* what reads_relation_walker looks for, and the views it has opened */
+typedef struct ReadsRelation
+{
+	Oid			target;
+	List	   *views;
+} ReadsRelation;
+
+/*
+ * reads_relation_walker tells whether a query tree reads the relation
+ * rr->target, in its subqueries and through the views it reads too.
+ */
+static bool
+reads_relation_walker(Node *node, ReadsRelation *rr)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+		Relation	view;
+		bool		reads = false;
+
+		if (rte->rtekind != RTE_RELATION)
+			return false;
+		if (rte->relid == rr->target)
+			return true;
+		/* a view's rule names the view itself too (OLD, NEW) */
+		if (rte->relkind != RELKIND_VIEW || list_member_oid(rr->views, rte->relid))
+			return false;
+		check_stack_depth();
+		rr->views = lappend_oid(rr->views, rte->relid);
+		view = relation_open(rte->relid, AccessShareLock);
+		for (int i = 0; view->rd_rules != NULL && i < view->rd_rules->numLocks && !reads; i++)
+			reads = reads_relation_walker((Node *) view->rd_rules->rules[i]->actions, rr);
+		relation_close(view, AccessShareLock);
+		return reads;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, reads_relation_walker, rr, QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, reads_relation_walker, rr);
+}
+
 /*
  * flushes_early: whether the batch of sb may write its rows as it decodes
  * them: a stateless query's plain INSERT (BuildBatchStatement) over one
  * source, whose rows are independent of one another (no stream join, no
  * retraction, no slices), into a table that no trigger watches (a
- * statement trigger fires once per batch, as it did).
+ * statement trigger fires once per batch, as it did) and that the query
+ * does not read (sink_options.table: a query that skips the rows the table
+ * holds would see those of its own batch's earlier writes, which one
+ * statement per batch does not).
  */
 static bool
 flushes_early(QueryDef *q, int show_rows, int slice)
 {
 	HeapTuple	tup;
 	bool		triggers;
+	RangeTblEntry input;
+	ReadsRelation rr;
 
 	if (q->plan->shape != SHAPE_STATELESS || show_rows > 0 || q->plan->join_sources != NIL ||
 		list_length(q->plan->sources) != 1 || q->plan->retract || slice != SLICE_WHOLE ||
@@ -899,7 +948,19 @@ flushes_early(QueryDef *q, int show_rows, int slice)
 	triggers = ((Form_pg_class) GETSTRUCT(tup))->relhastriggers ||
 		((Form_pg_class) GETSTRUCT(tup))->relhasrules;
 	ReleaseSysCache(tup);
-	return !triggers;
+	if (triggers)
+		return false;
+
+	/* the input view, and what it reads */
+	memset(&input, 0, sizeof(input));
+	input.type = T_RangeTblEntry;
+	input.rtekind = RTE_RELATION;
+	input.relkind = RELKIND_VIEW;
+	input.relid = RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(q->plan->input, "view")),
+								   NoLock, false);
+	rr.target = q->result_table;
+	rr.views = NIL;
+	return !reads_relation_walker((Node *) &input, &rr);
 }
 
 /*

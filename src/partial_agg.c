@@ -39,6 +39,7 @@
 #include "executor/tuptable.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "parser/parse_func.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -177,6 +178,10 @@ PartialAggPlan(ContinuousPlan *plan, Oid result_table, Oid state_table, MemoryCo
 	ContinuousPlan combined;
 
 	plan->combine_sql = plan->partial_fingerprint = plan->combine_fingerprint = NULL;
+	/* a catalog older than 0.5 (before ALTER EXTENSION UPDATE) lacks it */
+	if (!OidIsValid(LookupFuncName(list_make2(makeString(STREAMING_SCHEMA), makeString("batch_partials")),
+								   0, NULL, true)))
+		return;
 	combine = combine_sql(plan, state_table);
 	if (combine == NULL)
 		return;

@@ -1420,14 +1420,17 @@ void
 QueryAlterMode(QueryDef *q, OutputMode mode)
 {
 	int			nestlevel;
+	ContinuousPlan *planned;
 
 	if (mode == q->mode)
 		return;
 	nestlevel = PushSearchPath(q->search_path);
-	(void) PlanContinuousQuery(q->query, mode, q->event_time, q->has_watermark,
-							   q->plan->input, q->plan->window_size == NULL);
+	planned = PlanContinuousQuery(q->query, mode, q->event_time, q->has_watermark,
+								  q->plan->input, q->plan->window_size == NULL);
 	PopCatalogSearchPath(nestlevel);
 	q->plan->mode = mode;
+	/* not kept in the stored plan; aggregating in parts needs them */
+	q->plan->state_merge = planned->state_merge;
 	q->plan->close_fingerprint = NULL;
 	store_altered_plan(q, q->query, q->plan, q->result_table);
 }

@@ -166,9 +166,17 @@ FileSinkWrite(void *arg, TupleTableSlot *slot, int first)
 {
 	FileSink   *fs = arg;
 
+	/*
+	 * The format is set up by the first row and lives as long as the sink:
+	 * the receiver resets a context after each row, and deletes it after
+	 * its statement.
+	 */
 	if (!fs->started)
 	{
+		MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(fs));
+
 		RowFormatInit(&fs->format, slot->tts_tupleDescriptor, first, fs->opts->json);
+		MemoryContextSwitchTo(old);
 		if (fs->opts->header && !fs->opts->json)
 		{
 			RowFormatHeader(&fs->format, &fs->line);

@@ -285,9 +285,13 @@ KafkaSinkProduce(void *arg, TupleTableSlot *slot, int first)
 	char	   *key = NULL;
 	rd_kafka_resp_err_t err;
 
+	/* as the file sink's (FileSinkWrite): for the whole batch */
 	if (!ks->started)
 	{
+		MemoryContext old = MemoryContextSwitchTo(GetMemoryChunkContext(ks));
+
 		RowFormatInit(&ks->format, slot->tts_tupleDescriptor, first, ks->opts->json);
+		MemoryContextSwitchTo(old);
 		ks->key_index = ks->opts->key ? RowFormatColumnIndex(&ks->format, ks->opts->key) : -1;
 		if (ks->opts->key && ks->key_index < 0)
 			ereport(ERROR,

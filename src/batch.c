@@ -126,10 +126,15 @@ decode_batch(SourceBatch *batch)
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
 
-		/* cancellation and the like are not about the input */
+		/*
+		 * Cancellation and the like are not about the input, nor is the
+		 * failure of a statement run over decoded rows (flush_rows), which
+		 * decoding again would only meet again.
+		 */
 		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
 			edata->sqlerrcode == ERRCODE_ADMIN_SHUTDOWN ||
-			edata->sqlerrcode == ERRCODE_OUT_OF_MEMORY)
+			edata->sqlerrcode == ERRCODE_OUT_OF_MEMORY ||
+			batch->flush_failed)
 			ReThrowError(edata);
 		FreeErrorData(edata);
 		failed = true;
@@ -984,6 +989,7 @@ flush_rows(SourceBatch *sb, void *arg)
 	GetUserIdAndSecContext(&decoder, &decoder_sec_context);
 	SetUserIdAndSecContext(fc->owner, fc->owner_sec_context);
 	FdwSetBatchInput(sb->relid, sb->rows);
+	sb->flush_failed = true;
 	PG_TRY();
 	{
 		SPI_connect();
@@ -1029,6 +1035,7 @@ flush_rows(SourceBatch *sb, void *arg)
 	}
 	PG_END_TRY();
 	SetUserIdAndSecContext(decoder, decoder_sec_context);
+	sb->flush_failed = false;
 	sb->flushed_rows += n;
 	sb->flushes++;
 	sb->flush_ms += ms_between(t0, GetCurrentTimestamp());
@@ -1662,8 +1669,6 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 	if (flush.partials != NULL)
 		tuplestore_end(flush.partials);
 	st.t_executed = GetCurrentTimestamp();
-	foreach(lc, batches)
-		st.batch_rows += ((SourceBatch *) lfirst(lc))->flushed_rows;
 
 	analyze_grown_join_states(q);
 	commit_batch(q, batches, &st);

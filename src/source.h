@@ -169,6 +169,7 @@ struct SourceBatch
 	int64		flushed_out;
 	int			flushes;
 	double		flush_ms;
+	bool		flush_failed;	/* an error came from flush, not the input */
 
 	/* filled by the source */
 	void	   *private;

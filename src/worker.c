@@ -187,6 +187,23 @@ StartPoolWorkers(Oid dboid, int nqueries)
 }
 
 /*
+ * surplus_worker: whether the database has more pool workers than its
+ * nqueries started queries (and slices) need, in a transaction of its own.
+ */
+static bool
+surplus_worker(Oid dboid, int nqueries)
+{
+	int64		in_db;
+
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	in_db = count_pool_workers(dboid);
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	return in_db > Min(nqueries, streaming_workers_per_database);
+}
+
+/*
  * exec_query_update runs one statement about a query's catalog row in a
  * transaction of its own, if the row is still this worker's (for a slice
  * > 0, if the query is still started).
@@ -817,6 +834,7 @@ StreamingPoolWorkerMain(Datum main_arg)
 	MemoryContext loopcxt;
 	TimestampTz next_scan = 0;
 	TimestampTz idle_since = 0;
+	TimestampTz surplus_since = 0;
 	bool		first_scan = true;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -883,6 +901,25 @@ StreamingPoolWorkerMain(Datum main_arg)
 			}
 			else
 				idle_since = 0;
+
+			/*
+			 * Two starters that counted the pool before either's worker
+			 * showed in pg_stat_activity (a start() and the launcher's
+			 * scan) may both have started one: a worker that holds nothing
+			 * while the database has more workers than started queries
+			 * (or than streaming.workers_per_database) leaves after a
+			 * while.  Should two leave, the launcher starts what is
+			 * missing.
+			 */
+			if (nqueries > 0 && held == NIL && surplus_worker(dboid, nqueries))
+			{
+				if (surplus_since == 0)
+					surplus_since = now;
+				else if (now - surplus_since >= (TimestampTz) POOL_IDLE_EXIT_MS * 1000)
+					worker_exit(NULL, NULL);
+			}
+			else
+				surplus_since = 0;
 			turn = 0;
 		}
 

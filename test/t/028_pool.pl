@@ -145,6 +145,15 @@ like(slurp_file($node->logfile, $log), qr/was terminated by signal 9/, 'it was a
 wait_for(q{SELECT max(restarts) FROM streaming.queries}, '0',
 	'the restart each query counted is reset once it gets going');
 
+# --- a worker that holds nothing while the database has fewer started
+# queries than workers leaves (two starters may each have started one)
+is(sql(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'streaming query'}), '2', 'two pool workers');
+sql(q{SELECT streaming.stop(name) FROM streaming.queries WHERE name <> 'q1'});
+wait_for(q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'streaming query'}, '1',
+	'with one query started, the worker that holds nothing leaves');
+is(sql(q{SELECT a.backend_type FROM streaming.queries q JOIN pg_stat_activity a ON a.pid = q.worker_pid
+          WHERE q.name = 'q1'}), 'streaming query', 'the other keeps the query');
+
 sql(q{SELECT streaming.stop(name) FROM streaming.queries});
 
 # --- a pool too large for max_worker_processes is reported at start

@@ -609,15 +609,13 @@ run_batch_statement(QueryDef *q, BatchStats *st, PreparedKind kind, const char *
 
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
-		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
-		{
-			FreeErrorData(edata);
-			PG_RE_THROW();
-		}
 		FlushErrorState();
+		/* any other error leaves with the subtransaction gone, as it came */
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			ReThrowError(edata);
 		elog(DEBUG1, "continuous query \"%s\": a new group's row was in the result table already (%s); its groups are upserted",
 			 q->name, edata->message);
 		FreeErrorData(edata);
@@ -874,6 +872,7 @@ typedef struct FlushContext
 	const char *sql;
 	Oid			owner;			/* the query's owner, as the statement runs */
 	int			owner_sec_context;
+	bool		checked;		/* a stateless query: writes_apart_safely */
 	/* a grouped query: the partial states of the parts (partial_agg.c) */
 	bool		in_parts;
 	Tuplestorestate *partials;	/* made by the first part */
@@ -938,15 +937,24 @@ reads_relation_walker(Node *node, ReadsRelation *rr)
 static bool
 flushes_early(QueryDef *q, int show_rows, int slice)
 {
+	return q->plan->shape == SHAPE_STATELESS && show_rows <= 0 && q->plan->join_sources == NIL &&
+		list_length(q->plan->sources) == 1 && !q->plan->retract && slice == SLICE_WHOLE &&
+		q->plan->input != NULL && (q->sink.kind == SINK_TABLE || q->sink.kind == SINK_NOTIFY);
+}
+
+/*
+ * writes_apart_safely: the rest of flushes_early's conditions, which look
+ * at the catalog, asked only of a batch that has rows to write apart
+ * (flush_rows), not of every small one.
+ */
+static bool
+writes_apart_safely(QueryDef *q)
+{
 	HeapTuple	tup;
 	bool		triggers;
 	RangeTblEntry input;
 	ReadsRelation rr;
 
-	if (q->plan->shape != SHAPE_STATELESS || show_rows > 0 || q->plan->join_sources != NIL ||
-		list_length(q->plan->sources) != 1 || q->plan->retract || slice != SLICE_WHOLE ||
-		q->plan->input == NULL || (q->sink.kind != SINK_TABLE && q->sink.kind != SINK_NOTIFY))
-		return false;
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(q->result_table));
 	if (!HeapTupleIsValid(tup))
 		return false;
@@ -986,6 +994,16 @@ flush_rows(SourceBatch *sb, void *arg)
 
 	TimestampTz t0 = GetCurrentTimestamp();
 
+	if (!fc->in_parts && !fc->checked)
+	{
+		fc->checked = true;
+		if (!writes_apart_safely(fc->q))
+		{
+			/* the batch writes its rows after decoding, in one statement */
+			sb->flush = NULL;
+			return;
+		}
+	}
 	GetUserIdAndSecContext(&decoder, &decoder_sec_context);
 	SetUserIdAndSecContext(fc->owner, fc->owner_sec_context);
 	FdwSetBatchInput(sb->relid, sb->rows);

@@ -403,6 +403,12 @@ run_batch(PoolQuery *pq, bool *mine, BatchResult *res)
 		*mine = q != NULL && q->id == pq->id;
 		if (*mine)
 		{
+			/*
+			 * What a source waits for is this query's: a condition another
+			 * query's source left in the process (SourceCondition) is not
+			 * (a file query shown waiting for another query's broker)
+			 */
+			SourceClearCondition();
 			/* before the batch writes or locks anything (a table source's slot) */
 			SourcePrepareQuery(q->name, q->id, q->plan->sources);
 			/* a slice's batch takes its slice's row first (slices.c) */

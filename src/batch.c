@@ -1035,7 +1035,10 @@ flush_rows(SourceBatch *sb, void *arg)
 
 			SetTuplestoreDestReceiverParams(dest, fc->partials, fc->cxt, false, NULL, NULL);
 			options.dest = dest;
-			if (run_statement(fc->q, fc->st, PREPARED_PARTIAL, fc->q->plan->batch_sql, &options) != SPI_OK_SELECT)
+			/* plans made before partial_sql: the batch plan, sorted */
+			if (run_statement(fc->q, fc->st, PREPARED_PARTIAL,
+							  fc->q->plan->partial_sql ? fc->q->plan->partial_sql : fc->q->plan->batch_sql,
+							  &options) != SPI_OK_SELECT)
 				elog(ERROR, "batch plan of query \"%s\" failed", fc->q->name);
 			dest->rDestroy(dest);
 		}

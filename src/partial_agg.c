@@ -9,8 +9,9 @@
  * large batch that meant keeping every decoded row until the end (spilled
  * to a temporary file once past work_mem) and aggregating them all at
  * once, while a Kafka consumer waited.  Instead, each time the source's
- * rows reach a part (batch.c, FLUSH_ROWS), batch_sql runs over them and its
- * partial states are kept; the rows are let go.  Once the input is read,
+ * rows reach a part (batch.c, PART_ROWS), batch_sql runs over them (less
+ * the sort of its groups: partial_sql) and its partial states are kept;
+ * the rows are let go.  Once the input is read,
  * the batch statement takes its groups from the combined partial states
  * (combine_sql) instead of from batch_sql: one row per group, as before,
  * so that the merge, the result and the counts are the same.
@@ -152,15 +153,32 @@ combine_sql(ContinuousPlan *plan, Oid state_table)
 					 columns.data, groupby.data);
 	/* the groups in the order the batch plan gives them (planner.c) */
 	if (plan->window_size != NULL)
-	{
-		StringInfoData order;
-
-		initStringInfo(&order);
-		foreach(lc, plan->state_keys)
-			appendStringInfo(&order, "%sg.%s", order.len > 0 ? ", " : "", (char *) lfirst(lc));
-		return psprintf("SELECT * FROM (SELECT %s) AS g ORDER BY %s", select.data, order.data);
-	}
+		return PlanOrderGroups(plan, psprintf("SELECT %s", select.data));
 	return psprintf("SELECT %s", select.data);
+}
+
+/*
+ * partial_sql returns the batch plan that each part runs: batch_sql
+ * without the sort of its groups (PlanOrderGroups), which the partial
+ * states do not need, as the combined ones are sorted again.
+ */
+static char *
+partial_sql(ContinuousPlan *plan)
+{
+	const char *prefix = "SELECT * FROM (";
+	char	   *sorted;
+	size_t		len = strlen(plan->batch_sql);
+	size_t		outer;
+
+	if (plan->window_size == NULL)
+		return plan->batch_sql;
+	/* the wrapping of an empty plan tells its length */
+	sorted = PlanOrderGroups(plan, "");
+	outer = strlen(sorted);
+	if (len <= outer || strncmp(plan->batch_sql, prefix, strlen(prefix)) != 0 ||
+		strcmp(plan->batch_sql + len - (outer - strlen(prefix)), sorted + strlen(prefix)) != 0)
+		return plan->batch_sql;
+	return pnstrdup(plan->batch_sql + strlen(prefix), len - outer);
 }
 
 /*
@@ -177,7 +195,7 @@ PartialAggPlan(ContinuousPlan *plan, Oid result_table, Oid state_table, MemoryCo
 	char	   *combine;
 	ContinuousPlan combined;
 
-	plan->combine_sql = plan->partial_fingerprint = plan->combine_fingerprint = NULL;
+	plan->combine_sql = plan->partial_sql = plan->partial_fingerprint = plan->combine_fingerprint = NULL;
 	/* a catalog older than 0.5 (before ALTER EXTENSION UPDATE) lacks it */
 	if (!OidIsValid(LookupFuncName(list_make2(makeString(STREAMING_SCHEMA), makeString("batch_partials")),
 								   0, NULL, true)))
@@ -188,7 +206,8 @@ PartialAggPlan(ContinuousPlan *plan, Oid result_table, Oid state_table, MemoryCo
 	combined = *plan;
 	combined.batch_sql = combine;
 	plan->combine_sql = MemoryContextStrdup(cxt, combine);
-	plan->partial_fingerprint = MemoryContextStrdup(cxt, ResolvedFingerprint(plan->batch_sql, 1, close_types));
+	plan->partial_sql = MemoryContextStrdup(cxt, partial_sql(plan));
+	plan->partial_fingerprint = MemoryContextStrdup(cxt, ResolvedFingerprint(plan->partial_sql, 1, close_types));
 	plan->combine_fingerprint =
 		MemoryContextStrdup(cxt, ResolvedFingerprint(BuildBatchStatement(&combined, result_table, state_table, 0),
 													  1, close_types));

@@ -1107,6 +1107,23 @@ group_key_index(Query *query, TargetEntry *tle)
 }
 
 /*
+ * PlanOrderGroups returns the groups of sql (a batch plan) sorted on the
+ * state's key, as the batch plan of a windowed aggregate gives them (see
+ * plan_aggregate).
+ */
+char *
+PlanOrderGroups(ContinuousPlan *plan, const char *sql)
+{
+	StringInfoData order;
+	ListCell   *lc;
+
+	initStringInfo(&order);
+	foreach(lc, plan->state_keys)
+		appendStringInfo(&order, "%sg.%s", order.len > 0 ? ", " : "", (char *) lfirst(lc));
+	return psprintf("SELECT * FROM (%s) AS g ORDER BY %s", sql, order.data);
+}
+
+/*
  * plan_aggregate derives the batch plan, merge and finalizers of an
  * aggregation.
  *
@@ -1309,14 +1326,7 @@ plan_aggregate(Query *query, ContinuousPlan *plan, bool window_range_key)
 		 * the GROUP BY would have the batch's rows sorted to group them.
 		 */
 		if (plan->window_size != NULL)
-		{
-			StringInfoData order;
-
-			initStringInfo(&order);
-			foreach(lc, plan->state_keys)
-				appendStringInfo(&order, "%sg.%s", order.len > 0 ? ", " : "", (char *) lfirst(lc));
-			plan->batch_sql = psprintf("SELECT * FROM (%s) AS g ORDER BY %s", plan->batch_sql, order.data);
-		}
+			plan->batch_sql = PlanOrderGroups(plan, plan->batch_sql);
 		return;
 	}
 
@@ -1824,6 +1834,8 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 	if (plan->combine_sql != NULL)
 	{
 		append_string(&buf, "combine", plan->combine_sql);
+		if (plan->partial_sql != NULL)
+			append_string(&buf, "partial", plan->partial_sql);
 		append_string(&buf, "partial_fingerprint", plan->partial_fingerprint);
 		append_string(&buf, "combine_fingerprint", plan->combine_fingerprint);
 	}
@@ -1922,6 +1934,7 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	plan->close_fingerprint = JsonbGetString(obj, "close_fingerprint");
 	/* absent from plans made before batches were aggregated in parts */
 	plan->combine_sql = JsonbGetString(obj, "combine");
+	plan->partial_sql = JsonbGetString(obj, "partial");
 	plan->partial_fingerprint = JsonbGetString(obj, "partial_fingerprint");
 	plan->combine_fingerprint = JsonbGetString(obj, "combine_fingerprint");
 	plan->batch_sql = JsonbGetString(obj, "batch");

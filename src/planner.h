@@ -83,7 +83,10 @@ typedef struct ContinuousPlan
 	char	   *combine_sql;	/* aggregate: the batch plan over the partial
 								 * states of a batch aggregated in parts,
 								 * or NULL (partial_agg.c) */
-	char	   *partial_fingerprint;	/* what batch_sql alone resolved to */
+	char	   *partial_sql;	/* the batch plan run over each part: batch_sql
+								 * without its ORDER BY, or NULL in plans
+								 * made before (batch_sql then) */
+	char	   *partial_fingerprint;	/* what the part's statement resolved to */
 	char	   *combine_fingerprint;	/* and the batch statement over
 										 * combine_sql */
 	List	   *temp_relations; /* temporary relations the query reads (not
@@ -161,6 +164,7 @@ extern Jsonb *ContinuousPlanToJsonb(ContinuousPlan *plan);
 extern ContinuousPlan *ContinuousPlanFromJsonb(Jsonb *plan);
 extern const char *PlanInputRelation(ContinuousPlan *plan);
 extern char *PlanStateQuery(ContinuousPlan *plan);
+extern char *PlanOrderGroups(ContinuousPlan *plan, const char *sql);
 extern char *PlanDeparseQuery(Query *query);
 extern void PlanExpandJoin(ContinuousPlan *plan, List *state_oids);
 extern bool PlanPassesClosedWindows(ContinuousPlan *plan, Oid state_table);

@@ -39,6 +39,7 @@
 #include "utils/timestamp.h"
 
 #include "batch.h"
+#include "bulk_insert.h"
 #include "formats/event_time.h"
 #include "partial_agg.h"
 #include "plan_cache.h"
@@ -544,7 +545,9 @@ run_statement(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql,
 	spec.nargs = 1;
 	spec.argtypes = close_types;
 	/* an optimistic statement resolves the names its plain one does */
-	spec.fingerprint = kind == PREPARED_CLOSE ? q->plan->close_fingerprint :
+	/* the bulk statement reads the input view alone, by its qualified name */
+	spec.fingerprint = kind == PREPARED_BULK ? NULL :
+		kind == PREPARED_CLOSE ? q->plan->close_fingerprint :
 		kind == PREPARED_PARTIAL ? q->plan->partial_fingerprint :
 		kind == PREPARED_COMBINED || kind == PREPARED_COMBINED_OPTIMISTIC ? q->plan->combine_fingerprint :
 		q->plan->batch_fingerprint;
@@ -552,6 +555,48 @@ run_statement(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql,
 	spec.scan_rows = kind == PREPARED_CLOSE ? 0 : st->batch_rows;
 	spec.state_rows = q->state_rows;
 	return ExecutePrepared(&spec, options, &st->prepare_ms);
+}
+
+/*
+ * writes_plainly: whether the batch statement of q is a stateless query's
+ * plain INSERT of its input view's rows (BuildBatchStatement).
+ */
+static bool
+writes_plainly(QueryDef *q, int show_rows)
+{
+	return q->plan->shape == SHAPE_STATELESS && show_rows <= 0 && q->plan->join_sources == NIL &&
+		q->plan->input != NULL;
+}
+
+/*
+ * run_insert runs the plain INSERT sql of a stateless query
+ * (writes_plainly), or, when nothing could tell the two apart
+ * (BulkInsertApplies), the SELECT of its input whose rows bulk_insert.c
+ * writes as COPY FROM does; it returns how many rows it wrote.
+ */
+static uint64
+run_insert(QueryDef *q, BatchStats *st, const char *sql, SPIExecuteOptions *options)
+{
+	Oid			input = RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(q->plan->input, "view")),
+										 NoLock, false);
+	DestReceiver *dest;
+	uint64		rows;
+
+	if (!BulkInsertApplies(q->result_table, input, q->plan->result_columns))
+	{
+		if (run_statement(q, st, PREPARED_BATCH, sql, options) != SPI_OK_INSERT)
+			elog(ERROR, "batch statement of query \"%s\" failed", q->name);
+		return SPI_processed;
+	}
+	dest = BulkInsertReceiverCreate(q->result_table);
+	options->dest = dest;
+	if (run_statement(q, st, PREPARED_BULK, psprintf("SELECT * FROM %s", q->plan->input),
+					  options) != SPI_OK_SELECT)
+		elog(ERROR, "batch statement of query \"%s\" failed", q->name);
+	options->dest = NULL;
+	rows = BulkInsertReceiverRows(dest);
+	dest->rDestroy(dest);
+	return rows;
 }
 
 /*
@@ -769,16 +814,15 @@ execute_batch(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql,
 	}
 	memset(&options, 0, sizeof(options));
 	options.params = watermark_param(st);
-	rc = run_batch_statement(q, st, kind, sql, optimistic_sql, &options);
-	if (rc == SPI_OK_INSERT && q->plan->shape == SHAPE_STATELESS)
+	if (writes_plainly(q, show_rows))
 	{
-		/* a stateless query's plain INSERT (BuildBatchStatement), after
-		 * those that ran while decoding (flush_rows) */
+		/* after those that ran while decoding (flush_rows) */
 		st->updated = st->inserted = 0;
-		st->sink_rows += SPI_processed;
+		st->sink_rows += run_insert(q, st, sql, &options);
 	}
 	else
 	{
+		rc = run_batch_statement(q, st, kind, sql, optimistic_sql, &options);
 		if (rc != SPI_OK_SELECT || SPI_processed < 1)
 			elog(ERROR, "batch statement of query \"%s\" failed", q->name);
 		st->updated = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -937,9 +981,8 @@ reads_relation_walker(Node *node, ReadsRelation *rr)
 static bool
 flushes_early(QueryDef *q, int show_rows, int slice)
 {
-	return q->plan->shape == SHAPE_STATELESS && show_rows <= 0 && q->plan->join_sources == NIL &&
-		list_length(q->plan->sources) == 1 && !q->plan->retract && slice == SLICE_WHOLE &&
-		q->plan->input != NULL && (q->sink.kind == SINK_TABLE || q->sink.kind == SINK_NOTIFY);
+	return writes_plainly(q, show_rows) && list_length(q->plan->sources) == 1 && !q->plan->retract &&
+		slice == SLICE_WHOLE && (q->sink.kind == SINK_TABLE || q->sink.kind == SINK_NOTIFY);
 }
 
 /*
@@ -1044,9 +1087,7 @@ flush_rows(SourceBatch *sb, void *arg)
 		}
 		else
 		{
-			if (run_statement(fc->q, fc->st, PREPARED_BATCH, fc->sql, &options) != SPI_OK_INSERT)
-				elog(ERROR, "batch statement of query \"%s\" failed", fc->q->name);
-			sb->flushed_out += SPI_processed;
+			sb->flushed_out += run_insert(fc->q, fc->st, fc->sql, &options);
 		}
 		SPI_finish();
 	}

@@ -350,7 +350,8 @@ prepared_build(PreparedKey *key, const PreparedSpec *spec)
 	elog(DEBUG1, "continuous query \"%s\": %s statement prepared", spec->query,
 		 key->kind == PREPARED_BATCH ? "batch" : key->kind == PREPARED_CLOSE ? "close" :
 		 key->kind == PREPARED_PARTIAL ? "partial" :
-		 key->kind == PREPARED_COMBINED ? "combined" : "optimistic batch");
+		 key->kind == PREPARED_COMBINED ? "combined" :
+		 key->kind == PREPARED_BULK ? "bulk" : "optimistic batch");
 	return ps;
 }
 

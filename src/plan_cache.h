@@ -21,7 +21,9 @@ typedef enum PreparedKind
 	PREPARED_COMBINED,			/* the batch statement over the parts'
 								 * partial states (partial_agg.c) */
 	PREPARED_BATCH_OPTIMISTIC,	/* those two, writing new groups plainly */
-	PREPARED_COMBINED_OPTIMISTIC	/* (BuildOptimisticBatchStatement) */
+	PREPARED_COMBINED_OPTIMISTIC,	/* (BuildOptimisticBatchStatement) */
+	PREPARED_BULK				/* a stateless query's input, whose rows are
+								 * written in bulk (bulk_insert.c) */
 } PreparedKind;
 
 /* one of a query's statements, and what its plan is made for */

@@ -157,6 +157,7 @@ SELECT streaming.drop_query(q) FROM unnest(ARRAY['bi_plain', 'bi_checked', 'bi_t
   'bi_rls', 'bi_ruled', 'bi_ident', 'bi_renamed', 'bi_owned']) q;
 SELECT streaming.drop_source(s) FROM unnest(ARRAY['bi_src', 'bi_bad', 'bi_src2']) s;
 DROP TABLE bi_counted, bi_ruled_log;
+DROP FUNCTION wal_records, feed, differ, bi_count;
 DROP OWNED BY regress_bi_owner;
 DROP ROLE regress_bi_owner;
 DROP EXTENSION streaming;

@@ -326,7 +326,7 @@ CsvDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 		while (max_rows < 0 || nrows < max_rows)
 		{
 			MemoryContext old;
-			char	   *position;
+			const char *position;
 			char	   *error;
 
 			CHECK_FOR_INTERRUPTS();
@@ -353,7 +353,7 @@ CsvDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 
 			MemoryContextReset(rowcxt);
 			old = MemoryContextSwitchTo(rowcxt);
-			position = psprintf("%s:" INT64_FORMAT, path, feed.record_line);
+			position = LineReaderPosition(&feed.reader, feed.record_line);
 			error = csv_record_error(&feed);
 			if (error != NULL)
 				err_cb(arg, position, feed.record.data, feed.record.len, error);

@@ -30,12 +30,15 @@ typedef struct LineReader
 	size_t		buf_pos;
 	int64		limit;			/* read no further than this, or -1 */
 	int64		consumed;		/* bytes read from the file */
+	StringInfoData position;	/* "path:" and the last LineReaderPosition */
+	int			position_prefix;	/* the length of "path:" */
 } LineReader;
 
 extern void LineReaderOpen(LineReader *reader, const char *path);
 extern bool LineReaderFill(LineReader *reader);
 extern bool LineReaderNext(LineReader *reader);
 extern void LineReaderClose(LineReader *reader);
+extern const char *LineReaderPosition(LineReader *reader, int64 line_number);
 extern int	LineContentLength(const char *line, int len);
 
 /* a column type that column_input.c writes without its input function */

@@ -193,6 +193,9 @@ LineReaderOpen(LineReader *reader, const char *path)
 	memset(reader, 0, sizeof(*reader));
 	reader->path = path;
 	reader->limit = decode_read_limit;
+	initStringInfo(&reader->position);
+	appendStringInfo(&reader->position, "%s:", path);
+	reader->position_prefix = reader->position.len;
 	reader->file = AllocateFile(path, PG_BINARY_R);
 	/* a planned file, readable then: it changed under the batch; retry */
 	if (reader->file == NULL && reader->limit >= 0)
@@ -299,6 +302,20 @@ LineReaderClose(LineReader *reader)
 	if (reader->file != NULL)
 		FreeFile(reader->file);
 	reader->file = NULL;
+}
+
+/*
+ * LineReaderPosition names a line of the file, "path:line_number", for
+ * dead letters and errors: a string valid until the next call, made
+ * without formatting the path again at every line.
+ */
+const char *
+LineReaderPosition(LineReader *reader, int64 line_number)
+{
+	reader->position.len = reader->position_prefix;
+	enlargeStringInfo(&reader->position, MAXINT8LEN + 1);
+	reader->position.len += pg_lltoa(line_number, reader->position.data + reader->position.len);
+	return reader->position.data;
 }
 
 /* LineContentLength: the length of a line without its \n or \r\n */

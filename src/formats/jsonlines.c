@@ -497,7 +497,7 @@ JsonDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 		{
 			MemoryContext old;
 			int			len = LineContentLength(reader.line.data, reader.line.len);
-			char	   *position;
+			const char *position;
 			char	   *line;
 			bool		blank = true;
 
@@ -509,7 +509,7 @@ JsonDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 
 			MemoryContextReset(rowcxt);
 			old = MemoryContextSwitchTo(rowcxt);
-			position = psprintf("%s:" INT64_FORMAT, path, reader.line_number);
+			position = LineReaderPosition(&reader, reader.line_number);
 			if (!pg_verify_mbstr(GetDatabaseEncoding(), reader.line.data, len, true))
 			{
 				err_cb(arg, position, reader.line.data, len,

@@ -73,12 +73,12 @@ TextDecodeFile(const FormatOptions *opts, Relation rel, const char *path,
 		{
 			MemoryContext old;
 			int			len = LineContentLength(reader.line.data, reader.line.len);
-			char	   *position;
+			const char *position;
 
 			CHECK_FOR_INTERRUPTS();
 			MemoryContextReset(rowcxt);
 			old = MemoryContextSwitchTo(rowcxt);
-			position = psprintf("%s:" INT64_FORMAT, path, reader.line_number);
+			position = LineReaderPosition(&reader, reader.line_number);
 			if (!pg_verify_mbstr(GetDatabaseEncoding(), reader.line.data, len, true))
 				err_cb(arg, position, reader.line.data, len,
 					   "invalid byte sequence for the server encoding");

@@ -152,11 +152,36 @@ GRANT INSERT ON bi_owned TO regress_bi_owner;
 SELECT streaming.run('bi_owned');
 SELECT count(*) FROM bi_owned;
 RESET ROLE;
+-- a table elsewhere (sink_options.table) that the owner may insert into
+-- but not read: a CHECK's error shows the row inserted, as the INSERT's
+-- does; and once the owner may no longer use its schema, the INSERT's
+-- error
+CREATE SCHEMA bi_other;
+CREATE TABLE bi_other.sink (id int CHECK (id <> 3), v text);
+GRANT USAGE ON SCHEMA bi_other TO regress_bi_owner;
+GRANT INSERT ON bi_other.sink TO regress_bi_owner;
+SET ROLE regress_bi_owner;
+SELECT streaming.create_query('bi_elsewhere', 'SELECT id, v FROM bi_src2 WHERE id <= 5',
+         sink_options => '{"table": "bi_other.sink"}');
+SELECT streaming.run('bi_elsewhere');
+RESET ROLE;
+ALTER TABLE bi_other.sink DROP CONSTRAINT sink_id_check;
+REVOKE USAGE ON SCHEMA bi_other FROM regress_bi_owner;
+SET ROLE regress_bi_owner;
+SELECT streaming.run('bi_elsewhere');
+RESET ROLE;
+SELECT count(*) FROM bi_other.sink;
+GRANT USAGE ON SCHEMA bi_other TO regress_bi_owner;
+SET ROLE regress_bi_owner;
+SELECT streaming.run('bi_elsewhere');
+RESET ROLE;
+SELECT count(*) AS rows, differ('bi_other.sink', 1, 5) AS differ FROM bi_other.sink;
 
 SELECT streaming.drop_query(q) FROM unnest(ARRAY['bi_plain', 'bi_checked', 'bi_trig', 'bi_wider', 'bi_narrow',
-  'bi_rls', 'bi_ruled', 'bi_ident', 'bi_renamed', 'bi_owned']) q;
+  'bi_rls', 'bi_ruled', 'bi_ident', 'bi_renamed', 'bi_owned', 'bi_elsewhere']) q;
 SELECT streaming.drop_source(s) FROM unnest(ARRAY['bi_src', 'bi_bad', 'bi_src2']) s;
-DROP TABLE bi_counted, bi_ruled_log;
+DROP TABLE bi_counted, bi_ruled_log, bi_other.sink;
+DROP SCHEMA bi_other;
 DROP FUNCTION wal_records, feed, differ, bi_count;
 DROP OWNED BY regress_bi_owner;
 DROP ROLE regress_bi_owner;

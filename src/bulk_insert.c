@@ -22,8 +22,10 @@
  * constraints use too), rules or row-level security; whose columns are the
  * input's, in order, of the same types and typmods (no coercion), under
  * the names the INSERT gives (none renamed), none generated or an
- * identity; and into which the query's owner may insert.  Otherwise the
- * INSERT runs as before (BulkInsertApplies).
+ * identity; into which the query's owner may insert, and which he may read
+ * (the errors of a constraint show the row then, as the INSERT's show the
+ * columns it inserts), in a schema he may use (the INSERT names it).
+ * Otherwise the INSERT runs as before (BulkInsertApplies).
  *
  *-------------------------------------------------------------------------
  */
@@ -33,6 +35,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_namespace.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
@@ -85,7 +88,13 @@ BulkInsertApplies(Oid result, Oid input, List *columns)
 		!rel->rd_rel->relhastriggers && rel->trigdesc == NULL &&
 		!rel->rd_rel->relhasrules && rel->rd_rules == NULL && !rel->rd_rel->relrowsecurity &&
 		desc->natts == list_length(columns) &&
-		pg_class_aclcheck(result, GetUserId(), ACL_INSERT) == ACLCHECK_OK;
+		pg_class_aclcheck(result, GetUserId(), ACL_INSERT) == ACLCHECK_OK &&
+		pg_class_aclcheck(result, GetUserId(), ACL_SELECT) == ACLCHECK_OK &&
+#if PG_VERSION_NUM >= 160000
+		object_aclcheck(NamespaceRelationId, RelationGetNamespace(rel), GetUserId(), ACL_USAGE) == ACLCHECK_OK;
+#else
+		pg_namespace_aclcheck(RelationGetNamespace(rel), GetUserId(), ACL_USAGE) == ACLCHECK_OK;
+#endif
 	if (ok)
 	{
 		in = relation_open(input, AccessShareLock);

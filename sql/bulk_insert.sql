@@ -177,12 +177,43 @@ SELECT streaming.run('bi_elsewhere');
 RESET ROLE;
 SELECT count(*) AS rows, differ('bi_other.sink', 1, 5) AS differ FROM bi_other.sink;
 
+-- the SELECT whose rows are written in bulk is not planned in parallel,
+-- as the INSERT is not: the rows are written while it runs, and a
+-- function that a constraint calls (here a volatile one behind a stable
+-- one) could run no statement in a parallel operation
+CREATE TABLE bi_allowed AS SELECT generate_series(1, 10000) AS id;
+ANALYZE bi_allowed;
+CREATE FUNCTION bi_lookup(i int) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN EXISTS (SELECT 1 WHERE i > 0);
+END $$;
+CREATE FUNCTION bi_is_allowed(i int) RETURNS bool LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  RETURN bi_lookup(i);
+END $$;
+SELECT streaming.create_query('bi_par',
+         'SELECT id, v FROM bi_src WHERE id <= (SELECT max(id) FROM bi_allowed) AND id <= 100');
+ALTER TABLE bi_par ADD CONSTRAINT allowed CHECK (bi_is_allowed(id));
+SELECT plan->>'input' AS par_input FROM streaming.queries WHERE name = 'bi_par' \gset
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+-- the SELECT alone would be
+EXPLAIN (COSTS OFF) SELECT * FROM :par_input;
+SELECT pg_current_wal_flush_lsn() AS lsn \gset
+SELECT streaming.run('bi_par');
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+SELECT wal_records('bi_par', :'lsn', 'MULTI_INSERT') > 0 AS bulk;
+SELECT count(*) AS rows, differ('bi_par', 1, 100) AS differ FROM bi_par;
+
 SELECT streaming.drop_query(q) FROM unnest(ARRAY['bi_plain', 'bi_checked', 'bi_trig', 'bi_wider', 'bi_narrow',
-  'bi_rls', 'bi_ruled', 'bi_ident', 'bi_renamed', 'bi_owned', 'bi_elsewhere']) q;
+  'bi_rls', 'bi_ruled', 'bi_ident', 'bi_renamed', 'bi_owned', 'bi_elsewhere', 'bi_par']) q;
 SELECT streaming.drop_source(s) FROM unnest(ARRAY['bi_src', 'bi_bad', 'bi_src2']) s;
-DROP TABLE bi_counted, bi_ruled_log, bi_other.sink;
+DROP TABLE bi_counted, bi_ruled_log, bi_allowed, bi_other.sink;
 DROP SCHEMA bi_other;
-DROP FUNCTION wal_records, feed, differ, bi_count;
+DROP FUNCTION wal_records, feed, differ, bi_count, bi_is_allowed, bi_lookup;
 DROP OWNED BY regress_bi_owner;
 DROP ROLE regress_bi_owner;
 DROP EXTENSION streaming;

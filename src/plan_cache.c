@@ -288,7 +288,11 @@ prepared_make_room(void)
  * is planned for each watermark - planned only, not analysed again.
  * Either way the plan cache makes one kind of plan per execution, never a
  * generic one and then a custom one, between which an invalidation could
- * make it analyse the statement again.
+ * make it analyse the statement again.  The SELECT whose rows
+ * bulk_insert.c writes is not planned in parallel, as the INSERT it stands
+ * for is not: its rows are written while it runs, and in a parallel
+ * operation a constraint's function could run no statement, nor could the
+ * transaction take its ID.
  */
 static PreparedStatement *
 prepared_build(PreparedKey *key, const PreparedSpec *spec)
@@ -302,7 +306,7 @@ prepared_build(PreparedKey *key, const PreparedSpec *spec)
 	PreparedStatement *ps;
 	SPIPlanPtr	plan;
 	bool		found;
-	int			options = CURSOR_OPT_PARALLEL_OK |
+	int			options = (spec->kind == PREPARED_BULK ? 0 : CURSOR_OPT_PARALLEL_OK) |
 		(spec->kind == PREPARED_CLOSE ? CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN);
 
 	querytrees = AnalyseResolved(spec->sql, spec->nargs, spec->argtypes, spec->query,

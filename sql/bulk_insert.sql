@@ -208,12 +208,43 @@ RESET min_parallel_table_scan_size;
 SELECT wal_records('bi_par', :'lsn', 'MULTI_INSERT') > 0 AS bulk;
 SELECT count(*) AS rows, differ('bi_par', 1, 100) AS differ FROM bi_par;
 
+-- a volatile function the query calls may read the result table, and see
+-- there the rows the batch wrote before, as the INSERT writes each row
+-- before the next is read: the INSERT runs (here, only the first row of
+-- each key passes)
+CREATE FUNCTION bi_unseen(k int) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN NOT EXISTS (SELECT 1 FROM bi_firsts WHERE id = k);
+END $$;
+SELECT streaming.create_query('bi_firsts', 'SELECT id % 7 AS id, v FROM bi_src WHERE id <= 100 AND bi_unseen(id % 7)');
+SELECT streaming.run('bi_firsts');
+SELECT id, v FROM bi_firsts ORDER BY id;
+-- (as through a view it reads)
+CREATE VIEW bi_keys AS SELECT k FROM generate_series(0, 6) k WHERE random() >= 0;
+SELECT streaming.create_query('bi_viewed', 'SELECT s.id, s.v FROM bi_src s JOIN bi_keys ON k = s.id % 7 WHERE s.id <= 100');
+SELECT pg_current_wal_flush_lsn() AS lsn \gset
+SELECT streaming.run('bi_viewed');
+SELECT wal_records('bi_viewed', :'lsn', 'MULTI_INSERT') AS bulk_records,
+       wal_records('bi_viewed', :'lsn', 'INSERT') > 0 AS row_records;
+SELECT count(*) AS rows, differ('bi_viewed', 1, 100) AS differ FROM bi_viewed;
+-- so may a CHECK constraint's (here, the second row of a key fails)
+CREATE FUNCTION bi_first_of(k int) RETURNS bool LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN NOT EXISTS (SELECT 1 FROM bi_keyed WHERE id = k);
+END $$;
+SELECT streaming.create_query('bi_keyed', 'SELECT id % 7 AS id, v FROM bi_src WHERE id <= 20');
+ALTER TABLE bi_keyed ADD CONSTRAINT first CHECK (bi_first_of(id));
+SELECT streaming.run('bi_keyed');
+SELECT count(*) FROM bi_keyed;
+
 SELECT streaming.drop_query(q) FROM unnest(ARRAY['bi_plain', 'bi_checked', 'bi_trig', 'bi_wider', 'bi_narrow',
-  'bi_rls', 'bi_ruled', 'bi_ident', 'bi_renamed', 'bi_owned', 'bi_elsewhere', 'bi_par']) q;
+  'bi_rls', 'bi_ruled', 'bi_ident', 'bi_renamed', 'bi_owned', 'bi_elsewhere', 'bi_par', 'bi_firsts', 'bi_keyed',
+  'bi_viewed']) q;
 SELECT streaming.drop_source(s) FROM unnest(ARRAY['bi_src', 'bi_bad', 'bi_src2']) s;
+DROP VIEW bi_keys;
 DROP TABLE bi_counted, bi_ruled_log, bi_allowed, bi_other.sink;
 DROP SCHEMA bi_other;
-DROP FUNCTION wal_records, feed, differ, bi_count, bi_is_allowed, bi_lookup;
+DROP FUNCTION wal_records, feed, differ, bi_count, bi_is_allowed, bi_lookup, bi_unseen, bi_first_of;
 DROP OWNED BY regress_bi_owner;
 DROP ROLE regress_bi_owner;
 DROP EXTENSION streaming;

@@ -24,8 +24,12 @@
  * the names the INSERT gives (none renamed), none generated or an
  * identity; into which the query's owner may insert, and which he may read
  * (the errors of a constraint show the row then, as the INSERT's show the
- * columns it inserts), in a schema he may use (the INSERT names it).
- * Otherwise the INSERT runs as before (BulkInsertApplies).
+ * columns it inserts), in a schema he may use (the INSERT names it).  And
+ * no volatile function must be called by the query (through the views it
+ * reads too) or a CHECK constraint: such a function may read the table,
+ * and see there the rows written before, which the INSERT writes one at a
+ * time but this receiver a buffer at a time.  Otherwise the INSERT runs as
+ * before (BulkInsertApplies).
  *
  *-------------------------------------------------------------------------
  */
@@ -39,6 +43,9 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
+#include "nodes/nodeFuncs.h"
+#include "optimizer/optimizer.h"
+#include "rewrite/rewriteHandler.h"
 #include "utils/acl.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -64,6 +71,66 @@ typedef struct BulkInsertReceiver
 	MemoryContext cxt;			/* reset at each write */
 	uint64		rows;			/* written */
 } BulkInsertReceiver;
+
+/*
+ * calls_volatile_walker tells whether the views a query tree reads, their
+ * own views too, call a volatile function; *views lists the views seen
+ * (a view's rule names the view itself too, as OLD and NEW).
+ */
+static bool
+calls_volatile_walker(Node *node, List **views)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+		Relation	view;
+		Query	   *query;
+		bool		calls;
+
+		if (rte->rtekind != RTE_RELATION || rte->relkind != RELKIND_VIEW ||
+			list_member_oid(*views, rte->relid))
+			return false;
+		check_stack_depth();
+		*views = lappend_oid(*views, rte->relid);
+		/* locked as the statement will lock it */
+		view = relation_open(rte->relid, AccessShareLock);
+		query = get_view_query(view);
+		calls = contain_volatile_functions_not_nextval((Node *) query) ||
+			calls_volatile_walker((Node *) query, views);
+		relation_close(view, NoLock);
+		return calls;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, calls_volatile_walker, views, QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, calls_volatile_walker, views);
+}
+
+/*
+ * calls_volatile tells whether the rows of the view input, or the CHECK
+ * constraints of rel, call a volatile function (nextval aside, which
+ * reads no table).
+ */
+static bool
+calls_volatile(Relation rel, Relation input)
+{
+	TupleConstr *constr = RelationGetDescr(rel)->constr;
+	RangeTblEntry rte;
+	List	   *views = NIL;
+
+	for (int i = 0; constr != NULL && i < constr->num_check; i++)
+	{
+		if (contain_volatile_functions_not_nextval(stringToNode(constr->check[i].ccbin)))
+			return true;
+	}
+	memset(&rte, 0, sizeof(rte));
+	rte.type = T_RangeTblEntry;
+	rte.rtekind = RTE_RELATION;
+	rte.relkind = RELKIND_VIEW;
+	rte.relid = RelationGetRelid(input);
+	return calls_volatile_walker((Node *) &rte, &views);
+}
 
 /*
  * BulkInsertApplies tells whether the rows of the relation (view) input,
@@ -111,6 +178,7 @@ BulkInsertApplies(Oid result, Oid input, List *columns)
 				att->atttypid == inatt->atttypid &&
 				(att->atttypmod < 0 || att->atttypmod == inatt->atttypmod);
 		}
+		ok = ok && !calls_volatile(rel, in);
 		relation_close(in, NoLock);
 	}
 	table_close(rel, NoLock);

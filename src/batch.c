@@ -559,30 +559,33 @@ run_statement(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql,
 
 /*
  * writes_plainly: whether the batch statement of q is a stateless query's
- * plain INSERT of its input view's rows (BuildBatchStatement).
+ * plain INSERT of its rows (BuildBatchStatement): those of its input view,
+ * or, planned by an earlier version without one, of its query.
  */
 static bool
 writes_plainly(QueryDef *q, int show_rows)
 {
-	return q->plan->shape == SHAPE_STATELESS && show_rows <= 0 && q->plan->join_sources == NIL &&
-		q->plan->input != NULL;
+	return q->plan->shape == SHAPE_STATELESS && show_rows <= 0 && q->plan->join_sources == NIL;
 }
 
 /*
  * run_insert runs the plain INSERT sql of a stateless query
- * (writes_plainly), or, when nothing could tell the two apart
- * (BulkInsertApplies), the SELECT of its input whose rows bulk_insert.c
- * writes as COPY FROM does; it returns how many rows it wrote.
+ * (writes_plainly), or, when it reads an input view and nothing could tell
+ * the two apart (BulkInsertApplies), the SELECT of its input whose rows
+ * bulk_insert.c writes as COPY FROM does; it returns how many rows it
+ * wrote.
  */
 static uint64
 run_insert(QueryDef *q, BatchStats *st, const char *sql, SPIExecuteOptions *options)
 {
-	Oid			input = RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(q->plan->input, "view")),
-										 NoLock, false);
 	DestReceiver *dest;
 	uint64		rows;
 
-	if (!BulkInsertApplies(q->result_table, input, q->plan->result_columns))
+	if (q->plan->input == NULL ||
+		!BulkInsertApplies(q->result_table,
+						   RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(q->plan->input, "view")),
+											NoLock, false),
+						   q->plan->result_columns))
 	{
 		if (run_statement(q, st, PREPARED_BATCH, sql, options) != SPI_OK_INSERT)
 			elog(ERROR, "batch statement of query \"%s\" failed", q->name);
@@ -981,8 +984,8 @@ reads_relation_walker(Node *node, ReadsRelation *rr)
 static bool
 flushes_early(QueryDef *q, int show_rows, int slice)
 {
-	return writes_plainly(q, show_rows) && list_length(q->plan->sources) == 1 && !q->plan->retract &&
-		slice == SLICE_WHOLE && (q->sink.kind == SINK_TABLE || q->sink.kind == SINK_NOTIFY);
+	return writes_plainly(q, show_rows) && q->plan->input != NULL && list_length(q->plan->sources) == 1 &&
+		!q->plan->retract && slice == SLICE_WHOLE && (q->sink.kind == SINK_TABLE || q->sink.kind == SINK_NOTIFY);
 }
 
 /*

@@ -98,6 +98,31 @@ SourceClearCondition(void)
 }
 
 /*
+ * SourceKeepCondition keeps in *kept (TopMemoryContext) the condition the
+ * source has just set, or none once it has cleared it, and
+ * SourceRepeatCondition says it again: a source that waits out a backoff
+ * without trying does so at the turns in between.  Each query's turn
+ * begins without a condition (worker.c), so what the status shows is what
+ * that query's sources said during its turn.
+ */
+void
+SourceKeepCondition(char **kept)
+{
+	if (*kept != NULL)
+		pfree(*kept);
+	*kept = SourceCondition != NULL ? MemoryContextStrdup(TopMemoryContext, SourceCondition) : NULL;
+}
+
+void
+SourceRepeatCondition(const char *kept)
+{
+	if (kept == NULL || (SourceCondition != NULL && strcmp(SourceCondition, kept) == 0))
+		return;
+	SourceClearCondition();
+	SourceCondition = MemoryContextStrdup(TopMemoryContext, kept);
+}
+
+/*
  * SourceFindColumn returns the attribute number of the live column of that
  * name and type, or InvalidAttrNumber.
  */

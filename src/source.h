@@ -212,6 +212,8 @@ extern void SourceBatchAddOffset(SourceBatch *batch, const char *partition, int6
 extern char *SourceCondition;
 extern void SourceSetCondition(const char *fmt,...) pg_attribute_printf(1, 2);
 extern void SourceClearCondition(void);
+extern void SourceKeepCondition(char **kept);
+extern void SourceRepeatCondition(const char *kept);
 extern uint64 SourceWaits;
 extern void SourceWaiting(void);
 extern AttrNumber SourceFindColumn(TupleDesc desc, const char *name, Oid type);

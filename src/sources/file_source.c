@@ -80,6 +80,7 @@ typedef struct FileRetry
 	Oid			relid;
 	char	   *query;
 	bool		failing;		/* logged, and the condition set */
+	char	   *condition;		/* what it waits for, while failing */
 	int			backoff_ms;
 	TimestampTz next_attempt;
 } FileRetry;
@@ -545,6 +546,7 @@ file_unavailable(SourceBatch *batch, FileRetry *retry, const char *what, int err
 				 errdetail("Retrying with backoff up to %d seconds.", FILE_RETRY_MAX_MS / 1000)));
 	retry->failing = true;
 	SourceSetCondition("waiting for %s of file source \"%s\": %s", what, batch->name, why);
+	SourceKeepCondition(&retry->condition);
 	retry->next_attempt = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), retry->backoff_ms);
 	retry->backoff_ms = Min(retry->backoff_ms * 2, FILE_RETRY_MAX_MS);
 	/* a watched directory may wake the worker sooner; the retry is due then */
@@ -565,6 +567,7 @@ file_available(SourceBatch *batch, FileRetry *retry)
 	retry->backoff_ms = FILE_RETRY_MIN_MS;
 	retry->next_attempt = 0;
 	SourceClearCondition();
+	SourceKeepCondition(&retry->condition);
 }
 
 /*
@@ -637,6 +640,7 @@ file_plan_batch(SourceBatch *batch)
 	/* waiting for the directory or a file: not before the next attempt */
 	if (retry != NULL && retry->failing && GetCurrentTimestamp() < retry->next_attempt)
 	{
+		SourceRepeatCondition(retry->condition);
 		batch->wake_at = retry->next_attempt;
 		MemoryContextSwitchTo(old);
 		return false;

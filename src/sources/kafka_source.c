@@ -126,6 +126,8 @@ typedef struct KafkaConn
 	rd_kafka_t *rk;
 	TimestampTz next_attempt;
 	int			backoff_ms;
+	char	   *condition;		/* what it waits for, until it reaches the
+								 * broker again */
 	/* 'available_now': the end offsets when the run began bound the run */
 	TimestampTz run_began;
 	HTAB	   *run_ends;		/* OffsetEntry per partition key */
@@ -863,6 +865,8 @@ kafka_conn_destroy(KafkaConn *conn)
 		pfree(conn->listed[i].topic);
 	if (conn->listed)
 		pfree(conn->listed);
+	if (conn->condition)
+		pfree(conn->condition);
 	pfree(conn->query);
 	pfree(conn->options);
 	pfree(conn);
@@ -954,6 +958,7 @@ kafka_unreachable(KafkaConn *conn, Jsonb *options, const char *what, const char 
 {
 	SourceSetCondition("waiting for Kafka (%s): %s: %s",
 					   bootstrap_servers(options), what, why);
+	SourceKeepCondition(&conn->condition);
 	conn->next_attempt = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), conn->backoff_ms);
 	conn->backoff_ms = Min(conn->backoff_ms * 2, KAFKA_BACKOFF_MAX_MS);
 }
@@ -1300,6 +1305,7 @@ live_list(SourceBatch *batch, KafkaConn *conn)
 	}
 	conn->listed_at = GetCurrentTimestamp();
 	SourceClearCondition();
+	SourceKeepCondition(&conn->condition);
 	conn->backoff_ms = KAFKA_BACKOFF_MIN_MS;
 	return true;
 }
@@ -1505,6 +1511,7 @@ kafka_plan_live(SourceBatch *batch, KafkaConn *conn)
 
 	if (now < conn->next_attempt)
 	{
+		SourceRepeatCondition(conn->condition);
 		batch->wake_at = conn->next_attempt;
 		return false;
 	}
@@ -1677,6 +1684,7 @@ kafka_plan_batch(SourceBatch *batch)
 	}
 	if (GetCurrentTimestamp() < conn->next_attempt)
 	{
+		SourceRepeatCondition(conn->condition);
 		SourceWaiting();
 		MemoryContextSwitchTo(old);
 		return false;
@@ -1793,6 +1801,7 @@ kafka_plan_batch(SourceBatch *batch)
 		total += plan->parts[i].end - plan->parts[i].start;
 
 	SourceClearCondition();
+	SourceKeepCondition(&conn->condition);
 	conn->backoff_ms = KAFKA_BACKOFF_MIN_MS;
 	if (total == 0 && !moved)
 	{

@@ -90,6 +90,7 @@ typedef struct SocketConn
 	TimestampTz next_attempt;
 	int			backoff_ms;
 	bool		logged_failure;
+	char	   *condition;		/* what it waits for, until it connects */
 	StringInfoData inbuf;		/* received, not yet split into lines */
 	StringInfoData partial;		/* an incomplete last line */
 	bool		skipping;		/* dropping the rest of a line too long */
@@ -232,6 +233,7 @@ socket_retry_later(SocketConn *conn, const char *host, int port, const char *why
 				 errdetail("Retrying with backoff up to %d seconds.", SOCKET_BACKOFF_MAX_MS / 1000)));
 	conn->logged_failure = true;
 	SourceSetCondition("connecting to the socket source at %s:%d: %s", host, port, why);
+	SourceKeepCondition(&conn->condition);
 	conn->next_attempt = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), conn->backoff_ms);
 	conn->backoff_ms = Min(conn->backoff_ms * 2, SOCKET_BACKOFF_MAX_MS);
 }
@@ -318,6 +320,7 @@ socket_connect(SocketConn *conn, const char *host, int port)
 	conn->logged_failure = false;
 	conn->backoff_ms = SOCKET_BACKOFF_MIN_MS;
 	SourceClearCondition();
+	SourceKeepCondition(&conn->condition);
 }
 
 /* socket_buffer_full: no more lines until a batch has consumed some */
@@ -523,6 +526,8 @@ socket_plan_batch(SourceBatch *batch)
 
 	if (conn->fd == PGINVALID_SOCKET && GetCurrentTimestamp() >= conn->next_attempt)
 		socket_connect(conn, host, port);
+	else if (conn->fd == PGINVALID_SOCKET)
+		SourceRepeatCondition(conn->condition);
 	if (conn->fd != PGINVALID_SOCKET)
 		socket_receive(conn, host, port);
 
@@ -648,6 +653,8 @@ socket_forget(const char *query, int slice)
 		MemoryContextDelete(conn->cxt);
 		pfree(conn->inbuf.data);
 		pfree(conn->partial.data);
+		if (conn->condition)
+			pfree(conn->condition);
 		pfree(conn->query);
 		pfree(conn);
 		connections = foreach_delete_current(connections, lc);

@@ -26,6 +26,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Time::HiRes qw(usleep);
 
 my $node = PostgreSQL::Test::Cluster->new('source_wm');
 $node->init;
@@ -69,7 +70,7 @@ sql(qq{
 	CREATE EXTENSION streaming;
 	-- a slow predicate, so that a batch takes long enough to be killed in
 	CREATE FUNCTION slow(int) RETURNS boolean LANGUAGE sql
-		AS \$\$SELECT pg_sleep(0.003) IS NOT NULL\$\$;
+		AS \$\$SELECT pg_sleep(0.01) IS NOT NULL\$\$;
 	SELECT streaming.create_source('a', 'file', schema => 't timestamptz, k text, v int',
 		options => '{"path": "$dir_a", "format": "csv", "max_files_per_trigger": 1}');
 	SELECT streaming.create_source('b', 'file', schema => 't timestamptz, k text, v int',
@@ -132,12 +133,20 @@ is(sql(q{SELECT count(*) FROM streaming.source_watermarks s JOIN streaming.queri
           WHERE s.batch_id > q.last_batch_id}), '0',
 	'after the crash no source_watermarks row is ahead of its query\'s last batch');
 
-# round 3: SIGKILL in the middle of a batch's statement
+# round 3: SIGKILL in the middle of a batch's statement (the pid of a
+# batch seen sleeping in slow(), in one query: a batch lasts 0.3 s)
 write_round();
-wait_for(q{SELECT count(*) > 0 FROM pg_stat_activity
-            WHERE query = 'streaming micro-batch: wins' AND state = 'active' AND wait_event = 'PgSleep'},
-	't', 'round 3: a batch of wins is running');
-kill 'KILL', sql($wins_pid);
+my $sleeping = '';
+for (1 .. 3000)
+{
+	$sleeping = sql(q{SELECT pid FROM pg_stat_activity
+	                   WHERE query = 'streaming micro-batch: wins' AND state = 'active' AND wait_event = 'PgSleep'
+	                   LIMIT 1});
+	last if $sleeping ne '';
+	usleep(10_000);
+}
+ok($sleeping ne '', 'round 3: a batch of wins is running');
+kill 'KILL', $sleeping;
 $node->poll_query_until('postgres', 'SELECT true') or die "server did not recover";
 
 # round 4: immediate shutdown while a batch waits after writing its rows

@@ -57,6 +57,18 @@ sql(qq{
 	SELECT streaming.create_query('pooled_copy', \$\$SELECT id, upper(name) AS name FROM pooled_src\$\$);
 });
 
+# hold_commits: a session that keeps every batch from committing (it
+# locks streaming.progress, which a batch writes last) until it is gone:
+# a batch that has written its rows waits, and the kill lands before its
+# commit however fast it writes them
+sub hold_commits
+{
+	my $h = $node->background_psql('postgres');
+	$h->query_safe('BEGIN');
+	$h->query_safe('LOCK TABLE streaming.progress IN EXCLUSIVE MODE');
+	return $h;
+}
+
 # wait until the batch running in process $pid has written rows of its own
 # into $table (the table grows) while the query has committed $committed
 # rows; then kill the process
@@ -84,6 +96,7 @@ sub session_batch_killed
 {
 	my ($committed) = @_;
 	my ($out, $err) = ('', '');
+	my $hold = hold_commits();
 	my $h = IPC::Run::start(
 		[ 'psql', '-X', '-d', $node->connstr('postgres'), '-c', "SELECT streaming.run('session_copy', 1)" ],
 		'>', \$out, '2>', \$err);
@@ -98,6 +111,7 @@ sub session_batch_killed
 	die "batch did not start" if $pid eq '';
 	kill_mid_batch($pid, 'session_copy', $committed);
 	$h->finish;
+	eval { $hold->quit; };
 }
 
 # run() in a session: killed in its first batch, then in its second
@@ -167,6 +181,7 @@ is(sql(q{SELECT count(*) FROM (
 	'the groups equal plain SQL over every row: each counted exactly once');
 
 # a pool worker, killed in its first batch; the pool starts it again
+my $hold = hold_commits();
 sql(q{SELECT streaming.start('pooled_copy')});
 my $worker = '';
 for (1 .. 1000)
@@ -177,6 +192,7 @@ for (1 .. 1000)
 }
 die "no worker took the query" if $worker eq '';
 kill_mid_batch($worker, 'pooled_copy', 0);
+eval { $hold->quit; };
 ok($node->poll_query_until('postgres',
 		q{SELECT count(*) FROM streaming.progress WHERE query = 'pooled_copy'}, '3'),
 	'after recovery, a worker runs the three batches');

@@ -7,7 +7,9 @@
 #     the same aggregation in plain SQL (INSERT ... SELECT ... GROUP BY ...
 #     ON CONFLICT DO UPDATE): what users would write without the extension.
 # CPU is what the process used (/proc/<pid>/stat, utime + stime, all its
-# threads: librdkafka's included), wall is elapsed time.  The windowed
+# threads: librdkafka's included), wall is elapsed time.  kcat, the window
+# aggregate and q0, whose targets are stated against kcat, are each the
+# best of 3 runs by wall time (the first run's figures are printed too).  The windowed
 # aggregate's result is checked row for row against plain SQL over the same
 # rows.  Then events/s per CPU-second for Nexmark q0 (projection), q1
 # (currency conversion), q2 (selection), a q5-style sliding-window count and
@@ -78,25 +80,42 @@ CREATE FUNCTION bench_cpu() RETURNS float8 LANGUAGE sql AS
     FROM pg_read_file('/proc/self/stat') s\$\$;
 EOF
 
-# query NAME SELECT [event-time args]: a source of its own over the whole
-# topic, the query, one run(); prints "wall cpu batches"
+# query NAME SELECT [event-time args] [RUNS]: a source of its own over the
+# whole topic, the query, one run(); prints "wall|cpu|batches".  With RUNS
+# (as kcat's best of 3), the query is reset to the topic's start and its
+# result table emptied between runs, and the run of least wall time is
+# printed, then "|wall|cpu" of the first run
 query() {
-	local name=$1 select=$2 extra=${3:-}
+	local name=$1 select=$2 extra=${3:-} runs=${4:-1} best="" first="" out
 	sql >/dev/null <<EOF
 SELECT streaming.create_source('bids_$name', 'kafka', '$SCHEMA',
   '{"bootstrap_servers": "$BOOTSTRAP", "topic": "bids", "format": "json", "starting_offsets": "earliest"}');
 SELECT streaming.create_query('$name', \$q\$${select//bids/bids_$name}\$q\$ $extra);
 EOF
-	sql <<EOF
+	for ((r = 1; r <= runs; r++)); do
+		if ((r > 1)); then
+			sql >/dev/null -c "SELECT streaming.reset_query('$name', start_from => 'earliest')" -c "TRUNCATE $name"
+		fi
+		out=$(sql <<EOF
 SELECT bench_cpu() AS c0, extract(epoch FROM clock_timestamp()) AS t0 \gset
 SELECT streaming.run('$name') AS batches \gset
 SELECT extract(epoch FROM clock_timestamp()) - :t0, bench_cpu() - :c0, :batches;
 EOF
+)
+		[[ -z "$first" ]] && first=$out
+		if [[ -z "$best" ]] || (($(echo "${out%%|*} < ${best%%|*}" | bc -l))); then best=$out; fi
+	done
+	if ((runs > 1)); then
+		local f=${first%|*}
+		echo "$best|$f"
+	else
+		echo "$best"
+	fi
 }
 
 log "the windowed aggregate (update mode, watermark 5 s)"
 WINDOW_Q="SELECT streaming.window(date_time, '10 seconds') AS w, auction, count(*) AS n, max(price) AS top FROM bids GROUP BY 1, 2"
-IFS='|' read -r AGG_S AGG_CPU AGG_B < <(query agg "$WINDOW_Q" ", event_time => 'date_time', watermark => '5 seconds', output_mode => 'update'")
+IFS='|' read -r AGG_S AGG_CPU AGG_B AGG1_S AGG1_CPU < <(query agg "$WINDOW_Q" ", event_time => 'date_time', watermark => '5 seconds', output_mode => 'update'" 3)
 
 log "COPY + re-aggregate in plain SQL"
 IFS='|' read -r COPY_S COPY_CPU < <(sql <<EOF
@@ -184,7 +203,7 @@ PAR_CHECK="$(sql -c "SELECT (SELECT count(*) FROM (SELECT w, auction, n, top FRO
   ' s waiting for the other slice''s merges'")"
 
 log "Nexmark queries"
-IFS='|' read -r Q0_S Q0_CPU _ < <(query q0 "SELECT auction, bidder, price, date_time FROM bids")
+IFS='|' read -r Q0_S Q0_CPU _ Q01_S Q01_CPU < <(query q0 "SELECT auction, bidder, price, date_time FROM bids" "" 3)
 IFS='|' read -r Q1_S Q1_CPU _ < <(query q1 "SELECT auction, bidder, (0.908 * price)::numeric(12, 2) AS price, date_time FROM bids")
 IFS='|' read -r Q2_S Q2_CPU _ < <(query q2 "SELECT auction, price FROM bids WHERE auction % 123 = 0")
 IFS='|' read -r Q5_S Q5_CPU _ < <(query q5 "SELECT streaming.window(date_time, '10 seconds', '2 seconds') AS w, auction, count(*) AS n FROM bids GROUP BY 1, 2" \
@@ -199,12 +218,13 @@ echo
 echo "Nexmark bids, $N JSON messages (~$(($(stat -c %s "$DIR/bids.json") / N)) bytes) in $PARTS partitions of librdkafka's mock cluster, $(nproc) cores"
 printf '%-52s %8s %8s %14s\n' "path" "wall s" "CPU s" "CPU s per 1M"
 printf '%-52s %8.2f %8.2f %14.2f\n' "kcat -C -e -q > /dev/null (best of 3)" "$KCAT_S" "$KCAT_CPU" "$(per_m "$KCAT_CPU")"
-printf '%-52s %8.2f %8.2f %14.2f\n' "streaming.run() of the window aggregate ($AGG_B batch)" "$AGG_S" "$AGG_CPU" "$(per_m "$AGG_CPU")"
+printf '%-52s %8.2f %8.2f %14.2f\n' "streaming.run() of the window aggregate (best of 3)" "$AGG_S" "$AGG_CPU" "$(per_m "$AGG_CPU")"
 printf '%-52s %8.2f %8.2f %14.2f\n' "COPY into jsonb + INSERT ... GROUP BY ... ON CONFLICT" "$COPY_S" "$COPY_CPU" "$(per_m "$COPY_CPU")"
 printf '%-52s %8.2f %8.2f %14.2f\n' "streaming.run() of it over a file source ($FILE_B batch)" "$FILE_S" "$FILE_CPU" "$(per_m "$FILE_CPU")"
 echo "result check against plain SQL: $CHECK; over the file source: $FILE_CHECK rows differ"
 printf 'window aggregate: CPU = kcat + %.2f CPU-s per 1M (target <= 1.0); %.2fx the CPU of COPY + re-aggregate (target <= 0.25); wall %.2fx kcat (target >= 0.7)\n' \
 	"$(per_m "$(echo "$AGG_CPU - $KCAT_CPU" | bc -l)")" "$(echo "$AGG_CPU / $COPY_CPU" | bc -l)" "$(echo "$KCAT_S / $AGG_S" | bc -l)"
+printf 'the window aggregate ran %s batch each time; its first run: %.2f s, %.2f CPU-s (kcat + %.2f)\n' "$AGG_B" "$AGG1_S" "$AGG1_CPU" "$(per_m "$(echo "$AGG1_CPU - $KCAT_CPU" | bc -l)")"
 printf 'without librdkafka: the file source %.2fx the CPU of COPY + re-aggregate; the Kafka run less kcat %.2fx\n' \
 	"$(echo "$FILE_CPU / $COPY_CPU" | bc -l)" "$(echo "($AGG_CPU - $KCAT_CPU) / $COPY_CPU" | bc -l)"
 echo
@@ -221,4 +241,4 @@ nx "q1 currency conversion" "$Q1_S" "$Q1_CPU"
 nx "q2 selection" "$Q2_S" "$Q2_CPU"
 nx "q5-style sliding window count (10 s, slide 2 s)" "$Q5_S" "$Q5_CPU"
 nx "q7-style tumbling window max (10 s, append)" "$Q7_S" "$Q7_CPU"
-printf 'q0 wall %.2fx kcat (target >= 0.8)\n' "$(echo "$KCAT_S / $Q0_S" | bc -l)"
+printf 'q0 wall %.2fx kcat (target >= 0.8; q0 best of 3, its first run %.2f s, %.2f CPU-s)\n' "$(echo "$KCAT_S / $Q0_S" | bc -l)" "$Q01_S" "$Q01_CPU"

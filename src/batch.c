@@ -929,46 +929,11 @@ typedef struct FlushContext
 								 * subtransaction */
 } FlushContext;
 
-/* what reads_relation_walker looks for, and the views it has opened */
-typedef struct ReadsRelation
-{
-	Oid			target;
-	List	   *views;
-} ReadsRelation;
-
-/*
- * reads_relation_walker tells whether a query tree reads the relation
- * rr->target, in its subqueries and through the views it reads too.
- */
+/* reads_relation: whether a relation WalkViewReads visits is *target */
 static bool
-reads_relation_walker(Node *node, ReadsRelation *rr)
+reads_relation(Oid relid, Query *view_query, void *target)
 {
-	if (node == NULL)
-		return false;
-	if (IsA(node, RangeTblEntry))
-	{
-		RangeTblEntry *rte = (RangeTblEntry *) node;
-		Relation	view;
-		bool		reads = false;
-
-		if (rte->rtekind != RTE_RELATION)
-			return false;
-		if (rte->relid == rr->target)
-			return true;
-		/* a view's rule names the view itself too (OLD, NEW) */
-		if (rte->relkind != RELKIND_VIEW || list_member_oid(rr->views, rte->relid))
-			return false;
-		check_stack_depth();
-		rr->views = lappend_oid(rr->views, rte->relid);
-		view = relation_open(rte->relid, AccessShareLock);
-		for (int i = 0; view->rd_rules != NULL && i < view->rd_rules->numLocks && !reads; i++)
-			reads = reads_relation_walker((Node *) view->rd_rules->rules[i]->actions, rr);
-		relation_close(view, AccessShareLock);
-		return reads;
-	}
-	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, reads_relation_walker, rr, QTW_EXAMINE_RTES_BEFORE);
-	return expression_tree_walker(node, reads_relation_walker, rr);
+	return view_query == NULL && relid == *(Oid *) target;
 }
 
 /*
@@ -998,8 +963,6 @@ writes_apart_safely(QueryDef *q)
 {
 	HeapTuple	tup;
 	bool		triggers;
-	RangeTblEntry input;
-	ReadsRelation rr;
 
 	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(q->result_table));
 	if (!HeapTupleIsValid(tup))
@@ -1011,15 +974,9 @@ writes_apart_safely(QueryDef *q)
 		return false;
 
 	/* the input view, and what it reads */
-	memset(&input, 0, sizeof(input));
-	input.type = T_RangeTblEntry;
-	input.rtekind = RTE_RELATION;
-	input.relkind = RELKIND_VIEW;
-	input.relid = RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(q->plan->input, "view")),
-								   NoLock, false);
-	rr.target = q->result_table;
-	rr.views = NIL;
-	return !reads_relation_walker((Node *) &input, &rr);
+	return !WalkViewReads(RangeVarGetRelid(makeRangeVarFromNameList(ParseQualifiedName(q->plan->input, "view")),
+										   NoLock, false),
+						  reads_relation, &q->result_table);
 }
 
 /*

@@ -43,14 +43,13 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/execnodes.h"
-#include "nodes/nodeFuncs.h"
 #include "optimizer/optimizer.h"
-#include "rewrite/rewriteHandler.h"
 #include "utils/acl.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
 #include "bulk_insert.h"
+#include "streaming.h"
 
 /* as COPY FROM buffers (copyfrom.c) */
 #define BULK_ROWS	1000
@@ -72,39 +71,11 @@ typedef struct BulkInsertReceiver
 	uint64		rows;			/* written */
 } BulkInsertReceiver;
 
-/*
- * calls_volatile_walker tells whether the views a query tree reads, their
- * own views too, call a volatile function; *views lists the views seen
- * (a view's rule names the view itself too, as OLD and NEW).
- */
+/* view_calls_volatile: whether a view WalkViewReads visits calls one */
 static bool
-calls_volatile_walker(Node *node, List **views)
+view_calls_volatile(Oid relid, Query *view_query, void *arg)
 {
-	if (node == NULL)
-		return false;
-	if (IsA(node, RangeTblEntry))
-	{
-		RangeTblEntry *rte = (RangeTblEntry *) node;
-		Relation	view;
-		Query	   *query;
-		bool		calls;
-
-		if (rte->rtekind != RTE_RELATION || rte->relkind != RELKIND_VIEW ||
-			list_member_oid(*views, rte->relid))
-			return false;
-		check_stack_depth();
-		*views = lappend_oid(*views, rte->relid);
-		/* locked as the statement will lock it */
-		view = relation_open(rte->relid, AccessShareLock);
-		query = get_view_query(view);
-		calls = contain_volatile_functions_not_nextval((Node *) query) ||
-			calls_volatile_walker((Node *) query, views);
-		relation_close(view, NoLock);
-		return calls;
-	}
-	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, calls_volatile_walker, views, QTW_EXAMINE_RTES_BEFORE);
-	return expression_tree_walker(node, calls_volatile_walker, views);
+	return view_query != NULL && contain_volatile_functions_not_nextval((Node *) view_query);
 }
 
 /*
@@ -116,20 +87,13 @@ static bool
 calls_volatile(Relation rel, Relation input)
 {
 	TupleConstr *constr = RelationGetDescr(rel)->constr;
-	RangeTblEntry rte;
-	List	   *views = NIL;
 
 	for (int i = 0; constr != NULL && i < constr->num_check; i++)
 	{
 		if (contain_volatile_functions_not_nextval(stringToNode(constr->check[i].ccbin)))
 			return true;
 	}
-	memset(&rte, 0, sizeof(rte));
-	rte.type = T_RangeTblEntry;
-	rte.rtekind = RTE_RELATION;
-	rte.relkind = RELKIND_VIEW;
-	rte.relid = RelationGetRelid(input);
-	return calls_volatile_walker((Node *) &rte, &views);
+	return WalkViewReads(RelationGetRelid(input), view_calls_volatile, NULL);
 }
 
 /*

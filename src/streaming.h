@@ -11,6 +11,7 @@
 
 #include "postgres.h"
 
+#include "nodes/parsenodes.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 
@@ -86,6 +87,10 @@ extern void EndAsOwner(OwnerContext *saved);
 
 extern char *RelationQualifiedName(Oid relid);
 extern List *ParseQualifiedName(const char *name, const char *what);
+
+/* the relations a view reads, through the views it reads (util.c) */
+typedef bool (*ViewReadVisit) (Oid relid, Query *view_query, void *arg);
+extern bool WalkViewReads(Oid view, ViewReadVisit visit, void *arg);
 
 /* statements on the catalog, run as its owner (util.c) */
 extern Oid	CatalogOwner(void);

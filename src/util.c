@@ -9,6 +9,7 @@
  */
 #include "postgres.h"
 
+#include "access/relation.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
@@ -17,6 +18,7 @@
 #include "miscadmin.h"
 #include "nodes/nodeFuncs.h"
 #include "parser/analyze.h"
+#include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
@@ -543,6 +545,71 @@ CatalogExecute(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	PopCatalogSearchPath(nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	return rc;
+}
+
+/* what WalkViewReads carries through the tree */
+typedef struct ViewReads
+{
+	ViewReadVisit visit;
+	void	   *arg;
+	List	   *views;			/* the views seen, each walked once */
+} ViewReads;
+
+static bool
+view_reads_walker(Node *node, ViewReads *vr)
+{
+	if (node == NULL)
+		return false;
+	if (IsA(node, RangeTblEntry))
+	{
+		RangeTblEntry *rte = (RangeTblEntry *) node;
+		Relation	view;
+		Query	   *query;
+		bool		found;
+
+		if (rte->rtekind != RTE_RELATION)
+			return false;
+		if (vr->visit(rte->relid, NULL, vr->arg))
+			return true;
+		/* a view's rule names the view itself too (OLD, NEW) */
+		if (rte->relkind != RELKIND_VIEW || list_member_oid(vr->views, rte->relid))
+			return false;
+		check_stack_depth();
+		vr->views = lappend_oid(vr->views, rte->relid);
+		/* locked as the statement that reads it will lock it */
+		view = relation_open(rte->relid, AccessShareLock);
+		query = get_view_query(view);
+		found = vr->visit(rte->relid, query, vr->arg) || view_reads_walker((Node *) query, vr);
+		relation_close(view, NoLock);
+		return found;
+	}
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, view_reads_walker, vr, QTW_EXAMINE_RTES_BEFORE);
+	return expression_tree_walker(node, view_reads_walker, vr);
+}
+
+/*
+ * WalkViewReads calls visit(relid, NULL, arg) for the view and for every
+ * relation it reads, and visit(relid, query, arg) with the query of each
+ * view among them, through the views those read in turn, each once; it
+ * stops at the first visit that returns true, and returns whether one
+ * did.  The views stay locked as a statement reading them would lock them.
+ */
+bool
+WalkViewReads(Oid view, ViewReadVisit visit, void *arg)
+{
+	RangeTblEntry rte;
+	ViewReads	vr;
+
+	memset(&rte, 0, sizeof(rte));
+	rte.type = T_RangeTblEntry;
+	rte.rtekind = RTE_RELATION;
+	rte.relkind = RELKIND_VIEW;
+	rte.relid = view;
+	vr.visit = visit;
+	vr.arg = arg;
+	vr.views = NIL;
+	return view_reads_walker((Node *) &rte, &vr);
 }
 
 /*

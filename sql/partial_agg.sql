@@ -49,6 +49,11 @@ SELECT streaming.create_query('pa_conflict', $$SELECT id % 2000 AS k, count(*) A
   output_mode => 'update');
 INSERT INTO pa_conflict VALUES (5, -1);
 SELECT name, plan ? 'combine' AS in_parts FROM streaming.queries ORDER BY name;
+-- a part aggregates without sorting its groups: the combined groups are
+-- sorted, the batch plan of a windowed query too
+SELECT name, plan->>'batch' LIKE '%ORDER BY%' AS batch_sorted, plan->>'partial' LIKE '%ORDER BY%' AS part_sorted,
+       plan->>'partial' = plan->>'batch' AS part_is_batch
+  FROM streaming.queries WHERE plan ? 'combine' ORDER BY name;
 
 -- the same as plain SQL over the rows read so far
 CREATE FUNCTION pa_differ(upto int) RETURNS TABLE (query text, rows bigint, differ bigint)

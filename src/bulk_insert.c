@@ -254,8 +254,8 @@ bulk_destroy(DestReceiver *dest)
 /*
  * BulkInsertReceiverCreate returns a receiver that writes the rows it is
  * sent into result (when BulkInsertApplies), as the current user, in the
- * command of the statement that sends them.  BulkInsertReceiverRows tells how many it wrote, once
- * the statement that sent them has ended.
+ * command of the statement that sends them.  BulkInsertReceiverRows tells
+ * how many it wrote, once that statement has ended.
  */
 DestReceiver *
 BulkInsertReceiverCreate(Oid result)

@@ -360,21 +360,18 @@ prepared_build(PreparedKey *key, const PreparedSpec *spec)
 }
 
 /*
- * ExecutePrepared runs one of a query's statements through SPI, as
- * SPI_execute_plan_extended with options would, prepared once per process
- * and prepared again only when what it depends on changed (see the top of
- * this file).  The time spent preparing is added to *prepare_ms: nothing
- * when the kept statement served.  Call it between SPI_connect and
- * SPI_finish, as the query's owner under its pinned search_path.
+ * prepared_find returns the statement kept for spec, prepared (again) if
+ * need be, its time added to *prepare_ms; or NULL when the one kept is out
+ * of date and a batch of the same query runs it below, so that it cannot
+ * be dropped yet.
  */
-int
-ExecutePrepared(const PreparedSpec *spec, SPIExecuteOptions *options, double *prepare_ms)
+static PreparedStatement *
+prepared_find(const PreparedSpec *spec, double *prepare_ms)
 {
 	PreparedKey key;
 	PreparedStatement *ps;
 	instr_time	start;
 	instr_time	duration;
-	volatile int rc = 0;
 
 	prepared_init();
 	memset(&key, 0, sizeof(key));
@@ -386,18 +383,7 @@ ExecutePrepared(const PreparedSpec *spec, SPIExecuteOptions *options, double *pr
 	if (ps != NULL && !prepared_is_current(ps, spec))
 	{
 		if (ps->in_use > 0)
-		{
-			/* a batch of this very query under way below: prepare for once */
-			SPIPlanPtr	plan;
-
-			INSTR_TIME_SET_CURRENT(start);
-			plan = PrepareResolved(spec->sql, spec->nargs, spec->argtypes, spec->query,
-								   spec->fingerprint);
-			INSTR_TIME_SET_CURRENT(duration);
-			INSTR_TIME_SUBTRACT(duration, start);
-			*prepare_ms += INSTR_TIME_GET_MILLISEC(duration);
-			return SPI_execute_plan_extended(plan, options);
-		}
+			return NULL;
 		prepared_drop(ps);
 		ps = NULL;
 	}
@@ -409,8 +395,40 @@ ExecutePrepared(const PreparedSpec *spec, SPIExecuteOptions *options, double *pr
 		INSTR_TIME_SUBTRACT(duration, start);
 		*prepare_ms += INSTR_TIME_GET_MILLISEC(duration);
 	}
-
 	ps->last_used = ++use_clock;
+	return ps;
+}
+
+/*
+ * ExecutePrepared runs one of a query's statements through SPI, as
+ * SPI_execute_plan_extended with options would, prepared once per process
+ * and prepared again only when what it depends on changed (see the top of
+ * this file).  The time spent preparing is added to *prepare_ms: nothing
+ * when the kept statement served.  Call it between SPI_connect and
+ * SPI_finish, as the query's owner under its pinned search_path.
+ */
+int
+ExecutePrepared(const PreparedSpec *spec, SPIExecuteOptions *options, double *prepare_ms)
+{
+	PreparedStatement *ps;
+	volatile int rc = 0;
+
+	ps = prepared_find(spec, prepare_ms);
+	if (ps == NULL)
+	{
+		/* a batch of this very query under way below: prepare for once */
+		SPIPlanPtr	plan;
+		instr_time	start;
+		instr_time	duration;
+
+		INSTR_TIME_SET_CURRENT(start);
+		plan = PrepareResolved(spec->sql, spec->nargs, spec->argtypes, spec->query,
+							   spec->fingerprint);
+		INSTR_TIME_SET_CURRENT(duration);
+		INSTR_TIME_SUBTRACT(duration, start);
+		*prepare_ms += INSTR_TIME_GET_MILLISEC(duration);
+		return SPI_execute_plan_extended(plan, options);
+	}
 	ps->in_use++;
 	PG_TRY();
 	{
@@ -422,4 +440,18 @@ ExecutePrepared(const PreparedSpec *spec, SPIExecuteOptions *options, double *pr
 	}
 	PG_END_TRY();
 	return rc;
+}
+
+/*
+ * PreparedPlan returns the plan that ExecutePrepared would run for spec,
+ * pinned in CurrentResourceOwner (ReleaseCachedPlan it there); or NULL
+ * when the statement kept is out of date and a batch of the same query
+ * runs it below.  Same calling conditions as ExecutePrepared.
+ */
+CachedPlan *
+PreparedPlan(const PreparedSpec *spec, double *prepare_ms)
+{
+	PreparedStatement *ps = prepared_find(spec, prepare_ms);
+
+	return ps != NULL ? SPI_plan_get_cached_plan(ps->plan) : NULL;
 }

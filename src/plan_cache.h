@@ -11,6 +11,7 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "utils/plancache.h"
 
 /* which of a query's statements */
 typedef enum PreparedKind
@@ -40,6 +41,7 @@ typedef struct PreparedSpec
 	int64		state_rows;		/* rows in the query's state table */
 } PreparedSpec;
 
+extern CachedPlan *PreparedPlan(const PreparedSpec *spec, double *prepare_ms);
 extern int	ExecutePrepared(const PreparedSpec *spec, SPIExecuteOptions *options,
 							double *prepare_ms);
 

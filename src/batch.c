@@ -40,6 +40,7 @@
 #include "bulk_insert.h"
 #include "formats/event_time.h"
 #include "partial_agg.h"
+#include "preagg.h"
 #include "plan_cache.h"
 #include "query.h"
 #include "sinks/sink.h"
@@ -147,6 +148,7 @@ decode_batch(SourceBatch *batch)
 		 * back a flush it started: the careful pass keeps every row.
 		 */
 		batch->flush = NULL;
+		batch->consume = NULL;
 		SourceBatchReset(batch);
 		batch->routine->read_batch(batch, true);
 	}
@@ -524,6 +526,30 @@ commit_batch(QueryDef *q, List *batches, BatchStats *st)
 	SPI_finish();
 }
 
+/* statement_spec: what run_statement prepares for one of q's statements */
+static void
+statement_spec(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql, PreparedSpec *spec)
+{
+	static Oid	close_types[1] = {TIMESTAMPTZOID};
+
+	spec->query_id = q->id;
+	spec->query = q->name;
+	spec->kind = kind;
+	spec->sql = sql;
+	spec->nargs = 1;
+	spec->argtypes = close_types;
+	/* an optimistic statement resolves the names its plain one does */
+	/* the bulk statement reads the input view alone, by its qualified name */
+	spec->fingerprint = kind == PREPARED_BULK ? NULL :
+		kind == PREPARED_CLOSE ? q->plan->close_fingerprint :
+		kind == PREPARED_PARTIAL ? q->plan->partial_fingerprint :
+		kind == PREPARED_COMBINED || kind == PREPARED_COMBINED_OPTIMISTIC ? q->plan->combine_fingerprint :
+		q->plan->batch_fingerprint;
+	/* the close statement reads the state only */
+	spec->scan_rows = kind == PREPARED_CLOSE ? 0 : st->batch_rows;
+	spec->state_rows = q->state_rows;
+}
+
 /*
  * run_statement runs the batch or the close statement ($1: the watermark
  * after the batch, in options->params) of a query, prepared once per
@@ -533,25 +559,9 @@ static int
 run_statement(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql,
 			  SPIExecuteOptions *options)
 {
-	Oid			close_types[1] = {TIMESTAMPTZOID};
 	PreparedSpec spec;
 
-	spec.query_id = q->id;
-	spec.query = q->name;
-	spec.kind = kind;
-	spec.sql = sql;
-	spec.nargs = 1;
-	spec.argtypes = close_types;
-	/* an optimistic statement resolves the names its plain one does */
-	/* the bulk statement reads the input view alone, by its qualified name */
-	spec.fingerprint = kind == PREPARED_BULK ? NULL :
-		kind == PREPARED_CLOSE ? q->plan->close_fingerprint :
-		kind == PREPARED_PARTIAL ? q->plan->partial_fingerprint :
-		kind == PREPARED_COMBINED || kind == PREPARED_COMBINED_OPTIMISTIC ? q->plan->combine_fingerprint :
-		q->plan->batch_fingerprint;
-	/* the close statement reads the state only */
-	spec.scan_rows = kind == PREPARED_CLOSE ? 0 : st->batch_rows;
-	spec.state_rows = q->state_rows;
+	statement_spec(q, st, kind, sql, &spec);
 	return ExecutePrepared(&spec, options, &st->prepare_ms);
 }
 
@@ -925,6 +935,9 @@ typedef struct FlushContext
 	MemoryContext cxt;			/* the batch's */
 	ResourceOwner resowner;		/* the batch's, outside the decoding's
 								 * subtransaction */
+	/* the same, aggregated in C as it is decoded (preagg.c) */
+	Preagg	   *preagg;
+	CachedPlan *partial_plan;	/* the parts' plan, which it runs */
 } FlushContext;
 
 /* reads_relation: whether a relation WalkViewReads visits is *target */
@@ -978,6 +991,27 @@ writes_apart_safely(QueryDef *q)
 }
 
 /*
+ * partials_store: where the partial states of a batch aggregated in parts
+ * go, made by the first part.  Its temporary file, if it spills, belongs
+ * to the batch: it outlives a decoding that fails and is taken back.
+ */
+static Tuplestorestate *
+partials_store(FlushContext *fc)
+{
+	if (fc->partials == NULL)
+	{
+		ResourceOwner decoding = CurrentResourceOwner;
+		MemoryContext old = MemoryContextSwitchTo(fc->cxt);
+
+		CurrentResourceOwner = fc->resowner;
+		fc->partials = tuplestore_begin_heap(false, false, work_mem);
+		CurrentResourceOwner = decoding;
+		MemoryContextSwitchTo(old);
+	}
+	return fc->partials;
+}
+
+/*
  * flush_rows runs, over the rows sb holds, a stateless query's INSERT or a
  * grouped query's batch plan (whose partial states it keeps), in the
  * middle of decoding (SourceBatchAddRow), and empties them.  The decoder
@@ -1019,22 +1053,7 @@ flush_rows(SourceBatch *sb, void *arg)
 		{
 			DestReceiver *dest = CreateDestReceiver(DestTuplestore);
 
-			/*
-			 * Its temporary file, if it spills, belongs to the batch: it
-			 * outlives a decoding that fails and is taken back.
-			 */
-			if (fc->partials == NULL)
-			{
-				ResourceOwner decoding = CurrentResourceOwner;
-				MemoryContext old = MemoryContextSwitchTo(fc->cxt);
-
-				CurrentResourceOwner = fc->resowner;
-				fc->partials = tuplestore_begin_heap(false, false, work_mem);
-				CurrentResourceOwner = decoding;
-				MemoryContextSwitchTo(old);
-			}
-
-			SetTuplestoreDestReceiverParams(dest, fc->partials, fc->cxt, false, NULL, NULL);
+			SetTuplestoreDestReceiverParams(dest, partials_store(fc), fc->cxt, false, NULL, NULL);
 			options.dest = dest;
 			/* plans made before partial_sql: the batch plan, sorted */
 			if (run_statement(fc->q, fc->st, PREPARED_PARTIAL,
@@ -1060,6 +1079,107 @@ flush_rows(SourceBatch *sb, void *arg)
 	sb->flushes++;
 	sb->flush_ms += ms_between(t0, GetCurrentTimestamp());
 	tuplestore_clear(sb->rows);
+}
+
+/*
+ * dump_groups writes the groups that the batch's C aggregation holds to
+ * its partial states, as a part would (flush_rows).
+ */
+static void
+dump_groups(FlushContext *fc, SourceBatch *sb)
+{
+	TimestampTz t0 = GetCurrentTimestamp();
+
+	if (PreaggDump(fc->preagg, partials_store(fc)) > 0)
+		sb->flushes++;
+	sb->flush_ms += ms_between(t0, GetCurrentTimestamp());
+}
+
+/*
+ * consume_row aggregates one decoded row of a batch in C (preagg.c), as
+ * the query's owner, as its parts' statement would: an error there is the
+ * query's, not the input's (flush_failed).
+ */
+static void
+consume_row(SourceBatch *sb, Datum *values, bool *nulls, void *arg)
+{
+	FlushContext *fc = arg;
+	Oid			decoder;
+	int			decoder_sec_context;
+
+	GetUserIdAndSecContext(&decoder, &decoder_sec_context);
+	SetUserIdAndSecContext(fc->owner, fc->owner_sec_context);
+	sb->flush_failed = true;
+	PreaggAddRow(fc->preagg, values, nulls);
+	sb->flushed_rows++;
+	if (PreaggFull(fc->preagg))
+		dump_groups(fc, sb);
+	sb->flush_failed = false;
+	SetUserIdAndSecContext(decoder, decoder_sec_context);
+}
+
+/*
+ * begin_preagg: a batch that would be aggregated in parts is aggregated in
+ * C as it is decoded instead (preagg.c), when the parts' plan allows; its
+ * rows are then not kept for the parts' statement.  The plan is held until
+ * end_preagg.  Called as the query's owner.
+ */
+static void
+begin_preagg(FlushContext *fc, SourceBatch *sb)
+{
+	PreparedSpec spec;
+	Relation	state;
+	const char *why_not = NULL;
+	int64		batch_rows = fc->st->batch_rows;
+
+	if (fc->q->plan->partial_sql == NULL)
+		return;
+	state = table_open(fc->q->state_table, AccessShareLock);
+	fc->partials_desc = CreateTupleDescCopy(RelationGetDescr(state));
+	table_close(state, AccessShareLock);
+
+	/* the plan a part of PART_ROWS rows runs */
+	fc->st->batch_rows = PART_ROWS;
+	statement_spec(fc->q, fc->st, PREPARED_PARTIAL, fc->q->plan->partial_sql, &spec);
+	fc->st->batch_rows = batch_rows;
+	SPI_connect();
+	fc->partial_plan = PreparedPlan(&spec, &fc->st->prepare_ms);
+	SPI_finish();
+	if (fc->partial_plan != NULL)
+		fc->preagg = PreaggBegin(linitial_node(PlannedStmt, fc->partial_plan->stmt_list), sb->rel,
+								 fc->partials_desc, fc->cxt, &why_not);
+	if (fc->preagg == NULL)
+	{
+		if (fc->partial_plan != NULL)
+			ReleaseCachedPlan(fc->partial_plan, CurrentResourceOwner);
+		fc->partial_plan = NULL;
+		elog(DEBUG1, "continuous query \"%s\": its batch is aggregated by its parts' statement: %s",
+			 fc->q->name, why_not ? why_not : "its plan is being prepared again");
+		return;
+	}
+	elog(DEBUG1, "continuous query \"%s\": its batch is aggregated as it is decoded", fc->q->name);
+	sb->consume = consume_row;
+}
+
+/*
+ * end_preagg: the rows are decoded.  When the fast pass took them all, the
+ * groups left go to the partial states; when it failed and the input was
+ * decoded again record by record, the rows were kept for the statement.
+ */
+static void
+end_preagg(FlushContext *fc, SourceBatch *sb)
+{
+	if (sb->consume != NULL)
+	{
+		dump_groups(fc, sb);
+		elog(DEBUG1, "continuous query \"%s\": " INT64_FORMAT " rows aggregated as they were decoded, into " INT64_FORMAT " partial states",
+			 fc->q->name, sb->flushed_rows, fc->partials ? (int64) tuplestore_tuple_count(fc->partials) : 0);
+	}
+	sb->consume = NULL;
+	PreaggEnd(fc->preagg);
+	fc->preagg = NULL;
+	ReleaseCachedPlan(fc->partial_plan, fc->resowner);
+	fc->partial_plan = NULL;
 }
 
 /*
@@ -1578,6 +1698,8 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 		sb->flush = flush_rows;
 		sb->flush_arg = &flush;
 		sb->flush_rows = aggregates_in_parts ? PART_ROWS : FLUSH_ROWS;
+		if (aggregates_in_parts)
+			begin_preagg(&flush, sb);
 	}
 
 	foreach(lc, batches)
@@ -1615,6 +1737,8 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 	 * states.  When decoding failed and ran again record by record, it
 	 * wrote no parts: what the first attempt made goes.
 	 */
+	if (flush.preagg != NULL)
+		end_preagg(&flush, linitial(batches));
 	if (flush.partials != NULL)
 	{
 		SourceBatch *sb = linitial(batches);

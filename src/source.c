@@ -672,8 +672,14 @@ SourceBatchAddRow(SourceBatch *batch, Datum *values, bool *nulls)
 		}
 	}
 
-	old = MemoryContextSwitchTo(batch->mcxt);
+	if (batch->consume != NULL)
+	{
+		batch->consume(batch, values, nulls, batch->flush_arg);
+		batch->input_rows++;
+		return;
+	}
 
+	old = MemoryContextSwitchTo(batch->mcxt);
 	tuplestore_putvalues(batch->rows, RelationGetDescr(batch->rel), values, nulls);
 	MemoryContextSwitchTo(old);
 	batch->input_rows++;

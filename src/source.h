@@ -171,6 +171,13 @@ struct SourceBatch
 	double		flush_ms;
 	bool		flush_failed;	/* an error came from flush, not the input */
 
+	/*
+	 * consume: when not NULL, SourceBatchAddRow hands each row to it
+	 * (flush_arg its argument) instead of keeping it in rows; set by the
+	 * engine for the fast decoding pass only, like flush (batch.c).
+	 */
+	void		(*consume) (SourceBatch *batch, Datum *values, bool *nulls, void *arg);
+
 	/* filled by the source */
 	void	   *private;
 	bool		drained;		/* the batch takes all the input the source

@@ -1,0 +1,156 @@
+-- A grouped query's batch whose parts' plan is simple enough is aggregated
+-- in C as it is decoded (preagg.c): the plan's own expressions, grouping
+-- operators and transition functions, without keeping the rows.  Every
+-- aggregate and key it takes must give what plain SQL gives over the same
+-- rows, over two batches; the plans it does not take are aggregated by
+-- the parts' statement, and say why at DEBUG1.
+CREATE EXTENSION streaming;
+SET streaming.autostart = off;
+SET DateStyle = 'ISO';
+SET TimeZone = 'UTC';
+COPY (SELECT 1) TO PROGRAM 'cat >/dev/null && rm -rf /tmp/streaming_regress/preagg && mkdir -p /tmp/streaming_regress/preagg/in /tmp/streaming_regress/preagg/zero';
+SELECT streaming.create_source('pg', 'file',
+         'id int, k int, g text, v int, b bigint, s smallint, f float8, d date, flag boolean, ts timestamptz',
+         '{"path": "/tmp/streaming_regress/preagg/in", "format": "csv"}');
+-- nulls in keys and arguments; the rows of a group spread over the batch
+CREATE TABLE pg_rows AS
+  SELECT i AS id, CASE WHEN i % 89 = 0 THEN NULL ELSE (i * 7919) % 113 END AS k,
+         CASE WHEN i % 101 = 0 THEN NULL ELSE (ARRAY['a', 'B', 'b', 'C', 'é', 'ab'])[1 + i % 6] END AS g,
+         CASE WHEN i % 13 = 0 THEN NULL ELSE (i * 31) % 1000 - 300 END AS v,
+         CASE WHEN i % 17 = 0 THEN NULL ELSE (i::bigint * 1000003) % 4000000000 - 2000000000 END AS b,
+         CASE WHEN i % 19 = 0 THEN NULL ELSE (i % 200 - 100)::smallint END AS s,
+         CASE WHEN i % 23 = 0 THEN NULL ELSE ((i * 37) % 1000) / 8.0 - 50 END AS f,
+         date '2024-01-01' + (i % 40) AS d,
+         CASE WHEN i % 29 = 0 THEN NULL ELSE i % 7 <> 0 END AS flag,
+         timestamptz '2024-01-01' + i * interval '10 milliseconds' AS ts
+    FROM generate_series(1, 60000) i;
+COPY (SELECT * FROM pg_rows WHERE id <= 40000) TO '/tmp/streaming_regress/preagg/in/1.csv' WITH (FORMAT csv);
+
+-- keys compared as Datums (integers, dates, booleans, timestamps)
+SELECT streaming.create_query('pg_int',
+  $$SELECT k, d, flag, count(*) AS c, count(v) AS cv, sum(v) AS sv, sum(s) AS ss, min(v) AS mn, max(b) AS mb,
+           min(ts) AS first, max(f) AS mf, bool_and(flag) AS ba, bool_or(v > 600) AS bo,
+           max(g) AS mg, min(g COLLATE "C") AS lg
+      FROM pg GROUP BY k, d, flag$$, output_mode => 'update');
+-- text keys (grouped by their equality and hash functions), expressions
+-- in keys, arguments and a filter
+SELECT streaming.create_query('pg_text',
+  $$SELECT g, k % 5 AS m, count(*) AS c, max(v * 2 + 1) AS mx, min(upper(g)) AS up, sum(length(g)) AS len
+      FROM pg WHERE v IS DISTINCT FROM 7 AND g <> 'C' GROUP BY g, k % 5$$, output_mode => 'update');
+-- a window, its start kept in the state
+SELECT streaming.create_query('pg_window',
+  $$SELECT streaming.window(ts, '1 minute') AS w, k, count(*) AS c, max(v) AS mx FROM pg GROUP BY 1, 2$$,
+  event_time => 'ts', watermark => '10 seconds', output_mode => 'update');
+-- more groups than hash_mem holds: written out as partial states several times
+SELECT streaming.create_query('pg_many', $$SELECT id % 5003 AS k, count(*) AS c, sum(v) AS s FROM pg GROUP BY 1$$,
+  output_mode => 'update');
+-- an average is kept as a sum and a count: aggregated in C too
+SELECT streaming.create_query('pg_avg', $$SELECT k, count(*) AS c, avg(v) AS a FROM pg GROUP BY k$$,
+  output_mode => 'update');
+-- aggregated by the parts' statement: a function that is not built in
+-- (one in SQL would be inlined), a volatile one
+CREATE FUNCTION pg_twice(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RETURN $1 * 2; END';
+SELECT streaming.create_query('pg_udf', $$SELECT k, max(pg_twice(v)) AS t FROM pg GROUP BY k$$,
+  output_mode => 'update');
+SELECT streaming.create_query('pg_random', $$SELECT k, count(*) AS c FROM pg WHERE random() < 2 GROUP BY k$$,
+  output_mode => 'update');
+
+CREATE FUNCTION pg_differ(upto int) RETURNS TABLE (query text, rows bigint, differ bigint)
+LANGUAGE plpgsql AS $$
+BEGIN
+  CREATE TEMP TABLE seen ON COMMIT DROP AS SELECT * FROM pg_rows WHERE id <= upto;
+  RETURN QUERY
+  SELECT 'pg_int', (SELECT count(*) FROM pg_int), (SELECT count(*) FROM (
+    (SELECT * FROM pg_int EXCEPT
+     SELECT k, d, flag, count(*), count(v), sum(v), sum(s), min(v), max(b), min(ts), max(f), bool_and(flag),
+            bool_or(v > 600), max(g), min(g COLLATE "C") FROM seen GROUP BY k, d, flag)
+    UNION ALL
+    (SELECT k, d, flag, count(*), count(v), sum(v), sum(s), min(v), max(b), min(ts), max(f), bool_and(flag),
+            bool_or(v > 600), max(g), min(g COLLATE "C") FROM seen GROUP BY k, d, flag
+     EXCEPT SELECT * FROM pg_int)) x)
+  UNION ALL
+  SELECT 'pg_text', (SELECT count(*) FROM pg_text), (SELECT count(*) FROM (
+    (SELECT * FROM pg_text EXCEPT
+     SELECT g, k % 5, count(*), max(v * 2 + 1), min(upper(g)), sum(length(g))
+       FROM seen WHERE v IS DISTINCT FROM 7 AND g <> 'C' GROUP BY g, k % 5)
+    UNION ALL
+    (SELECT g, k % 5, count(*), max(v * 2 + 1), min(upper(g)), sum(length(g))
+       FROM seen WHERE v IS DISTINCT FROM 7 AND g <> 'C' GROUP BY g, k % 5
+     EXCEPT SELECT * FROM pg_text)) x)
+  UNION ALL
+  SELECT 'pg_window', (SELECT count(*) FROM pg_window), (SELECT count(*) FROM (
+    (SELECT * FROM pg_window EXCEPT
+     SELECT streaming.window(ts, '1 minute'), k, count(*), max(v) FROM seen GROUP BY 1, 2)
+    UNION ALL
+    (SELECT streaming.window(ts, '1 minute'), k, count(*), max(v) FROM seen GROUP BY 1, 2
+     EXCEPT SELECT * FROM pg_window)) x)
+  UNION ALL
+  SELECT 'pg_many', (SELECT count(*) FROM pg_many), (SELECT count(*) FROM (
+    (SELECT * FROM pg_many EXCEPT SELECT id % 5003, count(*), sum(v) FROM seen GROUP BY 1)
+    UNION ALL
+    (SELECT id % 5003, count(*), sum(v) FROM seen GROUP BY 1 EXCEPT SELECT * FROM pg_many)) x)
+  UNION ALL
+  SELECT 'pg_avg', (SELECT count(*) FROM pg_avg), (SELECT count(*) FROM (
+    (SELECT * FROM pg_avg EXCEPT SELECT k, count(*), avg(v) FROM seen GROUP BY k)
+    UNION ALL
+    (SELECT k, count(*), avg(v) FROM seen GROUP BY k EXCEPT SELECT * FROM pg_avg)) x)
+  UNION ALL
+  SELECT 'pg_udf', (SELECT count(*) FROM pg_udf), (SELECT count(*) FROM (
+    (SELECT * FROM pg_udf EXCEPT SELECT k, max(v * 2) FROM seen GROUP BY k)
+    UNION ALL
+    (SELECT k, max(v * 2) FROM seen GROUP BY k EXCEPT SELECT * FROM pg_udf)) x)
+  UNION ALL
+  SELECT 'pg_random', (SELECT count(*) FROM pg_random), (SELECT count(*) FROM (
+    (SELECT * FROM pg_random EXCEPT SELECT k, count(*) FROM seen GROUP BY k)
+    UNION ALL
+    (SELECT k, count(*) FROM seen GROUP BY k EXCEPT SELECT * FROM pg_random)) x);
+END $$;
+
+-- a small hash_mem for pg_many (the others' groups fit)
+SELECT streaming.run(name) FROM streaming.queries WHERE name <> 'pg_many' ORDER BY name;
+SET work_mem = '64kB';
+SELECT streaming.run('pg_many');
+RESET work_mem;
+BEGIN;
+SELECT * FROM pg_differ(40000);
+COMMIT;
+SELECT query, input_rows FROM streaming.progress ORDER BY query;
+
+-- a second batch merges into the state as any batch does; which way each
+-- is aggregated shows at DEBUG1, with the partial states it made (more
+-- than pg_many's groups: its table was written out several times)
+COPY (SELECT * FROM pg_rows WHERE id > 40000) TO '/tmp/streaming_regress/preagg/in/2.csv' WITH (FORMAT csv);
+SET client_min_messages = debug1;
+SELECT streaming.run('pg_int');
+SELECT streaming.run('pg_text');
+SELECT streaming.run('pg_window');
+SELECT streaming.run('pg_avg');
+SELECT streaming.run('pg_udf');
+SELECT streaming.run('pg_random');
+SET work_mem = '64kB';
+SELECT streaming.run('pg_many');
+RESET work_mem;
+RESET client_min_messages;
+BEGIN;
+SELECT * FROM pg_differ(60000);
+COMMIT;
+
+-- an error of the query's expressions fails the batch, as the statement's
+-- would, rather than making the row a dead letter; nothing is committed
+SELECT streaming.create_source('pg_zero', 'file', 'id int, v int',
+         '{"path": "/tmp/streaming_regress/preagg/zero", "format": "csv"}');
+SELECT streaming.create_query('pg_div', $$SELECT id % 10 AS k, max(100 / v) AS q FROM pg_zero GROUP BY 1$$,
+  output_mode => 'update', on_error => 'dead_letter');
+COPY (SELECT i, CASE WHEN i = 30000 THEN 0 ELSE i END FROM generate_series(1, 50000) i)
+  TO '/tmp/streaming_regress/preagg/zero/1.csv' WITH (FORMAT csv);
+SELECT streaming.run('pg_div');
+SELECT count(*) AS batches FROM streaming.progress WHERE query = 'pg_div';
+SELECT count(*) AS dead_letters FROM streaming.dead_letters WHERE query = 'pg_div';
+
+SELECT streaming.drop_query(name) FROM streaming.queries ORDER BY name;
+SELECT streaming.drop_source('pg');
+SELECT streaming.drop_source('pg_zero');
+DROP FUNCTION pg_differ;
+DROP FUNCTION pg_twice;
+DROP TABLE pg_rows;
+DROP EXTENSION streaming;

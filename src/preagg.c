@@ -1,0 +1,763 @@
+/*-------------------------------------------------------------------------
+ *
+ * preagg.c
+ *	  A grouped query's batch, aggregated in C as it is decoded.
+ *
+ * partial_agg.c aggregates a large batch in parts: every PART_ROWS decoded
+ * rows are kept in a tuple store, then the parts' plan (partial_sql) runs
+ * over them through SPI and its partial states are kept.  Each row is
+ * thus formed into a tuple, stored, read back and taken apart again
+ * before it is grouped, and each part starts an executor.  When that plan
+ * is simple enough, this module does what it does, row by row, as the
+ * decoder hands each row over: it evaluates the plan's own expressions
+ * (the scan's filter and output, the aggregates' arguments) over the
+ * decoded values, finds the row's group in a hash table built on the
+ * plan's grouping (its equality operators, their hash functions and
+ * collations), and advances the group's transition states with the
+ * aggregates' own transition functions, as nodeAgg.c does.  When the table
+ * outgrows the memory a hash aggregate may use (hash_mem), and once the
+ * input is read, its groups go to the partial states, which the batch
+ * statement combines as it combines the parts' (partial_agg.c).  The
+ * groups and their states are those the parts would make; there are only
+ * fewer rows of partial states, as a group met in several parts is met
+ * once here.
+ *
+ * A plan qualifies (PreaggBegin) when it is an aggregate grouped on
+ * columns of one scan of the source, with no HAVING, of built-in
+ * aggregates whose result is their transition state (no final function
+ * and no internal state: count, sums of integers, min, max, bool_and, ...)
+ * without DISTINCT, ORDER BY or FILTER; and when its expressions call only
+ * built-in functions and the extension's, none of them volatile, with no
+ * subquery, parameter or domain check: nothing that needs an executor's
+ * state or could run a statement.  Otherwise the parts run their plan.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/dependency.h"
+#include "catalog/pg_aggregate.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/nodeFuncs.h"
+#include "parser/parse_agg.h"
+#include "parser/parse_coerce.h"
+#include "parser/parsetree.h"
+#include "common/hashfn.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/datum.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "preagg.h"
+
+/* one aggregate of the plan */
+typedef struct PreaggTrans
+{
+	FmgrInfo	transfn;
+	FunctionCallInfo fcinfo;	/* its state and arguments */
+	int			nargs;
+	int			firstarg;		/* its first argument in the argument slot */
+	Datum		initval;
+	bool		initnull;
+	int16		typlen;			/* of its state */
+	bool		typbyval;
+} PreaggTrans;
+
+/* one group's state of one aggregate, as nodeAgg.c keeps it */
+typedef struct PreaggState
+{
+	Datum		value;
+	bool		isnull;
+	bool		novalue;		/* a strict transition function's, before
+								 * its first input */
+} PreaggState;
+
+/*
+ * Grouping columns of types whose equality is that of their Datums
+ * (integers, timestamps, dates, bool, ...), up to FAST_KEYS of them, are
+ * grouped in a hash table of their Datums, without the tuples, hash and
+ * equality functions of TupleHashTable.
+ */
+#define FAST_KEYS 4
+
+/*
+ * The groups' states are allocated in blocks of up to STATES_BLOCK bytes,
+ * and the table starts with up to START_GROUPS buckets: less for a small
+ * hash_mem, a sixteenth of which each takes at most.
+ */
+#define STATES_BLOCK (64 * 1024)
+#define START_GROUPS 1024
+
+typedef struct FastKey
+{
+	Datum		values[FAST_KEYS];
+	bool		nulls[FAST_KEYS];
+} FastKey;
+
+typedef struct FastGroup
+{
+	FastKey		key;
+	uint32		hash;
+	char		status;
+	PreaggState *states;
+} FastGroup;
+
+/* fast_key_hash: a key's hash, of its Datums mixed (MurmurHash3's finalizer) */
+static inline uint32
+fast_key_hash(const FastKey *key)
+{
+	uint64		h = 0;
+
+	for (int i = 0; i < FAST_KEYS; i++)
+	{
+		uint64		x = (uint64) key->values[i] + (uint64) key->nulls[i];
+
+		x ^= x >> 33;
+		x *= UINT64CONST(0xff51afd7ed558ccd);
+		x ^= x >> 33;
+		x *= UINT64CONST(0xc4ceb9fe1a85ec53);
+		x ^= x >> 33;
+		h = hash_combine64(h, x);
+	}
+	return (uint32) (h ^ (h >> 32));
+}
+
+#define SH_PREFIX fastgroups
+#define SH_ELEMENT_TYPE FastGroup
+#define SH_KEY_TYPE FastKey
+#define SH_KEY key
+#define SH_HASH_KEY(tb, k) fast_key_hash(&(k))
+#define SH_EQUAL(tb, a, b) (memcmp(&(a), &(b), sizeof(FastKey)) == 0)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+struct Preagg
+{
+	MemoryContext cxt;
+	MemoryContext metacxt;		/* the hash table */
+	MemoryContext tablecxt;		/* its groups and their states */
+	ExprContext *econtext;		/* per row */
+	TupleTableSlot *scanslot;	/* the decoded row */
+	ExprState  *qual;			/* the scan's filter, or NULL */
+	ProjectionInfo *scanproj;	/* the scan's output */
+	ProjectionInfo *argproj;	/* the aggregates' arguments, or NULL */
+
+	/* the grouping */
+	int			nkeys;
+	AttrNumber *keycols;		/* in the scan's output, from 1 */
+	AttrNumber *keyidx;			/* 1 .. nkeys */
+	TupleDesc	keydesc;
+	Oid		   *eqfuncs;
+	FmgrInfo   *hashfuncs;
+	Oid		   *collations;
+	TupleTableSlot *keyslot;	/* the row's key */
+	TupleTableSlot *entryslot;	/* a group's key, read back */
+	TupleHashTable table;
+	fastgroups_hash *fast;		/* instead, with keys of Datums compared */
+	int64		groups;
+	bool		all_datum_keys; /* datum_equality for every grouping column */
+	Size		mem_limit;
+
+	int			ntrans;
+	PreaggTrans *trans;
+	char	   *free_states;	/* what is left of the last block of states */
+	Size		free_size;
+
+	/* the partial states: per column, a key (>= 0) or an aggregate */
+	TupleDesc	out_desc;
+	int		   *out_key;
+	int		   *out_trans;
+	Datum	   *out_values;
+	bool	   *out_nulls;
+};
+
+/*
+ * untrusted_function: whether a function may not run here: volatile, or
+ * neither built in nor the extension's (*context).
+ */
+static bool
+untrusted_function(Oid funcid, void *context)
+{
+	if (func_volatile(funcid) == PROVOLATILE_VOLATILE)
+		return true;
+	if (funcid < FirstNormalObjectId)
+		return false;
+	return !OidIsValid(*(Oid *) context) ||
+		getExtensionOfObject(ProcedureRelationId, funcid) != *(Oid *) context;
+}
+
+/*
+ * unsupported: whether an expression needs what this module does not
+ * give (an executor's state, a subquery, a parameter), could run user
+ * code (a function not trusted, a domain's check), or reads more than a
+ * column of the row.
+ */
+static bool
+unsupported(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, untrusted_function, context))
+		return true;
+	if (IsA(node, SubPlan) || IsA(node, AlternativeSubPlan) || IsA(node, SubLink) ||
+		IsA(node, Param) || IsA(node, CoerceToDomain) || IsA(node, NextValueExpr) ||
+		IsA(node, Aggref) || IsA(node, WindowFunc) || IsA(node, GroupingFunc))
+		return true;
+	if (IsA(node, Var) && ((Var *) node)->varattno <= 0)
+		return true;
+	return expression_tree_walker(node, unsupported, context);
+}
+
+/*
+ * datum_equality: whether equality by an operator is that of the Datums
+ * (by-value types, each value one Datum); not floats, whose zeros and NaNs
+ * are not.
+ */
+static bool
+datum_equality(Oid eqop)
+{
+	switch (get_opcode(eqop))
+	{
+		case F_INT2EQ:
+		case F_INT4EQ:
+		case F_INT8EQ:
+		case F_TIMESTAMP_EQ:
+		case F_TIMESTAMPTZ_EQ:
+		case F_DATE_EQ:
+		case F_TIME_EQ:
+		case F_BOOLEQ:
+		case F_OIDEQ:
+		case F_CHAREQ:
+			return true;
+		default:
+			return false;
+	}
+}
+
+/* start_groups: how many buckets a table of entries of entry_size starts with */
+static long
+start_groups(Preagg *pa, Size entry_size)
+{
+	return Max(Min(START_GROUPS, (long) (pa->mem_limit / 16 / entry_size)), 16);
+}
+
+/* build_table makes the (empty) hash table of the groups */
+static void
+build_table(Preagg *pa)
+{
+	MemoryContext old = MemoryContextSwitchTo(pa->metacxt);
+
+	pa->groups = 0;
+	if (pa->all_datum_keys && pa->nkeys <= FAST_KEYS)
+	{
+		pa->fast = fastgroups_create(pa->metacxt, start_groups(pa, sizeof(FastGroup)), NULL);
+		MemoryContextSwitchTo(old);
+		return;
+	}
+	pa->table = BuildTupleHashTableExt(NULL, pa->keydesc, pa->nkeys, pa->keyidx, pa->eqfuncs,
+									   pa->hashfuncs, pa->collations,
+									   start_groups(pa, sizeof(TupleHashEntryData)),
+									   sizeof(PreaggState) * pa->ntrans, pa->metacxt,
+									   pa->tablecxt, pa->econtext->ecxt_per_tuple_memory, false);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * PreaggBegin readies the aggregation of a batch of the source rel by the
+ * plan of its parts, whose partial states have the columns of
+ * partials_desc, in a context under cxt; or returns NULL, with why not,
+ * when the plan does not qualify (see the top of the file).  The plan
+ * must stay valid until PreaggEnd (its caller holds it).
+ */
+Preagg *
+PreaggBegin(PlannedStmt *stmt, Relation rel, TupleDesc partials_desc, MemoryContext cxt,
+			const char **why_not)
+{
+	Plan	   *child;
+	Agg		   *agg;
+	ForeignScan *scan;
+	TupleDesc	srcdesc;
+	TupleDesc	scandesc;
+	List	   *aggrefs = NIL;
+	List	   *argtlist = NIL;
+	Oid			extension = get_extension_oid("streaming", true);
+	Preagg	   *pa;
+	MemoryContext old;
+	ListCell   *lc;
+	int			i;
+
+#define REFUSE(reason) do { *why_not = (reason); return NULL; } while (0)
+
+	if (stmt->commandType != CMD_SELECT || stmt->subplans != NIL || stmt->hasModifyingCTE ||
+		!IsA(stmt->planTree, Agg))
+		REFUSE("its plan is not one aggregate");
+	agg = (Agg *) stmt->planTree;
+	if ((agg->aggstrategy != AGG_HASHED && agg->aggstrategy != AGG_SORTED) || agg->numCols == 0 ||
+		agg->groupingSets != NIL || agg->chain != NIL || agg->aggsplit != AGGSPLIT_SIMPLE ||
+		agg->plan.qual != NIL || agg->plan.initPlan != NIL)
+		REFUSE("its plan is not one aggregate");
+	child = outerPlan(agg);
+	/* a sorted aggregate: the sort only orders the groups */
+	if (child != NULL && IsA(child, Sort) && child->initPlan == NIL)
+		child = outerPlan(child);
+	if (child == NULL || !IsA(child, ForeignScan))
+		REFUSE("its aggregate does not read the source");
+	scan = (ForeignScan *) child;
+	if (scan->operation != CMD_SELECT || scan->fdw_scan_tlist != NIL || scan->scan.scanrelid == 0 ||
+		scan->scan.plan.initPlan != NIL ||
+		rt_fetch(scan->scan.scanrelid, stmt->rtable)->relid != RelationGetRelid(rel))
+		REFUSE("its aggregate does not read the source");
+	if (unsupported((Node *) scan->scan.plan.targetlist, &extension) ||
+		unsupported((Node *) scan->scan.plan.qual, &extension))
+		REFUSE("its input calls a function that is volatile or not built in");
+	if (list_length(agg->plan.targetlist) != partials_desc->natts)
+		REFUSE("its output is not the partial states");
+	/* what the statement would check as it starts */
+	if (!ExecCheckRTPerms(stmt->rtable, false))
+		REFUSE("a relation it reads may not be read");
+
+	old = MemoryContextSwitchTo(cxt);
+	pa = palloc0(sizeof(Preagg));
+	pa->cxt = AllocSetContextCreate(cxt, "streaming batch aggregation", ALLOCSET_DEFAULT_SIZES);
+	MemoryContextSwitchTo(pa->cxt);
+	pa->metacxt = AllocSetContextCreate(pa->cxt, "streaming batch aggregation table",
+										ALLOCSET_DEFAULT_SIZES);
+	pa->tablecxt = AllocSetContextCreate(pa->cxt, "streaming batch aggregation groups",
+										 ALLOCSET_DEFAULT_SIZES);
+	pa->out_desc = CreateTupleDescCopy(partials_desc);
+	pa->out_key = palloc(sizeof(int) * partials_desc->natts);
+	pa->out_trans = palloc(sizeof(int) * partials_desc->natts);
+	pa->out_values = palloc(sizeof(Datum) * partials_desc->natts);
+	pa->out_nulls = palloc(sizeof(bool) * partials_desc->natts);
+
+	/* the partial states: grouping columns and aggregates */
+	foreach(lc, agg->plan.targetlist)
+	{
+		TargetEntry *tle = lfirst(lc);
+		Node	   *expr = (Node *) tle->expr;
+
+		i = foreach_current_index(lc);
+		pa->out_key[i] = -1;
+		pa->out_trans[i] = -1;
+		if (tle->resjunk || exprType(expr) != TupleDescAttr(partials_desc, i)->atttypid)
+			break;
+		if (IsA(expr, Var) && ((Var *) expr)->varno == OUTER_VAR)
+		{
+			for (int k = 0; k < agg->numCols; k++)
+				if (agg->grpColIdx[k] == ((Var *) expr)->varattno)
+					pa->out_key[i] = k;
+			if (pa->out_key[i] < 0)
+				break;
+		}
+		else if (IsA(expr, Aggref))
+		{
+			pa->out_trans[i] = list_length(aggrefs);
+			aggrefs = lappend(aggrefs, expr);
+		}
+		else
+			break;
+	}
+	if (lc != NULL)
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(pa->cxt);
+		REFUSE("an output of its aggregate is not a grouping column or an aggregate");
+	}
+
+	/* the aggregates */
+	pa->ntrans = list_length(aggrefs);
+	pa->trans = palloc0(sizeof(PreaggTrans) * Max(pa->ntrans, 1));
+	foreach(lc, aggrefs)
+	{
+		Aggref	   *aggref = lfirst(lc);
+		PreaggTrans *t = &pa->trans[foreach_current_index(lc)];
+		HeapTuple	tup;
+		Form_pg_aggregate form;
+		Oid			transfn;
+		Datum		textinit;
+		Oid			inputs[FUNC_MAX_ARGS];
+		Expr	   *transexpr;
+		Expr	   *invexpr = NULL;
+		ListCell   *alc;
+		const char *refused = NULL;
+
+		if (aggref->aggdistinct != NIL || aggref->aggorder != NIL || aggref->aggfilter != NULL ||
+			aggref->aggdirectargs != NIL || aggref->aggkind != AGGKIND_NORMAL ||
+			aggref->agglevelsup != 0 || aggref->aggsplit != AGGSPLIT_SIMPLE ||
+			aggref->aggfnoid >= FirstNormalObjectId || aggref->aggtranstype == INTERNALOID ||
+			list_length(aggref->args) >= FUNC_MAX_ARGS)
+			refused = "an aggregate is not one it runs";
+		else if (unsupported((Node *) aggref->args, &extension))
+			refused = "an aggregate's argument calls a function that is volatile or not built in";
+		if (refused == NULL)
+		{
+			tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggref->aggfnoid));
+			if (!HeapTupleIsValid(tup))
+				elog(ERROR, "cache lookup failed for aggregate %u", aggref->aggfnoid);
+			form = (Form_pg_aggregate) GETSTRUCT(tup);
+			transfn = form->aggtransfn;
+			if (OidIsValid(form->aggfinalfn))
+				refused = "an aggregate has a final function";
+			textinit = SysCacheGetAttr(AGGFNOID, tup, Anum_pg_aggregate_agginitval, &t->initnull);
+			if (refused == NULL && !t->initnull)
+			{
+				Oid			typinput;
+				Oid			typioparam;
+
+				getTypeInputInfo(aggref->aggtranstype, &typinput, &typioparam);
+				t->initval = OidInputFunctionCall(typinput, TextDatumGetCString(textinit), typioparam, -1);
+			}
+			ReleaseSysCache(tup);
+		}
+		if (refused != NULL)
+		{
+			MemoryContextSwitchTo(old);
+			MemoryContextDelete(pa->cxt);
+			REFUSE(refused);
+		}
+
+		t->nargs = list_length(aggref->args);
+		t->firstarg = list_length(argtlist);
+		foreach(alc, aggref->args)
+		{
+			TargetEntry *arg = lfirst(alc);
+
+			inputs[foreach_current_index(alc)] = exprType((Node *) arg->expr);
+			argtlist = lappend(argtlist, makeTargetEntry(arg->expr, list_length(argtlist) + 1, NULL, false));
+		}
+		build_aggregate_transfn_expr(inputs, t->nargs, 0, aggref->aggvariadic, aggref->aggtranstype,
+									 aggref->inputcollid, transfn, InvalidOid, &transexpr, &invexpr);
+		fmgr_info(transfn, &t->transfn);
+		fmgr_info_set_expr((Node *) transexpr, &t->transfn);
+		/* as CREATE AGGREGATE requires: the first input starts the state */
+		if (t->transfn.fn_strict && t->initnull &&
+			(t->nargs == 0 || !IsBinaryCoercible(inputs[0], aggref->aggtranstype)))
+		{
+			MemoryContextSwitchTo(old);
+			MemoryContextDelete(pa->cxt);
+			REFUSE("an aggregate's state cannot start from its input");
+		}
+		get_typlenbyval(aggref->aggtranstype, &t->typlen, &t->typbyval);
+		t->fcinfo = palloc0(SizeForFunctionCallInfo(t->nargs + 1));
+		InitFunctionCallInfoData(*t->fcinfo, &t->transfn, t->nargs + 1, aggref->inputcollid, NULL, NULL);
+	}
+
+	/* the grouping, by the plan's equality operators and their hash functions */
+	pa->nkeys = agg->numCols;
+	pa->keycols = palloc(sizeof(AttrNumber) * pa->nkeys);
+	pa->keyidx = palloc(sizeof(AttrNumber) * pa->nkeys);
+	pa->eqfuncs = palloc(sizeof(Oid) * pa->nkeys);
+	pa->hashfuncs = palloc(sizeof(FmgrInfo) * pa->nkeys);
+	pa->collations = palloc(sizeof(Oid) * pa->nkeys);
+	scandesc = ExecTypeFromTL(scan->scan.plan.targetlist);
+	pa->keydesc = CreateTemplateTupleDesc(pa->nkeys);
+	for (i = 0; i < pa->nkeys; i++)
+	{
+		Oid			lhash;
+		Oid			rhash;
+
+		if (agg->grpColIdx[i] < 1 || agg->grpColIdx[i] > scandesc->natts ||
+			!get_op_hash_functions(agg->grpOperators[i], &lhash, &rhash) || lhash != rhash)
+		{
+			MemoryContextSwitchTo(old);
+			MemoryContextDelete(pa->cxt);
+			REFUSE("a grouping column cannot be hashed");
+		}
+		pa->all_datum_keys = (i == 0 || pa->all_datum_keys) && datum_equality(agg->grpOperators[i]) &&
+			TupleDescAttr(scandesc, agg->grpColIdx[i] - 1)->attbyval;
+		pa->keycols[i] = agg->grpColIdx[i];
+		pa->keyidx[i] = i + 1;
+		pa->eqfuncs[i] = get_opcode(agg->grpOperators[i]);
+		fmgr_info(rhash, &pa->hashfuncs[i]);
+		pa->collations[i] = agg->grpCollations[i];
+		TupleDescCopyEntry(pa->keydesc, i + 1, scandesc, pa->keycols[i]);
+	}
+
+	/* the expressions, over the decoded row */
+	srcdesc = CreateTupleDescCopy(RelationGetDescr(rel));
+	pa->econtext = CreateStandaloneExprContext();
+	pa->scanslot = MakeSingleTupleTableSlot(srcdesc, &TTSOpsVirtual);
+	pa->qual = ExecInitQual(scan->scan.plan.qual, NULL);
+	pa->scanproj = ExecBuildProjectionInfo(scan->scan.plan.targetlist, pa->econtext,
+										   MakeSingleTupleTableSlot(scandesc, &TTSOpsVirtual),
+										   NULL, srcdesc);
+	if (argtlist != NIL)
+		pa->argproj = ExecBuildProjectionInfo(argtlist, pa->econtext,
+											  MakeSingleTupleTableSlot(ExecTypeFromTL(argtlist),
+																	   &TTSOpsVirtual),
+											  NULL, scandesc);
+	pa->keyslot = MakeSingleTupleTableSlot(pa->keydesc, &TTSOpsMinimalTuple);
+	pa->entryslot = MakeSingleTupleTableSlot(pa->keydesc, &TTSOpsMinimalTuple);
+	pa->mem_limit = get_hash_memory_limit();
+	build_table(pa);
+	MemoryContextSwitchTo(old);
+	return pa;
+}
+
+/* start_state: a new group's state of an aggregate */
+static void
+start_state(Preagg *pa, PreaggTrans *t, PreaggState *s)
+{
+	s->isnull = s->novalue = t->initnull;
+	s->value = t->initnull ? (Datum) 0 :
+		datumCopy(t->initval, t->typbyval, t->typlen);
+}
+
+/*
+ * advance: a group's state of an aggregate, advanced by one row's
+ * arguments, as nodeAgg.c's advance_transition_function does.  Runs in the
+ * row's memory; a new state that is a reference is copied to the groups'.
+ */
+static void
+advance(Preagg *pa, PreaggTrans *t, PreaggState *s, TupleTableSlot *args)
+{
+	FunctionCallInfo fcinfo = t->fcinfo;
+	Datum		value;
+
+	for (int i = 0; i < t->nargs; i++)
+	{
+		fcinfo->args[i + 1].value = args->tts_values[t->firstarg + i];
+		fcinfo->args[i + 1].isnull = args->tts_isnull[t->firstarg + i];
+		/* a strict function skips a row with a null argument */
+		if (fcinfo->args[i + 1].isnull && t->transfn.fn_strict)
+			return;
+	}
+	if (t->transfn.fn_strict)
+	{
+		if (s->novalue)
+		{
+			/* the first input is the state (binary coercible: PreaggBegin) */
+			MemoryContext old = MemoryContextSwitchTo(pa->tablecxt);
+
+			s->value = datumCopy(fcinfo->args[1].value, t->typbyval, t->typlen);
+			MemoryContextSwitchTo(old);
+			s->isnull = false;
+			s->novalue = false;
+			return;
+		}
+		/* a strict function that returned null is not called again */
+		if (s->isnull)
+			return;
+	}
+	fcinfo->args[0].value = s->value;
+	fcinfo->args[0].isnull = s->isnull;
+	fcinfo->isnull = false;
+	value = FunctionCallInvoke(fcinfo);
+	if (!t->typbyval && DatumGetPointer(value) != DatumGetPointer(s->value))
+	{
+		if (!fcinfo->isnull)
+		{
+			MemoryContext old = MemoryContextSwitchTo(pa->tablecxt);
+
+			value = datumCopy(value, t->typbyval, t->typlen);
+			MemoryContextSwitchTo(old);
+		}
+		if (!s->isnull)
+			pfree(DatumGetPointer(s->value));
+	}
+	s->value = value;
+	s->isnull = fcinfo->isnull;
+}
+
+/* new_states: a new group's states, carved from blocks of STATES_BLOCK */
+static PreaggState *
+new_states(Preagg *pa)
+{
+	Size		size = MAXALIGN(sizeof(PreaggState) * Max(pa->ntrans, 1));
+	PreaggState *states;
+
+	if (pa->free_size < size)
+	{
+		pa->free_size = Max(size, Min(STATES_BLOCK, pa->mem_limit / 16));
+		pa->free_states = MemoryContextAlloc(pa->tablecxt, pa->free_size);
+	}
+	states = (PreaggState *) pa->free_states;
+	pa->free_states += size;
+	pa->free_size -= size;
+
+	for (int i = 0; i < pa->ntrans; i++)
+		start_state(pa, &pa->trans[i], &states[i]);
+	pa->groups++;
+	return states;
+}
+
+/*
+ * PreaggAddRow aggregates one decoded row (the source's columns), which
+ * the scan's filter may skip.  Its values may be freed once it returns.
+ */
+void
+PreaggAddRow(Preagg *pa, Datum *values, bool *nulls)
+{
+	ExprContext *econtext = pa->econtext;
+	TupleTableSlot *row = pa->scanslot;
+	TupleTableSlot *out;
+	TupleTableSlot *args = NULL;
+	TupleHashEntry entry;
+	PreaggState *states;
+	bool		isnew;
+	MemoryContext old;
+	int			natts = row->tts_tupleDescriptor->natts;
+
+	ResetExprContext(econtext);
+	ExecClearTuple(row);
+	memcpy(row->tts_values, values, sizeof(Datum) * natts);
+	memcpy(row->tts_isnull, nulls, sizeof(bool) * natts);
+	ExecStoreVirtualTuple(row);
+	econtext->ecxt_scantuple = row;
+	if (pa->qual != NULL && !ExecQual(pa->qual, econtext))
+		return;
+	out = ExecProject(pa->scanproj);
+
+	if (pa->fast != NULL)
+	{
+		FastKey		key;
+		FastGroup  *group;
+		bool		found;
+
+		memset(&key, 0, sizeof(key));
+		for (int i = 0; i < pa->nkeys; i++)
+		{
+			key.nulls[i] = out->tts_isnull[pa->keycols[i] - 1];
+			if (!key.nulls[i])
+				key.values[i] = out->tts_values[pa->keycols[i] - 1];
+		}
+		group = fastgroups_insert(pa->fast, key, &found);
+		if (!found)
+			group->states = new_states(pa);
+		states = group->states;
+	}
+	else
+	{
+		ExecClearTuple(pa->keyslot);
+		for (int i = 0; i < pa->nkeys; i++)
+		{
+			pa->keyslot->tts_values[i] = out->tts_values[pa->keycols[i] - 1];
+			pa->keyslot->tts_isnull[i] = out->tts_isnull[pa->keycols[i] - 1];
+		}
+		ExecStoreVirtualTuple(pa->keyslot);
+		entry = LookupTupleHashEntry(pa->table, pa->keyslot, &isnew, NULL);
+		if (isnew)
+			entry->additional = new_states(pa);
+		states = entry->additional;
+	}
+
+	if (pa->argproj != NULL)
+	{
+		econtext->ecxt_outertuple = out;
+		args = ExecProject(pa->argproj);
+	}
+	old = MemoryContextSwitchTo(econtext->ecxt_per_tuple_memory);
+	for (int i = 0; i < pa->ntrans; i++)
+		advance(pa, &pa->trans[i], &states[i], args);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * PreaggFull: whether the groups take more memory than a hash aggregate
+ * may (hash_mem), and should go to the partial states.
+ */
+bool
+PreaggFull(Preagg *pa)
+{
+	return pa->groups > 0 &&
+		MemoryContextMemAllocated(pa->tablecxt, false) +
+		MemoryContextMemAllocated(pa->metacxt, false) > pa->mem_limit;
+}
+
+/* put_group writes one group's row of partial states into out */
+static void
+put_group(Preagg *pa, Tuplestorestate *out, Datum *keys, bool *keynulls, PreaggState *states)
+{
+	for (int i = 0; i < pa->out_desc->natts; i++)
+	{
+		if (pa->out_key[i] >= 0)
+		{
+			pa->out_values[i] = keys[pa->out_key[i]];
+			pa->out_nulls[i] = keynulls[pa->out_key[i]];
+		}
+		else
+		{
+			pa->out_values[i] = states[pa->out_trans[i]].value;
+			pa->out_nulls[i] = states[pa->out_trans[i]].isnull;
+		}
+	}
+	tuplestore_putvalues(out, pa->out_desc, pa->out_values, pa->out_nulls);
+}
+
+/*
+ * PreaggDump writes one row of partial states per group into out, forgets
+ * the groups, and returns how many it wrote.
+ */
+int64
+PreaggDump(Preagg *pa, Tuplestorestate *out)
+{
+	TupleHashIterator iter;
+	TupleHashEntry entry;
+	int64		n = 0;
+
+	if (pa->fast != NULL)
+	{
+		fastgroups_iterator fiter;
+		FastGroup  *group;
+
+		fastgroups_start_iterate(pa->fast, &fiter);
+		while ((group = fastgroups_iterate(pa->fast, &fiter)) != NULL)
+		{
+			put_group(pa, out, group->key.values, group->key.nulls, group->states);
+			n++;
+		}
+	}
+	else
+	{
+		InitTupleHashIterator(pa->table, &iter);
+		while ((entry = ScanTupleHashTable(pa->table, &iter)) != NULL)
+		{
+			ExecStoreMinimalTuple(entry->firstTuple, pa->entryslot, false);
+			slot_getallattrs(pa->entryslot);
+			put_group(pa, out, pa->entryslot->tts_values, pa->entryslot->tts_isnull, entry->additional);
+			n++;
+		}
+		TermTupleHashIterator(&iter);
+		ExecClearTuple(pa->entryslot);
+	}
+
+	/*
+	 * The table is emptied and kept, its buckets sized for as many groups
+	 * again; unless they alone take half the memory allowed.
+	 */
+	MemoryContextReset(pa->tablecxt);
+	pa->free_size = 0;
+	pa->groups = 0;
+	if (MemoryContextMemAllocated(pa->metacxt, false) > pa->mem_limit / 2)
+	{
+		MemoryContextReset(pa->metacxt);
+		pa->table = NULL;
+		pa->fast = NULL;
+		build_table(pa);
+	}
+	else if (pa->fast != NULL)
+		fastgroups_reset(pa->fast);
+	else
+		ResetTupleHashTable(pa->table);
+	return n;
+}
+
+/* PreaggEnd frees what PreaggBegin made */
+void
+PreaggEnd(Preagg *pa)
+{
+	MemoryContextDelete(pa->cxt);
+}

@@ -147,9 +147,32 @@ SELECT streaming.run('pg_div');
 SELECT count(*) AS batches FROM streaming.progress WHERE query = 'pg_div';
 SELECT count(*) AS dead_letters FROM streaming.dead_letters WHERE query = 'pg_div';
 
+-- a value of a type not built in is left to the parts' statement: grouping
+-- by a range compares its bounds with its subtype's operator class, here
+-- a PL/pgSQL function, which the executor calls and this module must not
+CREATE FUNCTION pg_cmp(int, int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS 'BEGIN RETURN btint4cmp($1, $2); END';
+CREATE OPERATOR CLASS pg_int_ops FOR TYPE int USING btree AS
+  OPERATOR 1 <, OPERATOR 2 <=, OPERATOR 3 =, OPERATOR 4 >=, OPERATOR 5 >, FUNCTION 1 pg_cmp(int, int);
+CREATE TYPE pg_ints AS RANGE (subtype = int, subtype_opclass = pg_int_ops);
+COPY (SELECT 1) TO PROGRAM 'mkdir -p /tmp/streaming_regress/preagg/range';
+SELECT streaming.create_source('pg_ranges', 'file', 'id int, r pg_ints',
+         '{"path": "/tmp/streaming_regress/preagg/range", "format": "csv"}');
+SELECT streaming.create_query('pg_by_range', $$SELECT r, count(*) AS c FROM pg_ranges GROUP BY r$$,
+  output_mode => 'update');
+COPY (SELECT i, pg_ints(i % 3, 5) FROM generate_series(1, 50) i)
+  TO '/tmp/streaming_regress/preagg/range/1.csv' WITH (FORMAT csv);
+SET client_min_messages = debug1;
+SELECT streaming.run('pg_by_range');
+RESET client_min_messages;
+SELECT * FROM pg_by_range ORDER BY r;
+
 SELECT streaming.drop_query(name) FROM streaming.queries ORDER BY name;
 SELECT streaming.drop_source('pg');
 SELECT streaming.drop_source('pg_zero');
+SELECT streaming.drop_source('pg_ranges');
+DROP TYPE pg_ints;
+DROP OPERATOR CLASS pg_int_ops USING btree;
+DROP FUNCTION pg_cmp;
 DROP FUNCTION pg_differ;
 DROP FUNCTION pg_twice;
 DROP TABLE pg_rows;

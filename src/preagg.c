@@ -27,9 +27,11 @@
  * aggregates whose result is their transition state (no final function
  * and no internal state: count, sums of integers, min, max, bool_and, ...)
  * without DISTINCT, ORDER BY or FILTER; and when its expressions call only
- * built-in functions and the extension's, none of them volatile, with no
- * subquery, parameter or domain check: nothing that needs an executor's
- * state or could run a statement.  Otherwise the parts run their plan.
+ * built-in functions and the extension's, none of them volatile, over
+ * values of built-in types (whose support functions are built in too),
+ * with no subquery, parameter or domain check: nothing that needs an
+ * executor's state or could run a statement.  Otherwise the parts run
+ * their plan.
  *
  *-------------------------------------------------------------------------
  */
@@ -202,8 +204,8 @@ untrusted_function(Oid funcid, void *context)
 /*
  * unsupported: whether an expression needs what this module does not
  * give (an executor's state, a subquery, a parameter), could run user
- * code (a function not trusted, a domain's check), or reads more than a
- * column of the row.
+ * code (a function not trusted, a domain's check, a value of a type not
+ * built in), or reads more than a column of the row.
  */
 static bool
 unsupported(Node *node, void *context)
@@ -217,6 +219,17 @@ unsupported(Node *node, void *context)
 		IsA(node, Aggref) || IsA(node, WindowFunc) || IsA(node, GroupingFunc))
 		return true;
 	if (IsA(node, Var) && ((Var *) node)->varattno <= 0)
+		return true;
+
+	/*
+	 * Built-in functions call the support functions of the types of their
+	 * values: a range's comparison is its subtype's operator class's, which
+	 * may be PL/pgSQL, as may a user type's equality and hash functions,
+	 * which group the rows.  They may run in the parts' statement, not
+	 * here: only values of built-in types (or domains over them) are.
+	 */
+	if (!IsA(node, List) && !IsA(node, TargetEntry) && !IsA(node, CaseWhen) &&
+		getBaseType(exprType(node)) >= FirstNormalObjectId)
 		return true;
 	return expression_tree_walker(node, unsupported, context);
 }
@@ -322,7 +335,7 @@ PreaggBegin(PlannedStmt *stmt, Relation rel, TupleDesc partials_desc, MemoryCont
 		REFUSE("its aggregate does not read the source");
 	if (unsupported((Node *) scan->scan.plan.targetlist, &extension) ||
 		unsupported((Node *) scan->scan.plan.qual, &extension))
-		REFUSE("its input calls a function that is volatile or not built in");
+		REFUSE("its input calls a function that is volatile or not built in, or has a type that is not");
 	if (list_length(agg->plan.targetlist) != partials_desc->natts)
 		REFUSE("its output is not the partial states");
 	/* what the statement would check as it starts */
@@ -401,7 +414,7 @@ PreaggBegin(PlannedStmt *stmt, Relation rel, TupleDesc partials_desc, MemoryCont
 			list_length(aggref->args) >= FUNC_MAX_ARGS)
 			refused = "an aggregate is not one it runs";
 		else if (unsupported((Node *) aggref->args, &extension))
-			refused = "an aggregate's argument calls a function that is volatile or not built in";
+			refused = "an aggregate's argument calls a function that is volatile or not built in, or has a type that is not";
 		if (refused == NULL)
 		{
 			tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggref->aggfnoid));

@@ -41,7 +41,12 @@ SELECT streaming.create_query('pg_text',
 SELECT streaming.create_query('pg_window',
   $$SELECT streaming.window(ts, '1 minute') AS w, k, count(*) AS c, max(v) AS mx FROM pg GROUP BY 1, 2$$,
   event_time => 'ts', watermark => '10 seconds', output_mode => 'update');
--- more groups than hash_mem holds: written out as partial states several times
+-- more groups than a small hash_mem holds: pg_runs's rows come eight to a
+-- group, its table is written out as partial states several times;
+-- pg_many's come one to a group until the table is full, and the rest of
+-- its batch goes to the parts' statement (DEBUG1 shows both)
+SELECT streaming.create_query('pg_runs', $$SELECT id / 8 AS k, count(*) AS c, sum(v) AS s FROM pg GROUP BY 1$$,
+  output_mode => 'update');
 SELECT streaming.create_query('pg_many', $$SELECT id % 5003 AS k, count(*) AS c, sum(v) AS s FROM pg GROUP BY 1$$,
   output_mode => 'update');
 -- an average is kept as a sum and a count: aggregated in C too
@@ -53,6 +58,10 @@ CREATE FUNCTION pg_twice(int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS 'BEGIN R
 SELECT streaming.create_query('pg_udf', $$SELECT k, max(pg_twice(v)) AS t FROM pg GROUP BY k$$,
   output_mode => 'update');
 SELECT streaming.create_query('pg_random', $$SELECT k, count(*) AS c FROM pg WHERE random() < 2 GROUP BY k$$,
+  output_mode => 'update');
+-- a built-in function that runs a statement
+SELECT streaming.create_query('pg_xml',
+  $$SELECT k, count(*) AS c FROM pg WHERE length(query_to_xml('SELECT 1', true, false, '')::text) > 0 GROUP BY k$$,
   output_mode => 'update');
 
 CREATE FUNCTION pg_differ(upto int) RETURNS TABLE (query text, rows bigint, differ bigint)
@@ -85,6 +94,11 @@ BEGIN
     (SELECT streaming.window(ts, '1 minute'), k, count(*), max(v) FROM seen GROUP BY 1, 2
      EXCEPT SELECT * FROM pg_window)) x)
   UNION ALL
+  SELECT 'pg_runs', (SELECT count(*) FROM pg_runs), (SELECT count(*) FROM (
+    (SELECT * FROM pg_runs EXCEPT SELECT id / 8, count(*), sum(v) FROM seen GROUP BY 1)
+    UNION ALL
+    (SELECT id / 8, count(*), sum(v) FROM seen GROUP BY 1 EXCEPT SELECT * FROM pg_runs)) x)
+  UNION ALL
   SELECT 'pg_many', (SELECT count(*) FROM pg_many), (SELECT count(*) FROM (
     (SELECT * FROM pg_many EXCEPT SELECT id % 5003, count(*), sum(v) FROM seen GROUP BY 1)
     UNION ALL
@@ -103,12 +117,18 @@ BEGIN
   SELECT 'pg_random', (SELECT count(*) FROM pg_random), (SELECT count(*) FROM (
     (SELECT * FROM pg_random EXCEPT SELECT k, count(*) FROM seen GROUP BY k)
     UNION ALL
-    (SELECT k, count(*) FROM seen GROUP BY k EXCEPT SELECT * FROM pg_random)) x);
+    (SELECT k, count(*) FROM seen GROUP BY k EXCEPT SELECT * FROM pg_random)) x)
+  UNION ALL
+  SELECT 'pg_xml', (SELECT count(*) FROM pg_xml), (SELECT count(*) FROM (
+    (SELECT * FROM pg_xml EXCEPT SELECT k, count(*) FROM seen GROUP BY k)
+    UNION ALL
+    (SELECT k, count(*) FROM seen GROUP BY k EXCEPT SELECT * FROM pg_xml)) x);
 END $$;
 
--- a small hash_mem for pg_many (the others' groups fit)
-SELECT streaming.run(name) FROM streaming.queries WHERE name <> 'pg_many' ORDER BY name;
+-- a small hash_mem for pg_runs and pg_many (the others' groups fit)
+SELECT streaming.run(name) FROM streaming.queries WHERE name NOT IN ('pg_runs', 'pg_many') ORDER BY name;
 SET work_mem = '64kB';
+SELECT streaming.run('pg_runs');
 SELECT streaming.run('pg_many');
 RESET work_mem;
 BEGIN;
@@ -117,8 +137,7 @@ COMMIT;
 SELECT query, input_rows FROM streaming.progress ORDER BY query;
 
 -- a second batch merges into the state as any batch does; which way each
--- is aggregated shows at DEBUG1, with the partial states it made (more
--- than pg_many's groups: its table was written out several times)
+-- is aggregated shows at DEBUG1, with the partial states it made
 COPY (SELECT * FROM pg_rows WHERE id > 40000) TO '/tmp/streaming_regress/preagg/in/2.csv' WITH (FORMAT csv);
 SET client_min_messages = debug1;
 SELECT streaming.run('pg_int');
@@ -127,8 +146,10 @@ SELECT streaming.run('pg_window');
 SELECT streaming.run('pg_avg');
 SELECT streaming.run('pg_udf');
 SELECT streaming.run('pg_random');
+SELECT streaming.run('pg_xml');
 SET work_mem = '64kB';
 SELECT streaming.run('pg_many');
+SELECT streaming.run('pg_runs');
 RESET work_mem;
 RESET client_min_messages;
 BEGIN;

@@ -938,6 +938,7 @@ typedef struct FlushContext
 	/* the same, aggregated in C as it is decoded (preagg.c) */
 	Preagg	   *preagg;
 	CachedPlan *partial_plan;	/* the parts' plan, which it runs */
+	int64		preagg_rows;	/* flushed_rows when it last wrote its groups */
 } FlushContext;
 
 /* reads_relation: whether a relation WalkViewReads visits is *target */
@@ -1085,14 +1086,16 @@ flush_rows(SourceBatch *sb, void *arg)
  * dump_groups writes the groups that the batch's C aggregation holds to
  * its partial states, as a part would (flush_rows).
  */
-static void
+static int64
 dump_groups(FlushContext *fc, SourceBatch *sb)
 {
 	TimestampTz t0 = GetCurrentTimestamp();
+	int64		groups = PreaggDump(fc->preagg, partials_store(fc));
 
-	if (PreaggDump(fc->preagg, partials_store(fc)) > 0)
+	if (groups > 0)
 		sb->flushes++;
 	sb->flush_ms += ms_between(t0, GetCurrentTimestamp());
+	return groups;
 }
 
 /*
@@ -1113,7 +1116,22 @@ consume_row(SourceBatch *sb, Datum *values, bool *nulls, void *arg)
 	PreaggAddRow(fc->preagg, values, nulls);
 	sb->flushed_rows++;
 	if (PreaggFull(fc->preagg))
-		dump_groups(fc, sb);
+	{
+		int64		rows = sb->flushed_rows - fc->preagg_rows;
+
+		/*
+		 * A table that fills before its groups take two rows each on
+		 * average hardly combines anything: the rest of the batch goes to
+		 * the parts' statement, whose hash aggregation spills instead.
+		 */
+		if (dump_groups(fc, sb) * 2 > rows)
+		{
+			sb->consume = NULL;
+			elog(DEBUG1, "continuous query \"%s\": the groups of its batch outgrow hash_mem as fast as its rows come; the rest of the batch is aggregated by its parts' statement",
+				 fc->q->name);
+		}
+		fc->preagg_rows = sb->flushed_rows;
+	}
 	sb->flush_failed = false;
 	SetUserIdAndSecContext(decoder, decoder_sec_context);
 }
@@ -1162,9 +1180,11 @@ begin_preagg(FlushContext *fc, SourceBatch *sb)
 }
 
 /*
- * end_preagg: the rows are decoded.  When the fast pass took them all, the
- * groups left go to the partial states; when it failed and the input was
- * decoded again record by record, the rows were kept for the statement.
+ * end_preagg: the rows are decoded.  When the fast pass aggregated them to
+ * the end, the groups left go to the partial states; when it failed and
+ * the input was decoded again record by record, the rows were kept for
+ * the statement; when consume_row gave the rest of the batch to the
+ * parts' statement, the table was just written out.
  */
 static void
 end_preagg(FlushContext *fc, SourceBatch *sb)

@@ -27,7 +27,8 @@
  * aggregates whose result is their transition state (no final function
  * and no internal state: count, sums of integers, min, max, bool_and, ...)
  * without DISTINCT, ORDER BY or FILTER; and when its expressions call only
- * built-in functions and the extension's, none of them volatile, over
+ * built-in functions and the extension's, none of them volatile nor one
+ * that runs a statement (query_to_xml and its kin), over
  * values of built-in types (whose support functions are built in too),
  * with no subquery, parameter or domain check: nothing that needs an
  * executor's state or could run a statement.  Otherwise the parts run
@@ -187,12 +188,34 @@ struct Preagg
 };
 
 /*
- * untrusted_function: whether a function may not run here: volatile, or
- * neither built in nor the extension's (*context).
+ * untrusted_function: whether a function may not run here: one that runs
+ * a statement, a volatile one, or one neither built in nor the
+ * extension's (*context).
  */
 static bool
 untrusted_function(Oid funcid, void *context)
 {
+	/* built in and stable, but they run the statement or read the tables they are given */
+	switch (funcid)
+	{
+		case F_QUERY_TO_XML:
+		case F_QUERY_TO_XMLSCHEMA:
+		case F_QUERY_TO_XML_AND_XMLSCHEMA:
+		case F_CURSOR_TO_XML:
+		case F_CURSOR_TO_XMLSCHEMA:
+		case F_TABLE_TO_XML:
+		case F_TABLE_TO_XMLSCHEMA:
+		case F_TABLE_TO_XML_AND_XMLSCHEMA:
+		case F_SCHEMA_TO_XML:
+		case F_SCHEMA_TO_XMLSCHEMA:
+		case F_SCHEMA_TO_XML_AND_XMLSCHEMA:
+		case F_DATABASE_TO_XML:
+		case F_DATABASE_TO_XMLSCHEMA:
+		case F_DATABASE_TO_XML_AND_XMLSCHEMA:
+			return true;
+		default:
+			break;
+	}
 	if (func_volatile(funcid) == PROVOLATILE_VOLATILE)
 		return true;
 	if (funcid < FirstNormalObjectId)
@@ -335,7 +358,7 @@ PreaggBegin(PlannedStmt *stmt, Relation rel, TupleDesc partials_desc, MemoryCont
 		REFUSE("its aggregate does not read the source");
 	if (unsupported((Node *) scan->scan.plan.targetlist, &extension) ||
 		unsupported((Node *) scan->scan.plan.qual, &extension))
-		REFUSE("its input calls a function that is volatile or not built in, or has a type that is not");
+		REFUSE("its input calls a function that is volatile, not built in or runs a statement, or has a value of a type not built in");
 	if (list_length(agg->plan.targetlist) != partials_desc->natts)
 		REFUSE("its output is not the partial states");
 	/* what the statement would check as it starts */
@@ -414,7 +437,7 @@ PreaggBegin(PlannedStmt *stmt, Relation rel, TupleDesc partials_desc, MemoryCont
 			list_length(aggref->args) >= FUNC_MAX_ARGS)
 			refused = "an aggregate is not one it runs";
 		else if (unsupported((Node *) aggref->args, &extension))
-			refused = "an aggregate's argument calls a function that is volatile or not built in, or has a type that is not";
+			refused = "an aggregate's argument calls a function that is volatile, not built in or runs a statement, or has a value of a type not built in";
 		if (refused == NULL)
 		{
 			tup = SearchSysCache1(AGGFNOID, ObjectIdGetDatum(aggref->aggfnoid));
@@ -525,8 +548,14 @@ static void
 start_state(Preagg *pa, PreaggTrans *t, PreaggState *s)
 {
 	s->isnull = s->novalue = t->initnull;
-	s->value = t->initnull ? (Datum) 0 :
-		datumCopy(t->initval, t->typbyval, t->typlen);
+	s->value = (Datum) 0;
+	if (!t->initnull)
+	{
+		MemoryContext old = MemoryContextSwitchTo(pa->tablecxt);
+
+		s->value = datumCopy(t->initval, t->typbyval, t->typlen);
+		MemoryContextSwitchTo(old);
+	}
 }
 
 /*

@@ -149,11 +149,28 @@ combine_sql(ContinuousPlan *plan, Oid state_table)
 	if (!ok || merge != NULL || groupby.len == 0)
 		return NULL;
 
+	/*
+	 * The groups in the order the batch plan gives them (planner.c): the
+	 * partial states sorted on the state's key first, which the grouping
+	 * then keeps.  The planner, which expects a few partial states per
+	 * group, would rather hash them and sort the groups after; but there
+	 * are about as many of them as groups (one per group and part, or per
+	 * writing out of preagg.c's table), and both would spill.
+	 */
+	if (plan->window_size != NULL)
+	{
+		StringInfoData order;
+
+		initStringInfo(&order);
+		foreach(lc, plan->state_keys)
+			appendStringInfo(&order, "%su.%s", order.len > 0 ? ", " : "",
+							 quote_identifier(lfirst(lc)));
+		appendStringInfo(&select, " FROM (SELECT * FROM streaming.batch_partials() AS u(%s) ORDER BY %s) AS u GROUP BY %s",
+						 columns.data, order.data, groupby.data);
+		return PlanOrderGroups(plan, psprintf("SELECT %s", select.data));
+	}
 	appendStringInfo(&select, " FROM streaming.batch_partials() AS u(%s) GROUP BY %s",
 					 columns.data, groupby.data);
-	/* the groups in the order the batch plan gives them (planner.c) */
-	if (plan->window_size != NULL)
-		return PlanOrderGroups(plan, psprintf("SELECT %s", select.data));
 	return psprintf("SELECT %s", select.data);
 }
 

@@ -170,6 +170,7 @@ struct Preagg
 	TupleTableSlot *entryslot;	/* a group's key, read back */
 	TupleHashTable table;
 	fastgroups_hash *fast;		/* instead, with keys of Datums compared */
+	int64		fast_max_groups;	/* the groups it holds at most */
 	int64		groups;
 	bool		all_datum_keys; /* datum_equality for every grouping column */
 	Size		mem_limit;
@@ -299,6 +300,19 @@ build_table(Preagg *pa)
 	pa->groups = 0;
 	if (pa->all_datum_keys && pa->nkeys <= FAST_KEYS)
 	{
+		Size		per_group = MAXALIGN(sizeof(PreaggState) * Max(pa->ntrans, 1));
+		uint64		buckets = 16;
+
+		/*
+		 * It grows, doubling, up to the most buckets that fit in hash_mem
+		 * with the states of as many groups as three quarters of them,
+		 * which is all it holds: simplehash grows a table before it is 90%
+		 * full, and earlier if its probes get long, which they do past
+		 * 80%.  A table that is full is written out and emptied, not grown.
+		 */
+		while ((buckets * 2) * sizeof(FastGroup) + (buckets * 2) * 3 / 4 * per_group <= pa->mem_limit)
+			buckets *= 2;
+		pa->fast_max_groups = buckets * 3 / 4;
 		pa->fast = fastgroups_create(pa->metacxt, start_groups(pa, sizeof(FastGroup)), NULL);
 		MemoryContextSwitchTo(old);
 		return;
@@ -714,6 +728,8 @@ PreaggAddRow(Preagg *pa, Datum *values, bool *nulls)
 bool
 PreaggFull(Preagg *pa)
 {
+	if (pa->fast != NULL && pa->groups >= pa->fast_max_groups)
+		return true;
 	return pa->groups > 0 &&
 		MemoryContextMemAllocated(pa->tablecxt, false) +
 		MemoryContextMemAllocated(pa->metacxt, false) > pa->mem_limit;
@@ -778,12 +794,13 @@ PreaggDump(Preagg *pa, Tuplestorestate *out)
 
 	/*
 	 * The table is emptied and kept, its buckets sized for as many groups
-	 * again; unless they alone take half the memory allowed.
+	 * again (a table of Datums never outgrows its memory: PreaggFull);
+	 * unless they alone take half the memory allowed.
 	 */
 	MemoryContextReset(pa->tablecxt);
 	pa->free_size = 0;
 	pa->groups = 0;
-	if (MemoryContextMemAllocated(pa->metacxt, false) > pa->mem_limit / 2)
+	if (pa->fast == NULL && MemoryContextMemAllocated(pa->metacxt, false) > pa->mem_limit / 2)
 	{
 		MemoryContextReset(pa->metacxt);
 		pa->table = NULL;

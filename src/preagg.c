@@ -376,7 +376,11 @@ PreaggBegin(PlannedStmt *stmt, Relation rel, TupleDesc partials_desc, MemoryCont
 	if (list_length(agg->plan.targetlist) != partials_desc->natts)
 		REFUSE("its output is not the partial states");
 	/* what the statement would check as it starts */
+#if PG_VERSION_NUM >= 160000
+	if (!ExecCheckPermissions(stmt->rtable, stmt->permInfos, false))
+#else
 	if (!ExecCheckRTPerms(stmt->rtable, false))
+#endif
 		REFUSE("a relation it reads may not be read");
 
 	old = MemoryContextSwitchTo(cxt);

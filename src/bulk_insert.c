@@ -63,6 +63,7 @@ typedef struct BulkInsertReceiver
 	EState	   *estate;
 	BulkInsertState bistate;
 	CommandId	cid;
+	TupleDesc	desc;			/* the slots' (see bulk_receive) */
 	TupleTableSlot *slots[BULK_ROWS];
 	int			nslots;			/* made so far */
 	int			nbuffered;		/* holding a row */
@@ -208,11 +209,19 @@ bulk_receive(TupleTableSlot *slot, DestReceiver *dest)
 	BulkInsertReceiver *self = (BulkInsertReceiver *) dest;
 	TupleTableSlot *buffered;
 
+	/*
+	 * The slots share a copy of the table's descriptor, which is not
+	 * reference-counted: a thousand pins of the table's own would each be
+	 * remembered by the resource owner, whose hash of equal pointers makes
+	 * every one cost as many probes as there are before it.
+	 */
 	if (self->nbuffered == self->nslots)
 	{
 		MemoryContext old = MemoryContextSwitchTo(self->estate->es_query_cxt);
 
-		self->slots[self->nslots++] = table_slot_create(self->rel, NULL);
+		if (self->desc == NULL)
+			self->desc = CreateTupleDescCopy(RelationGetDescr(self->rel));
+		self->slots[self->nslots++] = MakeSingleTupleTableSlot(self->desc, table_slot_callbacks(self->rel));
 		MemoryContextSwitchTo(old);
 	}
 	buffered = self->slots[self->nbuffered];

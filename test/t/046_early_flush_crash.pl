@@ -56,6 +56,11 @@ sql(qq{
 		'{"path": "$base/pooled", "format": "csv", "max_files_per_trigger": 1}');
 	SELECT streaming.create_query('pooled_copy', \$\$SELECT id, upper(name) AS name FROM pooled_src\$\$);
 });
+# the rows of a killed batch stay in the tables, dead: a vacuum (which the
+# crash's restart invites) would let the next batch write into their pages,
+# without the table growing as kill_mid_batch watches it do
+sql(q{ALTER TABLE session_copy SET (autovacuum_enabled = off);
+	ALTER TABLE pooled_copy SET (autovacuum_enabled = off)});
 
 # hold_commits: a session that keeps every batch from committing (it
 # locks streaming.progress, which a batch writes last) until it is gone:

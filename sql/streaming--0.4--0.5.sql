@@ -256,8 +256,10 @@ AS 'MODULE_PATHNAME', 'streaming_window_start'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
 -- the partial states of the micro-batch under way, for its batch statement
--- (a grouped query's large batch is aggregated in parts as it is decoded)
+-- (a grouped query's large batch is aggregated in parts as it is decoded).
+-- Stable: the same rows throughout a statement, which can then read them
+-- where it groups them, not from a copy kept for a CTE.
 CREATE FUNCTION streaming.batch_partials()
 RETURNS SETOF record
 AS 'MODULE_PATHNAME', 'streaming_batch_partials'
-LANGUAGE C VOLATILE;
+LANGUAGE C STABLE;

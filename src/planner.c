@@ -2462,10 +2462,11 @@ build_batch_statement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	/*
 	 * The closed windows come before the open ones, whose starts are later:
 	 * the result's rows are then written in the order of its key, each at
-	 * the right end of its unique index (see plan_aggregate).
+	 * the right end of its unique index (see plan_aggregate).  Each reader
+	 * reads the two CTEs again rather than a third copy of their rows.
 	 */
 	if (passes)
-		appendStringInfo(&sql, ",\ntouched AS (SELECT %s, true AS streaming_new_group FROM flagged AS b WHERE b.streaming_passed "
+		appendStringInfo(&sql, ",\ntouched AS NOT MATERIALIZED (SELECT %s, true AS streaming_new_group FROM flagged AS b WHERE b.streaming_passed "
 						 "UNION ALL SELECT * FROM merged)",
 						 state_columns(state_table, "b."));
 	/* the groups that earlier batches emptied go */
@@ -2506,18 +2507,30 @@ build_batch_statement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	}
 	if (optimistic)
 	{
-		/* new groups plainly, the others upserted (BuildOptimisticBatchStatement) */
+		/*
+		 * New groups plainly, the others upserted
+		 * (BuildOptimisticBatchStatement).  When only their number is
+		 * returned, the plain INSERT writes a row per new group (or fails),
+		 * so the new groups are counted rather than its rows kept to be.
+		 */
+		bool		counted = show_rows <= 0 && result_condition(plan) == NULL;
+
 		appendStringInfo(&sql, "emitted_new AS (INSERT INTO %s AS r (%s) ", result, columns);
 		append_result_rows(&sql, plan, from);
-		appendStringInfo(&sql, " %s m.streaming_new_group %s),\n",
-						 result_condition(plan) != NULL ? "AND" : "WHERE", returning);
+		appendStringInfo(&sql, " %s m.streaming_new_group%s%s),\n",
+						 result_condition(plan) != NULL ? "AND" : "WHERE",
+						 counted ? "" : " ", counted ? "" : returning);
 		appendStringInfo(&sql, "emitted_kept AS (INSERT INTO %s AS r (%s) ", result, columns);
 		append_result_rows(&sql, plan, from);
 		appendStringInfo(&sql, " %s NOT m.streaming_new_group",
 						 result_condition(plan) != NULL ? "AND" : "WHERE");
 		append_upsert(&sql, plan);
 		appendStringInfo(&sql, " %s),\n", returning);
-		appendStringInfoString(&sql, "emitted AS (SELECT * FROM emitted_new UNION ALL SELECT * FROM emitted_kept)\n");
+		if (counted)
+			appendStringInfo(&sql, "emitted AS (SELECT 1 FROM %s AS m WHERE m.streaming_new_group "
+							 "UNION ALL SELECT * FROM emitted_kept)\n", from);
+		else
+			appendStringInfoString(&sql, "emitted AS (SELECT * FROM emitted_new UNION ALL SELECT * FROM emitted_kept)\n");
 	}
 	else
 	{

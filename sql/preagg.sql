@@ -125,6 +125,13 @@ BEGIN
     (SELECT k, count(*) FROM seen GROUP BY k EXCEPT SELECT * FROM pg_xml)) x);
 END $$;
 
+-- the order in which the rows of new groups reach pg_int and pg_window
+CREATE TABLE pg_order (n bigserial, tab name, r jsonb);
+CREATE FUNCTION pg_note() RETURNS trigger LANGUAGE plpgsql AS
+  'BEGIN INSERT INTO pg_order (tab, r) VALUES (TG_TABLE_NAME, to_jsonb(NEW)); RETURN NULL; END';
+CREATE TRIGGER pg_note AFTER INSERT ON pg_int FOR EACH ROW EXECUTE FUNCTION pg_note();
+CREATE TRIGGER pg_note AFTER INSERT ON pg_window FOR EACH ROW EXECUTE FUNCTION pg_note();
+
 -- a small hash_mem for pg_runs and pg_many (the others' groups fit)
 SELECT streaming.run(name) FROM streaming.queries WHERE name NOT IN ('pg_runs', 'pg_many') ORDER BY name;
 SET work_mem = '64kB';
@@ -135,6 +142,22 @@ BEGIN;
 SELECT * FROM pg_differ(40000);
 COMMIT;
 SELECT query, input_rows FROM streaming.progress ORDER BY query;
+-- the groups that the table held from the first row to the last are
+-- written once, in the order of their keys (nulls last), which the batch
+-- statement keeps without sorting them: the rows of the new groups were
+-- written in that order (pg_window's: the windows the batch closes
+-- first, as the batch statement writes them)
+SELECT count(*) AS rows, count(*) FILTER (WHERE by_write <> by_key) AS out_of_order
+  FROM (SELECT row_number() OVER (ORDER BY n) AS by_write,
+               row_number() OVER (ORDER BY (r->>'k')::int, (r->>'d')::date, (r->>'flag')::boolean) AS by_key
+          FROM pg_order WHERE tab = 'pg_int') x;
+SELECT count(*) AS rows, count(*) FILTER (WHERE by_write <> by_key) AS out_of_order
+  FROM (SELECT row_number() OVER (ORDER BY n) AS by_write,
+               row_number() OVER (ORDER BY upper((r->>'w')::tstzrange) > '2024-01-01 00:06:00+00' OR r->>'k' IS NULL,
+                                           (r->>'w')::tstzrange, (r->>'k')::int) AS by_key
+          FROM pg_order WHERE tab = 'pg_window') x;
+DROP TRIGGER pg_note ON pg_int;
+DROP TRIGGER pg_note ON pg_window;
 
 -- a second batch merges into the state as any batch does; which way each
 -- is aggregated shows at DEBUG1, with the partial states it made
@@ -195,6 +218,8 @@ DROP TYPE pg_ints;
 DROP OPERATOR CLASS pg_int_ops USING btree;
 DROP FUNCTION pg_cmp;
 DROP FUNCTION pg_differ;
+DROP TABLE pg_order;
+DROP FUNCTION pg_note;
 DROP FUNCTION pg_twice;
 DROP TABLE pg_rows;
 DROP EXTENSION streaming;

@@ -543,7 +543,8 @@ statement_spec(QueryDef *q, BatchStats *st, PreparedKind kind, const char *sql, 
 	spec->fingerprint = kind == PREPARED_BULK ? NULL :
 		kind == PREPARED_CLOSE ? q->plan->close_fingerprint :
 		kind == PREPARED_PARTIAL ? q->plan->partial_fingerprint :
-		kind == PREPARED_COMBINED || kind == PREPARED_COMBINED_OPTIMISTIC ? q->plan->combine_fingerprint :
+		kind == PREPARED_COMBINED || kind == PREPARED_COMBINED_OPTIMISTIC ||
+		kind == PREPARED_UNIQUE || kind == PREPARED_UNIQUE_OPTIMISTIC ? q->plan->combine_fingerprint :
 		q->plan->batch_fingerprint;
 	/* the close statement reads the state only */
 	spec->scan_rows = kind == PREPARED_CLOSE ? 0 : st->batch_rows;
@@ -654,6 +655,7 @@ run_batch_statement(QueryDef *q, BatchStats *st, PreparedKind kind, const char *
 	PG_TRY();
 	{
 		rc = run_statement(q, st, kind == PREPARED_COMBINED ? PREPARED_COMBINED_OPTIMISTIC
+						   : kind == PREPARED_UNIQUE ? PREPARED_UNIQUE_OPTIMISTIC
 						   : PREPARED_BATCH_OPTIMISTIC, optimistic_sql, options);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
@@ -939,6 +941,8 @@ typedef struct FlushContext
 	Preagg	   *preagg;
 	CachedPlan *partial_plan;	/* the parts' plan, which it runs */
 	int64		preagg_rows;	/* flushed_rows when it last wrote its groups */
+	bool		unique;			/* it wrote the partial states once, one row
+								 * per group in the order of their keys */
 } FlushContext;
 
 /* reads_relation: whether a relation WalkViewReads visits is *target */
@@ -1191,9 +1195,27 @@ end_preagg(FlushContext *fc, SourceBatch *sb)
 {
 	if (sb->consume != NULL)
 	{
-		dump_groups(fc, sb);
-		elog(DEBUG1, "continuous query \"%s\": " INT64_FORMAT " rows aggregated as they were decoded, into " INT64_FORMAT " partial states",
-			 fc->q->name, sb->flushed_rows, fc->partials ? (int64) tuplestore_tuple_count(fc->partials) : 0);
+		/*
+		 * Groups that the table held from the first row to the last are
+		 * written once, in the order of their keys, when the plan has a
+		 * statement that reads them so.
+		 */
+		if (fc->partials == NULL && fc->q->plan->combine_unique_sql != NULL &&
+			tuplestore_tuple_count(sb->rows) == 0)
+		{
+			TimestampTz t0 = GetCurrentTimestamp();
+			int64		groups = PreaggDumpSorted(fc->preagg, partials_store(fc));
+
+			fc->unique = groups >= 0;
+			if (groups > 0)
+				sb->flushes++;
+			sb->flush_ms += ms_between(t0, GetCurrentTimestamp());
+		}
+		if (!fc->unique)
+			dump_groups(fc, sb);
+		elog(DEBUG1, "continuous query \"%s\": " INT64_FORMAT " rows aggregated as they were decoded, into " INT64_FORMAT " partial states%s",
+			 fc->q->name, sb->flushed_rows, fc->partials ? (int64) tuplestore_tuple_count(fc->partials) : 0,
+			 fc->unique ? ", one per group, in the order of their keys" : "");
 	}
 	sb->consume = NULL;
 	PreaggEnd(fc->preagg);
@@ -1772,8 +1794,8 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 			if (tuplestore_tuple_count(sb->rows) > 0)
 				flush_rows(sb, &flush);
 			combined = true;
-			sql = BuildBatchStatement(PartialAggCombined(q->plan), q->result_table, q->state_table,
-									  show_rows);
+			sql = BuildBatchStatement(PartialAggCombined(q->plan, flush.unique), q->result_table,
+									  q->state_table, show_rows);
 		}
 		else
 		{
@@ -1817,12 +1839,12 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 	 */
 	if (st.batch_rows >= OPTIMISTIC_ROWS && slice == SLICE_WHOLE && q->sink.table == NULL &&
 		(q->sink.kind == SINK_TABLE || q->sink.kind == SINK_CONSOLE || q->sink.kind == SINK_NOTIFY))
-		optimistic_sql = BuildOptimisticBatchStatement(combined ? PartialAggCombined(q->plan) : q->plan,
+		optimistic_sql = BuildOptimisticBatchStatement(combined ? PartialAggCombined(q->plan, flush.unique) : q->plan,
 													   q->result_table, q->state_table, show_rows);
 	PG_TRY();
 	{
-		execute_batch(q, &st, combined ? PREPARED_COMBINED : PREPARED_BATCH, sql, optimistic_sql,
-					  close_sql, show_rows);
+		execute_batch(q, &st, !combined ? PREPARED_BATCH : flush.unique ? PREPARED_UNIQUE : PREPARED_COMBINED,
+					  sql, optimistic_sql, close_sql, show_rows);
 	}
 	PG_FINALLY();
 	{

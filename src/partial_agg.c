@@ -83,7 +83,7 @@ collation_clause(Form_pg_attribute att)
  * returns NULL when the plan does not qualify (see the top of the file).
  */
 static char *
-combine_sql(ContinuousPlan *plan, Oid state_table)
+combine_sql(ContinuousPlan *plan, Oid state_table, char **unique)
 {
 	Relation	rel;
 	TupleDesc	desc;
@@ -150,6 +150,14 @@ combine_sql(ContinuousPlan *plan, Oid state_table)
 		return NULL;
 
 	/*
+	 * Partial states that are one row per group, in the order of their
+	 * keys (preagg.c), are the batch plan's rows as they are: neither
+	 * combined nor sorted again.  The statement reads them in that order
+	 * (its join with the held state keeps the order of its outer side).
+	 */
+	*unique = psprintf("SELECT * FROM streaming.batch_partials() AS u(%s)", columns.data);
+
+	/*
 	 * The groups in the order the batch plan gives them (planner.c): the
 	 * partial states sorted on the state's key first, which the grouping
 	 * then keeps.  The planner, which expects a few partial states per
@@ -210,14 +218,16 @@ PartialAggPlan(ContinuousPlan *plan, Oid result_table, Oid state_table, MemoryCo
 {
 	Oid			close_types[1] = {TIMESTAMPTZOID};
 	char	   *combine;
+	char	   *unique = NULL;
 	ContinuousPlan combined;
 
 	plan->combine_sql = plan->partial_sql = plan->partial_fingerprint = plan->combine_fingerprint = NULL;
+	plan->combine_unique_sql = NULL;
 	/* a catalog older than 0.5 (before ALTER EXTENSION UPDATE) lacks it */
 	if (!OidIsValid(LookupFuncName(list_make2(makeString(STREAMING_SCHEMA), makeString("batch_partials")),
 								   0, NULL, true)))
 		return;
-	combine = combine_sql(plan, state_table);
+	combine = combine_sql(plan, state_table, &unique);
 	if (combine == NULL)
 		return;
 	combined = *plan;
@@ -228,20 +238,26 @@ PartialAggPlan(ContinuousPlan *plan, Oid result_table, Oid state_table, MemoryCo
 	plan->combine_fingerprint =
 		MemoryContextStrdup(cxt, ResolvedFingerprint(BuildBatchStatement(&combined, result_table, state_table, 0),
 													  1, close_types));
+	/* it runs under the same fingerprint (statement_spec in batch.c) */
+	combined.batch_sql = unique;
+	if (strcmp(ResolvedFingerprint(BuildBatchStatement(&combined, result_table, state_table, 0),
+								   1, close_types), plan->combine_fingerprint) == 0)
+		plan->combine_unique_sql = MemoryContextStrdup(cxt, unique);
 }
 
 /*
  * PartialAggCombined returns the plan whose batch statement reads the
  * combined partial states: a copy of plan with combine_sql as its batch
- * plan.
+ * plan, or with combine_unique_sql when the partial states are one row
+ * per group in the order of their keys (PreaggDumpSorted).
  */
 ContinuousPlan *
-PartialAggCombined(ContinuousPlan *plan)
+PartialAggCombined(ContinuousPlan *plan, bool unique)
 {
 	ContinuousPlan *combined = palloc(sizeof(ContinuousPlan));
 
 	*combined = *plan;
-	combined->batch_sql = plan->combine_sql;
+	combined->batch_sql = unique ? plan->combine_unique_sql : plan->combine_sql;
 	return combined;
 }
 

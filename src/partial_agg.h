@@ -17,7 +17,7 @@
 #include "planner.h"
 
 extern void PartialAggPlan(ContinuousPlan *plan, Oid result_table, Oid state_table, MemoryContext cxt);
-extern ContinuousPlan *PartialAggCombined(ContinuousPlan *plan);
+extern ContinuousPlan *PartialAggCombined(ContinuousPlan *plan, bool unique);
 extern void PartialAggSetInput(Tuplestorestate *partials, TupleDesc desc);
 extern void PartialAggClearInput(void);
 

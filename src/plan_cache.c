@@ -355,6 +355,7 @@ prepared_build(PreparedKey *key, const PreparedSpec *spec)
 		 key->kind == PREPARED_BATCH ? "batch" : key->kind == PREPARED_CLOSE ? "close" :
 		 key->kind == PREPARED_PARTIAL ? "partial" :
 		 key->kind == PREPARED_COMBINED ? "combined" :
+		 key->kind == PREPARED_UNIQUE ? "unique combined" :
 		 key->kind == PREPARED_BULK ? "bulk" : "optimistic batch");
 	return ps;
 }

@@ -23,6 +23,9 @@ typedef enum PreparedKind
 								 * partial states (partial_agg.c) */
 	PREPARED_BATCH_OPTIMISTIC,	/* those two, writing new groups plainly */
 	PREPARED_COMBINED_OPTIMISTIC,	/* (BuildOptimisticBatchStatement) */
+	PREPARED_UNIQUE,			/* the batch statement over partial states
+								 * of one row per group (combine_unique_sql) */
+	PREPARED_UNIQUE_OPTIMISTIC, /* the same, writing new groups plainly */
 	PREPARED_BULK				/* a stateless query's input, whose rows are
 								 * written in bulk (bulk_insert.c) */
 } PreparedKind;

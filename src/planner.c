@@ -1838,6 +1838,8 @@ ContinuousPlanToJsonb(ContinuousPlan *plan)
 			append_string(&buf, "partial", plan->partial_sql);
 		append_string(&buf, "partial_fingerprint", plan->partial_fingerprint);
 		append_string(&buf, "combine_fingerprint", plan->combine_fingerprint);
+		if (plan->combine_unique_sql != NULL)
+			append_string(&buf, "combine_unique", plan->combine_unique_sql);
 	}
 	append_string(&buf, "batch", plan->batch_sql);
 	append_string(&buf, "merge_set", plan->merge_set);
@@ -1937,6 +1939,7 @@ ContinuousPlanFromJsonb(Jsonb *obj)
 	plan->partial_sql = JsonbGetString(obj, "partial");
 	plan->partial_fingerprint = JsonbGetString(obj, "partial_fingerprint");
 	plan->combine_fingerprint = JsonbGetString(obj, "combine_fingerprint");
+	plan->combine_unique_sql = JsonbGetString(obj, "combine_unique");
 	plan->batch_sql = JsonbGetString(obj, "batch");
 	plan->merge_set = JsonbGetString(obj, "merge_set");
 	plan->state_keys = jsonb_string_array(obj, "state_keys");

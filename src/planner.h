@@ -89,6 +89,9 @@ typedef struct ContinuousPlan
 	char	   *partial_fingerprint;	/* what the part's statement resolved to */
 	char	   *combine_fingerprint;	/* and the batch statement over
 										 * combine_sql */
+	char	   *combine_unique_sql; /* combine_sql over partial states of one
+									 * row per group, in the order of their
+									 * keys, or NULL (partial_agg.c) */
 	List	   *temp_relations; /* temporary relations the query reads (not
 								 * serialized) */
 	char	   *batch_sql;		/* aggregate: partial state per group; dedup:

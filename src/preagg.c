@@ -20,7 +20,10 @@
  * statement combines as it combines the parts' (partial_agg.c).  The
  * groups and their states are those the parts would make; there are only
  * fewer rows of partial states, as a group met in several parts is met
- * once here.
+ * once here.  When the table held every group of the batch, and its keys
+ * are Datums of types with a default order, the groups are written in the
+ * order of their keys (PreaggDumpSorted): one row per group, which the
+ * batch statement takes as its groups without combining or sorting them.
  *
  * A plan qualifies (PreaggBegin) when it is an aggregate grouped on
  * columns of one scan of the source, with no HAVING, of built-in
@@ -58,7 +61,9 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
+#include "utils/sortsupport.h"
 #include "utils/syscache.h"
+#include "utils/typcache.h"
 
 #include "preagg.h"
 
@@ -179,6 +184,11 @@ struct Preagg
 	PreaggTrans *trans;
 	char	   *free_states;	/* what is left of the last block of states */
 	Size		free_size;
+
+	/* the order of the groups (PreaggDumpSorted): keys, in the output's order */
+	int			nsort;
+	int		   *sortkey;
+	SortSupport sortsupport;
 
 	/* the partial states: per column, a key (>= 0) or an aggregate */
 	TupleDesc	out_desc;
@@ -739,6 +749,8 @@ PreaggFull(Preagg *pa)
 		MemoryContextMemAllocated(pa->metacxt, false) > pa->mem_limit;
 }
 
+static void forget_groups(Preagg *pa);
+
 /* put_group writes one group's row of partial states into out */
 static void
 put_group(Preagg *pa, Tuplestorestate *out, Datum *keys, bool *keynulls, PreaggState *states)
@@ -796,11 +808,18 @@ PreaggDump(Preagg *pa, Tuplestorestate *out)
 		ExecClearTuple(pa->entryslot);
 	}
 
-	/*
-	 * The table is emptied and kept, its buckets sized for as many groups
-	 * again (a table of Datums never outgrows its memory: PreaggFull);
-	 * unless they alone take half the memory allowed.
-	 */
+	forget_groups(pa);
+	return n;
+}
+
+/*
+ * forget_groups empties the table.  It is kept, its buckets sized for as
+ * many groups again (a table of Datums never outgrows its memory:
+ * PreaggFull); unless they alone take half the memory allowed.
+ */
+static void
+forget_groups(Preagg *pa)
+{
 	MemoryContextReset(pa->tablecxt);
 	pa->free_size = 0;
 	pa->groups = 0;
@@ -815,6 +834,102 @@ PreaggDump(Preagg *pa, Tuplestorestate *out)
 		fastgroups_reset(pa->fast);
 	else
 		ResetTupleHashTable(pa->table);
+}
+
+/* compare_groups orders two groups of a table of Datums by their keys */
+static int
+compare_groups(const void *a, const void *b, void *arg)
+{
+	Preagg	   *pa = arg;
+	const FastGroup *ga = *(FastGroup *const *) a;
+	const FastGroup *gb = *(FastGroup *const *) b;
+
+	for (int i = 0; i < pa->nsort; i++)
+	{
+		int			k = pa->sortkey[i];
+		int			c = ApplySortComparator(ga->key.values[k], ga->key.nulls[k],
+											gb->key.values[k], gb->key.nulls[k],
+											&pa->sortsupport[i]);
+
+		if (c != 0)
+			return c;
+	}
+	return 0;
+}
+
+/*
+ * sortable: whether the groups can be written in the order of their keys,
+ * as ORDER BY of the partial states' key columns would sort them (each
+ * type's default order, nulls last): a table of Datums, of keys that
+ * have a default order.
+ */
+static bool
+sortable(Preagg *pa)
+{
+	MemoryContext old;
+
+	if (pa->fast == NULL)
+		return false;
+	if (pa->sortsupport != NULL)
+		return true;
+	old = MemoryContextSwitchTo(pa->cxt);
+	pa->sortkey = palloc(sizeof(int) * pa->nkeys);
+	pa->sortsupport = palloc0(sizeof(SortSupportData) * pa->nkeys);
+	pa->nsort = 0;
+	for (int i = 0; i < pa->out_desc->natts; i++)
+	{
+		int			k = pa->out_key[i];
+		TypeCacheEntry *type;
+		SortSupport ssup = &pa->sortsupport[pa->nsort];
+
+		if (k < 0)
+			continue;
+		type = lookup_type_cache(TupleDescAttr(pa->keydesc, k)->atttypid, TYPECACHE_LT_OPR);
+		if (!OidIsValid(type->lt_opr))
+		{
+			MemoryContextSwitchTo(old);
+			pa->sortsupport = NULL;
+			return false;
+		}
+		ssup->ssup_cxt = pa->cxt;
+		ssup->ssup_collation = pa->collations[k];
+		ssup->ssup_nulls_first = false;
+		PrepareSortSupportFromOrderingOp(type->lt_opr, ssup);
+		pa->sortkey[pa->nsort++] = k;
+	}
+	MemoryContextSwitchTo(old);
+	return pa->nsort == pa->nkeys;
+}
+
+/*
+ * PreaggDumpSorted is PreaggDump with the groups written in the order of
+ * their keys (sortable), or returns -1 having written nothing.  When the
+ * table held every group of the batch, that is the order the batch
+ * statement writes them in (partial_agg.c), without sorting them again.
+ */
+int64
+PreaggDumpSorted(Preagg *pa, Tuplestorestate *out)
+{
+	fastgroups_iterator iter;
+	FastGroup  *group;
+	FastGroup **groups;
+	int64		n = 0;
+
+	if (!sortable(pa))
+		return -1;
+	groups = MemoryContextAllocHuge(pa->cxt, sizeof(FastGroup *) * Max(pa->fast->members, 1));
+	fastgroups_start_iterate(pa->fast, &iter);
+	while ((group = fastgroups_iterate(pa->fast, &iter)) != NULL && n < pa->fast->members)
+		groups[n++] = group;
+	qsort_arg(groups, n, sizeof(FastGroup *), compare_groups, pa);
+	for (int64 i = 0; i < n; i++)
+	{
+		if ((i & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+		put_group(pa, out, groups[i]->key.values, groups[i]->key.nulls, groups[i]->states);
+	}
+	pfree(groups);
+	forget_groups(pa);
 	return n;
 }
 

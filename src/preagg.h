@@ -23,6 +23,7 @@ extern Preagg *PreaggBegin(PlannedStmt *partial, Relation source, TupleDesc part
 extern void PreaggAddRow(Preagg *pa, Datum *values, bool *nulls);
 extern bool PreaggFull(Preagg *pa);
 extern int64 PreaggDump(Preagg *pa, Tuplestorestate *out);
+extern int64 PreaggDumpSorted(Preagg *pa, Tuplestorestate *out);
 extern void PreaggEnd(Preagg *pa);
 
 #endif							/* STREAMING_PREAGG_H */

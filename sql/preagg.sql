@@ -49,6 +49,12 @@ SELECT streaming.create_query('pg_runs', $$SELECT id / 8 AS k, count(*) AS c, su
   output_mode => 'update');
 SELECT streaming.create_query('pg_many', $$SELECT id % 5003 AS k, count(*) AS c, sum(v) AS s FROM pg GROUP BY 1$$,
   output_mode => 'update');
+-- a full table writes out its groups of the lowest keys and keeps the
+-- rest: pg_runs's keys rise with the rows, so its partial states end one
+-- per group, in order; pg_cycle's come back to 0 every 8000 rows, below
+-- those written out, and its partial states are combined
+SELECT streaming.create_query('pg_cycle', $$SELECT (id / 8) % 1000 AS k, count(*) AS c, sum(v) AS s FROM pg GROUP BY 1$$,
+  output_mode => 'update');
 -- an average is kept as a sum and a count: aggregated in C too
 SELECT streaming.create_query('pg_avg', $$SELECT k, count(*) AS c, avg(v) AS a FROM pg GROUP BY k$$,
   output_mode => 'update');
@@ -104,6 +110,11 @@ BEGIN
     UNION ALL
     (SELECT id % 5003, count(*), sum(v) FROM seen GROUP BY 1 EXCEPT SELECT * FROM pg_many)) x)
   UNION ALL
+  SELECT 'pg_cycle', (SELECT count(*) FROM pg_cycle), (SELECT count(*) FROM (
+    (SELECT * FROM pg_cycle EXCEPT SELECT (id / 8) % 1000, count(*), sum(v) FROM seen GROUP BY 1)
+    UNION ALL
+    (SELECT (id / 8) % 1000, count(*), sum(v) FROM seen GROUP BY 1 EXCEPT SELECT * FROM pg_cycle)) x)
+  UNION ALL
   SELECT 'pg_avg', (SELECT count(*) FROM pg_avg), (SELECT count(*) FROM (
     (SELECT * FROM pg_avg EXCEPT SELECT k, count(*), avg(v) FROM seen GROUP BY k)
     UNION ALL
@@ -132,11 +143,12 @@ CREATE FUNCTION pg_note() RETURNS trigger LANGUAGE plpgsql AS
 CREATE TRIGGER pg_note AFTER INSERT ON pg_int FOR EACH ROW EXECUTE FUNCTION pg_note();
 CREATE TRIGGER pg_note AFTER INSERT ON pg_window FOR EACH ROW EXECUTE FUNCTION pg_note();
 
--- a small hash_mem for pg_runs and pg_many (the others' groups fit)
-SELECT streaming.run(name) FROM streaming.queries WHERE name NOT IN ('pg_runs', 'pg_many') ORDER BY name;
+-- a small hash_mem for pg_runs, pg_many and pg_cycle (the others' groups fit)
+SELECT streaming.run(name) FROM streaming.queries WHERE name NOT IN ('pg_runs', 'pg_many', 'pg_cycle') ORDER BY name;
 SET work_mem = '64kB';
 SELECT streaming.run('pg_runs');
 SELECT streaming.run('pg_many');
+SELECT streaming.run('pg_cycle');
 RESET work_mem;
 BEGIN;
 SELECT * FROM pg_differ(40000);
@@ -173,6 +185,7 @@ SELECT streaming.run('pg_xml');
 SET work_mem = '64kB';
 SELECT streaming.run('pg_many');
 SELECT streaming.run('pg_runs');
+SELECT streaming.run('pg_cycle');
 RESET work_mem;
 RESET client_min_messages;
 BEGIN;

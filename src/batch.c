@@ -1088,13 +1088,14 @@ flush_rows(SourceBatch *sb, void *arg)
 
 /*
  * dump_groups writes the groups that the batch's C aggregation holds to
- * its partial states, as a part would (flush_rows).
+ * its partial states, as a part would (flush_rows): all of them, or of a
+ * full table, those PreaggDump lets go.
  */
 static int64
-dump_groups(FlushContext *fc, SourceBatch *sb)
+dump_groups(FlushContext *fc, SourceBatch *sb, bool all)
 {
 	TimestampTz t0 = GetCurrentTimestamp();
-	int64		groups = PreaggDump(fc->preagg, partials_store(fc));
+	int64		groups = PreaggDump(fc->preagg, partials_store(fc), all);
 
 	if (groups > 0)
 		sb->flushes++;
@@ -1128,8 +1129,10 @@ consume_row(SourceBatch *sb, Datum *values, bool *nulls, void *arg)
 		 * average hardly combines anything: the rest of the batch goes to
 		 * the parts' statement, whose hash aggregation spills instead.
 		 */
-		if (dump_groups(fc, sb) * 2 > rows)
+		if (dump_groups(fc, sb, false) * 2 > rows)
 		{
+			/* those it kept too */
+			dump_groups(fc, sb, true);
 			sb->consume = NULL;
 			elog(DEBUG1, "continuous query \"%s\": the groups of its batch outgrow hash_mem as fast as its rows come; the rest of the batch is aggregated by its parts' statement",
 				 fc->q->name);
@@ -1169,7 +1172,8 @@ begin_preagg(FlushContext *fc, SourceBatch *sb)
 	SPI_finish();
 	if (fc->partial_plan != NULL)
 		fc->preagg = PreaggBegin(linitial_node(PlannedStmt, fc->partial_plan->stmt_list), sb->rel,
-								 fc->partials_desc, fc->cxt, &why_not);
+								 fc->partials_desc, fc->cxt, fc->q->plan->combine_unique_sql != NULL,
+								 &why_not);
 	if (fc->preagg == NULL)
 	{
 		if (fc->partial_plan != NULL)
@@ -1196,12 +1200,10 @@ end_preagg(FlushContext *fc, SourceBatch *sb)
 	if (sb->consume != NULL)
 	{
 		/*
-		 * Groups that the table held from the first row to the last are
-		 * written once, in the order of their keys, when the plan has a
-		 * statement that reads them so.
+		 * Groups written out in the order of their keys, each once, when
+		 * the plan has a statement that reads them so (PreaggDumpSorted).
 		 */
-		if (fc->partials == NULL && fc->q->plan->combine_unique_sql != NULL &&
-			tuplestore_tuple_count(sb->rows) == 0)
+		if (fc->q->plan->combine_unique_sql != NULL && tuplestore_tuple_count(sb->rows) == 0)
 		{
 			TimestampTz t0 = GetCurrentTimestamp();
 			int64		groups = PreaggDumpSorted(fc->preagg, partials_store(fc));
@@ -1212,7 +1214,7 @@ end_preagg(FlushContext *fc, SourceBatch *sb)
 			sb->flush_ms += ms_between(t0, GetCurrentTimestamp());
 		}
 		if (!fc->unique)
-			dump_groups(fc, sb);
+			dump_groups(fc, sb, true);
 		elog(DEBUG1, "continuous query \"%s\": " INT64_FORMAT " rows aggregated as they were decoded, into " INT64_FORMAT " partial states%s",
 			 fc->q->name, sb->flushed_rows, fc->partials ? (int64) tuplestore_tuple_count(fc->partials) : 0,
 			 fc->unique ? ", one per group, in the order of their keys" : "");

@@ -20,10 +20,13 @@
  * statement combines as it combines the parts' (partial_agg.c).  The
  * groups and their states are those the parts would make; there are only
  * fewer rows of partial states, as a group met in several parts is met
- * once here.  When the table held every group of the batch, and its keys
- * are Datums of types with a default order, the groups are written in the
- * order of their keys (PreaggDumpSorted): one row per group, which the
- * batch statement takes as its groups without combining or sorting them.
+ * once here.  When its keys are Datums of types with a default order and
+ * the batch statement can take them so, a full table writes out only its
+ * groups of the lowest keys, in order (write_lower); if no group comes
+ * back at or below them, as over windows in time, the groups left are
+ * written in order at the end (PreaggDumpSorted), and the partial states
+ * are one row per group in the order of their keys, which the batch
+ * statement takes as its groups without combining or sorting them.
  *
  * A plan qualifies (PreaggBegin) when it is an aggregate grouped on
  * columns of one scan of the source, with no HAVING, of built-in
@@ -189,6 +192,16 @@ struct Preagg
 	int			nsort;
 	int		   *sortkey;
 	SortSupport sortsupport;
+	/*
+	 * While sorted_runs holds, every write-out wrote the groups of the
+	 * lowest keys, in order, all above those written before (the last
+	 * being last_written), and kept the others in the table
+	 * (write_lower); no group since had a key at or below it.
+	 */
+	bool		sorted_runs;
+	bool		written;
+	FastKey		last_written;
+	MemoryContext sparecxt;		/* where write_lower moves the groups kept */
 
 	/* the partial states: per column, a key (>= 0) or an aggregate */
 	TupleDesc	out_desc;
@@ -197,6 +210,11 @@ struct Preagg
 	Datum	   *out_values;
 	bool	   *out_nulls;
 };
+
+static void forget_groups(Preagg *pa);
+static bool sortable(Preagg *pa);
+static int	compare_keys(Preagg *pa, const FastKey *a, const FastKey *b);
+static int64 write_lower(Preagg *pa, Tuplestorestate *out);
 
 /*
  * untrusted_function: whether a function may not run here: one that runs
@@ -344,7 +362,7 @@ build_table(Preagg *pa)
  */
 Preagg *
 PreaggBegin(PlannedStmt *stmt, Relation rel, TupleDesc partials_desc, MemoryContext cxt,
-			const char **why_not)
+			bool sort_groups, const char **why_not)
 {
 	Plan	   *child;
 	Agg		   *agg;
@@ -567,6 +585,10 @@ PreaggBegin(PlannedStmt *stmt, Relation rel, TupleDesc partials_desc, MemoryCont
 	pa->entryslot = MakeSingleTupleTableSlot(pa->keydesc, &TTSOpsMinimalTuple);
 	pa->mem_limit = get_hash_memory_limit();
 	build_table(pa);
+	pa->sorted_runs = sort_groups && sortable(pa);
+	if (pa->sorted_runs)
+		pa->sparecxt = AllocSetContextCreate(pa->cxt, "streaming batch aggregation groups",
+											 ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(old);
 	return pa;
 }
@@ -706,7 +728,12 @@ PreaggAddRow(Preagg *pa, Datum *values, bool *nulls)
 		}
 		group = fastgroups_insert(pa->fast, key, &found);
 		if (!found)
+		{
 			group->states = new_states(pa);
+			/* a group at or below those written out: the runs overlap */
+			if (pa->written && pa->sorted_runs && compare_keys(pa, &key, &pa->last_written) <= 0)
+				pa->sorted_runs = false;
+		}
 		states = group->states;
 	}
 	else
@@ -749,7 +776,6 @@ PreaggFull(Preagg *pa)
 		MemoryContextMemAllocated(pa->metacxt, false) > pa->mem_limit;
 }
 
-static void forget_groups(Preagg *pa);
 
 /* put_group writes one group's row of partial states into out */
 static void
@@ -773,14 +799,20 @@ put_group(Preagg *pa, Tuplestorestate *out, Datum *keys, bool *keynulls, PreaggS
 
 /*
  * PreaggDump writes one row of partial states per group into out, forgets
- * the groups, and returns how many it wrote.
+ * the groups, and returns how many it wrote: all of them, or with all
+ * false, of a table that is full, those of the lowest keys while the
+ * groups are written in order (write_lower).
  */
 int64
-PreaggDump(Preagg *pa, Tuplestorestate *out)
+PreaggDump(Preagg *pa, Tuplestorestate *out, bool all)
 {
 	TupleHashIterator iter;
 	TupleHashEntry entry;
 	int64		n = 0;
+
+	if (pa->sorted_runs && !all)
+		return write_lower(pa, out);
+	pa->sorted_runs = false;
 
 	if (pa->fast != NULL)
 	{
@@ -836,25 +868,117 @@ forget_groups(Preagg *pa)
 		ResetTupleHashTable(pa->table);
 }
 
-/* compare_groups orders two groups of a table of Datums by their keys */
+/* compare_keys orders two keys of a table of Datums (sortable) */
 static int
-compare_groups(const void *a, const void *b, void *arg)
+compare_keys(Preagg *pa, const FastKey *a, const FastKey *b)
 {
-	Preagg	   *pa = arg;
-	const FastGroup *ga = *(FastGroup *const *) a;
-	const FastGroup *gb = *(FastGroup *const *) b;
-
 	for (int i = 0; i < pa->nsort; i++)
 	{
 		int			k = pa->sortkey[i];
-		int			c = ApplySortComparator(ga->key.values[k], ga->key.nulls[k],
-											gb->key.values[k], gb->key.nulls[k],
+		int			c = ApplySortComparator(a->values[k], a->nulls[k], b->values[k], b->nulls[k],
 											&pa->sortsupport[i]);
 
 		if (c != 0)
 			return c;
 	}
 	return 0;
+}
+
+/* compare_groups orders two groups of a table of Datums by their keys */
+static int
+compare_groups(const void *a, const void *b, void *arg)
+{
+	return compare_keys(arg, &(*(FastGroup *const *) a)->key, &(*(FastGroup *const *) b)->key);
+}
+
+/* sorted_groups: the groups of a table of Datums, sorted on their keys */
+static FastGroup **
+sorted_groups(Preagg *pa, int64 *n)
+{
+	fastgroups_iterator iter;
+	FastGroup  *group;
+	FastGroup **groups;
+
+	*n = 0;
+	groups = MemoryContextAllocHuge(pa->cxt, sizeof(FastGroup *) * Max(pa->fast->members, 1));
+	fastgroups_start_iterate(pa->fast, &iter);
+	while ((group = fastgroups_iterate(pa->fast, &iter)) != NULL && *n < pa->fast->members)
+		groups[(*n)++] = group;
+	qsort_arg(groups, *n, sizeof(FastGroup *), compare_groups, pa);
+	return groups;
+}
+
+/*
+ * write_lower writes out the groups of the lowest keys, three quarters of
+ * them, in order, and keeps the others.  Over rows that come in about the
+ * order of their keys (windows over time), those are the groups that are
+ * done: the groups written out in the end are then one row per group, in
+ * order (sorted_runs, PreaggDumpSorted).  The groups kept move to the
+ * spare context, the table emptied, so that the memory of the others goes.
+ */
+static int64
+write_lower(Preagg *pa, Tuplestorestate *out)
+{
+	int64		n;
+	int64		keep;
+	FastGroup **groups = sorted_groups(pa, &n);
+	FastGroup  *kept;
+	MemoryContext old;
+	Size		size = sizeof(PreaggState) * pa->ntrans;
+
+	keep = n / 4;
+	for (int64 i = 0; i < n - keep; i++)
+	{
+		if ((i & 1023) == 0)
+			CHECK_FOR_INTERRUPTS();
+		put_group(pa, out, groups[i]->key.values, groups[i]->key.nulls, groups[i]->states);
+	}
+	if (n - keep > 0)
+	{
+		pa->last_written = groups[n - keep - 1]->key;
+		pa->written = true;
+	}
+
+	/* the groups kept, with their states copied to the spare context */
+	MemoryContextReset(pa->sparecxt);
+	old = MemoryContextSwitchTo(pa->sparecxt);
+	kept = MemoryContextAllocHuge(pa->sparecxt, sizeof(FastGroup) * Max(keep, 1));
+	for (int64 i = 0; i < keep; i++)
+	{
+		FastGroup  *from = groups[n - keep + i];
+
+		kept[i].key = from->key;
+		kept[i].states = palloc(Max(size, 1));
+		for (int t = 0; t < pa->ntrans; t++)
+		{
+			PreaggState *s = &kept[i].states[t];
+
+			*s = from->states[t];
+			if (!s->isnull && !pa->trans[t].typbyval)
+				s->value = datumCopy(s->value, false, pa->trans[t].typlen);
+		}
+	}
+	MemoryContextSwitchTo(old);
+	pfree(groups);
+
+	/* the spare context becomes the groups' */
+	old = (MemoryContext) pa->tablecxt;
+	pa->tablecxt = pa->sparecxt;
+	pa->sparecxt = old;
+	MemoryContextReset(pa->sparecxt);
+	pa->free_size = 0;
+	pa->groups = 0;
+	fastgroups_reset(pa->fast);
+	for (int64 i = 0; i < keep; i++)
+	{
+		bool		found;
+		FastGroup  *group = fastgroups_insert(pa->fast, kept[i].key, &found);
+
+		group->states = kept[i].states;
+		pa->groups++;
+	}
+	pfree(kept);
+	return n - keep;
 }
 
 /*
@@ -902,26 +1026,21 @@ sortable(Preagg *pa)
 }
 
 /*
- * PreaggDumpSorted is PreaggDump with the groups written in the order of
- * their keys (sortable), or returns -1 having written nothing.  When the
- * table held every group of the batch, that is the order the batch
- * statement writes them in (partial_agg.c), without sorting them again.
+ * PreaggDumpSorted writes out every group, in the order of their keys,
+ * when every write-out before wrote groups in order, below those left
+ * (sorted_runs); or returns -1 having written nothing.  All the partial
+ * states are then one row per group, in order: the batch statement takes
+ * them as its groups (partial_agg.c), without combining or sorting them.
  */
 int64
 PreaggDumpSorted(Preagg *pa, Tuplestorestate *out)
 {
-	fastgroups_iterator iter;
-	FastGroup  *group;
 	FastGroup **groups;
-	int64		n = 0;
+	int64		n;
 
-	if (!sortable(pa))
+	if (!pa->sorted_runs)
 		return -1;
-	groups = MemoryContextAllocHuge(pa->cxt, sizeof(FastGroup *) * Max(pa->fast->members, 1));
-	fastgroups_start_iterate(pa->fast, &iter);
-	while ((group = fastgroups_iterate(pa->fast, &iter)) != NULL && n < pa->fast->members)
-		groups[n++] = group;
-	qsort_arg(groups, n, sizeof(FastGroup *), compare_groups, pa);
+	groups = sorted_groups(pa, &n);
 	for (int64 i = 0; i < n; i++)
 	{
 		if ((i & 1023) == 0)

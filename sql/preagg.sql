@@ -142,6 +142,12 @@ CREATE FUNCTION pg_note() RETURNS trigger LANGUAGE plpgsql AS
   'BEGIN INSERT INTO pg_order (tab, r) VALUES (TG_TABLE_NAME, to_jsonb(NEW)); RETURN NULL; END';
 CREATE TRIGGER pg_note AFTER INSERT ON pg_int FOR EACH ROW EXECUTE FUNCTION pg_note();
 CREATE TRIGGER pg_note AFTER INSERT ON pg_window FOR EACH ROW EXECUTE FUNCTION pg_note();
+-- a trigger that skips rows of new groups: the rows written are those
+-- counted (a batch of 3000 groups writes its new groups plainly)
+SELECT streaming.create_query('pg_skip', $$SELECT id % 3000 AS k, count(*) AS c FROM pg GROUP BY 1$$, output_mode => 'update');
+CREATE FUNCTION pg_skip_even() RETURNS trigger LANGUAGE plpgsql AS
+  'BEGIN IF NEW.k % 2 = 0 THEN RETURN NULL; END IF; RETURN NEW; END';
+CREATE TRIGGER pg_skip_even BEFORE INSERT ON pg_skip FOR EACH ROW EXECUTE FUNCTION pg_skip_even();
 
 -- a small hash_mem for pg_runs, pg_many and pg_cycle (the others' groups fit)
 SELECT streaming.run(name) FROM streaming.queries WHERE name NOT IN ('pg_runs', 'pg_many', 'pg_cycle') ORDER BY name;
@@ -170,6 +176,8 @@ SELECT count(*) AS rows, count(*) FILTER (WHERE by_write <> by_key) AS out_of_or
           FROM pg_order WHERE tab = 'pg_window') x;
 DROP TRIGGER pg_note ON pg_int;
 DROP TRIGGER pg_note ON pg_window;
+SELECT (SELECT count(*) FROM pg_skip) AS rows,
+       (SELECT sink_rows FROM streaming.progress WHERE query = 'pg_skip') AS sink_rows;
 
 -- a second batch merges into the state as any batch does; which way each
 -- is aggregated shows at DEBUG1, with the partial states it made
@@ -233,6 +241,7 @@ DROP FUNCTION pg_cmp;
 DROP FUNCTION pg_differ;
 DROP TABLE pg_order;
 DROP FUNCTION pg_note;
+DROP FUNCTION pg_skip_even;
 DROP FUNCTION pg_twice;
 DROP TABLE pg_rows;
 DROP EXTENSION streaming;

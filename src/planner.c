@@ -2512,28 +2512,20 @@ build_batch_statement(ContinuousPlan *plan, Oid result_table, Oid state_table,
 	{
 		/*
 		 * New groups plainly, the others upserted
-		 * (BuildOptimisticBatchStatement).  When only their number is
-		 * returned, the plain INSERT writes a row per new group (or fails),
-		 * so the new groups are counted rather than its rows kept to be.
+		 * (BuildOptimisticBatchStatement).  The rows written are those
+		 * returned: a trigger on the result table may skip some.
 		 */
-		bool		counted = show_rows <= 0 && result_condition(plan) == NULL;
-
 		appendStringInfo(&sql, "emitted_new AS (INSERT INTO %s AS r (%s) ", result, columns);
 		append_result_rows(&sql, plan, from);
-		appendStringInfo(&sql, " %s m.streaming_new_group%s%s),\n",
-						 result_condition(plan) != NULL ? "AND" : "WHERE",
-						 counted ? "" : " ", counted ? "" : returning);
+		appendStringInfo(&sql, " %s m.streaming_new_group %s),\n",
+						 result_condition(plan) != NULL ? "AND" : "WHERE", returning);
 		appendStringInfo(&sql, "emitted_kept AS (INSERT INTO %s AS r (%s) ", result, columns);
 		append_result_rows(&sql, plan, from);
 		appendStringInfo(&sql, " %s NOT m.streaming_new_group",
 						 result_condition(plan) != NULL ? "AND" : "WHERE");
 		append_upsert(&sql, plan);
 		appendStringInfo(&sql, " %s),\n", returning);
-		if (counted)
-			appendStringInfo(&sql, "emitted AS (SELECT 1 FROM %s AS m WHERE m.streaming_new_group "
-							 "UNION ALL SELECT * FROM emitted_kept)\n", from);
-		else
-			appendStringInfoString(&sql, "emitted AS (SELECT * FROM emitted_new UNION ALL SELECT * FROM emitted_kept)\n");
+		appendStringInfoString(&sql, "emitted AS (SELECT * FROM emitted_new UNION ALL SELECT * FROM emitted_kept)\n");
 	}
 	else
 	{

@@ -1006,6 +1006,12 @@ sortable(Preagg *pa)
 		TypeCacheEntry *type;
 		SortSupport ssup = &pa->sortsupport[pa->nsort];
 
+		/* each key once (the planner names a key once anyway) */
+		if (k < 0 || pa->nsort == pa->nkeys)
+			continue;
+		for (int j = 0; j < pa->nsort; j++)
+			if (pa->sortkey[j] == k)
+				k = -1;
 		if (k < 0)
 			continue;
 		type = lookup_type_cache(TupleDescAttr(pa->keydesc, k)->atttypid, TYPECACHE_LT_OPR);
@@ -1022,7 +1028,9 @@ sortable(Preagg *pa)
 		pa->sortkey[pa->nsort++] = k;
 	}
 	MemoryContextSwitchTo(old);
-	return pa->nsort == pa->nkeys;
+	if (pa->nsort != pa->nkeys)
+		pa->sortsupport = NULL;
+	return pa->sortsupport != NULL;
 }
 
 /*

@@ -246,9 +246,11 @@ commit_source(QueryDef *q, SourceBatch *sb, int64 batch_id)
  * advance_watermark computes the query's watermark after a batch, as
  * Spark's WatermarkTracker does with its default policy (min): each
  * source's watermark is its largest event time seen minus its delay, never
- * moving back; the query's is the least of those of the sources that have
- * read an event time - a source that has read none yet does not hold it
- * back - and never moves back either.  The sources' watermarks of earlier
+ * moving back; the query's is the least of them, and never moves back
+ * either.  A source that has read no event time yet holds it back, as
+ * Spark counts it at 0 (with a catalog older than 0.5, which keeps no
+ * source's watermark across batches, the sources of this batch that read
+ * one make it).  The sources' watermarks of earlier
  * batches come from streaming.source_watermarks, to which commit_batch
  * writes those of this batch (before ALTER EXTENSION streaming UPDATE to
  * 0.5, only this batch's count, as for a single source before).
@@ -258,6 +260,7 @@ advance_watermark(QueryDef *q, List *batches, BatchStats *st)
 {
 	ListCell   *lc;
 	bool		any = false;
+	bool		all_seen = true;
 	TimestampTz least = 0;
 
 	st->watermark_valid = q->watermark_valid;
@@ -318,9 +321,17 @@ advance_watermark(QueryDef *q, List *batches, BatchStats *st)
 			least = sb->source_watermark;
 			any = true;
 		}
+		/*
+		 * A source with an event time that has read none yet holds the
+		 * watermark back, as Spark's WatermarkTracker counts such a source
+		 * at 0: otherwise its first rows could be late for windows that
+		 * the other sources' watermark closed before it had any.
+		 */
+		if (sb->event_time_attno > 0 && !sb->source_seen && CatalogHasSourceWatermarks())
+			all_seen = false;
 	}
 	/* -infinity: a delay beyond the range of timestamptz, no watermark yet */
-	if (any && !TIMESTAMP_IS_NOBEGIN(least) && (!st->watermark_valid || least > st->watermark))
+	if (any && all_seen && !TIMESTAMP_IS_NOBEGIN(least) && (!st->watermark_valid || least > st->watermark))
 	{
 		st->watermark = least;
 		st->watermark_valid = true;

@@ -1414,6 +1414,26 @@ reader_free(void)
 }
 
 /*
+ * read_flushed_page reads a page of WAL for decoding as read_local_xlog_page
+ * does, but never waits for WAL that is not flushed yet: it says that it
+ * would block, the record is not read, and the next attempt (the next
+ * batch's) reads it again from its start (XLogDecodeNextRecord leaves its
+ * position as it was).  The end of the flushed WAL may cut a record of a
+ * transaction still open, this worker's own included (the lock that its
+ * batch takes on the query's row): nothing flushes the rest until that
+ * transaction commits, and waiting for it would hold back the rows decoded
+ * before it, for as long as the server stays otherwise quiet.
+ */
+static int
+read_flushed_page(XLogReaderState *state, XLogRecPtr targetPagePtr, int reqLen,
+				  XLogRecPtr targetRecPtr, char *cur_page)
+{
+	if (!RecoveryInProgress() && targetPagePtr + reqLen > GetFlushRecPtr(NULL))
+		return XLREAD_WOULDBLOCK;
+	return read_local_xlog_page(state, targetPagePtr, reqLen, targetRecPtr, cur_page);
+}
+
+/*
  * reader_create acquires the slot and starts decoding at its restart
  * point, skipping what committed batches took.
  */
@@ -1483,7 +1503,7 @@ reader_create(SourceBatch *batch, const char *name, Oid table, XLogRecPtr lsn, i
 	reader = r;
 
 	r->ctx = CreateDecodingContext(InvalidXLogRecPtr, NIL, false,
-								   XL_ROUTINE(.page_read = read_local_xlog_page,
+								   XL_ROUTINE(.page_read = read_flushed_page,
 											  .segment_open = wal_segment_open,
 											  .segment_close = wal_segment_close),
 								   NULL, NULL, NULL);
@@ -1522,13 +1542,13 @@ reader_decode(TableReader *r, int64 want, XLogRecPtr end)
 			record = XLogReadRecord(r->ctx->reader, &errm);
 			if (errm)
 				elog(ERROR, "could not find record for logical decoding: %s", errm);
-			if (record != NULL)
-			{
-				/* replaying a transaction ends a subtransaction of ours */
-				LogicalDecodingProcessRecord(r->ctx, r->ctx->reader);
-				CurrentResourceOwner = owner;
-				MemoryContextSwitchTo(r->ctx->context);
-			}
+			/* the next record is not flushed whole yet (read_flushed_page) */
+			if (record == NULL)
+				break;
+			/* replaying a transaction ends a subtransaction of ours */
+			LogicalDecodingProcessRecord(r->ctx, r->ctx->reader);
+			CurrentResourceOwner = owner;
+			MemoryContextSwitchTo(r->ctx->context);
 			CHECK_FOR_INTERRUPTS();
 		}
 	}

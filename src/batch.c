@@ -1636,62 +1636,6 @@ lock_for_merge(QueryDef *q, List *batches, BatchStats *st)
 }
 
 /*
- * BatchSourcesQuiet: a worker asks the sources of a query that can tell
- * whether they have input (poll) before it locks the query's row for a
- * batch: that lock takes a transaction id and writes WAL, which a query
- * over a quiet table would otherwise do at every look, every
- * streaming.idle_poll.  True when every source polls and none has input;
- * result then says when to look again, as after a batch that found none.
- * Nothing is locked or written.  Not for 'once' or available_now, whose
- * batches read what is there when they begin.  *unpolled is set when a
- * source has no poll: the caller need not ask again.
- */
-bool
-BatchSourcesQuiet(QueryDef *q, BatchResult *result, bool *unpolled)
-{
-	MemoryContext cxt;
-	MemoryContext old;
-	List	   *batches = NIL;
-	bool		quiet = true;
-	ListCell   *lc;
-	OwnerContext owner_cxt;
-	Oid			reader;
-	int			reader_sec_context;
-
-	if (BatchAvailableNow != 0 || strcmp(q->trigger, "once") == 0)
-		return false;
-	cxt = AllocSetContextCreate(CurrentMemoryContext, "streaming poll", ALLOCSET_SMALL_SIZES);
-	old = MemoryContextSwitchTo(cxt);
-	BeginAsOwner(q->owner, q->search_path, &owner_cxt);
-	foreach(lc, q->plan->sources)
-	{
-		SourceBatch *sb = open_source(q, lfirst_oid(lc), NULL, SLICE_WHOLE, cxt);
-
-		batches = lappend(batches, sb);
-		if (sb->routine->poll == NULL)
-		{
-			*unpolled = true;
-			quiet = false;
-			break;
-		}
-		GetUserIdAndSecContext(&reader, &reader_sec_context);
-		SetUserIdAndSecContext(sb->rel->rd_rel->relowner, reader_sec_context |
-							   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-		quiet = !sb->routine->poll(sb);
-		SetUserIdAndSecContext(reader, reader_sec_context);
-		if (!quiet)
-			break;
-	}
-	if (quiet)
-		wait_for_sources(batches, result);
-	EndAsOwner(&owner_cxt);
-	close_sources(batches);
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(cxt);
-	return quiet;
-}
-
-/*
  * RunMicroBatch runs the next micro-batch of a query in the current
  * transaction: of all its input (slice SLICE_WHOLE), or of one slice of a
  * query with parallelism.  It returns false, having changed nothing, when
@@ -1718,7 +1662,7 @@ RunMicroBatch(const char *query_name, int slice, BatchResult *result)
 	FlushContext flush;
 	bool		aggregates_in_parts;
 	volatile bool combined = false;
-	char	   *volatile optimistic_sql = NULL;
+	char	   *optimistic_sql = NULL;
 
 	batchcxt = AllocSetContextCreate(CurrentMemoryContext, "streaming micro-batch",
 									 ALLOCSET_DEFAULT_SIZES);

@@ -29,8 +29,6 @@ typedef struct BatchResult
 								 * that did not answer): not "no input" */
 } BatchResult;
 
-struct QueryDef;
-extern bool BatchSourcesQuiet(struct QueryDef *q, BatchResult *result, bool *unpolled);
 extern bool RunMicroBatch(const char *query_name, int slice, BatchResult *result);
 
 /* set by a worker running an 'available_now' trigger: when the run began */

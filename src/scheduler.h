@@ -37,8 +37,6 @@ typedef struct PoolQuery
 	bool		wake_drain;		/* (read it empty when it is) */
 	TimestampTz wake_at;		/* ... or this time */
 	bool		woken;			/* wake_fd became readable */
-	bool		unpolled;		/* a source cannot tell it has no input
-								 * (BatchSourcesQuiet): every look is a batch */
 
 	long		retry_ms;		/* backoff after a batch that must be retried */
 	bool		first;			/* no batch has completed since it was taken */

@@ -78,12 +78,6 @@ typedef struct SourceRoutine
 	bool		(*plan_batch) (SourceBatch *batch);
 	/* read_batch: decode the planned input with SourceBatchAddRow */
 	void		(*read_batch) (SourceBatch *batch, bool careful);
-	/*
-	 * poll: whether a worker's batch would find input, asked before the
-	 * batch locks the query's row; false sets wake_at.  Or NULL: the
-	 * batch is tried.
-	 */
-	bool		(*poll) (SourceBatch *batch);
 	/* peek: add up to max_rows rows of the input present now (no offsets) */
 	void		(*peek) (SourceBatch *batch, int64 max_rows);
 	/*

@@ -347,7 +347,6 @@ static bool
 run_batch(PoolQuery *pq, bool *mine, BatchResult *res)
 {
 	bool		ran = false;
-	bool		quiet = false;
 	Oid			save_userid;
 	int			save_sec_context;
 	int			nestlevel;
@@ -412,16 +411,13 @@ run_batch(PoolQuery *pq, bool *mine, BatchResult *res)
 			SourceClearCondition();
 			/* before the batch writes or locks anything (a table source's slot) */
 			SourcePrepareQuery(q->name, q->id, q->plan->sources);
-			/* sources that can tell they have nothing: no lock, no batch */
-			quiet = pq->slice == SLICE_WHOLE && !pq->unpolled && BatchSourcesQuiet(q, res, &pq->unpolled);
 			/* a slice's batch takes its slice's row first (slices.c) */
 			if (pq->slice != SLICE_WHOLE)
 				SliceLock(pq->name, pq->slice);
 			/* still, under the row lock the batch holds: stop() waited for it */
-			if (!quiet)
-				*mine = query_is_mine(pq, pq->slice == SLICE_WHOLE);
+			*mine = query_is_mine(pq, pq->slice == SLICE_WHOLE);
 		}
-		if (*mine && !quiet)
+		if (*mine)
 			ran = RunMicroBatch(pq->name, pq->slice, res);
 	}
 

@@ -2244,46 +2244,6 @@ table_plan_batch(SourceBatch *batch)
 }
 
 /*
- * table_poll tells a worker whether a batch would find rows, without the
- * lock that a batch takes on the query's row: it decodes the WAL flushed
- * since, as the batch would, with the reader that this process keeps for
- * the query.  When nothing of the table came and the reader stands where
- * the committed batches stopped, the slot moves on as after an empty
- * batch, and the query waits as after one.  Whenever the reader is not
- * one the batch would go on with, it cannot tell: the batch is tried.
- */
-static bool
-table_poll(SourceBatch *batch)
-{
-	char		name[NAMEDATALEN];
-	TableReader *r = reader;
-	XLogRecPtr	lsn;
-	int64		seq;
-	bool		mine;
-	PositionOrigin origin;
-	TableSnapshot snap;
-
-	slot_name(name, batch->query_id, batch->relid);
-	if (r == NULL || r->busy || strcmp(r->slot, name) != 0 || MyReplicationSlot == NULL ||
-		strcmp(NameStr(MyReplicationSlot->data.name), name) != 0 || r->npending > 0 ||
-		r->all_changes != all_changes(batch->options) ||
-		r->table != followed_table(batch->relid, batch->options) ||
-		!same_columns(r, RelationGetDescr(batch->rel)))
-		return true;
-	if (!read_position(batch->query, batch->relid, &lsn, &seq, &mine, &origin, &snap) ||
-		mine || r->done_lsn != lsn || r->done_seq != seq || !same_snapshot(&r->snapshot, &snap) ||
-		!origin_here(&origin, batch->relid))
-		return true;
-	reader_confirm(r, lsn);
-	reader_decode(r, max_rows_per_trigger(batch->options), GetFlushRecPtr(NULL));
-	if (r->npending > 0)
-		return true;
-	reader_confirm(r, r->ctx->reader->EndRecPtr);
-	batch->wake_at = next_poll(r);
-	return false;
-}
-
-/*
  * table_read_batch hands the planned rows to the batch, those to take
  * back as retracted rows; it may run twice (a retry record by record), so
  * it reads the plan from the start.
@@ -2335,7 +2295,6 @@ const SourceRoutine TableSourceRoutine = {
 	.prepare = table_prepare,
 	.plan_batch = table_plan_batch,
 	.read_batch = table_read_batch,
-	.poll = table_poll,
 	.peek = NULL,
 	.forget = table_forget,
 };

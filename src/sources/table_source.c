@@ -1413,6 +1413,9 @@ reader_free(void)
 	MemoryContextDelete(r->cxt);
 }
 
+/* read_flushed_page declined to wait (a record not flushed whole) */
+static bool wal_would_block = false;
+
 /*
  * read_flushed_page reads a page of WAL for decoding as read_local_xlog_page
  * does, but never waits for WAL that is not flushed yet: it says that it
@@ -1429,7 +1432,10 @@ read_flushed_page(XLogReaderState *state, XLogRecPtr targetPagePtr, int reqLen,
 				  XLogRecPtr targetRecPtr, char *cur_page)
 {
 	if (!RecoveryInProgress() && targetPagePtr + reqLen > GetFlushRecPtr(NULL))
+	{
+		wal_would_block = true;
 		return XLREAD_WOULDBLOCK;
+	}
 	return read_local_xlog_page(state, targetPagePtr, reqLen, targetRecPtr, cur_page);
 }
 
@@ -1539,12 +1545,18 @@ reader_decode(TableReader *r, int64 want, XLogRecPtr end)
 			XLogRecord *record;
 			char	   *errm = NULL;
 
+			wal_would_block = false;
 			record = XLogReadRecord(r->ctx->reader, &errm);
 			if (errm)
 				elog(ERROR, "could not find record for logical decoding: %s", errm);
-			/* the next record is not flushed whole yet (read_flushed_page) */
 			if (record == NULL)
-				break;
+			{
+				/* the next record is not flushed whole yet (read_flushed_page) */
+				if (wal_would_block)
+					break;
+				elog(ERROR, "could not read WAL at %X/%X for logical decoding",
+					 LSN_FORMAT_ARGS(r->ctx->reader->EndRecPtr));
+			}
 			/* replaying a transaction ends a subtransaction of ours */
 			LogicalDecodingProcessRecord(r->ctx, r->ctx->reader);
 			CurrentResourceOwner = owner;

@@ -3,10 +3,10 @@
 # of that transaction (here a logical message of 20 kB, which spans pages:
 # the WAL writer flushes the pages it fills), and nothing flushes the rest
 # before it commits.  A worker that waited for the rest held back the rows
-# committed before it, until some other commit came: here, as long as the
-# transaction stayed open.  Each round commits a row and, at once, opens
-# such a transaction, and waits for the row to reach the query while it is
-# open.
+# committed before it until something else flushed the WAL: another commit,
+# or here the bgwriter's next snapshot of running transactions, 13-14 s
+# later.  Each round commits a row and, at once, opens such a transaction,
+# and waits 5 s for the row to reach the query while it is open.
 use strict;
 use warnings;
 

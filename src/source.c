@@ -189,6 +189,38 @@ SourceBatchAddOffset(SourceBatch *batch, const char *partition, int64 offset)
 }
 
 /*
+ * source_routine_of returns the routine of a source's kind, or NULL if it
+ * is not a source (any more).  The kind first: the full look-up of some
+ * kinds is not free.
+ */
+static const SourceRoutine *
+source_routine_of(Oid relid)
+{
+	Oid			argtypes[1] = {OIDOID};
+	Datum		args[1] = {ObjectIdGetDatum(relid)};
+	const SourceRoutine *routine = NULL;
+
+	SPI_connect();
+	if (CatalogExecute("SELECT kind FROM streaming.sources WHERE relid OPERATOR(pg_catalog.=) $1",
+					   1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read streaming.sources");
+	if (SPI_processed == 1)
+		routine = SourceRoutineByKind(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	SPI_finish();
+	return routine;
+}
+
+/* remember a source whose kind has no use for a hook, for this process */
+static void
+remember_source(List **list, Oid relid)
+{
+	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+	*list = lappend_oid(*list, relid);
+	MemoryContextSwitchTo(old);
+}
+
+/*
  * SourcePrepareQuery lets the sources of a query prepare a batch (see
  * SourceRoutine.prepare): called before the batch's transaction writes or
  * locks anything.
@@ -202,33 +234,46 @@ SourcePrepareQuery(const char *query, int32 query_id, List *sources)
 
 	foreach(lc, sources)
 	{
-		Oid			argtypes[1] = {OIDOID};
-		Datum		args[1] = {ObjectIdGetDatum(lfirst_oid(lc))};
-		const SourceRoutine *routine = NULL;
+		const SourceRoutine *routine;
 		Jsonb	   *options;
 
 		if (list_member_oid(unprepared, lfirst_oid(lc)))
 			continue;
-		/* the kind first: the full look-up of some kinds is not free */
-		SPI_connect();
-		if (CatalogExecute("SELECT kind FROM streaming.sources WHERE relid OPERATOR(pg_catalog.=) $1",
-						   1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read streaming.sources");
-		if (SPI_processed == 1)
-			routine = SourceRoutineByKind(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
-		SPI_finish();
+		routine = source_routine_of(lfirst_oid(lc));
 		if (routine != NULL && routine->prepare == NULL)
-		{
-			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-
-			unprepared = lappend_oid(unprepared, lfirst_oid(lc));
-			MemoryContextSwitchTo(old);
-		}
+			remember_source(&unprepared, lfirst_oid(lc));
 		if (routine == NULL || routine->prepare == NULL ||
 			!SourceLookup(lfirst_oid(lc), NULL, NULL, &options))
 			continue;
 		routine->prepare(query, query_id, lfirst_oid(lc), options);
 	}
+}
+
+/*
+ * SourcesQuiet asks the source of a query with one source whether a batch
+ * now would find no input (SourceRoutine.quiet), before the batch locks
+ * the query's row; *wake_at is then when to ask again.  False for a query
+ * whose sources cannot tell: its batch runs.
+ */
+bool
+SourcesQuiet(const char *query, int32 query_id, List *sources, TimestampTz *wake_at)
+{
+	/* sources of kinds that cannot tell, looked up once a process */
+	static List *unquiet = NIL;
+	const SourceRoutine *routine;
+	Oid			relid;
+
+	if (list_length(sources) != 1)
+		return false;
+	relid = linitial_oid(sources);
+	if (list_member_oid(unquiet, relid))
+		return false;
+	routine = source_routine_of(relid);
+	if (routine != NULL && routine->quiet == NULL)
+		remember_source(&unquiet, relid);
+	if (routine == NULL || routine->quiet == NULL)
+		return false;
+	return routine->quiet(query, query_id, relid, wake_at);
 }
 
 /*

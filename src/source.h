@@ -81,6 +81,13 @@ typedef struct SourceRoutine
 	/* peek: add up to max_rows rows of the input present now (no offsets) */
 	void		(*peek) (SourceBatch *batch, int64 max_rows);
 	/*
+	 * quiet: asked by a worker before a batch locks the query's row, a lock
+	 * that takes a transaction id and writes WAL.  True when the source can
+	 * tell, locking nothing but the extension's catalogs, that a batch now
+	 * would find no input; *wake_at is then when to ask again.  Or NULL.
+	 */
+	bool		(*quiet) (const char *query, int32 query_id, Oid relid, TimestampTz *wake_at);
+	/*
 	 * forget: close what this process keeps for a query (or NULL): for one
 	 * slice of it (slices.c), or for all of it with SLICE_WHOLE
 	 */
@@ -229,6 +236,7 @@ extern int64 SourceGetIntOption(Jsonb *options, const char *key, int64 dflt,
 extern Jsonb *SourceOptionsFromDefElems(List *options);
 extern Jsonb *SourceMergeServerOptions(Oid serverid, Jsonb *options, Oid role);
 extern void SourcePrepareQuery(const char *query, int32 query_id, List *sources);
+extern bool SourcesQuiet(const char *query, int32 query_id, List *sources, TimestampTz *wake_at);
 extern void SourceForgetQuery(const char *query, int slice);
 
 /* sources/{file,rate,socket,kafka,table}_source.c */

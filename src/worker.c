@@ -347,6 +347,7 @@ static bool
 run_batch(PoolQuery *pq, bool *mine, BatchResult *res)
 {
 	bool		ran = false;
+	bool		quiet = false;
 	Oid			save_userid;
 	int			save_sec_context;
 	int			nestlevel;
@@ -411,13 +412,24 @@ run_batch(PoolQuery *pq, bool *mine, BatchResult *res)
 			SourceClearCondition();
 			/* before the batch writes or locks anything (a table source's slot) */
 			SourcePrepareQuery(q->name, q->id, q->plan->sources);
+
+			/*
+			 * A source that can tell it has no input spares the query the
+			 * lock on its row, which takes a transaction id and writes WAL:
+			 * a query over a quiet table would otherwise do both at every
+			 * look.  Not for 'once' or available_now, whose batch that
+			 * finds nothing ends the run.
+			 */
+			quiet = pq->slice == SLICE_WHOLE && !pq->once && !pq->available_now &&
+				SourcesQuiet(q->name, q->id, q->plan->sources, &res->wake_at);
 			/* a slice's batch takes its slice's row first (slices.c) */
-			if (pq->slice != SLICE_WHOLE)
+			if (!quiet && pq->slice != SLICE_WHOLE)
 				SliceLock(pq->name, pq->slice);
 			/* still, under the row lock the batch holds: stop() waited for it */
-			*mine = query_is_mine(pq, pq->slice == SLICE_WHOLE);
+			if (!quiet)
+				*mine = query_is_mine(pq, pq->slice == SLICE_WHOLE);
 		}
-		if (*mine)
+		if (*mine && !quiet)
 			ran = RunMicroBatch(pq->name, pq->slice, res);
 	}
 

@@ -88,11 +88,14 @@
 #include "access/xlog.h"
 #include "access/xlog_internal.h"
 #include "access/xlogutils.h"
+#include "access/heapam_xlog.h"
+#include "access/rmgr.h"
 #include "catalog/catalog.h"
 #include "catalog/dependency.h"
 #include "commands/extension.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
+#include "catalog/pg_control.h"
 #include "catalog/pg_depend.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
@@ -102,8 +105,10 @@
 #include "replication/decode.h"
 #include "replication/logical.h"
 #include "replication/output_plugin.h"
+#include "replication/reorderbuffer.h"
 #include "replication/slot.h"
 #include "storage/lmgr.h"
+#include "storage/standbydefs.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -128,6 +133,12 @@
 
 /* the first wait for input after a batch that found none (next_poll) */
 #define TABLE_FIRST_POLL_MS		1
+
+/*
+ * How much WAL a worker's quiet look (table_quiet) lets stand unread past
+ * the reader: beyond it the batch runs, decodes it and moves the slot on.
+ */
+#define TABLE_QUIET_BYTES		(64 * 1024)
 
 /* the plugin name of the slots: this library */
 #define TABLE_PLUGIN			"streaming"
@@ -195,6 +206,10 @@ typedef struct TableReader
 	XLogRecPtr	confirm_lsn;	/* the slot may be confirmed to this ... */
 	XLogRecPtr	confirm_after;	/* ... once the WAL is flushed this far */
 	int			poll_ms;		/* the last wait for input (next_poll) */
+	bool		settled;		/* its last batch found nothing: it stands
+								 * where the committed batches stopped */
+	XLogRecPtr	quiet_upto;		/* quiet looks found the WAL from the
+								 * reader up to here harmless */
 } TableReader;
 
 /* what plan_batch chose for read_batch */
@@ -2094,6 +2109,9 @@ table_plan_batch(SourceBatch *batch)
 	XLogRecPtr	end;
 	MemoryContext old;
 
+	/* a batch may take rows: quiet looks wait for it to find none */
+	if (reader != NULL)
+		reader->settled = false;
 	register_callbacks();
 	check_decoding_settings();
 	table = followed_table(batch->relid, batch->options);
@@ -2157,6 +2175,8 @@ table_plan_batch(SourceBatch *batch)
 		if (!mine)
 			reader_confirm(r, r->ctx->reader->EndRecPtr);
 		batch->wake_at = next_poll(r);
+		r->settled = true;
+		r->quiet_upto = InvalidXLogRecPtr;
 		return false;
 	}
 	r->poll_ms = 0;
@@ -2255,6 +2275,232 @@ table_plan_batch(SourceBatch *batch)
 	return true;
 }
 
+/* ------------------------------------------------------------------------
+ * Quiet looks
+ * ------------------------------------------------------------------------ */
+
+/* the reader of quiet looks: headers only, nothing decoded */
+static XLogReaderState *quiet_reader = NULL;
+
+/*
+ * other_database: every block the record changes is of another database's
+ * relation (a record of no block, or of a shared catalog, is not).
+ */
+static bool
+other_database(XLogReaderState *s)
+{
+	bool		any = false;
+
+	for (int id = 0; id <= XLogRecMaxBlockId(s); id++)
+	{
+#if PG_VERSION_NUM >= 160000
+		RelFileLocator rnode;
+#define QUIET_DB(r) ((r).dbOid)
+#else
+		RelFileNode rnode;
+#define QUIET_DB(r) ((r).dbNode)
+#endif
+
+		if (!XLogRecHasBlockRef(s, id))
+			continue;
+		XLogRecGetBlockTag(s, id, &rnode, NULL, NULL);
+		if (QUIET_DB(rnode) == MyDatabaseId || QUIET_DB(rnode) == InvalidOid)
+			return false;
+		any = true;
+	}
+	return any;
+}
+
+/*
+ * empty_transaction: decoding has queued no change, invalidation or
+ * catalog change of the transaction (whose records before the reader's
+ * position it has read), so its commit gives no row.
+ */
+static bool
+empty_transaction(TableReader *r, TransactionId xid)
+{
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &r->ctx->reorder->toplevel_by_lsn)
+	{
+		ReorderBufferTXN *txn = dlist_container(ReorderBufferTXN, node, iter.cur);
+
+		if (txn->xid == xid)
+			return txn->nentries == 0 && txn->ninvalidations == 0 &&
+				!rbtxn_has_catalog_changes(txn) && dlist_is_empty(&txn->subtxns);
+	}
+	return true;
+}
+
+/*
+ * harmless_record tells whether a record after the reader's position can
+ * give the source no row, so that a batch need not run for it: a row lock
+ * (other queries' batches take them), a commit of a transaction of this
+ * database that changed nothing (such a batch's), anything of another
+ * database's, aborts, checkpoints, index and visibility upkeep.  Anything
+ * else — a change to a table of this database, a commit that may carry
+ * rows or invalidations, a kind of record not listed — is not: the batch
+ * runs and decodes it.
+ */
+static bool
+harmless_record(TableReader *r, XLogReaderState *s)
+{
+	uint8		info = XLogRecGetInfo(s) & ~XLR_INFO_MASK;
+
+	switch (XLogRecGetRmid(s))
+	{
+		case RM_XLOG_ID:
+			return info == XLOG_CHECKPOINT_SHUTDOWN || info == XLOG_CHECKPOINT_ONLINE ||
+				info == XLOG_NOOP || info == XLOG_NEXTOID || info == XLOG_SWITCH ||
+				info == XLOG_BACKUP_END || info == XLOG_RESTORE_POINT ||
+				info == XLOG_FPI || info == XLOG_FPI_FOR_HINT;
+		case RM_XACT_ID:
+			switch (info & XLOG_XACT_OPMASK)
+			{
+				case XLOG_XACT_ABORT:
+				case XLOG_XACT_ASSIGNMENT:
+					return true;
+				case XLOG_XACT_COMMIT:
+					{
+						xl_xact_parsed_commit parsed;
+
+						ParseCommitRecord(XLogRecGetInfo(s), (xl_xact_commit *) XLogRecGetData(s), &parsed);
+						if (parsed.dbId != MyDatabaseId)
+							return parsed.dbId != InvalidOid;
+						return parsed.nmsgs == 0 && parsed.nsubxacts == 0 && parsed.nrels == 0 &&
+							(parsed.xinfo & XACT_XINFO_HAS_TWOPHASE) == 0 &&
+							empty_transaction(r, XLogRecGetXid(s));
+					}
+				default:
+					return false;
+			}
+		case RM_STANDBY_ID:
+			return info == XLOG_RUNNING_XACTS || info == XLOG_STANDBY_LOCK;
+		case RM_HEAP_ID:
+			return (info & XLOG_HEAP_OPMASK) == XLOG_HEAP_LOCK || other_database(s);
+		case RM_HEAP2_ID:
+			switch (info & XLOG_HEAP_OPMASK)
+			{
+				case XLOG_HEAP2_PRUNE:
+				case XLOG_HEAP2_VACUUM:
+				case XLOG_HEAP2_FREEZE_PAGE:
+				case XLOG_HEAP2_VISIBLE:
+				case XLOG_HEAP2_LOCK_UPDATED:
+					return true;
+				default:
+					return other_database(s);
+			}
+		case RM_BTREE_ID:
+		case RM_HASH_ID:
+		case RM_GIN_ID:
+		case RM_GIST_ID:
+		case RM_SPGIST_ID:
+		case RM_BRIN_ID:
+		case RM_SEQ_ID:
+		case RM_CLOG_ID:
+		case RM_MULTIXACT_ID:
+		case RM_COMMIT_TS_ID:
+		case RM_LOGICALMSG_ID:	/* the plugin takes no messages */
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * table_quiet is a worker's look at a query before its batch locks the
+ * query's row (SourceRoutine.quiet).  It can tell that the batch would
+ * find nothing when the last batch found nothing, the reader this process
+ * keeps stands where the committed batches stopped, and the WAL flushed
+ * since holds only records that give no row (harmless_record): the row
+ * locks and empty commits of other queries' looks, checkpoints, another
+ * database's work.  It reads record headers, no more than
+ * TABLE_QUIET_BYTES past the reader, and locks nothing but the catalog it
+ * reads the committed position from; it neither decodes nor moves the
+ * reader, so a batch that runs later reads all of that WAL as it would
+ * have.  A change to any table of this database, or a commit that may
+ * carry rows, makes the batch run.
+ */
+static bool
+table_quiet(const char *query, int32 query_id, Oid relid, TimestampTz *wake_at)
+{
+	char		name[NAMEDATALEN];
+	TableReader *r = reader;
+	XLogRecPtr	lsn;
+	int64		seq;
+	bool		mine;
+	bool		recorded;
+	PositionOrigin origin;
+	TableSnapshot snap;
+	XLogRecPtr	end;
+	bool		quiet = false;
+
+	slot_name(name, query_id, relid);
+	if (r == NULL || !r->settled || r->busy || r->npending > 0 || r->source != relid ||
+		strcmp(r->slot, name) != 0 || MyReplicationSlot == NULL ||
+		strcmp(NameStr(MyReplicationSlot->data.name), name) != 0 ||
+		MyReplicationSlot->data.invalidated_at != InvalidXLogRecPtr)
+		return false;
+	/* where the batch would go on from, as table_plan_batch decides it */
+	recorded = read_position(query, relid, &lsn, &seq, &mine, &origin, &snap);
+	if (mine || (recorded && origin.known && !origin_here(&origin, relid)) ||
+		r->done_lsn != lsn || r->done_seq != seq || !same_snapshot(&r->snapshot, &snap))
+		return false;
+
+	end = GetFlushRecPtr(NULL);
+	if (end > r->ctx->reader->EndRecPtr + TABLE_QUIET_BYTES)
+		return false;
+	if (r->quiet_upto < r->ctx->reader->EndRecPtr)
+		r->quiet_upto = r->ctx->reader->EndRecPtr;
+	if (r->quiet_upto < end)
+	{
+		/* the WAL reader allocates its buffers where it runs */
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+		if (quiet_reader == NULL)
+		{
+			quiet_reader = XLogReaderAllocate(wal_segment_size, NULL,
+											  XL_ROUTINE(.page_read = read_flushed_page,
+														 .segment_open = wal_segment_open,
+														 .segment_close = wal_segment_close),
+											  NULL);
+			if (quiet_reader == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_OUT_OF_MEMORY),
+						 errmsg("out of memory"),
+						 errdetail("Failed while allocating a WAL reading processor.")));
+		}
+		XLogBeginRead(quiet_reader, r->quiet_upto);
+		for (;;)
+		{
+			char	   *errm = NULL;
+
+			wal_would_block = false;
+			if (XLogReadRecord(quiet_reader, &errm) == NULL)
+			{
+				/* at the end of what is flushed: all of it was harmless */
+				quiet = errm == NULL && wal_would_block;
+				break;
+			}
+			if (!harmless_record(r, quiet_reader))
+				break;
+			r->quiet_upto = quiet_reader->EndRecPtr;
+		}
+		/* no WAL file stays open between looks */
+		if (quiet_reader->seg.ws_file >= 0)
+			wal_segment_close(quiet_reader);
+		MemoryContextSwitchTo(old);
+	}
+	else
+		quiet = true;
+	if (!quiet)
+		return false;
+	/* a confirmation that waited for the WAL writer's flush */
+	reader_confirm(r, InvalidXLogRecPtr);
+	*wake_at = next_poll(r);
+	return true;
+}
+
 /*
  * table_read_batch hands the planned rows to the batch, those to take
  * back as retracted rows; it may run twice (a retry record by record), so
@@ -2308,5 +2554,6 @@ const SourceRoutine TableSourceRoutine = {
 	.plan_batch = table_plan_batch,
 	.read_batch = table_read_batch,
 	.peek = NULL,
+	.quiet = table_quiet,
 	.forget = table_forget,
 };

@@ -2408,6 +2408,42 @@ harmless_record(TableReader *r, XLogReaderState *s)
 }
 
 /*
+ * offsets_at_hand locks streaming.offsets and its indexes for a quiet
+ * look's read of the committed position, without waiting: false when a
+ * lock is held or asked for elsewhere (a VACUUM FULL, a LOCK TABLE, a
+ * REINDEX, perhaps queued behind a long pg_dump).  The batch then runs as
+ * it would have without the look and waits under the query's lock, where
+ * a long wait is a batch in progress, not a worker that seems stuck (and
+ * whose queries another worker would take over).
+ */
+static bool
+offsets_at_hand(void)
+{
+	Oid			nsp = get_namespace_oid(STREAMING_SCHEMA, true);
+	Oid			relid = OidIsValid(nsp) ? get_relname_relid("offsets", nsp) : InvalidOid;
+	Relation	rel;
+	List	   *indexes;
+	ListCell   *lc;
+	bool		all = true;
+
+	if (!OidIsValid(relid) || !ConditionalLockRelationOid(relid, AccessShareLock))
+		return false;
+	rel = relation_open(relid, NoLock);
+	indexes = RelationGetIndexList(rel);
+	relation_close(rel, NoLock);
+	foreach(lc, indexes)
+	{
+		if (!ConditionalLockRelationOid(lfirst_oid(lc), AccessShareLock))
+		{
+			all = false;
+			break;
+		}
+	}
+	list_free(indexes);
+	return all;
+}
+
+/*
  * table_quiet is a worker's look at a query before its batch locks the
  * query's row (SourceRoutine.quiet).  It can tell that the batch would
  * find nothing when the last batch found nothing, the reader this process
@@ -2416,7 +2452,8 @@ harmless_record(TableReader *r, XLogReaderState *s)
  * locks and empty commits of other queries' looks, checkpoints, another
  * database's work.  It reads record headers, no more than
  * TABLE_QUIET_BYTES past the reader, and locks nothing but the catalog it
- * reads the committed position from; it neither decodes nor moves the
+ * reads the committed position from, and that only if it need not wait
+ * (offsets_at_hand); it neither decodes nor moves the
  * reader, so a batch that runs later reads all of that WAL as it would
  * have.  A change to any table of this database, or a commit that may
  * carry rows, makes the batch run.
@@ -2442,6 +2479,8 @@ table_quiet(const char *query, int32 query_id, Oid relid, TimestampTz *wake_at)
 		MyReplicationSlot->data.invalidated_at != InvalidXLogRecPtr)
 		return false;
 	/* where the batch would go on from, as table_plan_batch decides it */
+	if (!offsets_at_hand())
+		return false;
 	recorded = read_position(query, relid, &lsn, &seq, &mine, &origin, &snap);
 	if (mine || (recorded && origin.known && !origin_here(&origin, relid)) ||
 		r->done_lsn != lsn || r->done_seq != seq || !same_snapshot(&r->snapshot, &snap))

@@ -522,9 +522,11 @@ fail_query(PoolQuery *pq, ErrorData *edata)
 	/*
 	 * A source that lost its connection (class 08), input that changed
 	 * under the batch, a deadlock or a serialization failure (class 40),
-	 * or a cancel (stop(), or pg_cancel_backend of the worker) is not a
-	 * reason to fail: nothing was committed, so run the batch again (after
-	 * a backoff but for a cancel).
+	 * a lock held elsewhere (lock_timeout, a table source's slot that the
+	 * worker that ran the query before still holds: 55P03), or a cancel
+	 * (stop(), or pg_cancel_backend of the worker) is not a reason to
+	 * fail: nothing was committed, so run the batch again (after a backoff
+	 * but for a cancel).
 	 */
 	if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED)
 	{
@@ -534,7 +536,8 @@ fail_query(PoolQuery *pq, ErrorData *edata)
 		return true;
 	}
 	if (ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_CONNECTION_EXCEPTION ||
-		ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_TRANSACTION_ROLLBACK)
+		ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_TRANSACTION_ROLLBACK ||
+		edata->sqlerrcode == ERRCODE_LOCK_NOT_AVAILABLE)
 	{
 		if (pq->condition)
 			pfree(pq->condition);

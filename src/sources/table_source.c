@@ -1480,6 +1480,20 @@ reader_create(SourceBatch *batch, const char *name, Oid table, XLogRecPtr lsn, i
 				 errmsg("replication slot \"%s\" of continuous query \"%s\" does not exist", name, batch->query),
 				 errhint("Call streaming.run() in a transaction of its own once, or start the query: that creates the slot.")));
 	}
+	/*
+	 * In a pool worker, the holder is the worker that ran the query before:
+	 * it keeps the slot while it runs its other queries, and lets go of it
+	 * once it sees the query taken, after its batch in progress, which may
+	 * be long (the reason the query was taken).  The batch waits for it as
+	 * for a lock, and is tried again (a failure would stop the query).
+	 */
+	if (pid != 0 && pid != MyProcPid && IsBackgroundWorker)
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("replication slot \"%s\" of continuous query \"%s\" is held by process %d",
+						name, batch->query, pid),
+				 errdetail("The pool worker that ran the query before keeps the slot until it sees the query taken, after its batch in progress."),
+				 errhint("The batch is tried again.")));
 	if (pid != 0 && pid != MyProcPid)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_IN_USE),

@@ -140,6 +140,12 @@
  */
 #define TABLE_QUIET_BYTES		(64 * 1024)
 
+/*
+ * How many readers a worker keeps parked (reader_park) beside the one
+ * whose slot it holds: the table-source queries it runs beyond one.
+ */
+#define TABLE_MAX_PARKED		16
+
 /* the plugin name of the slots: this library */
 #define TABLE_PLUGIN			"streaming"
 
@@ -182,6 +188,7 @@ void		_PG_output_plugin_init(OutputPluginCallbacks *cb);
 typedef struct TableReader
 {
 	char		slot[NAMEDATALEN];
+	char	   *query;			/* the query it reads for */
 	Oid			source;			/* the source's foreign table */
 	Oid			table;			/* the table it follows */
 	bool		all_changes;	/* option changes "all" */
@@ -227,7 +234,12 @@ typedef struct SlotDrop
 	int			nestlevel;
 } SlotDrop;
 
+/*
+ * The reader whose slot this process holds, and a pool worker's parked
+ * readers, of its other table-source queries (reader_park).
+ */
 static TableReader *reader = NULL;
+static List *parked = NIL;
 static List *slot_drops = NIL;
 static bool callbacks_registered = false;
 
@@ -264,6 +276,9 @@ static TimestampTz run_began = 0;
 static XLogRecPtr run_end = InvalidXLogRecPtr;
 
 static void reader_free(void);
+static void reader_discard(TableReader *r);
+static TableReader *parked_reader(const char *name);
+static void reader_confirm(TableReader *r, XLogRecPtr target);
 
 /* ------------------------------------------------------------------------
  * Options and checks
@@ -1199,6 +1214,8 @@ table_prepare(const char *query, int32 query_id, Oid relid, Jsonb *options)
 	if (recorded && (!origin.known || origin_here(&origin, relid)))
 		lost_slot(name, query, lsn);
 	release_slot();
+	if (parked_reader(name) != NULL)
+		reader_discard(parked_reader(name));
 	create_slot(name);
 	if (!recorded)
 		return;
@@ -1233,6 +1250,8 @@ drop_slots(void)
 
 		if (MyReplicationSlot != NULL && strcmp(NameStr(MyReplicationSlot->data.name), d->name) == 0)
 			release_slot();
+		if (parked_reader(d->name) != NULL)
+			reader_discard(parked_reader(d->name));
 		if (slot_active_pid(d->name) == 0)
 			ReplicationSlotDrop(d->name, true);
 	}
@@ -1428,6 +1447,142 @@ reader_free(void)
 	MemoryContextDelete(r->cxt);
 }
 
+/*
+ * reader_discard ends a parked reader: its memory and its WAL file.  What
+ * FreeDecodingContext does beyond that needs the slot acquired, and is
+ * not needed: a parked reader spilled nothing to the slot's directory
+ * (reader_park), and the plugin has no shutdown callback.
+ */
+static void
+reader_discard(TableReader *r)
+{
+	parked = list_delete_ptr(parked, r);
+	if (r->ctx != NULL && r->ctx->reader->seg.ws_file >= 0)
+		wal_segment_close(r->ctx->reader);
+	if (r->pending != NULL)
+		tuplestore_end(r->pending);
+	MemoryContextDelete(r->cxt);
+}
+
+/* the parked reader of a slot, or NULL */
+static TableReader *
+parked_reader(const char *name)
+{
+	ListCell   *lc;
+
+	foreach(lc, parked)
+	{
+		TableReader *r = lfirst(lc);
+
+		if (strcmp(r->slot, name) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+/*
+ * reader_spilled: decoding wrote a transaction of the reader to files in
+ * the slot's directory, which the next process to acquire the slot
+ * deletes.
+ */
+static bool
+reader_spilled(TableReader *r)
+{
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &r->ctx->reorder->toplevel_by_lsn)
+	{
+		ReorderBufferTXN *txn = dlist_container(ReorderBufferTXN, node, iter.cur);
+		dlist_iter	sub;
+
+		if (rbtxn_is_serialized(txn) || rbtxn_is_serialized_clear(txn))
+			return true;
+		dlist_foreach(sub, &txn->subtxns)
+		{
+			ReorderBufferTXN *subtxn = dlist_container(ReorderBufferTXN, node, sub.cur);
+
+			if (rbtxn_is_serialized(subtxn) || rbtxn_is_serialized_clear(subtxn))
+				return true;
+		}
+	}
+	return false;
+}
+
+/*
+ * reader_park sets the reader aside with its slot released, when a pool
+ * worker runs a batch of another of its table-source queries: a process
+ * holds one slot at a time, and a reader made again decodes the WAL from
+ * its slot's restart point, which a worker running two queries over quiet
+ * tables would otherwise do at every look of each, all its time.  The
+ * parked reader goes on where it stopped once the worker holds its slot
+ * again (reader_unpark), if the committed batches stopped there too
+ * (table_plan_batch): another process may run the query meanwhile.  Not
+ * so a reader that is mid-way, or whose decoding spilled transactions to
+ * the slot's directory (the next process to acquire the slot deletes the
+ * files), nor in a session, nor beyond TABLE_MAX_PARKED: those end.
+ */
+static void
+reader_park(void)
+{
+	TableReader *r = reader;
+	MemoryContext old;
+
+	if (r == NULL || !IsBackgroundWorker || r->busy || r->ctx == NULL ||
+		MyReplicationSlot == NULL || strcmp(NameStr(MyReplicationSlot->data.name), r->slot) != 0 ||
+		list_length(parked) >= TABLE_MAX_PARKED || reader_spilled(r))
+	{
+		release_slot();
+		return;
+	}
+	/* a confirmation that waited for the WAL writer, while the slot is ours */
+	reader_confirm(r, InvalidXLogRecPtr);
+	if (r->ctx->reader->seg.ws_file >= 0)
+		wal_segment_close(r->ctx->reader);
+	reader = NULL;
+	ReplicationSlotRelease();
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	parked = lappend(parked, r);
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * reader_unpark makes the parked reader of a slot the reader again, its
+ * slot acquired; it ends it instead when the slot is gone, another
+ * process holds it, or it is not the slot the reader was made on (dropped
+ * and made again): reader_create then says why, or starts afresh.
+ */
+static void
+reader_unpark(const char *name)
+{
+	TableReader *r = parked_reader(name);
+
+	if (r == NULL)
+		return;
+	if (MyReplicationSlot != NULL || slot_active_pid(name) != 0)
+	{
+		reader_discard(r);
+		return;
+	}
+	PG_TRY();
+	{
+		ReplicationSlotAcquire(name, true);
+	}
+	PG_CATCH();
+	{
+		reader_discard(r);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (MyReplicationSlot != r->ctx->slot ||
+		MyReplicationSlot->data.invalidated_at != InvalidXLogRecPtr)
+	{
+		reader_discard(r);
+		return;
+	}
+	parked = list_delete_ptr(parked, r);
+	reader = r;
+}
+
 /* read_flushed_page declined to wait (a record not flushed whole) */
 static bool wal_would_block = false;
 
@@ -1513,6 +1668,7 @@ reader_create(SourceBatch *batch, const char *name, Oid table, XLogRecPtr lsn, i
 	r->cxt = cxt;
 	r->rowcxt = AllocSetContextCreate(cxt, "streaming table source row", ALLOCSET_DEFAULT_SIZES);
 	strlcpy(r->slot, name, NAMEDATALEN);
+	r->query = pstrdup(batch->query);
 	r->source = batch->relid;
 	r->table = table;
 	r->all_changes = all_changes(batch->options);
@@ -2000,6 +2156,8 @@ snapshot_batch(SourceBatch *batch, const char *name, Oid table, const PositionOr
 	/* what a reader decoded before would not be filtered by the snapshot */
 	if (reader != NULL && strcmp(reader->slot, name) == 0)
 		reader_free();
+	if (parked_reader(name) != NULL)
+		reader_discard(parked_reader(name));
 
 	/* the slot exists: every transaction the snapshot misses, it decodes */
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
@@ -2123,9 +2281,6 @@ table_plan_batch(SourceBatch *batch)
 	XLogRecPtr	end;
 	MemoryContext old;
 
-	/* a batch may take rows: quiet looks wait for it to find none */
-	if (reader != NULL)
-		reader->settled = false;
 	register_callbacks();
 	check_decoding_settings();
 	table = followed_table(batch->relid, batch->options);
@@ -2152,6 +2307,15 @@ table_plan_batch(SourceBatch *batch)
 	if (!recorded && JsonbGetBool(batch->options, "snapshot", false))
 		return snapshot_batch(batch, name, table, &origin);
 
+	/* another query's reader is set aside; this query's, if set aside, taken */
+	if (reader != NULL && strcmp(reader->slot, name) != 0)
+		reader_park();
+	if (reader == NULL && MyReplicationSlot != NULL &&
+		strcmp(NameStr(MyReplicationSlot->data.name), name) != 0)
+		ReplicationSlotRelease();
+	if (reader == NULL)
+		reader_unpark(name);
+
 	/* a reader goes on only from exactly where the committed batches stopped */
 	r = reader;
 	if (r != NULL && (strcmp(r->slot, name) != 0 || r->busy || r->table != table ||
@@ -2160,6 +2324,8 @@ table_plan_batch(SourceBatch *batch)
 					  !same_columns(r, RelationGetDescr(batch->rel))))
 		reader_free();
 	r = reader != NULL ? reader : reader_create(batch, name, table, lsn, seq, recorded, &snap);
+	/* the batch may take rows: quiet looks wait for one to find none */
+	r->settled = false;
 
 	if (!mine)
 		reader_confirm(r, lsn);
@@ -2422,6 +2588,28 @@ harmless_record(TableReader *r, XLogReaderState *s)
 }
 
 /*
+ * parked_slot_free: the slot of a parked reader is still the one it was
+ * made on, valid, and no other process holds it (none runs the query).
+ */
+static bool
+parked_slot_free(TableReader *r)
+{
+	ReplicationSlot *s;
+	bool		usable = false;
+
+	LWLockAcquire(ReplicationSlotControlLock, LW_SHARED);
+	s = SearchNamedReplicationSlot(r->slot, false);
+	if (s != NULL && s == r->ctx->slot)
+	{
+		SpinLockAcquire(&s->mutex);
+		usable = s->active_pid == 0 && s->data.invalidated_at == InvalidXLogRecPtr;
+		SpinLockRelease(&s->mutex);
+	}
+	LWLockRelease(ReplicationSlotControlLock);
+	return usable;
+}
+
+/*
  * offsets_at_hand locks streaming.offsets and its indexes for a quiet
  * look's read of the committed position, without waiting: false when a
  * lock is held or asked for elsewhere (a VACUUM FULL, a LOCK TABLE, a
@@ -2461,7 +2649,8 @@ offsets_at_hand(void)
  * table_quiet is a worker's look at a query before its batch locks the
  * query's row (SourceRoutine.quiet).  It can tell that the batch would
  * find nothing when the last batch found nothing, the reader this process
- * keeps stands where the committed batches stopped, and the WAL flushed
+ * keeps (holding its slot, or parked with its slot free: reader_park)
+ * stands where the committed batches stopped, and the WAL flushed
  * since holds only records that give no row (harmless_record): the row
  * locks and empty commits of other queries' looks, checkpoints, another
  * database's work.  It reads record headers, no more than
@@ -2476,7 +2665,8 @@ static bool
 table_quiet(const char *query, int32 query_id, Oid relid, TimestampTz *wake_at)
 {
 	char		name[NAMEDATALEN];
-	TableReader *r = reader;
+	TableReader *r;
+	bool		held;
 	XLogRecPtr	lsn;
 	int64		seq;
 	bool		mine;
@@ -2487,10 +2677,14 @@ table_quiet(const char *query, int32 query_id, Oid relid, TimestampTz *wake_at)
 	bool		quiet = false;
 
 	slot_name(name, query_id, relid);
-	if (r == NULL || !r->settled || r->busy || r->npending > 0 || r->source != relid ||
-		strcmp(r->slot, name) != 0 || MyReplicationSlot == NULL ||
-		strcmp(NameStr(MyReplicationSlot->data.name), name) != 0 ||
-		MyReplicationSlot->data.invalidated_at != InvalidXLogRecPtr)
+	held = reader != NULL && strcmp(reader->slot, name) == 0;
+	r = held ? reader : parked_reader(name);
+	if (r == NULL || !r->settled || r->busy || r->npending > 0 || r->source != relid)
+		return false;
+	if (held ? (MyReplicationSlot == NULL ||
+				strcmp(NameStr(MyReplicationSlot->data.name), name) != 0 ||
+				MyReplicationSlot->data.invalidated_at != InvalidXLogRecPtr) :
+		!parked_slot_free(r))
 		return false;
 	/* where the batch would go on from, as table_plan_batch decides it */
 	if (!offsets_at_hand())
@@ -2549,7 +2743,8 @@ table_quiet(const char *query, int32 query_id, Oid relid, TimestampTz *wake_at)
 	if (!quiet)
 		return false;
 	/* a confirmation that waited for the WAL writer's flush */
-	reader_confirm(r, InvalidXLogRecPtr);
+	if (held)
+		reader_confirm(r, InvalidXLogRecPtr);
 	*wake_at = next_poll(r);
 	return true;
 }
@@ -2585,16 +2780,36 @@ table_read_batch(SourceBatch *batch, bool careful)
 }
 
 /*
- * table_forget: a pool worker lets go of a query.  This process holds at
- * most one slot, and another worker may take the query now: the slot is
- * released, whichever query's it is (the next batch of a query of this
- * process acquires its slot again).
+ * table_forget: a pool worker lets go of a query, or starts it afresh
+ * after an error: another worker may take it now.  Its reader ends and
+ * its slot is released; a slot held with no reader may be the query's
+ * (reader_free keeps it) and is released too.  The readers of the
+ * worker's other queries stay.
  */
 static void
 table_forget(const char *query, int slice)
 {
-	if (MyReplicationSlot != NULL || reader != NULL)
+	TableReader *found;
+
+	if ((reader != NULL && strcmp(reader->query, query) == 0) ||
+		(reader == NULL && MyReplicationSlot != NULL))
 		release_slot();
+	/* a query over two tables has two */
+	do
+	{
+		ListCell   *lc;
+
+		found = NULL;
+		foreach(lc, parked)
+		{
+			TableReader *r = lfirst(lc);
+
+			if (strcmp(r->query, query) == 0)
+				found = r;
+		}
+		if (found != NULL)
+			reader_discard(found);
+	} while (found != NULL);
 }
 
 const SourceRoutine TableSourceRoutine = {

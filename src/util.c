@@ -23,8 +23,11 @@
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "common/hashfn.h"
 #include "utils/guc.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
@@ -518,9 +521,91 @@ CatalogOwner(void)
 }
 
 /*
+ * The plans of CatalogExecute's statements, prepared once per process and
+ * kept: a worker runs the same few dozen at every batch and every look.
+ * PostgreSQL's plan cache analyses and plans a kept statement again when
+ * what it reads changes (DROP or ALTER EXTENSION), under the search_path
+ * it was prepared with, which CatalogExecute always sets the same.  Keyed
+ * by a hash of the text and the argument types; a statement whose key is
+ * taken by another, or beyond CATALOG_PLANS, runs unprepared, as before.
+ */
+#define CATALOG_PLANS 256
+
+typedef struct CatalogPlan
+{
+	uint32		key;
+	char	   *sql;
+	int			nargs;
+	Oid		   *argtypes;
+	SPIPlanPtr	plan;			/* NULL until prepared */
+} CatalogPlan;
+
+static HTAB *catalog_plans = NULL;
+
+static uint32
+catalog_plan_key(const char *sql, int nargs, const Oid *argtypes)
+{
+	uint32		key = hash_bytes((const unsigned char *) sql, strlen(sql));
+
+	if (nargs > 0)
+		key = hash_combine(key, hash_bytes((const unsigned char *) argtypes, sizeof(Oid) * nargs));
+	return key;
+}
+
+/* the kept plan of a statement, prepared now if need be; NULL: run it unprepared */
+static SPIPlanPtr
+catalog_plan(const char *sql, int nargs, Oid *argtypes)
+{
+	uint32		key = catalog_plan_key(sql, nargs, argtypes);
+	CatalogPlan *entry;
+	bool		found;
+	SPIPlanPtr	plan;
+
+	if (catalog_plans == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(uint32);
+		ctl.entrysize = sizeof(CatalogPlan);
+		ctl.hcxt = TopMemoryContext;
+		catalog_plans = hash_create("streaming catalog plans", 64, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	entry = hash_search(catalog_plans, &key, HASH_FIND, NULL);
+	if (entry != NULL)
+	{
+		if (entry->plan != NULL && entry->nargs == nargs && strcmp(entry->sql, sql) == 0 &&
+			(nargs == 0 || memcmp(entry->argtypes, argtypes, sizeof(Oid) * nargs) == 0))
+			return entry->plan;
+		return NULL;
+	}
+	if (hash_get_num_entries(catalog_plans) >= CATALOG_PLANS)
+		return NULL;
+
+	/* prepared first: an error (a catalog without the table) leaves no entry */
+	plan = SPI_prepare(sql, nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	entry = hash_search(catalog_plans, &key, HASH_ENTER, &found);
+	entry->sql = MemoryContextStrdup(TopMemoryContext, sql);
+	entry->nargs = nargs;
+	entry->argtypes = NULL;
+	if (nargs > 0)
+	{
+		entry->argtypes = MemoryContextAlloc(TopMemoryContext, sizeof(Oid) * nargs);
+		memcpy(entry->argtypes, argtypes, sizeof(Oid) * nargs);
+	}
+	entry->plan = plan;
+	return plan;
+}
+
+/*
  * CatalogExecute runs one statement on the extension's catalog (schema
  * streaming) as the catalog's owner, with search_path set to
- * "pg_catalog, pg_temp" (see PushCatalogSearchPath).
+ * "pg_catalog, pg_temp" (see PushCatalogSearchPath), from a plan it
+ * keeps (catalog_plan).
  * Every role may read the catalog, but only the extension's functions write
  * it, after checking that the caller owns what it changes; a query's worker,
  * which runs as the query's owner, records its batches the same way.  The
@@ -536,12 +621,17 @@ CatalogExecute(const char *sql, int nargs, Oid *argtypes, Datum *values,
 	int			save_sec_context;
 	int			nestlevel;
 	int			rc;
+	SPIPlanPtr	plan;
 
 	GetUserIdAndSecContext(&save_userid, &save_sec_context);
 	SetUserIdAndSecContext(CatalogOwner(), save_sec_context |
 						   SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
 	nestlevel = PushCatalogSearchPath();
-	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, read_only, count);
+	plan = catalog_plan(sql, nargs, argtypes);
+	if (plan != NULL)
+		rc = SPI_execute_plan(plan, values, nulls, read_only, count);
+	else
+		rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, read_only, count);
 	PopCatalogSearchPath(nestlevel);
 	SetUserIdAndSecContext(save_userid, save_sec_context);
 	return rc;

@@ -444,8 +444,15 @@ run_batch(PoolQuery *pq, bool *mine, BatchResult *res)
 	error_context_stack = errcb.previous;
 	batch_query = NULL;
 	PopActiveSnapshot();
-	CommitTransactionCommand();
+
+	/*
+	 * Idle before the commit releases the query's row: a batch that ran
+	 * for over STUCK_BATCH_SECONDS would otherwise show a worker stuck
+	 * with the row free for a moment, and another worker would take the
+	 * query (and meet the slot of a table source still held here).
+	 */
 	pgstat_report_activity(STATE_IDLE, NULL);
+	CommitTransactionCommand();
 	pgstat_report_stat(false);
 	return ran;
 }
@@ -608,9 +615,10 @@ run_turn(PoolQuery *pq, MemoryContext loopcxt)
 			SetSessionAuthorization(worker_user, true);
 			worker_exit("on request", pq->name);
 		}
+		/* idle before the abort releases the row, as after a commit */
+		pgstat_report_activity(STATE_IDLE, NULL);
 		AbortCurrentTransaction();
 		SetSessionAuthorization(worker_user, true);
-		pgstat_report_activity(STATE_IDLE, NULL);
 		/* DROP EXTENSION under the batch: not an error, the end */
 		if (!has_extension())
 		{

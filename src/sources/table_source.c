@@ -142,9 +142,13 @@
 
 /*
  * How many readers a worker keeps parked (reader_park) beside the one
- * whose slot it holds: the table-source queries it runs beyond one.
+ * whose slot it holds: the table-source queries it runs beyond one; and
+ * the most memory a parked reader's decoding may hold (transactions in
+ * progress), so that parked readers together hold no more than one
+ * reader may (logical_decoding_work_mem, 64 MB by default).
  */
 #define TABLE_MAX_PARKED		16
+#define TABLE_PARKED_BYTES		(1024 * 1024)
 
 /* the plugin name of the slots: this library */
 #define TABLE_PLUGIN			"streaming"
@@ -181,6 +185,19 @@ typedef struct TableSnapshot
 void		_PG_output_plugin_init(OutputPluginCallbacks *cb);
 
 /*
+ * What a parked reader needs its slot to still be: another process that
+ * acquires the slot meanwhile (a run(), another worker) may move these on,
+ * and then the WAL and the catalog rows the reader would decode next are
+ * no longer kept for it.
+ */
+typedef struct SlotMark
+{
+	XLogRecPtr	restart_lsn;
+	XLogRecPtr	confirmed_flush;
+	TransactionId catalog_xmin;
+} SlotMark;
+
+/*
  * The reader of one slot, kept by the process from batch to batch.  Its
  * pending store holds the source's columns, then the change's kind, lsn
  * and seq.
@@ -215,6 +232,7 @@ typedef struct TableReader
 	int			poll_ms;		/* the last wait for input (next_poll) */
 	bool		settled;		/* its last batch found nothing: it stands
 								 * where the committed batches stopped */
+	SlotMark	parked_at;		/* its slot when parked (reader_park) */
 	XLogRecPtr	quiet_upto;		/* quiet looks found the WAL from the
 								 * reader up to here harmless */
 } TableReader;
@@ -1448,6 +1466,66 @@ reader_free(void)
 }
 
 /*
+ * acquire_slot acquires a slot that slot_active_pid found free.  Another
+ * process may take it first: in a pool worker that is a lock not
+ * available, as when the slot was seen held (reader_create), and the
+ * batch is tried again rather than failing the query.
+ */
+static void
+acquire_slot(const char *name, const char *query)
+{
+	MemoryContext old = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		ReplicationSlotAcquire(name, true);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		if (!IsBackgroundWorker)
+			PG_RE_THROW();
+		MemoryContextSwitchTo(old);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_OBJECT_IN_USE)
+		{
+			FreeErrorData(edata);
+			PG_RE_THROW();
+		}
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(ERRCODE_LOCK_NOT_AVAILABLE),
+				 errmsg("replication slot \"%s\" of continuous query \"%s\" is held by another process",
+						name, query),
+				 errdetail("%s", edata->message),
+				 errhint("The batch is tried again.")));
+	}
+	PG_END_TRY();
+}
+
+/* the slot's mark; the caller holds the slot, or its control lock */
+static SlotMark
+slot_mark(ReplicationSlot *s)
+{
+	SlotMark	m;
+
+	SpinLockAcquire(&s->mutex);
+	m.restart_lsn = s->data.restart_lsn;
+	m.confirmed_flush = s->data.confirmed_flush;
+	m.catalog_xmin = s->data.catalog_xmin;
+	SpinLockRelease(&s->mutex);
+	return m;
+}
+
+static bool
+same_mark(const SlotMark *a, const SlotMark *b)
+{
+	return a->restart_lsn == b->restart_lsn && a->confirmed_flush == b->confirmed_flush &&
+		a->catalog_xmin == b->catalog_xmin;
+}
+
+/*
  * reader_discard ends a parked reader: its memory and its WAL file.  What
  * FreeDecodingContext does beyond that needs the slot acquired, and is
  * not needed: a parked reader spilled nothing to the slot's directory
@@ -1519,7 +1597,10 @@ reader_spilled(TableReader *r)
  * (table_plan_batch): another process may run the query meanwhile.  Not
  * so a reader that is mid-way, or whose decoding spilled transactions to
  * the slot's directory (the next process to acquire the slot deletes the
- * files), nor in a session, nor beyond TABLE_MAX_PARKED: those end.
+ * files) or that holds more than TABLE_PARKED_BYTES of transactions in
+ * progress, nor in a session, nor beyond TABLE_MAX_PARKED: those end.
+ * The slot's mark (restart point, confirmed position, catalog xmin) is
+ * kept with it: a process that moves the slot on meanwhile ends it.
  */
 static void
 reader_park(void)
@@ -1529,13 +1610,15 @@ reader_park(void)
 
 	if (r == NULL || !IsBackgroundWorker || r->busy || r->ctx == NULL ||
 		MyReplicationSlot == NULL || strcmp(NameStr(MyReplicationSlot->data.name), r->slot) != 0 ||
-		list_length(parked) >= TABLE_MAX_PARKED || reader_spilled(r))
+		list_length(parked) >= TABLE_MAX_PARKED || r->ctx->reorder->size > TABLE_PARKED_BYTES ||
+		reader_spilled(r))
 	{
 		release_slot();
 		return;
 	}
 	/* a confirmation that waited for the WAL writer, while the slot is ours */
 	reader_confirm(r, InvalidXLogRecPtr);
+	r->parked_at = slot_mark(MyReplicationSlot);
 	if (r->ctx->reader->seg.ws_file >= 0)
 		wal_segment_close(r->ctx->reader);
 	reader = NULL;
@@ -1555,6 +1638,7 @@ static void
 reader_unpark(const char *name)
 {
 	TableReader *r = parked_reader(name);
+	SlotMark	mark;
 
 	if (r == NULL)
 		return;
@@ -1565,7 +1649,7 @@ reader_unpark(const char *name)
 	}
 	PG_TRY();
 	{
-		ReplicationSlotAcquire(name, true);
+		acquire_slot(name, r->query);
 	}
 	PG_CATCH();
 	{
@@ -1575,6 +1659,13 @@ reader_unpark(const char *name)
 	PG_END_TRY();
 	if (MyReplicationSlot != r->ctx->slot ||
 		MyReplicationSlot->data.invalidated_at != InvalidXLogRecPtr)
+	{
+		reader_discard(r);
+		return;
+	}
+	/* moved on by another process: the reader's WAL and catalog rows may be gone */
+	mark = slot_mark(MyReplicationSlot);
+	if (!same_mark(&mark, &r->parked_at))
 	{
 		reader_discard(r);
 		return;
@@ -1658,7 +1749,7 @@ reader_create(SourceBatch *batch, const char *name, Oid table, XLogRecPtr lsn, i
 	/* a source restored by pg_restore depends on its table again */
 	restore_dependencies(batch->relid, batch->options);
 	if (MyReplicationSlot == NULL)
-		ReplicationSlotAcquire(name, true);
+		acquire_slot(name, batch->query);
 	if (MyReplicationSlot->data.invalidated_at != InvalidXLogRecPtr)
 		invalidated_slot(name, batch->query, lsn);
 
@@ -2589,7 +2680,8 @@ harmless_record(TableReader *r, XLogReaderState *s)
 
 /*
  * parked_slot_free: the slot of a parked reader is still the one it was
- * made on, valid, and no other process holds it (none runs the query).
+ * made on, valid, as the reader left it (no other process moved it on),
+ * and no other process holds it (none runs the query).
  */
 static bool
 parked_slot_free(TableReader *r)
@@ -2601,9 +2693,12 @@ parked_slot_free(TableReader *r)
 	s = SearchNamedReplicationSlot(r->slot, false);
 	if (s != NULL && s == r->ctx->slot)
 	{
+		SlotMark	mark = slot_mark(s);
+
 		SpinLockAcquire(&s->mutex);
 		usable = s->active_pid == 0 && s->data.invalidated_at == InvalidXLogRecPtr;
 		SpinLockRelease(&s->mutex);
+		usable = usable && same_mark(&mark, &r->parked_at);
 	}
 	LWLockRelease(ReplicationSlotControlLock);
 	return usable;

@@ -294,7 +294,7 @@ static TimestampTz run_began = 0;
 static XLogRecPtr run_end = InvalidXLogRecPtr;
 
 static void reader_free(void);
-static void reader_discard(TableReader *r);
+static void discard_parked(const char *name, const char *query);
 static TableReader *parked_reader(const char *name);
 static void reader_confirm(TableReader *r, XLogRecPtr target);
 
@@ -1232,8 +1232,7 @@ table_prepare(const char *query, int32 query_id, Oid relid, Jsonb *options)
 	if (recorded && (!origin.known || origin_here(&origin, relid)))
 		lost_slot(name, query, lsn);
 	release_slot();
-	if (parked_reader(name) != NULL)
-		reader_discard(parked_reader(name));
+	discard_parked(name, NULL);
 	create_slot(name);
 	if (!recorded)
 		return;
@@ -1268,8 +1267,7 @@ drop_slots(void)
 
 		if (MyReplicationSlot != NULL && strcmp(NameStr(MyReplicationSlot->data.name), d->name) == 0)
 			release_slot();
-		if (parked_reader(d->name) != NULL)
-			reader_discard(parked_reader(d->name));
+		discard_parked(d->name, NULL);
 		if (slot_active_pid(d->name) == 0)
 			ReplicationSlotDrop(d->name, true);
 	}
@@ -1540,6 +1538,24 @@ reader_discard(TableReader *r)
 	if (r->pending != NULL)
 		tuplestore_end(r->pending);
 	MemoryContextDelete(r->cxt);
+}
+
+/* ends the parked reader of a slot, or those of a query (one per table) */
+static void
+discard_parked(const char *name, const char *query)
+{
+	ListCell   *lc;
+
+	foreach(lc, parked)
+	{
+		TableReader *r = lfirst(lc);
+
+		if (name != NULL ? strcmp(r->slot, name) == 0 : strcmp(r->query, query) == 0)
+		{
+			parked = foreach_delete_current(parked, lc);
+			reader_discard(r);
+		}
+	}
 }
 
 /* the parked reader of a slot, or NULL */
@@ -2247,8 +2263,7 @@ snapshot_batch(SourceBatch *batch, const char *name, Oid table, const PositionOr
 	/* what a reader decoded before would not be filtered by the snapshot */
 	if (reader != NULL && strcmp(reader->slot, name) == 0)
 		reader_free();
-	if (parked_reader(name) != NULL)
-		reader_discard(parked_reader(name));
+	discard_parked(name, NULL);
 
 	/* the slot exists: every transaction the snapshot misses, it decodes */
 	snapshot = RegisterSnapshot(GetLatestSnapshot());
@@ -2884,27 +2899,10 @@ table_read_batch(SourceBatch *batch, bool careful)
 static void
 table_forget(const char *query, int slice)
 {
-	TableReader *found;
-
 	if ((reader != NULL && strcmp(reader->query, query) == 0) ||
 		(reader == NULL && MyReplicationSlot != NULL))
 		release_slot();
-	/* a query over two tables has two */
-	do
-	{
-		ListCell   *lc;
-
-		found = NULL;
-		foreach(lc, parked)
-		{
-			TableReader *r = lfirst(lc);
-
-			if (strcmp(r->query, query) == 0)
-				found = r;
-		}
-		if (found != NULL)
-			reader_discard(found);
-	} while (found != NULL);
+	discard_parked(NULL, query);
 }
 
 const SourceRoutine TableSourceRoutine = {

@@ -41,6 +41,19 @@ SELECT streaming.create_query('pg_text',
 SELECT streaming.create_query('pg_window',
   $$SELECT streaming.window(ts, '1 minute') AS w, k, count(*) AS c, max(v) AS mx FROM pg GROUP BY 1, 2$$,
   event_time => 'ts', watermark => '10 seconds', output_mode => 'update');
+-- sliding windows: each row in every window that contains it, by its
+-- start; with a filter and an argument's expression, and with an origin
+-- and a slide that does not divide the size
+SELECT streaming.create_query('pg_slide',
+  $$SELECT streaming.window(ts, '1 minute', '20 seconds') AS w, k % 7 AS m, count(*) AS c, sum(v) AS sv,
+           max(v * 2) AS mx
+      FROM pg WHERE v IS DISTINCT FROM 5 GROUP BY 1, 2$$,
+  event_time => 'ts', watermark => '10 seconds', output_mode => 'update');
+SELECT streaming.create_query('pg_slide_odd',
+  $$SELECT streaming.window(ts, '50 seconds', '15 seconds', '2024-01-01 00:00:07+00') AS w, count(*) AS c,
+           min(id) AS first
+      FROM pg GROUP BY 1$$,
+  event_time => 'ts', watermark => '10 seconds', output_mode => 'update');
 -- more groups than a small hash_mem holds: pg_runs's rows come eight to a
 -- group, its table is written out as partial states several times;
 -- pg_many's come one to a group until the table is full, and the rest of
@@ -99,6 +112,24 @@ BEGIN
     UNION ALL
     (SELECT streaming.window(ts, '1 minute'), k, count(*), max(v) FROM seen GROUP BY 1, 2
      EXCEPT SELECT * FROM pg_window)) x)
+  UNION ALL
+  SELECT 'pg_slide', (SELECT count(*) FROM pg_slide), (SELECT count(*) FROM (
+    (SELECT * FROM pg_slide EXCEPT
+     SELECT streaming.window(ts, '1 minute', '20 seconds'), k % 7, count(*), sum(v), max(v * 2)
+       FROM seen WHERE v IS DISTINCT FROM 5 GROUP BY 1, 2)
+    UNION ALL
+    (SELECT streaming.window(ts, '1 minute', '20 seconds'), k % 7, count(*), sum(v), max(v * 2)
+       FROM seen WHERE v IS DISTINCT FROM 5 GROUP BY 1, 2
+     EXCEPT SELECT * FROM pg_slide)) x)
+  UNION ALL
+  SELECT 'pg_slide_odd', (SELECT count(*) FROM pg_slide_odd), (SELECT count(*) FROM (
+    (SELECT * FROM pg_slide_odd EXCEPT
+     SELECT streaming.window(ts, '50 seconds', '15 seconds', '2024-01-01 00:00:07+00'), count(*), min(id)
+       FROM seen GROUP BY 1)
+    UNION ALL
+    (SELECT streaming.window(ts, '50 seconds', '15 seconds', '2024-01-01 00:00:07+00'), count(*), min(id)
+       FROM seen GROUP BY 1
+     EXCEPT SELECT * FROM pg_slide_odd)) x)
   UNION ALL
   SELECT 'pg_runs', (SELECT count(*) FROM pg_runs), (SELECT count(*) FROM (
     (SELECT * FROM pg_runs EXCEPT SELECT id / 8, count(*), sum(v) FROM seen GROUP BY 1)
@@ -186,6 +217,8 @@ SET client_min_messages = debug1;
 SELECT streaming.run('pg_int');
 SELECT streaming.run('pg_text');
 SELECT streaming.run('pg_window');
+SELECT streaming.run('pg_slide');
+SELECT streaming.run('pg_slide_odd');
 SELECT streaming.run('pg_avg');
 SELECT streaming.run('pg_udf');
 SELECT streaming.run('pg_random');

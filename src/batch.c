@@ -951,7 +951,8 @@ typedef struct FlushContext
 	/* the same, aggregated in C as it is decoded (preagg.c) */
 	Preagg	   *preagg;
 	CachedPlan *partial_plan;	/* the parts' plan, which it runs */
-	int64		preagg_rows;	/* flushed_rows when it last wrote its groups */
+	int64		preagg_rows;	/* rows it aggregated since it last wrote its
+								 * groups (a row per window of a sliding one) */
 	bool		unique;			/* it wrote the partial states once, one row
 								 * per group in the order of their keys */
 } FlushContext;
@@ -1129,11 +1130,11 @@ consume_row(SourceBatch *sb, Datum *values, bool *nulls, void *arg)
 	GetUserIdAndSecContext(&decoder, &decoder_sec_context);
 	SetUserIdAndSecContext(fc->owner, fc->owner_sec_context);
 	sb->flush_failed = true;
-	PreaggAddRow(fc->preagg, values, nulls);
+	fc->preagg_rows += PreaggAddRow(fc->preagg, values, nulls);
 	sb->flushed_rows++;
 	if (PreaggFull(fc->preagg))
 	{
-		int64		rows = sb->flushed_rows - fc->preagg_rows;
+		int64		rows = fc->preagg_rows;
 
 		/*
 		 * A table that fills before its groups take two rows each on
@@ -1148,7 +1149,7 @@ consume_row(SourceBatch *sb, Datum *values, bool *nulls, void *arg)
 			elog(DEBUG1, "continuous query \"%s\": the groups of its batch outgrow hash_mem as fast as its rows come; the rest of the batch is aggregated by its parts' statement",
 				 fc->q->name);
 		}
-		fc->preagg_rows = sb->flushed_rows;
+		fc->preagg_rows = 0;
 	}
 	sb->flush_failed = false;
 	SetUserIdAndSecContext(decoder, decoder_sec_context);

@@ -29,7 +29,10 @@
  * statement takes as its groups without combining or sorting them.
  *
  * A plan qualifies (PreaggBegin) when it is an aggregate grouped on
- * columns of one scan of the source, with no HAVING, of built-in
+ * columns of one scan of the source, or of the rows a sliding window of
+ * constant size, slide and origin makes of it (each row once per window,
+ * by the window's start, which the state is keyed by: SlidingInput), with
+ * no HAVING, of built-in
  * aggregates whose result is their transition state (no final function
  * and no internal state: count, sums of integers, min, max, bool_and, ...)
  * without DISTINCT, ORDER BY or FILTER; and when its expressions call only
@@ -66,9 +69,11 @@
 #include "utils/rel.h"
 #include "utils/sortsupport.h"
 #include "utils/syscache.h"
+#include "utils/timestamp.h"
 #include "utils/typcache.h"
 
 #include "preagg.h"
+#include "window.h"
 
 /* one aggregate of the plan */
 typedef struct PreaggTrans
@@ -165,6 +170,17 @@ struct Preagg
 	ExprState  *qual;			/* the scan's filter, or NULL */
 	ProjectionInfo *scanproj;	/* the scan's output */
 	ProjectionInfo *argproj;	/* the aggregates' arguments, or NULL */
+
+	/*
+	 * Grouped by a sliding window: the scan's output goes through the
+	 * ProjectSet of streaming.window() and the Result that takes each
+	 * window's start, a row per window.
+	 */
+	ExprState  *window_ts;		/* the window's time, or NULL */
+	WindowGrid	grid;
+	ProjectionInfo *setproj;	/* the ProjectSet's columns but the window */
+	int			window_col;		/* the window's, in setproj's output */
+	ProjectionInfo *resultproj; /* the Result's output */
 
 	/* the grouping */
 	int			nkeys;
@@ -354,6 +370,94 @@ build_table(Preagg *pa)
 }
 
 /*
+ * SlidingInput: what an aggregate grouped by a sliding window reads.  The
+ * input view keys the state by lower(streaming.window(ts, size, slide)),
+ * which the planner makes a ProjectSet of the window() call (a row per
+ * window) under a Result that takes lower() of it.  Here the ProjectSet's
+ * window column holds the window's start instead, a timestamptz, which
+ * the Result's lower() calls become references to: no range is built.
+ */
+typedef struct SlidingInput
+{
+	Expr	   *ts;				/* the window's time, over the scan's output */
+	WindowGrid	grid;
+	List	   *set_tlist;		/* the ProjectSet's, the window's column null */
+	int			window_col;		/* from 0 */
+	List	   *result_tlist;	/* the Result's, over the starts */
+} SlidingInput;
+
+typedef struct WindowStartContext
+{
+	AttrNumber	attno;			/* the window's column, from 1 */
+	bool		range_read;		/* read other than by lower() */
+} WindowStartContext;
+
+static Node *
+take_window_start(Node *node, WindowStartContext *cxt)
+{
+	if (node == NULL)
+		return NULL;
+	if (IsA(node, FuncExpr) && ((FuncExpr *) node)->funcid == F_LOWER_ANYRANGE &&
+		list_length(((FuncExpr *) node)->args) == 1)
+	{
+		Var		   *var = linitial(((FuncExpr *) node)->args);
+
+		if (IsA(var, Var) && var->varno == OUTER_VAR && var->varattno == cxt->attno)
+			return (Node *) makeVar(OUTER_VAR, cxt->attno, TIMESTAMPTZOID, -1, InvalidOid, 0);
+	}
+	if (IsA(node, Var) && ((Var *) node)->varno == OUTER_VAR && ((Var *) node)->varattno == cxt->attno)
+		cxt->range_read = true;
+	return expression_tree_mutator(node, take_window_start, cxt);
+}
+
+/*
+ * sliding_window_input: whether plan, a Result, takes the starts of the
+ * windows of a ProjectSet whose one set-returning function is the
+ * extension's sliding window() with a constant grid, over the scan
+ * (*in).  The window's range must be read by lower() alone.
+ */
+static bool
+sliding_window_input(Plan *plan, Oid *extension, SlidingInput *in)
+{
+	Result	   *result = (Result *) plan;
+	Plan	   *set = outerPlan(plan);
+	WindowStartContext cxt;
+	ListCell   *lc;
+
+	if (result->resconstantqual != NULL || plan->qual != NIL || plan->initPlan != NIL ||
+		set == NULL || !IsA(set, ProjectSet) || set->qual != NIL || set->initPlan != NIL ||
+		!OidIsValid(*extension))
+		return false;
+	in->window_col = -1;
+	foreach(lc, set->targetlist)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		if (!expression_returns_set((Node *) tle->expr))
+		{
+			in->set_tlist = lappend(in->set_tlist, tle);
+			continue;
+		}
+		if (in->window_col >= 0 || !IsA(tle->expr, FuncExpr) ||
+			getExtensionOfObject(ProcedureRelationId, ((FuncExpr *) tle->expr)->funcid) != *extension ||
+			!WindowSlidingCall(tle->expr, &in->grid) ||
+			expression_returns_set(linitial(((FuncExpr *) tle->expr)->args)))
+			return false;
+		in->window_col = foreach_current_index(lc);
+		in->ts = linitial(((FuncExpr *) tle->expr)->args);
+		in->set_tlist = lappend(in->set_tlist,
+								makeTargetEntry((Expr *) makeNullConst(TIMESTAMPTZOID, -1, InvalidOid),
+												tle->resno, tle->resname, tle->resjunk));
+	}
+	if (in->window_col < 0)
+		return false;
+	cxt.attno = in->window_col + 1;
+	cxt.range_read = false;
+	in->result_tlist = (List *) take_window_start((Node *) plan->targetlist, &cxt);
+	return !cxt.range_read;
+}
+
+/*
  * PreaggBegin readies the aggregation of a batch of the source rel by the
  * plan of its parts, whose partial states have the columns of
  * partials_desc, in a context under cxt; or returns NULL, with why not,
@@ -372,6 +476,8 @@ PreaggBegin(PlannedStmt *stmt, Relation rel, TupleDesc partials_desc, MemoryCont
 	List	   *aggrefs = NIL;
 	List	   *argtlist = NIL;
 	Oid			extension = get_extension_oid("streaming", true);
+	SlidingInput window = {0};
+	TupleDesc	indesc;
 	Preagg	   *pa;
 	MemoryContext old;
 	ListCell   *lc;
@@ -391,6 +497,13 @@ PreaggBegin(PlannedStmt *stmt, Relation rel, TupleDesc partials_desc, MemoryCont
 	/* a sorted aggregate: the sort only orders the groups */
 	if (child != NULL && IsA(child, Sort) && child->initPlan == NIL)
 		child = outerPlan(child);
+	/* a sliding window: a row per window of each row, its start taken */
+	if (child != NULL && IsA(child, Result))
+	{
+		if (!sliding_window_input(child, &extension, &window))
+			REFUSE("its aggregate reads a set-returning function other than a sliding window of constant size, slide and origin");
+		child = outerPlan(outerPlan(child));
+	}
 	if (child == NULL || !IsA(child, ForeignScan))
 		REFUSE("its aggregate does not read the source");
 	scan = (ForeignScan *) child;
@@ -399,7 +512,10 @@ PreaggBegin(PlannedStmt *stmt, Relation rel, TupleDesc partials_desc, MemoryCont
 		rt_fetch(scan->scan.scanrelid, stmt->rtable)->relid != RelationGetRelid(rel))
 		REFUSE("its aggregate does not read the source");
 	if (unsupported((Node *) scan->scan.plan.targetlist, &extension) ||
-		unsupported((Node *) scan->scan.plan.qual, &extension))
+		unsupported((Node *) scan->scan.plan.qual, &extension) ||
+		unsupported((Node *) window.ts, &extension) ||
+		unsupported((Node *) window.set_tlist, &extension) ||
+		unsupported((Node *) window.result_tlist, &extension))
 		REFUSE("its input calls a function that is volatile, not built in or runs a statement, or has a value of a type not built in");
 	if (list_length(agg->plan.targetlist) != partials_desc->natts)
 		REFUSE("its output is not the partial states");
@@ -545,13 +661,15 @@ PreaggBegin(PlannedStmt *stmt, Relation rel, TupleDesc partials_desc, MemoryCont
 	pa->hashfuncs = palloc(sizeof(FmgrInfo) * pa->nkeys);
 	pa->collations = palloc(sizeof(Oid) * pa->nkeys);
 	scandesc = ExecTypeFromTL(scan->scan.plan.targetlist);
+	/* what the aggregate reads: the scan's output, or a window's rows */
+	indesc = window.result_tlist != NIL ? ExecTypeFromTL(window.result_tlist) : scandesc;
 	pa->keydesc = CreateTemplateTupleDesc(pa->nkeys);
 	for (i = 0; i < pa->nkeys; i++)
 	{
 		Oid			lhash;
 		Oid			rhash;
 
-		if (agg->grpColIdx[i] < 1 || agg->grpColIdx[i] > scandesc->natts ||
+		if (agg->grpColIdx[i] < 1 || agg->grpColIdx[i] > indesc->natts ||
 			!get_op_hash_functions(agg->grpOperators[i], &lhash, &rhash) || lhash != rhash)
 		{
 			MemoryContextSwitchTo(old);
@@ -559,13 +677,13 @@ PreaggBegin(PlannedStmt *stmt, Relation rel, TupleDesc partials_desc, MemoryCont
 			REFUSE("a grouping column cannot be hashed");
 		}
 		pa->all_datum_keys = (i == 0 || pa->all_datum_keys) && datum_equality(agg->grpOperators[i]) &&
-			TupleDescAttr(scandesc, agg->grpColIdx[i] - 1)->attbyval;
+			TupleDescAttr(indesc, agg->grpColIdx[i] - 1)->attbyval;
 		pa->keycols[i] = agg->grpColIdx[i];
 		pa->keyidx[i] = i + 1;
 		pa->eqfuncs[i] = get_opcode(agg->grpOperators[i]);
 		fmgr_info(rhash, &pa->hashfuncs[i]);
 		pa->collations[i] = agg->grpCollations[i];
-		TupleDescCopyEntry(pa->keydesc, i + 1, scandesc, pa->keycols[i]);
+		TupleDescCopyEntry(pa->keydesc, i + 1, indesc, pa->keycols[i]);
 	}
 
 	/* the expressions, over the decoded row */
@@ -576,11 +694,25 @@ PreaggBegin(PlannedStmt *stmt, Relation rel, TupleDesc partials_desc, MemoryCont
 	pa->scanproj = ExecBuildProjectionInfo(scan->scan.plan.targetlist, pa->econtext,
 										   MakeSingleTupleTableSlot(scandesc, &TTSOpsVirtual),
 										   NULL, srcdesc);
+	if (window.result_tlist != NIL)
+	{
+		TupleDesc	setdesc = ExecTypeFromTL(window.set_tlist);
+
+		pa->grid = window.grid;
+		pa->window_col = window.window_col;
+		pa->window_ts = ExecInitExpr(window.ts, NULL);
+		pa->setproj = ExecBuildProjectionInfo(window.set_tlist, pa->econtext,
+											  MakeSingleTupleTableSlot(setdesc, &TTSOpsVirtual),
+											  NULL, scandesc);
+		pa->resultproj = ExecBuildProjectionInfo(window.result_tlist, pa->econtext,
+												 MakeSingleTupleTableSlot(indesc, &TTSOpsVirtual),
+												 NULL, setdesc);
+	}
 	if (argtlist != NIL)
 		pa->argproj = ExecBuildProjectionInfo(argtlist, pa->econtext,
 											  MakeSingleTupleTableSlot(ExecTypeFromTL(argtlist),
 																	   &TTSOpsVirtual),
-											  NULL, scandesc);
+											  NULL, indesc);
 	pa->keyslot = MakeSingleTupleTableSlot(pa->keydesc, &TTSOpsMinimalTuple);
 	pa->entryslot = MakeSingleTupleTableSlot(pa->keydesc, &TTSOpsMinimalTuple);
 	pa->mem_limit = get_hash_memory_limit();
@@ -687,31 +819,18 @@ new_states(Preagg *pa)
 }
 
 /*
- * PreaggAddRow aggregates one decoded row (the source's columns), which
- * the scan's filter may skip.  Its values may be freed once it returns.
+ * add_to_group advances the states of the group of a row of what the
+ * aggregate reads (out) by its arguments.
  */
-void
-PreaggAddRow(Preagg *pa, Datum *values, bool *nulls)
+static void
+add_to_group(Preagg *pa, TupleTableSlot *out)
 {
 	ExprContext *econtext = pa->econtext;
-	TupleTableSlot *row = pa->scanslot;
-	TupleTableSlot *out;
 	TupleTableSlot *args = NULL;
 	TupleHashEntry entry;
 	PreaggState *states;
 	bool		isnew;
 	MemoryContext old;
-	int			natts = row->tts_tupleDescriptor->natts;
-
-	ResetExprContext(econtext);
-	ExecClearTuple(row);
-	memcpy(row->tts_values, values, sizeof(Datum) * natts);
-	memcpy(row->tts_isnull, nulls, sizeof(bool) * natts);
-	ExecStoreVirtualTuple(row);
-	econtext->ecxt_scantuple = row;
-	if (pa->qual != NULL && !ExecQual(pa->qual, econtext))
-		return;
-	out = ExecProject(pa->scanproj);
 
 	if (pa->fast != NULL)
 	{
@@ -760,6 +879,57 @@ PreaggAddRow(Preagg *pa, Datum *values, bool *nulls)
 	for (int i = 0; i < pa->ntrans; i++)
 		advance(pa, &pa->trans[i], &states[i], args);
 	MemoryContextSwitchTo(old);
+}
+
+/*
+ * PreaggAddRow aggregates one decoded row (the source's columns), which
+ * the scan's filter may skip, and returns how many rows the aggregate
+ * took of it: none or one, or one per window of a sliding window.  Its
+ * values may be freed once it returns.
+ */
+int64
+PreaggAddRow(Preagg *pa, Datum *values, bool *nulls)
+{
+	ExprContext *econtext = pa->econtext;
+	TupleTableSlot *row = pa->scanslot;
+	TupleTableSlot *out;
+	TupleTableSlot *set;
+	Datum		ts;
+	bool		tsnull;
+	TimestampTz start;
+	int64		nwindows;
+	int			natts = row->tts_tupleDescriptor->natts;
+
+	ResetExprContext(econtext);
+	ExecClearTuple(row);
+	memcpy(row->tts_values, values, sizeof(Datum) * natts);
+	memcpy(row->tts_isnull, nulls, sizeof(bool) * natts);
+	ExecStoreVirtualTuple(row);
+	econtext->ecxt_scantuple = row;
+	if (pa->qual != NULL && !ExecQual(pa->qual, econtext))
+		return 0;
+	out = ExecProject(pa->scanproj);
+	if (pa->window_ts == NULL)
+	{
+		add_to_group(pa, out);
+		return 1;
+	}
+
+	/* a row per window that contains the row's time; none without one */
+	econtext->ecxt_outertuple = out;
+	ts = ExecEvalExpr(pa->window_ts, econtext, &tsnull);
+	if (tsnull)
+		return 0;
+	nwindows = WindowSlidingStarts(&pa->grid, DatumGetTimestampTz(ts), &start);
+	set = ExecProject(pa->setproj);
+	set->tts_isnull[pa->window_col] = false;
+	for (int64 i = 0; i < nwindows; i++, start += pa->grid.slide)
+	{
+		set->tts_values[pa->window_col] = TimestampTzGetDatum(start);
+		econtext->ecxt_outertuple = set;
+		add_to_group(pa, ExecProject(pa->resultproj));
+	}
+	return nwindows;
 }
 
 /*

@@ -20,7 +20,7 @@ typedef struct Preagg Preagg;
 
 extern Preagg *PreaggBegin(PlannedStmt *partial, Relation source, TupleDesc partials_desc,
 						   MemoryContext cxt, bool sort_groups, const char **why_not);
-extern void PreaggAddRow(Preagg *pa, Datum *values, bool *nulls);
+extern int64 PreaggAddRow(Preagg *pa, Datum *values, bool *nulls);
 extern bool PreaggFull(Preagg *pa);
 extern int64 PreaggDump(Preagg *pa, Tuplestorestate *out, bool all);
 extern int64 PreaggDumpSorted(Preagg *pa, Tuplestorestate *out);

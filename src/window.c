@@ -47,8 +47,7 @@ typedef struct SlidingState
 	TimestampTz ts;
 	int64		size;
 	int64		slide;
-	TimestampTz last;			/* start of the latest window that contains ts */
-	int64		nwindows;
+	TimestampTz oldest;			/* start of the oldest window that contains ts */
 	TypeCacheEntry *typcache;	/* tstzrange's */
 } SlidingState;
 
@@ -77,6 +76,18 @@ interval_usecs(Interval *iv, const char *what)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("window %s must be positive", what)));
 	return usecs;
+}
+
+/*
+ * fixed_usecs is interval_usecs without its errors: whether an interval
+ * is a positive number of microseconds (no months, no overflow).
+ */
+static bool
+fixed_usecs(Interval *iv, int64 *usecs)
+{
+	return iv->month == 0 &&
+		!pg_mul_s64_overflow((int64) iv->day, USECS_PER_DAY, usecs) &&
+		!pg_add_s64_overflow(*usecs, iv->time, usecs) && *usecs > 0;
 }
 
 /* a mod b, in [0, b), for b > 0 */
@@ -326,7 +337,6 @@ WindowConstantSize(FuncExpr *fexpr, int64 *usecs)
 		Node	   *arg = lfirst(lc);
 		int			pos = IsA(arg, NamedArgExpr) ? ((NamedArgExpr *) arg)->argnumber
 			: foreach_current_index(lc);
-		Interval   *iv;
 
 		if (pos != 1)
 			continue;
@@ -339,14 +349,73 @@ WindowConstantSize(FuncExpr *fexpr, int64 *usecs)
 		arg = eval_const_expressions(NULL, copyObject(arg));
 		if (!IsA(arg, Const) || ((Const *) arg)->constisnull)
 			return false;
-		iv = DatumGetIntervalP(((Const *) arg)->constvalue);
-		if (iv->month != 0 ||
-			pg_mul_s64_overflow((int64) iv->day, USECS_PER_DAY, usecs) ||
-			pg_add_s64_overflow(*usecs, iv->time, usecs) || *usecs <= 0)
-			return false;
-		return true;
+		return fixed_usecs(DatumGetIntervalP(((Const *) arg)->constvalue), usecs);
 	}
 	return false;
+}
+
+/*
+ * WindowSlidingStarts: the windows that contain ts start in (ts - size,
+ * ts]: the latest at last = ts - offset from the grid, the others every
+ * slide before it while they still reach past ts, ceil((size - offset) /
+ * slide) in all.  The bounds of the oldest and the latest are checked, and
+ * with them those of the windows between.
+ */
+int64
+WindowSlidingStarts(const WindowGrid *grid, TimestampTz ts, TimestampTz *oldest)
+{
+	int64		offset;
+	int64		n;
+	TimestampTz last;
+	int64		end;
+
+	check_finite(ts, "timestamp");
+	offset = grid_offset(ts, grid->origin, grid->slide);
+	last = earlier(ts, ts, offset);
+	n = (grid->size - offset - 1) / grid->slide + 1;
+	/* (n - 1) * slide < size cannot overflow */
+	*oldest = earlier(ts, last, (n - 1) * grid->slide);
+	if (pg_add_s64_overflow(last, grid->size, &end) ||
+		!IS_VALID_TIMESTAMP(*oldest) || !IS_VALID_TIMESTAMP(end))
+		window_out_of_range(ts);
+	return n;
+}
+
+/*
+ * WindowSlidingCall: the call must be streaming_window_sliding itself
+ * (its caller makes sure that the function is the extension's), with
+ * constant arguments after the time that the call accepts: the size, the
+ * slide (the size when null) and the origin.
+ */
+bool
+WindowSlidingCall(Expr *expr, WindowGrid *grid)
+{
+	FuncExpr   *call = (FuncExpr *) expr;
+	FmgrInfo	flinfo;
+	Const	   *size;
+	Const	   *slide;
+	Const	   *origin;
+
+	if (!IsA(expr, FuncExpr) || !call->funcretset || list_length(call->args) != 4)
+		return false;
+	fmgr_info(call->funcid, &flinfo);
+	if (flinfo.fn_addr != streaming_window_sliding)
+		return false;
+	size = lsecond(call->args);
+	slide = lthird(call->args);
+	origin = lfourth(call->args);
+	if (!IsA(size, Const) || !IsA(slide, Const) || !IsA(origin, Const) ||
+		size->constisnull || origin->constisnull ||
+		!fixed_usecs(DatumGetIntervalP(size->constvalue), &grid->size))
+		return false;
+	if (slide->constisnull)
+		grid->slide = grid->size;
+	else if (!fixed_usecs(DatumGetIntervalP(slide->constvalue), &grid->slide) ||
+			 grid->slide > grid->size ||
+			 grid->size / grid->slide + (grid->size % grid->slide != 0) > WINDOW_MAX_PER_ROW)
+		return false;
+	grid->origin = DatumGetTimestampTz(origin->constvalue);
+	return !TIMESTAMP_NOT_FINITE(grid->origin);
 }
 
 /*
@@ -365,6 +434,7 @@ streaming_window_sliding(PG_FUNCTION_ARGS)
 	{
 		SlidingState st;
 		TimestampTz origin;
+		WindowGrid	grid;
 		MemoryContext old;
 
 		funcctx = SRF_FIRSTCALL_INIT();
@@ -385,19 +455,10 @@ streaming_window_sliding(PG_FUNCTION_ARGS)
 		origin = PG_GETARG_TIMESTAMPTZ(3);
 		check_finite(st.ts, "timestamp");
 		check_finite(origin, "origin");
-
-		/*
-		 * The windows that contain ts start in (ts - size, ts]: the latest
-		 * at last = ts - offset, the others every slide before it while
-		 * they still reach past ts, ceil((size - offset) / slide) in all.
-		 */
-		{
-			int64		offset = grid_offset(st.ts, origin, st.slide);
-
-			st.last = earlier(st.ts, st.ts, offset);
-			st.nwindows = (st.size - offset - 1) / st.slide + 1;
-			funcctx->max_calls = (uint64) st.nwindows;
-		}
+		grid.size = st.size;
+		grid.slide = st.slide;
+		grid.origin = origin;
+		funcctx->max_calls = (uint64) WindowSlidingStarts(&grid, st.ts, &st.oldest);
 
 		st.typcache = lookup_type_cache(TSTZRANGEOID, TYPECACHE_RANGE_INFO);
 		old = MemoryContextSwitchTo(funcctx->multi_call_memory_ctx);
@@ -412,13 +473,12 @@ streaming_window_sliding(PG_FUNCTION_ARGS)
 	CHECK_FOR_INTERRUPTS();
 	if (funcctx->call_cntr < funcctx->max_calls)
 	{
-		/* oldest first; (nwindows - 1) * slide < size cannot overflow */
-		int64		back = (state->nwindows - 1 - (int64) funcctx->call_cntr) * state->slide;
+		/* oldest first; every window's bounds were checked */
+		TimestampTz start = state->oldest + (int64) funcctx->call_cntr * state->slide;
 		Datum		window;
 
 		/* before SRF_RETURN_NEXT, which advances call_cntr */
-		window = make_window(state->typcache, state->ts, earlier(state->ts, state->last, back),
-							 state->size);
+		window = make_window(state->typcache, state->ts, start, state->size);
 
 		SRF_RETURN_NEXT(funcctx, window);
 	}

@@ -10,6 +10,7 @@
 
 #include "postgres.h"
 
+#include "datatype/timestamp.h"
 #include "nodes/primnodes.h"
 
 /*
@@ -26,5 +27,26 @@ extern void WindowCheckConstArgs(FuncExpr *fexpr);
  * their start.
  */
 extern bool WindowConstantSize(FuncExpr *fexpr, int64 *usecs);
+
+/* the grid of a sliding streaming.window(ts, size, slide, origin) */
+typedef struct WindowGrid
+{
+	int64		size;			/* microseconds */
+	int64		slide;			/* microseconds */
+	TimestampTz origin;
+} WindowGrid;
+
+/*
+ * WindowSlidingCall: whether expr calls the sliding streaming.window() with
+ * a size, slide and origin that are constants it accepts (*grid).
+ */
+extern bool WindowSlidingCall(Expr *expr, WindowGrid *grid);
+
+/*
+ * WindowSlidingStarts: the windows of the grid that contain ts, as the call
+ * returns them: their number, the oldest's start in *oldest, the others a
+ * slide apart.  Raises the errors the call raises.
+ */
+extern int64 WindowSlidingStarts(const WindowGrid *grid, TimestampTz ts, TimestampTz *oldest);
 
 #endif							/* STREAMING_WINDOW_H */

@@ -122,9 +122,10 @@ typedef struct FastKey
 typedef struct FastGroup
 {
 	FastKey		key;
-	uint32		hash;
-	char		status;
 	PreaggState *states;
+	uint32		hash;
+	uint32		touched;		/* the table's tick when it last took a row */
+	char		status;
 } FastGroup;
 
 /* fast_key_hash: a key's hash, of its Datums mixed (MurmurHash3's finalizer) */
@@ -195,6 +196,8 @@ struct Preagg
 	TupleHashTable table;
 	fastgroups_hash *fast;		/* instead, with keys of Datums compared */
 	int64		fast_max_groups;	/* the groups it holds at most */
+	uint64		fast_buckets;	/* in as many buckets */
+	uint32		tick;			/* rows it took (wraps around) */
 	int64		groups;
 	bool		all_datum_keys; /* datum_equality for every grouping column */
 	Size		mem_limit;
@@ -217,7 +220,7 @@ struct Preagg
 	bool		sorted_runs;
 	bool		written;
 	FastKey		last_written;
-	MemoryContext sparecxt;		/* where write_lower moves the groups kept */
+	MemoryContext sparecxt;		/* where write_first moves the groups kept */
 
 	/* the partial states: per column, a key (>= 0) or an aggregate */
 	TupleDesc	out_desc;
@@ -231,6 +234,7 @@ static void forget_groups(Preagg *pa);
 static bool sortable(Preagg *pa);
 static int	compare_keys(Preagg *pa, const FastKey *a, const FastKey *b);
 static int64 write_lower(Preagg *pa, Tuplestorestate *out);
+static int64 write_stale(Preagg *pa, Tuplestorestate *out);
 
 /*
  * untrusted_function: whether a function may not run here: one that runs
@@ -351,12 +355,14 @@ build_table(Preagg *pa)
 		 * It grows, doubling, up to the most buckets that fit in hash_mem
 		 * with the states of as many groups as three quarters of them,
 		 * which is all it holds: simplehash grows a table before it is 90%
-		 * full, and earlier if its probes get long, which they do past
-		 * 80%.  A table that is full is written out and emptied, not grown.
+		 * full, and earlier if its probes get long, which they may from
+		 * 70% on.  A table that is full, or grew so, is written out and
+		 * emptied (made again with the buckets planned), not grown.
 		 */
 		while ((buckets * 2) * sizeof(FastGroup) + (buckets * 2) * 3 / 4 * per_group <= pa->mem_limit)
 			buckets *= 2;
 		pa->fast_max_groups = buckets * 3 / 4;
+		pa->fast_buckets = buckets;
 		pa->fast = fastgroups_create(pa->metacxt, start_groups(pa, sizeof(FastGroup)), NULL);
 		MemoryContextSwitchTo(old);
 		return;
@@ -718,7 +724,7 @@ PreaggBegin(PlannedStmt *stmt, Relation rel, TupleDesc partials_desc, MemoryCont
 	pa->mem_limit = get_hash_memory_limit();
 	build_table(pa);
 	pa->sorted_runs = sort_groups && sortable(pa);
-	if (pa->sorted_runs)
+	if (pa->fast != NULL)
 		pa->sparecxt = AllocSetContextCreate(pa->cxt, "streaming batch aggregation groups",
 											 ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(old);
@@ -853,6 +859,7 @@ add_to_group(Preagg *pa, TupleTableSlot *out)
 			if (pa->written && pa->sorted_runs && compare_keys(pa, &key, &pa->last_written) <= 0)
 				pa->sorted_runs = false;
 		}
+		group->touched = ++pa->tick;
 		states = group->states;
 	}
 	else
@@ -939,7 +946,9 @@ PreaggAddRow(Preagg *pa, Datum *values, bool *nulls)
 bool
 PreaggFull(Preagg *pa)
 {
-	if (pa->fast != NULL && pa->groups >= pa->fast_max_groups)
+	/* simplehash grows early when its probes get long, past 70% or so */
+	if (pa->fast != NULL &&
+		(pa->groups >= pa->fast_max_groups || pa->fast->size > pa->fast_buckets))
 		return true;
 	return pa->groups > 0 &&
 		MemoryContextMemAllocated(pa->tablecxt, false) +
@@ -971,7 +980,8 @@ put_group(Preagg *pa, Tuplestorestate *out, Datum *keys, bool *keynulls, PreaggS
  * PreaggDump writes one row of partial states per group into out, forgets
  * the groups, and returns how many it wrote: all of them, or with all
  * false, of a table that is full, those of the lowest keys while the
- * groups are written in order (write_lower).
+ * groups are written in order (write_lower), else of a table of Datums
+ * those that took no row for longest (write_stale).
  */
 int64
 PreaggDump(Preagg *pa, Tuplestorestate *out, bool all)
@@ -983,6 +993,8 @@ PreaggDump(Preagg *pa, Tuplestorestate *out, bool all)
 	if (pa->sorted_runs && !all)
 		return write_lower(pa, out);
 	pa->sorted_runs = false;
+	if (pa->fast != NULL && !all)
+		return write_stale(pa, out);
 
 	if (pa->fast != NULL)
 	{
@@ -1015,6 +1027,22 @@ PreaggDump(Preagg *pa, Tuplestorestate *out, bool all)
 }
 
 /*
+ * empty_fast empties a table of Datums; one that grew past the buckets
+ * planned for it (PreaggFull) is made again with as many.
+ */
+static void
+empty_fast(Preagg *pa)
+{
+	if (pa->fast->size > pa->fast_buckets)
+	{
+		fastgroups_destroy(pa->fast);
+		pa->fast = fastgroups_create(pa->metacxt, pa->fast_max_groups, NULL);
+	}
+	else
+		fastgroups_reset(pa->fast);
+}
+
+/*
  * forget_groups empties the table.  It is kept, its buckets sized for as
  * many groups again (a table of Datums never outgrows its memory:
  * PreaggFull); unless they alone take half the memory allowed.
@@ -1033,7 +1061,7 @@ forget_groups(Preagg *pa)
 		build_table(pa);
 	}
 	else if (pa->fast != NULL)
-		fastgroups_reset(pa->fast);
+		empty_fast(pa);
 	else
 		ResetTupleHashTable(pa->table);
 }
@@ -1061,9 +1089,21 @@ compare_groups(const void *a, const void *b, void *arg)
 	return compare_keys(arg, &(*(FastGroup *const *) a)->key, &(*(FastGroup *const *) b)->key);
 }
 
-/* sorted_groups: the groups of a table of Datums, sorted on their keys */
+/* compare_touched orders two groups by when they last took a row */
+static int
+compare_touched(const void *a, const void *b, void *arg)
+{
+	Preagg	   *pa = arg;
+	uint32		ta = (*(FastGroup *const *) a)->touched - pa->tick;
+	uint32		tb = (*(FastGroup *const *) b)->touched - pa->tick;
+
+	/* ticks after the current one come from before it wrapped around */
+	return ta < tb ? -1 : ta > tb;
+}
+
+/* sorted_groups: the groups of a table of Datums, sorted by cmp */
 static FastGroup **
-sorted_groups(Preagg *pa, int64 *n)
+sorted_groups(Preagg *pa, int64 *n, qsort_arg_comparator cmp)
 {
 	fastgroups_iterator iter;
 	FastGroup  *group;
@@ -1074,50 +1114,46 @@ sorted_groups(Preagg *pa, int64 *n)
 	fastgroups_start_iterate(pa->fast, &iter);
 	while ((group = fastgroups_iterate(pa->fast, &iter)) != NULL && *n < pa->fast->members)
 		groups[(*n)++] = group;
-	qsort_arg(groups, *n, sizeof(FastGroup *), compare_groups, pa);
+	qsort_arg(groups, *n, sizeof(FastGroup *), cmp, pa);
 	return groups;
 }
 
 /*
- * write_lower writes out the groups of the lowest keys, three quarters of
- * them, in order, and keeps the others.  Over rows that come in about the
- * order of their keys (windows over time), those are the groups that are
- * done: the groups written out in the end are then one row per group, in
- * order (sorted_runs, PreaggDumpSorted).  The groups kept move to the
- * spare context, the table emptied, so that the memory of the others goes.
+ * write_first writes out the first three quarters of the groups of a
+ * table of Datums, ordered, and keeps the others.  The groups kept move to
+ * the spare context, the table emptied, so that the memory of the others
+ * goes.  It frees groups.
  */
 static int64
-write_lower(Preagg *pa, Tuplestorestate *out)
+write_first(Preagg *pa, Tuplestorestate *out, FastGroup **groups, int64 n)
 {
-	int64		n;
-	int64		keep;
-	FastGroup **groups = sorted_groups(pa, &n);
+	int64		keep = n / 4;
 	FastGroup  *kept;
 	MemoryContext old;
 	Size		size = sizeof(PreaggState) * pa->ntrans;
 
-	keep = n / 4;
+
 	for (int64 i = 0; i < n - keep; i++)
 	{
 		if ((i & 1023) == 0)
 			CHECK_FOR_INTERRUPTS();
 		put_group(pa, out, groups[i]->key.values, groups[i]->key.nulls, groups[i]->states);
 	}
-	if (n - keep > 0)
-	{
-		pa->last_written = groups[n - keep - 1]->key;
-		pa->written = true;
-	}
 
-	/* the groups kept, with their states copied to the spare context */
+	/*
+	 * The groups kept, with their states copied to the spare context (the
+	 * groups themselves go back in the table: not there, where they would
+	 * count as the table's memory, PreaggFull).
+	 */
 	MemoryContextReset(pa->sparecxt);
 	old = MemoryContextSwitchTo(pa->sparecxt);
-	kept = MemoryContextAllocHuge(pa->sparecxt, sizeof(FastGroup) * Max(keep, 1));
+	kept = MemoryContextAllocHuge(pa->cxt, sizeof(FastGroup) * Max(keep, 1));
 	for (int64 i = 0; i < keep; i++)
 	{
 		FastGroup  *from = groups[n - keep + i];
 
 		kept[i].key = from->key;
+		kept[i].touched = from->touched;
 		kept[i].states = palloc(Max(size, 1));
 		for (int t = 0; t < pa->ntrans; t++)
 		{
@@ -1138,17 +1174,56 @@ write_lower(Preagg *pa, Tuplestorestate *out)
 	MemoryContextReset(pa->sparecxt);
 	pa->free_size = 0;
 	pa->groups = 0;
-	fastgroups_reset(pa->fast);
+	empty_fast(pa);
 	for (int64 i = 0; i < keep; i++)
 	{
 		bool		found;
 		FastGroup  *group = fastgroups_insert(pa->fast, kept[i].key, &found);
 
 		group->states = kept[i].states;
+		group->touched = kept[i].touched;
 		pa->groups++;
 	}
 	pfree(kept);
 	return n - keep;
+}
+
+/*
+ * write_lower writes out the groups of the lowest keys, three quarters of
+ * them, in order, and keeps the others.  Over rows that come in about the
+ * order of their keys (windows over time), those are the groups that are
+ * done: the groups written out in the end are then one row per group, in
+ * order (sorted_runs, PreaggDumpSorted).
+ */
+static int64
+write_lower(Preagg *pa, Tuplestorestate *out)
+{
+	int64		n;
+	FastGroup **groups = sorted_groups(pa, &n, compare_groups);
+
+	if (n - n / 4 > 0)
+	{
+		pa->last_written = groups[n - n / 4 - 1]->key;
+		pa->written = true;
+	}
+	return write_first(pa, out, groups, n);
+}
+
+/*
+ * write_stale writes out the three quarters of the groups that took no row
+ * for longest, and keeps the others.  Over rows that come in the order of
+ * their keys in several streams read by turns (a topic's partitions, each
+ * in the order of time), the groups of the lowest keys are those of the
+ * stream that is behind, which come back; those that took no row for
+ * long are done.
+ */
+static int64
+write_stale(Preagg *pa, Tuplestorestate *out)
+{
+	int64		n;
+	FastGroup **groups = sorted_groups(pa, &n, compare_touched);
+
+	return write_first(pa, out, groups, n);
 }
 
 /*
@@ -1218,7 +1293,7 @@ PreaggDumpSorted(Preagg *pa, Tuplestorestate *out)
 
 	if (!pa->sorted_runs)
 		return -1;
-	groups = sorted_groups(pa, &n);
+	groups = sorted_groups(pa, &n, compare_groups);
 	for (int64 i = 0; i < n; i++)
 	{
 		if ((i & 1023) == 0)

@@ -264,10 +264,32 @@ SELECT streaming.run('pg_by_range');
 RESET client_min_messages;
 SELECT * FROM pg_by_range ORDER BY r;
 
+-- what a row's windows compute is freed window by window: 10 000 windows
+-- for each of 5 rows, each computing a value of 100 kB, in a new session
+-- whose peak memory stays far below the 1 GB they would add up to
+COPY (SELECT 1) TO PROGRAM 'mkdir -p /tmp/streaming_regress/preagg/wide';
+SELECT streaming.create_source('pg_wide', 'file', 'k int, g text, ts timestamptz',
+         '{"path": "/tmp/streaming_regress/preagg/wide", "format": "csv"}');
+SELECT streaming.create_query('pg_slide_wide',
+  $$SELECT streaming.window(ts, '10 seconds', '1 millisecond') AS w, k, sum(length(repeat(g, 50000))) AS m,
+           count(*) AS c
+      FROM pg_wide GROUP BY 1, 2$$,
+  event_time => 'ts', watermark => '10 seconds', output_mode => 'update');
+COPY (SELECT 1, 'ab', timestamptz '2024-01-01' + i * interval '1 second' FROM generate_series(1, 5) i)
+  TO '/tmp/streaming_regress/preagg/wide/1.csv' WITH (FORMAT csv);
+\c
+SET streaming.autostart = off;
+SET client_min_messages = debug1;
+SELECT streaming.run('pg_slide_wide');
+RESET client_min_messages;
+SELECT (regexp_match(pg_read_file('/proc/self/status'), 'VmHWM:\s+(\d+)'))[1]::int < 200000 AS peak_below_200_mb;
+SELECT count(*) AS windows, sum(m) AS m, sum(c) AS c FROM pg_slide_wide;
+
 SELECT streaming.drop_query(name) FROM streaming.queries ORDER BY name;
 SELECT streaming.drop_source('pg');
 SELECT streaming.drop_source('pg_zero');
 SELECT streaming.drop_source('pg_ranges');
+SELECT streaming.drop_source('pg_wide');
 DROP TYPE pg_ints;
 DROP OPERATOR CLASS pg_int_ops USING btree;
 DROP FUNCTION pg_cmp;

@@ -167,6 +167,8 @@ struct Preagg
 	MemoryContext metacxt;		/* the hash table */
 	MemoryContext tablecxt;		/* its groups and their states */
 	ExprContext *econtext;		/* per row */
+	ExprContext *aggcontext;	/* per row the aggregate reads: econtext, or
+								 * per window of a sliding window */
 	TupleTableSlot *scanslot;	/* the decoded row */
 	ExprState  *qual;			/* the scan's filter, or NULL */
 	ProjectionInfo *scanproj;	/* the scan's output */
@@ -371,7 +373,7 @@ build_table(Preagg *pa)
 									   pa->hashfuncs, pa->collations,
 									   start_groups(pa, sizeof(TupleHashEntryData)),
 									   sizeof(PreaggState) * pa->ntrans, pa->metacxt,
-									   pa->tablecxt, pa->econtext->ecxt_per_tuple_memory, false);
+									   pa->tablecxt, pa->aggcontext->ecxt_per_tuple_memory, false);
 	MemoryContextSwitchTo(old);
 }
 
@@ -695,6 +697,8 @@ PreaggBegin(PlannedStmt *stmt, Relation rel, TupleDesc partials_desc, MemoryCont
 	/* the expressions, over the decoded row */
 	srcdesc = CreateTupleDescCopy(RelationGetDescr(rel));
 	pa->econtext = CreateStandaloneExprContext();
+	/* what a row's windows compute is freed window by window */
+	pa->aggcontext = window.result_tlist != NIL ? CreateStandaloneExprContext() : pa->econtext;
 	pa->scanslot = MakeSingleTupleTableSlot(srcdesc, &TTSOpsVirtual);
 	pa->qual = ExecInitQual(scan->scan.plan.qual, NULL);
 	pa->scanproj = ExecBuildProjectionInfo(scan->scan.plan.targetlist, pa->econtext,
@@ -710,12 +714,12 @@ PreaggBegin(PlannedStmt *stmt, Relation rel, TupleDesc partials_desc, MemoryCont
 		pa->setproj = ExecBuildProjectionInfo(window.set_tlist, pa->econtext,
 											  MakeSingleTupleTableSlot(setdesc, &TTSOpsVirtual),
 											  NULL, scandesc);
-		pa->resultproj = ExecBuildProjectionInfo(window.result_tlist, pa->econtext,
+		pa->resultproj = ExecBuildProjectionInfo(window.result_tlist, pa->aggcontext,
 												 MakeSingleTupleTableSlot(indesc, &TTSOpsVirtual),
 												 NULL, setdesc);
 	}
 	if (argtlist != NIL)
-		pa->argproj = ExecBuildProjectionInfo(argtlist, pa->econtext,
+		pa->argproj = ExecBuildProjectionInfo(argtlist, pa->aggcontext,
 											  MakeSingleTupleTableSlot(ExecTypeFromTL(argtlist),
 																	   &TTSOpsVirtual),
 											  NULL, indesc);
@@ -831,7 +835,7 @@ new_states(Preagg *pa)
 static void
 add_to_group(Preagg *pa, TupleTableSlot *out)
 {
-	ExprContext *econtext = pa->econtext;
+	ExprContext *econtext = pa->aggcontext;
 	TupleTableSlot *args = NULL;
 	TupleHashEntry entry;
 	PreaggState *states;
@@ -932,8 +936,9 @@ PreaggAddRow(Preagg *pa, Datum *values, bool *nulls)
 	set->tts_isnull[pa->window_col] = false;
 	for (int64 i = 0; i < nwindows; i++, start += pa->grid.slide)
 	{
+		ResetExprContext(pa->aggcontext);
 		set->tts_values[pa->window_col] = TimestampTzGetDatum(start);
-		econtext->ecxt_outertuple = set;
+		pa->aggcontext->ecxt_outertuple = set;
 		add_to_group(pa, ExecProject(pa->resultproj));
 	}
 	return nwindows;
@@ -1089,16 +1094,19 @@ compare_groups(const void *a, const void *b, void *arg)
 	return compare_keys(arg, &(*(FastGroup *const *) a)->key, &(*(FastGroup *const *) b)->key);
 }
 
-/* compare_touched orders two groups by when they last took a row */
+/*
+ * compare_touched orders two groups by when they last took a row, the
+ * longest ago first: by how many rows ago, which the wrap-around of the
+ * tick leaves right.
+ */
 static int
 compare_touched(const void *a, const void *b, void *arg)
 {
 	Preagg	   *pa = arg;
-	uint32		ta = (*(FastGroup *const *) a)->touched - pa->tick;
-	uint32		tb = (*(FastGroup *const *) b)->touched - pa->tick;
+	uint32		age_a = pa->tick - (*(FastGroup *const *) a)->touched;
+	uint32		age_b = pa->tick - (*(FastGroup *const *) b)->touched;
 
-	/* ticks after the current one come from before it wrapped around */
-	return ta < tb ? -1 : ta > tb;
+	return age_a > age_b ? -1 : age_a < age_b;
 }
 
 /* sorted_groups: the groups of a table of Datums, sorted by cmp */

@@ -1142,6 +1142,8 @@ plan_aggregate(Query *query, ContinuousPlan *plan, bool window_range_key)
 	AggBuild	b;
 	List	   *values = NIL;
 	bool		direct = query->havingQual == NULL;
+	int			key_sets = 0;
+	bool		window_set = false;
 	ListCell   *lc;
 
 	memset(&b, 0, sizeof(b));
@@ -1149,6 +1151,26 @@ plan_aggregate(Query *query, ContinuousPlan *plan, bool window_range_key)
 	initStringInfo(&b.outer);
 	initStringInfo(&b.groupby);
 	initStringInfo(&b.merge);
+
+	/*
+	 * Set-returning functions of one select list run in lockstep, not as a
+	 * cross product: past the end of the shorter, its column is NULL.  A
+	 * sliding window beside another would put rows in a window of NULL,
+	 * which the watermark never closes (Spark refuses two windows too).
+	 */
+	foreach(lc, query->groupClause)
+	{
+		TargetEntry *tle = get_sortgroupclause_tle(lfirst(lc), query->targetList);
+
+		if (expression_returns_set((Node *) tle->expr))
+			key_sets++;
+		if (is_event_time_window(query, (Node *) tle->expr, plan->event_times) &&
+			expression_returns_set((Node *) tle->expr))
+			window_set = true;
+	}
+	if (window_set && key_sets > 1)
+		reject("a continuous query grouped by a sliding window cannot group by another set-returning function",
+			   "Set-returning functions in one GROUP BY run in lockstep, not as a cross product. Group by one sliding window, and compute the other grouping in a second query.");
 
 	/* group keys: every GROUP BY expression must be a result column */
 	foreach(lc, query->groupClause)

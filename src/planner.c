@@ -1168,6 +1168,15 @@ plan_aggregate(Query *query, ContinuousPlan *plan, bool window_range_key)
 			expression_returns_set((Node *) tle->expr))
 			window_set = true;
 	}
+	foreach(lc, query->targetList)
+	{
+		TargetEntry *tle = lfirst(lc);
+
+		/* computed per group, it would emit rows of one key again and again */
+		if (!tle->resjunk && group_key_index(query, tle) == 0 && expression_returns_set((Node *) tle->expr))
+			reject("a set-returning function in the select list of a continuous aggregate must be grouped by",
+				   "Add the expression to GROUP BY, which makes it a key of the result table, or call the function in a query over the result table.");
+	}
 	if (window_set && key_sets > 1)
 		reject("a continuous query grouped by a sliding window cannot group by another set-returning function",
 			   "Set-returning functions in one GROUP BY run in lockstep, not as a cross product. Group by one sliding window, and compute the other grouping in a second query.");

@@ -1,5 +1,5 @@
-# Helpers shared by the TAP tests (test/t/*.pl): waiting for a query to
-# reach a state, dropping input files into a source directory the way a
+# Helpers shared by the TAP tests (test/t/*.pl): a cluster for table
+# sources, waiting for a query to reach a state, dropping input files into a source directory the way a
 # producer should (write, then rename), and driving the Kafka test broker.
 package StreamingTest;
 
@@ -7,6 +7,7 @@ use strict;
 use warnings;
 
 use Exporter 'import';
+use PostgreSQL::Test::Cluster;
 use Test::More;
 use Time::HiRes qw(usleep);
 
@@ -26,6 +27,23 @@ sub wait_for
 		usleep(100_000);
 	}
 	return is($got, $expected, $what);
+}
+
+# logical_node(NAME, SETTINGS[, INIT OPTIONS...]): a started cluster with
+# the extension preloaded and logical decoding on, as table sources need,
+# and SETTINGS (postgresql.conf lines) appended.
+sub logical_node
+{
+	my ($name, $settings, @init) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(@init);
+	$node->append_conf('postgresql.conf',
+		"shared_preload_libraries = 'streaming'\n"
+		  . "wal_level = logical\n"
+		  . "output_plugin_libraries = 'pgoutput, test_decoding, streaming'\n"
+		  . ($settings // ''));
+	$node->start;
+	return $node;
 }
 
 # put_file(DIR, LINES...): a new csv file in DIR, complete when it appears

@@ -10,13 +10,10 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('dump');
-$node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'streaming'");
-$node->append_conf('postgresql.conf', "wal_level = logical\noutput_plugin_libraries = 'pgoutput, test_decoding, streaming'");
+use StreamingTest;
+
 # batches are driven by run() here, not by background workers
-$node->append_conf('postgresql.conf', "streaming.autostart = off");
-$node->start;
+my $node = StreamingTest::logical_node('dump', "streaming.autostart = off\n");
 
 my $dir = $node->basedir . '/incoming';
 mkdir $dir or die;

@@ -16,15 +16,9 @@ use Time::HiRes qw(usleep time);
 
 use StreamingTest;
 
-my $node = PostgreSQL::Test::Cluster->new('union_wakeup');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'streaming'
-wal_level = logical
-output_plugin_libraries = 'pgoutput, test_decoding, streaming'
+my $node = StreamingTest::logical_node('union_wakeup', qq{
 streaming.launcher_naptime = 1
 });
-$node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 

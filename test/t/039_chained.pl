@@ -14,15 +14,9 @@ use Time::HiRes qw(usleep);
 
 use StreamingTest;
 
-my $node = PostgreSQL::Test::Cluster->new('chained');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'streaming'
-wal_level = logical
-output_plugin_libraries = 'pgoutput, test_decoding, streaming'
+my $node = StreamingTest::logical_node('chained', qq{
 streaming.idle_poll = 50
 });
-$node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub wait_for { return StreamingTest::wait_for($node, @_); }

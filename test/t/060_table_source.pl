@@ -20,12 +20,7 @@ use IPC::Run;
 
 use StreamingTest;
 
-my $node = PostgreSQL::Test::Cluster->new('table_source');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'streaming'
-wal_level = logical
-output_plugin_libraries = 'pgoutput, test_decoding, streaming'
+my $node = StreamingTest::logical_node('table_source', qq{
 streaming.launcher_naptime = 1
 streaming.idle_poll = 50
 # a worker per query: a query's slot and decoding context stay with it
@@ -33,7 +28,6 @@ streaming.workers_per_database = 3
 restart_after_crash = on
 max_connections = 40
 });
-$node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub wait_for { return StreamingTest::wait_for($node, @_); }

@@ -10,19 +10,15 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 
-my $node = PostgreSQL::Test::Cluster->new('slots');
+use StreamingTest;
+
 # segments of 1 MB: a few MB of WAL cross the limits below
-$node->init(extra => ['--wal-segsize=1']);
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'streaming'
-wal_level = logical
-output_plugin_libraries = 'pgoutput, test_decoding, streaming'
+my $node = StreamingTest::logical_node('slots', qq{
 streaming.autostart = off
 min_wal_size = 2MB
 max_wal_size = 4MB
 max_slot_wal_keep_size = 10MB
-});
-$node->start;
+}, extra => ['--wal-segsize=1']);
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 

@@ -21,19 +21,13 @@ use IPC::Run;
 
 use StreamingTest;
 
-my $node = PostgreSQL::Test::Cluster->new('table_snapshot');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'streaming'
-wal_level = logical
-output_plugin_libraries = 'pgoutput, test_decoding, streaming'
+my $node = StreamingTest::logical_node('table_snapshot', qq{
 streaming.launcher_naptime = 1
 streaming.idle_poll = 50
 streaming.workers_per_database = 3
 restart_after_crash = on
 max_connections = 40
 });
-$node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub wait_for { return StreamingTest::wait_for($node, @_); }
@@ -146,15 +140,9 @@ $node->safe_psql('depot', q{SELECT streaming.run('crates_copy')});
 my $dump = $node->basedir . '/depot.dump';
 $node->command_ok([ 'pg_dump', '-Fc', '-f', $dump, '-d', $node->connstr('depot') ], 'pg_dump of a snapshot query');
 
-my $other = PostgreSQL::Test::Cluster->new('table_snapshot_restored');
-$other->init;
-$other->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'streaming'
-wal_level = logical
-output_plugin_libraries = 'pgoutput, test_decoding, streaming'
+my $other = StreamingTest::logical_node('table_snapshot_restored', qq{
 streaming.autostart = off
 });
-$other->start;
 $other->safe_psql('postgres', 'CREATE DATABASE depot');
 $other->command_ok([ 'pg_restore', '--exit-on-error', '-d', $other->connstr('depot'), $dump ],
 	'pg_restore on another server');

@@ -18,19 +18,13 @@ use Time::HiRes qw(usleep);
 
 use StreamingTest;
 
-my $node = PostgreSQL::Test::Cluster->new('open_xact');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'streaming'
-wal_level = logical
-output_plugin_libraries = 'pgoutput, test_decoding, streaming'
+my $node = StreamingTest::logical_node('open_xact', qq{
 streaming.launcher_naptime = 1
 streaming.idle_poll = 100
 # the WAL writer flushes the filled pages of the open transaction's record
 # before the worker's next look at the table
 wal_writer_delay = 10ms
 });
-$node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub wait_for { return StreamingTest::wait_for($node, @_); }

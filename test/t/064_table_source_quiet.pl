@@ -17,18 +17,12 @@ use Time::HiRes qw(usleep time);
 
 use StreamingTest;
 
-my $node = PostgreSQL::Test::Cluster->new('quiet');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'streaming'
-wal_level = logical
-output_plugin_libraries = 'pgoutput, test_decoding, streaming'
+my $node = StreamingTest::logical_node('quiet', qq{
 streaming.launcher_naptime = 1
 streaming.idle_poll = 100
 # nothing else takes transaction ids
 autovacuum = off
 });
-$node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub wait_for { return StreamingTest::wait_for($node, @_); }

@@ -14,18 +14,12 @@ use Test::More;
 
 use StreamingTest;
 
-my $node = PostgreSQL::Test::Cluster->new('takeover');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'streaming'
-wal_level = logical
-output_plugin_libraries = 'pgoutput, test_decoding, streaming'
+my $node = StreamingTest::logical_node('takeover', qq{
 streaming.launcher_naptime = 1
 streaming.idle_poll = 100
 # one worker holds both queries
 streaming.workers_per_database = 1
 });
-$node->start;
 
 my $base = $node->basedir;
 my $dir = "$base/in";

@@ -18,18 +18,12 @@ use IPC::Run;
 
 use StreamingTest;
 
-my $node = PostgreSQL::Test::Cluster->new('offlock');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'streaming'
-wal_level = logical
-output_plugin_libraries = 'pgoutput, test_decoding, streaming'
+my $node = StreamingTest::logical_node('offlock', qq{
 streaming.launcher_naptime = 1
 streaming.idle_poll = 100
 streaming.workers_per_database = 3
 autovacuum = off
 });
-$node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub wait_for { return StreamingTest::wait_for($node, @_); }

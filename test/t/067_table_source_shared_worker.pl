@@ -21,19 +21,13 @@ use Time::HiRes qw(time);
 
 use StreamingTest;
 
-my $node = PostgreSQL::Test::Cluster->new('shared');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'streaming'
-wal_level = logical
-output_plugin_libraries = 'pgoutput, test_decoding, streaming'
+my $node = StreamingTest::logical_node('shared', qq{
 streaming.launcher_naptime = 1
 streaming.workers_per_database = 1
 # transactions of more than 64 kB of changes spill to disk
 logical_decoding_work_mem = '64kB'
 autovacuum = off
 });
-$node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub wait_for { return StreamingTest::wait_for($node, @_); }

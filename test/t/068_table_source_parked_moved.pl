@@ -18,12 +18,7 @@ use Time::HiRes qw(time usleep);
 
 use StreamingTest;
 
-my $node = PostgreSQL::Test::Cluster->new('parkmoved');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'streaming'
-wal_level = logical
-output_plugin_libraries = 'pgoutput, test_decoding, streaming'
+my $node = StreamingTest::logical_node('parkmoved', qq{
 streaming.launcher_naptime = 1
 streaming.workers_per_database = 1
 autovacuum = off
@@ -31,7 +26,6 @@ wal_keep_size = 0
 min_wal_size = 32MB
 max_wal_size = 64MB
 });
-$node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub wait_for { return StreamingTest::wait_for($node, @_); }

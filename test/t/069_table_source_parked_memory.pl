@@ -17,18 +17,12 @@ use Time::HiRes qw(usleep);
 use StreamingTest;
 
 my $n = 18;
-my $node = PostgreSQL::Test::Cluster->new('many');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'streaming'
-wal_level = logical
-output_plugin_libraries = 'pgoutput, test_decoding, streaming'
+my $node = StreamingTest::logical_node('many', qq{
 streaming.launcher_naptime = 1
 streaming.workers_per_database = 1
 max_replication_slots = 30
 autovacuum = off
 });
-$node->start;
 
 sub sql { return $node->safe_psql('postgres', $_[0]); }
 sub wait_for { return StreamingTest::wait_for($node, @_); }

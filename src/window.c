@@ -223,6 +223,13 @@ streaming_window_start(PG_FUNCTION_ARGS)
 	PG_RETURN_TIMESTAMPTZ(start);
 }
 
+/* windows_per_row: the most windows of size, slide apart, a row falls in */
+static int64
+windows_per_row(int64 size, int64 slide)
+{
+	return size / slide + (size % slide != 0);
+}
+
 /*
  * check_slide rejects a slide longer than the size (rows between windows)
  * and one so short that each row would fall in too many windows.
@@ -237,7 +244,7 @@ check_slide(int64 size, int64 slide, Interval *size_iv, Interval *slide_iv)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("window slide must not be longer than its size"),
 				 errhint("With a longer slide some rows would belong to no window.")));
-	per_row = size / slide + (size % slide != 0);
+	per_row = windows_per_row(size, slide);
 	if (per_row > WINDOW_MAX_PER_ROW)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -412,7 +419,7 @@ WindowSlidingCall(Expr *expr, WindowGrid *grid)
 		grid->slide = grid->size;
 	else if (!fixed_usecs(DatumGetIntervalP(slide->constvalue), &grid->slide) ||
 			 grid->slide > grid->size ||
-			 grid->size / grid->slide + (grid->size % grid->slide != 0) > WINDOW_MAX_PER_ROW)
+			 windows_per_row(grid->size, grid->slide) > WINDOW_MAX_PER_ROW)
 		return false;
 	grid->origin = DatumGetTimestampTz(origin->constvalue);
 	return !TIMESTAMP_NOT_FINITE(grid->origin);
